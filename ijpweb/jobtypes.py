@@ -1,0 +1,362 @@
+"""Job types: the IJP ``<jobType>`` XML (ijp-formats.md §1) as immutable objects.
+
+Compatible with the original: the root element name is not checked, unknown elements and
+attributes are ignored, booleans are ``xs:boolean`` and default to false, options keep
+document order and empty strings. Stricter where the original failed late: a bad
+``type``, a number that does not parse or a condition that does not parse is reported
+when the file loads, with the file name and line, instead of at submit time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from . import conditions
+from .xmlfiles import (
+    FileProblem,
+    Snapshot,
+    XMLDirectory,
+    XMLFileError,
+    local,
+    parse_bytes,
+    text_of,
+)
+
+OPTION_TYPES = ("boolean", "enumeration", "string", "integer", "float")
+JOB_KINDS = ("batch", "interactive")
+BOOL_ATTRS = (
+    "sessionId",
+    "icatUrlRequired",
+    "idsUrlRequired",
+    "acceptsDatasets",
+    "acceptsDatafiles",
+    "createsProvenance",
+    "generatesProvenance",
+)
+JOB_ONLY_DATASET_TYPE = "none (job only)"
+SCHEMA = Path(__file__).parent / "schemas" / "jobtype.xsd"
+
+
+@dataclass(frozen=True)
+class JobOption:
+    name: str
+    type: str
+    program_parameter: str = ""
+    group_name: str = ""
+    values: tuple[str, ...] = ()
+    default_value: str | None = None
+    min_value: str | None = None
+    max_value: str | None = None
+    condition: str = ""
+    tip: str = ""
+    parsed_condition: conditions.Expression | None = field(default=None, compare=False)
+
+    @property
+    def is_radio(self) -> bool:
+        return self.type == "boolean" and bool(self.group_name)
+
+    @property
+    def is_checkbox(self) -> bool:
+        return self.type == "boolean" and not self.group_name
+
+    @property
+    def key(self) -> str:
+        """The name a value is given under: the group for radio options."""
+        return self.group_name if self.is_radio else self.name
+
+    def bound(self, which: str) -> int | float | None:
+        raw = self.min_value if which == "min" else self.max_value
+        return None if raw is None or raw == "" else parse_number(self.type, raw)
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    executable: str
+    type: str = "batch"
+    multiple: bool = False
+    force_single_job: bool = False
+    family: str | None = None
+    session_id: bool = False
+    icat_url_required: bool = False
+    ids_url_required: bool = False
+    accepts_datasets: bool = False
+    accepts_datafiles: bool = False
+    creates_provenance: bool = False
+    dataset_types: tuple[str, ...] = ()
+    options: tuple[JobOption, ...] = ()
+    source: str = ""
+
+    @property
+    def interactive(self) -> bool:
+        return self.type == "interactive"
+
+    @property
+    def job_only(self) -> bool:
+        return not (self.accepts_datasets or self.accepts_datafiles)
+
+    def accepts_dataset_type(self, type_name: str) -> bool:
+        """An empty list (or only ``none (job only)``) places no restriction on types."""
+        listed = [t for t in self.dataset_types if t != JOB_ONLY_DATASET_TYPE]
+        return not listed or type_name in listed
+
+    def groups(self) -> dict[str, list[JobOption]]:
+        out: dict[str, list[JobOption]] = {}
+        for o in self.options:
+            if o.is_radio:
+                out.setdefault(o.group_name, []).append(o)
+        return out
+
+    def to_ijp_json(self) -> dict:
+        """The JSON form of the original REST ``GET jobtype/{name}`` (§1.6), key order kept."""
+        d: dict = {
+            "name": self.name,
+            "executable": self.executable,
+            "multiple": self.multiple,
+            "forceSingleJob": self.force_single_job,
+            "type": self.type,
+        }
+        if self.family is not None:
+            d["family"] = self.family
+        d |= {
+            "acceptsDatasets": self.accepts_datasets,
+            "acceptsDatafiles": self.accepts_datafiles,
+            "sessionIdRequired": self.session_id,
+            "icatUrlRequired": self.icat_url_required,
+            "idsUrlRequired": self.ids_url_required,
+            "datasetTypes": list(self.dataset_types),
+            "jobOptions": [],
+        }
+        for o in self.options:
+            jo: dict = {"name": o.name}
+            if o.group_name:
+                jo["groupName"] = o.group_name
+            jo |= {
+                "type": o.type,
+                "programParameter": o.program_parameter,
+                "values": list(o.values),
+            }
+            for key, v in (
+                ("defaultValue", o.default_value),
+                ("minValue", o.min_value),
+                ("maxValue", o.max_value),
+                ("condition", o.condition or None),
+                ("tip", o.tip or None),
+            ):
+                if v is not None:
+                    jo[key] = v
+            d["jobOptions"].append(jo)
+        return d
+
+
+def parse_bool(text: str) -> bool | None:
+    return {"true": True, "1": True, "false": False, "0": False}.get(text.strip())
+
+
+def parse_number(kind: str, text: str) -> int | float:
+    """Parse an integer (Java long) or a finite float; raise ValueError."""
+    t = text.strip()
+    if kind == "integer":
+        if not re.fullmatch(r"[+-]?[0-9]+", t):
+            raise ValueError(f"{text!r} is not a whole number")
+        n = int(t)
+        if not -(2**63) <= n < 2**63:
+            raise ValueError(f"{text!r} is out of range")
+        return n
+    try:
+        f = float(t)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not math.isfinite(f):
+        raise ValueError(f"{text!r} is not a finite number")
+    return f
+
+
+def _problem(file: str, el: etree._Element, reason: str) -> XMLFileError:
+    return XMLFileError(file, el.sourceline, reason)
+
+
+def _parse_option(el: etree._Element, file: str) -> JobOption:
+    fields: dict[str, str] = {}
+    values: list[str] = []
+    for child in el:
+        name = local(child)
+        if name == "values":
+            values.append(child.text or "")
+        elif name in (
+            "name",
+            "groupName",
+            "type",
+            "programParameter",
+            "defaultValue",
+            "minValue",
+            "maxValue",
+            "condition",
+            "tip",
+        ):
+            fields[name] = text_of(child) if name != "programParameter" else (child.text or "")
+    name = fields.get("name", "")
+    if not name:
+        raise _problem(file, el, "a <jobOptions> has no <name>")
+    kind = fields.get("type", "")
+    if kind not in OPTION_TYPES:
+        raise _problem(
+            file,
+            el,
+            f"option {name!r}: type must be one of {', '.join(OPTION_TYPES)}, not {kind!r}",
+        )
+    pp = fields.get("programParameter", "").strip()
+    for key in ("minValue", "maxValue", "defaultValue"):
+        raw = fields.get(key)
+        if raw is None or raw == "" or kind not in ("integer", "float"):
+            continue
+        try:
+            parse_number(kind, raw)
+        except ValueError as e:
+            raise _problem(file, el, f"option {name!r}: {key} {e}") from None
+    if kind == "enumeration" and not values:
+        raise _problem(file, el, f"option {name!r}: an enumeration needs <values>")
+    cond_text = fields.get("condition", "")
+    parsed = None
+    if cond_text:
+        try:
+            parsed = conditions.parse(cond_text)
+        except conditions.ConditionError as e:
+            raise _problem(file, el, f"option {name!r}: bad condition: {e}") from None
+    return JobOption(
+        name=name,
+        type=kind,
+        program_parameter=pp,
+        group_name=fields.get("groupName", ""),
+        values=tuple(values),
+        default_value=fields.get("defaultValue"),
+        min_value=fields.get("minValue"),
+        max_value=fields.get("maxValue"),
+        condition=cond_text,
+        tip=fields.get("tip", ""),
+        parsed_condition=parsed,
+    )
+
+
+def parse_jobtype(data: bytes, file: str) -> JobType:
+    """Parse one job type file; raise :class:`XMLFileError` naming file, line and reason."""
+    root = parse_bytes(data, file)
+    flags: dict[str, bool] = {}
+    for attr in BOOL_ATTRS:
+        raw = root.get(attr)
+        if raw is None:
+            continue
+        value = parse_bool(raw)
+        if value is None:
+            raise _problem(file, root, f"attribute {attr} must be true or false, not {raw!r}")
+        flags[attr] = value
+    simple: dict[str, etree._Element] = {}
+    dataset_types: list[str] = []
+    options: list[JobOption] = []
+    for child in root:
+        name = local(child)
+        if name == "jobOptions":
+            options.append(_parse_option(child, file))
+        elif name == "datasetTypes":
+            if text_of(child):
+                dataset_types.append(text_of(child))
+        elif name in ("name", "executable", "type", "multiple"):
+            simple[name] = child
+    for required in ("name", "executable", "type"):
+        if required not in simple or not text_of(simple[required]):
+            raise _problem(file, root, f"<{required}> is missing or empty")
+    name = text_of(simple["name"])
+    kind = text_of(simple["type"])
+    if kind not in JOB_KINDS:
+        raise _problem(file, simple["type"], f"<type> must be batch or interactive, not {kind!r}")
+    multiple = force_single = False
+    if "multiple" in simple:
+        m = simple["multiple"]
+        multiple_value = parse_bool(text_of(m) or "false")
+        if multiple_value is None:
+            raise _problem(file, m, f"<multiple> must be true or false, not {text_of(m)!r}")
+        multiple = multiple_value
+        fs = m.get("forceSingleJob")
+        if fs is not None:
+            fs_value = parse_bool(fs)
+            if fs_value is None:
+                raise _problem(file, m, f"forceSingleJob must be true or false, not {fs!r}")
+            force_single = fs_value
+    seen: set[str] = set()
+    for o in options:
+        if o.is_radio:
+            continue
+        if o.name in seen:
+            raise XMLFileError(file, None, f"option name {o.name!r} is used twice")
+        seen.add(o.name)
+    return JobType(
+        name=name,
+        executable=text_of(simple["executable"]),
+        type=kind,
+        multiple=multiple,
+        force_single_job=force_single,
+        family=root.get("family"),
+        session_id=flags.get("sessionId", False),
+        icat_url_required=flags.get("icatUrlRequired", False),
+        ids_url_required=flags.get("idsUrlRequired", False),
+        accepts_datasets=flags.get("acceptsDatasets", False),
+        accepts_datafiles=flags.get("acceptsDatafiles", False),
+        creates_provenance=flags.get("createsProvenance", False)
+        or flags.get("generatesProvenance", False),
+        dataset_types=tuple(dataset_types),
+        options=tuple(options),
+        source=file,
+    )
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The job types loaded now, by name, and the problems found while loading."""
+
+    by_name: dict[str, JobType]
+    problems: tuple[FileProblem, ...]
+
+    def get(self, name: str) -> JobType | None:
+        return self.by_name.get(name)
+
+    def all(self) -> list[JobType]:
+        return sorted(self.by_name.values(), key=lambda j: j.name.lower())
+
+
+class JobTypes:
+    """The job types of a directory, reloaded when its files change."""
+
+    def __init__(self, directory: str | Path, interval: float = 2.0):
+        self._dir = XMLDirectory(directory, lambda data, f: [parse_jobtype(data, f)], interval)
+        self._cached: tuple[Snapshot[JobType], Catalogue] | None = None
+
+    @property
+    def directory(self) -> Path:
+        return self._dir.directory
+
+    def current(self) -> Catalogue:
+        snap: Snapshot[JobType] = self._dir.snapshot()
+        if self._cached is not None and self._cached[0] is snap:
+            return self._cached[1]
+        by_name: dict[str, JobType] = {}
+        problems = list(snap.problems)
+        for jt in snap.items:
+            if jt.name in by_name:
+                problems.append(
+                    FileProblem(
+                        jt.source,
+                        None,
+                        f"job type name {jt.name!r} is already defined in "
+                        f"{by_name[jt.name].source}; this file is ignored",
+                    )
+                )
+                continue
+            by_name[jt.name] = jt
+        cat = Catalogue(by_name, tuple(problems))
+        self._cached = (snap, cat)
+        return cat

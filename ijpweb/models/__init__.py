@@ -1,0 +1,68 @@
+"""The database: engine and per-request session (the Pyramid cookiecutter's wiring)."""
+
+import zope.sqlalchemy
+from sqlalchemy import engine_from_config, event
+from sqlalchemy.orm import configure_mappers, sessionmaker
+
+from .catalog import (  # noqa: F401
+    CatalogSession,
+    CatalogUser,
+    Datafile,
+    DatafileFormat,
+    Dataset,
+    DatasetParameter,
+    DatasetType,
+    Investigation,
+    InvestigationUser,
+    ParameterType,
+)
+from .jobs import LIVE, TERMINAL, Job, JobStatus, Submission, WebSession, utcnow  # noqa: F401
+from .meta import Base  # noqa: F401
+
+configure_mappers()
+
+
+def get_engine(settings, prefix="sqlalchemy."):
+    engine = engine_from_config(settings, prefix)
+    if engine.dialect.name == "sqlite":
+        # Several threads (requests, the harvester) share one file: wait, don't fail.
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+    return engine
+
+
+def get_session_factory(engine):
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def get_tm_session(session_factory, transaction_manager, request=None):
+    dbsession = session_factory(info={"request": request})
+    zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)
+    return dbsession
+
+
+def includeme(config):
+    settings = config.get_settings()
+    settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    config.include("pyramid_tm")
+    config.include("pyramid_retry")
+
+    dbengine = settings.get("dbengine") or get_engine(settings)
+    session_factory = get_session_factory(dbengine)
+    config.registry["dbengine"] = dbengine
+    config.registry["dbsession_factory"] = session_factory
+
+    def dbsession(request):
+        # hook to share the dbsession fixture in testing
+        dbsession = request.environ.get("app.dbsession")
+        if dbsession is None:
+            dbsession = get_tm_session(session_factory, request.tm, request=request)
+        return dbsession
+
+    config.add_request_method(dbsession, reify=True)

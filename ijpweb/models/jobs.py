@@ -1,0 +1,102 @@
+"""The jobs database: one Job per batch job, grouped by the Submission (one click)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .meta import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobStatus(enum.StrEnum):
+    SUBMITTING = "Submitting"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    HELD = "Held"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    UNKNOWN = "Unknown"
+
+    @property
+    def live(self) -> bool:
+        return self not in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+LIVE = frozenset(JobStatus) - TERMINAL
+
+_status_type = sa.Enum(
+    JobStatus,
+    name="job_status",
+    native_enum=False,
+    length=16,
+    values_callable=lambda e: [m.value for m in e],
+    validate_strings=True,
+    create_constraint=True,
+)
+
+
+class Submission(Base):
+    """The jobs one click created."""
+
+    __tablename__ = "submission"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(255), index=True)
+    job_type: Mapped[str] = mapped_column(sa.String(255))
+    mode: Mapped[str] = mapped_column(sa.String(8))  # single | each
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    jobs: Mapped[list[Job]] = relationship(back_populates="submission", order_by="Job.id")
+
+
+class Job(Base):
+    __tablename__ = "job"
+    __table_args__ = (
+        sa.Index("ix_job_owner_id", "owner", "id"),
+        sa.Index("ix_job_backend_status", "backend", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(sa.ForeignKey("submission.id"), index=True)
+    owner: Mapped[str] = mapped_column(sa.String(255))
+    job_type: Mapped[str] = mapped_column(sa.String(255))
+    dataset_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
+    datafile_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
+    options: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    argv: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    backend: Mapped[str] = mapped_column(sa.String(64))
+    backend_job_id: Mapped[str | None] = mapped_column(sa.String(255))
+    status: Mapped[JobStatus] = mapped_column(_status_type, default=JobStatus.SUBMITTING)
+    exit_code: Mapped[int | None]
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    submitted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    submission: Mapped[Submission] = relationship(back_populates="jobs")
+
+    @property
+    def live(self) -> bool:
+        return self.status.live
+
+
+class WebSession(Base):
+    """A browser login. The cookie carries only ``id``; the catalog session id (a
+    credential) stays here, server-side."""
+
+    __tablename__ = "web_session"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(sa.String(255))
+    catalog_session: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    selection: Mapped[dict] = mapped_column(sa.JSON, default=dict)

@@ -1,0 +1,380 @@
+"""Selection + job type + option values -> the jobs to run (ijp-formats.md §3).
+
+Pure: no Pyramid, no database. The argv is built exactly as the original IJP built it:
+``--datasetIds=``, ``--datafileIds=``, the options in document order (one element for a
+checkbox or a radio choice, two for the other types, empty values and empty
+programParameters omitted), then ``--sessionId=``, ``--icatUrl=``, ``--idsUrl=`` as the
+job type asks, and ``--ijpJobId=``/``--ijpUrl=`` for batch types that create provenance.
+
+The session id is a credential: the argv stored and shown carries
+:data:`SESSION_ARG`, a visible stand-in; the backend puts the real value in the
+job's environment (``IJP_SESSION_ID``) and, only where a facility opts in for legacy
+scripts, into the argv of the process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import conditions
+from .jobtypes import JobOption, JobType, parse_bool, parse_number
+
+SESSION_ENV = "IJP_SESSION_ID"
+SESSION_ARG = "--sessionId=${IJP_SESSION_ID}"
+MAX_STRING = 10_000  # characters; far below the kernel's 128 KiB per argv element
+
+
+class PlanError(ValueError):
+    """The request cannot be planned; ``fields`` maps option names to messages."""
+
+    def __init__(self, message: str, fields: Mapping[str, str] | None = None, code: str = ""):
+        super().__init__(message)
+        self.fields = dict(fields or {})
+        self.code = code or ("invalid_options" if fields else "invalid_request")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What planning needs to know of a selected dataset."""
+
+    id: int
+    type_name: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Selection:
+    datasets: tuple[DatasetInfo, ...] = ()
+    datafile_ids: tuple[int, ...] = ()
+
+    @property
+    def dataset_ids(self) -> tuple[int, ...]:
+        return tuple(d.id for d in self.datasets)
+
+    @property
+    def size(self) -> int:
+        return len(self.datasets) + len(self.datafile_ids)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """One job to create: its inputs and its argv (without provenance arguments)."""
+
+    dataset_ids: tuple[int, ...]
+    datafile_ids: tuple[int, ...]
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    job_type: JobType
+    mode: str  # single | each
+    values: dict[str, Any]  # validated option values by key (option or group name)
+    jobs: tuple[JobPlan, ...]
+
+
+# --- which job types and options apply ------------------------------------------------
+
+
+def incompatibility(jt: JobType, sel: Selection) -> str | None:
+    """Why ``jt`` cannot run on ``sel`` (the TopCAT rules of §3.2), or None."""
+    if sel.size == 0:
+        return None if jt.job_only else "select a dataset or datafile first"
+    if jt.job_only:
+        return "this job type takes no datasets or datafiles"
+    if sel.datasets:
+        if not jt.accepts_datasets:
+            return "this job type does not accept datasets"
+        bad = sorted(
+            {d.type_name for d in sel.datasets if not jt.accepts_dataset_type(d.type_name)}
+        )
+        if bad:
+            return f"this job type does not accept datasets of type {', '.join(bad)}"
+    if sel.datafile_ids and not jt.accepts_datafiles:
+        return "this job type does not accept datafiles"
+    if sel.size > 1 and jt.interactive and not jt.multiple:
+        return "this interactive job type takes one input"
+    return None
+
+
+def compatible(job_types: Sequence[JobType], sel: Selection) -> list[JobType]:
+    return [jt for jt in job_types if incompatibility(jt, sel) is None]
+
+
+def option_applies(opt: JobOption, sel: Selection) -> bool:
+    """An option with a condition applies only if it holds for every selected dataset;
+    with no dataset selected, conditional options do not apply."""
+    if not opt.condition:
+        return True
+    if not sel.datasets or opt.parsed_condition is None:
+        return False
+    return all(conditions.is_true(opt.parsed_condition, d.parameters) for d in sel.datasets)
+
+
+def visible_options(jt: JobType, sel: Selection) -> list[JobOption]:
+    return [o for o in jt.options if option_applies(o, sel)]
+
+
+def condition_problems(jt: JobType, sel: Selection) -> list[str]:
+    """Conditions that could not be evaluated (staff need to know; they count as false)."""
+    out = []
+    for o in jt.options:
+        if not o.parsed_condition:
+            continue
+        for d in sel.datasets:
+            try:
+                o.parsed_condition.evaluate(d.parameters)
+            except conditions.ConditionError as e:
+                out.append(f"option {o.name!r}, dataset {d.id}: {e}")
+    return out
+
+
+# --- values ---------------------------------------------------------------------------
+
+
+def default_values(options: Sequence[JobOption]) -> dict[str, Any]:
+    """The values a fresh form shows: defaultValue where given (TopCAT's rules)."""
+    out: dict[str, Any] = {}
+    for o in options:
+        if o.is_radio:
+            if o.group_name not in out or parse_bool(o.default_value or "") is True:
+                out[o.group_name] = o.name
+        elif o.is_checkbox:
+            out[o.name] = parse_bool(o.default_value or "false") is True
+        elif o.type == "enumeration":
+            d = o.default_value
+            out[o.name] = (
+                d if d is not None and d in o.values else (o.values[0] if o.values else "")
+            )
+        elif o.default_value is not None:
+            out[o.name] = o.default_value
+        else:
+            out[o.name] = ""
+    return out
+
+
+def _as_text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def validate(
+    options: Sequence[JobOption],
+    submitted: Mapping[str, Any],
+    *,
+    strict: bool = False,
+    all_options: Sequence[JobOption] = (),
+) -> dict[str, Any]:
+    """Check ``submitted`` (keyed by option name, or group name for radio options)
+    against the options that apply. Missing values take the form's defaults. Returns the
+    clean values; raises :class:`PlanError` with a message per bad field. With
+    ``strict``, keys that name no applicable option are errors too."""
+    defaults = default_values(options)
+    errors: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    groups: dict[str, list[JobOption]] = {}
+    for o in options:
+        if o.is_radio:
+            groups.setdefault(o.group_name, []).append(o)
+
+    for o in options:
+        if o.is_radio:
+            continue
+        key = o.name
+        raw = submitted.get(key, defaults[key])
+        if isinstance(raw, list | tuple):
+            if len(raw) != 1:
+                errors[key] = f"{o.name}: give one value"
+                continue
+            raw = raw[0]
+        if o.is_checkbox:
+            b = raw if isinstance(raw, bool) else parse_bool(_as_text(raw).lower())
+            if b is None and _as_text(raw).lower() in ("on", "yes"):
+                b = True
+            elif b is None and _as_text(raw).lower() in ("off", "no", ""):
+                b = False
+            if b is None:
+                errors[key] = f"{o.name}: must be true or false"
+            else:
+                clean[key] = b
+            continue
+        text = _as_text(raw)
+        if "\x00" in text:
+            errors[key] = f"{o.name}: must not contain NUL characters"
+            continue
+        if o.type == "enumeration":
+            if text not in o.values:
+                allowed = ", ".join(repr(v) for v in o.values)
+                errors[key] = f"{o.name}: {text!r} is not one of {allowed}"
+            else:
+                clean[key] = text
+        elif o.type == "string":
+            if len(text) > MAX_STRING:
+                errors[key] = f"{o.name}: at most {MAX_STRING} characters (got {len(text)})"
+            else:
+                clean[key] = text
+        else:  # integer, float
+            text = text.strip()
+            if text == "":
+                clean[key] = ""
+                continue
+            try:
+                n = parse_number(o.type, text)
+            except ValueError:
+                kind = "a whole number" if o.type == "integer" else "a number"
+                errors[key] = f"{o.name}: {text[:40]!r} is not {kind}"
+                continue
+            lo, hi = o.bound("min"), o.bound("max")
+            if lo is not None and n < lo:
+                errors[key] = f"{o.name}: must be at least {o.min_value}"
+            elif hi is not None and n > hi:
+                errors[key] = f"{o.name}: must be at most {o.max_value}"
+            else:
+                clean[key] = text
+
+    for group, members in groups.items():
+        raw = submitted.get(group, defaults[group])
+        if isinstance(raw, list | tuple):
+            if len(raw) != 1:
+                errors[group] = f"{group}: choose exactly one"
+                continue
+            raw = raw[0]
+        names = [m.name for m in members]
+        if raw not in names:
+            errors[group] = f"{group}: {_as_text(raw)!r} is not one of {', '.join(names)}"
+        else:
+            clean[group] = raw
+
+    if strict:
+        known = {o.key for o in options}
+        hidden = {o.key for o in all_options} - known
+        for key in submitted:
+            if key in hidden:
+                errors.setdefault(key, f"{key}: does not apply to this selection")
+            elif key not in known:
+                errors.setdefault(key, f"{key}: no such option")
+    if errors:
+        raise PlanError("some option values are not valid", errors)
+    return clean
+
+
+def option_args(options: Sequence[JobOption], values: Mapping[str, Any]) -> list[str]:
+    """The option part of the argv, in document order."""
+    args: list[str] = []
+    for o in options:
+        pp = o.program_parameter
+        if not pp:
+            continue
+        if o.is_radio:
+            if values.get(o.group_name) == o.name:
+                args.append(pp)
+        elif o.is_checkbox:
+            if values.get(o.name) is True:
+                args.append(pp)
+        else:
+            v = values.get(o.name, "")
+            if v != "":
+                args.extend((pp, str(v)))
+    return args
+
+
+def _ids(prefix: str, ids: Sequence[int]) -> list[str]:
+    return [f"{prefix}{','.join(str(i) for i in ids)}"] if ids else []
+
+
+def build_args(
+    jt: JobType,
+    dataset_ids: Sequence[int],
+    datafile_ids: Sequence[int],
+    opts: list[str],
+    icat_url: str = "",
+    ids_url: str = "",
+) -> tuple[str, ...]:
+    args = _ids("--datasetIds=", dataset_ids) + _ids("--datafileIds=", datafile_ids) + opts
+    if jt.session_id:
+        args.append(SESSION_ARG)
+    if jt.icat_url_required:
+        args.append(f"--icatUrl={icat_url}")
+    if jt.ids_url_required:
+        args.append(f"--idsUrl={ids_url}")
+    return tuple(args)
+
+
+def provenance_args(jt: JobType, job_id: int, ijp_url: str) -> list[str]:
+    if jt.creates_provenance and not jt.interactive:
+        return [f"--ijpJobId={job_id}", f"--ijpUrl={ijp_url}"]
+    return []
+
+
+# --- splitting ------------------------------------------------------------------------
+
+
+def job_count(jt: JobType, sel: Selection, mode: str | None) -> int:
+    return 1 if resolve_mode(jt, sel, mode, confirmed=True) == "single" else sel.size
+
+
+def choice_needed(jt: JobType, sel: Selection) -> str | None:
+    """What the user must decide before submitting: 'confirm' (N jobs of a
+    non-multiple type), 'mode' (one job or one per input), or None."""
+    if sel.size <= 1 or jt.interactive:
+        return None
+    if not jt.multiple:
+        return "confirm"
+    if jt.force_single_job:
+        return None
+    return "mode"
+
+
+def resolve_mode(jt: JobType, sel: Selection, mode: str | None, confirmed: bool) -> str:
+    need = choice_needed(jt, sel)
+    if need is None:
+        return "single"
+    if need == "confirm":
+        if not confirmed and mode != "each":
+            raise PlanError(
+                f"confirm that you intend to run {sel.size} {jt.name!r} jobs, one per "
+                "selected dataset or datafile",
+                code="confirmation_required",
+            )
+        return "each"
+    if mode not in ("single", "each"):
+        raise PlanError(
+            f"choose whether to submit one job for all {sel.size} inputs or {sel.size} "
+            "jobs, one per input",
+            code="mode_required",
+        )
+    return mode
+
+
+def plan(
+    jt: JobType,
+    sel: Selection,
+    submitted: Mapping[str, Any],
+    *,
+    mode: str | None = None,
+    confirmed: bool = False,
+    strict: bool = False,
+    icat_url: str = "",
+    ids_url: str = "",
+) -> Plan:
+    """Validate everything and return the jobs to create; raise :class:`PlanError`."""
+    why = incompatibility(jt, sel)
+    if why:
+        raise PlanError(f"{jt.name}: {why}", code="incompatible")
+    shown = visible_options(jt, sel)
+    values = validate(shown, submitted, strict=strict, all_options=jt.options)
+    chosen = resolve_mode(jt, sel, mode, confirmed)
+    opts = option_args(shown, values)
+    if chosen == "single":
+        inputs = [(sel.dataset_ids, sel.datafile_ids)]
+    else:
+        inputs = [((i,), ()) for i in sel.dataset_ids] + [((), (i,)) for i in sel.datafile_ids]
+    jobs = tuple(
+        JobPlan(ds, df, build_args(jt, ds, df, opts, icat_url, ids_url)) for ds, df in inputs
+    )
+    return Plan(jt, chosen, values, jobs)
