@@ -1,0 +1,46 @@
+# Two commands: `make run` (the portal on the embedded default, with demo data)
+# and `make test` (every test). Both set up what they need first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INI ?= development.ini
+
+.PHONY: run test setup migrate demo lint format bench clean
+
+$(BIN)/activate: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[testing]'
+	touch $(BIN)/activate
+
+setup: $(BIN)/activate
+
+migrate: setup
+	mkdir -p var
+	$(BIN)/ijp-admin $(INI) migrate
+
+demo: migrate
+	$(BIN)/ijp-admin $(INI) load-demo
+
+run: demo
+	@echo ""
+	@echo "  ijpweb is starting on http://127.0.0.1:6543"
+	@echo "  demo logins: alice / alice-demo (staff), bob / bob-demo, carol / carol-demo"
+	@echo ""
+	$(BIN)/pserve $(INI)
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	tests/run.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf var .pytest_cache .hypothesis test-results

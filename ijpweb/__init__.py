@@ -1,0 +1,23 @@
+"""ijpweb: the ICAT Job Portal."""
+
+
+def main(global_config, **settings):
+    """The WSGI application."""
+    from pyramid.config import Configurator
+
+    with Configurator(settings=settings) as config:
+        # settings first: everything below reads the parsed, typed settings
+        config.include(".config")
+        # the jobs database and the embedded catalog share one engine
+        config.include(".models")
+        # login, CSRF on every state change, per-user job access
+        config.include(".security")
+        # Jinja2 templates, their filters and globals
+        config.include(".templating")
+        # job types, dataset types and the catalog, per request
+        config.include(".services")
+        # the batch backends and the harvester
+        config.include(".batch")
+        config.include(".routes")
+        config.scan(".views")
+    return config.make_wsgi_app()

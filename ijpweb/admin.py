@@ -1,0 +1,75 @@
+"""``ijp-admin``: operator commands that act on the portal's database.
+
+    ijp-admin development.ini migrate        # bring the schema to the newest revision
+    ijp-admin development.ini load-demo      # the demo catalog, if the catalog is empty
+    ijp-admin development.ini check-jobtypes # report every problem in jobtypes/ and datasettypes/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import transaction
+from pyramid.paster import get_appsettings, setup_logging
+
+
+def _alembic_config(ini: str):
+    from alembic.config import Config
+
+    return Config(ini)
+
+
+def migrate(ini: str) -> int:
+    from alembic import command
+
+    command.upgrade(_alembic_config(ini), "head")
+    print("database schema is up to date")
+    return 0
+
+
+def load_demo(ini: str) -> int:
+    from .catalog import demo
+    from .models import get_engine, get_session_factory, get_tm_session
+    from .settings import apply_environment
+
+    settings = dict(get_appsettings(ini))
+    apply_environment(settings)
+    factory = get_session_factory(get_engine(settings))
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        db = get_tm_session(factory, tm)
+        if not demo.is_empty(db):
+            print("the catalog already has users; demo data not loaded")
+            return 0
+        counts = demo.load(db)
+    print("demo catalog loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def check_jobtypes(ini: str) -> int:
+    from .datasettypes import DatasetTypes
+    from .jobtypes import JobTypes
+    from .settings import parse
+
+    s = parse(get_appsettings(ini))
+    cat = JobTypes(s.jobtypes_dir).current()
+    problems = [*cat.problems, *DatasetTypes(s.datasettypes_dir).problems]
+    print(f"{len(cat.by_name)} job type(s) loaded from {s.jobtypes_dir}")
+    for p in problems:
+        print(p)
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ijp-admin", description=__doc__.split("\n")[0])
+    parser.add_argument("ini", help="the portal's ini file, e.g. development.ini")
+    parser.add_argument("command", choices=["migrate", "load-demo", "check-jobtypes"])
+    args = parser.parse_args(argv)
+    setup_logging(args.ini)
+    commands = {"migrate": migrate, "load-demo": load_demo, "check-jobtypes": check_jobtypes}
+    return commands[args.command](args.ini)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

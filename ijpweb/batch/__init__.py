@@ -1,0 +1,76 @@
+"""The BatchBackend seam: where jobs run. Implementations are chosen in the ini
+(``ijp.batch.<name>.type = local``); the harvester asks each for the state of all its
+live jobs in one call per cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from ..models.jobs import JobStatus
+
+
+class BatchError(Exception):
+    """A backend refused or failed; the message is fit to show a user."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a backend needs to run one job."""
+
+    job_id: int
+    owner: str
+    executable: str
+    args: tuple[str, ...]  # as shown to users: the session id only as a stand-in
+    env: Mapping[str, str] = field(default_factory=dict)  # secrets travel here
+    interactive: bool = False
+    family: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchState:
+    status: JobStatus
+    exit_code: int | None = None
+    reason: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class BatchBackend(Protocol):
+    name: str
+
+    def submit(self, spec: JobSpec) -> str:
+        """Start (or queue) the job; return the backend's id for it."""
+
+    def estimate(self, spec: JobSpec) -> float | None:
+        """Minutes until the job would start, or None when unknown."""
+
+    def states(self, ids: Sequence[str]) -> dict[str, BatchState]:
+        """The state of each of ``ids``, in one pass over the backend."""
+
+    def read(self, job_id: str, stream: str, offset: int = 0, limit: int = 65536) -> bytes:
+        """Bytes of ``stdout`` or ``stderr`` from ``offset``."""
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def delete(self, job_id: str) -> None:
+        """Remove the job's files; only once it has ended."""
+
+
+STREAMS = ("stdout", "stderr")
+
+
+def includeme(config):
+    """Build the configured backends once and keep them in the registry."""
+    from .harvest import start_scheduler
+    from .registry import backends_from_settings
+
+    settings = config.registry.settings["ijp"]
+    config.registry["ijp.backends"] = backends_from_settings(settings)
+    config.add_request_method(lambda r: r.registry["ijp.backends"], "backends", reify=True)
+    if settings.scheduler_enabled:
+        from pyramid.events import ApplicationCreated
+
+        config.add_subscriber(start_scheduler, ApplicationCreated)

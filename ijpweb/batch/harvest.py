@@ -1,0 +1,101 @@
+"""Harvesting: ask every backend for the state of all its live jobs, one call per
+backend per cycle, and write what changed to the database. Pages and the API read
+only the database."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+
+from ..models.jobs import LIVE, Job, JobStatus, utcnow
+from . import BatchBackend, BatchState
+
+log = logging.getLogger(__name__)
+
+
+def apply_state(job: Job, state: BatchState) -> bool:
+    """Copy ``state`` onto ``job``; return whether anything changed."""
+    before = (job.status, job.exit_code, job.reason, job.started_at, job.finished_at)
+    job.status = state.status
+    job.exit_code = state.exit_code
+    job.reason = state.reason
+    if state.started_at and not job.started_at:
+        job.started_at = state.started_at
+    if state.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+        job.finished_at = job.finished_at or state.finished_at or utcnow()
+    return before != (job.status, job.exit_code, job.reason, job.started_at, job.finished_at)
+
+
+def harvest(dbsession, backends: Mapping[str, BatchBackend]) -> dict[str, int]:
+    """One cycle. Returns the number of jobs changed per backend."""
+    changed: dict[str, int] = {}
+    for name, backend in backends.items():
+        jobs = dbsession.scalars(
+            sa.select(Job).where(
+                Job.backend == name,
+                Job.status.in_([s for s in LIVE if s != JobStatus.SUBMITTING]),
+                Job.backend_job_id.is_not(None),
+            )
+        ).all()
+        if not jobs:
+            changed[name] = 0
+            continue
+        try:
+            states = backend.states([j.backend_job_id for j in jobs])
+        except Exception as e:  # a dead backend must not stop the others
+            log.warning("backend %s did not answer: %s", name, e)
+            states = {
+                j.backend_job_id: BatchState(JobStatus.UNKNOWN, reason=f"backend {name} did not answer")
+                for j in jobs
+            }
+        n = 0
+        for job in jobs:
+            state = states.get(job.backend_job_id)
+            if state is None:
+                state = BatchState(JobStatus.UNKNOWN, reason="not reported by the backend")
+            if state.status == JobStatus.UNKNOWN and job.started_at is None and job.status == JobStatus.QUEUED:
+                pass
+            n += apply_state(job, state)
+        changed[name] = n
+    return changed
+
+
+def harvest_registry(registry) -> None:
+    """The scheduled job: one transaction per cycle, like a request."""
+    import transaction
+
+    from ..models import get_tm_session
+
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        db = get_tm_session(registry["dbsession_factory"], tm)
+        try:
+            harvest(db, registry["ijp.backends"])
+        except Exception:
+            log.exception("harvest failed")
+            raise
+
+
+def start_scheduler(event) -> None:
+    """Start APScheduler 3 in this process (only where ijp.scheduler.enabled)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    registry = event.app.registry
+    settings = registry.settings["ijp"]
+    if not settings.scheduler_enabled:
+        return
+    sched = BackgroundScheduler(daemon=True)
+    sched.add_job(
+        harvest_registry,
+        "interval",
+        seconds=settings.harvest_seconds,
+        args=[registry],
+        id="harvest",
+        max_instances=1,
+        coalesce=True,
+    )
+    sched.start()
+    registry["ijp.scheduler"] = sched
+    log.info("harvesting every %s s", settings.harvest_seconds)

@@ -1,0 +1,175 @@
+"""Creating, listing, cancelling and deleting jobs: the service views call.
+
+No Pyramid here: it takes a database session, the backends and plain values.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from .batch import BatchBackend, BatchError, JobSpec
+from .batch.harvest import apply_state
+from .catalog import Catalog
+from .models import LIVE, Job, JobStatus, Submission
+from .planning import SESSION_ENV, DatasetInfo, Plan, Selection, provenance_args
+
+log = logging.getLogger(__name__)
+
+
+class JobActionError(Exception):
+    """A cancel or delete that cannot be done now; the message says why."""
+
+
+@dataclass(frozen=True)
+class ResolvedSelection:
+    selection: Selection
+    datasets: list  # DatasetView
+    datafiles: list  # DatafileView
+    missing_datasets: list[int]
+    missing_datafiles: list[int]
+    parameter_errors: list[str]
+
+
+def resolve_selection(
+    catalog: Catalog,
+    session_id: str,
+    datasettypes,
+    dataset_ids: Sequence[int],
+    datafile_ids: Sequence[int],
+) -> ResolvedSelection:
+    """The selection as this user sees it, with each dataset's type parameters."""
+    datasets = catalog.datasets(session_id, list(dict.fromkeys(dataset_ids)))
+    datafiles = catalog.datafiles(session_id, list(dict.fromkeys(datafile_ids)))
+    errors: list[str] = []
+    try:
+        params = catalog.job_parameters(session_id, datasets, datasettypes.parameters_for)
+    except ValueError as e:  # a bad query in a dataset-type file: staff must fix it
+        log.error("dataset-type parameters: %s", e)
+        errors.append(str(e))
+        params = {d.id: {} for d in datasets}
+    infos = tuple(DatasetInfo(d.id, d.type_name, params.get(d.id, {})) for d in datasets)
+    seen_ds = {d.id for d in datasets}
+    seen_df = {f.id for f in datafiles}
+    return ResolvedSelection(
+        Selection(infos, tuple(f.id for f in datafiles)),
+        datasets,
+        datafiles,
+        [i for i in dataset_ids if i not in seen_ds],
+        [i for i in datafile_ids if i not in seen_df],
+        errors,
+    )
+
+
+def choose_backend(backends: Mapping[str, BatchBackend], spec: JobSpec) -> str:
+    if not backends:
+        raise BatchError("no batch backend is configured")
+    if len(backends) == 1:
+        return next(iter(backends))
+    best, best_estimate = None, None
+    for name, backend in backends.items():
+        try:
+            est = backend.estimate(spec)
+        except Exception as e:  # noqa: BLE001 - a failing backend is skipped
+            log.warning("backend %s gave no estimate: %s", name, e)
+            continue
+        if est is not None and (best_estimate is None or est < best_estimate):
+            best, best_estimate = name, est
+    if best is None:
+        raise BatchError("no batch backend can take the job at the moment")
+    return best
+
+
+def create_jobs(
+    db,
+    backends: Mapping[str, BatchBackend],
+    plan: Plan,
+    owner: str,
+    catalog_session: str,
+    ijp_url: str,
+) -> Submission:
+    """Record the jobs (status Submitting) before any backend is called, then submit."""
+    jt = plan.job_type
+    sub = Submission(owner=owner, job_type=jt.name, mode=plan.mode)
+    db.add(sub)
+    env = {SESSION_ENV: catalog_session} if jt.session_id else {}
+    rows = []
+    for jp in plan.jobs:
+        job = Job(
+            submission=sub,
+            owner=owner,
+            job_type=jt.name,
+            dataset_ids=list(jp.dataset_ids),
+            datafile_ids=list(jp.datafile_ids),
+            options=dict(plan.values),
+            argv=list(jp.args),
+            backend="",
+            status=JobStatus.SUBMITTING,
+        )
+        db.add(job)
+        rows.append(job)
+    db.flush()
+    for job in rows:
+        job.argv = job.argv + provenance_args(jt, job.id, ijp_url)
+        spec = JobSpec(job.id, owner, jt.executable, tuple(job.argv), env, jt.interactive, jt.family)
+        try:
+            job.backend = choose_backend(backends, spec)
+            job.backend_job_id = backends[job.backend].submit(spec)
+            job.status = JobStatus.QUEUED
+        except BatchError as e:
+            job.status = JobStatus.FAILED
+            job.reason = f"could not be submitted: {e}"
+            log.warning("job %s could not be submitted: %s", job.id, e)
+    db.flush()
+    return sub
+
+
+def list_jobs(
+    db,
+    owner: str,
+    *,
+    status: str = "",
+    job_type: str = "",
+    page: int = 1,
+    per_page: int = 25,
+) -> tuple[list[Job], int]:
+    q = sa.select(Job).where(Job.owner == owner)
+    if status == "live":
+        q = q.where(Job.status.in_(list(LIVE)))
+    elif status:
+        q = q.where(Job.status == JobStatus(status))
+    if job_type:
+        q = q.where(Job.job_type == job_type)
+    total = db.scalar(sa.select(sa.func.count()).select_from(q.subquery()))
+    jobs = db.scalars(q.order_by(Job.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
+    return list(jobs), total
+
+
+def cancel_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
+    if not job.live:
+        raise JobActionError(f"job {job.id} has already ended ({job.status})")
+    backend = backends.get(job.backend)
+    if backend is None or job.backend_job_id is None:
+        raise JobActionError(f"job {job.id} has no backend to cancel it on")
+    try:
+        backend.cancel(job.backend_job_id)
+        state = backend.states([job.backend_job_id])[job.backend_job_id]
+    except BatchError as e:
+        raise JobActionError(str(e)) from None
+    apply_state(job, state)
+
+
+def delete_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
+    if job.live:
+        raise JobActionError(f"job {job.id} is {job.status}; cancel it before deleting it")
+    backend = backends.get(job.backend)
+    if backend is not None and job.backend_job_id is not None:
+        try:
+            backend.delete(job.backend_job_id)
+        except BatchError as e:
+            raise JobActionError(str(e)) from None
+    db.delete(job)
+    db.flush()

@@ -1,0 +1,20 @@
+"""Every URL in one place."""
+
+from .security import job_factory
+
+
+def includeme(config):
+    config.add_static_view("static", "ijpweb:static", cache_max_age=3600)
+    config.add_route("home", "/")
+    config.add_route("auth.login", "/login")
+    config.add_route("auth.logout", "/logout")
+    config.add_route("datasets.search", "/datasets")
+    config.add_route("datasets.detail", "/datasets/{dataset_id:\\d+}")
+    config.add_route("selection", "/selection")
+    config.add_route("submit", "/submit")
+    config.add_route("jobs.list", "/jobs")
+    config.add_route("jobs.detail", "/jobs/{job_id}", factory=job_factory)
+    config.add_route("jobs.output", "/jobs/{job_id}/output/{stream}", factory=job_factory)
+    config.add_route("jobs.cancel", "/jobs/{job_id}/cancel", factory=job_factory)
+    config.add_route("jobs.delete", "/jobs/{job_id}/delete", factory=job_factory)
+    config.add_route("staff.jobtypes", "/staff/jobtypes")

@@ -1,0 +1,131 @@
+"""One security policy (the wiki2 shape), CSRF on every state change, per-user jobs.
+
+The login cookie is a signed ticket holding only a random WebSession id; the catalog
+session id (a credential) stays in the database.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC
+
+from pyramid.authentication import AuthTktCookieHelper
+from pyramid.authorization import ACLHelper, Allow, Authenticated, Everyone
+from pyramid.csrf import CookieCSRFStoragePolicy
+from pyramid.httpexceptions import HTTPNotFound
+from pyramid.request import RequestLocalCache
+from pyramid.security import remember
+
+from .models import Job, WebSession, utcnow
+
+
+@dataclass(frozen=True)
+class Identity:
+    web_session: str
+    user_name: str
+    catalog_session: str
+    staff: bool
+
+
+def _aware(dt):
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class SecurityPolicy:
+    def __init__(self, secret: str, staff: frozenset[str]):
+        self.helper = AuthTktCookieHelper(
+            secret, cookie_name="ijp_auth", hashalg="sha512", http_only=True, samesite="Lax"
+        )
+        self.staff = staff
+        self.identity_cache = RequestLocalCache(self._load_identity)
+        self.acl = ACLHelper()
+
+    def _load_identity(self, request) -> Identity | None:
+        ticket = self.helper.identify(request)
+        if ticket is None:
+            return None
+        ws = request.dbsession.get(WebSession, ticket["userid"])
+        if ws is None or _aware(ws.expires_at) < utcnow():
+            return None
+        return Identity(ws.id, ws.user_name, ws.catalog_session, ws.user_name in self.staff)
+
+    def identity(self, request) -> Identity | None:
+        return self.identity_cache.get_or_create(request)
+
+    def authenticated_userid(self, request) -> str | None:
+        ident = self.identity(request)
+        return ident.user_name if ident else None
+
+    def permits(self, request, context, permission):
+        principals = [Everyone]
+        ident = self.identity(request)
+        if ident is not None:
+            principals += [Authenticated, f"u:{ident.user_name}"]
+            if ident.staff:
+                principals.append("role:staff")
+        return self.acl.permits(context, principals, permission)
+
+    def remember(self, request, userid, **kw):
+        return self.helper.remember(request, userid, **kw)
+
+    def forget(self, request, **kw):
+        self.identity_cache.clear(request)
+        return self.helper.forget(request, **kw)
+
+
+def start_web_session(request, user_name: str, catalog_session: str, expires_at) -> list:
+    """Record a login and return the headers that set the cookie."""
+    ws = WebSession(
+        id=secrets.token_urlsafe(32),
+        user_name=user_name,
+        catalog_session=catalog_session,
+        expires_at=expires_at,
+        selection={},
+    )
+    request.dbsession.add(ws)
+    request.dbsession.flush()
+    return remember(request, ws.id)
+
+
+class RootResource:
+    __acl__ = [(Allow, Authenticated, "use"), (Allow, "role:staff", "staff")]
+
+    def __init__(self, request):
+        self.request = request
+
+
+class JobResource:
+    def __init__(self, job: Job):
+        self.job = job
+
+    @property
+    def __acl__(self):
+        return [(Allow, f"u:{self.job.owner}", "use")]
+
+
+class AnonymousJobResource:
+    __acl__: list = []
+
+
+def job_factory(request):
+    """Load the job in the URL. Another user's job, or none, is simply not found."""
+    ident = request.identity
+    if ident is None:
+        return AnonymousJobResource()  # -> forbidden -> the login page
+    try:
+        job_id = int(request.matchdict["job_id"])
+    except ValueError:
+        raise HTTPNotFound() from None
+    job = request.dbsession.get(Job, job_id)
+    if job is None or job.owner != ident.user_name:
+        raise HTTPNotFound()
+    return JobResource(job)
+
+
+def includeme(config):
+    s = config.registry.settings["ijp"]
+    config.set_security_policy(SecurityPolicy(s.auth_secret, s.staff))
+    config.set_csrf_storage_policy(CookieCSRFStoragePolicy(samesite="Lax", httponly=True))
+    config.set_default_csrf_options(require_csrf=True)
+    config.set_root_factory(RootResource)

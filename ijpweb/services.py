@@ -1,0 +1,18 @@
+"""Per-process services (job types, dataset types) and per-request ones (the catalog)."""
+
+from .catalog.embedded import EmbeddedCatalog
+from .datasettypes import DatasetTypes
+from .jobtypes import JobTypes
+
+
+def includeme(config):
+    s = config.registry.settings["ijp"]
+    config.registry["ijp.jobtypes"] = JobTypes(s.jobtypes_dir, s.reload_seconds)
+    config.registry["ijp.datasettypes"] = DatasetTypes(s.datasettypes_dir, s.reload_seconds)
+
+    config.add_request_method(lambda r: r.registry["ijp.jobtypes"].current(), "jobtypes", reify=True)
+    config.add_request_method(lambda r: r.registry["ijp.datasettypes"], "datasettypes", reify=True)
+    config.add_request_method(
+        lambda r: EmbeddedCatalog(r.dbsession, s.session_minutes), "catalog", reify=True
+    )
+    config.add_request_method(lambda r: r.registry.settings["ijp"], "ijp", reify=True)

@@ -1,0 +1,65 @@
+"""The portal's settings, parsed once from the ini into a typed object.
+
+Secrets may come from the environment instead of the ini: ``IJP_AUTH_SECRET`` for
+``auth.secret`` and ``IJP_DATABASE_URL`` for ``sqlalchemy.url``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pyramid.settings import asbool, aslist  # noqa: F401  (re-exported for backends)
+
+ENVIRONMENT = {"auth.secret": "IJP_AUTH_SECRET", "sqlalchemy.url": "IJP_DATABASE_URL"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    jobtypes_dir: str
+    datasettypes_dir: str
+    url: str
+    icat_url: str
+    ids_url: str
+    auth_secret: str
+    staff: frozenset[str]
+    session_minutes: int
+    scheduler_enabled: bool
+    harvest_seconds: float
+    reload_seconds: float
+    backends: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def apply_environment(settings: dict) -> None:
+    for key, var in ENVIRONMENT.items():
+        if os.environ.get(var):
+            settings[key] = os.environ[var]
+
+
+def parse(raw: Mapping[str, str]) -> Settings:
+    backends: dict[str, dict[str, str]] = {}
+    for name in aslist(raw.get("ijp.batch.backends", "local")):
+        prefix = f"ijp.batch.{name}."
+        backends[name] = {k[len(prefix) :]: v for k, v in raw.items() if k.startswith(prefix)}
+        backends[name].setdefault("type", "local")
+    url = raw.get("ijp.url", "http://127.0.0.1:6543").rstrip("/")
+    secret = raw.get("auth.secret") or ""
+    if not secret:
+        # Logins then last only as long as this process; say so in the log.
+        secret = secrets.token_hex(32)
+    return Settings(
+        jobtypes_dir=raw.get("ijp.jobtypes_dir", "jobtypes"),
+        datasettypes_dir=raw.get("ijp.datasettypes_dir", "datasettypes"),
+        url=url,
+        icat_url=raw.get("ijp.icat_url", url).rstrip("/"),
+        ids_url=raw.get("ijp.ids_url", url).rstrip("/"),
+        auth_secret=secret,
+        staff=frozenset(aslist(raw.get("ijp.staff", ""))),
+        session_minutes=int(raw.get("ijp.session_minutes", 120)),
+        scheduler_enabled=asbool(raw.get("ijp.scheduler.enabled", "false")),
+        harvest_seconds=float(raw.get("ijp.harvest.seconds", 2)),
+        reload_seconds=float(raw.get("ijp.reload.seconds", 2)),
+        backends=backends,
+    )

@@ -1,0 +1,14 @@
+"""Pages and htmx fragments. A page and its fragment share a route; the fragment
+view answers requests with ``HX-Request: true``."""
+
+HTMX = "HX-Request:true"
+
+
+def wants_json(request) -> bool:
+    """An API client: asks for JSON and not for HTML."""
+    offers = request.accept.acceptable_offers(["text/html", "application/json"])
+    return bool(offers) and offers[0][0] == "application/json"
+
+
+def vary(request):
+    request.response.vary = ("HX-Request",)

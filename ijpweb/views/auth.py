@@ -1,0 +1,63 @@
+from urllib.parse import urlsplit
+
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.security import forget
+from pyramid.view import view_config
+
+from ..catalog import AuthenticationError, CatalogError
+from ..models import WebSession
+from ..security import start_web_session
+
+
+def _safe_next(request, target: str) -> str:
+    """Only a path on this site; anything else goes home."""
+    parts = urlsplit(target or "")
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return request.route_url("home")
+    return target
+
+
+@view_config(route_name="auth.login", request_method="GET", renderer="login.jinja2")
+def login_page(request):
+    return {
+        "next": _safe_next(request, request.params.get("next", "")),
+        "authenticators": request.catalog.authenticators(),
+        "username": "",
+        "error": None,
+    }
+
+
+@view_config(route_name="auth.login", request_method="POST", renderer="login.jinja2")
+def login(request):
+    nxt = _safe_next(request, request.POST.get("next", ""))
+    username = request.POST.get("username", "").strip()
+    authenticator = request.POST.get("authenticator", "db")
+    try:
+        result = request.catalog.login(
+            authenticator, {"username": username, "password": request.POST.get("password", "")}
+        )
+    except AuthenticationError as e:
+        error = str(e)
+    except CatalogError as e:
+        error = f"the catalog cannot log you in now: {e}"
+    else:
+        headers = start_web_session(request, result.user_name, result.session_id, result.expires_at)
+        return HTTPSeeOther(location=nxt, headers=headers)
+    request.response.status = 400
+    return {
+        "next": nxt,
+        "authenticators": request.catalog.authenticators(),
+        "username": username,
+        "error": error,
+    }
+
+
+@view_config(route_name="auth.logout", request_method="POST")
+def logout(request):
+    ident = request.identity
+    if ident is not None:
+        request.catalog.logout(ident.catalog_session)
+        ws = request.dbsession.get(WebSession, ident.web_session)
+        if ws is not None:
+            request.dbsession.delete(ws)
+    return HTTPSeeOther(location=request.route_url("auth.login"), headers=forget(request))

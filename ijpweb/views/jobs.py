@@ -1,0 +1,176 @@
+"""The job list, a job's page, its output, cancel and delete. State comes from the
+database (the harvester keeps it current); output is read from the backend by offset."""
+
+from __future__ import annotations
+
+from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
+from pyramid.view import view_config
+
+from ..batch import STREAMS, BatchError
+from ..jobs import JobActionError, cancel_job, delete_job, list_jobs
+from ..models import JobStatus
+from . import HTMX, vary
+
+PER_PAGE = 25
+CHUNK = 256 * 1024
+
+
+def _int(value, default):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _list(request):
+    status = request.GET.get("status", "")
+    if status and status != "live" and status not in {s.value for s in JobStatus}:
+        status = ""
+    job_type = request.GET.get("job_type", "")
+    page = max(1, _int(request.GET.get("page"), 1))
+    jobs, total = list_jobs(
+        request.dbsession,
+        request.identity.user_name,
+        status=status,
+        job_type=job_type,
+        page=page,
+        per_page=PER_PAGE,
+    )
+    return {
+        "jobs": jobs,
+        "total": total,
+        "page": page,
+        "pages": max(1, -(-total // PER_PAGE)),
+        "status": status,
+        "job_type": job_type,
+        "statuses": [s.value for s in JobStatus],
+        "job_types": [jt.name for jt in request.jobtypes.all()],
+        "any_live": any(j.live for j in jobs),
+        "submission": _int(request.GET.get("submission"), None),
+    }
+
+
+@view_config(route_name="jobs.list", request_method="GET", permission="use", renderer="jobs/index.jinja2")
+def jobs_page(request):
+    vary(request)
+    return _list(request)
+
+
+@view_config(
+    route_name="jobs.list", request_method="GET", header=HTMX, permission="use", renderer="jobs/_rows.jinja2"
+)
+def jobs_rows(request):
+    vary(request)
+    return _list(request)
+
+
+def _job(request):
+    job = request.context.job
+    jt = request.jobtypes.get(job.job_type)
+    return {"job": job, "jt": jt, "streams": STREAMS}
+
+
+@view_config(route_name="jobs.detail", request_method="GET", permission="use", renderer="jobs/detail.jinja2")
+def job_page(request):
+    vary(request)
+    return _job(request)
+
+
+@view_config(
+    route_name="jobs.detail",
+    request_method="GET",
+    header=HTMX,
+    permission="use",
+    renderer="jobs/_status.jinja2",
+)
+def job_status(request):
+    vary(request)
+    return _job(request)
+
+
+def decode_chunk(data: bytes, final: bool) -> tuple[str, int]:
+    """Decode UTF-8 without splitting a character across chunks: returns the text and
+    how many bytes it used (an incomplete character at the end waits for more)."""
+    if not final:
+        for cut in range(0, 4):
+            end = len(data) - cut
+            try:
+                return data[:end].decode("utf-8"), end
+            except UnicodeDecodeError as e:
+                if e.start < end - 4:
+                    break
+    return data.decode("utf-8", errors="replace"), len(data)
+
+
+@view_config(
+    route_name="jobs.output", request_method="GET", permission="use", renderer="jobs/_output.jinja2"
+)
+def job_output(request):
+    """A chunk of stdout or stderr from ``offset``, and (while there may be more) the
+    element that fetches the next one."""
+    vary(request)
+    job = request.context.job
+    stream = request.matchdict["stream"]
+    if stream not in STREAMS:
+        raise HTTPNotFound()
+    offset = max(0, _int(request.GET.get("offset"), 0))
+    backend = request.backends.get(job.backend)
+    error = None
+    data = b""
+    if backend is not None and job.backend_job_id:
+        try:
+            data = backend.read(job.backend_job_id, stream, offset, CHUNK)
+        except BatchError as e:
+            error = str(e)
+        except OSError:
+            error = "the output cannot be read at the moment"
+    text, used = decode_chunk(data, final=not job.live and len(data) < CHUNK)
+    more = len(data) == CHUNK
+    return {
+        "job": job,
+        "stream": stream,
+        "text": text,
+        "next_offset": offset + used,
+        "follow": (job.live or more) and error is None,
+        "soon": more,
+        "error": error,
+    }
+
+
+def _action(request, action, verb):
+    job = request.context.job
+    try:
+        action(request.dbsession, request.backends, job)
+    except JobActionError as e:
+        request.response.status = 409
+        return {"job": job, "verb": verb, "error": str(e)}
+    if verb == "delete":
+        target = request.route_url("jobs.list")
+    else:
+        target = request.route_url("jobs.detail", job_id=job.id)
+    if request.headers.get("HX-Request") == "true":
+        request.response.headers["HX-Redirect"] = target
+        request.response.status = 204
+        return request.response
+    return HTTPSeeOther(location=target)
+
+
+@view_config(
+    route_name="jobs.cancel", request_method="GET", permission="use", renderer="jobs/confirm.jinja2"
+)
+@view_config(
+    route_name="jobs.delete", request_method="GET", permission="use", renderer="jobs/confirm.jinja2"
+)
+def confirm_page(request):
+    verb = "cancel" if request.matched_route.name == "jobs.cancel" else "delete"
+    return {"job": request.context.job, "verb": verb, "error": None}
+
+
+@view_config(route_name="jobs.cancel", request_method="POST", permission="use", renderer="jobs/confirm.jinja2")
+def cancel(request):
+    return _action(request, cancel_job, "cancel")
+
+
+@view_config(route_name="jobs.delete", request_method="POST", permission="use", renderer="jobs/confirm.jinja2")
+def delete(request):
+    return _action(request, delete_job, "delete")

@@ -1,0 +1,337 @@
+"""Find datasets, select inputs, pick a job type, fill its form, submit.
+
+The selection (datasets, datafiles and the chosen job type) lives server-side with the
+login, so it survives paging, searching and reloads. The "run" panel (selection, job
+types, options form, what will be submitted) is one fragment, re-rendered whenever the
+selection or the job type changes.
+"""
+
+from __future__ import annotations
+
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.view import view_config
+
+from .. import planning
+from ..catalog import CatalogError, DatasetQuery, SessionError
+from ..jobs import create_jobs, resolve_selection
+from ..models import WebSession
+from . import HTMX, vary, wants_json
+
+OPT = "opt:"
+MAX_SELECTION = 1000
+
+
+def _int(value, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _web_session(request) -> WebSession:
+    return request.dbsession.get(WebSession, request.identity.web_session)
+
+
+def _selection(request) -> dict:
+    sel = dict(_web_session(request).selection or {})
+    return {
+        "datasets": list(sel.get("datasets", [])),
+        "datafiles": list(sel.get("datafiles", [])),
+        "job_type": sel.get("job_type", ""),
+    }
+
+
+def _save_selection(request, sel: dict) -> None:
+    _web_session(request).selection = sel
+
+
+def _submitted_values(request, options) -> dict:
+    """Option values from a form: fields named ``opt:<option or group name>``. A
+    checkbox sends a hidden 'false' and, when ticked, 'true': the last one counts."""
+    params = request.POST if request.method == "POST" else request.GET
+    values = {}
+    for o in options:
+        key = OPT + o.key
+        got = params.getall(key)
+        if not got:
+            continue
+        values[o.key] = got[-1] if o.is_checkbox else (got if len(got) > 1 else got[0])
+    return values
+
+
+def panel(request, *, values=None, errors=None, message=None, mode=None, confirmed=False):
+    """Everything the run panel shows, as the user sees the catalog now."""
+    ident = request.identity
+    sel = _selection(request)
+    resolved = resolve_selection(
+        request.catalog, ident.catalog_session, request.datasettypes, sel["datasets"], sel["datafiles"]
+    )
+    all_types = request.jobtypes.all()
+    compatible = planning.compatible(all_types, resolved.selection)
+    chosen = request.jobtypes.get(sel["job_type"])
+    why_not = planning.incompatibility(chosen, resolved.selection) if chosen else None
+    shown = planning.visible_options(chosen, resolved.selection) if chosen and not why_not else []
+    form_values = planning.default_values(shown)
+    if values:
+        form_values.update(values)
+    counts = {}
+    need = None
+    if chosen and not why_not:
+        need = planning.choice_needed(chosen, resolved.selection)
+        size = resolved.selection.size
+        counts = {"single": 1, "each": size}
+    return {
+        "sel": resolved,
+        "job_types": all_types,
+        "compatible": compatible,
+        "chosen": chosen,
+        "why_not": why_not,
+        "options": shown,
+        "values": form_values,
+        "errors": errors or {},
+        "message": message,
+        "need": need,
+        "counts": counts,
+        "mode": mode,
+        "confirmed": confirmed,
+        "condition_problems": planning.condition_problems(chosen, resolved.selection)
+        if chosen and ident.staff
+        else [],
+    }
+
+
+# --- dataset search ---------------------------------------------------------------------
+
+
+def _search(request):
+    q = DatasetQuery(
+        type_name=request.params.get("type", ""),
+        investigation=request.params.get("investigation", ""),
+        name=request.params.get("name", "")[:200],
+        page=max(1, _int(request.params.get("page"), 1)),
+        per_page=20,
+    )
+    return q, request.catalog.search_datasets(request.identity.catalog_session, q)
+
+
+@view_config(route_name="home", permission="use")
+def home(request):
+    return HTTPSeeOther(location=request.route_url("datasets.search"))
+
+
+@view_config(
+    route_name="datasets.search",
+    request_method="GET",
+    permission="use",
+    renderer="datasets/index.jinja2",
+)
+def datasets_page(request):
+    vary(request)
+    q, results = _search(request)
+    sel = _selection(request)
+    return {"q": q, "results": results, "selected": set(sel["datasets"]), **panel(request)}
+
+
+@view_config(
+    route_name="datasets.search",
+    request_method="GET",
+    header=HTMX,
+    permission="use",
+    renderer="datasets/_results.jinja2",
+)
+def datasets_results(request):
+    vary(request)
+    q, results = _search(request)
+    return {"q": q, "results": results, "selected": set(_selection(request)["datasets"])}
+
+
+def _detail(request):
+    sid = request.identity.catalog_session
+    ds_id = _int(request.matchdict["dataset_id"])
+    found = request.catalog.datasets(sid, [ds_id])
+    if not found:
+        from pyramid.httpexceptions import HTTPNotFound
+
+        raise HTTPNotFound()
+    ds = found[0]
+    params = request.catalog.job_parameters(sid, [ds], request.datasettypes.parameters_for)
+    sel = _selection(request)
+    return {
+        "ds": ds,
+        "parameters": request.catalog.dataset_parameters(sid, ds_id),
+        "job_parameters": params.get(ds_id, {}),
+        "datafiles": request.catalog.dataset_datafiles(sid, ds_id),
+        "selected_files": set(sel["datafiles"]),
+        "dataset_selected": ds_id in sel["datasets"],
+    }
+
+
+@view_config(
+    route_name="datasets.detail", request_method="GET", permission="use", renderer="datasets/detail.jinja2"
+)
+def dataset_page(request):
+    vary(request)
+    return _detail(request)
+
+
+@view_config(
+    route_name="datasets.detail",
+    request_method="GET",
+    header=HTMX,
+    permission="use",
+    renderer="datasets/_detail.jinja2",
+)
+def dataset_fragment(request):
+    vary(request)
+    return _detail(request)
+
+
+# --- selection --------------------------------------------------------------------------
+
+
+def _update_selection(request) -> str | None:
+    sel = _selection(request)
+    action = request.POST.get("action", "")
+    kind = request.POST.get("kind", "dataset")
+    key = "datafiles" if kind == "datafile" else "datasets"
+    ids = [_int(i, -1) for i in request.POST.getall("id")]
+    ids = [i for i in ids if i > 0]
+    if action == "clear":
+        sel["datasets"], sel["datafiles"] = [], []
+    elif action == "set":  # one checkbox: selected iff it came ticked
+        for i in ids:
+            if "checked" in request.POST and i not in sel[key]:
+                sel[key].append(i)
+            elif "checked" not in request.POST and i in sel[key]:
+                sel[key].remove(i)
+    elif action == "add":
+        sel[key] += [i for i in ids if i not in sel[key]]
+    elif action == "remove":
+        sel[key] = [i for i in sel[key] if i not in ids]
+    if "job_type" in request.POST:
+        sel["job_type"] = request.POST["job_type"]
+    if len(sel["datasets"]) + len(sel["datafiles"]) > MAX_SELECTION:
+        return f"at most {MAX_SELECTION} datasets and datafiles can be selected at once"
+    _save_selection(request, sel)
+    return None
+
+
+@view_config(route_name="selection", request_method="POST", permission="use")
+def selection_post(request):
+    _update_selection(request)
+    return HTTPSeeOther(location=request.POST.get("back") or request.route_url("submit"))
+
+
+@view_config(
+    route_name="selection",
+    request_method="POST",
+    header=HTMX,
+    permission="use",
+    renderer="run/_panel.jinja2",
+)
+def selection_fragment(request):
+    vary(request)
+    message = _update_selection(request)
+    # keep what the user has typed into the form so far
+    sel = _selection(request)
+    chosen = request.jobtypes.get(sel["job_type"])
+    values = _submitted_values(request, chosen.options) if chosen else None
+    return panel(request, values=values, message=message)
+
+
+# --- the run panel and submission ------------------------------------------------------------
+
+
+@view_config(route_name="submit", request_method="GET", permission="use", renderer="run/page.jinja2")
+def submit_page(request):
+    vary(request)
+    if "jobtype" in request.GET:
+        sel = _selection(request)
+        sel["job_type"] = request.GET["jobtype"]
+        _save_selection(request, sel)
+    return panel(request)
+
+
+@view_config(
+    route_name="submit", request_method="GET", header=HTMX, permission="use", renderer="run/_panel.jinja2"
+)
+def submit_fragment(request):
+    return submit_page(request)
+
+
+@view_config(route_name="submit", request_method="POST", permission="use", renderer="run/page.jinja2")
+def submit(request):
+    vary(request)
+    ident = request.identity
+    sel = _selection(request)
+    name = request.POST.get("jobtype") or sel["job_type"]
+    jt = request.jobtypes.get(name)
+    if jt is None:
+        return _refused(request, f"there is no job type called {name!r}", "unknown_job_type")
+    if sel["job_type"] != jt.name:
+        sel["job_type"] = jt.name
+        _save_selection(request, sel)
+    try:
+        resolved = resolve_selection(
+            request.catalog, ident.catalog_session, request.datasettypes, sel["datasets"], sel["datafiles"]
+        )
+    except SessionError:
+        return _refused(request, "your catalog session has expired; log in again", "session_expired", 401)
+    except CatalogError as e:
+        return _refused(request, f"the catalog could not be asked: {e}", "catalog_unavailable", 503)
+    if resolved.missing_datasets or resolved.missing_datafiles:
+        missing = [f"dataset {i}" for i in resolved.missing_datasets] + [
+            f"datafile {i}" for i in resolved.missing_datafiles
+        ]
+        return _refused(request, "not found or not visible to you: " + ", ".join(missing), "not_visible")
+    values = _submitted_values(request, jt.options)
+    mode = request.POST.get("mode") or None
+    confirmed = request.POST.get("confirm") == "yes"
+    try:
+        plan = planning.plan(
+            jt,
+            resolved.selection,
+            values,
+            mode=mode,
+            confirmed=confirmed,
+            icat_url=request.ijp.icat_url,
+            ids_url=request.ijp.ids_url,
+        )
+    except planning.PlanError as e:
+        return _refused(request, str(e), e.code, values=values, errors=e.fields, mode=mode)
+    sub = create_jobs(
+        request.dbsession, request.backends, plan, ident.user_name, ident.catalog_session, request.ijp.url
+    )
+    where = request.route_url("jobs.list", _query={"submission": sub.id})
+    if wants_json(request):
+        request.override_renderer = "json"
+        request.response.status = 201
+        return {"submission": sub.id, "jobs": [j.id for j in sub.jobs]}
+    if request.headers.get("HX-Request") == "true":
+        request.response.headers["HX-Redirect"] = where
+        request.response.status = 204
+        return request.response
+    return HTTPSeeOther(location=where)
+
+
+def _refused(request, message, code, status=400, *, values=None, errors=None, mode=None):
+    """Nothing is submitted: say why, keep every value the user gave."""
+    request.response.status = status
+    if wants_json(request):
+        request.override_renderer = "json"
+        body = {"code": code, "message": message}
+        if errors:
+            body["fields"] = errors
+        return body
+    if request.headers.get("HX-Request") == "true":
+        request.override_renderer = "run/_panel.jinja2"
+        # htmx 2 does not swap 4xx responses by default; the form opts in with
+        # hx-target-error handling in layout (htmx:beforeSwap).
+    return panel(
+        request,
+        values=values,
+        errors=errors,
+        message=message,
+        mode=mode,
+        confirmed=request.POST.get("confirm") == "yes",
+    )

@@ -1,0 +1,172 @@
+"""Test wiring (the Pyramid cookiecutter's): migrations once per session, one app, and a
+doomed transaction per test shared by the test and the app, so nothing a test writes
+survives it. The demo catalog is loaded once, committed, for every test to read.
+
+The database is SQLite unless IJP_TEST_DATABASE_URL names another (tests/run.sh runs
+the suite a second time on a throw-away PostgreSQL where one can be started).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+from pathlib import Path
+
+import alembic.command
+import alembic.config
+import pytest
+import sqlalchemy as sa
+import transaction
+import webtest
+from pyramid.paster import get_appsettings
+
+from ijpweb import main
+from ijpweb.catalog import demo
+from ijpweb.models import get_engine, get_session_factory, get_tm_session
+from ijpweb.models.meta import Base
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--ini", action="store", default=str(ROOT / "testing.ini"))
+
+
+def pytest_report_header(config):
+    url = os.environ.get("IJP_TEST_DATABASE_URL")
+    return f"database: {'PostgreSQL (' + url.split('@')[-1] + ')' if url else 'SQLite'}"
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("ijp")
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_root):
+    return os.environ.get("IJP_TEST_DATABASE_URL") or f"sqlite:///{tmp_root / 'test.sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def app_settings(request, tmp_root, db_url):
+    settings = dict(get_appsettings(request.config.option.ini))
+    settings.update(
+        {
+            "sqlalchemy.url": db_url,
+            "ijp.batch.local.dir": str(tmp_root / "jobs"),
+            "ijp.jobtypes_dir": str(ROOT / "jobtypes"),
+            "ijp.datasettypes_dir": str(ROOT / "datasettypes"),
+            "ijp.batch.local.path": str(ROOT / "jobtypes" / "scripts"),
+            "auth.secret": "test-secret-not-for-production",
+        }
+    )
+    return settings
+
+
+def _wipe(engine):
+    with engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+
+
+@pytest.fixture(scope="session")
+def dbengine(app_settings, request):
+    engine = get_engine(app_settings)
+    _wipe(engine)
+    cfg = alembic.config.Config(request.config.option.ini)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        alembic.command.upgrade(cfg, "head")
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        demo.load(get_tm_session(get_session_factory(engine), tm))
+    yield engine
+    _wipe(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(app_settings, dbengine):
+    return main({}, dbengine=dbengine, **app_settings)
+
+
+@pytest.fixture
+def tm():
+    tm = transaction.TransactionManager(explicit=True)
+    tm.begin()
+    tm.doom()
+    yield tm
+    tm.abort()
+
+
+@pytest.fixture
+def dbsession(app, tm):
+    return get_tm_session(app.registry["dbsession_factory"], tm)
+
+
+@pytest.fixture
+def backends(app):
+    return app.registry["ijp.backends"]
+
+
+@pytest.fixture(autouse=True)
+def clean_jobs(app_settings):
+    """Job ids may repeat between tests (each test's rows are rolled back), so each
+    test starts with an empty job directory and leaves no process behind."""
+    yield
+    root = Path(app_settings["ijp.batch.local.dir"])
+    if not root.exists():
+        return
+    for started in root.glob("*/started.json"):
+        try:
+            pgid = int(re.search(r'"pgid": (\d+)', started.read_text()).group(1))
+            os.killpg(pgid, signal.SIGKILL)
+        except (AttributeError, OSError, ValueError):
+            pass
+    for child in root.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+
+
+class TestApp(webtest.TestApp):
+    def get_csrf_token(self):
+        """Load a page to set the CSRF cookie, then return the token."""
+        if "csrf_token" not in self.cookies:
+            self.get("/login")
+        return self.cookies["csrf_token"]
+
+    def login(self, user="alice", password=None, status=303):
+        token = self.get_csrf_token()
+        return self.post(
+            "/login",
+            {"username": user, "password": password or f"{user}-demo", "csrf_token": token},
+            status=status,
+        )
+
+    def htmx(self, method, url, params=None, **kw):
+        headers = {"HX-Request": "true", "X-CSRF-Token": self.get_csrf_token()}
+        headers.update(kw.pop("headers", {}))
+        if method == "GET":
+            return self.get(url, params, headers=headers, **kw)
+        return self.post(url, params, headers=headers, **kw)
+
+
+@pytest.fixture
+def testapp(app, tm, dbsession):
+    return TestApp(
+        app,
+        extra_environ={
+            "HTTP_HOST": "example.com",
+            "tm.active": True,
+            "tm.manager": tm,
+            "app.dbsession": dbsession,
+        },
+    )
+
+
+@pytest.fixture
+def alice(testapp):
+    testapp.login("alice")
+    return testapp
