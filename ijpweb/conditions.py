@@ -217,7 +217,7 @@ class Expression:
 
 # --- lexer ---------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"\d+(\.\d*)?([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?|\.[0-9]+([eE][+-]?[0-9]+)?")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _OPERATORS = ("&&", "||", "==", "!=", ">=", "<=", ">", "<", "!", "+", "-", "*", "/", "%", "(", ")")
 _OPERAND_END = {"name", "number", "string", "null", ")"}
@@ -231,7 +231,7 @@ class _Token:
 
 
 def _number(text: str, pos: int) -> Any:
-    if re.fullmatch(r"-?\d+", text):
+    if re.fullmatch(r"-?[0-9]+", text):
         n = int(text)
         if not _LONG_MIN <= n <= _LONG_MAX:
             raise ConditionError(f"integer {text} is out of range", pos)
@@ -239,29 +239,33 @@ def _number(text: str, pos: int) -> Any:
     return float(text)
 
 
+def _digit(c: str) -> bool:
+    return "0" <= c <= "9"
+
+
 def _tokens(source: str) -> list[_Token]:
     out: list[_Token] = []
     i, n = 0, len(source)
     while i < n:
         c = source[i]
-        if c.isspace():
+        if c in " \t\r\n":
             i += 1
             continue
         prev = out[-1].kind if out else None
         prev_val = out[-1].value if out else None
         operand_before = prev in _OPERAND_END - {")"} or (prev == "op" and prev_val == ")")
-        if c == "-" and not operand_before and i + 1 < n and (source[i + 1].isdigit()):
+        if c == "-" and not operand_before and i + 1 < n and _digit(source[i + 1]):
             m = _NUMBER.match(source, i + 1)
             text = "-" + m.group(0)
             out.append(_Token("number", _number(text, i), i))
             i += len(text)
             continue
-        if c.isdigit() or (c == "." and i + 1 < n and source[i + 1].isdigit()):
+        if _digit(c) or (c == "." and i + 1 < n and _digit(source[i + 1])):
             m = _NUMBER.match(source, i)
             out.append(_Token("number", _number(m.group(0), i), i))
             i = m.end()
             continue
-        if c.isalpha():
+        if c.isascii() and c.isalpha():
             m = _NAME.match(source, i)
             word = m.group(0)
             kind = {"True": "true", "False": "false", "null": "null"}.get(word, "name")
@@ -301,7 +305,7 @@ def _tokens(source: str) -> list[_Token]:
 
 
 _BOOL_NODES = (BoolConst, Not, And, Or, Compare)
-_MAX_DEPTH = 200
+_MAX_DEPTH = 50
 
 
 class _Parser:
