@@ -1,0 +1,155 @@
+"""The local backend with real processes: wrapper records, limits, cancel, restart."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ijpweb.batch import BatchError, JobSpec
+from ijpweb.batch.local import LocalBackend
+from ijpweb.models import JobStatus
+from ijpweb.planning import SESSION_ARG, SESSION_ENV
+
+
+def spec(job_id, script, *args, env=None):
+    return JobSpec(job_id, "alice", "/bin/sh", ("-c", script, "job", *args), env or {})
+
+
+def wait(backend, job_id, statuses, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = backend.states([job_id])[job_id]
+        if state.status in statuses:
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} is {state.status}, not {statuses}")
+
+
+@pytest.fixture
+def backend(tmp_path):
+    b = LocalBackend("local", tmp_path / "jobs", max_running=4)
+    yield b
+    for d in (tmp_path / "jobs").glob("[0-9]*"):
+        try:
+            b.cancel(d.name)
+        except BatchError:
+            pass
+
+
+def test_exit_codes_and_output(backend):
+    backend.submit(spec(1, 'echo "out $1"; echo err >&2; exit 0', "a b"))
+    backend.submit(spec(2, "exit 3"))
+    backend.submit(JobSpec(3, "alice", "/nonexistent/program", ()))
+    ok = wait(backend, "1", {JobStatus.COMPLETED})
+    assert ok.exit_code == 0 and ok.started_at and ok.finished_at >= ok.started_at
+    assert backend.read("1", "stdout") == b"out a b\n"
+    assert backend.read("1", "stderr") == b"err\n"
+    assert backend.read("1", "stdout", offset=4) == b"a b\n"
+    failed = wait(backend, "2", {JobStatus.FAILED})
+    assert (failed.exit_code, failed.reason) == (3, "exit code 3")
+    missing = wait(backend, "3", {JobStatus.FAILED})
+    assert missing.exit_code == 127 and b"cannot start" in backend.read("3", "stderr")
+
+
+def test_concurrency_limit_keeps_the_rest_queued(tmp_path):
+    b = LocalBackend("local", tmp_path / "jobs", max_running=1)
+    gate = tmp_path / "gate"
+    b.submit(spec(1, f'while [ ! -e "{gate}" ]; do sleep 0.05; done'))
+    b.submit(spec(2, "true"))
+    wait(b, "1", {JobStatus.RUNNING})
+    time.sleep(0.3)
+    assert b.states(["2"])["2"].status == JobStatus.QUEUED
+    gate.touch()
+    wait(b, "1", {JobStatus.COMPLETED})
+    wait(b, "2", {JobStatus.COMPLETED})
+
+
+def test_cancel_stops_that_job_and_nothing_else(backend):
+    backend.submit(spec(1, "sleep 30 & sleep 30; wait"))
+    backend.submit(spec(2, "sleep 30"))
+    wait(backend, "1", {JobStatus.RUNNING})
+    wait(backend, "2", {JobStatus.RUNNING})
+    pgid = int(__import__("json").loads((backend.root / "1" / "started.json").read_text())["pgid"])
+    backend.cancel("1")
+    assert backend.states(["1"])["1"].status == JobStatus.CANCELLED
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _group_alive(pgid):
+        time.sleep(0.1)
+    assert not _group_alive(pgid), "the cancelled job's processes are still running"
+    assert backend.states(["2"])["2"].status == JobStatus.RUNNING
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    # zombies do not count
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
+def test_jobs_survive_a_restart_of_the_portal(tmp_path):
+    first = LocalBackend("local", tmp_path / "jobs")
+    gate = tmp_path / "gate"
+    first.submit(spec(1, f'echo started; while [ ! -e "{gate}" ]; do sleep 0.05; done; echo done'))
+    wait(first, "1", {JobStatus.RUNNING})
+    del first  # the portal goes away; the job does not
+    second = LocalBackend("local", tmp_path / "jobs")
+    assert second.states(["1"])["1"].status == JobStatus.RUNNING
+    gate.touch()
+    assert wait(second, "1", {JobStatus.COMPLETED}).exit_code == 0
+    assert second.read("1", "stdout") == b"started\ndone\n"
+
+
+def test_delete_only_once_ended(backend):
+    backend.submit(spec(1, "sleep 30"))
+    wait(backend, "1", {JobStatus.RUNNING})
+    with pytest.raises(BatchError, match="has not ended"):
+        backend.delete("1")
+    backend.cancel("1")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            backend.delete("1")
+            break
+        except BatchError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert not (backend.root / "1").exists()
+
+
+def test_session_id_in_environment_never_in_argv(backend):
+    secret = "s3cr3t-session-id"
+    s = JobSpec(1, "alice", "/bin/sh", ("-c", 'echo "env=$IJP_SESSION_ID"; cat /proc/$$/cmdline | tr "\\0" " "', "job", SESSION_ARG), {SESSION_ENV: secret})
+    backend.submit(s)
+    wait(backend, "1", {JobStatus.COMPLETED})
+    out = backend.read("1", "stdout").decode()
+    assert f"env={secret}" in out
+    cmdline = out.splitlines()[1]
+    assert secret not in cmdline and "sessionId" not in cmdline
+    spec_file = backend.root / "1" / "spec.json"
+    assert oct(spec_file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_portal_secrets_do_not_leak_into_jobs(backend, monkeypatch):
+    monkeypatch.setenv("IJP_AUTH_SECRET", "do-not-leak")
+    backend.submit(spec(1, "env"))
+    wait(backend, "1", {JobStatus.COMPLETED})
+    assert b"do-not-leak" not in backend.read("1", "stdout")
+
+
+def test_unknown_ids_are_unknown(backend):
+    assert backend.states(["999"])["999"].status == JobStatus.UNKNOWN
+    assert backend.states(["../etc"])["../etc"].status == JobStatus.UNKNOWN
+    with pytest.raises(BatchError):
+        backend.read("../etc", "stdout")
