@@ -1,8 +1,8 @@
 """``ijp-admin``: operator commands that act on the portal's database.
 
-    ijp-admin development.ini migrate        # bring the schema to the newest revision
-    ijp-admin development.ini load-demo      # the demo catalog, if the catalog is empty
-    ijp-admin development.ini check-jobtypes # report every problem in jobtypes/ and datasettypes/
+ijp-admin development.ini migrate        # bring the schema to the newest revision
+ijp-admin development.ini load-demo      # the demo catalog, if the catalog is empty
+ijp-admin development.ini check-jobtypes # report every problem in jobtypes/ and datasettypes/
 """
 
 from __future__ import annotations

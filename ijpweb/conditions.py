@@ -35,9 +35,7 @@ class ConditionError(ValueError):
     """A condition that cannot be parsed or evaluated; ``position`` is 0-based."""
 
     def __init__(self, message: str, position: int | None = None):
-        super().__init__(
-            message if position is None else f"{message} (at character {position + 1})"
-        )
+        super().__init__(message if position is None else f"{message} (at character {position + 1})")
         self.position = position
 
 

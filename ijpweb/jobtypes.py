@@ -306,8 +306,7 @@ def parse_jobtype(data: bytes, file: str) -> JobType:
         ids_url_required=flags.get("idsUrlRequired", False),
         accepts_datasets=flags.get("acceptsDatasets", False),
         accepts_datafiles=flags.get("acceptsDatafiles", False),
-        creates_provenance=flags.get("createsProvenance", False)
-        or flags.get("generatesProvenance", False),
+        creates_provenance=flags.get("createsProvenance", False) or flags.get("generatesProvenance", False),
         dataset_types=tuple(dataset_types),
         options=tuple(options),
         source=file,

@@ -87,9 +87,7 @@ def incompatibility(jt: JobType, sel: Selection) -> str | None:
     if sel.datasets:
         if not jt.accepts_datasets:
             return "this job type does not accept datasets"
-        bad = sorted(
-            {d.type_name for d in sel.datasets if not jt.accepts_dataset_type(d.type_name)}
-        )
+        bad = sorted({d.type_name for d in sel.datasets if not jt.accepts_dataset_type(d.type_name)})
         if bad:
             return f"this job type does not accept datasets of type {', '.join(bad)}"
     if sel.datafile_ids and not jt.accepts_datafiles:
@@ -145,9 +143,7 @@ def default_values(options: Sequence[JobOption]) -> dict[str, Any]:
             out[o.name] = parse_bool(o.default_value or "false") is True
         elif o.type == "enumeration":
             d = o.default_value
-            out[o.name] = (
-                d if d is not None and d in o.values else (o.values[0] if o.values else "")
-            )
+            out[o.name] = d if d is not None and d in o.values else (o.values[0] if o.values else "")
         elif o.default_value is not None:
             out[o.name] = o.default_value
         else:
@@ -344,8 +340,7 @@ def resolve_mode(jt: JobType, sel: Selection, mode: str | None, confirmed: bool)
         return "each"
     if mode not in ("single", "each"):
         raise PlanError(
-            f"choose whether to submit one job for all {sel.size} inputs or {sel.size} "
-            "jobs, one per input",
+            f"choose whether to submit one job for all {sel.size} inputs or {sel.size} jobs, one per input",
             code="mode_required",
         )
     return mode
@@ -374,7 +369,5 @@ def plan(
         inputs = [(sel.dataset_ids, sel.datafile_ids)]
     else:
         inputs = [((i,), ()) for i in sel.dataset_ids] + [((), (i,)) for i in sel.datafile_ids]
-    jobs = tuple(
-        JobPlan(ds, df, build_args(jt, ds, df, opts, icat_url, ids_url)) for ds, df in inputs
-    )
+    jobs = tuple(JobPlan(ds, df, build_args(jt, ds, df, opts, icat_url, ids_url)) for ds, df in inputs)
     return Plan(jt, chosen, values, jobs)

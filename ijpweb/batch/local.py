@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
@@ -139,8 +139,7 @@ class LocalBackend:
             return BatchState(
                 JobStatus.FAILED,
                 None,
-                "the job's wrapper ended without recording an exit code "
-                "(killed, or the machine restarted)",
+                "the job's wrapper ended without recording an exit code (killed, or the machine restarted)",
                 start_at,
             )
         if cancelled is not None:
@@ -213,12 +212,18 @@ class LocalBackend:
     def estimate(self, spec: JobSpec) -> float | None:
         dirs = [p for p in self.root.iterdir() if p.name.isdigit()]
         waiting = sum(1 for d in dirs if not (d / "launched").exists())
-        return 0.0 if waiting == 0 and sum(map(self._running, dirs)) < self.max_running else float(waiting + 1)
+        return (
+            0.0 if waiting == 0 and sum(map(self._running, dirs)) < self.max_running else float(waiting + 1)
+        )
 
     def states(self, ids: Sequence[str]) -> dict[str, BatchState]:
         self._dispatch()
-        return {i: self._state(self.root / i) if i.isdigit() else
-                BatchState(JobStatus.UNKNOWN, reason="not a local job id") for i in ids}
+        return {
+            i: self._state(self.root / i)
+            if i.isdigit()
+            else BatchState(JobStatus.UNKNOWN, reason="not a local job id")
+            for i in ids
+        }
 
     def read(self, job_id: str, stream: str, offset: int = 0, limit: int = 65536) -> bytes:
         if stream not in STREAMS:
@@ -242,17 +247,19 @@ class LocalBackend:
                 write_json(d / "cancelled.json", {"at": datetime.now().astimezone().isoformat()})
         started = _read_json(d / "started.json")
         if started is not None and _alive(started["pid"], d):
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(started["pgid"], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         self._dispatch()
 
     def delete(self, job_id: str) -> None:
         d = self._dir(job_id)
         if not d.is_dir():
             return
-        if self._state(d).status not in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED) or self._running(d):
+        if self._state(d).status not in (
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+        ) or self._running(d):
             raise BatchError(f"job {job_id} has not ended; cancel it first")
         shutil.rmtree(d)
 

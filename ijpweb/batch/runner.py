@@ -9,6 +9,7 @@ is left of its own process group. No Pyramid, no database: the standard library 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -44,6 +45,12 @@ def _group_members(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             out.append(int(entry))
     return out
+
+
+def _kill_members(pgid: int) -> None:
+    for pid in _group_members(pgid):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def run(jobdir: Path) -> int:
@@ -84,18 +91,10 @@ def run(jobdir: Path) -> int:
         except subprocess.TimeoutExpired:
             pass
         if terminated["at"] is not None and time.monotonic() - terminated["at"] > GRACE_SECONDS:
-            for pid in _group_members(pgid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+            _kill_members(pgid)
     if terminated["at"] is not None:
         # The program is gone; make sure nothing it started lingers in the group.
-        for pid in _group_members(pgid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        _kill_members(pgid)
     code, sig = (rc, None) if rc >= 0 else (None, -rc)
     write_json(jobdir / "exit.json", {"code": code, "signal": sig, "at": now()})
     return 0

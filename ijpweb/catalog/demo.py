@@ -56,7 +56,7 @@ def is_empty(db) -> bool:
 
 def load(db) -> dict[str, int]:
     """Create the demo catalog in ``db`` (which must not hold one yet)."""
-    rng = random.Random(20261124)
+    rng = random.Random(20261124)  # noqa: S311 - repeatable demo data, not secrets
     users = {}
     for name, full, password, _ in USERS:
         users[name] = CatalogUser(name=name, full_name=full, password_hash=hash_password(password))
@@ -98,14 +98,49 @@ def load(db) -> dict[str, int]:
             for c in range(1, channels + 1):
                 for f in range(1, frames + 1):
                     size = rng.randint(2_000_000, 9_000_000)
-                    db.add(Datafile(name=f"c{c}_t{f:03d}.tif", file_size=size, dataset=ds, datafileFormat=formats["TIFF"]))
+                    db.add(
+                        Datafile(
+                            name=f"c{c}_t{f:03d}.tif",
+                            file_size=size,
+                            dataset=ds,
+                            datafileFormat=formats["TIFF"],
+                        )
+                    )
                     datafiles += 1
             if type_name == "lightsheet":
-                db.add(Datafile(name="stack.h5", file_size=rng.randint(10**8, 10**9), dataset=ds, datafileFormat=formats["HDF5"]))
+                db.add(
+                    Datafile(
+                        name="stack.h5",
+                        file_size=rng.randint(10**8, 10**9),
+                        dataset=ds,
+                        datafileFormat=formats["HDF5"],
+                    )
+                )
                 datafiles += 1
-            db.add(Datafile(name="metadata.json", file_size=rng.randint(900, 4000), dataset=ds, datafileFormat=formats["JSON"]))
-            db.add(Datafile(name="intensities.csv", file_size=rng.randint(5_000, 90_000), dataset=ds, datafileFormat=formats["CSV"]))
-            db.add(Datafile(name="notes.txt", file_size=rng.randint(100, 2000), dataset=ds, datafileFormat=formats["Text"]))
+            db.add(
+                Datafile(
+                    name="metadata.json",
+                    file_size=rng.randint(900, 4000),
+                    dataset=ds,
+                    datafileFormat=formats["JSON"],
+                )
+            )
+            db.add(
+                Datafile(
+                    name="intensities.csv",
+                    file_size=rng.randint(5_000, 90_000),
+                    dataset=ds,
+                    datafileFormat=formats["CSV"],
+                )
+            )
+            db.add(
+                Datafile(
+                    name="notes.txt",
+                    file_size=rng.randint(100, 2000),
+                    dataset=ds,
+                    datafileFormat=formats["Text"],
+                )
+            )
             datafiles += 3
     db.flush()
     return {"users": len(users), "investigations": len(invs), "datasets": datasets, "datafiles": datafiles}

@@ -172,7 +172,9 @@ class EmbeddedCatalog:
             "types": list(self.db.scalars(sa.select(DatasetType.name).order_by(DatasetType.name))),
             "investigations": list(
                 self.db.scalars(
-                    sa.select(Investigation.name).where(Investigation.id.in_(visible)).order_by(Investigation.name)
+                    sa.select(Investigation.name)
+                    .where(Investigation.id.in_(visible))
+                    .order_by(Investigation.name)
                 )
             ),
         }
@@ -215,7 +217,12 @@ class EmbeddedCatalog:
         if not self.datasets(session_id, [dataset_id]):
             return []
         rows = self.db.execute(
-            sa.select(ParameterType.name, ParameterType.units, DatasetParameter.numericValue, DatasetParameter.stringValue)
+            sa.select(
+                ParameterType.name,
+                ParameterType.units,
+                DatasetParameter.numericValue,
+                DatasetParameter.stringValue,
+            )
             .join(ParameterType, DatasetParameter.type_id == ParameterType.id)
             .where(DatasetParameter.dataset_id == dataset_id)
             .order_by(ParameterType.name)
@@ -224,7 +231,9 @@ class EmbeddedCatalog:
 
     # --- dataset-type parameters ------------------------------------------------------
 
-    def job_parameters(self, session_id: str, datasets: Sequence[DatasetView], definitions) -> dict[int, dict[str, Any]]:
+    def job_parameters(
+        self, session_id: str, datasets: Sequence[DatasetView], definitions
+    ) -> dict[int, dict[str, Any]]:
         """One query per distinct parameter definition for all the datasets it applies
         to (M queries for N datasets and M parameters, never N×M)."""
         out: dict[int, dict[str, Any]] = {d.id: {} for d in datasets}
@@ -249,11 +258,11 @@ class EmbeddedCatalog:
             raise ConciseError(f"cannot select {q.entity} per dataset")
         root = aliased(ENTITIES[q.entity])
         ds = root
-        for rel in TO_DATASET[q.entity]:
+        for _rel in TO_DATASET[q.entity]:
             ds = aliased(Dataset)
         joins: list = []
         if ds is not root:
-            joins.append((ds, getattr(root, "dataset_id") == ds.id))
+            joins.append((ds, root.dataset_id == ds.id))
         aliases = {q.entity: root, "Dataset": ds}
         conds = []
         bound_to_dataset = False

@@ -68,9 +68,7 @@ class Dataset(Base):
 
     investigation: Mapped[Investigation] = relationship()
     type: Mapped[DatasetType] = relationship()
-    datafiles: Mapped[list[Datafile]] = relationship(
-        back_populates="dataset", order_by="Datafile.name"
-    )
+    datafiles: Mapped[list[Datafile]] = relationship(back_populates="dataset", order_by="Datafile.name")
     parameters: Mapped[list[DatasetParameter]] = relationship(back_populates="dataset")
 
 

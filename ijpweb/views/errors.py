@@ -3,6 +3,7 @@ from urllib.parse import urlsplit
 
 from pyramid.csrf import BadCSRFToken
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPSeeOther
+from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
 from . import wants_json
@@ -30,14 +31,10 @@ def forbidden(request):
         if request.headers.get("HX-Request") == "true":
             # An expired login during an htmx request: send the whole browser to the
             # login page instead of swapping it into the table.
-            resp = request.response
-            resp.status = 401
             current = urlsplit(request.headers.get("HX-Current-URL", ""))
             back = current.path + (f"?{current.query}" if current.query else "")
-            resp.headers["HX-Redirect"] = request.route_url(
-                "auth.login", _query={"next": back or "/"}
-            )
-            return {"status": 401, "message": "Please log in."}
+            target = request.route_url("auth.login", _query={"next": back or "/"})
+            return Response(status=401, headers={"HX-Redirect": target}, body=b"")
         if wants_json(request):
             return _error(request, 401, "unauthenticated", "log in first")
         return HTTPSeeOther(location=login)

@@ -102,9 +102,7 @@ def decode_chunk(data: bytes, final: bool) -> tuple[str, int]:
     return data.decode("utf-8", errors="replace"), len(data)
 
 
-@view_config(
-    route_name="jobs.output", request_method="GET", permission="use", renderer="jobs/_output.jinja2"
-)
+@view_config(route_name="jobs.output", request_method="GET", permission="use", renderer="jobs/_output.jinja2")
 def job_output(request):
     """A chunk of stdout or stderr from ``offset``, and (while there may be more) the
     element that fetches the next one."""
@@ -155,22 +153,22 @@ def _action(request, action, verb):
     return HTTPSeeOther(location=target)
 
 
-@view_config(
-    route_name="jobs.cancel", request_method="GET", permission="use", renderer="jobs/confirm.jinja2"
-)
-@view_config(
-    route_name="jobs.delete", request_method="GET", permission="use", renderer="jobs/confirm.jinja2"
-)
+@view_config(route_name="jobs.cancel", request_method="GET", permission="use", renderer="jobs/confirm.jinja2")
+@view_config(route_name="jobs.delete", request_method="GET", permission="use", renderer="jobs/confirm.jinja2")
 def confirm_page(request):
     verb = "cancel" if request.matched_route.name == "jobs.cancel" else "delete"
     return {"job": request.context.job, "verb": verb, "error": None}
 
 
-@view_config(route_name="jobs.cancel", request_method="POST", permission="use", renderer="jobs/confirm.jinja2")
+@view_config(
+    route_name="jobs.cancel", request_method="POST", permission="use", renderer="jobs/confirm.jinja2"
+)
 def cancel(request):
     return _action(request, cancel_job, "cancel")
 
 
-@view_config(route_name="jobs.delete", request_method="POST", permission="use", renderer="jobs/confirm.jinja2")
+@view_config(
+    route_name="jobs.delete", request_method="POST", permission="use", renderer="jobs/confirm.jinja2"
+)
 def delete(request):
     return _action(request, delete_job, "delete")

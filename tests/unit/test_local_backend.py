@@ -1,5 +1,6 @@
 """The local backend with real processes: wrapper records, limits, cancel, restart."""
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -31,10 +32,8 @@ def backend(tmp_path):
     b = LocalBackend("local", tmp_path / "jobs", max_running=4)
     yield b
     for d in (tmp_path / "jobs").glob("[0-9]*"):
-        try:
+        with contextlib.suppress(BatchError):
             b.cancel(d.name)
-        except BatchError:
-            pass
 
 
 def test_exit_codes_and_output(backend):
@@ -130,7 +129,13 @@ def test_delete_only_once_ended(backend):
 
 def test_session_id_in_environment_never_in_argv(backend):
     secret = "s3cr3t-session-id"
-    s = JobSpec(1, "alice", "/bin/sh", ("-c", 'echo "env=$IJP_SESSION_ID"; cat /proc/$$/cmdline | tr "\\0" " "', "job", SESSION_ARG), {SESSION_ENV: secret})
+    s = JobSpec(
+        1,
+        "alice",
+        "/bin/sh",
+        ("-c", 'echo "env=$IJP_SESSION_ID"; cat /proc/$$/cmdline | tr "\\0" " "', "job", SESSION_ARG),
+        {SESSION_ENV: secret},
+    )
     backend.submit(s)
     wait(backend, "1", {JobStatus.COMPLETED})
     out = backend.read("1", "stdout").decode()

@@ -56,7 +56,9 @@ def test_argv_order_and_shapes():
 
 def test_empty_values_and_empty_program_parameters_are_omitted():
     p = planning.plan(
-        OPTIONS, sel([ds(1, numChannels=1.0)]), {"Mode": "plain", "Silent": False, "View type": "", "Index": ""}
+        OPTIONS,
+        sel([ds(1, numChannels=1.0)]),
+        {"Mode": "plain", "Silent": False, "View type": "", "Index": ""},
     )
     assert p.jobs[0].args == ("--datasetIds=1", "--origin", "0.0", SESSION_ARG, "--icatUrl=", "--idsUrl=")
 
