@@ -1,0 +1,128 @@
+"""In real headless Chromium (Debian's, driven by Playwright): log in, select two
+datasets, submit one job per dataset, and watch both finish with their output."""
+
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import alembic.command
+import alembic.config
+import pytest
+import transaction
+from pyramid.paster import get_appsettings
+
+from ijpweb import main
+from ijpweb.catalog import demo
+from ijpweb.models import get_engine, get_session_factory, get_tm_session
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """The portal as `make run` starts it (scheduler on), on a free port, with its own
+    committed database."""
+    waitress = pytest.importorskip("waitress.server")
+    tmp = tmp_path_factory.mktemp("live")
+    settings = dict(get_appsettings(str(ROOT / "testing.ini")))
+    settings.update(
+        {
+            "sqlalchemy.url": f"sqlite:///{tmp / 'live.sqlite'}",
+            "ijp.batch.local.dir": str(tmp / "jobs"),
+            "ijp.jobtypes_dir": str(ROOT / "jobtypes"),
+            "ijp.datasettypes_dir": str(ROOT / "datasettypes"),
+            "ijp.batch.local.path": str(ROOT / "jobtypes" / "scripts"),
+            "ijp.scheduler.enabled": "true",
+            "ijp.harvest.seconds": "0.5",
+            "auth.secret": "browser-test-secret",
+        }
+    )
+    engine = get_engine(settings)
+    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        alembic.command.upgrade(cfg, "head")
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        demo.load(get_tm_session(get_session_factory(engine), tm))
+    app = main({}, **settings)
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    app.registry["ijp.scheduler"].shutdown(wait=False)
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def settled(page):
+    """htmx wires up swapped-in content after its settle delay: wait for it."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
+
+
+def test_select_two_datasets_run_one_job_each_and_read_the_output(live_server, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(live_server + "/")
+    page.get_by_label("User name").fill("alice")
+    page.get_by_label("Password").fill("alice-demo")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Datasets")).to_be_visible()
+
+    # narrow the search in place, then tick two datasets
+    page.get_by_label("Dataset type").select_option("confocal")
+    expect(page.locator("#results")).to_contain_text("12 dataset(s)")
+    settled(page)
+    names = page.locator("#results tbody tr td:nth-child(2)").all_inner_texts()[:2]
+    for name in names:
+        page.get_by_label(f"Select dataset {name}").check()
+        expect(page.locator("#run-panel")).to_contain_text(name)
+        settled(page)
+    expect(page.locator("#run-panel")).to_contain_text("Selected (2)")
+
+    page.get_by_label("Job type").select_option("Test args - multiple datasets or datafiles")
+    expect(page.locator("#job-form")).to_be_visible()
+    settled(page)
+    page.get_by_label("Option one").fill("hello 'world' $HOME")
+    page.get_by_label("2 jobs, one per input").check()
+    page.get_by_role("button", name="Submit").click()
+
+    expect(page).to_have_url(re.compile(r"/jobs\?submission=\d+"))
+    rows = page.locator("#job-rows tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.filter(has_text="Completed")).to_have_count(2)  # the list refreshes itself
+
+    rows.first.get_by_role("link").click()
+    expect(page.locator("#job-status")).to_contain_text("Completed")
+    output = page.locator("pre#stdout")
+    expect(output).to_contain_text("--datasetIds=")
+    expect(output).to_contain_text("\"hello 'world' $HOME\"")
+    page.close()
