@@ -107,6 +107,7 @@ class EmbeddedCatalog:
         s = self.db.get(CatalogSession, session_id) if session_id else None
         if s is not None:
             self.db.delete(s)
+            self.db.flush()
 
     def user_name(self, session_id: str) -> str:
         return self._session(session_id).user_name
@@ -286,6 +287,8 @@ class EmbeddedCatalog:
         values: dict[int, list[Any]] = {}
         for dsid, value in self.db.execute(select):
             values.setdefault(dsid, []).append(value)
+        if q.aggregate == "COUNT":  # ICAT answers a COUNT with one row, 0 when nothing matches
+            return {i: values.get(i, [0])[0] for i in dataset_ids}
         # 0 results -> null, 1 -> the value, several -> null (the original's rule)
         return {i: (v[0] if len(v) == 1 else None) for i, v in values.items()}
 

@@ -1,0 +1,150 @@
+"""The embedded catalog on the demo data: visibility, dataset-type parameters, harvest."""
+
+import contextlib
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ijpweb.batch import BatchState
+from ijpweb.batch.harvest import harvest
+from ijpweb.catalog import AuthenticationError, DatasetQuery, SessionError
+from ijpweb.catalog.concise import ConciseError, parse_query
+from ijpweb.catalog.embedded import EmbeddedCatalog
+from ijpweb.datasettypes import DatasetTypes, parse_file
+from ijpweb.models import Datafile, DatafileFormat, Dataset, Job, JobStatus
+from ijpweb.xmlfiles import XMLFileError
+
+from .test_security import make_job
+
+
+@pytest.fixture
+def catalog(dbsession):
+    return EmbeddedCatalog(dbsession)
+
+
+@pytest.fixture
+def bob(catalog):
+    return catalog.login("db", {"username": "bob", "password": "bob-demo"}).session_id
+
+
+def test_login_logout_and_bad_credentials(catalog):
+    sid = catalog.login("db", {"username": "carol", "password": "carol-demo"}).session_id
+    assert catalog.user_name(sid) == "carol"
+    catalog.logout(sid)
+    with pytest.raises(SessionError):
+        catalog.user_name(sid)
+    for creds in ({"username": "carol", "password": "x"}, {"username": "nobody", "password": "x"}):
+        with pytest.raises(AuthenticationError, match="not correct"):
+            catalog.login("db", creds)
+
+
+def test_users_see_their_investigations_only(catalog, bob, dbsession):
+    page = catalog.search_datasets(bob, DatasetQuery(per_page=200))
+    assert {d.investigation for d in page.items} == {"LMF-2026-002", "LMF-2026-003"}
+    assert page.total == 26
+    hidden = dbsession.scalar(
+        sa.select(Dataset.id)
+        .join(Dataset.investigation)
+        .where(sa.text("investigation.name = 'LMF-2026-001'"))
+    )
+    assert catalog.datasets(bob, [hidden]) == []
+    files = dbsession.scalars(sa.select(Datafile.id).where(Datafile.dataset_id == hidden)).all()
+    assert catalog.datafiles(bob, files) == []
+
+
+def test_job_parameters_m_queries_for_n_datasets(catalog, bob, dbsession, app):
+    datasets = catalog.search_datasets(bob, DatasetQuery(per_page=200)).items
+    types = DatasetTypes(app.registry.settings["ijp"].datasettypes_dir)
+    statements = []
+    engine = dbsession.get_bind()
+
+    def count(*_args):
+        statements.append(1)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        params = catalog.job_parameters(bob, datasets, types.parameters_for)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    m = len(types.parameters_for("confocal"))
+    # 2 for the visibility check (user + datasets), then one per parameter definition
+    assert len(statements) <= m + 2, len(statements)
+    for d in datasets:
+        hdf = dbsession.scalar(
+            sa.select(sa.func.count(Datafile.id))
+            .join(DatafileFormat)
+            .where(Datafile.dataset_id == d.id, DatafileFormat.name == "HDF5")
+        )
+        assert params[d.id]["numHdfFiles"] == hdf
+        assert isinstance(params[d.id]["numChannels"], float)
+        assert params[d.id]["objective"]
+
+
+def test_concise_query_errors_name_the_position():
+    with pytest.raises(ConciseError, match="character"):
+        parse_query("COUNT(Datafile) <-> Dataset [id=${datasetId}] <-> Datafile [name = ]")
+    q = parse_query(
+        "COUNT(Datafile) <-> Dataset [id=${datasetId}] <-> Datafile [datafileFormat.name IN ('a', 'b''c')]"
+    )
+    assert q.aggregate == "COUNT" and q.terms[1].condition.value == ("a", "b'c")
+
+
+@given(st.text(max_size=60))
+def test_concise_parser_never_crashes(text):
+    with contextlib.suppress(ConciseError):
+        parse_query(text)
+
+
+def test_dataset_type_file_errors_name_the_file():
+    with pytest.raises(XMLFileError, match="bad.xml.*needs <name> and <query>"):
+        parse_file(
+            b"<jobDatasetType><datasetTypes>x</datasetTypes><jobDatasetParameter><name>n</name></jobDatasetParameter></jobDatasetType>",
+            "bad.xml",
+        )
+    with pytest.raises(XMLFileError, match="parameter 'n'"):
+        parse_file(
+            b"<jobDatasetType><datasetTypes>x</datasetTypes><jobDatasetParameter><name>n</name><query>COUNT(</query></jobDatasetParameter></jobDatasetType>",
+            "bad.xml",
+        )
+
+
+class DeadBackend:
+    name = "dead"
+
+    def states(self, ids):
+        raise ConnectionError("connection refused")
+
+
+class FixedBackend:
+    name = "fixed"
+
+    def __init__(self, states):
+        self._states = states
+
+    def states(self, ids):
+        return {i: self._states[i] for i in ids if i in self._states}
+
+
+def test_harvest_one_call_per_backend_and_a_dead_backend_shows_unknown(dbsession):
+    a = make_job(dbsession, "alice", JobStatus.RUNNING)
+    a.backend, a.backend_job_id = "dead", "1"
+    b = make_job(dbsession, "alice", JobStatus.QUEUED)
+    b.backend, b.backend_job_id = "fixed", "7"
+    c = make_job(dbsession, "alice", JobStatus.QUEUED)
+    c.backend, c.backend_job_id = "fixed", "8"
+    done = make_job(dbsession, "alice", JobStatus.COMPLETED)
+    done.backend, done.backend_job_id = "fixed", "9"
+    calls = []
+    fixed = FixedBackend({"7": BatchState(JobStatus.FAILED, 2, "exit code 2")})
+    original = fixed.states
+    fixed.states = lambda ids: calls.append(list(ids)) or original(ids)
+    changed = harvest(dbsession, {"dead": DeadBackend(), "fixed": fixed})
+    assert calls == [["7", "8"]]  # live jobs only, in one call
+    assert changed == {"dead": 1, "fixed": 2}
+    assert a.status == JobStatus.UNKNOWN and "did not answer" in a.reason
+    assert (b.status, b.exit_code, b.reason) == (JobStatus.FAILED, 2, "exit code 2") and b.finished_at
+    assert c.status == JobStatus.UNKNOWN
+    assert done.status == JobStatus.COMPLETED
+    assert dbsession.get(Job, a.id).status == JobStatus.UNKNOWN
