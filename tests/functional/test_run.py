@@ -191,3 +191,25 @@ def test_confirmation_pages_without_javascript(alice, dbsession):
 def test_staff_see_job_type_problems(alice, app, tmp_path):
     res = alice.get("/staff/jobtypes")
     assert "No problems." in res.text and "Test Options" in res.text
+
+
+def test_a_one_megabyte_string_is_refused_with_the_field_named(alice, dbsession):
+    select(alice, "dataset", dataset_ids(dbsession, "confocal", "LMF-2026-001")[:1])
+    form = alice.get("/submit", {"jobtype": "Test Options"}).forms["job-form"]
+    form["opt:Title"] = "x" * 1_000_000
+    res = form.submit(status=400)
+    assert "Title: at most 10000 characters" in res.text
+    assert dbsession.scalar(sa.select(sa.func.count(Job.id))) == 0
+
+
+def test_a_broken_job_type_file_is_shown_to_staff_and_the_rest_still_load(alice, app, tmp_path, monkeypatch):
+    from ijpweb.jobtypes import JobTypes
+
+    good = "<jobType><name>Good</name><executable>true</executable><type>batch</type></jobType>"
+    (tmp_path / "good.xml").write_text(good)
+    (tmp_path / "broken.xml").write_text("<jobType>\n  <name>Broken</name>\n  <type>batch</jobType>\n")
+    monkeypatch.setitem(app.registry, "ijp.jobtypes", JobTypes(tmp_path, interval=0))
+    res = alice.get("/staff/jobtypes")
+    assert "broken.xml:3" in res.text and "not well-formed" in res.text
+    assert ">Good<" in res.text
+    assert ">Good<" in alice.get("/submit").text
