@@ -105,13 +105,6 @@ class JobType:
         listed = [t for t in self.dataset_types if t != JOB_ONLY_DATASET_TYPE]
         return not listed or type_name in listed
 
-    def groups(self) -> dict[str, list[JobOption]]:
-        out: dict[str, list[JobOption]] = {}
-        for o in self.options:
-            if o.is_radio:
-                out.setdefault(o.group_name, []).append(o)
-        return out
-
     def to_ijp_json(self) -> dict:
         """The JSON form of the original REST ``GET jobtype/{name}`` (§1.6), key order kept."""
         d: dict = {

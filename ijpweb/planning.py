@@ -310,10 +310,6 @@ def provenance_args(jt: JobType, job_id: int, ijp_url: str) -> list[str]:
 # --- splitting ------------------------------------------------------------------------
 
 
-def job_count(jt: JobType, sel: Selection, mode: str | None) -> int:
-    return 1 if resolve_mode(jt, sel, mode, confirmed=True) == "single" else sel.size
-
-
 def choice_needed(jt: JobType, sel: Selection) -> str | None:
     """What the user must decide before submitting: 'confirm' (N jobs of a
     non-multiple type), 'mode' (one job or one per input), or None."""

@@ -55,12 +55,6 @@ def harvest(dbsession, backends: Mapping[str, BatchBackend]) -> dict[str, int]:
             state = states.get(job.backend_job_id)
             if state is None:
                 state = BatchState(JobStatus.UNKNOWN, reason="not reported by the backend")
-            if (
-                state.status == JobStatus.UNKNOWN
-                and job.started_at is None
-                and job.status == JobStatus.QUEUED
-            ):
-                pass
             n += apply_state(job, state)
         changed[name] = n
     return changed

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..models.jobs import JobStatus
+from ..planning import SESSION_ARG, SESSION_ENV
 from . import STREAMS, BatchError, BatchState, JobSpec
 from .runner import write_json
 
@@ -99,8 +100,6 @@ class LocalBackend:
         return env
 
     def _argv(self, spec: JobSpec) -> list[str]:
-        from ..planning import SESSION_ARG, SESSION_ENV
-
         argv = []
         for a in spec.args:
             if a == SESSION_ARG:
@@ -174,7 +173,7 @@ class LocalBackend:
                     stderr=subprocess.DEVNULL,
                     close_fds=True,
                     cwd=d,
-                    env={**self._env_for_runner()},
+                    env=self._env_for_runner(),
                 )
                 proc.wait(timeout=30)  # the wrapper forks and its parent returns at once
                 running += 1

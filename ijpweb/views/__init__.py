@@ -10,5 +10,12 @@ def wants_json(request) -> bool:
     return bool(offers) and offers[0][0] == "application/json"
 
 
+def as_int(value, default=0):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def vary(request):
     request.response.vary = ("HX-Request",)

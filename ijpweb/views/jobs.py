@@ -9,17 +9,10 @@ from pyramid.view import view_config
 from ..batch import STREAMS, BatchError
 from ..jobs import JobActionError, cancel_job, delete_job, list_jobs
 from ..models import JobStatus
-from . import HTMX, vary
+from . import HTMX, as_int, vary
 
 PER_PAGE = 25
 CHUNK = 256 * 1024
-
-
-def _int(value, default):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def _list(request):
@@ -27,7 +20,7 @@ def _list(request):
     if status and status != "live" and status not in {s.value for s in JobStatus}:
         status = ""
     job_type = request.GET.get("job_type", "")
-    page = max(1, _int(request.GET.get("page"), 1))
+    page = max(1, as_int(request.GET.get("page"), 1))
     jobs, total = list_jobs(
         request.dbsession,
         request.identity.user_name,
@@ -46,7 +39,7 @@ def _list(request):
         "statuses": [s.value for s in JobStatus],
         "job_types": [jt.name for jt in request.jobtypes.all()],
         "any_live": any(j.live for j in jobs),
-        "submission": _int(request.GET.get("submission"), None),
+        "submission": as_int(request.GET.get("submission"), None),
     }
 
 
@@ -111,7 +104,7 @@ def job_output(request):
     stream = request.matchdict["stream"]
     if stream not in STREAMS:
         raise HTTPNotFound()
-    offset = max(0, _int(request.GET.get("offset"), 0))
+    offset = max(0, as_int(request.GET.get("offset"), 0))
     backend = request.backends.get(job.backend)
     error = None
     data = b""

@@ -8,24 +8,17 @@ selection or the job type changes.
 
 from __future__ import annotations
 
-from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
 from .. import planning
 from ..catalog import CatalogError, DatasetQuery, SessionError
 from ..jobs import create_jobs, resolve_selection
 from ..models import WebSession
-from . import HTMX, vary, wants_json
+from . import HTMX, as_int, vary, wants_json
 
 OPT = "opt:"
 MAX_SELECTION = 1000
-
-
-def _int(value, default: int = 0) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def _web_session(request) -> WebSession:
@@ -74,12 +67,7 @@ def panel(request, *, values=None, errors=None, message=None, mode=None, confirm
     form_values = planning.default_values(shown)
     if values:
         form_values.update(values)
-    counts = {}
-    need = None
-    if chosen and not why_not:
-        need = planning.choice_needed(chosen, resolved.selection)
-        size = resolved.selection.size
-        counts = {"single": 1, "each": size}
+    need = planning.choice_needed(chosen, resolved.selection) if chosen and not why_not else None
     return {
         "sel": resolved,
         "job_types": all_types,
@@ -91,7 +79,6 @@ def panel(request, *, values=None, errors=None, message=None, mode=None, confirm
         "errors": errors or {},
         "message": message,
         "need": need,
-        "counts": counts,
         "mode": mode,
         "confirmed": confirmed,
         "condition_problems": planning.condition_problems(chosen, resolved.selection)
@@ -108,7 +95,7 @@ def _search(request):
         type_name=request.params.get("type", ""),
         investigation=request.params.get("investigation", ""),
         name=request.params.get("name", "")[:200],
-        page=max(1, _int(request.params.get("page"), 1)),
+        page=max(1, as_int(request.params.get("page"), 1)),
         per_page=20,
     )
     return q, request.catalog.search_datasets(request.identity.catalog_session, q)
@@ -147,11 +134,9 @@ def datasets_results(request):
 
 def _detail(request):
     sid = request.identity.catalog_session
-    ds_id = _int(request.matchdict["dataset_id"])
+    ds_id = as_int(request.matchdict["dataset_id"])
     found = request.catalog.datasets(sid, [ds_id])
     if not found:
-        from pyramid.httpexceptions import HTTPNotFound
-
         raise HTTPNotFound()
     ds = found[0]
     params = request.catalog.job_parameters(sid, [ds], request.datasettypes.parameters_for)
@@ -194,7 +179,7 @@ def _update_selection(request) -> str | None:
     action = request.POST.get("action", "")
     kind = request.POST.get("kind", "dataset")
     key = "datafiles" if kind == "datafile" else "datasets"
-    ids = [_int(i, -1) for i in request.POST.getall("id")]
+    ids = [as_int(i, -1) for i in request.POST.getall("id")]
     ids = [i for i in ids if i > 0]
     if action == "clear":
         sel["datasets"], sel["datafiles"] = [], []
@@ -324,9 +309,8 @@ def _refused(request, message, code, status=400, *, values=None, errors=None, mo
             body["fields"] = errors
         return body
     if request.headers.get("HX-Request") == "true":
+        # htmx swaps this 400 too (responseHandling in layout.jinja2)
         request.override_renderer = "run/_panel.jinja2"
-        # htmx 2 does not swap 4xx responses by default; the form opts in with
-        # hx-target-error handling in layout (htmx:beforeSwap).
     return panel(
         request,
         values=values,
