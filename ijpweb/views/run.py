@@ -217,6 +217,10 @@ def selection_post(request):
 def selection_fragment(request):
     vary(request)
     message = _update_selection(request)
+    if request.POST.get("action") in ("clear", "remove"):
+        # the search results show ticks: refresh them (not after a tick in the list
+        # itself, which would take the keyboard focus away from that checkbox)
+        request.response.headers["HX-Trigger"] = "selectionChanged"
     # keep what the user has typed into the form so far
     sel = _selection(request)
     chosen = request.jobtypes.get(sel["job_type"])

@@ -221,3 +221,16 @@ def test_a_broken_job_type_file_is_shown_to_staff_and_the_rest_still_load(alice,
     assert "broken.xml:3" in res.text and "not well-formed" in res.text
     assert ">Good<" in res.text
     assert ">Good<" in alice.get("/submit").text
+
+
+def test_selection_changes_tell_the_results_list_to_refresh(alice, dbsession):
+    (first,) = dataset_ids(dbsession, "confocal", "LMF-2026-001")[:1]
+    res = alice.htmx(
+        "POST", "/selection", {"action": "set", "kind": "dataset", "id": str(first), "checked": "1"}
+    )
+    assert "HX-Trigger" not in res.headers
+    assert f'id="ds-{first}" name="checked" value="1" checked' in alice.get("/datasets").text
+    res = alice.htmx("POST", "/selection", {"action": "clear"})
+    assert res.headers["HX-Trigger"] == "selectionChanged"
+    assert 'hx-trigger="selectionChanged from:body"' in alice.get("/datasets").text
+    assert f'id="ds-{first}" name="checked" value="1" checked' not in alice.htmx("GET", "/datasets").text
