@@ -9,7 +9,8 @@ from collections.abc import Mapping
 
 import sqlalchemy as sa
 
-from ..models.jobs import LIVE, Job, JobStatus, utcnow
+from ..models.catalog import CatalogSession
+from ..models.jobs import LIVE, Job, JobStatus, WebSession, utcnow
 from . import BatchBackend, BatchState
 
 log = logging.getLogger(__name__)
@@ -60,20 +61,34 @@ def harvest(dbsession, backends: Mapping[str, BatchBackend]) -> dict[str, int]:
     return changed
 
 
-def harvest_registry(registry) -> None:
-    """The scheduled job: one transaction per cycle, like a request."""
+def purge_expired_sessions(dbsession) -> int:
+    """Forget logins and catalog sessions that have expired."""
+    now = utcnow()
+    n = dbsession.execute(sa.delete(WebSession).where(WebSession.expires_at < now)).rowcount
+    n += dbsession.execute(sa.delete(CatalogSession).where(CatalogSession.expires_at < now)).rowcount
+    return n
+
+
+def _in_transaction(registry, work) -> None:
+    """Run a scheduled job in one transaction, like a request."""
     import transaction
 
     from ..models import get_tm_session
 
     tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        db = get_tm_session(registry["dbsession_factory"], tm)
-        try:
-            harvest(db, registry["ijp.backends"])
-        except Exception:
-            log.exception("harvest failed")
-            raise
+    try:
+        with tm:
+            work(get_tm_session(registry["dbsession_factory"], tm))
+    except Exception:
+        log.exception("scheduled job %s failed", getattr(work, "__name__", work))
+
+
+def harvest_registry(registry) -> None:
+    _in_transaction(registry, lambda db: harvest(db, registry["ijp.backends"]))
+
+
+def purge_registry(registry) -> None:
+    _in_transaction(registry, purge_expired_sessions)
 
 
 def start_scheduler(event) -> None:
@@ -94,6 +109,7 @@ def start_scheduler(event) -> None:
         max_instances=1,
         coalesce=True,
     )
+    sched.add_job(purge_registry, "interval", minutes=10, args=[registry], id="purge", coalesce=True)
     sched.start()
     registry["ijp.scheduler"] = sched
     log.info("harvesting every %s s", settings.harvest_seconds)

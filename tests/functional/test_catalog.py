@@ -148,3 +148,19 @@ def test_harvest_one_call_per_backend_and_a_dead_backend_shows_unknown(dbsession
     assert c.status == JobStatus.UNKNOWN
     assert done.status == JobStatus.COMPLETED
     assert dbsession.get(Job, a.id).status == JobStatus.UNKNOWN
+
+
+def test_expired_sessions_are_purged(dbsession, catalog):
+    from datetime import timedelta
+
+    from ijpweb.batch.harvest import purge_expired_sessions
+    from ijpweb.models import CatalogSession, utcnow
+
+    old = catalog.login("db", {"username": "bob", "password": "bob-demo"})
+    new = catalog.login("db", {"username": "bob", "password": "bob-demo"})
+    dbsession.get(CatalogSession, old.session_id).expires_at = utcnow() - timedelta(minutes=1)
+    dbsession.flush()
+    assert purge_expired_sessions(dbsession) >= 1
+    dbsession.expire_all()
+    assert dbsession.get(CatalogSession, old.session_id) is None
+    assert catalog.user_name(new.session_id) == "bob"
