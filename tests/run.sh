@@ -13,7 +13,7 @@ if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
   echo "== PostgreSQL run SKIPPED: no initdb/pg_ctl found (apt-get install postgresql)"
   exit 0
 fi
-PGDATA=$(mktemp -d /tmp/ijp-pg.XXXXXX)
+PGDATA=$(mktemp -d)
 PGPORT=${IJP_TEST_PGPORT:-55432}
 RUN=()
 if [ "$(id -u)" = 0 ]; then   # initdb and postgres refuse to run as root

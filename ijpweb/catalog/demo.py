@@ -95,52 +95,24 @@ def load(db) -> dict[str, int]:
             )
             db.add(DatasetParameter(dataset=ds, type=ptypes["objective"], stringValue=rng.choice(OBJECTIVES)))
             frames = rng.randint(2, 6)
-            for c in range(1, channels + 1):
-                for f in range(1, frames + 1):
-                    size = rng.randint(2_000_000, 9_000_000)
-                    db.add(
-                        Datafile(
-                            name=f"c{c}_t{f:03d}.tif",
-                            file_size=size,
-                            dataset=ds,
-                            datafileFormat=formats["TIFF"],
-                        )
-                    )
-                    datafiles += 1
+            files = [
+                (f"c{c}_t{f:03d}.tif", "TIFF", (2_000_000, 9_000_000))
+                for c in range(1, channels + 1)
+                for f in range(1, frames + 1)
+            ]
             if type_name == "lightsheet":
+                files.append(("stack.h5", "HDF5", (10**8, 10**9)))
+            files += [
+                ("metadata.json", "JSON", (900, 4000)),
+                ("intensities.csv", "CSV", (5_000, 90_000)),
+                ("notes.txt", "Text", (100, 2000)),
+            ]
+            for name, fmt, (lo, hi) in files:
                 db.add(
                     Datafile(
-                        name="stack.h5",
-                        file_size=rng.randint(10**8, 10**9),
-                        dataset=ds,
-                        datafileFormat=formats["HDF5"],
+                        name=name, file_size=rng.randint(lo, hi), dataset=ds, datafileFormat=formats[fmt]
                     )
                 )
-                datafiles += 1
-            db.add(
-                Datafile(
-                    name="metadata.json",
-                    file_size=rng.randint(900, 4000),
-                    dataset=ds,
-                    datafileFormat=formats["JSON"],
-                )
-            )
-            db.add(
-                Datafile(
-                    name="intensities.csv",
-                    file_size=rng.randint(5_000, 90_000),
-                    dataset=ds,
-                    datafileFormat=formats["CSV"],
-                )
-            )
-            db.add(
-                Datafile(
-                    name="notes.txt",
-                    file_size=rng.randint(100, 2000),
-                    dataset=ds,
-                    datafileFormat=formats["Text"],
-                )
-            )
-            datafiles += 3
+            datafiles += len(files)
     db.flush()
     return {"users": len(users), "investigations": len(invs), "datasets": datasets, "datafiles": datafiles}
