@@ -1,0 +1,89 @@
+"""Reading python-icat's dump files (YAML and XML) against the ICAT schema."""
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ijpweb.catalog.dumpfile import DumpError, read, read_xml, read_yaml
+from ijpweb.catalog.icatschema import entities
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "python-icat"
+
+
+def summary(path):
+    counts = {}
+    for line in path.read_text().splitlines()[1:]:  # the first line names the user
+        if ":" in line:
+            name, n = line.split(":")
+            counts[name.strip()] = int(n)
+    return counts
+
+
+def flat(objs):
+    def norm(o):
+        children = tuple(sorted((f, norm(c)) for f, c in o.children))
+        return (
+            o.entity,
+            o.key,
+            tuple(sorted(o.attrs.items(), key=str)),
+            tuple(sorted(o.refs.items())),
+            children,
+        )
+
+    return sorted((norm(o) for o in objs), key=str)
+
+
+def test_schema_knows_icat():
+    es = entities()
+    assert len(es) == 53
+    ds = es["Dataset"]
+    assert ds.relations["investigation"].target == "Investigation"
+    assert ds.relations["datafiles"].inverse == "dataset"
+    assert es["ParameterType"].attributes["valueType"].values == ("DATE_AND_TIME", "NUMERIC", "STRING")
+    assert "createId" in es["Job"].attributes
+
+
+def test_yaml_and_xml_of_one_dump_read_the_same():
+    yaml_objs = read(DATA / "icatdump-5.0.yaml")
+    xml_objs = read(DATA / "icatdump-5.0.xml")
+    assert flat(yaml_objs) == flat(xml_objs)
+
+
+def test_every_object_of_the_dump_is_read():
+    counts = Counter(o.entity for top in read(DATA / "icatdump-5.0.yaml") for o in top.walk())
+    # python-icat's root summary for this dump (tests/data/summary-5), for the types it lists
+    expected = summary(DATA / "summary-5")
+    for entity in (
+        "Investigation",
+        "Dataset",
+        "Datafile",
+        "DatasetParameter",
+        "DatafileParameter",
+        "User",
+        "Rule",
+    ):
+        assert counts[entity] == expected[entity], entity
+
+
+@pytest.mark.parametrize("name", ["icatdump-4.4.yaml", "icatdump-6.2.yaml", "icatdump-simple.yaml"])
+def test_other_versions_read(name):
+    assert read(DATA / name)
+
+
+@pytest.mark.parametrize(
+    "reader, text, position, reason",
+    [
+        (read_yaml, "---\ndataset:\n  k: {name: x, colour: red}\n", "dataset k", "has no field 'colour'"),
+        (read_yaml, "---\nspaceship:\n  k: {}\n", "chunk 1", "unknown entity type"),
+        (read_yaml, "---\ndataset:\n  k: {name: [x\n", "line", "not valid YAML"),
+        (read_yaml, "---\ndataset:\n  k: {complete: maybe}\n", "dataset k", "not a boolean"),
+        (read_xml, b"<icatdata><data>\n<dataset id='k'>\n<startDate>yesterday</startDate></dataset></data></icatdata>", "line 3", "startDate"),
+        (read_xml, b"<icatdata><data>\n<dataset id='k'>\n<investigation name='x'/></dataset></data></icatdata>", "line 3", "only ref="),
+        (read_xml, b"<icatdata><data><dataset>", "line 1", "not well-formed"),
+    ],
+)  # fmt: skip
+def test_bad_dumps_name_file_position_and_reason(reader, text, position, reason):
+    with pytest.raises(DumpError) as e:
+        reader(text, "bad.dump")
+    assert e.value.file == "bad.dump" and position in e.value.position and reason in e.value.reason
