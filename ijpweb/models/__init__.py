@@ -4,6 +4,7 @@ import zope.sqlalchemy
 from sqlalchemy import engine_from_config, event
 from sqlalchemy.orm import configure_mappers, sessionmaker
 
+from ..catalog import icatdb  # noqa: E402, F401  (the embedded ICAT's tables join the metadata)
 from .catalog import (  # noqa: F401
     CatalogSession,
     CatalogUser,

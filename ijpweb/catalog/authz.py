@@ -1,0 +1,69 @@
+"""Read authorization as ICAT does it.
+
+A user may read an object of entity E if they are a root user, or if some Rule with R
+in its crudFlags, whose grouping is empty (everyone) or one the user belongs to
+(through UserGroup), selects it. A rule's ``what`` is a bare entity name (every object),
+a JPQL query, or concise syntax, and may use ``:user``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sqlalchemy as sa
+
+from .icatdb import TABLES
+from .jpql import QueryError, ids_query, parse
+
+ALL = "all"
+
+
+@lru_cache(maxsize=4096)
+def _rule_entity(what: str) -> str | None:
+    """Which entity a rule is about, or None when its text does not parse."""
+    text = what.strip()
+    if text.isalpha():
+        return text
+    try:
+        return parse(text).entity
+    except QueryError:
+        return None
+
+
+def applicable_rules(conn, user: str) -> list[str]:
+    """The ``what`` of every R rule that applies to ``user``."""
+    rule, ug, u = TABLES["Rule"], TABLES["UserGroup"], TABLES["User"]
+    groupings = sa.select(ug.c.grouping_id).join(u, ug.c.user_id == u.c.id).where(u.c.name == user)
+    q = sa.select(rule.c.what).where(
+        rule.c.crudFlags.contains("R"),
+        sa.or_(rule.c.grouping_id.is_(None), rule.c.grouping_id.in_(groupings)),
+    )
+    return list(conn.execute(q).scalars())
+
+
+def readable(conn, entity: str, user: str, root_users=frozenset(), rules: list[str] | None = None):
+    """ALL, or a SELECT of the ids of ``entity`` that ``user`` may read."""
+    if user in root_users:
+        return ALL
+    if rules is None:
+        rules = applicable_rules(conn, user)
+    selects = []
+    for what in rules:
+        if _rule_entity(what) != entity:
+            continue
+        try:
+            _, ids = ids_query(what, {"user": user})
+        except QueryError:
+            continue  # a rule ICAT would have refused; it grants nothing
+        if what.strip() == entity:
+            return ALL
+        selects.append(ids)
+    if not selects:
+        return sa.select(TABLES[entity].c.id).where(sa.false())
+    return sa.union(*selects) if len(selects) > 1 else selects[0]
+
+
+def restrict(select: sa.Select, entity: str, id_column, readable_ids) -> sa.Select:
+    if readable_ids is ALL:
+        return select
+    return select.where(id_column.in_(readable_ids))

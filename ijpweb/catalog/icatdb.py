@@ -1,0 +1,62 @@
+"""The embedded ICAT's tables, generated from the ICAT schema (icatschema).
+
+One table per entity, ``icat_<entity>``: an ``id``, a column per attribute named as in
+ICAT (``fileSize``, ``startDate``), and ``<relation>_id`` for each many-to-one relation.
+Collections need no column: they are the other side's many-to-one.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+from ..models.meta import Base
+from .icatschema import Entity, entities
+
+_TYPES = {
+    "string": lambda: sa.String(4000),
+    "boolean": sa.Boolean,
+    "integer": sa.BigInteger,
+    "double": sa.Float,
+    "datetime": lambda: sa.DateTime(timezone=True),
+    "enum": lambda: sa.String(32),
+}
+_LONG_TEXT = {("Rule", "what"), ("Job", "arguments"), ("DataPublication", "description")}
+
+
+def table_name(entity: str) -> str:
+    return "icat_" + re.sub(r"(?<!^)(?=[A-Z])", "_", entity).lower()
+
+
+def fk_column(relation: str) -> str:
+    return f"{relation}_id"
+
+
+def _table(entity: Entity, metadata: sa.MetaData) -> sa.Table:
+    columns: list[sa.SchemaItem] = [
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    ]
+    for name, attr in entity.attributes.items():
+        if name == "id":
+            continue
+        kind = sa.Text() if (entity.name, name) in _LONG_TEXT else _TYPES[attr.type]()
+        columns.append(sa.Column(name, kind, nullable=True))
+    for name, rel in entity.one().items():
+        columns.append(
+            sa.Column(
+                fk_column(name),
+                sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+                sa.ForeignKey(f"{table_name(rel.target)}.id", ondelete="CASCADE"),
+                nullable=True,
+                index=True,
+            )
+        )
+    return sa.Table(table_name(entity.name), metadata, *columns)
+
+
+def _build(metadata: sa.MetaData) -> dict[str, sa.Table]:
+    return {name: _table(e, metadata) for name, e in sorted(entities().items())}
+
+
+TABLES: dict[str, sa.Table] = _build(Base.metadata)
