@@ -47,6 +47,44 @@ def load_demo(ini: str) -> int:
     return 0
 
 
+def _engine(ini: str):
+    from .models import get_engine
+    from .settings import apply_environment
+
+    settings = dict(get_appsettings(ini))
+    apply_environment(settings)
+    return get_engine(settings)
+
+
+def load_catalog(ini: str, files: list[str]) -> int:
+    from .catalog.dumpfile import DumpError, read
+    from .catalog.importer import Importer
+
+    if not files:
+        print("load-catalog: name the dump file(s) to load", file=sys.stderr)
+        return 2
+    engine = _engine(ini)
+    for file in files:
+        try:
+            objects = read(file)
+            with engine.begin() as conn:  # all of the file, or nothing
+                importer = Importer(conn, file)
+                importer.load(objects)
+        except DumpError as e:
+            print(f"load-catalog: {e}; nothing was loaded from it", file=sys.stderr)
+            return 1
+        except OSError as e:
+            print(f"load-catalog: {file}: {e.strerror}", file=sys.stderr)
+            return 1
+        total = sum(importer.counts.values())
+        print(f"{file}: loaded {total} object(s)")
+        for entity, n in sorted(importer.counts.items()):
+            print(f"  {entity:28} {n}")
+        for entity, n in sorted(importer.skipped.items()):
+            print(f"  {entity:28} {n} skipped (not held by the embedded catalog)")
+    return 0
+
+
 def check_jobtypes(ini: str) -> int:
     from .datasettypes import DatasetTypes
     from .jobtypes import JobTypes
@@ -64,9 +102,12 @@ def check_jobtypes(ini: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ijp-admin", description=__doc__.split("\n")[0])
     parser.add_argument("ini", help="the portal's ini file, e.g. development.ini")
-    parser.add_argument("command", choices=["migrate", "load-demo", "check-jobtypes"])
+    parser.add_argument("command", choices=["migrate", "load-demo", "check-jobtypes", "load-catalog"])
+    parser.add_argument("files", nargs="*", help="for load-catalog: icatdump YAML or XML files")
     args = parser.parse_args(argv)
     setup_logging(args.ini)
+    if args.command == "load-catalog":
+        return load_catalog(args.ini, args.files)
     commands = {"migrate": migrate, "load-demo": load_demo, "check-jobtypes": check_jobtypes}
     return commands[args.command](args.ini)
 

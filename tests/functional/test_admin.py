@@ -1,0 +1,63 @@
+"""``ijp-admin`` as an operator runs it: a real process on its own database."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data" / "python-icat"
+ADMIN = [sys.executable, "-c", "import sys; from ijpweb.admin import main; sys.exit(main())"]
+
+
+@pytest.fixture
+def ini(tmp_path, db_url):
+    if not db_url.startswith("sqlite"):
+        pytest.skip("ijp-admin is exercised on its own SQLite file")
+    text = (ROOT / "testing.ini").read_text()
+    text = text.replace("sqlite:///%(here)s/var/testing.sqlite", f"sqlite:///{tmp_path / 'admin.sqlite'}")
+    text = text.replace("script_location = %(here)s/migrations", f"script_location = {ROOT / 'migrations'}")
+    path = tmp_path / "admin.ini"
+    path.write_text(text)
+    subprocess.run([*ADMIN, str(path), "migrate"], check=True, capture_output=True)
+    return path
+
+
+def admin(ini, *args):
+    return subprocess.run([*ADMIN, str(ini), *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def datasets(ini):
+    engine = sa.create_engine(f"sqlite:///{ini.parent / 'admin.sqlite'}")
+    with engine.connect() as c:
+        return c.execute(sa.text("SELECT COUNT(*) FROM icat_dataset")).scalar()
+
+
+def test_load_catalog_reports_what_it_loaded(ini):
+    res = admin(ini, "load-catalog", str(DATA / "icatdump-5.0.xml"))
+    assert res.returncode == 0, res.stderr
+    assert "loaded 432 object(s)" in res.stdout
+    assert "Dataset                      9" in res.stdout
+    assert datasets(ini) == 9
+
+
+def test_a_bad_file_loads_nothing(ini, tmp_path):
+    text = (DATA / "icatdump-5.0.yaml").read_text()
+    # break a reference near the end: everything before it must be rolled back
+    broken = text.replace("Investigation_facility-(name-ESNF)_name-12100409=2DST", "Investigation_nope", 1)
+    cut = broken.rfind("Investigation_nope")
+    assert cut > len(text) // 2
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(broken)
+    res = admin(ini, "load-catalog", str(bad))
+    assert res.returncode == 1
+    assert "broken.yaml" in res.stderr and "no object with key 'Investigation_nope" in res.stderr
+    assert "nothing was loaded" in res.stderr
+    assert datasets(ini) == 0
+
+
+def test_missing_file_is_one_clear_line(ini):
+    res = admin(ini, "load-catalog", "/nonexistent.yaml")
+    assert res.returncode == 1 and res.stderr.strip().endswith("No such file or directory")
