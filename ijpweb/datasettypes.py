@@ -43,12 +43,12 @@ def parse_file(data: bytes, file: str) -> list[DatasetTypeFile]:
             params.append(ParameterDef(fields["name"], fields["query"], file))
     if not types:
         raise XMLFileError(file, root.sourceline, "no <datasetTypes> listed")
-    from .catalog.concise import ConciseError, parse_query
+    from .catalog.jpql import QueryError, compile_query
 
     for p in params:
         try:
-            parse_query(p.query)
-        except ConciseError as e:
+            compile_query(p.query, {"user": ""}, batch="datasetId")
+        except QueryError as e:
             raise XMLFileError(file, None, f"parameter {p.name!r}: {e}") from None
     return [DatasetTypeFile(tuple(types), tuple(params))]
 

@@ -13,6 +13,8 @@ def includeme(config):
     config.add_request_method(lambda r: r.registry["ijp.jobtypes"].current(), "jobtypes", reify=True)
     config.add_request_method(lambda r: r.registry["ijp.datasettypes"], "datasettypes", reify=True)
     config.add_request_method(
-        lambda r: EmbeddedCatalog(r.dbsession, s.session_minutes), "catalog", reify=True
+        lambda r: EmbeddedCatalog(r.dbsession, s.session_minutes, s.anon, s.root_users),
+        "catalog",
+        reify=True,
     )
     config.add_request_method(lambda r: r.registry.settings["ijp"], "ijp", reify=True)

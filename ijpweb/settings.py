@@ -29,6 +29,8 @@ class Settings:
     scheduler_enabled: bool
     harvest_seconds: float
     reload_seconds: float
+    anon: bool = False
+    root_users: frozenset[str] = frozenset()
     backends: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -62,4 +64,6 @@ def parse(raw: Mapping[str, str]) -> Settings:
         harvest_seconds=float(raw.get("ijp.harvest.seconds", 2)),
         reload_seconds=float(raw.get("ijp.reload.seconds", 2)),
         backends=backends,
+        anon=asbool(raw.get("ijp.catalog.anon", "false")),
+        root_users=frozenset(aslist(raw.get("ijp.catalog.root_users", ""))),
     )

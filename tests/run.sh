@@ -32,4 +32,4 @@ trap cleanup EXIT
 "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -q \
   -c "CREATE ROLE ijp LOGIN PASSWORD 'ijp'" -c "CREATE DATABASE ijp_test OWNER ijp"
 echo "== tests on PostgreSQL (throw-away cluster on port $PGPORT)"
-IJP_TEST_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_test" $PY -m pytest -m "not browser" "$@"
+IJP_TEST_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_test" $PY -m pytest -m "not once" "$@"

@@ -1,8 +1,9 @@
-"""A demo catalog: the fictional Lumen Microscopy Facility.
+"""A demo catalog: the fictional Lumen Microscopy Facility, in ICAT's schema.
 
 3 investigations, 42 datasets of 3 types (widefield, confocal, lightsheet) with
 parameters (number of channels, exposure, objective), a few hundred datafiles of several
-formats, and 3 users with different memberships. Deterministic: the same every time.
+formats, and 3 users whose InvestigationUser memberships, through ICAT Rules, decide what
+each sees. Deterministic: the same every time.
 """
 
 from __future__ import annotations
@@ -12,21 +13,13 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from ..models import (
-    CatalogUser,
-    Datafile,
-    DatafileFormat,
-    Dataset,
-    DatasetParameter,
-    DatasetType,
-    Investigation,
-    InvestigationUser,
-    ParameterType,
-)
+from ..models import DbCredential, utcnow
 from .embedded import hash_password
+from .icatdb import TABLES as T
 
+FACILITY = ("LMF", "Lumen Microscopy Facility")
 USERS = [
-    # name, full name, password, investigations
+    # login, full name, password, investigations
     ("alice", "Alice Moreau", "alice-demo", ["LMF-2026-001", "LMF-2026-002"]),
     ("bob", "Bob Okafor", "bob-demo", ["LMF-2026-002", "LMF-2026-003"]),
     ("carol", "Carol Lindqvist", "carol-demo", ["LMF-2026-003"]),
@@ -42,58 +35,91 @@ TYPES = [
     ("lightsheet", "Selective plane illumination"),
 ]
 FORMATS = ["TIFF", "HDF5", "CSV", "Text", "JSON"]
-PARAMETERS = [
-    ("nchannels", "", "NUMERIC"),
-    ("exposure_ms", "ms", "NUMERIC"),
-    ("objective", "", "STRING"),
-]
+PARAMETERS = [("nchannels", "", "NUMERIC"), ("exposure_ms", "ms", "NUMERIC"), ("objective", "", "STRING")]
 OBJECTIVES = ["10x/0.3 air", "20x/0.8 air", "40x/1.3 oil", "63x/1.4 oil"]
+PLAN = [("LMF-2026-001", "widefield", 8), ("LMF-2026-001", "confocal", 8),
+        ("LMF-2026-002", "lightsheet", 10), ("LMF-2026-002", "confocal", 4),
+        ("LMF-2026-003", "widefield", 6), ("LMF-2026-003", "confocal", 6)]  # fmt: skip
+
+# Everyone reads the facility's vocabularies; members read their investigations' data.
+RULES = [
+    "Facility", "InvestigationType", "DatasetType", "DatafileFormat", "ParameterType",
+    "SELECT o FROM User o WHERE o.name = :user",
+    "SELECT o FROM Investigation o JOIN o.investigationUsers iu JOIN iu.user u WHERE u.name = :user",
+    "SELECT o FROM InvestigationUser o JOIN o.investigation i JOIN i.investigationUsers iu "
+    "JOIN iu.user u WHERE u.name = :user",
+    "SELECT o FROM Dataset o JOIN o.investigation i JOIN i.investigationUsers iu "
+    "JOIN iu.user u WHERE u.name = :user",
+    "SELECT o FROM DatasetParameter o JOIN o.dataset ds JOIN ds.investigation i "
+    "JOIN i.investigationUsers iu JOIN iu.user u WHERE u.name = :user",
+    "SELECT o FROM Datafile o JOIN o.dataset ds JOIN ds.investigation i "
+    "JOIN i.investigationUsers iu JOIN iu.user u WHERE u.name = :user",
+    "SELECT o FROM DatafileParameter o JOIN o.datafile df JOIN df.dataset ds JOIN ds.investigation i "
+    "JOIN i.investigationUsers iu JOIN iu.user u WHERE u.name = :user",
+]  # fmt: skip
 
 
 def is_empty(db) -> bool:
-    return db.scalar(sa.select(sa.func.count(CatalogUser.id))) == 0
+    conn = db.connection()
+    return conn.execute(sa.select(sa.func.count()).select_from(T["Facility"])).scalar() == 0
 
 
 def load(db) -> dict[str, int]:
-    """Create the demo catalog in ``db`` (which must not hold one yet)."""
+    """Create the demo catalog (the caller checks it is not there yet)."""
+    conn = db.connection()
     rng = random.Random(20261124)  # noqa: S311 - repeatable demo data, not secrets
+    now = utcnow()
+
+    def add(entity: str, **values) -> int:
+        values.setdefault("createId", "simple/root")
+        values.setdefault("createTime", now)
+        return conn.execute(T[entity].insert().values(**values)).inserted_primary_key[0]
+
+    facility = add("Facility", name=FACILITY[0], fullName=FACILITY[1])
+    for what in RULES:
+        add("Rule", what=what, crudFlags="R")
     users = {}
-    for name, full, password, _ in USERS:
-        users[name] = CatalogUser(name=name, full_name=full, password_hash=hash_password(password))
-    invs = {n: Investigation(name=n, title=t) for n, t in INVESTIGATIONS}
-    for name, _, _, memberships in USERS:
+    for login, full, password, _ in USERS:
+        users[login] = add("User", name=f"db/{login}", fullName=full)
+        db.add(DbCredential(username=login, password_hash=hash_password(password)))
+    itype = add("InvestigationType", name="experiment", facility_id=facility)
+    invs = {
+        name: add("Investigation", name=name, visitId="1", title=title, facility_id=facility, type_id=itype)
+        for name, title in INVESTIGATIONS
+    }
+    for login, _, _, memberships in USERS:
         for inv in memberships:
-            db.add(InvestigationUser(investigation=invs[inv], user=users[name]))
-    types = {n: DatasetType(name=n, description=d) for n, d in TYPES}
-    formats = {n: DatafileFormat(name=n, version="1") for n in FORMATS}
-    ptypes = {n: ParameterType(name=n, units=u, value_type=v) for n, u, v in PARAMETERS}
-    db.add_all([*users.values(), *invs.values(), *types.values(), *formats.values(), *ptypes.values()])
+            add("InvestigationUser", user_id=users[login], investigation_id=invs[inv], role="member")
+    types = {n: add("DatasetType", name=n, description=d, facility_id=facility) for n, d in TYPES}
+    formats = {n: add("DatafileFormat", name=n, version="1", facility_id=facility) for n in FORMATS}
+    ptypes = {
+        n: add("ParameterType", name=n, units=u, valueType=v, facility_id=facility) for n, u, v in PARAMETERS
+    }
 
     start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     datasets = datafiles = 0
-    plan = [("LMF-2026-001", "widefield", 8), ("LMF-2026-001", "confocal", 8),
-            ("LMF-2026-002", "lightsheet", 10), ("LMF-2026-002", "confocal", 4),
-            ("LMF-2026-003", "widefield", 6), ("LMF-2026-003", "confocal", 6)]  # fmt: skip
-    for inv_name, type_name, count in plan:
+    for inv_name, type_name, count in PLAN:
         for i in range(1, count + 1):
             channels = rng.choice([1, 2, 3, 3, 4])
-            ds = Dataset(
+            ds = add(
+                "Dataset",
                 name=f"{type_name}-{inv_name[-3:]}-{i:03d}",
-                description=f"{TYPES[[t for t, _ in TYPES].index(type_name)][1]}, {channels} channel(s)",
+                description=f"{dict(TYPES)[type_name]}, {channels} channel(s)",
                 complete=rng.random() < 0.8,
-                investigation=invs[inv_name],
-                type=types[type_name],
-                create_time=start + timedelta(hours=datasets * 7),
+                investigation_id=invs[inv_name],
+                type_id=types[type_name],
+                startDate=start + timedelta(hours=datasets * 7),
             )
-            db.add(ds)
             datasets += 1
-            db.add(DatasetParameter(dataset=ds, type=ptypes["nchannels"], numericValue=float(channels)))
-            db.add(
-                DatasetParameter(
-                    dataset=ds, type=ptypes["exposure_ms"], numericValue=float(rng.choice([20, 50, 100, 250]))
-                )
+            exposure = float(rng.choice([20, 50, 100, 250]))
+            add("DatasetParameter", dataset_id=ds, type_id=ptypes["nchannels"], numericValue=float(channels))
+            add("DatasetParameter", dataset_id=ds, type_id=ptypes["exposure_ms"], numericValue=exposure)
+            add(
+                "DatasetParameter",
+                dataset_id=ds,
+                type_id=ptypes["objective"],
+                stringValue=rng.choice(OBJECTIVES),
             )
-            db.add(DatasetParameter(dataset=ds, type=ptypes["objective"], stringValue=rng.choice(OBJECTIVES)))
             frames = rng.randint(2, 6)
             files = [
                 (f"c{c}_t{f:03d}.tif", "TIFF", (2_000_000, 9_000_000))
@@ -108,10 +134,12 @@ def load(db) -> dict[str, int]:
                 ("notes.txt", "Text", (100, 2000)),
             ]
             for name, fmt, (lo, hi) in files:
-                db.add(
-                    Datafile(
-                        name=name, file_size=rng.randint(lo, hi), dataset=ds, datafileFormat=formats[fmt]
-                    )
+                add(
+                    "Datafile",
+                    name=name,
+                    fileSize=rng.randint(lo, hi),
+                    dataset_id=ds,
+                    datafileFormat_id=formats[fmt],
                 )
             datafiles += len(files)
     db.flush()

@@ -375,12 +375,16 @@ class Compiled:
     root: Any  # its table alias
     kind: str  # entity | value | aggregate
     include: list[str] = field(default_factory=list)
+    batch_column: Any = None  # with compile_query(batch=...): the column the values select
+    aggregate: str | None = None
 
 
 class _Scope:
     """Table aliases and the joins they need, built while compiling one query."""
 
-    def __init__(self, params: dict[str, Any]):
+    def __init__(self, params: dict[str, Any], batch: str | None = None):
+        self.batch = batch  # a parameter that stands for a list of values (see compile_query)
+        self.batch_column = None
         self.aliases: dict[str, tuple[str, Any]] = {}  # name -> (entity, table alias)
         self.joins: list[tuple[Any, Any, bool]] = []  # (table alias, on clause, outer)
         self.implicit: dict[tuple[str, str], tuple[str, Any]] = {}
@@ -446,6 +450,13 @@ class _Scope:
             if c.op == "NOT":
                 return sa.not_(parts[0])
             return sa.and_(*parts) if c.op == "AND" else sa.or_(*parts)
+        if self.batch and c.op == "=" and not c.negate:
+            for col, other in ((c.left, c.right), (c.right, c.left)):
+                if isinstance(other, Param) and other.name == self.batch and isinstance(col, Path):
+                    if self.batch_column is not None:
+                        raise QueryError(f"${{{self.batch}}} may be used once", other.pos)
+                    self.batch_column = self.resolve(col)
+                    return self.batch_column.in_(sa.bindparam("batch_values", expanding=True))
         left = self.value(c.left)
         if c.op == "NULL":
             expr = left.is_(None)
@@ -507,9 +518,14 @@ def _rebase(cond: Any, alias: str) -> Any:
     return Cmp(cond.op, fix(cond.left), fix(cond.right), cond.negate)
 
 
-def compile_query(text: str | Query, params: dict[str, Any] | None = None) -> Compiled:
+def compile_query(
+    text: str | Query, params: dict[str, Any] | None = None, batch: str | None = None
+) -> Compiled:
+    """Compile a query. With ``batch``, the one condition ``path = :batch`` becomes
+    ``path IN :batch_values`` and ``path`` leads the select (grouped by, for
+    aggregates), so one query answers for many values instead of one query each."""
     q = parse(text) if isinstance(text, str) else text
-    scope = _Scope(params or {})
+    scope = _Scope(params or {}, batch)
     root = scope.new_alias(q.entity)
     scope.aliases[q.alias] = (q.entity, root)
     where = []
@@ -529,15 +545,20 @@ def compile_query(text: str | Query, params: dict[str, Any] | None = None) -> Co
         target, kind = root.c.id, "entity"
     else:
         target, kind = scope.resolve(q.select), "value"
+    lead = [scope.batch_column] if scope.batch_column is not None else []
+    if batch and not lead:
+        raise QueryError(f"the query must select by {batch} = ${{{batch}}}")
     if q.aggregate:
         if q.aggregate == "COUNT":
             expr = sa.func.count(sa.distinct(target) if q.agg_distinct else target)
         else:
             fn = getattr(sa.func, q.aggregate.lower())
             expr = fn(sa.distinct(target) if q.agg_distinct else target)
-        select, kind = sa.select(expr), "aggregate"
+        select, kind = sa.select(*lead, expr), "aggregate"
+        if lead:
+            select = select.group_by(*lead)
     else:
-        select = sa.select(*root.c) if kind == "entity" else sa.select(target)
+        select = sa.select(*lead, *root.c) if kind == "entity" else sa.select(*lead, target)
         if q.distinct:
             select = select.distinct()
     select = select.select_from(root)
@@ -551,7 +572,7 @@ def compile_query(text: str | Query, params: dict[str, Any] | None = None) -> Co
     if q.limit and not q.aggregate:
         select = select.offset(q.limit[0]).limit(q.limit[1])
     include = [p.text.split(".", 1)[1] for p in q.include if "." in p.text]
-    return Compiled(select, q.entity, root, kind, include)
+    return Compiled(select, q.entity, root, kind, include, scope.batch_column, q.aggregate)
 
 
 def ids_query(text: str, params: dict[str, Any]) -> tuple[str, sa.Select]:

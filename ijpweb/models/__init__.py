@@ -5,18 +5,7 @@ from sqlalchemy import engine_from_config, event
 from sqlalchemy.orm import configure_mappers, sessionmaker
 
 from ..catalog import icatdb  # noqa: E402, F401  (the embedded ICAT's tables join the metadata)
-from .catalog import (  # noqa: F401
-    CatalogSession,
-    CatalogUser,
-    Datafile,
-    DatafileFormat,
-    Dataset,
-    DatasetParameter,
-    DatasetType,
-    Investigation,
-    InvestigationUser,
-    ParameterType,
-)
+from .catalog import CatalogSession, DbCredential  # noqa: F401
 from .jobs import LIVE, TERMINAL, Job, JobStatus, Submission, WebSession, utcnow  # noqa: F401
 from .meta import Base  # noqa: F401
 

@@ -17,7 +17,7 @@ from ijpweb import main
 from ijpweb.catalog import demo
 from ijpweb.models import get_engine, get_session_factory, get_tm_session
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.once]
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [

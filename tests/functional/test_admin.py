@@ -12,10 +12,11 @@ DATA = ROOT / "tests" / "data" / "python-icat"
 ADMIN = [sys.executable, "-c", "import sys; from ijpweb.admin import main; sys.exit(main())"]
 
 
+pytestmark = pytest.mark.once  # each test runs ijp-admin on its own SQLite file
+
+
 @pytest.fixture
-def ini(tmp_path, db_url):
-    if not db_url.startswith("sqlite"):
-        pytest.skip("ijp-admin is exercised on its own SQLite file")
+def ini(tmp_path):
     text = (ROOT / "testing.ini").read_text()
     text = text.replace("sqlite:///%(here)s/var/testing.sqlite", f"sqlite:///{tmp_path / 'admin.sqlite'}")
     text = text.replace("script_location = %(here)s/migrations", f"script_location = {ROOT / 'migrations'}")

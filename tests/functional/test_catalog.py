@@ -1,19 +1,15 @@
 """The embedded catalog on the demo data: visibility, dataset-type parameters, harvest."""
 
-import contextlib
-
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
-from hypothesis import strategies as st
 
 from ijpweb.batch import BatchState
 from ijpweb.batch.harvest import harvest
 from ijpweb.catalog import AuthenticationError, DatasetQuery, SessionError
-from ijpweb.catalog.concise import ConciseError, parse_query
 from ijpweb.catalog.embedded import EmbeddedCatalog
+from ijpweb.catalog.icatdb import TABLES as T
 from ijpweb.datasettypes import DatasetTypes, parse_file
-from ijpweb.models import Datafile, DatafileFormat, Dataset, Job, JobStatus
+from ijpweb.models import Job, JobStatus
 from ijpweb.xmlfiles import XMLFileError
 
 from .test_security import make_job
@@ -31,7 +27,10 @@ def bob(catalog):
 
 def test_login_logout_and_bad_credentials(catalog):
     sid = catalog.login("db", {"username": "carol", "password": "carol-demo"}).session_id
-    assert catalog.user_name(sid) == "carol"
+    assert catalog.user_name(sid) == "db/carol"
+    before = catalog.remaining_minutes(sid)
+    catalog.refresh(sid)
+    assert catalog.remaining_minutes(sid) >= before
     catalog.logout(sid)
     with pytest.raises(SessionError):
         catalog.user_name(sid)
@@ -44,14 +43,34 @@ def test_users_see_their_investigations_only(catalog, bob, dbsession):
     page = catalog.search_datasets(bob, DatasetQuery(per_page=200))
     assert {d.investigation for d in page.items} == {"LMF-2026-002", "LMF-2026-003"}
     assert page.total == 26
-    hidden = dbsession.scalar(
-        sa.select(Dataset.id)
-        .join(Dataset.investigation)
-        .where(sa.text("investigation.name = 'LMF-2026-001'"))
+    assert page.facets["investigations"] == ["LMF-2026-002", "LMF-2026-003"]
+    ds, inv, df = T["Dataset"], T["Investigation"], T["Datafile"]
+    conn = dbsession.connection()
+    hidden = (
+        conn.execute(
+            sa.select(ds.c.id)
+            .join(inv, ds.c.investigation_id == inv.c.id)
+            .where(inv.c.name == "LMF-2026-001")
+        )
+        .scalars()
+        .first()
     )
     assert catalog.datasets(bob, [hidden]) == []
-    files = dbsession.scalars(sa.select(Datafile.id).where(Datafile.dataset_id == hidden)).all()
-    assert catalog.datafiles(bob, files) == []
+    files = conn.execute(sa.select(df.c.id).where(df.c.dataset_id == hidden)).scalars().all()
+    assert files and catalog.datafiles(bob, files) == []
+    assert catalog.dataset_parameters(bob, hidden) == []
+    assert catalog.query(bob, "SELECT COUNT(ds) FROM Dataset ds") == [26]
+    assert catalog.query(bob, "SELECT ds.name FROM Dataset ds WHERE ds.id = :id", {"id": hidden}) == []
+
+
+def test_anonymous_login_only_when_enabled(dbsession):
+    with pytest.raises(AuthenticationError, match="not available"):
+        EmbeddedCatalog(dbsession).login("anon", {})
+    anon = EmbeddedCatalog(dbsession, anon=True)
+    assert anon.authenticators() == ["db", "anon"]
+    sid = anon.login("anon", {}).session_id
+    assert anon.user_name(sid) == "anon/anon"
+    assert anon.search_datasets(sid, DatasetQuery()).total == 0
 
 
 def test_job_parameters_m_queries_for_n_datasets(catalog, bob, dbsession, app):
@@ -60,8 +79,8 @@ def test_job_parameters_m_queries_for_n_datasets(catalog, bob, dbsession, app):
     statements = []
     engine = dbsession.get_bind()
 
-    def count(*_args):
-        statements.append(1)
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement.split()[0:6])
 
     sa.event.listen(engine, "before_cursor_execute", count)
     try:
@@ -70,31 +89,21 @@ def test_job_parameters_m_queries_for_n_datasets(catalog, bob, dbsession, app):
         sa.event.remove(engine, "before_cursor_execute", count)
     m = len(types.parameters_for("confocal"))
     # 2 for the visibility check (user + datasets), then one per parameter definition
-    assert len(statements) <= m + 2, len(statements)
+    assert len(statements) <= m + 2, statements
+    df, fmt = T["Datafile"], T["DatafileFormat"]
     for d in datasets:
-        hdf = dbsession.scalar(
-            sa.select(sa.func.count(Datafile.id))
-            .join(DatafileFormat)
-            .where(Datafile.dataset_id == d.id, DatafileFormat.name == "HDF5")
+        hdf = (
+            dbsession.connection()
+            .execute(
+                sa.select(sa.func.count(df.c.id))
+                .join(fmt, df.c.datafileFormat_id == fmt.c.id)
+                .where(df.c.dataset_id == d.id, fmt.c.name == "HDF5")
+            )
+            .scalar()
         )
         assert params[d.id]["numHdfFiles"] == hdf
         assert isinstance(params[d.id]["numChannels"], float)
         assert params[d.id]["objective"]
-
-
-def test_concise_query_errors_name_the_position():
-    with pytest.raises(ConciseError, match="character"):
-        parse_query("COUNT(Datafile) <-> Dataset [id=${datasetId}] <-> Datafile [name = ]")
-    q = parse_query(
-        "COUNT(Datafile) <-> Dataset [id=${datasetId}] <-> Datafile [datafileFormat.name IN ('a', 'b''c')]"
-    )
-    assert q.aggregate == "COUNT" and q.terms[1].condition.value == ("a", "b'c")
-
-
-@given(st.text(max_size=60))
-def test_concise_parser_never_crashes(text):
-    with contextlib.suppress(ConciseError):
-        parse_query(text)
 
 
 def test_dataset_type_file_errors_name_the_file():
@@ -163,4 +172,4 @@ def test_expired_sessions_are_purged(dbsession, catalog):
     assert purge_expired_sessions(dbsession) >= 1
     dbsession.expire_all()
     assert dbsession.get(CatalogSession, old.session_id) is None
-    assert catalog.user_name(new.session_id) == "bob"
+    assert catalog.user_name(new.session_id) == "db/bob"

@@ -5,18 +5,18 @@ import time
 import sqlalchemy as sa
 
 from ijpweb.batch.harvest import harvest
-from ijpweb.models import Dataset, Job, JobStatus
+from ijpweb.catalog.icatdb import TABLES as T
+from ijpweb.models import Job, JobStatus
 
 
 def dataset_ids(dbsession, type_name=None, investigation=None):
-    from ijpweb.models import DatasetType, Investigation
-
-    q = sa.select(Dataset.id).join(DatasetType).join(Investigation).order_by(Dataset.id)
+    ds, dt, inv = T["Dataset"], T["DatasetType"], T["Investigation"]
+    q = sa.select(ds.c.id).join(dt, ds.c.type_id == dt.c.id).join(inv, ds.c.investigation_id == inv.c.id)
     if type_name:
-        q = q.where(DatasetType.name == type_name)
+        q = q.where(dt.c.name == type_name)
     if investigation:
-        q = q.where(Investigation.name == investigation)
-    return list(dbsession.scalars(q))
+        q = q.where(inv.c.name == investigation)
+    return list(dbsession.connection().execute(q.order_by(ds.c.id)).scalars())
 
 
 def select(app, kind, ids):

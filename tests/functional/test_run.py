@@ -6,6 +6,7 @@ import warnings
 
 import sqlalchemy as sa
 
+from ijpweb.catalog.icatdb import TABLES as T
 from ijpweb.models import Job, JobStatus
 
 from .test_flow import dataset_ids, select, wait_for
@@ -44,17 +45,19 @@ def test_selection_updates_the_panel_and_lists_compatible_job_types(alice, dbses
 
 
 def test_conditional_option_follows_the_selection(alice, dbsession):
-    from ijpweb.models import Dataset, DatasetParameter, ParameterType
-
-    rows = dbsession.execute(
-        sa.select(Dataset.id, DatasetParameter.numericValue)
-        .join(DatasetParameter)
-        .join(ParameterType)
-        .where(
-            ParameterType.name == "nchannels",
-            Dataset.id.in_(dataset_ids(dbsession, investigation="LMF-2026-001")),
+    p, pt = T["DatasetParameter"], T["ParameterType"]
+    rows = (
+        dbsession.connection()
+        .execute(
+            sa.select(p.c.dataset_id, p.c.numericValue)
+            .join(pt, p.c.type_id == pt.c.id)
+            .where(
+                pt.c.name == "nchannels",
+                p.c.dataset_id.in_(dataset_ids(dbsession, investigation="LMF-2026-001")),
+            )
         )
-    ).all()
+        .all()
+    )
     multi = [i for i, n in rows if n > 1][:2]
     single = [i for i, n in rows if n == 1][:1]
     alice.get("/submit", {"jobtype": "Test Options"})
@@ -185,7 +188,7 @@ def test_watch_output_grow_then_cancel_then_delete(alice, dbsession, backends):
 def test_confirmation_pages_without_javascript(alice, dbsession):
     from .test_security import make_job
 
-    job = make_job(dbsession, "alice")
+    job = make_job(dbsession, "db/alice")
     res = alice.get(f"/jobs/{job.id}/delete")
     assert "Delete job" in res.text and "Yes, delete it" in res.text
 

@@ -53,7 +53,7 @@ def test_forged_form_without_csrf_token_changes_nothing(alice, dbsession):
     ],
 )
 def test_another_users_job_is_not_found_and_untouched(alice, dbsession, method, path):
-    job = make_job(dbsession, "bob", JobStatus.RUNNING)
+    job = make_job(dbsession, "db/bob", JobStatus.RUNNING)
     url = path.format(id=job.id)
     if method == "GET":
         alice.get(url, status=404)
