@@ -3,6 +3,9 @@
 ijp-admin development.ini migrate        # bring the schema to the newest revision
 ijp-admin development.ini load-demo      # the demo catalog, if the catalog is empty
 ijp-admin development.ini check-jobtypes # report every problem in jobtypes/ and datasettypes/
+ijp-admin development.ini load-catalog FILE...  # icatdump YAML or XML files, each in one transaction
+ijp-admin development.ini set-password NAME     # the db authenticator's password for db/NAME,
+                                                # asked for, or read from stdin; never from argv
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ def migrate(ini: str) -> int:
     return 0
 
 
+def _engine(ini: str):
+    from .models import get_engine
+    from .settings import apply_environment
+
+    settings = dict(get_appsettings(ini))
+    apply_environment(settings)
+    return get_engine(settings)
+
+
 def load_demo(ini: str) -> int:
     from .catalog import demo
     from .models import get_engine, get_session_factory, get_tm_session
@@ -45,15 +57,6 @@ def load_demo(ini: str) -> int:
         counts = demo.load(db)
     print("demo catalog loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
-
-
-def _engine(ini: str):
-    from .models import get_engine
-    from .settings import apply_environment
-
-    settings = dict(get_appsettings(ini))
-    apply_environment(settings)
-    return get_engine(settings)
 
 
 def load_catalog(ini: str, files: list[str]) -> int:
@@ -85,6 +88,37 @@ def load_catalog(ini: str, files: list[str]) -> int:
     return 0
 
 
+def set_password(ini: str, names: list[str]) -> int:
+    import getpass
+
+    from .catalog.embedded import hash_password
+    from .models import DbCredential, get_session_factory
+
+    if len(names) != 1 or "/" in names[0]:
+        print("set-password: give one db user name, without 'db/'", file=sys.stderr)
+        return 2
+    name = names[0]
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for db/{name}: ")
+        if password != getpass.getpass("again: "):
+            print("set-password: the two passwords differ; nothing changed", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        print("set-password: use at least 8 characters; nothing changed", file=sys.stderr)
+        return 1
+    session = get_session_factory(_engine(ini))()
+    with session.begin():
+        cred = session.get(DbCredential, name)
+        if cred is None:
+            session.add(DbCredential(username=name, password_hash=hash_password(password)))
+        else:
+            cred.password_hash = hash_password(password)
+    print(f"password set for db/{name}")
+    return 0
+
+
 def check_jobtypes(ini: str) -> int:
     from .datasettypes import DatasetTypes
     from .jobtypes import JobTypes
@@ -102,12 +136,16 @@ def check_jobtypes(ini: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ijp-admin", description=__doc__.split("\n")[0])
     parser.add_argument("ini", help="the portal's ini file, e.g. development.ini")
-    parser.add_argument("command", choices=["migrate", "load-demo", "check-jobtypes", "load-catalog"])
-    parser.add_argument("files", nargs="*", help="for load-catalog: icatdump YAML or XML files")
+    parser.add_argument(
+        "command", choices=["migrate", "load-demo", "check-jobtypes", "load-catalog", "set-password"]
+    )
+    parser.add_argument("args", nargs="*", help="load-catalog: dump files; set-password: a user name")
     args = parser.parse_args(argv)
     setup_logging(args.ini)
     if args.command == "load-catalog":
-        return load_catalog(args.ini, args.files)
+        return load_catalog(args.ini, args.args)
+    if args.command == "set-password":
+        return set_password(args.ini, args.args)
     commands = {"migrate": migrate, "load-demo": load_demo, "check-jobtypes": check_jobtypes}
     return commands[args.command](args.ini)
 

@@ -62,3 +62,28 @@ def test_a_bad_file_loads_nothing(ini, tmp_path):
 def test_missing_file_is_one_clear_line(ini):
     res = admin(ini, "load-catalog", "/nonexistent.yaml")
     assert res.returncode == 1 and res.stderr.strip().endswith("No such file or directory")
+
+
+def test_imported_users_get_a_password_from_stdin_and_can_log_in(ini):
+    admin(ini, "load-catalog", str(DATA / "icatdump-5.0.yaml"))
+    res = subprocess.run(
+        [*ADMIN, str(ini), "set-password", "jdoe"], input="correct horse\n", capture_output=True, text=True
+    )
+    assert res.returncode == 0 and "password set for db/jdoe" in res.stdout
+    assert "correct horse" not in " ".join(res.args)
+    short = subprocess.run(
+        [*ADMIN, str(ini), "set-password", "jdoe"], input="short\n", capture_output=True, text=True
+    )
+    assert short.returncode == 1 and "at least 8" in short.stderr
+
+    from sqlalchemy.orm import Session
+
+    from ijpweb.catalog import DatasetQuery
+    from ijpweb.catalog.embedded import EmbeddedCatalog
+
+    with Session(sa.create_engine(f"sqlite:///{ini.parent / 'admin.sqlite'}")) as db:
+        catalog = EmbeddedCatalog(db)
+        sid = catalog.login("db", {"username": "jdoe", "password": "correct horse"}).session_id
+        assert catalog.user_name(sid) == "db/jdoe"
+        # what ICAT 5 showed jdoe for this dump (python-icat's summary-5.jdoe)
+        assert catalog.search_datasets(sid, DatasetQuery(per_page=100)).total == 6
