@@ -1,6 +1,7 @@
 """Per-process services (job types, dataset types) and per-request ones (the catalog)."""
 
 from .catalog.embedded import EmbeddedCatalog
+from .catalog.ids import FileStore, Ids, Prepared
 from .datasettypes import DatasetTypes
 from .jobtypes import JobTypes
 
@@ -18,3 +19,6 @@ def includeme(config):
         reify=True,
     )
     config.add_request_method(lambda r: r.registry.settings["ijp"], "ijp", reify=True)
+    config.registry["ijp.filestore"] = FileStore(s.filestore)
+    config.registry["ijp.prepared"] = Prepared()
+    config.add_request_method(lambda r: Ids(r.catalog, r.registry["ijp.filestore"]), "ids", reify=True)

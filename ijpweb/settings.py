@@ -29,6 +29,7 @@ class Settings:
     scheduler_enabled: bool
     harvest_seconds: float
     reload_seconds: float
+    filestore: str = "var/files"
     anon: bool = False
     root_users: frozenset[str] = frozenset()
     backends: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -64,6 +65,7 @@ def parse(raw: Mapping[str, str]) -> Settings:
         harvest_seconds=float(raw.get("ijp.harvest.seconds", 2)),
         reload_seconds=float(raw.get("ijp.reload.seconds", 2)),
         backends=backends,
+        filestore=raw.get("ijp.filestore", "var/files"),
         anon=asbool(raw.get("ijp.catalog.anon", "false")),
         root_users=frozenset(aslist(raw.get("ijp.catalog.root_users", ""))),
     )

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import threading
 from pathlib import Path
 
 import alembic.command
@@ -170,3 +171,40 @@ def testapp(app, tm, dbsession):
 def alice(testapp):
     testapp.login("alice")
     return testapp
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """The portal as `make run` starts it (harvester on), on a free port, with its own
+    committed SQLite database and demo catalog. Yields (url, engine)."""
+    waitress = pytest.importorskip("waitress.server")
+    tmp = tmp_path_factory.mktemp("live")
+    settings = dict(get_appsettings(str(ROOT / "testing.ini")))
+    settings.update(
+        {
+            "sqlalchemy.url": f"sqlite:///{tmp / 'live.sqlite'}",
+            "ijp.batch.local.dir": str(tmp / "jobs"),
+            "ijp.filestore": str(tmp / "files"),
+            "ijp.jobtypes_dir": str(ROOT / "jobtypes"),
+            "ijp.datasettypes_dir": str(ROOT / "datasettypes"),
+            "ijp.batch.local.path": str(ROOT / "jobtypes" / "scripts"),
+            "ijp.scheduler.enabled": "true",
+            "ijp.harvest.seconds": "0.5",
+            "auth.secret": "live-test-secret",
+        }
+    )
+    engine = get_engine(settings)
+    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        alembic.command.upgrade(cfg, "head")
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        demo.load(get_tm_session(get_session_factory(engine), tm))
+    app = main({}, **settings)
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}", engine
+    app.registry["ijp.scheduler"].shutdown(wait=False)
+    server.close()

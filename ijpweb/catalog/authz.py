@@ -30,23 +30,24 @@ def _rule_entity(what: str) -> str | None:
         return None
 
 
-def applicable_rules(conn, user: str) -> list[str]:
-    """The ``what`` of every R rule that applies to ``user``."""
+def applicable_rules(conn, user: str, flag: str = "R") -> list[str]:
+    """The ``what`` of every rule with ``flag`` (C, R, U or D) that applies to ``user``."""
     rule, ug, u = TABLES["Rule"], TABLES["UserGroup"], TABLES["User"]
     groupings = sa.select(ug.c.grouping_id).join(u, ug.c.user_id == u.c.id).where(u.c.name == user)
     q = sa.select(rule.c.what).where(
-        rule.c.crudFlags.contains("R"),
+        rule.c.crudFlags.contains(flag),
         sa.or_(rule.c.grouping_id.is_(None), rule.c.grouping_id.in_(groupings)),
     )
     return list(conn.execute(q).scalars())
 
 
-def readable(conn, entity: str, user: str, root_users=frozenset(), rules: list[str] | None = None):
-    """ALL, or a SELECT of the ids of ``entity`` that ``user`` may read."""
+def readable(conn, entity: str, user: str, root_users=frozenset(), rules: list[str] | None = None, flag="R"):
+    """ALL, or a SELECT of the ids of ``entity`` that ``user`` may read (or, with
+    ``flag``, create, update or delete)."""
     if user in root_users:
         return ALL
     if rules is None:
-        rules = applicable_rules(conn, user)
+        rules = applicable_rules(conn, user, flag)
     selects = []
     for what in rules:
         if _rule_entity(what) != entity:

@@ -58,6 +58,14 @@ RULES = [
     "JOIN i.investigationUsers iu JOIN iu.user u WHERE u.name = :user",
 ]  # fmt: skip
 
+WRITABLE = {r for r in RULES if r.startswith(("SELECT o FROM Data", "SELECT o FROM Datafile"))} | {
+    "SELECT o FROM Job o WHERE o.createId = :user",
+    "SELECT o FROM DataCollection o WHERE o.createId = :user",
+    "SELECT o FROM DataCollectionDataset o JOIN o.dataCollection c WHERE c.createId = :user",
+    "SELECT o FROM DataCollectionDatafile o JOIN o.dataCollection c WHERE c.createId = :user",
+}
+RULES += sorted(WRITABLE - set(RULES)) + ["Application"]
+
 
 def is_empty(db) -> bool:
     conn = db.connection()
@@ -77,7 +85,7 @@ def load(db) -> dict[str, int]:
 
     facility = add("Facility", name=FACILITY[0], fullName=FACILITY[1])
     for what in RULES:
-        add("Rule", what=what, crudFlags="R")
+        add("Rule", what=what, crudFlags="CRUD" if what in WRITABLE else "R")
     users = {}
     for login, full, password, _ in USERS:
         users[login] = add("User", name=f"db/{login}", fullName=full)

@@ -33,7 +33,13 @@ def get_session_factory(engine):
 
 def get_tm_session(session_factory, transaction_manager, request=None):
     dbsession = session_factory(info={"request": request})
-    zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)
+    # "changed" from the start: the catalog writes through SQLAlchemy Core, which
+    # zope.sqlalchemy cannot see, and would otherwise roll back at commit.
+    zope.sqlalchemy.register(
+        dbsession,
+        transaction_manager=transaction_manager,
+        initial_state=zope.sqlalchemy.datamanager.STATUS_CHANGED,
+    )
     return dbsession
 
 

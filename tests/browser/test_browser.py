@@ -4,18 +4,9 @@ datasets, submit one job per dataset, and watch both finish with their output.""
 import os
 import re
 import shutil
-import threading
 from pathlib import Path
 
-import alembic.command
-import alembic.config
 import pytest
-import transaction
-from pyramid.paster import get_appsettings
-
-from ijpweb import main
-from ijpweb.catalog import demo
-from ijpweb.models import get_engine, get_session_factory, get_tm_session
 
 pytestmark = [pytest.mark.browser, pytest.mark.once]
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,42 +21,6 @@ ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-
-
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
-    """The portal as `make run` starts it (scheduler on), on a free port, with its own
-    committed database."""
-    waitress = pytest.importorskip("waitress.server")
-    tmp = tmp_path_factory.mktemp("live")
-    settings = dict(get_appsettings(str(ROOT / "testing.ini")))
-    settings.update(
-        {
-            "sqlalchemy.url": f"sqlite:///{tmp / 'live.sqlite'}",
-            "ijp.batch.local.dir": str(tmp / "jobs"),
-            "ijp.jobtypes_dir": str(ROOT / "jobtypes"),
-            "ijp.datasettypes_dir": str(ROOT / "datasettypes"),
-            "ijp.batch.local.path": str(ROOT / "jobtypes" / "scripts"),
-            "ijp.scheduler.enabled": "true",
-            "ijp.harvest.seconds": "0.5",
-            "auth.secret": "browser-test-secret",
-        }
-    )
-    engine = get_engine(settings)
-    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        alembic.command.upgrade(cfg, "head")
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        demo.load(get_tm_session(get_session_factory(engine), tm))
-    app = main({}, **settings)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    app.registry["ijp.scheduler"].shutdown(wait=False)
-    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +42,7 @@ def settled(page):
 
 
 def test_select_two_datasets_run_one_job_each_and_read_the_output(live_server, browser):
+    live_server, _ = live_server
     from playwright.sync_api import expect
 
     page = browser.new_page()
