@@ -20,3 +20,8 @@ def includeme(config):
     config.add_route("staff.jobtypes", "/staff/jobtypes")
     # the embedded catalog's IDS and ICAT REST faces, at their standard paths
     config.add_route("ids", "/ids/{method}")
+    config.add_route("icat.session", "/icat/session")
+    config.add_route("icat.session.one", "/icat/session/{sid}")
+    config.add_route("icat.entityManager", "/icat/entityManager")
+    config.add_route("icat.version", "/icat/version")
+    config.add_route("icat.properties", "/icat/properties")

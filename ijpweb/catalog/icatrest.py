@@ -1,0 +1,176 @@
+"""ICAT's REST conventions for the embedded catalog: entity JSON out, entity JSON in,
+and ICAT's error codes. No Pyramid here; views/icat.py serves it at /icat/...
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import AuthenticationError, SessionError
+from .dumpfile import DumpError, _convert
+from .icatdb import TABLES, fk_column
+from .icatschema import entities
+from .jpql import QueryError
+
+VERSION = "6.2.0"
+STATUS = {
+    "BAD_PARAMETER": 400,
+    "OBJECT_ALREADY_EXISTS": 400,
+    "VALIDATION": 400,
+    "SESSION": 403,
+    "INSUFFICIENT_PRIVILEGES": 403,
+    "NO_SUCH_OBJECT_FOUND": 404,
+    "INTERNAL": 500,
+    "NOT_IMPLEMENTED": 501,
+}
+# What jobs may write through this face (as the rules allow).
+CREATABLE = {
+    "Dataset", "Datafile", "DatasetParameter", "DatafileParameter", "Job", "DataCollection",
+    "DataCollectionDataset", "DataCollectionDatafile", "DataCollectionParameter",
+}  # fmt: skip
+
+
+class IcatError(Exception):
+    def __init__(self, code: str, message: str, offset: int = -1):
+        super().__init__(message)
+        self.code, self.message, self.status, self.offset = code, message, STATUS[code], offset
+
+    def body(self) -> dict:
+        out = {"code": self.code, "message": self.message}
+        if self.offset >= 0:
+            out["offset"] = self.offset
+        return out
+
+
+def translate(e: Exception) -> IcatError:
+    """Catalog exceptions as ICAT names them."""
+    if isinstance(e, IcatError):
+        return e
+    if isinstance(e, SessionError | AuthenticationError):
+        return IcatError("SESSION", str(e))
+    if isinstance(e, PermissionError):
+        return IcatError("INSUFFICIENT_PRIVILEGES", str(e))
+    if isinstance(e, QueryError):
+        return IcatError("BAD_PARAMETER", str(e))
+    if isinstance(e, DumpError):
+        return IcatError("BAD_PARAMETER", e.reason)
+    raise e
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat(timespec="milliseconds")
+    return v
+
+
+def entity_json(entity: str, row: dict[str, Any]) -> dict:
+    """``{"Dataset": {...}}`` with the attributes that have values, as ICAT gives them."""
+    e = entities()[entity]
+    body = {name: _value(row[name]) for name in e.attributes if row.get(name) is not None}
+    for name in e.one():
+        if row.get(fk_column(name)) is not None and name in row.get("$include", ()):
+            body[name] = {"id": row[fk_column(name)]}
+    return {entity: body}
+
+
+def parse_login(form_json: str) -> tuple[str, dict[str, str]]:
+    """``{"plugin": "db", "credentials": [{"username": "u"}, {"password": "p"}]}``."""
+    try:
+        data = json.loads(form_json)
+        plugin = data["plugin"]
+        creds: dict[str, str] = {}
+        for item in data.get("credentials", []):
+            creds.update({str(k): str(v) for k, v in item.items()})
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise IcatError(
+            "BAD_PARAMETER", 'json must be {"plugin": ..., "credentials": [{name: value}, ...]}'
+        ) from None
+    return plugin, creds
+
+
+def parse_entities(text: str) -> list[tuple[str, dict]]:
+    """``entities`` of POST entityManager: one ``{"Entity": {...}}`` or a list of them."""
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise IcatError("BAD_PARAMETER", f"entities is not JSON: {e}") from None
+    items = data if isinstance(data, list) else [data]
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or len(item) != 1:
+            raise IcatError("BAD_PARAMETER", 'each entity must be {"Name": {fields}}')
+        ((name, fields),) = item.items()
+        if name not in entities():
+            raise IcatError("BAD_PARAMETER", f"unknown entity {name!r}")
+        if not isinstance(fields, dict):
+            raise IcatError("BAD_PARAMETER", f"{name}: fields must be an object")
+        out.append((name, fields))
+    return out
+
+
+def create(catalog, session_id: str, name: str, fields: dict, parent: tuple[str, int] | None = None) -> int:
+    """Create one entity (and the one-to-many children given inline) as the user."""
+    if name not in CREATABLE:
+        raise IcatError("INSUFFICIENT_PRIVILEGES", f"{name} cannot be created through this catalog")
+    e = entities()[name]
+    if fields.get("id"):
+        raise IcatError("NOT_IMPLEMENTED", "updates are not supported; create objects without an id")
+    values: dict[str, Any] = {}
+    children = []
+    for key, value in fields.items():
+        if key == "id":
+            continue
+        if key in e.attributes and key not in ("createId", "createTime", "modId", "modTime"):
+            values[key] = _convert("entities", name, e, key, value)
+        elif key in e.one():
+            ref = value.get("id") if isinstance(value, dict) else None
+            if not isinstance(ref, int):
+                raise IcatError("BAD_PARAMETER", f'{name}.{key} must be {{"id": <number>}}')
+            target = TABLES[e.relations[key].target]
+            conn = catalog.db.connection()
+            if conn.execute(sa.select(target.c.id).where(target.c.id == ref)).first() is None:
+                raise IcatError("NO_SUCH_OBJECT_FOUND", f"{e.relations[key].target}[id:{ref}] does not exist")
+            if not catalog.allowed(session_id, e.relations[key].target, ref, "R"):
+                raise IcatError(
+                    "INSUFFICIENT_PRIVILEGES", f"you may not read {e.relations[key].target} {ref}"
+                )
+            values[fk_column(key)] = ref
+        elif key in e.many():
+            if not isinstance(value, list):
+                raise IcatError("BAD_PARAMETER", f"{name}.{key} must be a list")
+            children += [(key, child) for child in value]
+        else:
+            raise IcatError("BAD_PARAMETER", f"{name} has no field {key!r}")
+    if parent is not None:
+        values[fk_column(parent[0])] = parent[1]
+    for attr in e.attributes.values():
+        if attr.required and values.get(attr.name) is None and attr.name != "id":
+            raise IcatError("VALIDATION", f"{name}.{attr.name} cannot be null")
+    try:
+        new_id = catalog.create(session_id, name, values)
+    except sa.exc.IntegrityError as ex:
+        raise IcatError("OBJECT_ALREADY_EXISTS", f"{name} violates a constraint: {ex.orig}") from None
+    for key, child in children:
+        rel = e.relations[key]
+        if not isinstance(child, dict):
+            raise IcatError("BAD_PARAMETER", f"{name}.{key}: each item must be an object")
+        create(catalog, session_id, rel.target, child, (rel.inverse, new_id))
+    return new_id
+
+
+def search(catalog, session_id: str, query: str) -> list:
+    """GET entityManager: the results as ICAT's REST interface gives them."""
+    from .jpql import compile_query
+
+    user = catalog.user_name(session_id)
+    compiled = compile_query(query, {"user": user})
+    select = catalog._restrict(session_id, compiled.select, compiled.entity, compiled.root.c.id)
+    rows = catalog.db.connection().execute(select).all()
+    if compiled.kind != "entity":
+        return [_value(r[0]) for r in rows]
+    include = set(compiled.include)
+    return [entity_json(compiled.entity, {**r._mapping, "$include": include}) for r in rows]
