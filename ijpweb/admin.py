@@ -42,19 +42,19 @@ def _engine(ini: str):
 
 def load_demo(ini: str) -> int:
     from .catalog import demo
-    from .models import get_engine, get_session_factory, get_tm_session
-    from .settings import apply_environment
+    from .catalog.ids import FileStore
+    from .models import get_session_factory, get_tm_session
+    from .settings import parse
 
-    settings = dict(get_appsettings(ini))
-    apply_environment(settings)
-    factory = get_session_factory(get_engine(settings))
+    factory = get_session_factory(_engine(ini))
+    store = FileStore(parse(get_appsettings(ini)).filestore)
     tm = transaction.TransactionManager(explicit=True)
     with tm:
         db = get_tm_session(factory, tm)
         if not demo.is_empty(db):
-            print("the catalog already has users; demo data not loaded")
+            print("the catalog already holds a facility; demo data not loaded")
             return 0
-        counts = demo.load(db)
+        counts = demo.load(db, store)
     print("demo catalog loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
 

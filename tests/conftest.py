@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from pyramid.paster import get_appsettings
 
 from ijpweb import main
 from ijpweb.catalog import demo
+from ijpweb.catalog.ids import FileStore
 from ijpweb.models import get_engine, get_session_factory, get_tm_session
 from ijpweb.models.meta import Base
 
@@ -57,9 +59,10 @@ def app_settings(request, tmp_root, db_url):
         {
             "sqlalchemy.url": db_url,
             "ijp.batch.local.dir": str(tmp_root / "jobs"),
+            "ijp.filestore": str(tmp_root / "files"),
             "ijp.jobtypes_dir": str(ROOT / "jobtypes"),
             "ijp.datasettypes_dir": str(ROOT / "datasettypes"),
-            "ijp.batch.local.path": str(ROOT / "jobtypes" / "scripts"),
+            "ijp.batch.local.path": f"{ROOT / 'jobtypes' / 'scripts'} {Path(sys.executable).parent}",
             "auth.secret": "test-secret-not-for-production",
         }
     )
@@ -82,7 +85,7 @@ def dbengine(app_settings, request):
         alembic.command.upgrade(cfg, "head")
     tm = transaction.TransactionManager(explicit=True)
     with tm:
-        demo.load(get_tm_session(get_session_factory(engine), tm))
+        demo.load(get_tm_session(get_session_factory(engine), tm), FileStore(app_settings["ijp.filestore"]))
     yield engine
     _wipe(engine)
     engine.dispose()
@@ -187,7 +190,7 @@ def live_server(tmp_path_factory):
             "ijp.filestore": str(tmp / "files"),
             "ijp.jobtypes_dir": str(ROOT / "jobtypes"),
             "ijp.datasettypes_dir": str(ROOT / "datasettypes"),
-            "ijp.batch.local.path": str(ROOT / "jobtypes" / "scripts"),
+            "ijp.batch.local.path": f"{ROOT / 'jobtypes' / 'scripts'} {Path(sys.executable).parent}",
             "ijp.scheduler.enabled": "true",
             "ijp.harvest.seconds": "0.5",
             "auth.secret": "live-test-secret",
@@ -200,7 +203,7 @@ def live_server(tmp_path_factory):
         alembic.command.upgrade(cfg, "head")
     tm = transaction.TransactionManager(explicit=True)
     with tm:
-        demo.load(get_tm_session(get_session_factory(engine), tm))
+        demo.load(get_tm_session(get_session_factory(engine), tm), FileStore(settings["ijp.filestore"]))
     app = main({}, **settings)
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -8,7 +8,10 @@ each sees. Deterministic: the same every time.
 
 from __future__ import annotations
 
+import io
+import json
 import random
+import struct
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -67,13 +70,48 @@ WRITABLE = {r for r in RULES if r.startswith(("SELECT o FROM Data", "SELECT o FR
 RULES += sorted(WRITABLE - set(RULES)) + ["Application"]
 
 
+def tiff(width: int, height: int, pixels: bytes) -> bytes:
+    """A minimal valid baseline TIFF: 8-bit greyscale, one strip."""
+    entries = [
+        (256, 3, 1, width), (257, 3, 1, height), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+        (273, 4, 1, 8), (277, 3, 1, 1), (278, 3, 1, height), (279, 4, 1, len(pixels)),
+    ]  # fmt: skip
+    ifd_offset = 8 + len(pixels)
+    out = io.BytesIO()
+    out.write(b"II*\x00" + struct.pack("<I", ifd_offset) + pixels)
+    out.write(struct.pack("<H", len(entries)))
+    for tag, kind, count, value in entries:
+        packed = struct.pack("<HI", value, 0)[:4] if kind == 3 else struct.pack("<I", value)
+        out.write(struct.pack("<HHI", tag, kind, count) + packed)
+    out.write(struct.pack("<I", 0))
+    return out.getvalue()
+
+
+def contents(rng: random.Random, name: str, fmt: str, dataset: str) -> bytes:
+    """Small real contents for a demo datafile, so demo jobs have data to read."""
+    if fmt == "TIFF":
+        return tiff(16, 16, bytes(rng.randrange(256) for _ in range(256)))
+    if fmt == "CSV":
+        rows = ["frame,channel,mean_intensity"]
+        rows += [f"{t},{c},{rng.uniform(100, 4000):.2f}" for t in range(1, 6) for c in range(1, 3)]
+        return ("\n".join(rows) + "\n").encode()
+    if fmt == "JSON":
+        return json.dumps(
+            {"dataset": dataset, "microscope": rng.choice(["LMF-A", "LMF-B"])}, indent=2
+        ).encode()
+    if fmt == "HDF5":
+        return b"\x89HDF\r\n\x1a\n" + bytes(rng.randrange(256) for _ in range(504))
+    return f"Notes for {dataset}: sample mounted, focus checked.\n".encode()
+
+
 def is_empty(db) -> bool:
     conn = db.connection()
     return conn.execute(sa.select(sa.func.count()).select_from(T["Facility"])).scalar() == 0
 
 
-def load(db) -> dict[str, int]:
-    """Create the demo catalog (the caller checks it is not there yet)."""
+def load(db, store=None) -> dict[str, int]:
+    """Create the demo catalog (the caller checks it is not there yet); with a FileStore,
+    write each datafile's contents too."""
     conn = db.connection()
     rng = random.Random(20261124)  # noqa: S311 - repeatable demo data, not secrets
     now = utcnow()
@@ -142,13 +180,19 @@ def load(db) -> dict[str, int]:
                 ("notes.txt", "Text", (100, 2000)),
             ]
             for name, fmt, (lo, hi) in files:
-                add(
-                    "Datafile",
-                    name=name,
-                    fileSize=rng.randint(lo, hi),
-                    dataset_id=ds,
-                    datafileFormat_id=formats[fmt],
-                )
+                size = rng.randint(lo, hi)
+                df = add("Datafile", name=name, fileSize=size, dataset_id=ds, datafileFormat_id=formats[fmt])
+                if store is not None:  # real, small contents: the catalog then records their size
+                    location = store.location(df)
+                    size, crc = store.write(
+                        location, io.BytesIO(contents(rng, name, fmt, f"{type_name}-{i}"))
+                    )
+                    conn.execute(
+                        T["Datafile"]
+                        .update()
+                        .where(T["Datafile"].c.id == df)
+                        .values(location=location, fileSize=size, checksum=f"{crc:08x}")
+                    )
             datafiles += len(files)
     db.flush()
     return {"users": len(users), "investigations": len(invs), "datasets": datasets, "datafiles": datafiles}
