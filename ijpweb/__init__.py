@@ -19,5 +19,5 @@ def main(global_config, **settings):
         # the batch backends and the harvester
         config.include(".batch")
         config.include(".routes")
-        config.scan(".views")
+        config.scan(".views", ignore=[".icat", ".ids"])  # (services mounts those two)
     return config.make_wsgi_app()

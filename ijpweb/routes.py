@@ -18,10 +18,3 @@ def includeme(config):
     config.add_route("jobs.cancel", "/jobs/{job_id}/cancel", factory=job_factory)
     config.add_route("jobs.delete", "/jobs/{job_id}/delete", factory=job_factory)
     config.add_route("staff.jobtypes", "/staff/jobtypes")
-    # the embedded catalog's IDS and ICAT REST faces, at their standard paths
-    config.add_route("ids", "/ids/{method}")
-    config.add_route("icat.session", "/icat/session")
-    config.add_route("icat.session.one", "/icat/session/{sid}")
-    config.add_route("icat.entityManager", "/icat/entityManager")
-    config.add_route("icat.version", "/icat/version")
-    config.add_route("icat.properties", "/icat/properties")

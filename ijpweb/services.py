@@ -1,6 +1,8 @@
-"""Per-process services (job types, dataset types) and per-request ones (the catalog)."""
+"""Per-process services (job types, dataset types, the catalog for ICAT) and per-request
+ones (the embedded catalog, which reads the request's database session)."""
 
 from .catalog.embedded import EmbeddedCatalog
+from .catalog.icatserver import IcatServerCatalog
 from .catalog.ids import FileStore, Ids, Prepared
 from .datasettypes import DatasetTypes
 from .jobtypes import JobTypes
@@ -10,15 +12,27 @@ def includeme(config):
     s = config.registry.settings["ijp"]
     config.registry["ijp.jobtypes"] = JobTypes(s.jobtypes_dir, s.reload_seconds)
     config.registry["ijp.datasettypes"] = DatasetTypes(s.datasettypes_dir, s.reload_seconds)
-
     config.add_request_method(lambda r: r.registry["ijp.jobtypes"].current(), "jobtypes", reify=True)
     config.add_request_method(lambda r: r.registry["ijp.datasettypes"], "datasettypes", reify=True)
-    config.add_request_method(
-        lambda r: EmbeddedCatalog(r.dbsession, s.session_minutes, s.anon, s.root_users),
-        "catalog",
-        reify=True,
-    )
     config.add_request_method(lambda r: r.registry.settings["ijp"], "ijp", reify=True)
+
+    if s.catalog == "icat":
+        # a facility's ICAT and IDS; the embedded faces (/icat, /ids) are not served
+        catalog = IcatServerCatalog(s.icat_url, s.ids_url, s.catalog_timeout)
+        config.add_request_method(lambda r: catalog, "catalog", reify=True)
+        return
+    config.add_request_method(
+        lambda r: EmbeddedCatalog(r.dbsession, s.session_minutes, s.anon, s.root_users), "catalog", reify=True
+    )
     config.registry["ijp.filestore"] = FileStore(s.filestore)
     config.registry["ijp.prepared"] = Prepared()
     config.add_request_method(lambda r: Ids(r.catalog, r.registry["ijp.filestore"]), "ids", reify=True)
+    # the embedded catalog's ICAT REST and IDS faces, at their standard paths
+    config.add_route("ids", "/ids/{method}")
+    config.add_route("icat.session", "/icat/session")
+    config.add_route("icat.session.one", "/icat/session/{sid}")
+    config.add_route("icat.entityManager", "/icat/entityManager")
+    config.add_route("icat.version", "/icat/version")
+    config.add_route("icat.properties", "/icat/properties")
+    config.scan(".views.icat")
+    config.scan(".views.ids")

@@ -29,6 +29,8 @@ class Settings:
     scheduler_enabled: bool
     harvest_seconds: float
     reload_seconds: float
+    catalog: str = "embedded"  # embedded | icat
+    catalog_timeout: float = 10.0
     filestore: str = "var/files"
     anon: bool = False
     root_users: frozenset[str] = frozenset()
@@ -39,6 +41,13 @@ def apply_environment(settings: dict) -> None:
     for key, var in ENVIRONMENT.items():
         if os.environ.get(var):
             settings[key] = os.environ[var]
+
+
+def _choice(raw: Mapping[str, str], key: str, allowed: tuple[str, ...]) -> str:
+    value = raw.get(key, allowed[0]).strip()
+    if value not in allowed:
+        raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
 
 
 def parse(raw: Mapping[str, str]) -> Settings:
@@ -65,6 +74,8 @@ def parse(raw: Mapping[str, str]) -> Settings:
         harvest_seconds=float(raw.get("ijp.harvest.seconds", 2)),
         reload_seconds=float(raw.get("ijp.reload.seconds", 2)),
         backends=backends,
+        catalog=_choice(raw, "ijp.catalog", ("embedded", "icat")),
+        catalog_timeout=float(raw.get("ijp.catalog.timeout", 10)),
         filestore=raw.get("ijp.filestore", "var/files"),
         anon=asbool(raw.get("ijp.catalog.anon", "false")),
         root_users=frozenset(aslist(raw.get("ijp.catalog.root_users", ""))),

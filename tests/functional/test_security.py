@@ -120,3 +120,23 @@ def test_no_session_id_in_pages(alice, dbsession, backends):
     for page in (f"/jobs/{job.id}", "/jobs", f"/jobs/{job.id}/output/stdout", "/datasets"):
         assert ws.catalog_session not in alice.get(page).text
     assert ws.catalog_session not in " ".join(job.argv)
+
+
+def test_an_unreachable_icat_gives_a_clear_login_message(app_settings):
+    import webtest
+
+    from ijpweb import main
+
+    settings = {
+        **app_settings,
+        "ijp.catalog": "icat",
+        "ijp.icat_url": "https://127.0.0.1:1",
+        "ijp.catalog.timeout": "2",
+    }
+    app = webtest.TestApp(main({}, **settings))
+    app.get("/icat/version", status=404)  # the embedded faces are not served for a real ICAT
+    page = app.get("/login")
+    form = page.forms["login-form"]
+    form["username"], form["password"] = "jdoe", "secret"
+    res = form.submit(status=400)
+    assert "cannot be reached" in res.text and "Traceback" not in res.text
