@@ -12,7 +12,7 @@ import re
 import sqlalchemy as sa
 
 from ..models.meta import Base
-from .icatschema import Entity, entities
+from .icatschema import UNIQUE, Entity, entities
 
 _TYPES = {
     "string": lambda: sa.String(4000),
@@ -41,7 +41,7 @@ def _table(entity: Entity, metadata: sa.MetaData) -> sa.Table:
         if name == "id":
             continue
         kind = sa.Text() if (entity.name, name) in _LONG_TEXT else _TYPES[attr.type]()
-        columns.append(sa.Column(name, kind, nullable=True))
+        columns.append(sa.Column(name, kind, nullable=not attr.required))
     for name, rel in entity.one().items():
         columns.append(
             sa.Column(
@@ -52,6 +52,10 @@ def _table(entity: Entity, metadata: sa.MetaData) -> sa.Table:
                 index=True,
             )
         )
+    if entity.name in UNIQUE:
+        fields = UNIQUE[entity.name]
+        cols = [fk_column(f) if f in entity.relations else f for f in fields]
+        columns.append(sa.UniqueConstraint(*cols, name=f"uq_{table_name(entity.name)}"))
     return sa.Table(table_name(entity.name), metadata, *columns)
 
 

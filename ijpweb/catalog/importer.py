@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+import sqlalchemy as sa
+
 from .dumpfile import DumpError, DumpObject
 from .icatdb import TABLES, fk_column
 from .icatschema import entities
@@ -41,7 +43,15 @@ class Importer:
             values[fk_column(name)] = self._resolve(obj, name, key)
         if parent is not None:
             values[fk_column(parent[0])] = parent[1]
-        new_id = self.conn.execute(table.insert().values(**values)).inserted_primary_key[0]
+        try:
+            new_id = self.conn.execute(table.insert().values(**values)).inserted_primary_key[0]
+        except sa.exc.IntegrityError as e:
+            reason = str(e.orig).splitlines()[0]
+            raise DumpError(
+                self.file,
+                obj.position,
+                f"{obj.entity} cannot be stored ({reason}); is it in the catalog already?",
+            ) from None
         self.counts[obj.entity] += 1
         if obj.key:
             self.keys[obj.key] = new_id

@@ -87,3 +87,10 @@ def test_imported_users_get_a_password_from_stdin_and_can_log_in(ini):
         assert catalog.user_name(sid) == "db/jdoe"
         # what ICAT 5 showed jdoe for this dump (python-icat's summary-5.jdoe)
         assert catalog.search_datasets(sid, DatasetQuery(per_page=100)).total == 6
+
+
+def test_loading_a_dump_twice_is_refused_by_icats_unique_keys(ini):
+    assert admin(ini, "load-catalog", str(DATA / "icatdump-5.0.yaml")).returncode == 0
+    res = admin(ini, "load-catalog", str(DATA / "icatdump-5.0.xml"))
+    assert res.returncode == 1 and "in the catalog already?" in res.stderr and "Traceback" not in res.stderr
+    assert datasets(ini) == 9
