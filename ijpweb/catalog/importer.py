@@ -6,8 +6,10 @@ the catalog as it was.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -25,12 +27,19 @@ class Importer:
         self.skipped: Counter[str] = Counter()
 
     def _resolve(self, obj: DumpObject, field: str, key: str) -> int:
-        try:
+        """A key defined earlier in this file, or else the unique key of an object the
+        catalog holds already (as python-icat's searchUniqueKey finds it)."""
+        if key in self.keys:
             return self.keys[key]
-        except KeyError:
+        found = self.conn.execute(_key_query(key)).scalars().all() if _parse_key(key) else []
+        if len(found) != 1:
             raise DumpError(
-                self.file, obj.position, f"{obj.entity}.{field}: no object with key {key!r} in this file"
-            ) from None
+                self.file,
+                obj.position,
+                f"{obj.entity}.{field}: no object with key {key!r} in this file or the catalog",
+            )
+        self.keys[key] = found[0]
+        return found[0]
 
     def _insert(self, obj: DumpObject, parent: tuple[str, int] | None = None) -> int:
         entity = entities()[obj.entity]
@@ -64,6 +73,64 @@ class Importer:
         for obj in objects:
             self._insert(obj)
         return self.counts
+
+
+def _unescape(text: str) -> str:
+    """python-icat escapes key values as =XX (hex)."""
+    return re.sub(r"=([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
+
+
+def _parse_parts(text: str, i: int) -> tuple[list[tuple[str, Any]], int]:
+    parts: list[tuple[str, Any]] = []
+    while i < len(text) and text[i] != ")":
+        dash = text.index("-", i)
+        attr = text[i:dash]
+        i = dash + 1
+        if i < len(text) and text[i] == "(":
+            nested, i = _parse_parts(text, i + 1)
+            if i >= len(text) or text[i] != ")":
+                raise ValueError("unbalanced parentheses")
+            i += 1
+            parts.append((attr, nested))
+        else:
+            end = i
+            while end < len(text) and text[end] not in "_)":
+                end += 1
+            parts.append((attr, _unescape(text[i:end])))
+            i = end
+        if i < len(text) and text[i] == "_":
+            i += 1
+    return parts, i
+
+
+def _parse_key(key: str) -> tuple[str, list] | None:
+    """``Entity_attr-value_rel-(attr-value)`` -> (entity, parts), or None."""
+    entity, _, rest = key.partition("_")
+    if entity not in TABLES or not rest:
+        return None
+    try:
+        parts, end = _parse_parts(rest, 0)
+    except (ValueError, IndexError):
+        return None
+    return (entity, parts) if end == len(rest) else None
+
+
+def _key_query(key: str) -> sa.Select:
+    entity, parts = _parse_key(key)
+
+    def select_ids(entity: str, parts: list) -> sa.Select:
+        table, e = TABLES[entity], entities()[entity]
+        q = sa.select(table.c.id)
+        for attr, value in parts:
+            if attr in e.one():
+                q = q.where(table.c[fk_column(attr)].in_(select_ids(e.relations[attr].target, value)))
+            elif attr in e.attributes and isinstance(value, str):
+                q = q.where(table.c[attr] == value)
+            else:
+                q = q.where(sa.false())
+        return q
+
+    return select_ids(entity, parts)
 
 
 def load_objects(connection, objects: Iterable[DumpObject], file: str) -> Counter[str]:

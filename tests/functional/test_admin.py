@@ -94,3 +94,19 @@ def test_loading_a_dump_twice_is_refused_by_icats_unique_keys(ini):
     res = admin(ini, "load-catalog", str(DATA / "icatdump-5.0.xml"))
     assert res.returncode == 1 and "in the catalog already?" in res.stderr and "Traceback" not in res.stderr
     assert datasets(ini) == 9
+
+
+def test_a_dump_may_reference_objects_already_in_the_catalog(ini, tmp_path):
+    assert admin(ini, "load-catalog", str(DATA / "icatdump-5.0.yaml")).returncode == 0
+    more = tmp_path / "more.yaml"
+    more.write_text(
+        "---\ndataset:\n  Dataset_new:\n    name: e999999\n    complete: false\n"
+        "    investigation: Investigation_facility-(name-ESNF)_name-10100601=2DST_visitId-1=2E1=2DN\n"
+        "    type: DatasetType_facility-(name-ESNF)_name-raw\n"
+    )
+    res = admin(ini, "load-catalog", str(more))
+    assert res.returncode == 0, res.stderr
+    assert datasets(ini) == 10
+    more.write_text(more.read_text().replace("name-raw", "name-cooked").replace("e999999", "e999998"))
+    res = admin(ini, "load-catalog", str(more))
+    assert res.returncode == 1 and "DatasetType_facility-(name-ESNF)_name-cooked" in res.stderr

@@ -104,6 +104,12 @@ def test_job_parameters_m_queries_for_n_datasets(catalog, bob, dbsession, app):
         assert params[d.id]["numHdfFiles"] == hdf
         assert isinstance(params[d.id]["numChannels"], float)
         assert params[d.id]["objective"]
+        # JPQL and the concise syntax, in one file, for the same kind of quantity
+        csv = catalog.query(
+            bob, f"COUNT(Datafile) <-> Dataset [id={d.id}] <-> Datafile [datafileFormat.name='CSV']"
+        )
+        assert params[d.id]["numCsvFiles"] == csv[0] == 1
+        assert params[d.id]["meanExposure"] in (20.0, 50.0, 100.0, 250.0)
 
 
 def test_dataset_type_file_errors_name_the_file():

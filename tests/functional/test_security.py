@@ -140,3 +140,26 @@ def test_an_unreachable_icat_gives_a_clear_login_message(app_settings):
     form["username"], form["password"] = "jdoe", "secret"
     res = form.submit(status=400)
     assert "cannot be reached" in res.text and "Traceback" not in res.text
+
+
+def test_the_login_page_offers_the_catalogs_authenticators(app_settings, dbengine, tm, dbsession):
+    from ijpweb import main
+
+    from ..conftest import TestApp
+
+    app = main({}, dbengine=dbengine, **{**app_settings, "ijp.catalog.anon": "true"})
+    web = TestApp(
+        app,
+        extra_environ={
+            "HTTP_HOST": "example.com",
+            "tm.active": True,
+            "tm.manager": tm,
+            "app.dbsession": dbsession,
+        },
+    )
+    form = web.get("/login").forms["login-form"]
+    assert [o[0] for o in form["authenticator"].options] == ["db", "anon"]
+    form["authenticator"] = "anon"
+    form.submit(status=303)
+    page = web.get("/datasets")
+    assert "anon/anon" in page.text and "0 dataset(s)" in page.text

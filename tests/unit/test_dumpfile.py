@@ -87,3 +87,37 @@ def test_bad_dumps_name_file_position_and_reason(reader, text, position, reason)
     with pytest.raises(DumpError) as e:
         reader(text, "bad.dump")
     assert e.value.file == "bad.dump" and position in e.value.position and reason in e.value.reason
+
+
+def _escape(value: str) -> str:
+    return "".join(c if c.isascii() and c.isalnum() else f"={ord(c):02X}" for c in value)
+
+
+def _render(parts):
+    return "_".join(f"{a}-({_render(v)})" if isinstance(v, list) else f"{a}-{_escape(v)}" for a, v in parts)
+
+
+def test_unique_keys_parse_back():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from ijpweb.catalog.importer import _parse_key
+
+    names = st.sampled_from(["name", "visitId", "version", "units"])
+    values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12)
+    leaf = st.tuples(names, values)
+    nested = st.tuples(st.sampled_from(["facility", "investigation"]), st.lists(leaf, min_size=1, max_size=3))
+    keys = st.lists(st.one_of(leaf, nested), min_size=1, max_size=4)
+
+    @settings(max_examples=300, deadline=None)
+    @given(keys)
+    def roundtrip(parts):
+        expected = [(a, [list(p) for p in v] if isinstance(v, list) else v) for a, v in parts]
+        parsed = _parse_key("Dataset_" + _render(parts))
+        assert parsed is not None
+        entity, got = parsed
+        assert entity == "Dataset"
+        assert [(a, [list(p) for p in v] if isinstance(v, list) else v) for a, v in got] == expected
+
+    roundtrip()
+    assert _parse_key("Spaceship_name-x") is None and _parse_key("Dataset_name-(x") is None
