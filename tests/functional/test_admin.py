@@ -110,3 +110,10 @@ def test_a_dump_may_reference_objects_already_in_the_catalog(ini, tmp_path):
     more.write_text(more.read_text().replace("name-raw", "name-cooked").replace("e999999", "e999998"))
     res = admin(ini, "load-catalog", str(more))
     assert res.returncode == 1 and "DatasetType_facility-(name-ESNF)_name-cooked" in res.stderr
+
+
+@pytest.mark.parametrize("name, total", [("icatdump-4.4.yaml", 324), ("icatdump-6.2.yaml", 439)])
+def test_dumps_of_other_icat_versions_load(ini, name, total):
+    res = admin(ini, "load-catalog", str(DATA / name))
+    assert res.returncode == 0, res.stderr
+    assert f"loaded {total} object(s)" in res.stdout
