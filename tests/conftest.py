@@ -52,21 +52,27 @@ def db_url(tmp_root):
     return os.environ.get("IJP_TEST_DATABASE_URL") or f"sqlite:///{tmp_root / 'test.sqlite'}"
 
 
-@pytest.fixture(scope="session")
-def app_settings(request, tmp_root, db_url):
-    settings = dict(get_appsettings(request.config.option.ini))
+def portal_settings(ini: str, tmp: Path, db_url: str, **extra: str) -> dict:
+    """testing.ini with everything that writes pointed under ``tmp``."""
+    settings = dict(get_appsettings(ini))
     settings.update(
         {
             "sqlalchemy.url": db_url,
-            "ijp.batch.local.dir": str(tmp_root / "jobs"),
-            "ijp.filestore": str(tmp_root / "files"),
+            "ijp.batch.local.dir": str(tmp / "jobs"),
+            "ijp.filestore": str(tmp / "files"),
             "ijp.jobtypes_dir": str(ROOT / "jobtypes"),
             "ijp.datasettypes_dir": str(ROOT / "datasettypes"),
             "ijp.batch.local.path": f"{ROOT / 'jobtypes' / 'scripts'} {Path(sys.executable).parent}",
             "auth.secret": "test-secret-not-for-production",
+            **extra,
         }
     )
     return settings
+
+
+@pytest.fixture(scope="session")
+def app_settings(request, tmp_root, db_url):
+    return portal_settings(request.config.option.ini, tmp_root, db_url)
 
 
 def _wipe(engine):
@@ -157,17 +163,15 @@ class TestApp(webtest.TestApp):
         return self.post(url, params, headers=headers, **kw)
 
 
+def make_testapp(app, tm, dbsession) -> TestApp:
+    """A TestApp whose requests join the test's (doomed) transaction."""
+    environ = {"HTTP_HOST": "example.com", "tm.active": True, "tm.manager": tm, "app.dbsession": dbsession}
+    return TestApp(app, extra_environ=environ)
+
+
 @pytest.fixture
 def testapp(app, tm, dbsession):
-    return TestApp(
-        app,
-        extra_environ={
-            "HTTP_HOST": "example.com",
-            "tm.active": True,
-            "tm.manager": tm,
-            "app.dbsession": dbsession,
-        },
-    )
+    return make_testapp(app, tm, dbsession)
 
 
 @pytest.fixture
@@ -182,19 +186,11 @@ def live_server(tmp_path_factory):
     committed SQLite database and demo catalog. Yields (url, engine)."""
     waitress = pytest.importorskip("waitress.server")
     tmp = tmp_path_factory.mktemp("live")
-    settings = dict(get_appsettings(str(ROOT / "testing.ini")))
-    settings.update(
-        {
-            "sqlalchemy.url": f"sqlite:///{tmp / 'live.sqlite'}",
-            "ijp.batch.local.dir": str(tmp / "jobs"),
-            "ijp.filestore": str(tmp / "files"),
-            "ijp.jobtypes_dir": str(ROOT / "jobtypes"),
-            "ijp.datasettypes_dir": str(ROOT / "datasettypes"),
-            "ijp.batch.local.path": f"{ROOT / 'jobtypes' / 'scripts'} {Path(sys.executable).parent}",
-            "ijp.scheduler.enabled": "true",
-            "ijp.harvest.seconds": "0.5",
-            "auth.secret": "live-test-secret",
-        }
+    settings = portal_settings(
+        str(ROOT / "testing.ini"),
+        tmp,
+        f"sqlite:///{tmp / 'live.sqlite'}",
+        **{"ijp.scheduler.enabled": "true", "ijp.harvest.seconds": "0.5"},
     )
     engine = get_engine(settings)
     cfg = alembic.config.Config(str(ROOT / "testing.ini"))

@@ -1,7 +1,7 @@
 """ICAT's entity model, read from the icatdata XSD that python-icat publishes
 (``ijpweb/schemas/icatdata-6.2.xsd``, valid for ICAT 6.2 and a superset of 4.4–5.0).
 
-For each entity: its attributes and their types, its many-to-one relations (``xxxRef``
+For each entity: its attributes and their types, its many-to-one relations (the ``*Ref``
 elements) and its one-to-many collections with the field on the other side. The
 embedded catalog, the dump importer and the query engine all take their knowledge of
 ICAT from here, so there is one description of the schema.

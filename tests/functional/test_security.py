@@ -145,18 +145,10 @@ def test_an_unreachable_icat_gives_a_clear_login_message(app_settings):
 def test_the_login_page_offers_the_catalogs_authenticators(app_settings, dbengine, tm, dbsession):
     from ijpweb import main
 
-    from ..conftest import TestApp
+    from ..conftest import make_testapp
 
     app = main({}, dbengine=dbengine, **{**app_settings, "ijp.catalog.anon": "true"})
-    web = TestApp(
-        app,
-        extra_environ={
-            "HTTP_HOST": "example.com",
-            "tm.active": True,
-            "tm.manager": tm,
-            "app.dbsession": dbsession,
-        },
-    )
+    web = make_testapp(app, tm, dbsession)
     form = web.get("/login").forms["login-form"]
     assert [o[0] for o in form["authenticator"].options] == ["db", "anon"]
     form["authenticator"] = "anon"

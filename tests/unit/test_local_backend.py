@@ -1,14 +1,13 @@
 """The local backend with real processes: wrapper records, limits, cancel, restart."""
 
 import contextlib
-import os
 import time
-from pathlib import Path
 
 import pytest
 
 from ijpweb.batch import BatchError, JobSpec
 from ijpweb.batch.local import LocalBackend
+from ijpweb.batch.runner import _group_members
 from ijpweb.models import JobStatus
 from ijpweb.planning import SESSION_ARG, SESSION_ENV
 
@@ -80,21 +79,7 @@ def test_cancel_stops_that_job_and_nothing_else(backend):
 
 
 def _group_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    # zombies do not count
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
+    return bool(_group_members(pgid))  # live (non-zombie) members of the group
 
 
 def test_jobs_survive_a_restart_of_the_portal(tmp_path):
