@@ -207,3 +207,24 @@ def live_server(tmp_path_factory):
     yield f"http://127.0.0.1:{server.effective_port}", engine
     app.registry["ijp.scheduler"].shutdown(wait=False)
     server.close()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real single-node SLURM cluster (bin/slurm-test-cluster), or a skip saying why."""
+    missing = [
+        c for c in ("slurmctld", "slurmd", "munged", "sbatch", "squeue", "sacct") if not shutil.which(c)
+    ]
+    if missing:
+        pytest.skip(
+            f"SLURM is not installed (missing {', '.join(missing)}): apt-get install slurmctld slurmd slurm-client munge"
+        )
+    base = tmp_path_factory.mktemp("slurm")
+    script = ROOT / "bin" / "slurm-test-cluster"
+    import subprocess
+
+    started = subprocess.run([str(script), "start", str(base)], capture_output=True, text=True, timeout=120)
+    if started.returncode != 0:
+        pytest.fail(f"the test SLURM cluster did not start: {started.stderr.strip()}")
+    yield str(base / "slurm.conf")
+    subprocess.run([str(script), "stop", str(base)], capture_output=True, timeout=120)

@@ -25,12 +25,9 @@ from datetime import datetime
 from pathlib import Path
 
 from ..models.jobs import JobStatus
-from ..planning import SESSION_ARG, SESSION_ENV
-from . import STREAMS, BatchError, BatchState, JobSpec
+from . import BatchError, BatchState, JobSpec
+from .jobdirs import job_argv, job_env, prepare, read_stream
 from .runner import write_json
-
-# The environment a job starts with: nothing of the portal's own (it may hold secrets).
-_PASSED_ENV = ("LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
 def _read_json(path: Path) -> dict | None:
@@ -89,25 +86,6 @@ class LocalBackend:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-
-    def _env(self, spec: JobSpec) -> dict[str, str]:
-        env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
-        env["PATH"] = os.pathsep.join([*self.path, os.environ.get("PATH", os.defpath)])
-        env["HOME"] = os.environ.get("HOME", "/")
-        env["IJP_JOB_ID"] = str(spec.job_id)
-        env["IJP_USER"] = spec.owner
-        env.update(spec.env)
-        return env
-
-    def _argv(self, spec: JobSpec) -> list[str]:
-        argv = []
-        for a in spec.args:
-            if a == SESSION_ARG:
-                if self.session_in_argv and SESSION_ENV in spec.env:
-                    argv.append("--sessionId=" + spec.env[SESSION_ENV])
-                continue
-            argv.append(a)
-        return argv
 
     def _state(self, d: Path) -> BatchState:
         if not d.is_dir():
@@ -190,22 +168,14 @@ class LocalBackend:
         if spec.interactive:
             raise BatchError("the local backend does not run interactive jobs")
         job_id = str(spec.job_id)
-        d = self.root / job_id
-        if d.exists():  # the same portal job submitted again (recovery): keep the first
-            return job_id
-        tmp = self.root / f".{job_id}.new"
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / "work").mkdir(parents=True)
-        fd = os.open(tmp / "spec.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(
-                {"executable": spec.executable, "argv": self._argv(spec), "env": self._env(spec)},
-                fh,
-            )
-        (tmp / "stdout").touch()
-        (tmp / "stderr").touch()
-        os.rename(tmp, d)
-        self._dispatch()
+        payload = {
+            "executable": spec.executable,
+            "argv": job_argv(spec, self.session_in_argv),
+            "env": job_env(spec, self.path),
+        }
+        _, created = prepare(self.root, job_id, payload)
+        if created:
+            self._dispatch()
         return job_id
 
     def estimate(self, spec: JobSpec) -> float | None:
@@ -225,15 +195,7 @@ class LocalBackend:
         }
 
     def read(self, job_id: str, stream: str, offset: int = 0, limit: int = 65536) -> bytes:
-        if stream not in STREAMS:
-            raise BatchError(f"no such stream {stream!r}")
-        path = self._dir(job_id) / stream
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(max(0, offset))
-                return fh.read(limit)
-        except FileNotFoundError:
-            return b""
+        return read_stream(self._dir(job_id), stream, offset, limit)
 
     def cancel(self, job_id: str) -> None:
         d = self._dir(job_id)

@@ -1,0 +1,279 @@
+"""The SLURM backend, through SLURM's commands (pyslurm does not build against the Slurm
+Debian ships).
+
+Each job gets a directory on the shared filesystem (see jobdirs.py) and a tiny Python
+launcher that execs the program with its argv as a list (never through a shell).
+``sbatch --parsable`` submits it with the portal's job id in the job name; harvesting
+asks ``squeue`` once for every job it knows, and ``sacct -c`` (the job completion log:
+it works without slurmdbd) for jobs that have left the queue or failed. A job missing
+from both is Unknown, never assumed to have succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..models.jobs import JobStatus
+from . import BatchError, BatchState, JobSpec
+from .jobdirs import job_argv, job_env, prepare, read_stream
+
+TIMEOUT = 60
+LAUNCHER = """#!{python}
+# ijpweb: run the job's program with its argv as a list, in the environment it was given.
+import json, os, sys
+spec = json.load(open({spec_path!r}))  # (SLURM runs a spooled copy of this file)
+env = dict(os.environ, **spec["env"])
+try:
+    os.execvpe(spec["executable"], [spec["executable"], *spec["argv"]], env)
+except OSError as e:
+    sys.stderr.write("ijp: cannot start %s: %s\\n" % (spec["executable"], e.strerror))
+    sys.exit(127)
+"""
+# squeue/sacct state -> (status, reason for the user)
+STATES = {
+    "PENDING": JobStatus.QUEUED,
+    "CONFIGURING": JobStatus.QUEUED,
+    "REQUEUED": JobStatus.QUEUED,
+    "RESIZING": JobStatus.QUEUED,
+    "RUNNING": JobStatus.RUNNING,
+    "COMPLETING": JobStatus.RUNNING,
+    "STAGE_OUT": JobStatus.RUNNING,
+    "SUSPENDED": JobStatus.HELD,
+    "STOPPED": JobStatus.HELD,
+    "COMPLETED": JobStatus.COMPLETED,
+    "CANCELLED": JobStatus.CANCELLED,
+    "FAILED": JobStatus.FAILED,
+    "OUT_OF_MEMORY": JobStatus.FAILED,
+    "TIMEOUT": JobStatus.FAILED,
+    "NODE_FAIL": JobStatus.FAILED,
+    "BOOT_FAIL": JobStatus.FAILED,
+    "DEADLINE": JobStatus.FAILED,
+    "PREEMPTED": JobStatus.FAILED,
+}
+REASONS = {
+    "OUT_OF_MEMORY": "out of memory",
+    "TIMEOUT": "time limit reached",
+    "NODE_FAIL": "node failure",
+    "BOOT_FAIL": "node failed to boot",
+    "DEADLINE": "deadline passed",
+    "PREEMPTED": "preempted",
+}
+HELD_REASONS = ("JobHeldUser", "JobHeldAdmin")
+
+
+def _time(text: str) -> datetime | None:
+    """SLURM prints local time without a zone; 'Unknown'/'None' mean not yet."""
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+class SlurmBackend:
+    def __init__(
+        self,
+        name: str,
+        root: str | os.PathLike,
+        slurm_conf: str | None = None,
+        sbatch_options: Sequence[str] = (),
+        path: Sequence[str] = (),
+        session_in_argv: bool = False,
+        python: str = sys.executable,
+    ):
+        self.name = name
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.env = dict(os.environ)
+        if slurm_conf:
+            self.env["SLURM_CONF"] = slurm_conf
+        self.sbatch_options = list(sbatch_options)
+        self.path = [str(p) for p in path]
+        self.session_in_argv = session_in_argv
+        self.python = python
+
+    # --- commands ------------------------------------------------------------------------
+
+    def _run(self, argv: list[str], ok_codes=(0,)) -> str:
+        try:
+            res = subprocess.run(
+                argv, capture_output=True, text=True, env=self.env, timeout=TIMEOUT, check=False
+            )
+        except FileNotFoundError:
+            raise BatchError(f"{argv[0]} is not installed on this host") from None
+        except subprocess.TimeoutExpired:
+            raise BatchError(f"{argv[0]} did not answer within {TIMEOUT} s") from None
+        if res.returncode not in ok_codes:
+            first = (res.stderr or res.stdout).strip().splitlines()
+            raise BatchError(f"{argv[0]} failed: {first[-1] if first else f'exit {res.returncode}'}")
+        return res.stdout
+
+    def _dir(self, job_id: str) -> Path:
+        if not job_id.isdigit():
+            raise BatchError(f"no such SLURM job {job_id!r}")
+        link = self.root / "by-slurm-id" / job_id
+        if not link.exists():
+            raise BatchError(f"SLURM job {job_id} is not one of this portal's")
+        return link.resolve()
+
+    # --- the protocol ------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> str:
+        if spec.interactive:
+            raise BatchError("the SLURM backend does not run interactive jobs")
+        payload = {
+            "executable": spec.executable,
+            "argv": job_argv(spec, self.session_in_argv),
+            "env": job_env(spec, self.path),
+        }
+        d, _ = prepare(self.root, str(spec.job_id), payload)
+        launcher = d / "launch"
+        launcher.write_text(LAUNCHER.format(python=self.python, spec_path=str(d / "spec.json")))
+        launcher.chmod(0o700)
+        out = self._run(
+            [
+                "sbatch",
+                "--parsable",
+                "--export=NONE",
+                f"--job-name=ijp-{spec.job_id}",
+                f"--chdir={d / 'work'}",
+                f"--output={d / 'stdout'}",
+                f"--error={d / 'stderr'}",
+                *self.sbatch_options,
+                str(launcher),
+            ]  # fmt: skip
+        )
+        slurm_id = out.strip().split(";")[0]
+        if not slurm_id.isdigit():
+            raise BatchError(f"sbatch gave no job id: {out.strip()[:200]!r}")
+        links = self.root / "by-slurm-id"
+        links.mkdir(exist_ok=True)
+        link = links / slurm_id
+        if not link.exists():
+            link.symlink_to(Path("..") / str(spec.job_id))
+        return slurm_id
+
+    def estimate(self, spec: JobSpec) -> float | None:
+        """Minutes until the job could start, roughly: 0 with idle CPUs, else the
+        number of jobs waiting ahead of it."""
+        alloc_idle = self._run(["sinfo", "-h", "-o", "%C"]).split("/")
+        if len(alloc_idle) >= 2 and alloc_idle[1].isdigit() and int(alloc_idle[1]) > 0:
+            return 0.0
+        pending = self._run(["squeue", "-h", "-t", "PENDING", "-o", "%i"]).split()
+        return float(len(pending) + 1)
+
+    def states(self, ids: Sequence[str]) -> dict[str, BatchState]:
+        wanted = {i for i in ids if i.isdigit()}
+        out: dict[str, BatchState] = {
+            i: BatchState(JobStatus.UNKNOWN, reason="not a SLURM job id") for i in ids if i not in wanted
+        }
+        if not wanted:
+            return out
+        # One call for the whole queue (cheaper than naming thousands of ids).
+        queue: dict[str, tuple[str, str, str, str]] = {}
+        for line in self._run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%r|%S|%e"]).splitlines():
+            parts = line.split("|")
+            if len(parts) == 5 and parts[0] in wanted:
+                queue[parts[0]] = (parts[1], parts[2], parts[3], parts[4])
+        need_sacct = [i for i in wanted if i not in queue or STATES.get(queue[i][0]) == JobStatus.FAILED]
+        finished = self._sacct(need_sacct) if need_sacct else {}
+        for i in wanted:
+            if i in finished:
+                out[i] = finished[i]
+            elif i in queue:
+                out[i] = self._from_squeue(*queue[i])
+            else:
+                out[i] = BatchState(
+                    JobStatus.UNKNOWN, reason="SLURM knows no such job (not in squeue or sacct)"
+                )
+        return out
+
+    @staticmethod
+    def _from_squeue(state: str, reason: str, start: str, end: str) -> BatchState:
+        state = state.split()[0]
+        status = STATES.get(state, JobStatus.UNKNOWN)
+        if status == JobStatus.QUEUED and reason in HELD_REASONS:
+            status = JobStatus.HELD
+        started = _time(start) if status != JobStatus.QUEUED else None
+        if status == JobStatus.COMPLETED:
+            return BatchState(status, 0, None, started, _time(end))
+        if status == JobStatus.CANCELLED:
+            return BatchState(status, None, "cancelled", started, _time(end))
+        why = None if status in (JobStatus.QUEUED, JobStatus.RUNNING) or reason in ("None", "") else reason
+        if status == JobStatus.UNKNOWN:
+            why = f"SLURM state {state}"
+        return BatchState(status, None, why, started)
+
+    def _sacct(self, ids: list[str]) -> dict[str, BatchState]:
+        """Finished jobs from the job completion log (``sacct -c``)."""
+        out: dict[str, BatchState] = {}
+        text = self._run(
+            ["sacct", "-c", "-n", "-P", "-o", "JobID,State,ExitCode,Start,End", "-j", ",".join(sorted(ids))],
+            ok_codes=(0, 1),
+        )
+        for line in text.splitlines():
+            parts = line.split("|")
+            if len(parts) != 5 or not parts[0].isdigit():
+                continue
+            job, state, code, start, end = parts
+            state = state.split()[0]
+            status = STATES.get(state, JobStatus.UNKNOWN)
+            exit_code, signal_ = (
+                (int(x) for x in code.split(":")) if re.fullmatch(r"\d+:\d+", code) else (None, 0)
+            )
+            if status == JobStatus.COMPLETED:
+                out[job] = BatchState(status, 0, None, _time(start), _time(end))
+            elif status == JobStatus.CANCELLED:
+                out[job] = BatchState(status, None, "cancelled", _time(start), _time(end))
+            elif status == JobStatus.FAILED:
+                reason = REASONS.get(state) or (
+                    f"killed by signal {signal_}" if signal_ else f"exit code {exit_code}"
+                )
+                if exit_code == 127 and state == "FAILED":
+                    reason = "program not found or not executable"
+                out[job] = BatchState(status, exit_code, reason, _time(start), _time(end))
+            else:
+                out[job] = BatchState(status, None, f"SLURM state {state}", _time(start))
+        return out
+
+    def read(self, job_id: str, stream: str, offset: int = 0, limit: int = 65536) -> bytes:
+        return read_stream(self._dir(job_id), stream, offset, limit)
+
+    def cancel(self, job_id: str) -> None:
+        self._dir(job_id)
+        self._run(["scancel", job_id])
+
+    def delete(self, job_id: str) -> None:
+        d = self._dir(job_id)
+        state = self.states([job_id])[job_id]
+        if state.status.live:
+            raise BatchError(f"SLURM job {job_id} has not ended ({state.status}); cancel it first")
+        import shutil
+
+        shutil.rmtree(d)
+        (self.root / "by-slurm-id" / job_id).unlink(missing_ok=True)
+
+
+def from_settings(name: str, opts: Mapping[str, str]) -> SlurmBackend:
+    from ..settings import asbool, aslist
+
+    options = []
+    for key, flag in (("partition", "--partition"), ("account", "--account"), ("time", "--time"),
+                      ("cpus", "--cpus-per-task"), ("memory", "--mem"), ("gpus", "--gpus")):  # fmt: skip
+        if opts.get(key):
+            options.append(f"{flag}={opts[key]}")
+    options += aslist(opts.get("sbatch_options", ""))
+    return SlurmBackend(
+        name,
+        opts["dir"],
+        slurm_conf=opts.get("slurm_conf") or None,
+        sbatch_options=options,
+        path=aslist(opts.get("path", "")),
+        session_in_argv=asbool(opts.get("session_in_argv", "false")),
+        python=opts.get("python", sys.executable),
+    )
