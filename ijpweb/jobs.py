@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -64,23 +66,35 @@ def resolve_selection(
     )
 
 
-def choose_backend(backends: Mapping[str, BatchBackend], spec: JobSpec) -> str:
+def choose_backend(backends: Mapping[str, BatchBackend], spec: JobSpec, deadline: float = 5.0) -> str:
+    """One backend is used directly. With several, all are asked for an estimate at
+    once; the lowest within ``deadline`` seconds wins; those that fail or are late
+    are skipped. Raises BatchError when none answers."""
     if not backends:
         raise BatchError("no batch backend is configured")
     if len(backends) == 1:
         return next(iter(backends))
-    best, best_estimate = None, None
-    for name, backend in backends.items():
-        try:
-            est = backend.estimate(spec)
-        except Exception as e:  # noqa: BLE001 - a failing backend is skipped
-            log.warning("backend %s gave no estimate: %s", name, e)
-            continue
-        if est is not None and (best_estimate is None or est < best_estimate):
-            best, best_estimate = name, est
-    if best is None:
-        raise BatchError("no batch backend can take the job at the moment")
-    return best
+    pool = ThreadPoolExecutor(max_workers=len(backends), thread_name_prefix="estimate")
+    futures = {pool.submit(b.estimate, spec): name for name, b in backends.items()}
+    answers: dict[str, float] = {}
+    try:
+        for future in as_completed(futures, timeout=deadline):
+            name = futures[future]
+            try:
+                est = future.result()
+            except Exception as e:  # noqa: BLE001 - a failing backend is skipped
+                log.warning("backend %s gave no estimate: %s", name, e)
+                continue
+            if est is not None:
+                answers[name] = est
+    except FuturesTimeout:
+        late = [futures[f] for f in futures if not f.done()]
+        log.warning("no estimate within %s s from %s", deadline, ", ".join(late))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    if not answers:
+        raise BatchError(f"no batch backend gave an estimate within {deadline:g} s; nothing was submitted")
+    return min(answers, key=lambda name: (answers[name], list(backends).index(name)))
 
 
 def create_jobs(
@@ -90,9 +104,13 @@ def create_jobs(
     owner: str,
     catalog_session: str,
     ijp_url: str,
+    deadline: float = 5.0,
 ) -> Submission:
-    """Record the jobs (status Submitting) before any backend is called, then submit."""
+    """Choose the backend (BatchError, and nothing recorded, if none answers); record
+    the jobs (status Submitting) before the backend is called; then submit."""
     jt = plan.job_type
+    probe = JobSpec(0, owner, jt.executable, plan.jobs[0].args, {}, jt.interactive, jt.family)
+    backend_name = choose_backend(backends, probe, deadline)
     sub = Submission(owner=owner, job_type=jt.name, mode=plan.mode)
     db.add(sub)
     env = {SESSION_ENV: catalog_session} if jt.session_id else {}
@@ -106,7 +124,7 @@ def create_jobs(
             datafile_ids=list(jp.datafile_ids),
             options=dict(plan.values),
             argv=list(jp.args),
-            backend="",
+            backend=backend_name,
             status=JobStatus.SUBMITTING,
         )
         db.add(job)
@@ -115,9 +133,9 @@ def create_jobs(
     for job in rows:
         job.argv = job.argv + provenance_args(jt, job.id, ijp_url)
         spec = JobSpec(job.id, owner, jt.executable, tuple(job.argv), env, jt.interactive, jt.family)
+        job.backend = backend_name
         try:
-            job.backend = choose_backend(backends, spec)
-            job.backend_job_id = backends[job.backend].submit(spec)
+            job.backend_job_id = backends[backend_name].submit(spec)
             job.status = JobStatus.QUEUED
         except BatchError as e:
             job.status = JobStatus.FAILED

@@ -5,6 +5,7 @@ from .catalog.embedded import EmbeddedCatalog
 from .catalog.icatserver import IcatServerCatalog
 from .catalog.ids import FileStore, Ids, Prepared
 from .datasettypes import DatasetTypes
+from .families import load as load_families
 from .jobtypes import JobTypes
 
 
@@ -15,6 +16,7 @@ def includeme(config):
     config.add_request_method(lambda r: r.registry["ijp.jobtypes"].current(), "jobtypes", reify=True)
     config.add_request_method(lambda r: r.registry["ijp.datasettypes"], "datasettypes", reify=True)
     config.add_request_method(lambda r: r.registry.settings["ijp"], "ijp", reify=True)
+    config.registry["ijp.families"] = load_families(s.families_file)
 
     if s.catalog == "icat":
         # a facility's ICAT and IDS; the embedded faces (/icat, /ids) are not served

@@ -29,6 +29,8 @@ class Settings:
     scheduler_enabled: bool
     harvest_seconds: float
     reload_seconds: float
+    families_file: str = ""
+    estimate_seconds: float = 5.0
     catalog: str = "embedded"  # embedded | icat
     catalog_timeout: float = 10.0
     filestore: str = "var/files"
@@ -74,6 +76,8 @@ def parse(raw: Mapping[str, str]) -> Settings:
         harvest_seconds=float(raw.get("ijp.harvest.seconds", 2)),
         reload_seconds=float(raw.get("ijp.reload.seconds", 2)),
         backends=backends,
+        families_file=raw.get("ijp.families_file", ""),
+        estimate_seconds=float(raw.get("ijp.batch.estimate_seconds", 5)),
         catalog=_choice(raw, "ijp.catalog", ("embedded", "icat")),
         catalog_timeout=float(raw.get("ijp.catalog.timeout", 10)),
         filestore=raw.get("ijp.filestore", "var/files"),

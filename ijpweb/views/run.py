@@ -12,7 +12,9 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
 from .. import planning
+from ..batch import BatchError
 from ..catalog import CatalogError, DatasetQuery, SessionError
+from ..families import FamilyError
 from ..jobs import create_jobs, resolve_selection
 from ..models import WebSession
 from . import HTMX, as_int, vary, wants_json
@@ -59,7 +61,8 @@ def panel(request, *, values=None, errors=None, message=None, mode=None, confirm
     resolved = resolve_selection(
         request.catalog, ident.catalog_session, request.datasettypes, sel["datasets"], sel["datafiles"]
     )
-    all_types = request.jobtypes.all()
+    families = request.registry["ijp.families"]
+    all_types = [jt for jt in request.jobtypes.all() if families.allows(jt.family, ident.user_name)]
     compatible = planning.compatible(all_types, resolved.selection)
     chosen = request.jobtypes.get(sel["job_type"])
     why_not = planning.incompatibility(chosen, resolved.selection) if chosen else None
@@ -257,6 +260,10 @@ def submit(request):
     jt = request.jobtypes.get(name)
     if jt is None:
         return _refused(request, f"there is no job type called {name!r}", "unknown_job_type")
+    try:
+        request.registry["ijp.families"].check(jt.family, ident.user_name)
+    except FamilyError as e:
+        return _refused(request, str(e), "forbidden_family", 403)
     if sel["job_type"] != jt.name:
         sel["job_type"] = jt.name
         _save_selection(request, sel)
@@ -288,9 +295,18 @@ def submit(request):
         )
     except planning.PlanError as e:
         return _refused(request, str(e), e.code, values=values, errors=e.fields, mode=mode)
-    sub = create_jobs(
-        request.dbsession, request.backends, plan, ident.user_name, ident.catalog_session, request.ijp.url
-    )
+    try:
+        sub = create_jobs(
+            request.dbsession,
+            request.backends,
+            plan,
+            ident.user_name,
+            ident.catalog_session,
+            request.ijp.url,
+            request.ijp.estimate_seconds,
+        )
+    except BatchError as e:
+        return _refused(request, str(e), "no_backend", 503, values=values, mode=mode)
     where = request.route_url("jobs.list", _query={"submission": sub.id})
     if wants_json(request):
         request.override_renderer = "json"

@@ -229,3 +229,24 @@ def test_selection_changes_tell_the_results_list_to_refresh(alice, dbsession):
     assert res.headers["HX-Trigger"] == "selectionChanged"
     assert 'hx-trigger="selectionChanged from:body"' in alice.get("/datasets").text
     assert f'id="ds-{first}" name="checked" value="1" checked' not in alice.htmx("GET", "/datasets").text
+
+
+def test_job_types_of_a_family_the_user_may_not_use(alice, app, monkeypatch):
+    from ijpweb.families import parse
+    from ijpweb.jobtypes import JobTypes
+
+    fam = parse(
+        b"<families default='batch'><family name='batch'/><family name='ingest'><allowed pattern='db/bob'/></family></families>",
+        "f.xml",
+    )
+    monkeypatch.setitem(app.registry, "ijp.families", fam)
+    jobtypes = JobTypes(app.registry["ijp.jobtypes"].directory, interval=0)
+    monkeypatch.setitem(app.registry, "ijp.jobtypes", jobtypes)
+    # Date joins the ingest family for this test
+    date = jobtypes.current().by_name["Date"]
+    import dataclasses
+
+    jobtypes.current().by_name["Date"] = dataclasses.replace(date, family="ingest")
+    assert ">Date<" not in alice.get("/submit").text
+    res = alice.post("/submit", {"jobtype": "Date", "csrf_token": alice.get_csrf_token()}, status=403)
+    assert "db/alice is not allowed to use family &#39;ingest&#39;" in res.text
