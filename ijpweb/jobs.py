@@ -106,14 +106,24 @@ def create_jobs(
     ijp_url: str,
     deadline: float = 5.0,
 ) -> Submission:
-    """Choose the backend (BatchError, and nothing recorded, if none answers); record
-    the jobs (status Submitting) before the backend is called; then submit."""
+    """Choose the backend (BatchError, and nothing recorded, if none answers) and record
+    the jobs, status Submitting. The backends are called later, by :func:`submit_pending`
+    (in the background), so one click for 500 jobs returns at once, and a crash in
+    between loses nothing: the rows are there, and every backend job carries its
+    portal job id."""
     jt = plan.job_type
     probe = JobSpec(0, owner, jt.executable, plan.jobs[0].args, {}, jt.interactive, jt.family)
     backend_name = choose_backend(backends, probe, deadline)
-    sub = Submission(owner=owner, job_type=jt.name, mode=plan.mode)
+    sub = Submission(
+        owner=owner,
+        job_type=jt.name,
+        mode=plan.mode,
+        executable=jt.executable,
+        interactive=jt.interactive,
+        family=jt.family,
+        catalog_session=catalog_session if jt.session_id else None,
+    )
     db.add(sub)
-    env = {SESSION_ENV: catalog_session} if jt.session_id else {}
     rows = []
     for jp in plan.jobs:
         job = Job(
@@ -130,19 +140,64 @@ def create_jobs(
         db.add(job)
         rows.append(job)
     db.flush()
-    for job in rows:
+    for job in rows:  # the ids exist now
         job.argv = job.argv + provenance_args(jt, job.id, ijp_url)
-        spec = JobSpec(job.id, owner, jt.executable, tuple(job.argv), env, jt.interactive, jt.family)
-        job.backend = backend_name
-        try:
-            job.backend_job_id = backends[backend_name].submit(spec)
-            job.status = JobStatus.QUEUED
-        except BatchError as e:
-            job.status = JobStatus.FAILED
-            job.reason = f"could not be submitted: {e}"
-            log.warning("job %s could not be submitted: %s", job.id, e)
     db.flush()
     return sub
+
+
+def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 500) -> int:
+    """Submit jobs still Submitting, oldest first; return how many were settled.
+
+    Each backend is first asked which of them it holds already (a crash after the
+    backend accepted a job but before its id was stored): those only get their id
+    recorded, so no job is submitted twice and none is lost."""
+    jobs = db.scalars(
+        sa.select(Job).where(Job.status == JobStatus.SUBMITTING).order_by(Job.id).limit(limit)
+    ).all()
+    settled = 0
+    for name in sorted({j.backend for j in jobs}):
+        mine = [j for j in jobs if j.backend == name]
+        backend = backends.get(name)
+        if backend is None:
+            for job in mine:
+                job.status, job.reason = JobStatus.FAILED, f"backend {name!r} is not configured"
+            settled += len(mine)
+            continue
+        try:
+            held = backend.find([j.id for j in mine])
+        except BatchError as e:  # the backend is down: try again next time
+            log.warning("backend %s cannot be asked about pending jobs: %s", name, e)
+            continue
+        for job in mine:
+            if job.id in held:
+                job.backend_job_id, job.status = held[job.id], JobStatus.QUEUED
+            else:
+                sub = job.submission
+                env = {SESSION_ENV: sub.catalog_session} if sub.catalog_session else {}
+                spec = JobSpec(
+                    job.id, job.owner, sub.executable, tuple(job.argv), env, sub.interactive, sub.family
+                )
+                try:
+                    job.backend_job_id = backend.submit(spec)
+                    job.status = JobStatus.QUEUED
+                except BatchError as e:
+                    job.status, job.reason = JobStatus.FAILED, f"could not be submitted: {e}"
+                    log.warning("job %s could not be submitted: %s", job.id, e)
+            settled += 1
+            db.flush()  # progress is visible as it happens
+    _forget_sessions(db)
+    return settled
+
+
+def _forget_sessions(db) -> None:
+    """A submission's catalog session is kept only while some of its jobs wait."""
+    waiting = sa.select(Job.submission_id).where(Job.status == JobStatus.SUBMITTING)
+    db.execute(
+        sa.update(Submission)
+        .where(Submission.catalog_session.is_not(None), Submission.id.not_in(waiting))
+        .values(catalog_session=None)
+    )
 
 
 def list_jobs(

@@ -44,6 +44,10 @@ class BatchBackend(Protocol):
     def submit(self, spec: JobSpec) -> str:
         """Start (or queue) the job; return the backend's id for it."""
 
+    def find(self, job_ids: Sequence[int]) -> dict[int, str]:
+        """Which of these portal jobs the backend holds already, with its ids for them
+        (every backend job carries the portal's job id), in one pass."""
+
     def estimate(self, spec: JobSpec) -> float | None:
         """Minutes until the job would start, or None when unknown."""
 

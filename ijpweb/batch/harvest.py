@@ -91,6 +91,21 @@ def purge_registry(registry) -> None:
     _in_transaction(registry, purge_expired_sessions)
 
 
+def submit_registry(registry) -> None:
+    from ..jobs import submit_pending
+
+    _in_transaction(registry, lambda db: submit_pending(db, registry["ijp.backends"]))
+
+
+def submit_soon(registry) -> None:
+    """Run the background submitter now (after a click), if this process runs it."""
+    sched = registry.get("ijp.scheduler")
+    if sched is not None:
+        from datetime import datetime
+
+        sched.modify_job("submit", next_run_time=datetime.now(sched.timezone))
+
+
 def start_scheduler(event) -> None:
     """Start APScheduler 3 in this process (only where ijp.scheduler.enabled)."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -110,6 +125,9 @@ def start_scheduler(event) -> None:
         coalesce=True,
     )
     sched.add_job(purge_registry, "interval", minutes=10, args=[registry], id="purge", coalesce=True)
+    sched.add_job(
+        submit_registry, "interval", seconds=1, args=[registry], id="submit", max_instances=1, coalesce=True
+    )
     sched.start()
     registry["ijp.scheduler"] = sched
     log.info("harvesting every %s s", settings.harvest_seconds)

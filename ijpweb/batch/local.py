@@ -178,6 +178,9 @@ class LocalBackend:
             self._dispatch()
         return job_id
 
+    def find(self, job_ids: Sequence[int]) -> dict[int, str]:
+        return {i: str(i) for i in job_ids if (self.root / str(i)).is_dir()}
+
     def estimate(self, spec: JobSpec) -> float | None:
         dirs = [p for p in self.root.iterdir() if p.name.isdigit()]
         waiting = sum(1 for d in dirs if not (d / "launched").exists())

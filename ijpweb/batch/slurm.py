@@ -158,6 +158,31 @@ class SlurmBackend:
             link.symlink_to(Path("..") / str(spec.job_id))
         return slurm_id
 
+    def find(self, job_ids: Sequence[int]) -> dict[int, str]:
+        """By job name (``ijp-<portal id>``): squeue for the queue, sacct -c for the rest."""
+        wanted = {f"ijp-{i}": i for i in job_ids}
+        found: dict[int, str] = {}
+        for line in self._run(["squeue", "-h", "-t", "all", "-o", "%i|%j"]).splitlines():
+            slurm_id, _, name = line.partition("|")
+            if name in wanted:
+                found[wanted[name]] = slurm_id
+        rest = [n for n, i in wanted.items() if i not in found]
+        if rest:
+            text = self._run(
+                ["sacct", "-c", "-n", "-P", "-o", "JobID,JobName", f"--name={','.join(rest)}"],
+                ok_codes=(0, 1),
+            )
+            for line in text.splitlines():
+                slurm_id, _, name = line.partition("|")
+                if name in wanted and slurm_id.isdigit():
+                    found.setdefault(wanted[name], slurm_id)
+        for portal_id, slurm_id in found.items():  # output is read through these links
+            link = self.root / "by-slurm-id" / slurm_id
+            if not link.exists() and (self.root / str(portal_id)).is_dir():
+                link.parent.mkdir(exist_ok=True)
+                link.symlink_to(Path("..") / str(portal_id))
+        return found
+
     def estimate(self, spec: JobSpec) -> float | None:
         """Minutes until the job could start, roughly: 0 with idle CPUs, else the
         number of jobs waiting ahead of it."""

@@ -54,6 +54,13 @@ class Submission(Base):
     job_type: Mapped[str] = mapped_column(sa.String(255))
     mode: Mapped[str] = mapped_column(sa.String(8))  # single | each
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # What the background submitter needs, fixed at the click (job types may reload).
+    executable: Mapped[str] = mapped_column(sa.String(1024), default="", server_default="")
+    interactive: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    family: Mapped[str | None] = mapped_column(sa.String(255))
+    # The user's catalog session for the jobs' environment: a credential, kept here
+    # (server-side) only until every job of the submission has been submitted.
+    catalog_session: Mapped[str | None] = mapped_column(sa.String(255))
     jobs: Mapped[list[Job]] = relationship(back_populates="submission", order_by="Job.id")
 
 

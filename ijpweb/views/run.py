@@ -13,6 +13,7 @@ from pyramid.view import view_config
 
 from .. import planning
 from ..batch import BatchError
+from ..batch.harvest import submit_soon
 from ..catalog import CatalogError, DatasetQuery, SessionError
 from ..families import FamilyError
 from ..jobs import create_jobs, resolve_selection
@@ -307,6 +308,8 @@ def submit(request):
         )
     except BatchError as e:
         return _refused(request, str(e), "no_backend", 503, values=values, mode=mode)
+    # the submitter picks the jobs up once this transaction has committed
+    request.tm.get().addAfterCommitHook(lambda ok: ok and submit_soon(request.registry))
     where = request.route_url("jobs.list", _query={"submission": sub.id})
     if wants_json(request):
         request.override_renderer = "json"

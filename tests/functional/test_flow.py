@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from ijpweb.batch.harvest import harvest
 from ijpweb.catalog.icatdb import TABLES as T
+from ijpweb.jobs import submit_pending
 from ijpweb.models import Job, JobStatus
 
 
@@ -27,6 +28,7 @@ def select(app, kind, ids):
 def wait_for(dbsession, backends, job_ids, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        submit_pending(dbsession, backends)
         harvest(dbsession, backends)
         jobs = [dbsession.get(Job, i) for i in job_ids]
         if all(not j.live for j in jobs):

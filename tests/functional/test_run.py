@@ -159,10 +159,12 @@ def test_watch_output_grow_then_cancel_then_delete(alice, dbsession, backends):
     import time
 
     from ijpweb.batch.harvest import harvest
+    from ijpweb.jobs import submit_pending
 
     deadline = time.monotonic() + 20
     chunk = ""
     while "Count 2" not in chunk and time.monotonic() < deadline:
+        submit_pending(dbsession, backends)
         harvest(dbsession, backends)
         chunk = alice.htmx("GET", f"/jobs/{job.id}/output/stdout", {"offset": 0}).text
         time.sleep(0.2)

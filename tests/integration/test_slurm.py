@@ -112,3 +112,11 @@ def test_a_dead_controller_is_an_error_not_a_guess(tmp_path):
     dead = SlurmBackend("slurm", tmp_path / "jobs", slurm_conf=str(tmp_path / "nowhere.conf"))
     with pytest.raises(BatchError):
         dead.states(["1"])
+
+
+def test_find_by_portal_job_id(slurm):
+    s = spec("true")
+    slurm_id = slurm.submit(s)
+    assert slurm.find([s.job_id, 987654]) == {s.job_id: slurm_id}
+    wait(slurm, slurm_id, {JobStatus.COMPLETED})
+    assert slurm.find([s.job_id]) == {s.job_id: slurm_id}

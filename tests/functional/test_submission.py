@@ -1,0 +1,61 @@
+"""Submission is durable: jobs are recorded before any backend is called, submitted in
+the background, and reconciled by their portal job id after a crash."""
+
+import sqlalchemy as sa
+
+from ijpweb.batch import BatchError, JobSpec
+from ijpweb.jobs import submit_pending
+from ijpweb.models import Job, JobStatus, Submission
+
+from .test_flow import dataset_ids, select
+
+
+def submit_each(app, dbsession, n):
+    select(app, "dataset", dataset_ids(dbsession, "confocal", "LMF-2026-001")[:n])
+    form = app.get("/submit", {"jobtype": "Test args - multiple datasets or datafiles"}).forms["job-form"]
+    if n > 1:
+        form["mode"] = "each"
+    form.submit(status=303)
+    return dbsession.scalars(sa.select(Job).order_by(Job.id)).all()
+
+
+def test_the_click_records_the_jobs_and_returns_before_any_backend_runs(alice, dbsession, backends):
+    jobs = submit_each(alice, dbsession, 3)
+    assert [j.status for j in jobs] == [JobStatus.SUBMITTING] * 3
+    assert all(j.backend_job_id is None for j in jobs)
+    sub = dbsession.get(Submission, jobs[0].submission_id)
+    assert sub.catalog_session  # kept server-side while jobs wait
+    assert "Submitting" in alice.get("/jobs").text  # progress shows on the page
+    assert submit_pending(dbsession, backends) == 3
+    assert [j.status for j in jobs] == [JobStatus.QUEUED] * 3 and all(j.backend_job_id for j in jobs)
+    assert sub.catalog_session is None  # and forgotten once all are submitted
+
+
+def test_a_job_the_backend_already_holds_is_not_submitted_twice(alice, dbsession, backends):
+    (job,) = submit_each(alice, dbsession, 1)
+    local = backends["local"]
+    # the crash: the backend accepted the job, the portal died before storing its id
+    sub = dbsession.get(Submission, job.submission_id)
+    local.submit(JobSpec(job.id, job.owner, sub.executable, tuple(job.argv), {}))
+    before = (local.root / str(job.id) / "spec.json").stat().st_mtime_ns
+    calls = []
+    original = local.submit
+    local.submit = lambda spec: calls.append(spec.job_id) or original(spec)
+    try:
+        submit_pending(dbsession, backends)
+    finally:
+        del local.submit
+    assert calls == [] and job.backend_job_id == str(job.id) and job.status == JobStatus.QUEUED
+    assert (local.root / str(job.id) / "spec.json").stat().st_mtime_ns == before
+
+
+class Down:
+    def find(self, ids):
+        raise BatchError("connection refused")
+
+
+def test_jobs_wait_while_their_backend_is_down_and_go_when_it_returns(alice, dbsession, backends):
+    (job,) = submit_each(alice, dbsession, 1)
+    assert submit_pending(dbsession, {"local": Down()}) == 0
+    assert job.status == JobStatus.SUBMITTING  # nothing lost, nothing guessed
+    assert submit_pending(dbsession, backends) == 1 and job.status == JobStatus.QUEUED
