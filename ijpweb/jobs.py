@@ -221,6 +221,21 @@ def list_jobs(
     return list(jobs), total
 
 
+def submission_progress(db, owner: str, submission_id: int) -> dict[str, int] | None:
+    """How many of a submission's jobs are still being submitted, for its owner only."""
+    rows = db.execute(
+        sa.select(Job.status, sa.func.count())
+        .join(Submission, Job.submission_id == Submission.id)
+        .where(Submission.id == submission_id, Submission.owner == owner)
+        .group_by(Job.status)
+    ).all()
+    if not rows:
+        return None
+    total = sum(n for _, n in rows)
+    waiting = sum(n for s, n in rows if s == JobStatus.SUBMITTING)
+    return {"total": total, "submitted": total - waiting}
+
+
 def cancel_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
     if not job.live:
         raise JobActionError(f"job {job.id} has already ended ({job.status})")

@@ -7,7 +7,7 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
 from ..batch import STREAMS, BatchError
-from ..jobs import JobActionError, cancel_job, delete_job, list_jobs
+from ..jobs import JobActionError, cancel_job, delete_job, list_jobs, submission_progress
 from ..models import JobStatus
 from . import HTMX, as_int, vary
 
@@ -29,7 +29,12 @@ def _list(request):
         page=page,
         per_page=PER_PAGE,
     )
+    submission = as_int(request.GET.get("submission"), None)
+    progress = (
+        submission_progress(request.dbsession, request.identity.user_name, submission) if submission else None
+    )
     return {
+        "progress": progress,
         "jobs": jobs,
         "total": total,
         "page": page,
@@ -38,8 +43,8 @@ def _list(request):
         "job_type": job_type,
         "statuses": [s.value for s in JobStatus],
         "job_types": [jt.name for jt in request.jobtypes.all()],
-        "any_live": any(j.live for j in jobs),
-        "submission": as_int(request.GET.get("submission"), None),
+        "any_live": any(j.live for j in jobs) or bool(progress and progress["submitted"] < progress["total"]),
+        "submission": submission,
     }
 
 

@@ -59,3 +59,14 @@ def test_jobs_wait_while_their_backend_is_down_and_go_when_it_returns(alice, dbs
     assert submit_pending(dbsession, {"local": Down()}) == 0
     assert job.status == JobStatus.SUBMITTING  # nothing lost, nothing guessed
     assert submit_pending(dbsession, backends) == 1 and job.status == JobStatus.QUEUED
+
+
+def test_progress_of_a_submission_shows_and_updates(alice, dbsession, backends):
+    jobs = submit_each(alice, dbsession, 3)
+    url = f"/jobs?submission={jobs[0].submission_id}"
+    rows = alice.htmx("GET", url)
+    assert "Submitting: 0 of 3" in rows.text and 'hx-trigger="every 3s"' in rows.text
+    submit_pending(dbsession, backends)
+    assert "All 3 job(s) of your submission are with the batch system" in alice.htmx("GET", url).text
+    # a submission that is not hers shows no progress
+    assert 'id="progress"' not in alice.get("/jobs?submission=999999").text
