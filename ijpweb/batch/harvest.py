@@ -69,8 +69,9 @@ def purge_expired_sessions(dbsession) -> int:
     return n
 
 
-def _in_transaction(registry, work) -> None:
-    """Run a scheduled job in one transaction, like a request."""
+def _in_transaction(registry, work):
+    """Run a scheduled job in one transaction, like a request; return its result (None
+    if it failed)."""
     import transaction
 
     from ..models import get_tm_session
@@ -78,9 +79,10 @@ def _in_transaction(registry, work) -> None:
     tm = transaction.TransactionManager(explicit=True)
     try:
         with tm:
-            work(get_tm_session(registry["dbsession_factory"], tm))
+            return work(get_tm_session(registry["dbsession_factory"], tm))
     except Exception:
         log.exception("scheduled job %s failed", getattr(work, "__name__", work))
+        return None
 
 
 def harvest_registry(registry) -> None:
@@ -91,10 +93,16 @@ def purge_registry(registry) -> None:
     _in_transaction(registry, purge_expired_sessions)
 
 
-def submit_registry(registry) -> None:
+def submit_registry(registry, chunk: int = 25) -> None:
+    """Submit waiting jobs, committing every ``chunk`` jobs: progress shows as it
+    happens, and a crash loses at most one chunk's ids (which find() recovers)."""
     from ..jobs import submit_pending
 
-    _in_transaction(registry, lambda db: submit_pending(db, registry["ijp.backends"]))
+    def one_chunk(db):
+        return submit_pending(db, registry["ijp.backends"], chunk)
+
+    while (_in_transaction(registry, one_chunk) or 0) >= chunk:
+        pass
 
 
 def submit_soon(registry) -> None:
