@@ -85,8 +85,12 @@ class SlurmBackend:
         path: Sequence[str] = (),
         session_in_argv: bool = False,
         python: str = sys.executable,
+        job_prefix: str = "ijp",
     ):
         self.name = name
+        # SLURM job names are <job_prefix>-<portal job id>; give each portal sharing a
+        # cluster its own prefix, or they would find each other's jobs
+        self.job_prefix = job_prefix
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.env = dict(os.environ)
@@ -140,7 +144,7 @@ class SlurmBackend:
                 "sbatch",
                 "--parsable",
                 "--export=NONE",
-                f"--job-name=ijp-{spec.job_id}",
+                f"--job-name={self.job_prefix}-{spec.job_id}",
                 f"--chdir={d / 'work'}",
                 f"--output={d / 'stdout'}",
                 f"--error={d / 'stderr'}",
@@ -159,8 +163,8 @@ class SlurmBackend:
         return slurm_id
 
     def find(self, job_ids: Sequence[int]) -> dict[int, str]:
-        """By job name (``ijp-<portal id>``): squeue for the queue, sacct -c for the rest."""
-        wanted = {f"ijp-{i}": i for i in job_ids}
+        """By job name (``<job_prefix>-<portal id>``): squeue for the queue, sacct -c for the rest."""
+        wanted = {f"{self.job_prefix}-{i}": i for i in job_ids}
         found: dict[int, str] = {}
         for line in self._run(["squeue", "-h", "-t", "all", "-o", "%i|%j"]).splitlines():
             slurm_id, _, name = line.partition("|")
@@ -301,4 +305,5 @@ def from_settings(name: str, opts: Mapping[str, str]) -> SlurmBackend:
         path=aslist(opts.get("path", "")),
         session_in_argv=asbool(opts.get("session_in_argv", "false")),
         python=opts.get("python", sys.executable),
+        job_prefix=opts.get("job_prefix", "ijp"),
     )

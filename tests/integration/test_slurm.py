@@ -120,3 +120,12 @@ def test_find_by_portal_job_id(slurm):
     assert slurm.find([s.job_id, 987654]) == {s.job_id: slurm_id}
     wait(slurm, slurm_id, {JobStatus.COMPLETED})
     assert slurm.find([s.job_id]) == {s.job_id: slurm_id}
+
+
+def test_portals_sharing_a_cluster_do_not_find_each_others_jobs(slurm_cluster, tmp_path):
+    a = SlurmBackend("slurm", tmp_path / "a", slurm_conf=slurm_cluster, job_prefix="portal-a")
+    b = SlurmBackend("slurm", tmp_path / "b", slurm_conf=slurm_cluster, job_prefix="portal-b")
+    s = spec("true")
+    slurm_id = a.submit(s)
+    assert a.find([s.job_id]) == {s.job_id: slurm_id}
+    assert b.find([s.job_id]) == {}
