@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -282,8 +283,6 @@ class SlurmBackend:
         state = self.states([job_id])[job_id]
         if state.status.live:
             raise BatchError(f"SLURM job {job_id} has not ended ({state.status}); cancel it first")
-        import shutil
-
         shutil.rmtree(d)
         (self.root / "by-slurm-id" / job_id).unlink(missing_ok=True)
 

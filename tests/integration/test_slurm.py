@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from ijpweb.batch import BatchError, JobSpec
-from ijpweb.batch.harvest import harvest  # noqa: F401  (the harvester drives states())
 from ijpweb.batch.slurm import SlurmBackend
 from ijpweb.models import JobStatus
 from ijpweb.planning import SESSION_ARG, SESSION_ENV
