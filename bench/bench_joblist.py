@@ -1,0 +1,102 @@
+"""Benchmark (c) of issue 4: the job list page, its htmx fragment and a filtered list
+with 100,000 jobs in the database. Prints p50/p95 in ms.
+
+    .venv/bin/python bench/bench_joblist.py                     # SQLite (a temp file)
+    IJP_BENCH_DATABASE_URL=postgresql+psycopg://... .venv/bin/python bench/bench_joblist.py
+
+Requests go through the whole WSGI app in-process (WebTest), so the figures are the
+portal's own time: routing, security, the database and the templates.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import alembic.command
+import alembic.config
+import sqlalchemy as sa
+import transaction
+import webtest
+from pyramid.paster import get_appsettings
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ijpweb import main  # noqa: E402
+from ijpweb.catalog import demo  # noqa: E402
+from ijpweb.models import Job, JobStatus, Submission, get_engine, get_session_factory, get_tm_session  # noqa: E402
+
+JOBS = int(os.environ.get("IJP_BENCH_JOBS", 100_000))
+ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 200))
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+def main_() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="ijp-bench-"))
+    url = os.environ.get("IJP_BENCH_DATABASE_URL") or f"sqlite:///{tmp / 'bench.sqlite'}"
+    settings = dict(get_appsettings(str(ROOT / "testing.ini")))
+    settings.update({"sqlalchemy.url": url, "ijp.batch.local.dir": str(tmp / "jobs"), "ijp.filestore": str(tmp / "files"),
+                     "auth.secret": "bench", "ijp.jobtypes_dir": str(ROOT / "jobtypes"),
+                     "ijp.datasettypes_dir": str(ROOT / "datasettypes")})  # fmt: skip
+    engine = get_engine(settings)
+    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        alembic.command.upgrade(cfg, "head")
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        db = get_tm_session(get_session_factory(engine), tm)
+        if demo.is_empty(db):
+            demo.load(db)
+    start = time.monotonic()
+    statuses = [JobStatus.COMPLETED] * 8 + [JobStatus.FAILED, JobStatus.RUNNING]
+    with engine.begin() as c:
+        if c.execute(sa.select(sa.func.count(Job.id))).scalar() < JOBS:
+            now = datetime.now(UTC)
+            sub = c.execute(sa.insert(Submission).values(owner="db/alice", job_type="Date", mode="each",
+                                                         executable="date", created_at=now)).inserted_primary_key[0]  # fmt: skip
+            rows = [
+                {"submission_id": sub, "owner": "db/alice" if i % 3 else "db/bob", "job_type": "Date" if i % 2 else "Sleepcount",
+                 "dataset_ids": [], "datafile_ids": [], "options": {}, "argv": [], "backend": "local",
+                 "backend_job_id": str(i), "status": statuses[i % len(statuses)],
+                 "submitted_at": now - timedelta(seconds=JOBS - i)}
+                for i in range(JOBS)
+            ]  # fmt: skip
+            for k in range(0, JOBS, 10_000):
+                c.execute(sa.insert(Job), rows[k : k + 10_000])
+    print(f"database: {engine.dialect.name}, {JOBS} jobs (loaded in {time.monotonic() - start:.1f} s)")
+
+    app = webtest.TestApp(main({}, **settings), extra_environ={"HTTP_HOST": "localhost"})
+    app.get("/login")
+    token = app.cookies["csrf_token"]
+    app.post("/login", {"username": "alice", "password": "alice-demo", "csrf_token": token}, status=303)
+    cases = {
+        "GET /jobs (page)": lambda: app.get("/jobs"),
+        "GET /jobs (htmx rows)": lambda: app.get("/jobs", headers={"HX-Request": "true"}),
+        "GET /jobs?status=Failed&page=20": lambda: app.get("/jobs", {"status": "Failed", "page": 20}),
+        "GET /jobs?job_type=Date&page=500": lambda: app.get("/jobs", {"job_type": "Date", "page": 500}),
+    }
+    for name, call in cases.items():
+        call()  # warm up
+        times = []
+        for _ in range(ROUNDS):
+            t = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - t) * 1000)
+        print(
+            f"{name:36} p50 {statistics.median(times):6.1f} ms   p95 {percentile(times, 95):6.1f} ms   ({ROUNDS} requests)"
+        )
+
+
+if __name__ == "__main__":
+    main_()
