@@ -31,23 +31,30 @@ def migrate(ini: str) -> int:
     return 0
 
 
-def _engine(ini: str):
-    from .models import get_engine
+def _settings(ini: str) -> dict:
+    """The ini's app settings, with the environment's secrets applied."""
     from .settings import apply_environment
 
     settings = dict(get_appsettings(ini))
     apply_environment(settings)
-    return get_engine(settings)
+    return settings
+
+
+def _engine(ini: str):
+    from .models import get_engine
+
+    return get_engine(_settings(ini))
 
 
 def load_demo(ini: str) -> int:
     from .catalog import demo
     from .catalog.ids import FileStore
-    from .models import get_session_factory, get_tm_session
+    from .models import get_engine, get_session_factory, get_tm_session
     from .settings import parse
 
-    factory = get_session_factory(_engine(ini))
-    store = FileStore(parse(get_appsettings(ini)).filestore)
+    settings = _settings(ini)
+    factory = get_session_factory(get_engine(settings))
+    store = FileStore(parse(settings).filestore)
     tm = transaction.TransactionManager(explicit=True)
     with tm:
         db = get_tm_session(factory, tm)
@@ -124,7 +131,7 @@ def check_jobtypes(ini: str) -> int:
     from .jobtypes import JobTypes
     from .settings import parse
 
-    s = parse(get_appsettings(ini))
+    s = parse(_settings(ini))
     cat = JobTypes(s.jobtypes_dir).current()
     problems = [*cat.problems, *DatasetTypes(s.datasettypes_dir).problems]
     print(f"{len(cat.by_name)} job type(s) loaded from {s.jobtypes_dir}")

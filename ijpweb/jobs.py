@@ -155,6 +155,8 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 500) -
     jobs = db.scalars(
         sa.select(Job).where(Job.status == JobStatus.SUBMITTING).order_by(Job.id).limit(limit)
     ).all()
+    if not jobs:  # the usual case, every second: read, and write nothing
+        return 0
     settled = 0
     for name in sorted({j.backend for j in jobs}):
         mine = [j for j in jobs if j.backend == name]
@@ -186,7 +188,8 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 500) -
                     log.warning("job %s could not be submitted: %s", job.id, e)
             settled += 1
             db.flush()  # progress is visible as it happens
-    _forget_sessions(db)
+    if settled:
+        _forget_sessions(db)
     return settled
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC
 
 from pyramid.authentication import AuthTktCookieHelper
 from pyramid.authorization import ACLHelper, Allow, Authenticated, Everyone
@@ -17,7 +16,7 @@ from pyramid.httpexceptions import HTTPNotFound
 from pyramid.request import RequestLocalCache
 from pyramid.security import remember
 
-from .models import Job, WebSession, utcnow
+from .models import Job, WebSession, as_utc, utcnow
 
 
 @dataclass(frozen=True)
@@ -26,10 +25,6 @@ class Identity:
     user_name: str
     catalog_session: str
     staff: bool
-
-
-def _aware(dt):
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 class SecurityPolicy:
@@ -46,7 +41,7 @@ class SecurityPolicy:
         if ticket is None:
             return None
         ws = request.dbsession.get(WebSession, ticket["userid"])
-        if ws is None or _aware(ws.expires_at) < utcnow():
+        if ws is None or as_utc(ws.expires_at) < utcnow():
             return None
         return Identity(ws.id, ws.user_name, ws.catalog_session, ws.user_name in self.staff)
 

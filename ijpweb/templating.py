@@ -2,13 +2,13 @@
 
 from datetime import UTC, datetime
 
+from .models.jobs import as_utc
+
 
 def _when(value):
     if value is None:
         return ""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return as_utc(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _duration(seconds):
@@ -33,9 +33,7 @@ def _elapsed(start, end=None):
     if start is None:
         return None
     end = end or datetime.now(UTC)
-    start = start if start.tzinfo else start.replace(tzinfo=UTC)
-    end = end if end.tzinfo else end.replace(tzinfo=UTC)
-    return (end - start).total_seconds()
+    return (as_utc(end) - as_utc(start)).total_seconds()
 
 
 def includeme(config):

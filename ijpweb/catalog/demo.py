@@ -44,30 +44,28 @@ PLAN = [("LMF-2026-001", "widefield", 8), ("LMF-2026-001", "confocal", 8),
         ("LMF-2026-002", "lightsheet", 10), ("LMF-2026-002", "confocal", 4),
         ("LMF-2026-003", "widefield", 6), ("LMF-2026-003", "confocal", 6)]  # fmt: skip
 
-# Everyone reads the facility's vocabularies; members read their investigations' data.
-RULES = [
-    "Facility", "InvestigationType", "DatasetType", "DatafileFormat", "ParameterType",
-    "SELECT o FROM User o WHERE o.name = :user",
-    "SELECT o FROM Investigation o JOIN o.investigationUsers iu JOIN iu.user u WHERE u.name = :user",
-    "SELECT o FROM InvestigationUser o JOIN o.investigation i JOIN i.investigationUsers iu "
-    "JOIN iu.user u WHERE u.name = :user",
-    "SELECT o FROM Dataset o JOIN o.investigation i JOIN i.investigationUsers iu "
-    "JOIN iu.user u WHERE u.name = :user",
-    "SELECT o FROM DatasetParameter o JOIN o.dataset ds JOIN ds.investigation i "
-    "JOIN i.investigationUsers iu JOIN iu.user u WHERE u.name = :user",
-    "SELECT o FROM Datafile o JOIN o.dataset ds JOIN ds.investigation i "
-    "JOIN i.investigationUsers iu JOIN iu.user u WHERE u.name = :user",
-    "SELECT o FROM DatafileParameter o JOIN o.datafile df JOIN df.dataset ds JOIN ds.investigation i "
-    "JOIN i.investigationUsers iu JOIN iu.user u WHERE u.name = :user",
+# Everyone reads the facility's vocabularies; members read their investigations' data and
+# write datasets, datafiles and their parameters; jobs and collections are their creators'.
+RULES = [  # (what, crudFlags)
+    ("Facility", "R"), ("InvestigationType", "R"), ("DatasetType", "R"), ("DatafileFormat", "R"),
+    ("ParameterType", "R"), ("Application", "R"),
+    ("SELECT o FROM User o WHERE o.name = :user", "R"),
+    ("SELECT o FROM Investigation o JOIN o.investigationUsers iu JOIN iu.user u WHERE u.name = :user", "R"),
+    ("SELECT o FROM InvestigationUser o JOIN o.investigation i JOIN i.investigationUsers iu "
+     "JOIN iu.user u WHERE u.name = :user", "R"),
+    ("SELECT o FROM Dataset o JOIN o.investigation i JOIN i.investigationUsers iu "
+     "JOIN iu.user u WHERE u.name = :user", "CRUD"),
+    ("SELECT o FROM DatasetParameter o JOIN o.dataset ds JOIN ds.investigation i "
+     "JOIN i.investigationUsers iu JOIN iu.user u WHERE u.name = :user", "CRUD"),
+    ("SELECT o FROM Datafile o JOIN o.dataset ds JOIN ds.investigation i "
+     "JOIN i.investigationUsers iu JOIN iu.user u WHERE u.name = :user", "CRUD"),
+    ("SELECT o FROM DatafileParameter o JOIN o.datafile df JOIN df.dataset ds JOIN ds.investigation i "
+     "JOIN i.investigationUsers iu JOIN iu.user u WHERE u.name = :user", "CRUD"),
+    ("SELECT o FROM Job o WHERE o.createId = :user", "CRUD"),
+    ("SELECT o FROM DataCollection o WHERE o.createId = :user", "CRUD"),
+    ("SELECT o FROM DataCollectionDataset o JOIN o.dataCollection c WHERE c.createId = :user", "CRUD"),
+    ("SELECT o FROM DataCollectionDatafile o JOIN o.dataCollection c WHERE c.createId = :user", "CRUD"),
 ]  # fmt: skip
-
-WRITABLE = {r for r in RULES if r.startswith(("SELECT o FROM Data", "SELECT o FROM Datafile"))} | {
-    "SELECT o FROM Job o WHERE o.createId = :user",
-    "SELECT o FROM DataCollection o WHERE o.createId = :user",
-    "SELECT o FROM DataCollectionDataset o JOIN o.dataCollection c WHERE c.createId = :user",
-    "SELECT o FROM DataCollectionDatafile o JOIN o.dataCollection c WHERE c.createId = :user",
-}
-RULES += sorted(WRITABLE - set(RULES)) + ["Application"]
 
 
 def tiff(width: int, height: int, pixels: bytes) -> bytes:
@@ -122,8 +120,8 @@ def load(db, store=None) -> dict[str, int]:
         return conn.execute(T[entity].insert().values(**values)).inserted_primary_key[0]
 
     facility = add("Facility", name=FACILITY[0], fullName=FACILITY[1])
-    for what in RULES:
-        add("Rule", what=what, crudFlags="CRUD" if what in WRITABLE else "R")
+    for what, flags in RULES:
+        add("Rule", what=what, crudFlags=flags)
     users = {}
     for login, full, password, _ in USERS:
         users[login] = add("User", name=f"db/{login}", fullName=full)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 
-from ..models import CatalogSession, DbCredential, utcnow
+from ..models import CatalogSession, DbCredential, as_utc, utcnow
 from . import (
     AuthenticationError,
     CatalogLogin,
@@ -42,10 +42,6 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def _aware(dt):
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
 def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -56,7 +52,7 @@ class EmbeddedCatalog:
         self.session_minutes = session_minutes
         self.anon = anon
         self.root_users = frozenset(root_users)
-        self._rules: dict[str, list[str]] = {}
+        self._rules: dict[tuple[str, str], list[str]] = {}  # (user, C|R|U|D) -> rules, per request
         self._sessions: dict[str, CatalogSession] = {}  # this request's, read once
 
     # --- sessions ------------------------------------------------------------------------
@@ -99,7 +95,7 @@ class EmbeddedCatalog:
         s = self._sessions.get(session_id)
         if s is None and session_id:
             s = self.db.get(CatalogSession, session_id)
-        if s is None or _aware(s.expires_at) < utcnow():
+        if s is None or as_utc(s.expires_at) < utcnow():
             raise SessionError("the catalog session has expired; log in again")
         self._sessions[session_id] = s
         return s
@@ -115,7 +111,7 @@ class EmbeddedCatalog:
         return self._session(session_id).user_name
 
     def remaining_minutes(self, session_id: str) -> float:
-        left = _aware(self._session(session_id).expires_at) - utcnow()
+        left = as_utc(self._session(session_id).expires_at) - utcnow()
         return max(0.0, left.total_seconds() / 60)
 
     def refresh(self, session_id: str) -> None:
@@ -124,30 +120,21 @@ class EmbeddedCatalog:
 
     # --- authorization -------------------------------------------------------------------
 
-    def _readable(self, session_id: str, entity: str):
+    def _readable(self, session_id: str, entity: str, flag: str = "R"):
+        """ALL, or the ids of ``entity`` the user may C, R, U or D (see authz)."""
         user = self.user_name(session_id)
         conn = self.db.connection()
-        if user not in self._rules:
-            self._rules[user] = authz.applicable_rules(conn, user)
-        return authz.readable(conn, entity, user, self.root_users, self._rules[user])
+        if (user, flag) not in self._rules:
+            self._rules[user, flag] = authz.applicable_rules(conn, user, flag)
+        return authz.readable(conn, entity, user, self.root_users, self._rules[user, flag], flag)
 
     def allowed(self, session_id: str, entity: str, object_id: int, flag: str) -> bool:
         """Would ICAT let this user C, R, U or D this object (which must exist)?"""
-        user = self.user_name(session_id)
-        conn = self.db.connection()
-        rules = (
-            self._rules[user]
-            if flag == "R" and user in self._rules
-            else authz.applicable_rules(conn, user, flag)
-        )
-        ids = authz.readable(conn, entity, user, self.root_users, rules, flag)
-        if ids is authz.ALL:
-            return True
         table = T[entity]
-        return (
-            conn.execute(sa.select(table.c.id).where(table.c.id == object_id, table.c.id.in_(ids))).first()
-            is not None
+        select = self.restrict(
+            session_id, sa.select(table.c.id).where(table.c.id == object_id), entity, table.c.id, flag
         )
+        return self.run(select).first() is not None
 
     def create(self, session_id: str, entity: str, values: dict[str, Any]) -> int:
         """Create an object as the user: it must be one a C rule selects, as in ICAT."""
@@ -167,11 +154,12 @@ class EmbeddedCatalog:
             raise PermissionError(f"{self.user_name(session_id)} may not delete {entity} {object_id}")
         self.db.connection().execute(T[entity].delete().where(T[entity].c.id == object_id))
 
-    def _restrict(self, session_id: str, select, entity: str, id_column):
-        return authz.restrict(select, entity, id_column, self._readable(session_id, entity))
+    def restrict(self, session_id: str, select, entity: str, id_column, flag: str = "R"):
+        """``select`` limited to the objects of ``entity`` the user may read (or C/U/D)."""
+        return authz.restrict(select, entity, id_column, self._readable(session_id, entity, flag))
 
-    def _run(self, select):
-        return self.db.connection().execute(select)
+    def run(self, select, params=None):
+        return self.db.connection().execute(select, params or {})
 
     # --- datasets ------------------------------------------------------------------------
 
@@ -195,7 +183,7 @@ class EmbeddedCatalog:
             .outerjoin(dt, ds.c.type_id == dt.c.id)
             .outerjoin(inv, ds.c.investigation_id == inv.c.id)
         )
-        return self._restrict(session_id, q, "Dataset", ds.c.id)
+        return self.restrict(session_id, q, "Dataset", ds.c.id)
 
     @staticmethod
     def _dataset_view(r) -> DatasetView:
@@ -220,24 +208,22 @@ class EmbeddedCatalog:
             q = q.where(inv.c.name == query.investigation)
         if query.name:
             q = q.where(ds.c.name.ilike(_like(query.name), escape="\\"))
-        total = self._run(sa.select(sa.func.count()).select_from(q.subquery())).scalar()
+        total = self.run(sa.select(sa.func.count()).select_from(q.subquery())).scalar()
         per_page = max(1, min(query.per_page, 200))
         page = max(1, query.page)
-        rows = self._run(
-            q.order_by(inv.c.name, ds.c.name).offset((page - 1) * per_page).limit(per_page)
-        ).all()
-        types = self._restrict(session_id, sa.select(dt.c.name).distinct(), "DatasetType", dt.c.id)
-        invs = self._restrict(session_id, sa.select(inv.c.name).distinct(), "Investigation", inv.c.id)
+        rows = self.run(q.order_by(inv.c.name, ds.c.name).offset((page - 1) * per_page).limit(per_page)).all()
+        types = self.restrict(session_id, sa.select(dt.c.name).distinct(), "DatasetType", dt.c.id)
+        invs = self.restrict(session_id, sa.select(inv.c.name).distinct(), "Investigation", inv.c.id)
         facets = {
-            "types": sorted(self._run(types).scalars()),
-            "investigations": sorted(self._run(invs).scalars()),
+            "types": sorted(self.run(types).scalars()),
+            "investigations": sorted(self.run(invs).scalars()),
         }
         return Page([self._dataset_view(r) for r in rows], total, page, per_page, facets)
 
     def datasets(self, session_id: str, ids: Sequence[int]) -> list[DatasetView]:
         if not ids:
             return []
-        rows = self._run(self._datasets_select(session_id).where(T["Dataset"].c.id.in_(list(ids)))).all()
+        rows = self.run(self._datasets_select(session_id).where(T["Dataset"].c.id.in_(list(ids)))).all()
         by_id = {r.id: self._dataset_view(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
@@ -257,7 +243,7 @@ class EmbeddedCatalog:
             .outerjoin(fmt, df.c.datafileFormat_id == fmt.c.id)
             .outerjoin(ds, df.c.dataset_id == ds.c.id)
         )
-        return self._restrict(session_id, q, "Datafile", df.c.id)
+        return self.restrict(session_id, q, "Datafile", df.c.id)
 
     @staticmethod
     def _datafile_view(r) -> DatafileView:
@@ -266,14 +252,14 @@ class EmbeddedCatalog:
     def datafiles(self, session_id: str, ids: Sequence[int]) -> list[DatafileView]:
         if not ids:
             return []
-        rows = self._run(self._datafiles_select(session_id).where(T["Datafile"].c.id.in_(list(ids)))).all()
+        rows = self.run(self._datafiles_select(session_id).where(T["Datafile"].c.id.in_(list(ids)))).all()
         by_id = {r.id: self._datafile_view(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     def dataset_datafiles(self, session_id: str, dataset_id: int) -> list[DatafileView]:
         df = T["Datafile"]
         q = self._datafiles_select(session_id).where(df.c.dataset_id == dataset_id).order_by(df.c.name)
-        return [self._datafile_view(r) for r in self._run(q)]
+        return [self._datafile_view(r) for r in self.run(q)]
 
     def dataset_parameters(self, session_id: str, dataset_id: int) -> list[ParameterView]:
         p, pt = T["DatasetParameter"], T["ParameterType"]
@@ -283,20 +269,24 @@ class EmbeddedCatalog:
             .where(p.c.dataset_id == dataset_id)
             .order_by(pt.c.name)
         )
-        q = self._restrict(session_id, q, "DatasetParameter", p.c.id)
+        q = self.restrict(session_id, q, "DatasetParameter", p.c.id)
         out = []
-        for name, units, num, text, when in self._run(q):
+        for name, units, num, text, when in self.run(q):
             value = num if num is not None else (text if text is not None else when)
             out.append(ParameterView(name, value, units or ""))
         return out
 
     # --- queries and dataset-type parameters ------------------------------------------
 
-    def query(self, session_id: str, text: str, params: dict[str, Any] | None = None) -> list:
-        """Run a JPQL or concise query as the user."""
+    def run_query(self, session_id: str, text: str, params: dict[str, Any] | None = None):
+        """Compile a JPQL or concise query and run it as the user: (compiled, rows)."""
         compiled = compile_query(text, {**(params or {}), "user": self.user_name(session_id)})
-        select = self._restrict(session_id, compiled.select, compiled.entity, compiled.root.c.id)
-        rows = self._run(select).all()
+        select = self.restrict(session_id, compiled.select, compiled.entity, compiled.root.c.id)
+        return compiled, self.run(select).all()
+
+    def query(self, session_id: str, text: str, params: dict[str, Any] | None = None) -> list:
+        """Run a JPQL or concise query as the user: entities as dicts, or values."""
+        compiled, rows = self.run_query(session_id, text, params)
         if compiled.kind == "entity":
             return [dict(r._mapping) for r in rows]
         return [r[0] for r in rows]
@@ -317,9 +307,9 @@ class EmbeddedCatalog:
                 compiled = compile_query(p.query, {"user": user}, batch="datasetId")
             except QueryError as e:
                 raise QueryError(f"{p.source}: parameter {p.name!r}: {e}") from None
-            select = self._restrict(session_id, compiled.select, compiled.entity, compiled.root.c.id)
+            select = self.restrict(session_id, compiled.select, compiled.entity, compiled.root.c.id)
             values: dict[int, list[Any]] = {}
-            for dsid, value in self.db.connection().execute(select, {"batch_values": ids}):
+            for dsid, value in self.run(select, {"batch_values": ids}):
                 values.setdefault(dsid, []).append(value)
             for i in ids:
                 found = values.get(i, [])

@@ -131,8 +131,7 @@ def create(catalog, session_id: str, name: str, fields: dict, parent: tuple[str,
             if not isinstance(ref, int):
                 raise IcatError("BAD_PARAMETER", f'{name}.{key} must be {{"id": <number>}}')
             target = TABLES[e.relations[key].target]
-            conn = catalog.db.connection()
-            if conn.execute(sa.select(target.c.id).where(target.c.id == ref)).first() is None:
+            if catalog.run(sa.select(target.c.id).where(target.c.id == ref)).first() is None:
                 raise IcatError("NO_SUCH_OBJECT_FOUND", f"{e.relations[key].target}[id:{ref}] does not exist")
             if not catalog.allowed(session_id, e.relations[key].target, ref, "R"):
                 raise IcatError(
@@ -164,12 +163,7 @@ def create(catalog, session_id: str, name: str, fields: dict, parent: tuple[str,
 
 def search(catalog, session_id: str, query: str) -> list:
     """GET entityManager: the results as ICAT's REST interface gives them."""
-    from .jpql import compile_query
-
-    user = catalog.user_name(session_id)
-    compiled = compile_query(query, {"user": user})
-    select = catalog._restrict(session_id, compiled.select, compiled.entity, compiled.root.c.id)
-    rows = catalog.db.connection().execute(select).all()
+    compiled, rows = catalog.run_query(session_id, query)
     if compiled.kind != "entity":
         return [_value(r[0]) for r in rows]
     include = set(compiled.include)

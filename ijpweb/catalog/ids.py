@@ -146,8 +146,7 @@ class Ids:
         if not ids:
             return
         table = T[entity]
-        conn = self.catalog.db.connection()
-        found = set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(ids))).scalars())
+        found = set(self.catalog.run(sa.select(table.c.id).where(table.c.id.in_(ids))).scalars())
         missing = [i for i in ids if i not in found]
         if missing:
             raise IdsError("NotFoundException", f"{entity} {missing[0]} does not exist")
@@ -175,8 +174,8 @@ class Ids:
             )
             .order_by(df.c.id)
         )
-        q = self.catalog._restrict(session_id, q, "Datafile", df.c.id)
-        rows = self.catalog.db.connection().execute(q).all()
+        q = self.catalog.restrict(session_id, q, "Datafile", df.c.id)
+        rows = self.catalog.run(q).all()
         return [FileRow(r[0], r[1], r[2], r[3] or 0, r[4] or "", r[5] or "") for r in rows]
 
     def size(self, session_id: str, sel: Selection) -> int:
@@ -226,8 +225,7 @@ class Ids:
         if not name or "/" in name or name in (".", ".."):
             raise IdsError("BadRequestException", "name must be a plain file name")
         self._check(session_id, "Dataset", (dataset_id,))
-        conn = self.catalog.db.connection()
-        if conn.execute(
+        if self.catalog.run(
             sa.select(T["Datafile"].c.id).where(
                 T["Datafile"].c.dataset_id == dataset_id, T["Datafile"].c.name == name
             )
@@ -245,7 +243,7 @@ class Ids:
             raise IdsError("BadRequestException", f"datafileFormat {format_id} does not exist") from None
         location = self.store.location(new_id)
         size, crc = self.store.write(location, stream)
-        conn.execute(
+        self.catalog.run(
             T["Datafile"].update().where(T["Datafile"].c.id == new_id)
             .values(location=location, fileSize=size, checksum=f"{crc:08x}")
         )  # fmt: skip

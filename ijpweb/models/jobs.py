@@ -15,6 +15,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(dt: datetime) -> datetime:
+    """SQLite gives timestamps back without a zone; they were stored as UTC."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
 class JobStatus(enum.StrEnum):
     SUBMITTING = "Submitting"
     QUEUED = "Queued"
