@@ -238,11 +238,15 @@ def selection_fragment(request):
 @view_config(route_name="submit", request_method="GET", permission="use", renderer="run/page.jinja2")
 def submit_page(request):
     vary(request)
+    message = None
     if "jobtype" in request.GET:
+        name = request.GET["jobtype"]
         sel = _selection(request)
-        sel["job_type"] = request.GET["jobtype"]
+        sel["job_type"] = name
         _save_selection(request, sel)
-    return panel(request)
+        if name and request.jobtypes.get(name) is None:
+            message = f"there is no job type called {name!r}; choose one below"
+    return panel(request, message=message)
 
 
 @view_config(

@@ -252,3 +252,8 @@ def test_job_types_of_a_family_the_user_may_not_use(alice, app, monkeypatch):
     assert ">Date<" not in alice.get("/submit").text
     res = alice.post("/submit", {"jobtype": "Date", "csrf_token": alice.get_csrf_token()}, status=403)
     assert "db/alice is not allowed to use family &#39;ingest&#39;" in res.text
+
+
+def test_a_stale_link_to_an_unknown_job_type_says_so(alice):
+    page = alice.get("/submit", {"jobtype": "No such job type"})
+    assert "there is no job type called &#39;No such job type&#39;" in page.text
