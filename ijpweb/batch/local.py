@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -27,7 +28,10 @@ from pathlib import Path
 from ..models.jobs import JobStatus
 from . import BatchError, BatchState, JobSpec
 from .jobdirs import job_argv, job_env, prepare, read_stream
-from .runner import write_json
+from .runner import GRACE_SECONDS, write_json
+
+# seconds a cancelled job has to end before SIGKILL: the wrapper's own grace, and a little
+CANCEL_GRACE = GRACE_SECONDS + 1.0
 
 
 def _read_json(path: Path) -> dict | None:
@@ -211,8 +215,16 @@ class LocalBackend:
                 write_json(d / "cancelled.json", {"at": datetime.now().astimezone().isoformat()})
         started = _read_json(d / "started.json")
         if started is not None and _alive(started["pid"], d):
-            with suppress(ProcessLookupError):
-                os.killpg(started["pgid"], signal.SIGTERM)
+            # SIGTERM, and SIGKILL after a grace period: once cancel returns the job has
+            # ended, so it can be deleted at once
+            for sig, grace in ((signal.SIGTERM, CANCEL_GRACE), (signal.SIGKILL, 5.0)):
+                with suppress(ProcessLookupError):
+                    os.killpg(started["pgid"], sig)
+                deadline = time.monotonic() + grace
+                while _alive(started["pid"], d) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if not _alive(started["pid"], d):
+                    break
         self._dispatch()
 
     def delete(self, job_id: str) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from . import BatchBackend
 from .local import from_settings as local_from_settings
+from .remote import from_settings as remote_from_settings
 from .slurm import from_settings as slurm_from_settings
 
-FACTORIES = {"local": local_from_settings, "slurm": slurm_from_settings}
+FACTORIES = {"local": local_from_settings, "slurm": slurm_from_settings, "remote": remote_from_settings}
 
 
 def backends_from_settings(settings) -> dict[str, BatchBackend]:

@@ -102,6 +102,6 @@ def test_errors_are_ids_json(live_server):
         ("/ids/getSize?sessionId=x&datasetIds=1,a", 400, "BadRequestException"),
     ]:
         with pytest.raises(urllib.error.HTTPError) as e:
-            urllib.request.urlopen(url + path)  # noqa: S310 - our own test server
+            urllib.request.urlopen(url + path)
         assert e.value.code == status
         assert json.loads(e.value.read())["code"] == code

@@ -1,0 +1,245 @@
+"""A remote batch server speaking the IJP batch protocol (``<url>/batch/...``): the
+project's own ``ijp-batchserver`` or an original one (ijp.unixbatch and friends).
+
+Every call carries ``sessionId`` and ``icatUrl``. The session is the portal's own ICAT
+login (``username``, with the password in the environment variable ``password_env``),
+so harvesting, output and deletion work after the user's session has gone; the
+user's session travels only to the job, as ``jobSessionId`` in a POST body.
+
+With ``ijp-batchserver`` (it lists its extensions at ``/batch/version``) the portal also
+uses ``owner``, ``clientRef`` + ``find`` (nothing lost or run twice after a crash),
+``states`` (one call per harvest) and output ``offset``. Against an original server it
+falls back to one ``status`` call per job, and cannot recover a crash mid-submission.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from ..models.jobs import JobStatus
+from ..planning import SESSION_ENV
+from . import BatchError, BatchState, JobSpec
+
+# the original protocol's statuses
+FROM_ORIGINAL = {
+    "Queued": JobStatus.QUEUED,
+    "Executing": JobStatus.RUNNING,
+    "Held": JobStatus.HELD,
+    "Completed": JobStatus.COMPLETED,
+    "Cancelled": JobStatus.CANCELLED,
+    "Unknown": JobStatus.UNKNOWN,
+}
+
+
+STATUSES = {s.value: s for s in JobStatus}
+
+
+def _ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class RemoteBackend:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        icat_url: str,
+        username: str,
+        password: str,
+        authenticator: str = "db",
+        timeout: float = 30.0,
+        job_prefix: str = "ijp",
+    ):
+        self.name = name
+        self.url = url.rstrip("/") + "/batch/"
+        self.icat_url = icat_url.rstrip("/")
+        self.authenticator = authenticator
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self.job_prefix = job_prefix
+        self._session: str | None = None
+        self._extensions: frozenset[str] | None = None
+        self._lock = threading.Lock()
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    def _login(self) -> str:
+        body = json.dumps(
+            {
+                "plugin": self.authenticator,
+                "credentials": [{"username": self.username}, {"password": self._password}],
+            }
+        )
+        data = urllib.parse.urlencode({"json": body}).encode()
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - a configured URL
+                f"{self.icat_url}/icat/session", data=data, timeout=self.timeout
+            ) as resp:
+                return json.load(resp)["sessionId"]
+        except urllib.error.HTTPError as e:
+            raise BatchError(
+                f"{self.name}: the portal cannot log in to ICAT as {self.username}: {_message(e)}"
+            ) from None
+        except (OSError, ValueError, KeyError) as e:
+            raise BatchError(f"{self.name}: cannot reach ICAT at {self.icat_url}: {e}") from None
+
+    def _sid(self, renew: bool = False) -> str:
+        with self._lock:
+            if renew or self._session is None:
+                self._session = self._login()
+            return self._session
+
+    def _call(self, method: str, path: str, params=(), *, raw: bool = False):
+        """One protocol call; a SessionException renews the portal's login once."""
+        for attempt in (0, 1):
+            fields = [("sessionId", self._sid(renew=attempt == 1)), ("icatUrl", self.icat_url), *params]
+            query = urllib.parse.urlencode(fields)
+            if method == "POST":
+                req = _request(self.url + path, data=query.encode(), method="POST")
+            else:
+                req = _request(f"{self.url}{path}?{query}", method=method)
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - see _request
+                    body = resp.read()
+                    return body if raw else (json.loads(body) if body else None)
+            except urllib.error.HTTPError as e:
+                message, code = _message(e, with_code=True)
+                if code == "SessionException" and attempt == 0:
+                    continue
+                raise BatchError(f"{self.name}: {message}") from None
+            except (OSError, ValueError) as e:
+                raise BatchError(f"{self.name}: batch server at {self.url} did not answer: {e}") from None
+        raise AssertionError("unreachable")
+
+    def _has(self, extension: str) -> bool:
+        if self._extensions is None:
+            try:
+                req = _request(self.url + "version")
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - see _request
+                    self._extensions = frozenset(json.load(resp).get("extensions", ()))
+            except urllib.error.HTTPError:  # an original server has no /version
+                self._extensions = frozenset()
+            except (OSError, ValueError) as e:
+                raise BatchError(f"{self.name}: batch server at {self.url} did not answer: {e}") from None
+        return extension in self._extensions
+
+    def _ref(self, job_id: int) -> str:
+        return f"{self.job_prefix}-{job_id}"
+
+    # --- the protocol ------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> str:
+        params = [("executable", spec.executable), *(("parameter", a) for a in spec.args)]
+        params += [("interactive", "true" if spec.interactive else "false"), ("family", spec.family or "")]
+        if self._has("owner"):
+            params += [("owner", spec.owner), ("clientRef", self._ref(spec.job_id))]
+            if SESSION_ENV in spec.env:
+                params.append(("jobSessionId", spec.env[SESSION_ENV]))
+        reply = self._call("POST", "submit", params)
+        if not isinstance(reply, dict) or not reply.get("jobId"):
+            raise BatchError(f"{self.name}: the batch server gave no job id")
+        return str(reply["jobId"])
+
+    def find(self, job_ids: Sequence[int]) -> dict[int, str]:
+        if not job_ids or not self._has("find"):
+            return {}
+        by_ref = {self._ref(i): i for i in job_ids}
+        reply = self._call("POST", "find", [("clientRef", r) for r in by_ref])
+        return {by_ref[ref]: str(jid) for ref, jid in reply.items() if ref in by_ref}
+
+    def estimate(self, spec: JobSpec) -> float | None:
+        params = [("executable", spec.executable), *(("parameter", a) for a in spec.args)]
+        params += [("interactive", "false"), ("family", spec.family or "")]
+        reply = self._call("GET", "estimate", params)
+        time = reply.get("time") if isinstance(reply, dict) else None
+        return float(time) if isinstance(time, int | float) else None
+
+    def states(self, ids: Sequence[str]) -> dict[str, BatchState]:
+        if not ids:
+            return {}
+        if self._has("states"):
+            reply = self._call("POST", "states", [("jobId", i) for i in ids])
+            out = {}
+            for i in ids:
+                st = reply.get(i) or {"status": "Unknown", "reason": "not reported by the batch server"}
+                status = STATUSES.get(st.get("status"), JobStatus.UNKNOWN)
+                if status == JobStatus.SUBMITTING:
+                    status = JobStatus.QUEUED
+                out[i] = BatchState(
+                    status,
+                    st.get("exitCode"),
+                    st.get("reason"),
+                    _ts(st.get("startedAt")),
+                    _ts(st.get("finishedAt")),
+                )
+            return out
+        out = {}
+        for i in ids:  # an original server: one call per job
+            try:
+                status = FROM_ORIGINAL.get(
+                    self._call("GET", f"status/{_q(i)}").get("status"), JobStatus.UNKNOWN
+                )
+                out[i] = BatchState(status)
+            except BatchError as e:
+                out[i] = BatchState(JobStatus.UNKNOWN, reason=str(e))
+        return out
+
+    def read(self, job_id: str, stream: str, offset: int = 0, limit: int = 65536) -> bytes:
+        path = f"{'output' if stream == 'stdout' else 'error'}/{_q(job_id)}"
+        if self._has("offset"):
+            return self._call("GET", path, [("offset", str(offset)), ("limit", str(limit))], raw=True)
+        return self._call("GET", path, raw=True)[offset : offset + limit]
+
+    def cancel(self, job_id: str) -> None:
+        self._call("POST", f"cancel/{_q(job_id)}")
+
+    def delete(self, job_id: str) -> None:
+        self._call("DELETE", f"delete/{_q(job_id)}")
+
+
+def _request(url: str, data: bytes | None = None, method: str | None = None) -> urllib.request.Request:
+    """A request to a configured URL, whose scheme from_settings checked is http(s)."""
+    return urllib.request.Request(url, data=data, method=method)  # noqa: S310
+
+
+def _q(job_id: str) -> str:
+    return urllib.parse.quote(job_id, safe="")
+
+
+def _message(e: urllib.error.HTTPError, with_code: bool = False):
+    try:
+        body = json.load(e)
+        message, code = body.get("message") or str(e.code), body.get("code")
+    except ValueError:
+        message, code = f"HTTP {e.code}", None
+    return (message, code) if with_code else message
+
+
+def from_settings(name: str, opts: Mapping[str, str]) -> RemoteBackend:
+    env = opts.get("password_env", "IJP_BATCH_PASSWORD")
+    password = os.environ.get(env)
+    if not password:
+        raise ValueError(f"ijp.batch.{name}: the portal's ICAT password must be in ${env}")
+    for key in ("url", "icat_url", "username"):
+        if not opts.get(key):
+            raise ValueError(f"ijp.batch.{name}.{key} is required for a remote backend")
+        if key != "username" and urllib.parse.urlsplit(opts[key]).scheme not in ("http", "https"):
+            raise ValueError(f"ijp.batch.{name}.{key} must be an http or https URL")
+    return RemoteBackend(
+        name,
+        opts["url"],
+        opts["icat_url"],
+        opts["username"],
+        password,
+        authenticator=opts.get("authenticator", "db"),
+        timeout=float(opts.get("timeout", 30)),
+        job_prefix=opts.get("job_prefix", "ijp"),
+    )

@@ -1,0 +1,307 @@
+"""The batch server's work, without Pyramid: who may do what to which job, and a small
+table of its own mapping batch job ids to owners.
+
+It speaks the original IJP batch protocol (ijp-formats.md §5) for any client, plus a
+few extensions the portal uses: ``owner`` (a trusted portal submits for its users),
+``clientRef`` with ``find`` (so a portal that crashed mid-submission learns which of
+its jobs arrived, and nothing runs twice), ``states`` (every job's state in one call)
+and ``offset``/``limit`` on output.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ..batch import STREAMS, BatchBackend, BatchError, BatchState, JobSpec
+from ..models.jobs import JobStatus, utcnow
+from ..planning import SESSION_ENV
+
+log = logging.getLogger(__name__)
+
+# The original protocol's statuses (it has no Failed and calls Running "Executing").
+ORIGINAL_STATUS = {
+    JobStatus.SUBMITTING: "Queued",
+    JobStatus.QUEUED: "Queued",
+    JobStatus.RUNNING: "Executing",
+    JobStatus.HELD: "Held",
+    JobStatus.COMPLETED: "Completed",
+    JobStatus.FAILED: "Completed",
+    JobStatus.CANCELLED: "Cancelled",
+    JobStatus.UNKNOWN: "Unknown",
+}
+HTTP_STATUS = {
+    "ParameterException": 400,
+    "SessionException": 403,
+    "ForbiddenException": 403,
+    "InternalException": 500,
+}
+EXTENSIONS = ("owner", "clientRef", "find", "states", "offset")
+
+
+class ProtocolError(Exception):
+    """An error as the protocol reports it: ``{"code": ..., "message": ...}``."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def status(self) -> int:
+        return HTTP_STATUS[self.code]
+
+    def body(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+def forbidden() -> ProtocolError:
+    return ProtocolError("ForbiddenException", "Job does not belong to you")
+
+
+metadata = sa.MetaData()
+batch_jobs = sa.Table(
+    "batch_job",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False, index=True),
+    sa.Column("submitted_by", sa.String(255), nullable=False, index=True),
+    sa.Column("client_ref", sa.String(255)),
+    sa.Column("backend_job_id", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("submitted_by", "client_ref", name="uq_batch_job_client_ref"),
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: str  # the ICAT user name behind the sessionId
+    portal: bool  # a trusted portal: it may submit for its users and act on what it submitted
+
+
+class BatchServer:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        backend: BatchBackend,
+        portals: Iterable[str] = (),
+        executables: Iterable[str] = (),
+        programs_path: Sequence[str] = (),
+    ):
+        self.engine = engine
+        self.backend = backend
+        self.portals = frozenset(portals)
+        self.executables = frozenset(executables)
+        self.programs_path = os.pathsep.join(programs_path)
+        metadata.create_all(engine)  # the server's own small database: one table
+
+    def caller(self, user: str) -> Caller:
+        return Caller(user, user in self.portals)
+
+    # --- checks --------------------------------------------------------------------------
+
+    def _check_executable(self, executable: str) -> None:
+        """Only the facility's programs: a name listed in ``executables`` or found in the
+        backend's program directories; never a path."""
+        if not executable:
+            raise ProtocolError("ParameterException", "No executable was specified")
+        allowed = executable in self.executables or (
+            "/" not in executable
+            and self.programs_path
+            and shutil.which(executable, path=self.programs_path) is not None
+        )
+        if not allowed or "/" in executable:
+            raise ProtocolError(
+                "ParameterException", f"{executable!r} is not one of this batch server's programs"
+            )
+
+    def _row(self, conn, caller: Caller, job_id: str):
+        row = None
+        if job_id.isdigit():
+            row = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.id == int(job_id))).first()
+        if row is None or caller.user not in (row.owner, row.submitted_by):
+            raise forbidden()  # unknown and not yours look the same
+        return row
+
+    def _visible(self, caller: Caller):
+        return sa.or_(batch_jobs.c.owner == caller.user, batch_jobs.c.submitted_by == caller.user)
+
+    def _spec(self, job_id: int, owner: str, executable: str, parameters, family, session: str) -> JobSpec:
+        return JobSpec(job_id, owner, executable, tuple(parameters), {SESSION_ENV: session}, False, family)
+
+    # --- the protocol ----------------------------------------------------------------------
+
+    def submit(
+        self,
+        caller: Caller,
+        session_id: str,
+        executable: str,
+        parameters: Sequence[str],
+        *,
+        interactive: bool = False,
+        family: str | None = None,
+        owner: str | None = None,
+        client_ref: str | None = None,
+        job_session: str | None = None,
+    ) -> str:
+        if interactive:
+            raise ProtocolError(
+                "ParameterException", "Interactive jobs are not supported by this batch server"
+            )
+        self._check_executable(executable)
+        if owner and owner != caller.user and not caller.portal:
+            raise ProtocolError("ForbiddenException", f"{caller.user} may not submit jobs for {owner}")
+        owner = owner or caller.user
+        with self.engine.begin() as conn:
+            row = None
+            if client_ref:
+                row = conn.execute(
+                    sa.select(batch_jobs).where(
+                        batch_jobs.c.submitted_by == caller.user, batch_jobs.c.client_ref == client_ref
+                    )
+                ).first()
+            if row is not None and row.backend_job_id:
+                return str(row.id)  # the same job again: it is there already
+            if row is None:
+                job_id = conn.execute(
+                    batch_jobs.insert().values(
+                        owner=owner,
+                        submitted_by=caller.user,
+                        client_ref=client_ref or None,
+                        created_at=utcnow(),
+                    )
+                ).inserted_primary_key[0]
+            else:
+                job_id = row.id
+        # The row is committed before the backend is called, and the backend job carries
+        # its id: after a crash, find() below recovers it rather than running it twice.
+        spec = self._spec(job_id, owner, executable, parameters, family, job_session or session_id)
+        try:
+            backend_id = self.backend.find([job_id]).get(job_id) or self.backend.submit(spec)
+        except BatchError as e:
+            try:
+                backend_id = self.backend.find([job_id]).get(job_id)
+            except BatchError:
+                backend_id = None
+            if backend_id is None:
+                with self.engine.begin() as conn:
+                    conn.execute(batch_jobs.delete().where(batch_jobs.c.id == job_id))
+                raise ProtocolError("InternalException", f"the job could not be submitted: {e}") from None
+        with self.engine.begin() as conn:
+            conn.execute(
+                batch_jobs.update().where(batch_jobs.c.id == job_id).values(backend_job_id=backend_id)
+            )
+        log.info("job %s for %s submitted as %s", job_id, owner, backend_id)
+        return str(job_id)
+
+    def estimate(self, caller: Caller, executable: str, parameters: Sequence[str], family=None) -> int:
+        """Whole minutes until the job could start (never the original's constant 0)."""
+        self._check_executable(executable)
+        try:
+            minutes = self.backend.estimate(self._spec(0, caller.user, executable, parameters, family, ""))
+        except BatchError as e:
+            raise ProtocolError("InternalException", f"no estimate: {e}") from None
+        if minutes is None:
+            raise ProtocolError("InternalException", "the backend cannot estimate this job")
+        return math.ceil(minutes)
+
+    def states(self, caller: Caller, job_ids: Sequence[str]) -> dict[str, BatchState]:
+        """Every job's state in one backend call; ids not visible to the caller are Unknown."""
+        wanted = [int(i) for i in job_ids if i.isdigit()]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(batch_jobs).where(batch_jobs.c.id.in_(wanted), self._visible(caller))
+            ).all()
+        backend_ids = [r.backend_job_id for r in rows if r.backend_job_id]
+        try:
+            by_backend = self.backend.states(backend_ids) if backend_ids else {}
+        except BatchError as e:
+            log.warning("backend did not answer: %s", e)
+            by_backend = {}
+        out = {
+            i: BatchState(JobStatus.UNKNOWN, reason="not a job of yours on this batch server")
+            for i in job_ids
+        }
+        for r in rows:
+            if not r.backend_job_id:
+                out[str(r.id)] = BatchState(JobStatus.SUBMITTING, reason="being submitted")
+            else:
+                out[str(r.id)] = by_backend.get(
+                    r.backend_job_id, BatchState(JobStatus.UNKNOWN, reason="the backend did not answer")
+                )
+        return out
+
+    def status(self, caller: Caller, job_id: str) -> str:
+        with self.engine.connect() as conn:
+            self._row(conn, caller, job_id)
+        return ORIGINAL_STATUS[self.states(caller, [job_id])[job_id].status]
+
+    def read(self, caller: Caller, job_id: str, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
+        if stream not in STREAMS:
+            raise ProtocolError("ParameterException", f"no such stream {stream!r}")
+        with self.engine.connect() as conn:
+            row = self._row(conn, caller, job_id)
+        if not row.backend_job_id:
+            return b""
+        try:
+            return self.backend.read(row.backend_job_id, stream, offset, limit)
+        except BatchError as e:
+            raise ProtocolError("InternalException", str(e)) from None
+
+    def cancel(self, caller: Caller, job_id: str) -> None:
+        with self.engine.connect() as conn:
+            row = self._row(conn, caller, job_id)
+        if not row.backend_job_id:
+            raise ProtocolError("ParameterException", f"Job {job_id} is still being submitted")
+        try:
+            self.backend.cancel(row.backend_job_id)
+        except BatchError as e:
+            raise ProtocolError("ParameterException", str(e)) from None
+
+    def delete(self, caller: Caller, job_id: str) -> None:
+        """Only once the job has ended (the original's rule), then its files go too."""
+        with self.engine.connect() as conn:
+            row = self._row(conn, caller, job_id)
+        if row.backend_job_id:
+            state = self.states(caller, [job_id])[job_id]
+            if state.status.live:
+                raise ProtocolError("ParameterException", f"Job {job_id} is {ORIGINAL_STATUS[state.status]}")
+            try:
+                self.backend.delete(row.backend_job_id)
+            except BatchError as e:
+                raise ProtocolError("ParameterException", str(e)) from None
+        with self.engine.begin() as conn:
+            conn.execute(batch_jobs.delete().where(batch_jobs.c.id == row.id))
+
+    def list(self, caller: Caller) -> list[str]:
+        with self.engine.connect() as conn:
+            ids = conn.scalars(
+                sa.select(batch_jobs.c.id).where(self._visible(caller)).order_by(batch_jobs.c.id)
+            )
+            return [str(i) for i in ids]
+
+    def find(self, caller: Caller, client_refs: Sequence[str]) -> dict[str, str]:
+        """Which of the caller's client references have a job here, with its id. A row
+        left half-done by a crash is completed from the backend when it holds the job,
+        and left out otherwise (a submit with the same reference then finishes it)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(batch_jobs).where(
+                    batch_jobs.c.submitted_by == caller.user, batch_jobs.c.client_ref.in_(list(client_refs))
+                )
+            ).all()
+        half = [r.id for r in rows if not r.backend_job_id]
+        held = self.backend.find(half) if half else {}
+        if held:
+            with self.engine.begin() as conn:
+                for job_id, backend_id in held.items():
+                    conn.execute(
+                        batch_jobs.update().where(batch_jobs.c.id == job_id).values(backend_job_id=backend_id)
+                    )
+        return {r.client_ref: str(r.id) for r in rows if r.backend_job_id or r.id in held}
