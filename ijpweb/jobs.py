@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from .batch import BatchBackend, BatchError, JobSpec
 from .batch.harvest import apply_state
-from .catalog import Catalog
+from .catalog import Catalog, CatalogError
 from .models import LIVE, Job, JobStatus, Submission
 from .planning import SESSION_ENV, DatasetInfo, Plan, Selection, provenance_args
 
@@ -112,7 +112,9 @@ def create_jobs(
     between loses nothing: the rows are there, and every backend job carries its
     portal job id."""
     jt = plan.job_type
-    probe = JobSpec(0, owner, jt.executable, plan.jobs[0].args, {}, jt.interactive, jt.family)
+    probe = JobSpec(
+        0, owner, jt.executable, plan.jobs[0].args, {}, jt.interactive, jt.family, dict(jt.resources)
+    )
     backend_name = choose_backend(backends, probe, deadline)
     sub = Submission(
         owner=owner,
@@ -121,6 +123,7 @@ def create_jobs(
         executable=jt.executable,
         interactive=jt.interactive,
         family=jt.family,
+        resources=dict(jt.resources),
         catalog_session=catalog_session if jt.session_id else None,
     )
     db.add(sub)
@@ -146,21 +149,27 @@ def create_jobs(
     return sub
 
 
-def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 500) -> int:
+def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, array_limit: int = 1000) -> int:
     """Submit jobs still Submitting, oldest first; return how many were settled.
 
     Each backend is first asked which of them it holds already (a crash after the
     backend accepted a job but before its id was stored): those only get their id
-    recorded, so no job is submitted twice and none is lost."""
+    recorded, so no job is submitted twice and none is lost. A backend with
+    ``submit_many`` (SLURM job arrays) takes up to ``array_limit`` jobs of a submission
+    in one call; the others take ``limit`` jobs, one call each."""
     jobs = db.scalars(
-        sa.select(Job).where(Job.status == JobStatus.SUBMITTING).order_by(Job.id).limit(limit)
+        sa.select(Job)
+        .where(Job.status == JobStatus.SUBMITTING)
+        .order_by(Job.id)
+        .limit(max(limit, array_limit))
     ).all()
     if not jobs:  # the usual case, every second: read, and write nothing
         return 0
     settled = 0
     for name in sorted({j.backend for j in jobs}):
-        mine = [j for j in jobs if j.backend == name]
         backend = backends.get(name)
+        many = backend.submit_many if getattr(backend, "arrays", False) else None
+        mine = [j for j in jobs if j.backend == name][: array_limit if many else limit]
         if backend is None:
             for job in mine:
                 job.status, job.reason = JobStatus.FAILED, f"backend {name!r} is not configured"
@@ -171,36 +180,89 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 500) -
         except BatchError as e:  # the backend is down: try again next time
             log.warning("backend %s cannot be asked about pending jobs: %s", name, e)
             continue
+        todo = []
         for job in mine:
             if job.id in held:
                 job.backend_job_id, job.status = held[job.id], JobStatus.QUEUED
+                settled += 1
             else:
-                sub = job.submission
-                env = {SESSION_ENV: sub.catalog_session} if sub.catalog_session else {}
-                spec = JobSpec(
-                    job.id, job.owner, sub.executable, tuple(job.argv), env, sub.interactive, sub.family
-                )
+                todo.append(job)
+        if many and len(todo) > 1:
+            for sub_id in sorted({j.submission_id for j in todo}):
+                group = [j for j in todo if j.submission_id == sub_id]
+                reason = "not accepted by the backend"
                 try:
-                    job.backend_job_id = backend.submit(spec)
-                    job.status = JobStatus.QUEUED
+                    ids = many([_spec(j) for j in group])
                 except BatchError as e:
-                    job.status, job.reason = JobStatus.FAILED, f"could not be submitted: {e}"
-                    log.warning("job %s could not be submitted: %s", job.id, e)
+                    ids = {}
+                    log.warning("jobs %s..%s could not be submitted: %s", group[0].id, group[-1].id, e)
+                    reason = f"could not be submitted: {e}"
+                for job in group:
+                    if job.id in ids:
+                        job.backend_job_id, job.status = ids[job.id], JobStatus.QUEUED
+                    else:
+                        job.status, job.reason = JobStatus.FAILED, reason
+                settled += len(group)
+                db.flush()
+            continue
+        for job in todo:
+            try:
+                job.backend_job_id = backend.submit(_spec(job))
+                job.status = JobStatus.QUEUED
+            except BatchError as e:
+                job.status, job.reason = JobStatus.FAILED, f"could not be submitted: {e}"
+                log.warning("job %s could not be submitted: %s", job.id, e)
             settled += 1
             db.flush()  # progress is visible as it happens
     if settled:
-        _forget_sessions(db)
+        forget_sessions(db)
     return settled
 
 
-def _forget_sessions(db) -> None:
-    """A submission's catalog session is kept only while some of its jobs wait."""
-    waiting = sa.select(Job.submission_id).where(Job.status == JobStatus.SUBMITTING)
+def _spec(job: Job) -> JobSpec:
+    sub = job.submission
+    env = {SESSION_ENV: sub.catalog_session} if sub.catalog_session else {}
+    return JobSpec(
+        job.id,
+        job.owner,
+        sub.executable,
+        tuple(job.argv),
+        env,
+        sub.interactive,
+        sub.family,
+        dict(sub.resources),
+    )
+
+
+def forget_sessions(db) -> None:
+    """A submission's catalog session is kept only while some of its jobs are live (it
+    is kept alive for them, see :func:`keep_sessions_alive`)."""
+    live = sa.select(Job.submission_id).where(Job.status.in_(list(LIVE)))
     db.execute(
         sa.update(Submission)
-        .where(Submission.catalog_session.is_not(None), Submission.id.not_in(waiting))
+        .where(Submission.catalog_session.is_not(None), Submission.id.not_in(live))
         .values(catalog_session=None)
     )
+
+
+def keep_sessions_alive(db, catalog: Catalog, below_minutes: float = 20) -> int:
+    """The original's #14: refresh the catalog session of every submission with live
+    jobs once it has less than ``below_minutes`` left, so long jobs do not lose it.
+    Returns how many were refreshed. A session that has gone is left (and logged
+    without its id: it is a credential)."""
+    forget_sessions(db)
+    sessions = db.scalars(
+        sa.select(Submission.catalog_session).where(Submission.catalog_session.is_not(None)).distinct()
+    ).all()
+    refreshed = 0
+    for sid in sessions:
+        try:
+            if catalog.remaining_minutes(sid) < below_minutes:
+                catalog.refresh(sid)
+                refreshed += 1
+        except CatalogError as e:
+            log.warning("a catalog session of running jobs cannot be kept alive: %s", type(e).__name__)
+    return refreshed
 
 
 def list_jobs(

@@ -91,6 +91,8 @@ class JobType:
     dataset_types: tuple[str, ...] = ()
     options: tuple[JobOption, ...] = ()
     source: str = ""
+    # what a cluster should allocate (<resources>), as (name, value) pairs
+    resources: tuple[tuple[str, str], ...] = ()
 
     @property
     def interactive(self) -> bool:
@@ -236,6 +238,29 @@ def _parse_option(el: etree._Element, file: str) -> JobOption:
     )
 
 
+# <resources> attributes and what their values look like (sbatch's formats)
+RESOURCES = {
+    "partition": (r"[A-Za-z0-9_.-]{1,64}", "a partition name"),
+    "account": (r"[A-Za-z0-9_.-]{1,64}", "an account name"),
+    "time": (r"(\d+-)?\d+(:\d{2}){0,2}", "minutes, or [days-]hours:minutes:seconds"),
+    "cpus": (r"[1-9]\d{0,4}", "a whole number of CPUs"),
+    "memory": (r"[1-9]\d{0,9}[KMGT]?", "a size such as 4000M or 8G"),
+    "gpus": (r"([A-Za-z0-9_]+:)?[1-9]\d{0,2}", "a number of GPUs, optionally type:number"),
+}
+
+
+def _parse_resources(el: etree._Element, file: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for key, value in el.attrib.items():
+        if key not in RESOURCES:
+            raise _problem(file, el, f"<resources> has no attribute {key!r} (it has {', '.join(RESOURCES)})")
+        pattern, what = RESOURCES[key]
+        if not re.fullmatch(pattern, value.strip()):
+            raise _problem(file, el, f"<resources> {key} must be {what}, not {value!r}")
+        out.append((key, value.strip()))
+    return tuple(sorted(out))
+
+
 def parse_jobtype(data: bytes, file: str) -> JobType:
     """Parse one job type file; raise :class:`XMLFileError` naming file, line and reason."""
     root = parse_bytes(data, file)
@@ -251,9 +276,12 @@ def parse_jobtype(data: bytes, file: str) -> JobType:
     simple: dict[str, etree._Element] = {}
     dataset_types: list[str] = []
     options: list[JobOption] = []
+    resources: tuple[tuple[str, str], ...] = ()
     for child in root:
         name = local(child)
-        if name == "jobOptions":
+        if name == "resources":
+            resources = _parse_resources(child, file)
+        elif name == "jobOptions":
             options.append(_parse_option(child, file))
         elif name == "datasetTypes":
             if text_of(child):
@@ -303,6 +331,7 @@ def parse_jobtype(data: bytes, file: str) -> JobType:
         dataset_types=tuple(dataset_types),
         options=tuple(options),
         source=file,
+        resources=resources,
     )
 
 

@@ -21,11 +21,14 @@ def includeme(config):
     if s.catalog == "icat":
         # a facility's ICAT and IDS; the embedded faces (/icat, /ids) are not served
         catalog = IcatServerCatalog(s.icat_url, s.ids_url, s.catalog_timeout)
+        config.registry["ijp.catalog_for"] = lambda db: catalog
         config.add_request_method(lambda r: catalog, "catalog", reify=True)
         return
-    config.add_request_method(
-        lambda r: EmbeddedCatalog(r.dbsession, s.session_minutes, s.anon, s.root_users), "catalog", reify=True
+    # the catalog for a database session (a request's, or a scheduled job's)
+    config.registry["ijp.catalog_for"] = lambda db: EmbeddedCatalog(
+        db, s.session_minutes, s.anon, s.root_users
     )
+    config.add_request_method(lambda r: r.registry["ijp.catalog_for"](r.dbsession), "catalog", reify=True)
     config.registry["ijp.filestore"] = FileStore(s.filestore)
     config.registry["ijp.prepared"] = Prepared()
     config.add_request_method(lambda r: Ids(r.catalog, r.registry["ijp.filestore"]), "ids", reify=True)

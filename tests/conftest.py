@@ -209,6 +209,19 @@ def live_server(tmp_path_factory):
     server.close()
 
 
+@pytest.fixture
+def portal_engine(tmp_path):
+    """A portal database of its own (SQLite, migrated, committed), for tests that drive
+    the submitter and harvester against a real cluster."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'portal.sqlite'}")
+    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        alembic.command.upgrade(cfg, "head")
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory):
     """A real single-node SLURM cluster (bin/slurm-test-cluster), or a skip saying why."""

@@ -27,6 +27,8 @@ class JobSpec:
     env: Mapping[str, str] = field(default_factory=dict)  # secrets travel here
     interactive: bool = False
     family: str | None = None
+    # what a cluster should allocate: partition, account, time, cpus, memory, gpus
+    resources: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,15 @@ class BatchBackend(Protocol):
 
     def delete(self, job_id: str) -> None:
         """Remove the job's files; only once it has ended."""
+
+
+class ArrayBackend(BatchBackend, Protocol):
+    """A backend that can take many jobs in one call (SLURM job arrays)."""
+
+    arrays: bool  # whether to use submit_many
+
+    def submit_many(self, specs: Sequence[JobSpec]) -> dict[int, str]:
+        """Submit all of ``specs``; return the backend id for each portal job id."""
 
 
 STREAMS = ("stdout", "stderr")

@@ -93,15 +93,22 @@ def purge_registry(registry) -> None:
     _in_transaction(registry, purge_expired_sessions)
 
 
-def submit_registry(registry, chunk: int = 25) -> None:
-    """Submit waiting jobs, committing every ``chunk`` jobs: progress shows as it
-    happens, and a crash loses at most one chunk's ids (which find() recovers)."""
+def keepalive_registry(registry) -> None:
+    from ..jobs import keep_sessions_alive
+
+    _in_transaction(registry, lambda db: keep_sessions_alive(db, registry["ijp.catalog_for"](db)))
+
+
+def submit_registry(registry) -> None:
+    """Submit waiting jobs, committing after each chunk (25 jobs, or one job array):
+    progress shows as it happens, and a crash loses at most one chunk's ids (which
+    find() recovers)."""
     from ..jobs import submit_pending
 
     def one_chunk(db):
-        return submit_pending(db, registry["ijp.backends"], chunk)
+        return submit_pending(db, registry["ijp.backends"])
 
-    while (_in_transaction(registry, one_chunk) or 0) >= chunk:
+    while _in_transaction(registry, one_chunk):
         pass
 
 
@@ -133,6 +140,8 @@ def start_scheduler(event) -> None:
         coalesce=True,
     )
     sched.add_job(purge_registry, "interval", minutes=10, args=[registry], id="purge", coalesce=True)
+    # keep the catalog sessions of running jobs alive (the original's #14)
+    sched.add_job(keepalive_registry, "interval", minutes=5, args=[registry], id="keepalive", coalesce=True)
     sched.add_job(
         submit_registry, "interval", seconds=1, args=[registry], id="submit", max_instances=1, coalesce=True
     )

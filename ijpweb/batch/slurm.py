@@ -11,6 +11,7 @@ from both is Unknown, never assumed to have succeeded.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -36,6 +37,29 @@ except OSError as e:
     sys.stderr.write("ijp: cannot start %s: %s\\n" % (spec["executable"], e.strerror))
     sys.exit(127)
 """
+# One launcher per job array: task i runs the i-th job of the manifest, in that job's
+# directory and with its stdout/stderr, and records its raw SLURM id there (sacct -c
+# knows array tasks only by that id).
+ARRAY_LAUNCHER = """#!{python}
+# ijpweb: run task $SLURM_ARRAY_TASK_ID of this array: the job its manifest names.
+import json, os, sys
+dirs = json.load(open({manifest!r}))
+d = dirs[int(os.environ["SLURM_ARRAY_TASK_ID"])]
+with open(os.path.join(d, "slurm.json"), "w") as fh:
+    json.dump({{"job_id": os.environ["SLURM_JOB_ID"], "array_job_id": os.environ["SLURM_ARRAY_JOB_ID"],
+               "task": os.environ["SLURM_ARRAY_TASK_ID"]}}, fh)
+for fd, name in ((1, "stdout"), (2, "stderr")):
+    os.dup2(os.open(os.path.join(d, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), fd)
+os.chdir(os.path.join(d, "work"))
+spec = json.load(open(os.path.join(d, "spec.json")))
+env = dict(os.environ, **spec["env"])
+try:
+    os.execvpe(spec["executable"], [spec["executable"], *spec["argv"]], env)
+except OSError as e:
+    sys.stderr.write("ijp: cannot start %s: %s\\n" % (spec["executable"], e.strerror))
+    sys.exit(127)
+"""
+ID = re.compile(r"\d+(_\d+)?")  # a job, or a task of an array
 # squeue/sacct state -> (status, reason for the user)
 STATES = {
     "PENDING": JobStatus.QUEUED,
@@ -66,6 +90,8 @@ REASONS = {
     "PREEMPTED": "preempted",
 }
 HELD_REASONS = ("JobHeldUser", "JobHeldAdmin")
+SBATCH_FLAGS = {"partition": "--partition", "account": "--account", "time": "--time",
+                "cpus": "--cpus-per-task", "memory": "--mem", "gpus": "--gpus"}  # fmt: skip
 
 
 def _time(text: str) -> datetime | None:
@@ -83,21 +109,29 @@ class SlurmBackend:
         root: str | os.PathLike,
         slurm_conf: str | None = None,
         sbatch_options: Sequence[str] = (),
+        resources: Mapping[str, str] | None = None,
         path: Sequence[str] = (),
         session_in_argv: bool = False,
         python: str = sys.executable,
         job_prefix: str = "ijp",
+        array_max: int = 1000,
+        timeout: float = TIMEOUT,
+        arrays: bool = True,
     ):
         self.name = name
         # SLURM job names are <job_prefix>-<portal job id>; give each portal sharing a
         # cluster its own prefix, or they would find each other's jobs
         self.job_prefix = job_prefix
+        self.timeout = timeout  # seconds a SLURM command may take
+        self.arrays = arrays  # submit a submission's jobs as job arrays (submit_many)
+        self.array_max = max(1, array_max)  # SLURM's MaxArraySize is 1001 by default
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.env = dict(os.environ)
         if slurm_conf:
             self.env["SLURM_CONF"] = slurm_conf
         self.sbatch_options = list(sbatch_options)
+        self.resources = dict(resources or {})  # defaults; a job type's <resources> win
         self.path = [str(p) for p in path]
         self.session_in_argv = session_in_argv
         self.python = python
@@ -107,19 +141,25 @@ class SlurmBackend:
     def _run(self, argv: list[str], ok_codes=(0,)) -> str:
         try:
             res = subprocess.run(
-                argv, capture_output=True, text=True, env=self.env, timeout=TIMEOUT, check=False
+                argv, capture_output=True, text=True, env=self.env, timeout=self.timeout, check=False
             )
         except FileNotFoundError:
             raise BatchError(f"{argv[0]} is not installed on this host") from None
         except subprocess.TimeoutExpired:
-            raise BatchError(f"{argv[0]} did not answer within {TIMEOUT} s") from None
+            raise BatchError(f"{argv[0]} did not answer within {self.timeout:g} s") from None
         if res.returncode not in ok_codes:
             first = (res.stderr or res.stdout).strip().splitlines()
             raise BatchError(f"{argv[0]} failed: {first[-1] if first else f'exit {res.returncode}'}")
         return res.stdout
 
+    def _options(self, spec: JobSpec) -> list[str]:
+        wanted = {**self.resources, **spec.resources}
+        return [
+            f"{flag}={wanted[key]}" for key, flag in SBATCH_FLAGS.items() if wanted.get(key)
+        ] + self.sbatch_options
+
     def _dir(self, job_id: str) -> Path:
-        if not job_id.isdigit():
+        if not ID.fullmatch(job_id):
             raise BatchError(f"no such SLURM job {job_id!r}")
         link = self.root / "by-slurm-id" / job_id
         if not link.exists():
@@ -149,28 +189,104 @@ class SlurmBackend:
                 f"--chdir={d / 'work'}",
                 f"--output={d / 'stdout'}",
                 f"--error={d / 'stderr'}",
-                *self.sbatch_options,
+                *self._options(spec),
                 str(launcher),
             ]  # fmt: skip
         )
         slurm_id = out.strip().split(";")[0]
         if not slurm_id.isdigit():
             raise BatchError(f"sbatch gave no job id: {out.strip()[:200]!r}")
-        links = self.root / "by-slurm-id"
-        links.mkdir(exist_ok=True)
-        link = links / slurm_id
-        if not link.exists():
-            link.symlink_to(Path("..") / str(spec.job_id))
+        self._link(slurm_id, spec.job_id)
         return slurm_id
+
+    def _link(self, slurm_id: str, portal_id: int) -> None:
+        """``by-slurm-id/<slurm id>`` -> the job's directory: output is read through it."""
+        link = self.root / "by-slurm-id" / slurm_id
+        if not link.exists() and (self.root / str(portal_id)).is_dir():
+            link.parent.mkdir(exist_ok=True)
+            link.symlink_to(Path("..") / str(portal_id))
+
+    def submit_many(self, specs: Sequence[JobSpec]) -> dict[int, str]:
+        """Submit the jobs as one job array (one sbatch call, up to ``array_max`` jobs);
+        their ids are ``<array id>_<task>``. The array's name points at its manifest,
+        so find() recognises its tasks after a crash."""
+        if any(s.interactive for s in specs):
+            raise BatchError("the SLURM backend does not run interactive jobs")
+        if len(specs) == 1:
+            return {specs[0].job_id: self.submit(specs[0])}
+        out: dict[int, str] = {}
+        groups: dict[tuple, list[JobSpec]] = {}  # one array per set of resources
+        for spec in specs:
+            groups.setdefault(tuple(sorted(spec.resources.items())), []).append(spec)
+        for group in groups.values():
+            for start in range(0, len(group), self.array_max):
+                out.update(self._submit_array(group[start : start + self.array_max]))
+        return out
+
+    def _submit_array(self, specs: Sequence[JobSpec]) -> dict[int, str]:
+        dirs = []
+        for spec in specs:
+            payload = {
+                "executable": spec.executable,
+                "argv": job_argv(spec, self.session_in_argv),
+                "env": job_env(spec, self.path),
+            }
+            dirs.append(str(prepare(self.root, str(spec.job_id), payload)[0]))
+        token = f"{specs[0].job_id}-{len(specs)}"
+        arrays = self.root / "arrays"
+        arrays.mkdir(exist_ok=True)
+        manifest = arrays / f"{token}.json"
+        manifest.write_text(json.dumps(dirs))
+        launcher = arrays / f"{token}.launch"
+        launcher.write_text(ARRAY_LAUNCHER.format(python=self.python, manifest=str(manifest)))
+        launcher.chmod(0o700)
+        out = self._run(
+            [
+                "sbatch",
+                "--parsable",
+                "--export=NONE",
+                f"--array=0-{len(specs) - 1}",
+                f"--job-name={self.job_prefix}-array-{token}",
+                f"--chdir={arrays}",
+                "--output=/dev/null",
+                f"--error={arrays / token}-%a.err",
+                *self._options(specs[0]),
+                str(launcher),
+            ]  # fmt: skip
+        )
+        array_id = out.strip().split(";")[0]
+        if not array_id.isdigit():
+            raise BatchError(f"sbatch gave no job id: {out.strip()[:200]!r}")
+        ids = {spec.job_id: f"{array_id}_{i}" for i, spec in enumerate(specs)}
+        for portal_id, slurm_id in ids.items():
+            self._link(slurm_id, portal_id)
+        return ids
+
+    def _array_tasks(self, name: str, task: str) -> int | None:
+        """The portal job that task ``task`` of the array named ``name`` runs."""
+        token = name[len(self.job_prefix) + len("-array-") :]
+        try:
+            dirs = json.loads((self.root / "arrays" / f"{token}.json").read_text())
+            return int(Path(dirs[int(task)]).name)
+        except (OSError, ValueError, IndexError):
+            return None
 
     def find(self, job_ids: Sequence[int]) -> dict[int, str]:
         """By job name (``<job_prefix>-<portal id>``): squeue for the queue, sacct -c for the rest."""
         wanted = {f"{self.job_prefix}-{i}": i for i in job_ids}
         found: dict[int, str] = {}
-        for line in self._run(["squeue", "-h", "-t", "all", "-o", "%i|%j"]).splitlines():
+        arrays = f"{self.job_prefix}-array-"
+        for line in self._run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%j"]).splitlines():
             slurm_id, _, name = line.partition("|")
             if name in wanted:
                 found[wanted[name]] = slurm_id
+            elif name.startswith(arrays) and "_" in slurm_id:
+                portal_id = self._array_tasks(name, slurm_id.partition("_")[2])
+                if portal_id in job_ids:
+                    found[portal_id] = slurm_id
+        for i in job_ids:  # array tasks that started and left the queue recorded themselves
+            if i not in found and (rec := _read_json(self.root / str(i) / "slurm.json")):
+                found[i] = f"{rec['array_job_id']}_{rec['task']}"
         rest = [n for n, i in wanted.items() if i not in found]
         if rest:
             text = self._run(
@@ -181,11 +297,8 @@ class SlurmBackend:
                 slurm_id, _, name = line.partition("|")
                 if name in wanted and slurm_id.isdigit():
                     found.setdefault(wanted[name], slurm_id)
-        for portal_id, slurm_id in found.items():  # output is read through these links
-            link = self.root / "by-slurm-id" / slurm_id
-            if not link.exists() and (self.root / str(portal_id)).is_dir():
-                link.parent.mkdir(exist_ok=True)
-                link.symlink_to(Path("..") / str(portal_id))
+        for portal_id, slurm_id in found.items():
+            self._link(slurm_id, portal_id)
         return found
 
     def estimate(self, spec: JobSpec) -> float | None:
@@ -198,30 +311,44 @@ class SlurmBackend:
         return float(len(pending) + 1)
 
     def states(self, ids: Sequence[str]) -> dict[str, BatchState]:
-        wanted = {i for i in ids if i.isdigit()}
+        wanted = {i for i in ids if ID.fullmatch(i)}
         out: dict[str, BatchState] = {
             i: BatchState(JobStatus.UNKNOWN, reason="not a SLURM job id") for i in ids if i not in wanted
         }
         if not wanted:
             return out
-        # One call for the whole queue (cheaper than naming thousands of ids).
+        # One call for the whole queue (cheaper than naming thousands of ids); -r lists
+        # each task of an array on its own line.
         queue: dict[str, tuple[str, str, str, str]] = {}
-        for line in self._run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%r|%S|%e"]).splitlines():
+        for line in self._run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r|%S|%e"]).splitlines():
             parts = line.split("|")
             if len(parts) == 5 and parts[0] in wanted:
                 queue[parts[0]] = (parts[1], parts[2], parts[3], parts[4])
         need_sacct = [i for i in wanted if i not in queue or STATES.get(queue[i][0]) == JobStatus.FAILED]
-        finished = self._sacct(need_sacct) if need_sacct else {}
+        # sacct -c knows an array task only by its raw id, which the task recorded
+        raw = {i: self._raw_id(i) for i in need_sacct}
+        finished = self._sacct([r for r in raw.values() if r]) if need_sacct else {}
         for i in wanted:
-            if i in finished:
-                out[i] = finished[i]
+            if raw.get(i) in finished:
+                out[i] = finished[raw[i]]
             elif i in queue:
                 out[i] = self._from_squeue(*queue[i])
+            elif "_" in i and self._cancelled(i):
+                out[i] = BatchState(JobStatus.CANCELLED, None, "cancelled before it started")
             else:
                 out[i] = BatchState(
                     JobStatus.UNKNOWN, reason="SLURM knows no such job (not in squeue or sacct)"
                 )
         return out
+
+    def _raw_id(self, slurm_id: str) -> str | None:
+        if "_" not in slurm_id:
+            return slurm_id
+        rec = _read_json(self.root / "by-slurm-id" / slurm_id / "slurm.json")
+        return rec["job_id"] if rec else None
+
+    def _cancelled(self, slurm_id: str) -> bool:
+        return (self.root / "by-slurm-id" / slurm_id / "cancelled").exists()
 
     @staticmethod
     def _from_squeue(state: str, reason: str, start: str, end: str) -> BatchState:
@@ -275,7 +402,7 @@ class SlurmBackend:
         return read_stream(self._dir(job_id), stream, offset, limit)
 
     def cancel(self, job_id: str) -> None:
-        self._dir(job_id)
+        (self._dir(job_id) / "cancelled").touch()  # an array task cancelled while pending leaves no record
         self._run(["scancel", job_id])
 
     def delete(self, job_id: str) -> None:
@@ -287,22 +414,27 @@ class SlurmBackend:
         (self.root / "by-slurm-id" / job_id).unlink(missing_ok=True)
 
 
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def from_settings(name: str, opts: Mapping[str, str]) -> SlurmBackend:
     from ..settings import asbool, aslist
 
-    options = []
-    for key, flag in (("partition", "--partition"), ("account", "--account"), ("time", "--time"),
-                      ("cpus", "--cpus-per-task"), ("memory", "--mem"), ("gpus", "--gpus")):  # fmt: skip
-        if opts.get(key):
-            options.append(f"{flag}={opts[key]}")
-    options += aslist(opts.get("sbatch_options", ""))
     return SlurmBackend(
         name,
         opts["dir"],
         slurm_conf=opts.get("slurm_conf") or None,
-        sbatch_options=options,
+        sbatch_options=aslist(opts.get("sbatch_options", "")),
+        resources={key: opts[key] for key in SBATCH_FLAGS if opts.get(key)},
         path=aslist(opts.get("path", "")),
         session_in_argv=asbool(opts.get("session_in_argv", "false")),
         python=opts.get("python", sys.executable),
         job_prefix=opts.get("job_prefix", "ijp"),
+        array_max=int(opts.get("array_max", 1000)),
+        timeout=float(opts.get("timeout", TIMEOUT)),
+        arrays=asbool(opts.get("arrays", "true")),
     )

@@ -63,6 +63,8 @@ class Submission(Base):
     executable: Mapped[str] = mapped_column(sa.String(1024), default="", server_default="")
     interactive: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     family: Mapped[str | None] = mapped_column(sa.String(255))
+    # what a cluster should allocate for each job (the job type's <resources>)
+    resources: Mapped[dict] = mapped_column(sa.JSON, default=dict, server_default="{}")
     # The user's catalog session for the jobs' environment: a credential, kept here
     # (server-side) only until every job of the submission has been submitted.
     catalog_session: Mapped[str | None] = mapped_column(sa.String(255))

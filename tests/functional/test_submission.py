@@ -1,11 +1,13 @@
 """Submission is durable: jobs are recorded before any backend is called, submitted in
 the background, and reconciled by their portal job id after a crash."""
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from ijpweb.batch import BatchError, JobSpec
-from ijpweb.jobs import submit_pending
-from ijpweb.models import Job, JobStatus, Submission
+from ijpweb.jobs import keep_sessions_alive, submit_pending
+from ijpweb.models import CatalogSession, Job, JobStatus, Submission, utcnow
 
 from .test_flow import dataset_ids, select
 
@@ -28,7 +30,24 @@ def test_the_click_records_the_jobs_and_returns_before_any_backend_runs(alice, d
     assert "Submitting" in alice.get("/jobs").text  # progress shows on the page
     assert submit_pending(dbsession, backends) == 3
     assert [j.status for j in jobs] == [JobStatus.QUEUED] * 3 and all(j.backend_job_id for j in jobs)
-    assert sub.catalog_session is None  # and forgotten once all are submitted
+    assert sub.catalog_session  # kept while the jobs run
+
+
+def test_the_session_of_running_jobs_is_kept_alive_then_forgotten(alice, dbsession, backends, app):
+    jobs = submit_each(alice, dbsession, 2)
+    submit_pending(dbsession, backends)
+    sub = dbsession.get(Submission, jobs[0].submission_id)
+    sid = sub.catalog_session
+    catalog = app.registry["ijp.catalog_for"](dbsession)
+    dbsession.get(CatalogSession, sid).expires_at = utcnow() + timedelta(minutes=5)  # nearly expired
+    assert keep_sessions_alive(dbsession, catalog) == 1 and catalog.remaining_minutes(sid) > 100
+    assert keep_sessions_alive(dbsession, catalog) == 0  # plenty left: left alone
+    jobs[0].status = JobStatus.COMPLETED
+    keep_sessions_alive(dbsession, catalog)
+    assert sub.catalog_session == sid  # one job still runs
+    jobs[1].status = JobStatus.FAILED
+    keep_sessions_alive(dbsession, catalog)
+    assert sub.catalog_session is None  # all ended: forgotten
 
 
 def test_a_job_the_backend_already_holds_is_not_submitted_twice(alice, dbsession, backends):

@@ -30,7 +30,8 @@ def portal_ini(tmp: Path, slurm_conf: str) -> Path:
     text = text.replace(
         "ijp.batch.backends = local",
         f"ijp.batch.backends = cluster\nijp.batch.cluster.type = slurm\nijp.batch.cluster.slurm_conf = {slurm_conf}\n"
-        f"ijp.batch.cluster.dir = {tmp / 'jobs'}",
+        f"ijp.batch.cluster.dir = {tmp / 'jobs'}\n"
+        "ijp.batch.cluster.arrays = false",  # one sbatch per job: test_arrays.py has the other way
     )
     ini = tmp / "portal.ini"
     ini.write_text(text)

@@ -1,6 +1,7 @@
 """The SLURM backend against a real single-node cluster (bin/slurm-test-cluster)."""
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -108,8 +109,8 @@ def test_session_in_the_environment_not_in_argv(slurm):
 
 
 def test_a_dead_controller_is_an_error_not_a_guess(tmp_path):
-    dead = SlurmBackend("slurm", tmp_path / "jobs", slurm_conf=str(tmp_path / "nowhere.conf"))
-    with pytest.raises(BatchError):
+    dead = SlurmBackend("slurm", tmp_path / "jobs", slurm_conf=str(tmp_path / "nowhere.conf"), timeout=3)
+    with pytest.raises(BatchError, match="squeue"):
         dead.states(["1"])
 
 
@@ -128,3 +129,59 @@ def test_portals_sharing_a_cluster_do_not_find_each_others_jobs(slurm_cluster, t
     slurm_id = a.submit(s)
     assert a.find([s.job_id]) == {s.job_id: slurm_id}
     assert b.find([s.job_id]) == {}
+
+
+def test_a_job_array_runs_many_jobs_from_one_sbatch(slurm):
+    specs = [
+        spec(f'echo "job {i} $1"; echo e{i} >&2; exit {3 if i == 2 else 0}', f"arg {i}") for i in range(5)
+    ]
+    calls = []
+    run = slurm._run
+    slurm._run = lambda argv, **kw: calls.append(argv[0]) or run(argv, **kw)
+    ids = slurm.submit_many(specs)
+    del slurm._run
+    assert calls == ["sbatch"]  # one call for all five
+    (array,) = {i.partition("_")[0] for i in ids.values()}
+    assert [ids[s.job_id] for s in specs] == [f"{array}_{t}" for t in range(5)]
+    for i, s in enumerate(specs):
+        state = wait(slurm, ids[s.job_id], {JobStatus.COMPLETED, JobStatus.FAILED})
+        assert (state.status, state.exit_code) == (
+            (JobStatus.FAILED, 3) if i == 2 else (JobStatus.COMPLETED, 0)
+        )
+        # each task has its own directory, output and error
+        assert slurm.read(ids[s.job_id], "stdout") == f"job {i} arg {i}\n".encode()
+        assert slurm.read(ids[s.job_id], "stderr") == f"e{i}\n".encode()
+    # after a crash the portal finds every task by its portal job id, once it has left the queue too
+    assert slurm.find([s.job_id for s in specs] + [987654]) == ids
+    states = slurm.states(list(ids.values()))
+    assert [states[ids[s.job_id]].status for s in specs].count(JobStatus.COMPLETED) == 4
+
+
+def test_array_tasks_are_found_while_queued_and_cancelled_one_by_one(slurm_cluster, tmp_path):
+    held = SlurmBackend("slurm", tmp_path / "held", slurm_conf=slurm_cluster, sbatch_options=["--hold"])
+    specs = [spec("true") for _ in range(3)]
+    ids = held.submit_many(specs)
+    assert held.find([s.job_id for s in specs]) == ids
+    assert {st.status for st in held.states(list(ids.values())).values()} == {JobStatus.HELD}
+    first = ids[specs[0].job_id]
+    held.cancel(first)
+    assert wait(held, first, {JobStatus.CANCELLED}).status == JobStatus.CANCELLED
+    assert held.states([ids[specs[1].job_id]])[ids[specs[1].job_id]].status == JobStatus.HELD
+    for slurm_id in list(ids.values())[1:]:
+        held.cancel(slurm_id)
+
+
+def test_resources_come_from_the_ini_and_the_job_type(slurm_cluster, tmp_path):
+    backend = SlurmBackend(
+        "slurm", tmp_path / "jobs", slurm_conf=slurm_cluster, resources={"time": "10", "cpus": "1"},
+        sbatch_options=["--hold"],
+    )  # fmt: skip
+    plain = backend.submit(spec("true"))
+    s = spec("true")
+    tuned = backend.submit(JobSpec(s.job_id, s.owner, s.executable, s.args, resources={"time": "0:05:00"}))
+    limits = {}
+    for job in (plain, tuned):
+        text = backend._run(["scontrol", "show", "job", job])
+        limits[job] = re.search(r"TimeLimit=(\S+)", text).group(1)
+        backend.cancel(job)
+    assert limits == {plain: "00:10:00", tuned: "00:05:00"}

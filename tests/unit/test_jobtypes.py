@@ -149,3 +149,39 @@ def test_shipped_job_types_load_cleanly_and_follow_the_schema():
     for path in (ROOT / "jobtypes").glob("*.xml"):
         doc = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
         assert schema.validate(doc), (path.name, schema.error_log)
+
+
+def test_resources_for_a_cluster():
+    jt = parse_jobtype(
+        b"<jobType><name>Big</name><executable>big</executable><type>batch</type>\n"
+        b'<resources cpus="4" memory="8G" time="02:00:00" gpus="a100:1" partition="gpu"/></jobType>',
+        "big.xml",
+    )
+    assert dict(jt.resources) == {
+        "cpus": "4",
+        "memory": "8G",
+        "time": "02:00:00",
+        "gpus": "a100:1",
+        "partition": "gpu",
+    }
+    etree.XMLSchema(etree.parse(str(SCHEMA))).assertValid(etree.fromstring(
+        b'<jobType><name>B</name><executable>b</executable><type>batch</type><resources cpus="4" time="90"/></jobType>'
+    ))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "attrs, reason",
+    [
+        ('cpus="0"', "cpus must be a whole number of CPUs, not '0'"),
+        ('memory="lots"', "memory must be a size such as 4000M or 8G, not 'lots'"),
+        ('time="--wrap=x"', "time must be minutes, or [days-]hours:minutes:seconds"),
+        ('nodes="2"', "<resources> has no attribute 'nodes'"),
+    ],
+)
+def test_bad_resources_name_file_line_and_field(attrs, reason):
+    with pytest.raises(XMLFileError) as e:
+        parse_jobtype(
+            f"<jobType><name>B</name><executable>b</executable><type>batch</type>\n<resources {attrs}/></jobType>".encode(),
+            "b.xml",
+        )
+    assert str(e.value).startswith("b.xml:2: ") and reason in str(e.value)

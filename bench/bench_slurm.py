@@ -1,0 +1,181 @@
+"""Benchmarks (a) and (b) of issue 4, against a throw-away single-node SLURM cluster
+(bin/slurm-test-cluster):
+
+(a) a 500-job fan-out through the portal (jobs recorded as the click records them, then
+    handed over by the background submitter's code until none waits) against a shell
+    loop of plain ``sbatch`` on the same cluster, as a ratio; with one sbatch per job
+    and with job arrays. Jobs are submitted held (``--hold``) in both, so the cluster's
+    scheduling is not measured, only the submission.
+(b) one harvest cycle with 10,000 live SLURM jobs in the database: backend calls made
+    and seconds, for the first cycle (every job changes state) and a steady one.
+
+    .venv/bin/python bench/bench_slurm.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import alembic.command
+import alembic.config
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ijpweb.batch.harvest import harvest  # noqa: E402
+from ijpweb.batch.slurm import SlurmBackend  # noqa: E402
+from ijpweb.jobs import submit_pending  # noqa: E402
+from ijpweb.models import Job, JobStatus, Submission  # noqa: E402
+
+FANOUT = int(os.environ.get("IJP_BENCH_FANOUT", 500))
+LIVE = int(os.environ.get("IJP_BENCH_LIVE", 10_000))
+
+
+def database(tmp: Path) -> sa.Engine:
+    engine = sa.create_engine(f"sqlite:///{tmp / 'bench.sqlite'}")
+    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        alembic.command.upgrade(cfg, "head")
+    return engine
+
+
+def record(engine, n: int, status=JobStatus.SUBMITTING) -> list[int]:
+    """What the click does: one submission, n job rows."""
+    with Session(engine) as db, db.begin():
+        sub = Submission(owner="db/alice", job_type="True", mode="each", executable="/bin/true")
+        db.add(sub)
+        db.flush()
+        rows = [
+            {"submission_id": sub.id, "owner": "db/alice", "job_type": "True", "dataset_ids": [i],
+             "datafile_ids": [], "options": {}, "argv": [], "backend": "cluster", "status": status}
+            for i in range(n)
+        ]  # fmt: skip
+        db.execute(sa.insert(Job), rows)
+        return list(db.scalars(sa.select(Job.id).where(Job.submission_id == sub.id).order_by(Job.id)))
+
+
+def scancel_all(env) -> None:
+    subprocess.run(["scancel", "--user", str(os.getuid())], env=env, check=False)
+    while subprocess.run(
+        ["squeue", "-h", "-t", "PD,R", "-o", "%i"], env=env, capture_output=True, text=True
+    ).stdout:
+        time.sleep(0.2)
+
+
+def fan_out(engine, backend) -> float:
+    """Seconds from the click's rows to the last job handed over, committing per chunk
+    as the background submitter does."""
+    start = time.perf_counter()
+    record(engine, FANOUT)
+    while True:
+        with Session(engine) as db, db.begin():
+            if not submit_pending(db, {"cluster": backend}):
+                break
+    return time.perf_counter() - start
+
+
+def shell_loop(tmp: Path, env) -> float:
+    script = tmp / "true.sh"
+    script.write_text("#!/bin/sh\ntrue\n")
+    script.chmod(0o755)
+    loop = (
+        f"for i in $(seq {FANOUT}); do sbatch --parsable --hold --job-name=plain-$i "
+        f'--output=/dev/null "{script}" >/dev/null || exit 1; done'
+    )
+    start = time.perf_counter()
+    subprocess.run(["sh", "-c", loop], env=env, check=True)
+    return time.perf_counter() - start
+
+
+def bench_fanout(tmp: Path, conf: str, env) -> None:
+    print(f"(a) fan-out of {FANOUT} jobs (held), best of 3")
+    plain = min(_then(shell_loop(tmp, env), scancel_all, env) for _ in range(3))
+    print(f"    shell loop of sbatch:          {plain:7.2f} s")
+    for arrays in (False, True):
+        times = []
+        for r in range(3):
+            engine = database(tmp / f"fan-{arrays}-{r}")
+            backend = SlurmBackend(
+                "cluster", tmp / f"fan-{arrays}-{r}" / "jobs", slurm_conf=conf, sbatch_options=["--hold"],
+                arrays=arrays, job_prefix=f"fan{r}{int(arrays)}",
+            )  # fmt: skip
+            times.append(fan_out(engine, backend))
+            with Session(engine) as db:
+                waiting = db.scalar(sa.select(sa.func.count()).where(Job.status != JobStatus.QUEUED))
+            assert waiting == 0, f"{waiting} jobs were not submitted"
+            scancel_all(env)
+        best = min(times)
+        label = "portal, job arrays:" if arrays else "portal, one sbatch per job:"
+        print(f"    {label:30} {best:7.2f} s   ratio {best / plain:.2f}")
+
+
+def _then(value, fn, *args):
+    fn(*args)
+    return value
+
+
+def bench_harvest(tmp: Path, conf: str, env) -> None:
+    d = tmp / "harvest"
+    d.mkdir()
+    engine = database(d)
+    backend = SlurmBackend(
+        "cluster", d / "jobs", slurm_conf=conf, sbatch_options=["--hold"], job_prefix="live"
+    )
+    ids = record(engine, LIVE)
+    with Session(engine) as db, db.begin():
+        while submit_pending(db, {"cluster": backend}, array_limit=1000):
+            pass
+    with Session(engine) as db:
+        queued = db.scalar(sa.select(sa.func.count()).where(Job.status == JobStatus.QUEUED))
+    listed = len(
+        subprocess.run(
+            ["squeue", "-h", "-r", "-o", "%i"], env=env, capture_output=True, text=True
+        ).stdout.split()
+    )
+    print(f"(b) harvest with {queued} live jobs in the database ({listed} in squeue)")
+    calls: list[str] = []
+    run = backend._run
+    backend._run = lambda argv, **kw: calls.append(argv[0]) or run(argv, **kw)
+    for label in ("first cycle (all change to Held)", "steady cycle (nothing changes)"):
+        calls.clear()
+        start = time.perf_counter()
+        with Session(engine) as db, db.begin():
+            changed = harvest(db, {"cluster": backend})["cluster"]
+        took = time.perf_counter() - start
+        print(f"    {label:36} {took:6.2f} s, {len(calls)} call(s): {' '.join(calls)}; {changed} changed")
+    assert len(ids) == LIVE
+    scancel_all(env)
+
+
+def main() -> int:
+    missing = [c for c in ("slurmctld", "slurmd", "munged", "sbatch") if not shutil.which(c)]
+    if missing:
+        print(f"SKIPPED: SLURM is not installed (missing {', '.join(missing)}); "
+              "apt-get install slurmctld slurmd slurm-client munge")  # fmt: skip
+        return 0
+    tmp = Path(tempfile.mkdtemp(prefix="ijp-bench-slurm-"))
+    script = ROOT / "bin" / "slurm-test-cluster"
+    env = {**os.environ, "SLURM_CONF": str(tmp / "cluster" / "slurm.conf")}
+    subprocess.run(
+        [str(script), "start", str(tmp / "cluster")], check=True, env={**env, "SLURM_MAX_JOBS": "60000"}
+    )
+    try:
+        bench_fanout(tmp, env["SLURM_CONF"], env)
+        bench_harvest(tmp, env["SLURM_CONF"], env)
+    finally:
+        subprocess.run([str(script), "stop", str(tmp / "cluster")], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
