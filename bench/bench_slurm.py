@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,9 +38,11 @@ from ijpweb.models import Job, JobStatus, Submission  # noqa: E402
 
 FANOUT = int(os.environ.get("IJP_BENCH_FANOUT", 500))
 LIVE = int(os.environ.get("IJP_BENCH_LIVE", 10_000))
+ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 5))
 
 
 def database(tmp: Path) -> sa.Engine:
+    tmp.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(f"sqlite:///{tmp / 'bench.sqlite'}")
     cfg = alembic.config.Config(str(ROOT / "testing.ini"))
     with engine.begin() as conn:
@@ -97,35 +100,33 @@ def shell_loop(tmp: Path, env) -> float:
 
 
 def bench_fanout(tmp: Path, conf: str, env) -> None:
-    print(f"(a) fan-out of {FANOUT} jobs (held), best of 3")
-    plain = min(_then(shell_loop(tmp, env), scancel_all, env) for _ in range(3))
-    print(f"    shell loop of sbatch:          {plain:7.2f} s")
-    for arrays in (False, True):
-        times = []
-        for r in range(3):
-            engine = database(tmp / f"fan-{arrays}-{r}")
+    """The three ways in turn, ROUNDS times (the machine's load drifts); medians."""
+    print(f"(a) fan-out of {FANOUT} jobs (held), median of {ROUNDS} interleaved rounds")
+    times: dict[str, list[float]] = {"plain": [], "per-job": [], "arrays": []}
+    for r in range(ROUNDS):
+        times["plain"].append(shell_loop(tmp, env))
+        scancel_all(env)
+        for arrays in (False, True):
+            d = tmp / f"fan-{arrays}-{r}"
+            engine = database(d)
             backend = SlurmBackend(
-                "cluster", tmp / f"fan-{arrays}-{r}" / "jobs", slurm_conf=conf, sbatch_options=["--hold"],
-                arrays=arrays, job_prefix=f"fan{r}{int(arrays)}",
+                "cluster", d / "jobs", slurm_conf=conf, sbatch_options=["--hold"], arrays=arrays,
+                job_prefix=f"fan{r}{int(arrays)}",
             )  # fmt: skip
-            times.append(fan_out(engine, backend))
+            times["arrays" if arrays else "per-job"].append(fan_out(engine, backend))
             with Session(engine) as db:
                 waiting = db.scalar(sa.select(sa.func.count()).where(Job.status != JobStatus.QUEUED))
             assert waiting == 0, f"{waiting} jobs were not submitted"
             scancel_all(env)
-        best = min(times)
-        label = "portal, job arrays:" if arrays else "portal, one sbatch per job:"
-        print(f"    {label:30} {best:7.2f} s   ratio {best / plain:.2f}")
-
-
-def _then(value, fn, *args):
-    fn(*args)
-    return value
+    plain = statistics.median(times["plain"])
+    print(f"    shell loop of sbatch:          {plain:7.2f} s")
+    for key, label in (("per-job", "portal, one sbatch per job:"), ("arrays", "portal, job arrays:")):
+        t = statistics.median(times[key])
+        print(f"    {label:30} {t:7.2f} s   ratio {t / plain:.2f}")
 
 
 def bench_harvest(tmp: Path, conf: str, env) -> None:
     d = tmp / "harvest"
-    d.mkdir()
     engine = database(d)
     backend = SlurmBackend(
         "cluster", d / "jobs", slurm_conf=conf, sbatch_options=["--hold"], job_prefix="live"

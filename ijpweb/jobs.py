@@ -203,20 +203,31 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
                     else:
                         job.status, job.reason = JobStatus.FAILED, reason
                 settled += len(group)
-                db.flush()
             continue
-        for job in todo:
-            try:
-                job.backend_job_id = backend.submit(_spec(job))
-                job.status = JobStatus.QUEUED
-            except BatchError as e:
-                job.status, job.reason = JobStatus.FAILED, f"could not be submitted: {e}"
-                log.warning("job %s could not be submitted: %s", job.id, e)
+        # a few at once: the batch system answers each call in milliseconds, and waiting
+        # for one before sending the next would make a fan-out slower than a shell loop
+        with ThreadPoolExecutor(max_workers=SUBMIT_THREADS, thread_name_prefix="submit") as pool:
+            results = list(pool.map(_submit_one, [backend] * len(todo), [_spec(j) for j in todo]))
+        for job, (backend_id, error) in zip(todo, results, strict=True):
+            if error is None:
+                job.backend_job_id, job.status = backend_id, JobStatus.QUEUED
+            else:
+                job.status, job.reason = JobStatus.FAILED, f"could not be submitted: {error}"
+                log.warning("job %s could not be submitted: %s", job.id, error)
             settled += 1
-            db.flush()  # progress is visible as it happens
     if settled:
         forget_sessions(db)
     return settled
+
+
+SUBMIT_THREADS = 4
+
+
+def _submit_one(backend: BatchBackend, spec: JobSpec) -> tuple[str | None, BatchError | None]:
+    try:
+        return backend.submit(spec), None
+    except BatchError as e:
+        return None, e
 
 
 def _spec(job: Job) -> JobSpec:

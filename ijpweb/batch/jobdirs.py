@@ -48,13 +48,12 @@ def prepare(root: Path, name: str, payload: dict) -> tuple[Path, bool]:
         return d, False
     tmp = root / f".{name}.new"
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "work").mkdir(parents=True)
+    os.mkdir(tmp)
+    os.mkdir(tmp / "work")
     fd = os.open(tmp / "spec.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(payload, fh)
-    (tmp / "stdout").touch()
-    (tmp / "stderr").touch()
-    os.rename(tmp, d)
+    os.rename(tmp, d)  # stdout and stderr appear when the job starts
     return d, True
 
 

@@ -11,6 +11,7 @@ from both is Unknown, never assumed to have succeeded.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,9 +29,10 @@ from .jobdirs import job_argv, job_env, prepare, read_stream
 
 TIMEOUT = 60
 LAUNCHER = """#!{python}
-# ijpweb: run the job's program with its argv as a list, in the environment it was given.
+# ijpweb: run a job's program (its spec.json is the argument) with its argv as a list,
+# in the environment it was given. SLURM runs a spooled copy of this file.
 import json, os, sys
-spec = json.load(open({spec_path!r}))  # (SLURM runs a spooled copy of this file)
+spec = json.load(open(sys.argv[1]))
 env = dict(os.environ, **spec["env"])
 try:
     os.execvpe(spec["executable"], [spec["executable"], *spec["argv"]], env)
@@ -126,7 +129,15 @@ class SlurmBackend:
         self.arrays = arrays  # submit a submission's jobs as job arrays (submit_many)
         self.array_max = max(1, array_max)  # SLURM's MaxArraySize is 1001 by default
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "by-slurm-id").mkdir(parents=True, exist_ok=True)
+        # one launcher for every job (its spec.json is the argument), written once
+        text = LAUNCHER.format(python=python)
+        self.launcher = self.root / f"launch-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        if not self.launcher.exists():
+            tmp = self.root / f".{self.launcher.name}.{os.getpid()}"
+            tmp.write_text(text)
+            tmp.chmod(0o700)
+            os.replace(tmp, self.launcher)
         self.env = dict(os.environ)
         if slurm_conf:
             self.env["SLURM_CONF"] = slurm_conf
@@ -177,9 +188,6 @@ class SlurmBackend:
             "env": job_env(spec, self.path),
         }
         d, _ = prepare(self.root, str(spec.job_id), payload)
-        launcher = d / "launch"
-        launcher.write_text(LAUNCHER.format(python=self.python, spec_path=str(d / "spec.json")))
-        launcher.chmod(0o700)
         out = self._run(
             [
                 "sbatch",
@@ -190,7 +198,8 @@ class SlurmBackend:
                 f"--output={d / 'stdout'}",
                 f"--error={d / 'stderr'}",
                 *self._options(spec),
-                str(launcher),
+                str(self.launcher),
+                str(d / "spec.json"),
             ]  # fmt: skip
         )
         slurm_id = out.strip().split(";")[0]
@@ -201,10 +210,8 @@ class SlurmBackend:
 
     def _link(self, slurm_id: str, portal_id: int) -> None:
         """``by-slurm-id/<slurm id>`` -> the job's directory: output is read through it."""
-        link = self.root / "by-slurm-id" / slurm_id
-        if not link.exists() and (self.root / str(portal_id)).is_dir():
-            link.parent.mkdir(exist_ok=True)
-            link.symlink_to(Path("..") / str(portal_id))
+        with suppress(FileExistsError, FileNotFoundError):  # FileNotFound: no such job here
+            os.symlink(Path("..") / str(portal_id), self.root / "by-slurm-id" / slurm_id)
 
     def submit_many(self, specs: Sequence[JobSpec]) -> dict[int, str]:
         """Submit the jobs as one job array (one sbatch call, up to ``array_max`` jobs);
@@ -273,6 +280,11 @@ class SlurmBackend:
 
     def find(self, job_ids: Sequence[int]) -> dict[int, str]:
         """By job name (``<job_prefix>-<portal id>``): squeue for the queue, sacct -c for the rest."""
+        # a job is given its directory before sbatch sees it: without one, SLURM cannot
+        # hold it, and SLURM need not be asked (the usual case: a fan-out costs no calls)
+        job_ids = [i for i in job_ids if (self.root / str(i)).is_dir()]
+        if not job_ids:
+            return {}
         wanted = {f"{self.job_prefix}-{i}": i for i in job_ids}
         found: dict[int, str] = {}
         arrays = f"{self.job_prefix}-array-"
