@@ -18,3 +18,11 @@ def includeme(config):
     config.add_route("jobs.cancel", "/jobs/{job_id}/cancel", factory=job_factory)
     config.add_route("jobs.delete", "/jobs/{job_id}/delete", factory=job_factory)
     config.add_route("staff.jobtypes", "/staff/jobtypes")
+    # the original IJP REST API (views/jm.py)
+    for name, pattern in (
+        ("jm.jobtypes", "jobtype"), ("jm.jobtype", "jobtype/{name}"), ("jm.submit", "submit"),
+        ("jm.status", "status"), ("jm.status.one", "status/{job_id}"), ("jm.output", "output/{job_id}"),
+        ("jm.error", "error/{job_id}"), ("jm.cancel", "cancel/{job_id}"), ("jm.delete", "delete/{job_id}"),
+        ("jm.provenance", "job/provenance/{job_id}"),
+    ):  # fmt: skip
+        config.add_route(name, f"/ijp/rest/jm/{pattern}")

@@ -94,6 +94,8 @@ class Job(Base):
     submitted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # the ICAT Job that records this job's provenance (the job reports it), if any
+    provenance_id: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     submission: Mapped[Submission] = relationship(back_populates="jobs")
 

@@ -1,0 +1,223 @@
+"""The original IJP REST API (``/ijp/rest/jm/...``, ijp-formats.md §4.2), so clients
+written for it (its ``ijp`` command, the TopCAT plugin, scripts) work unchanged: a
+catalog session id as ``sessionId``, the original's keys, date format, status words and
+``{"code", "message"}`` errors.
+
+Kept from the original: one submit is one job, with the client's parameters as argv.
+Not copied: CORS for every origin; the session id on the job's command line (a client's
+``--sessionId=...`` parameter is dropped, and the job gets the session in its
+environment); a 500 for an unknown job type (400 here); status calls that reach the
+batch system (they read the database, which the harvester keeps current).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from pyramid.response import Response
+from pyramid.view import view_config, view_defaults
+
+from ..batch import BatchError
+from ..batch.harvest import submit_soon
+from ..catalog import CatalogError, SessionError
+from ..families import FamilyError
+from ..jobs import JobActionError, cancel_job, create_jobs, delete_job
+from ..models import Job, JobStatus
+from ..planning import JobPlan, Plan, build_args
+
+# our statuses in the original's words (it has no Submitting, Running or Failed)
+STATUS_WORDS = {
+    JobStatus.SUBMITTING: "Queued",
+    JobStatus.QUEUED: "Queued",
+    JobStatus.RUNNING: "Executing",
+    JobStatus.HELD: "Held",
+    JobStatus.COMPLETED: "Completed",
+    JobStatus.FAILED: "Completed",
+    JobStatus.CANCELLED: "Cancelled",
+    JobStatus.UNKNOWN: "Unknown",
+}
+STATUS = {
+    "ParameterException": 400,
+    "SessionException": 403,
+    "ForbiddenException": 403,
+    "InternalException": 500,
+}
+# what the portal adds itself; a client's own are dropped (a session id never goes on argv)
+RESERVED = ("--sessionId=", "--icatUrl=", "--idsUrl=", "--ijpJobId=", "--ijpUrl=")
+MAX_OUTPUT = 16 << 20
+
+
+class JmError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _date(job: Job) -> str:
+    return job.submitted_at.strftime("%Y-%m-%d %H:%M:%S")  # UTC
+
+
+def _ids(param: str, name: str) -> list[int]:
+    text = param.split("=", 1)[1]
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise JmError("ParameterException", f"{name} must be a comma-separated list of ids") from None
+
+
+@view_defaults(require_csrf=False)  # no cookies: every call carries its sessionId
+class JobManagement:
+    def __init__(self, request):
+        self.request = request
+
+    def _call(self, work):
+        try:
+            return work()
+        except JmError as e:
+            err = e
+        except SessionError as e:
+            err = JmError("SessionException", str(e))
+        except (CatalogError, BatchError) as e:
+            err = JmError("InternalException", str(e))
+        self.request.tm.doom()
+        resp = Response(json_body={"code": err.code, "message": err.message})
+        resp.status = STATUS[err.code]
+        return resp
+
+    def _user(self) -> tuple[str, str]:
+        sid = self.request.params.get("sessionId")
+        if not sid:
+            raise JmError("SessionException", "sessionId must not be null")
+        return self.request.catalog.user_name(sid), sid
+
+    def _job(self) -> Job:
+        user, _ = self._user()
+        job_id = self.request.matchdict["job_id"]
+        job = self.request.dbsession.get(Job, int(job_id)) if job_id.isdigit() else None
+        if job is None or job.owner != user:
+            raise JmError("ForbiddenException", "Job does not belong to you")
+        return job
+
+    @view_config(route_name="jm.jobtypes", request_method="GET", renderer="json")
+    def jobtypes(self):
+        return self._call(lambda: [jt.name for jt in self.request.jobtypes.all()])
+
+    @view_config(route_name="jm.jobtype", request_method="GET", renderer="json")
+    def jobtype(self):
+        def work():
+            jt = self.request.jobtypes.get(self.request.matchdict["name"])
+            if jt is None:
+                raise JmError("ParameterException", f"Job type {self.request.matchdict['name']} not known")
+            return jt.to_ijp_json()
+
+        return self._call(work)
+
+    @view_config(route_name="jm.submit", request_method="POST", renderer="json")
+    def submit(self):
+        return self._call(self._submit)
+
+    def _submit(self):
+        request = self.request
+        user, sid = self._user()
+        name = request.POST.get("jobName", "")
+        jt = request.jobtypes.get(name)
+        if jt is None:
+            raise JmError("ParameterException", f"Job type {name} not known")
+        try:
+            request.registry["ijp.families"].check(jt.family, user)
+        except FamilyError as e:
+            raise JmError("ForbiddenException", str(e)) from None
+        if jt.interactive:
+            raise JmError(
+                "ParameterException", "interactive jobs are not supported by this portal's backends"
+            )
+        params = [p for p in request.POST.getall("parameter") if not p.startswith(RESERVED)]
+        datasets = [i for p in params if p.startswith("--datasetIds=") for i in _ids(p, "--datasetIds")]
+        datafiles = [i for p in params if p.startswith("--datafileIds=") for i in _ids(p, "--datafileIds")]
+        seen_ds = {d.id for d in request.catalog.datasets(sid, datasets)}
+        seen_df = {f.id for f in request.catalog.datafiles(sid, datafiles)}
+        hidden = [f"dataset {i}" for i in datasets if i not in seen_ds]
+        hidden += [f"datafile {i}" for i in datafiles if i not in seen_df]
+        if hidden:
+            raise JmError("ForbiddenException", "not found or not visible to you: " + ", ".join(hidden))
+        s = request.ijp
+        args = build_args(jt, (), (), params, s.icat_url, s.ids_url)
+        plan = Plan(jt, "single", {}, (JobPlan(tuple(datasets), tuple(datafiles), args),))
+        sub = create_jobs(request.dbsession, request.backends, plan, user, sid, s.url, s.estimate_seconds)
+        request.tm.get().addAfterCommitHook(lambda ok: ok and submit_soon(request.registry))
+        return {"jobId": sub.jobs[0].id}
+
+    @view_config(route_name="jm.status", request_method="GET", renderer="json")
+    def status(self):
+        def work():
+            user, _ = self._user()
+            jobs = self.request.dbsession.scalars(sa.select(Job).where(Job.owner == user).order_by(Job.id.desc()))
+            return [
+                {
+                    "jobId": j.id,
+                    "name": j.job_type,
+                    "date": _date(j),
+                    "status": STATUS_WORDS[j.status],
+                    "provenanceId": j.provenance_id or 0,
+                }
+                for j in jobs
+            ]
+
+        return self._call(work)
+
+    @view_config(route_name="jm.status.one", request_method="GET", renderer="json")
+    def status_one(self):
+        def work():
+            j = self._job()
+            return {"jobId": j.id, "name": j.job_type, "date": _date(j), "status": STATUS_WORDS[j.status]}
+
+        return self._call(work)
+
+    def _read(self, stream: str):
+        job = self._job()
+        backend = self.request.backends.get(job.backend)
+        if backend is None or not job.backend_job_id:
+            return {"output": ""}
+        chunks, offset = [], 0
+        while offset < MAX_OUTPUT:
+            data = backend.read(job.backend_job_id, stream, offset, 1 << 20)
+            chunks.append(data)
+            offset += len(data)
+            if len(data) < 1 << 20:
+                break
+        return {"output": b"".join(chunks).decode("utf-8", errors="replace")}
+
+    @view_config(route_name="jm.output", request_method="GET", renderer="json")
+    def output(self):
+        return self._call(lambda: self._read("stdout"))
+
+    @view_config(route_name="jm.error", request_method="GET", renderer="json")
+    def error(self):
+        return self._call(lambda: self._read("stderr"))
+
+    def _act(self, action):
+        job = self._job()
+        try:
+            action(self.request.dbsession, self.request.backends, job)
+        except JobActionError as e:
+            raise JmError("ParameterException", str(e)) from None
+        return Response(status=204)
+
+    @view_config(route_name="jm.cancel", request_method="POST")
+    def cancel(self):
+        return self._call(lambda: self._act(cancel_job))
+
+    @view_config(route_name="jm.delete", request_method="DELETE")
+    def delete(self):
+        return self._call(lambda: self._act(delete_job))
+
+    @view_config(route_name="jm.provenance", request_method="POST", renderer="json")
+    def provenance(self):
+        def work():
+            job = self._job()
+            raw = self.request.POST.get("provenanceId", "")
+            if not raw.isdigit():
+                raise JmError("ParameterException", "provenanceId must be a whole number")
+            job.provenance_id = int(raw)
+            return {"jobId": job.id, "provenanceId": job.provenance_id}
+
+        return self._call(work)
