@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from .batch import BatchBackend, BatchError, JobSpec
 from .batch.harvest import apply_state
-from .catalog import Catalog, CatalogError
+from .catalog import Catalog, CatalogError, SessionError
 from .models import LIVE, Job, JobStatus, Submission
 from .planning import SESSION_ENV, DatasetInfo, Plan, Selection, provenance_args
 
@@ -95,6 +95,60 @@ def choose_backend(backends: Mapping[str, BatchBackend], spec: JobSpec, deadline
     if not answers:
         raise BatchError(f"no batch backend gave an estimate within {deadline:g} s; nothing was submitted")
     return min(answers, key=lambda name: (answers[name], list(backends).index(name)))
+
+
+class SubmitError(Exception):
+    """Nothing was submitted; ``code``, ``status`` and ``fields`` say why, for any face."""
+
+    def __init__(self, message: str, code: str, status: int = 400, fields: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.code, self.status, self.fields = code, status, dict(fields or {})
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    job_type: str
+    dataset_ids: Sequence[int]
+    datafile_ids: Sequence[int]
+    values: Mapping[str, object]
+    mode: str | None = None
+    confirmed: bool = False
+
+
+def submit(db, backends, catalog: Catalog, datasettypes, jobtypes, families, settings, user: str,
+           session_id: str, req: SubmitRequest) -> Submission:  # fmt: skip
+    """Check everything (job type, family, inputs as the user sees them, option values,
+    one job or one per input), choose the backend and record the jobs; raise
+    :class:`SubmitError` with nothing recorded. The web form and the API both call this."""
+    from .families import FamilyError
+    from .planning import PlanError, plan
+
+    jt = jobtypes.get(req.job_type)
+    if jt is None:
+        raise SubmitError(f"there is no job type called {req.job_type!r}", "unknown_job_type")
+    try:
+        families.check(jt.family, user)
+    except FamilyError as e:
+        raise SubmitError(str(e), "forbidden_family", 403) from None
+    try:
+        resolved = resolve_selection(catalog, session_id, datasettypes, req.dataset_ids, req.datafile_ids)
+    except SessionError:
+        raise SubmitError("your catalog session has expired; log in again", "session_expired", 401) from None
+    except CatalogError as e:
+        raise SubmitError(f"the catalog could not be asked: {e}", "catalog_unavailable", 503) from None
+    missing = [f"dataset {i}" for i in resolved.missing_datasets]
+    missing += [f"datafile {i}" for i in resolved.missing_datafiles]
+    if missing:
+        raise SubmitError("not found or not visible to you: " + ", ".join(missing), "not_visible")
+    try:
+        p = plan(jt, resolved.selection, req.values, mode=req.mode, confirmed=req.confirmed,
+                 icat_url=settings.icat_url, ids_url=settings.ids_url)  # fmt: skip
+    except PlanError as e:
+        raise SubmitError(str(e), e.code, fields=e.fields) from None
+    try:
+        return create_jobs(db, backends, p, user, session_id, settings.url, settings.estimate_seconds)
+    except BatchError as e:
+        raise SubmitError(str(e), "no_backend", 503) from None
 
 
 def create_jobs(

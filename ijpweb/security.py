@@ -6,6 +6,7 @@ session id (a credential) stays in the database.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -37,10 +38,18 @@ class SecurityPolicy:
         self.acl = ACLHelper()
 
     def _load_identity(self, request) -> Identity | None:
-        ticket = self.helper.identify(request)
-        if ticket is None:
-            return None
-        ws = request.dbsession.get(WebSession, ticket["userid"])
+        token = bearer_token(request)
+        if token is not None:  # an API client
+            ws = request.dbsession.get(WebSession, token_key(token))
+            if ws is not None and ws.kind != "api":
+                ws = None
+        else:
+            ticket = self.helper.identify(request)
+            if ticket is None:
+                return None
+            ws = request.dbsession.get(WebSession, ticket["userid"])
+            if ws is not None and ws.kind != "web":
+                ws = None
         if ws is None or as_utc(ws.expires_at) < utcnow():
             return None
         return Identity(ws.id, ws.user_name, ws.catalog_session, ws.user_name in self.staff)
@@ -67,6 +76,41 @@ class SecurityPolicy:
     def forget(self, request, **kw):
         self.identity_cache.clear(request)
         return self.helper.forget(request, **kw)
+
+
+def bearer_token(request) -> str | None:
+    auth = request.authorization
+    if auth is not None and auth.authtype.lower() == "bearer" and isinstance(auth.params, str):
+        return auth.params.strip()
+    return None
+
+
+def token_key(token: str) -> str:
+    """What is stored for an API token: its SHA-256, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_api_session(request, user_name: str, catalog_session: str, expires_at) -> str:
+    """Record an API login; return its bearer token (shown once, stored only hashed)."""
+    token = secrets.token_urlsafe(32)
+    request.dbsession.add(
+        WebSession(
+            id=token_key(token),
+            user_name=user_name,
+            catalog_session=catalog_session,
+            expires_at=expires_at,
+            selection={},
+            kind="api",
+        )
+    )
+    request.dbsession.flush()
+    return token
+
+
+def _csrf_applies(request) -> bool:
+    """CSRF protects the cookie; a request that authenticates with a bearer token carries
+    no ambient credential, so it needs no CSRF token."""
+    return bearer_token(request) is None
 
 
 def start_web_session(request, user_name: str, catalog_session: str, expires_at) -> list:
@@ -122,5 +166,5 @@ def includeme(config):
     s = config.registry.settings["ijp"]
     config.set_security_policy(SecurityPolicy(s.auth_secret, s.staff))
     config.set_csrf_storage_policy(CookieCSRFStoragePolicy(samesite="Lax", httponly=True))
-    config.set_default_csrf_options(require_csrf=True)
+    config.set_default_csrf_options(require_csrf=True, callback=_csrf_applies)
     config.set_root_factory(RootResource)

@@ -116,3 +116,6 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     selection: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # web: a browser login (``id`` is in the signed cookie); api: an API token (``id`` is
+    # the SHA-256 of the bearer token, which is never stored)
+    kind: Mapped[str] = mapped_column(sa.String(8), default="web", server_default="web")

@@ -5,7 +5,9 @@ HTMX = "HX-Request:true"
 
 
 def wants_json(request) -> bool:
-    """An API client: asks for JSON and not for HTML."""
+    """An API client: under /api/, or asks for JSON and not for HTML."""
+    if request.path.startswith("/api/"):
+        return True
     offers = request.accept.acceptable_offers(["text/html", "application/json"])
     return bool(offers) and offers[0][0] == "application/json"
 

@@ -150,7 +150,9 @@ class JobManagement:
     def status(self):
         def work():
             user, _ = self._user()
-            jobs = self.request.dbsession.scalars(sa.select(Job).where(Job.owner == user).order_by(Job.id.desc()))
+            jobs = self.request.dbsession.scalars(
+                sa.select(Job).where(Job.owner == user).order_by(Job.id.desc())
+            )
             return [
                 {
                     "jobId": j.id,

@@ -12,11 +12,10 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
 from .. import planning
-from ..batch import BatchError
 from ..batch.harvest import submit_soon
-from ..catalog import CatalogError, DatasetQuery, SessionError
-from ..families import FamilyError
-from ..jobs import create_jobs, resolve_selection
+from ..catalog import DatasetQuery
+from ..jobs import SubmitError, SubmitRequest, resolve_selection
+from ..jobs import submit as submit_jobs
 from ..models import WebSession
 from . import HTMX, as_int, vary, wants_json
 
@@ -263,55 +262,21 @@ def submit(request):
     sel = _selection(request)
     name = request.POST.get("jobtype") or sel["job_type"]
     jt = request.jobtypes.get(name)
-    if jt is None:
-        return _refused(request, f"there is no job type called {name!r}", "unknown_job_type")
-    try:
-        request.registry["ijp.families"].check(jt.family, ident.user_name)
-    except FamilyError as e:
-        return _refused(request, str(e), "forbidden_family", 403)
-    if sel["job_type"] != jt.name:
+    if jt is not None and sel["job_type"] != jt.name:
         sel["job_type"] = jt.name
         _save_selection(request, sel)
-    try:
-        resolved = resolve_selection(
-            request.catalog, ident.catalog_session, request.datasettypes, sel["datasets"], sel["datafiles"]
-        )
-    except SessionError:
-        return _refused(request, "your catalog session has expired; log in again", "session_expired", 401)
-    except CatalogError as e:
-        return _refused(request, f"the catalog could not be asked: {e}", "catalog_unavailable", 503)
-    if resolved.missing_datasets or resolved.missing_datafiles:
-        missing = [f"dataset {i}" for i in resolved.missing_datasets] + [
-            f"datafile {i}" for i in resolved.missing_datafiles
-        ]
-        return _refused(request, "not found or not visible to you: " + ", ".join(missing), "not_visible")
-    values = _submitted_values(request, jt.options)
+    values = _submitted_values(request, jt.options) if jt is not None else {}
     mode = request.POST.get("mode") or None
-    confirmed = request.POST.get("confirm") == "yes"
+    req = SubmitRequest(
+        name, sel["datasets"], sel["datafiles"], values, mode, request.POST.get("confirm") == "yes"
+    )
     try:
-        plan = planning.plan(
-            jt,
-            resolved.selection,
-            values,
-            mode=mode,
-            confirmed=confirmed,
-            icat_url=request.ijp.icat_url,
-            ids_url=request.ijp.ids_url,
-        )
-    except planning.PlanError as e:
-        return _refused(request, str(e), e.code, values=values, errors=e.fields, mode=mode)
-    try:
-        sub = create_jobs(
-            request.dbsession,
-            request.backends,
-            plan,
-            ident.user_name,
-            ident.catalog_session,
-            request.ijp.url,
-            request.ijp.estimate_seconds,
-        )
-    except BatchError as e:
-        return _refused(request, str(e), "no_backend", 503, values=values, mode=mode)
+        sub = submit_jobs(
+            request.dbsession, request.backends, request.catalog, request.datasettypes, request.jobtypes,
+            request.registry["ijp.families"], request.ijp, ident.user_name, ident.catalog_session, req,
+        )  # fmt: skip
+    except SubmitError as e:
+        return _refused(request, str(e), e.code, e.status, values=values, errors=e.fields, mode=mode)
     # the submitter picks the jobs up once this transaction has committed
     request.tm.get().addAfterCommitHook(lambda ok: ok and submit_soon(request.registry))
     where = request.route_url("jobs.list", _query={"submission": sub.id})
