@@ -336,10 +336,16 @@ def list_jobs(
     *,
     status: str = "",
     job_type: str = "",
+    since=None,
+    until=None,
     page: int = 1,
     per_page: int = 25,
 ) -> tuple[list[Job], int]:
     q = sa.select(Job).where(Job.owner == owner)
+    if since is not None:
+        q = q.where(Job.submitted_at >= since)
+    if until is not None:
+        q = q.where(Job.submitted_at < until)
     if status == "live":
         q = q.where(Job.status.in_(list(LIVE)))
     elif status:

@@ -18,6 +18,16 @@ def includeme(config):
     config.add_route("jobs.cancel", "/jobs/{job_id}/cancel", factory=job_factory)
     config.add_route("jobs.delete", "/jobs/{job_id}/delete", factory=job_factory)
     config.add_route("staff.jobtypes", "/staff/jobtypes")
+    # the JSON API (views/api.py)
+    config.add_route("api.openapi", "/api/v1/openapi.json")
+    config.add_route("api.session", "/api/v1/session")
+    config.add_route("api.jobtypes", "/api/v1/jobtypes")
+    config.add_route("api.jobtype", "/api/v1/jobtypes/{name}")
+    config.add_route("api.submissions", "/api/v1/submissions")
+    config.add_route("api.jobs", "/api/v1/jobs")
+    config.add_route("api.job", "/api/v1/jobs/{job_id}", factory=job_factory)
+    config.add_route("api.job.cancel", "/api/v1/jobs/{job_id}/cancel", factory=job_factory)
+    config.add_route("api.job.output", "/api/v1/jobs/{job_id}/output/{stream}", factory=job_factory)
     # the original IJP REST API (views/jm.py)
     for name, pattern in (
         ("jm.jobtypes", "jobtype"), ("jm.jobtype", "jobtype/{name}"), ("jm.submit", "submit"),

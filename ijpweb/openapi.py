@@ -1,0 +1,349 @@
+"""The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json. Tests validate
+real responses against it (tests/functional/test_api.py) and schemathesis runs it."""
+
+from __future__ import annotations
+
+STATUSES = ["Submitting", "Queued", "Running", "Held", "Completed", "Failed", "Cancelled", "Unknown"]
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict:
+    return {str(c): _json(_ref("Error"), "the request was refused; nothing changed") for c in codes}
+
+
+NULLABLE_STR = {"type": ["string", "null"]}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+BEARER = [{"bearer": []}, {"cookie": []}]
+
+SCHEMAS = {
+    "Error": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+            "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "Login": {
+        "type": "object",
+        "required": ["username", "password"],
+        "properties": {
+            "authenticator": {"type": "string", "default": "db"},
+            "username": {"type": "string"},
+            "password": {"type": "string"},
+        },
+    },
+    "Token": {
+        "type": "object",
+        "required": ["token", "user", "expires_at"],
+        "properties": {
+            "token": {"type": "string"},
+            "user": {"type": "string"},
+            "expires_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Session": {
+        "type": "object",
+        "required": ["user", "staff", "expires_at"],
+        "properties": {
+            "user": {"type": "string"},
+            "staff": {"type": "boolean"},
+            "expires_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "JobType": {
+        "type": "object",
+        "description": "The original IJP's job type JSON (ijp-formats.md §1.6)",
+        "required": [
+            "name",
+            "executable",
+            "multiple",
+            "forceSingleJob",
+            "type",
+            "acceptsDatasets",
+            "acceptsDatafiles",
+            "sessionIdRequired",
+            "icatUrlRequired",
+            "idsUrlRequired",
+            "datasetTypes",
+            "jobOptions",
+        ],  # fmt: skip
+        "properties": {
+            "name": {"type": "string"},
+            "executable": {"type": "string"},
+            "multiple": {"type": "boolean"},
+            "forceSingleJob": {"type": "boolean"},
+            "type": {"enum": ["batch", "interactive"]},
+            "family": {"type": "string"},
+            "acceptsDatasets": {"type": "boolean"},
+            "acceptsDatafiles": {"type": "boolean"},
+            "sessionIdRequired": {"type": "boolean"},
+            "icatUrlRequired": {"type": "boolean"},
+            "idsUrlRequired": {"type": "boolean"},
+            "datasetTypes": {"type": "array", "items": {"type": "string"}},
+            "jobOptions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "type", "programParameter", "values"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "groupName": {"type": "string"},
+                        "type": {"enum": ["boolean", "string", "integer", "float", "enumeration"]},
+                        "programParameter": {"type": "string"},
+                        "values": {"type": "array", "items": {"type": "string"}},
+                        "defaultValue": {"type": "string"},
+                        "minValue": {"type": "string"},
+                        "maxValue": {"type": "string"},
+                        "condition": {"type": "string"},
+                        "tip": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "SubmissionRequest": {
+        "type": "object",
+        "required": ["job_type"],
+        "properties": {
+            "job_type": {"type": "string", "minLength": 1},
+            "datasets": {"type": "array", "items": {"type": "integer"}},
+            "datafiles": {"type": "array", "items": {"type": "integer"}},
+            "options": {
+                "type": "object",
+                "description": "values by option name (group name for radio options)",
+            },
+            "mode": {
+                "enum": ["single", "each", None],
+                "description": "one job for all inputs, or one per input",
+            },
+            "confirm": {
+                "type": "boolean",
+                "description": "confirms one job per input for a single-input type",
+            },
+        },
+    },
+    "Submission": {
+        "type": "object",
+        "required": ["submission", "jobs"],
+        "properties": {"submission": {"type": "integer"}, "jobs": {"type": "array", "items": _ref("Job")}},
+    },
+    "Job": {
+        "type": "object",
+        "required": [
+            "id",
+            "submission",
+            "job_type",
+            "status",
+            "live",
+            "dataset_ids",
+            "datafile_ids",
+            "options",
+            "command",
+            "exit_code",
+            "reason",
+            "backend",
+            "backend_job_id",
+            "submitted_at",
+            "started_at",
+            "finished_at",
+            "queue_seconds",
+            "wall_seconds",
+            "provenance_id",
+        ],  # fmt: skip
+        "properties": {
+            "id": {"type": "integer"},
+            "submission": {"type": "integer"},
+            "job_type": {"type": "string"},
+            "status": {"enum": STATUSES},
+            "live": {"type": "boolean"},
+            "dataset_ids": {"type": "array", "items": {"type": "integer"}},
+            "datafile_ids": {"type": "array", "items": {"type": "integer"}},
+            "options": {"type": "object"},
+            "command": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "argv; the session as a stand-in",
+            },
+            "exit_code": {"type": ["integer", "null"]},
+            "reason": NULLABLE_STR,
+            "backend": {"type": "string"},
+            "backend_job_id": NULLABLE_STR,
+            "submitted_at": {"type": "string", "format": "date-time"},
+            "started_at": NULLABLE_TIME,
+            "finished_at": NULLABLE_TIME,
+            "queue_seconds": {"type": ["number", "null"]},
+            "wall_seconds": {"type": ["number", "null"]},
+            "provenance_id": {"type": ["integer", "null"]},
+        },
+    },
+    "JobList": {
+        "type": "object",
+        "required": ["jobs", "total", "page", "per_page"],
+        "properties": {
+            "jobs": {"type": "array", "items": _ref("Job")},
+            "total": {"type": "integer"},
+            "page": {"type": "integer"},
+            "per_page": {"type": "integer"},
+        },
+    },
+    "Output": {
+        "type": "object",
+        "required": ["text", "offset", "next_offset", "complete"],
+        "properties": {
+            "text": {"type": "string"},
+            "offset": {"type": "integer"},
+            "next_offset": {"type": "integer"},
+            "complete": {"type": "boolean", "description": "the job has ended and this is the end"},
+        },
+    },
+}
+
+
+def document(server_url: str = "/") -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ijpweb API", "version": "1"},
+        "servers": [{"url": server_url}],
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token from POST /api/v1/session",
+                },
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "ijp_auth"},
+            },
+        },
+        "security": BEARER,
+        "paths": {
+            "/api/v1/session": {
+                "post": {
+                    "summary": "Log in with catalog credentials; returns a bearer token",
+                    "security": [],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("Login")}},
+                    },
+                    "responses": {"201": _json(_ref("Token"), "logged in"), **_errors(400, 401, 503)},
+                },
+                "get": {
+                    "summary": "Who the token belongs to",
+                    "responses": {"200": _json(_ref("Session"), "the session"), **_errors(401)},
+                },
+                "delete": {
+                    "summary": "Revoke this bearer token",
+                    "responses": {"204": {"description": "revoked"}, **_errors(400, 401)},
+                },
+            },
+            "/api/v1/jobtypes": {
+                "get": {
+                    "summary": "The job types",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["jobtypes"],
+                                "properties": {"jobtypes": {"type": "array", "items": _ref("JobType")}},
+                            },
+                            "every job type",
+                        ),  # fmt: skip
+                        **_errors(401),
+                    },
+                }
+            },
+            "/api/v1/jobtypes/{name}": {
+                "get": {
+                    "summary": "One job type with its options",
+                    "parameters": [
+                        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {"200": _json(_ref("JobType"), "the job type"), **_errors(401, 404)},
+                }
+            },
+            "/api/v1/submissions": {
+                "post": {
+                    "summary": "Submit one job, or one per input",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("SubmissionRequest")}},
+                    },
+                    "responses": {
+                        "201": _json(_ref("Submission"), "the jobs, recorded and being handed to a backend"),
+                        **_errors(400, 401, 403, 404, 422, 503),
+                    },
+                }
+            },
+            "/api/v1/jobs": {
+                "get": {
+                    "summary": "Your jobs, newest first",
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"enum": [*STATUSES, "live"]}},
+                        {"name": "job_type", "in": "query", "schema": {"type": "string"}},
+                        {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {
+                            "name": "per_page",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        },
+                    ],
+                    "responses": {"200": _json(_ref("JobList"), "a page of jobs"), **_errors(400, 401)},
+                }
+            },
+            "/api/v1/jobs/{job_id}": {
+                "get": {
+                    "summary": "One job with its runtime information",
+                    "parameters": [JOB_ID],
+                    "responses": {"200": _json(_ref("Job"), "the job"), **_errors(401, 404)},
+                },
+                "delete": {
+                    "summary": "Delete an ended job and its files",
+                    "parameters": [JOB_ID],
+                    "responses": {"204": {"description": "deleted"}, **_errors(401, 404, 409)},
+                },
+            },
+            "/api/v1/jobs/{job_id}/cancel": {
+                "post": {
+                    "summary": "Cancel a live job",
+                    "parameters": [JOB_ID],
+                    "responses": {
+                        "200": _json(_ref("Job"), "the job after the cancel"),
+                        **_errors(401, 404, 409),
+                    },
+                }
+            },
+            "/api/v1/jobs/{job_id}/output/{stream}": {
+                "get": {
+                    "summary": "stdout or stderr from a byte offset, for tailing",
+                    "parameters": [
+                        JOB_ID,
+                        {
+                            "name": "stream",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"enum": ["stdout", "stderr"]},
+                        },
+                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1048576},
+                        },
+                    ],
+                    "responses": {"200": _json(_ref("Output"), "a chunk"), **_errors(400, 401, 404, 503)},
+                }
+            },
+        },
+    }

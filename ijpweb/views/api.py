@@ -1,0 +1,277 @@
+"""The JSON API under /api/v1 (described by /api/v1/openapi.json). Thin views over the
+same core the pages use; errors are always ``{"code", "message", "fields"?}``.
+
+Authentication: the login cookie, or ``Authorization: Bearer <token>`` from
+``POST /api/v1/session`` (catalog credentials), revoked by ``DELETE /api/v1/session``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyramid.httpexceptions import HTTPNotFound
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from ..batch import STREAMS, BatchError
+from ..batch.harvest import submit_soon
+from ..catalog import AuthenticationError, CatalogError
+from ..jobs import JobActionError, SubmitError, SubmitRequest, cancel_job, delete_job, list_jobs
+from ..jobs import submit as submit_jobs
+from ..models import Job, JobStatus, WebSession, as_utc
+from ..openapi import document
+from ..security import bearer_token, start_api_session
+from .jobs import decode_chunk
+
+MAX_PER_PAGE = 200
+MAX_CHUNK = 1 << 20
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, fields: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields or {}
+
+
+@view_config(context=ApiError, renderer="json")
+def api_error(exc, request):
+    request.tm.doom()
+    request.response.status = exc.status
+    body = {"code": exc.code, "message": exc.message}
+    if exc.fields:
+        body["fields"] = exc.fields
+    return body
+
+
+def _json(request) -> dict:
+    try:
+        body = request.json_body
+    except ValueError:
+        raise ApiError(400, "bad_json", "the request body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "the request body must be a JSON object")
+    return body
+
+
+def _iso(value: datetime | None) -> str | None:
+    return as_utc(value).isoformat() if value else None
+
+
+def _int(request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(
+            400, "bad_parameter", f"{name} must be a whole number", {name: "not a whole number"}
+        ) from None
+    if not low <= value <= high:
+        raise ApiError(
+            400, "bad_parameter", f"{name} must be between {low} and {high}", {name: "out of range"}
+        )
+    return value
+
+
+def job_json(job: Job) -> dict:
+    started, finished, submitted = (
+        as_utc(t) if t else None for t in (job.started_at, job.finished_at, job.submitted_at)
+    )
+    return {
+        "id": job.id,
+        "submission": job.submission_id,
+        "job_type": job.job_type,
+        "status": job.status.value,
+        "live": job.live,
+        "dataset_ids": list(job.dataset_ids),
+        "datafile_ids": list(job.datafile_ids),
+        "options": dict(job.options),
+        "command": list(job.argv),  # the session only as its stand-in
+        "exit_code": job.exit_code,
+        "reason": job.reason,
+        "backend": job.backend,
+        "backend_job_id": job.backend_job_id,
+        "submitted_at": _iso(submitted),
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "queue_seconds": (started - submitted).total_seconds() if started else None,
+        "wall_seconds": (finished - started).total_seconds() if started and finished else None,
+        "provenance_id": job.provenance_id,
+    }
+
+
+# --- session -------------------------------------------------------------------------------
+
+
+@view_config(route_name="api.session", request_method="POST", renderer="json", require_csrf=False)
+def login(request):
+    body = _json(request)
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise ApiError(400, "bad_request", "username and password are required",
+                       {k: "required" for k in ("username", "password") if not isinstance(body.get(k), str)})  # fmt: skip
+    try:
+        result = request.catalog.login(
+            body.get("authenticator") or "db", {"username": username, "password": password}
+        )
+    except AuthenticationError as e:
+        raise ApiError(401, "unauthenticated", str(e)) from None
+    except CatalogError as e:
+        raise ApiError(503, "catalog_unavailable", f"the catalog cannot log you in now: {e}") from None
+    token = start_api_session(request, result.user_name, result.session_id, result.expires_at)
+    request.response.status = 201
+    return {"token": token, "user": result.user_name, "expires_at": _iso(result.expires_at)}
+
+
+@view_config(route_name="api.session", request_method="GET", permission="use", renderer="json")
+def session(request):
+    ident = request.identity
+    ws = request.dbsession.get(WebSession, ident.web_session)
+    return {"user": ident.user_name, "staff": ident.staff, "expires_at": _iso(ws.expires_at)}
+
+
+@view_config(route_name="api.session", request_method="DELETE", permission="use")
+def revoke(request):
+    """Revoke this token (the catalog session stays for the jobs that use it)."""
+    if bearer_token(request) is None:
+        raise ApiError(
+            400, "not_a_token", "only a bearer token is revoked here; log out of the web pages instead"
+        )
+    request.dbsession.delete(request.dbsession.get(WebSession, request.identity.web_session))
+    request.dbsession.flush()
+    return Response(status=204)
+
+
+# --- job types -------------------------------------------------------------------------------
+
+
+@view_config(route_name="api.jobtypes", request_method="GET", permission="use", renderer="json")
+def jobtypes(request):
+    return {"jobtypes": [jt.to_ijp_json() for jt in request.jobtypes.all()]}
+
+
+@view_config(route_name="api.jobtype", request_method="GET", permission="use", renderer="json")
+def jobtype(request):
+    jt = request.jobtypes.get(request.matchdict["name"])
+    if jt is None:
+        raise ApiError(404, "not_found", f"there is no job type called {request.matchdict['name']!r}")
+    return jt.to_ijp_json()
+
+
+# --- submissions and jobs --------------------------------------------------------------------
+
+
+def _ids(body: dict, key: str) -> list[int]:
+    value = body.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        raise ApiError(400, "bad_request", f"{key} must be a list of ids", {key: "a list of whole numbers"})
+    return value
+
+
+@view_config(route_name="api.submissions", request_method="POST", permission="use", renderer="json")
+def submit(request):
+    body = _json(request)
+    job_type, values, mode = body.get("job_type"), body.get("options", {}), body.get("mode")
+    if not isinstance(job_type, str) or not job_type:
+        raise ApiError(400, "bad_request", "job_type is required", {"job_type": "required"})
+    if not isinstance(values, dict):
+        raise ApiError(400, "bad_request", "options must be an object", {"options": "an object"})
+    if mode not in (None, "single", "each"):
+        raise ApiError(400, "bad_request", "mode must be single or each", {"mode": "single or each"})
+    req = SubmitRequest(
+        job_type, _ids(body, "datasets"), _ids(body, "datafiles"), values, mode, bool(body.get("confirm"))
+    )
+    ident = request.identity
+    try:
+        sub = submit_jobs(
+            request.dbsession, request.backends, request.catalog, request.datasettypes, request.jobtypes,
+            request.registry["ijp.families"], request.ijp, ident.user_name, ident.catalog_session, req,
+        )  # fmt: skip
+    except SubmitError as e:
+        status = {"unknown_job_type": 404, "invalid_options": 422}.get(e.code, e.status)
+        raise ApiError(status, e.code, str(e), e.fields) from None
+    request.tm.get().addAfterCommitHook(lambda ok: ok and submit_soon(request.registry))
+    request.response.status = 201
+    return {"submission": sub.id, "jobs": [job_json(j) for j in sub.jobs]}
+
+
+@view_config(route_name="api.jobs", request_method="GET", permission="use", renderer="json")
+def jobs(request):
+    status = request.GET.get("status", "")
+    if status and status != "live" and status not in {s.value for s in JobStatus}:
+        raise ApiError(400, "bad_parameter", f"status {status!r} is not a job status", {"status": "unknown"})
+    since, until = (_when(request, k) for k in ("since", "until"))
+    page = _int(request, "page", 1, 1, 1_000_000)
+    per_page = _int(request, "per_page", 25, 1, MAX_PER_PAGE)
+    rows, total = list_jobs(request.dbsession, request.identity.user_name, status=status,
+                            job_type=request.GET.get("job_type", ""), since=since, until=until,
+                            page=page, per_page=per_page)  # fmt: skip
+    return {"jobs": [job_json(j) for j in rows], "total": total, "page": page, "per_page": per_page}
+
+
+def _when(request, name: str) -> datetime | None:
+    raw = request.GET.get(name)
+    if not raw:
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(raw))
+    except ValueError:
+        raise ApiError(
+            400, "bad_parameter", f"{name} must be an ISO 8601 date or time", {name: "not a date"}
+        ) from None
+
+
+@view_config(route_name="api.job", request_method="GET", permission="use", renderer="json")
+def job(request):
+    return job_json(request.context.job)
+
+
+@view_config(route_name="api.job", request_method="DELETE", permission="use")
+def delete(request):
+    try:
+        delete_job(request.dbsession, request.backends, request.context.job)
+    except JobActionError as e:
+        raise ApiError(409, "conflict", str(e)) from None
+    return Response(status=204)
+
+
+@view_config(route_name="api.job.cancel", request_method="POST", permission="use", renderer="json")
+def cancel(request):
+    job = request.context.job
+    try:
+        cancel_job(request.dbsession, request.backends, job)
+    except JobActionError as e:
+        raise ApiError(409, "conflict", str(e)) from None
+    return job_json(job)
+
+
+@view_config(route_name="api.job.output", request_method="GET", permission="use", renderer="json")
+def output(request):
+    """Bytes from ``offset`` (at most ``limit``), as text without a split character;
+    ``next_offset`` is where to ask next."""
+    job = request.context.job
+    stream = request.matchdict["stream"]
+    if stream not in STREAMS:
+        raise HTTPNotFound()
+    offset = _int(request, "offset", 0, 0, 1 << 50)
+    limit = _int(request, "limit", 65536, 1, MAX_CHUNK)
+    backend = request.backends.get(job.backend)
+    data = b""
+    if backend is not None and job.backend_job_id:
+        try:
+            data = backend.read(job.backend_job_id, stream, offset, limit)
+        except (BatchError, OSError) as e:
+            raise ApiError(503, "backend_unavailable", f"the output cannot be read now: {e}") from None
+    text, used = decode_chunk(data, final=not job.live and len(data) < limit)
+    return {
+        "text": text,
+        "offset": offset,
+        "next_offset": offset + used,
+        "complete": not job.live and len(data) < limit,
+    }
+
+
+@view_config(route_name="api.openapi", request_method="GET", renderer="json")
+def openapi(request):
+    return document(request.application_url + "/")
