@@ -1,5 +1,7 @@
 """The embedded catalog on the demo data: visibility, dataset-type parameters, harvest."""
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
@@ -9,7 +11,7 @@ from ijpweb.catalog import AuthenticationError, DatasetQuery, SessionError
 from ijpweb.catalog.embedded import EmbeddedCatalog
 from ijpweb.catalog.icatdb import TABLES as T
 from ijpweb.datasettypes import DatasetTypes, parse_file
-from ijpweb.models import Job, JobStatus
+from ijpweb.models import CatalogSession, Job, JobStatus, utcnow
 from ijpweb.xmlfiles import XMLFileError
 
 from .test_security import make_job
@@ -25,12 +27,13 @@ def bob(catalog):
     return catalog.login("db", {"username": "bob", "password": "bob-demo"}).session_id
 
 
-def test_login_logout_and_bad_credentials(catalog):
+def test_login_logout_and_bad_credentials(catalog, dbsession):
     sid = catalog.login("db", {"username": "carol", "password": "carol-demo"}).session_id
     assert catalog.user_name(sid) == "db/carol"
-    before = catalog.remaining_minutes(sid)
+    dbsession.get(CatalogSession, sid).expires_at = utcnow() + timedelta(minutes=5)  # nearly expired
+    assert catalog.remaining_minutes(sid) <= 5
     catalog.refresh(sid)
-    assert catalog.remaining_minutes(sid) >= before
+    assert catalog.remaining_minutes(sid) > 119
     catalog.logout(sid)
     with pytest.raises(SessionError):
         catalog.user_name(sid)
