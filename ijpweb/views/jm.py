@@ -76,7 +76,7 @@ class JobManagement:
             err = e
         except SessionError as e:
             err = JmError("SessionException", str(e))
-        except (CatalogError, BatchError) as e:
+        except (CatalogError, BatchError, OSError) as e:
             err = JmError("InternalException", str(e))
         self.request.tm.doom()
         resp = Response(json_body={"code": err.code, "message": err.message})
