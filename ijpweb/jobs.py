@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from .batch import BatchBackend, BatchError, JobSpec
 from .batch.harvest import apply_state
 from .catalog import Catalog, CatalogError, SessionError
+from .families import FamilyError
 from .models import LIVE, Job, JobStatus, Submission
-from .planning import SESSION_ENV, DatasetInfo, Plan, Selection, provenance_args
+from .planning import SESSION_ENV, DatasetInfo, Plan, PlanError, Selection, plan, provenance_args
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,6 @@ def submit(db, backends, catalog: Catalog, datasettypes, jobtypes, families, set
     """Check everything (job type, family, inputs as the user sees them, option values,
     one job or one per input), choose the backend and record the jobs; raise
     :class:`SubmitError` with nothing recorded. The web form and the API both call this."""
-    from .families import FamilyError
-    from .planning import PlanError, plan
-
     jt = jobtypes.get(req.job_type)
     if jt is None:
         raise SubmitError(f"there is no job type called {req.job_type!r}", "unknown_job_type")
@@ -234,16 +232,16 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
         except BatchError as e:  # the backend is down: try again next time
             log.warning("backend %s cannot be asked about pending jobs: %s", name, e)
             continue
-        todo = []
+        to_submit = []
         for job in mine:
             if job.id in held:
                 job.backend_job_id, job.status = held[job.id], JobStatus.QUEUED
                 settled += 1
             else:
-                todo.append(job)
-        if many and len(todo) > 1:
-            for sub_id in sorted({j.submission_id for j in todo}):
-                group = [j for j in todo if j.submission_id == sub_id]
+                to_submit.append(job)
+        if many and len(to_submit) > 1:
+            for sub_id in sorted({j.submission_id for j in to_submit}):
+                group = [j for j in to_submit if j.submission_id == sub_id]
                 reason = "not accepted by the backend"
                 try:
                     ids = many([_spec(j) for j in group])
@@ -261,8 +259,8 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
         # a few at once: the batch system answers each call in milliseconds, and waiting
         # for one before sending the next would make a fan-out slower than a shell loop
         with ThreadPoolExecutor(max_workers=SUBMIT_THREADS, thread_name_prefix="submit") as pool:
-            results = list(pool.map(_submit_one, [backend] * len(todo), [_spec(j) for j in todo]))
-        for job, (backend_id, error) in zip(todo, results, strict=True):
+            results = list(pool.map(_submit_one, [backend] * len(to_submit), [_spec(j) for j in to_submit]))
+        for job, (backend_id, error) in zip(to_submit, results, strict=True):
             if error is None:
                 job.backend_job_id, job.status = backend_id, JobStatus.QUEUED
             else:
@@ -370,6 +368,19 @@ def submission_progress(db, owner: str, submission_id: int) -> dict[str, int] | 
     total = sum(n for _, n in rows)
     waiting = sum(n for s, n in rows if s == JobStatus.SUBMITTING)
     return {"total": total, "submitted": total - waiting}
+
+
+def read_output(backends: Mapping[str, BatchBackend], job: Job, stream: str, offset: int = 0,
+                limit: int = 65536) -> bytes:  # fmt: skip
+    """Bytes of a job's stdout or stderr from ``offset`` (none while no backend holds
+    it); BatchError when the backend cannot be read now."""
+    backend = backends.get(job.backend)
+    if backend is None or not job.backend_job_id:
+        return b""
+    try:
+        return backend.read(job.backend_job_id, stream, offset, limit)
+    except OSError:
+        raise BatchError("the output cannot be read at the moment") from None
 
 
 def cancel_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:

@@ -70,6 +70,19 @@ def portal_settings(ini: str, tmp: Path, db_url: str, **extra: str) -> dict:
     return settings
 
 
+def migrate(engine, ini: str = str(ROOT / "testing.ini")) -> None:
+    cfg = alembic.config.Config(ini)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        alembic.command.upgrade(cfg, "head")
+
+
+def load_demo(engine, filestore: str) -> None:
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        demo.load(get_tm_session(get_session_factory(engine), tm), FileStore(filestore))
+
+
 @pytest.fixture(scope="session")
 def app_settings(request, tmp_root, db_url):
     return portal_settings(request.config.option.ini, tmp_root, db_url)
@@ -85,13 +98,8 @@ def _wipe(engine):
 def dbengine(app_settings, request):
     engine = get_engine(app_settings)
     _wipe(engine)
-    cfg = alembic.config.Config(request.config.option.ini)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        alembic.command.upgrade(cfg, "head")
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        demo.load(get_tm_session(get_session_factory(engine), tm), FileStore(app_settings["ijp.filestore"]))
+    migrate(engine, request.config.option.ini)
+    load_demo(engine, app_settings["ijp.filestore"])
     yield engine
     _wipe(engine)
     engine.dispose()
@@ -193,13 +201,8 @@ def live_server(tmp_path_factory):
         **{"ijp.scheduler.enabled": "true", "ijp.harvest.seconds": "0.5"},
     )
     engine = get_engine(settings)
-    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        alembic.command.upgrade(cfg, "head")
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        demo.load(get_tm_session(get_session_factory(engine), tm), FileStore(settings["ijp.filestore"]))
+    migrate(engine)
+    load_demo(engine, settings["ijp.filestore"])
     app = main({}, **settings)
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -214,10 +217,7 @@ def portal_engine(tmp_path):
     """A portal database of its own (SQLite, migrated, committed), for tests that drive
     the submitter and harvester against a real cluster."""
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'portal.sqlite'}")
-    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        alembic.command.upgrade(cfg, "head")
+    migrate(engine)
     yield engine
     engine.dispose()
 

@@ -40,9 +40,24 @@ def job_argv(spec: JobSpec, session_in_argv: bool) -> list[str]:
     return argv
 
 
-def prepare(root: Path, name: str, payload: dict) -> tuple[Path, bool]:
-    """Create ``root/name`` atomically with its spec; return (path, created). An
-    existing directory (the same portal job submitted again) is kept as it is."""
+def read_json(path: Path) -> dict | None:
+    """A record a job left on disk, or None while it is not there (or half-written)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def prepare(root: Path, spec: JobSpec, path: Sequence[str], session_in_argv: bool) -> tuple[Path, bool]:
+    """Create the job's directory ``root/<job id>`` atomically with its spec.json (the
+    program, its argv and environment); return (path, created). An existing directory
+    (the same portal job submitted again) is kept as it is."""
+    name = str(spec.job_id)
+    payload = {
+        "executable": spec.executable,
+        "argv": job_argv(spec, session_in_argv),
+        "env": job_env(spec, path),
+    }
     d = root / name
     if d.exists():
         return d, False

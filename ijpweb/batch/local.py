@@ -13,7 +13,6 @@ whenever the backend is next asked (a submit, a harvest, a cancel).
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import signal
@@ -27,18 +26,11 @@ from pathlib import Path
 
 from ..models.jobs import JobStatus
 from . import BatchError, BatchState, JobSpec
-from .jobdirs import job_argv, job_env, prepare, read_stream
+from .jobdirs import prepare, read_json, read_stream
 from .runner import GRACE_SECONDS, write_json
 
 # seconds a cancelled job has to end before SIGKILL: the wrapper's own grace, and a little
 CANCEL_GRACE = GRACE_SECONDS + 1.0
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -94,9 +86,9 @@ class LocalBackend:
     def _state(self, d: Path) -> BatchState:
         if not d.is_dir():
             return BatchState(JobStatus.UNKNOWN, reason="not found on the local backend")
-        started = _read_json(d / "started.json")
-        ended = _read_json(d / "exit.json")
-        cancelled = _read_json(d / "cancelled.json")
+        started = read_json(d / "started.json")
+        ended = read_json(d / "exit.json")
+        cancelled = read_json(d / "cancelled.json")
         start_at = _ts(started["at"]) if started else None
         if ended is not None:
             end_at = _ts(ended["at"])
@@ -132,7 +124,7 @@ class LocalBackend:
     def _running(self, d: Path) -> bool:
         if (d / "exit.json").exists():
             return False
-        started = _read_json(d / "started.json")
+        started = read_json(d / "started.json")
         if started is not None:
             return _alive(started["pid"], d)
         return (d / "launched").exists() and not (d / "cancelled.json").exists()
@@ -171,16 +163,10 @@ class LocalBackend:
     def submit(self, spec: JobSpec) -> str:
         if spec.interactive:
             raise BatchError("the local backend does not run interactive jobs")
-        job_id = str(spec.job_id)
-        payload = {
-            "executable": spec.executable,
-            "argv": job_argv(spec, self.session_in_argv),
-            "env": job_env(spec, self.path),
-        }
-        _, created = prepare(self.root, job_id, payload)
+        _, created = prepare(self.root, spec, self.path, self.session_in_argv)
         if created:
             self._dispatch()
-        return job_id
+        return str(spec.job_id)
 
     def find(self, job_ids: Sequence[int]) -> dict[int, str]:
         return {i: str(i) for i in job_ids if (self.root / str(i)).is_dir()}
@@ -213,7 +199,7 @@ class LocalBackend:
         with self._locked():
             if not (d / "cancelled.json").exists():
                 write_json(d / "cancelled.json", {"at": datetime.now().astimezone().isoformat()})
-        started = _read_json(d / "started.json")
+        started = read_json(d / "started.json")
         if started is not None and _alive(started["pid"], d):
             # SIGTERM, and SIGKILL after a grace period: once cancel returns the job has
             # ended, so it can be deleted at once

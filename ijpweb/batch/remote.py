@@ -23,20 +23,10 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from ..ijpwords import FROM_WORDS
 from ..models.jobs import JobStatus
 from ..planning import SESSION_ENV
 from . import BatchError, BatchState, JobSpec
-
-# the original protocol's statuses
-FROM_ORIGINAL = {
-    "Queued": JobStatus.QUEUED,
-    "Executing": JobStatus.RUNNING,
-    "Held": JobStatus.HELD,
-    "Completed": JobStatus.COMPLETED,
-    "Cancelled": JobStatus.CANCELLED,
-    "Unknown": JobStatus.UNKNOWN,
-}
-
 
 STATUSES = {s.value: s for s in JobStatus}
 
@@ -184,9 +174,7 @@ class RemoteBackend:
         out = {}
         for i in ids:  # an original server: one call per job
             try:
-                status = FROM_ORIGINAL.get(
-                    self._call("GET", f"status/{_q(i)}").get("status"), JobStatus.UNKNOWN
-                )
+                status = FROM_WORDS.get(self._call("GET", f"status/{_q(i)}").get("status"), JobStatus.UNKNOWN)
                 out[i] = BatchState(status)
             except BatchError as e:
                 out[i] = BatchState(JobStatus.UNKNOWN, reason=str(e))

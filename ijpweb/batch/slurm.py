@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..models.jobs import JobStatus
 from . import BatchError, BatchState, JobSpec
-from .jobdirs import job_argv, job_env, prepare, read_stream
+from .jobdirs import prepare, read_json, read_stream
 
 TIMEOUT = 60
 LAUNCHER = """#!{python}
@@ -182,12 +182,7 @@ class SlurmBackend:
     def submit(self, spec: JobSpec) -> str:
         if spec.interactive:
             raise BatchError("the SLURM backend does not run interactive jobs")
-        payload = {
-            "executable": spec.executable,
-            "argv": job_argv(spec, self.session_in_argv),
-            "env": job_env(spec, self.path),
-        }
-        d, _ = prepare(self.root, str(spec.job_id), payload)
+        d, _ = prepare(self.root, spec, self.path, self.session_in_argv)
         out = self._run(
             [
                 "sbatch",
@@ -231,14 +226,7 @@ class SlurmBackend:
         return out
 
     def _submit_array(self, specs: Sequence[JobSpec]) -> dict[int, str]:
-        dirs = []
-        for spec in specs:
-            payload = {
-                "executable": spec.executable,
-                "argv": job_argv(spec, self.session_in_argv),
-                "env": job_env(spec, self.path),
-            }
-            dirs.append(str(prepare(self.root, str(spec.job_id), payload)[0]))
+        dirs = [str(prepare(self.root, spec, self.path, self.session_in_argv)[0]) for spec in specs]
         token = f"{specs[0].job_id}-{len(specs)}"
         arrays = self.root / "arrays"
         arrays.mkdir(exist_ok=True)
@@ -297,7 +285,7 @@ class SlurmBackend:
                 if portal_id in job_ids:
                     found[portal_id] = slurm_id
         for i in job_ids:  # array tasks that started and left the queue recorded themselves
-            if i not in found and (rec := _read_json(self.root / str(i) / "slurm.json")):
+            if i not in found and (rec := read_json(self.root / str(i) / "slurm.json")):
                 found[i] = f"{rec['array_job_id']}_{rec['task']}"
         rest = [n for n, i in wanted.items() if i not in found]
         if rest:
@@ -356,7 +344,7 @@ class SlurmBackend:
     def _raw_id(self, slurm_id: str) -> str | None:
         if "_" not in slurm_id:
             return slurm_id
-        rec = _read_json(self.root / "by-slurm-id" / slurm_id / "slurm.json")
+        rec = read_json(self.root / "by-slurm-id" / slurm_id / "slurm.json")
         return rec["job_id"] if rec else None
 
     def _cancelled(self, slurm_id: str) -> bool:
@@ -424,13 +412,6 @@ class SlurmBackend:
             raise BatchError(f"SLURM job {job_id} has not ended ({state.status}); cancel it first")
         shutil.rmtree(d)
         (self.root / "by-slurm-id" / job_id).unlink(missing_ok=True)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def from_settings(name: str, opts: Mapping[str, str]) -> SlurmBackend:

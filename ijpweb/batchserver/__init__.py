@@ -14,8 +14,9 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from ..batch import BatchError
+from ..ijpwords import IjpError
 from .auth import IcatSessions
-from .core import EXTENSIONS, BatchServer, ProtocolError
+from .core import EXTENSIONS, BatchServer
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ def _call(request, work):
         caller = server.caller(request.registry["batchserver.auth"].user(sid, icat_url))
         return work(server, caller)
     except BatchError as e:
-        err = ProtocolError("InternalException", str(e))
-    except ProtocolError as e:
+        err = IjpError("InternalException", str(e))
+    except IjpError as e:
         err = e
     resp = Response(json_body=err.body())
     resp.status = err.status
@@ -105,7 +106,7 @@ def _read(request, stream):
             offset = int(request.params.get("offset", 0))
             limit = min(int(request.params.get("limit", 1 << 20)), 1 << 24)
         except ValueError:
-            raise ProtocolError("ParameterException", "offset and limit must be whole numbers") from None
+            raise IjpError("ParameterException", "offset and limit must be whole numbers") from None
         data = s.read(c, request.matchdict["id"], stream, offset, limit)
         return Response(body=data, content_type="application/octet-stream")
 

@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 
-from .core import ProtocolError
+from ..ijpwords import IjpError
 
 
 class IcatSessions:
@@ -27,12 +27,12 @@ class IcatSessions:
 
     def user(self, session_id: str | None, icat_url: str | None) -> str:
         if not session_id:
-            raise ProtocolError("ParameterException", "No sessionId was specified")
+            raise IjpError("ParameterException", "No sessionId was specified")
         if not icat_url:
-            raise ProtocolError("ParameterException", "No icatUrl was specified")
+            raise IjpError("ParameterException", "No icatUrl was specified")
         icat_url = icat_url.rstrip("/")
         if icat_url not in self.icat_urls:
-            raise ProtocolError(
+            raise IjpError(
                 "ParameterException", f"icatUrl {icat_url} is not an ICAT this batch server trusts"
             )
         # the cache is keyed by a hash: the session id is a credential
@@ -60,9 +60,9 @@ class IcatSessions:
             except ValueError:
                 body = {}
             if body.get("code") == "SESSION" or e.code == 403:
-                raise ProtocolError(
+                raise IjpError(
                     "SessionException", body.get("message") or "the session is not valid"
                 ) from None
-            raise ProtocolError("ParameterException", f"ICAT at {icat_url} said {e.code}") from None
+            raise IjpError("ParameterException", f"ICAT at {icat_url} said {e.code}") from None
         except (OSError, ValueError, KeyError) as e:
-            raise ProtocolError("InternalException", f"cannot reach ICAT at {icat_url}: {e}") from None
+            raise IjpError("InternalException", f"cannot reach ICAT at {icat_url}: {e}") from None

@@ -20,49 +20,17 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..batch import STREAMS, BatchBackend, BatchError, BatchState, JobSpec
+from ..ijpwords import STATUS_WORDS, IjpError
 from ..models.jobs import JobStatus, utcnow
 from ..planning import SESSION_ENV
 
 log = logging.getLogger(__name__)
 
-# The original protocol's statuses (it has no Failed and calls Running "Executing").
-ORIGINAL_STATUS = {
-    JobStatus.SUBMITTING: "Queued",
-    JobStatus.QUEUED: "Queued",
-    JobStatus.RUNNING: "Executing",
-    JobStatus.HELD: "Held",
-    JobStatus.COMPLETED: "Completed",
-    JobStatus.FAILED: "Completed",
-    JobStatus.CANCELLED: "Cancelled",
-    JobStatus.UNKNOWN: "Unknown",
-}
-HTTP_STATUS = {
-    "ParameterException": 400,
-    "SessionException": 403,
-    "ForbiddenException": 403,
-    "InternalException": 500,
-}
 EXTENSIONS = ("owner", "clientRef", "find", "states", "offset")
 
 
-class ProtocolError(Exception):
-    """An error as the protocol reports it: ``{"code": ..., "message": ...}``."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    @property
-    def status(self) -> int:
-        return HTTP_STATUS[self.code]
-
-    def body(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
-
-
-def forbidden() -> ProtocolError:
-    return ProtocolError("ForbiddenException", "Job does not belong to you")
+def forbidden() -> IjpError:
+    return IjpError("ForbiddenException", "Job does not belong to you")
 
 
 metadata = sa.MetaData()
@@ -110,16 +78,14 @@ class BatchServer:
         """Only the facility's programs: a name listed in ``executables`` or found in the
         backend's program directories; never a path."""
         if not executable:
-            raise ProtocolError("ParameterException", "No executable was specified")
+            raise IjpError("ParameterException", "No executable was specified")
         allowed = executable in self.executables or (
             "/" not in executable
             and self.programs_path
             and shutil.which(executable, path=self.programs_path) is not None
         )
         if not allowed or "/" in executable:
-            raise ProtocolError(
-                "ParameterException", f"{executable!r} is not one of this batch server's programs"
-            )
+            raise IjpError("ParameterException", f"{executable!r} is not one of this batch server's programs")
 
     def _row(self, conn, caller: Caller, job_id: str):
         row = None
@@ -151,12 +117,10 @@ class BatchServer:
         job_session: str | None = None,
     ) -> str:
         if interactive:
-            raise ProtocolError(
-                "ParameterException", "Interactive jobs are not supported by this batch server"
-            )
+            raise IjpError("ParameterException", "Interactive jobs are not supported by this batch server")
         self._check_executable(executable)
         if owner and owner != caller.user and not caller.portal:
-            raise ProtocolError("ForbiddenException", f"{caller.user} may not submit jobs for {owner}")
+            raise IjpError("ForbiddenException", f"{caller.user} may not submit jobs for {owner}")
         owner = owner or caller.user
         with self.engine.begin() as conn:
             row = None
@@ -168,6 +132,7 @@ class BatchServer:
                 ).first()
             if row is not None and row.backend_job_id:
                 return str(row.id)  # the same job again: it is there already
+            resubmit = row is not None  # a half-done submit (a crash): the backend may hold it
             if row is None:
                 job_id = conn.execute(
                     batch_jobs.insert().values(
@@ -183,7 +148,9 @@ class BatchServer:
         # its id: after a crash, find() below recovers it rather than running it twice.
         spec = self._spec(job_id, owner, executable, parameters, family, job_session or session_id)
         try:
-            backend_id = self.backend.find([job_id]).get(job_id) or self.backend.submit(spec)
+            backend_id = (
+                self.backend.find([job_id]).get(job_id) if resubmit else None
+            ) or self.backend.submit(spec)
         except BatchError as e:
             try:
                 backend_id = self.backend.find([job_id]).get(job_id)
@@ -192,7 +159,7 @@ class BatchServer:
             if backend_id is None:
                 with self.engine.begin() as conn:
                     conn.execute(batch_jobs.delete().where(batch_jobs.c.id == job_id))
-                raise ProtocolError("InternalException", f"the job could not be submitted: {e}") from None
+                raise IjpError("InternalException", f"the job could not be submitted: {e}") from None
         with self.engine.begin() as conn:
             conn.execute(
                 batch_jobs.update().where(batch_jobs.c.id == job_id).values(backend_job_id=backend_id)
@@ -206,9 +173,9 @@ class BatchServer:
         try:
             minutes = self.backend.estimate(self._spec(0, caller.user, executable, parameters, family, ""))
         except BatchError as e:
-            raise ProtocolError("InternalException", f"no estimate: {e}") from None
+            raise IjpError("InternalException", f"no estimate: {e}") from None
         if minutes is None:
-            raise ProtocolError("InternalException", "the backend cannot estimate this job")
+            raise IjpError("InternalException", "the backend cannot estimate this job")
         return math.ceil(minutes)
 
     def states(self, caller: Caller, job_ids: Sequence[str]) -> dict[str, BatchState]:
@@ -240,11 +207,11 @@ class BatchServer:
     def status(self, caller: Caller, job_id: str) -> str:
         with self.engine.connect() as conn:
             self._row(conn, caller, job_id)
-        return ORIGINAL_STATUS[self.states(caller, [job_id])[job_id].status]
+        return STATUS_WORDS[self.states(caller, [job_id])[job_id].status]
 
     def read(self, caller: Caller, job_id: str, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
         if stream not in STREAMS:
-            raise ProtocolError("ParameterException", f"no such stream {stream!r}")
+            raise IjpError("ParameterException", f"no such stream {stream!r}")
         with self.engine.connect() as conn:
             row = self._row(conn, caller, job_id)
         if not row.backend_job_id:
@@ -252,17 +219,17 @@ class BatchServer:
         try:
             return self.backend.read(row.backend_job_id, stream, offset, limit)
         except BatchError as e:
-            raise ProtocolError("InternalException", str(e)) from None
+            raise IjpError("InternalException", str(e)) from None
 
     def cancel(self, caller: Caller, job_id: str) -> None:
         with self.engine.connect() as conn:
             row = self._row(conn, caller, job_id)
         if not row.backend_job_id:
-            raise ProtocolError("ParameterException", f"Job {job_id} is still being submitted")
+            raise IjpError("ParameterException", f"Job {job_id} is still being submitted")
         try:
             self.backend.cancel(row.backend_job_id)
         except BatchError as e:
-            raise ProtocolError("ParameterException", str(e)) from None
+            raise IjpError("ParameterException", str(e)) from None
 
     def delete(self, caller: Caller, job_id: str) -> None:
         """Only once the job has ended (the original's rule), then its files go too."""
@@ -271,11 +238,11 @@ class BatchServer:
         if row.backend_job_id:
             state = self.states(caller, [job_id])[job_id]
             if state.status.live:
-                raise ProtocolError("ParameterException", f"Job {job_id} is {ORIGINAL_STATUS[state.status]}")
+                raise IjpError("ParameterException", f"Job {job_id} is {STATUS_WORDS[state.status]}")
             try:
                 self.backend.delete(row.backend_job_id)
             except BatchError as e:
-                raise ProtocolError("ParameterException", str(e)) from None
+                raise IjpError("ParameterException", str(e)) from None
         with self.engine.begin() as conn:
             conn.execute(batch_jobs.delete().where(batch_jobs.c.id == row.id))
 

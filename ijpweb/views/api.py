@@ -16,7 +16,7 @@ from pyramid.view import view_config
 from ..batch import STREAMS, BatchError
 from ..batch.harvest import submit_soon
 from ..catalog import AuthenticationError, CatalogError
-from ..jobs import JobActionError, SubmitError, SubmitRequest, cancel_job, delete_job, list_jobs
+from ..jobs import JobActionError, SubmitError, SubmitRequest, cancel_job, delete_job, list_jobs, read_output
 from ..jobs import submit as submit_jobs
 from ..models import Job, JobStatus, WebSession, as_utc
 from ..openapi import document
@@ -256,13 +256,10 @@ def output(request):
         raise HTTPNotFound()
     offset = _int(request, "offset", 0, 0, 1 << 50)
     limit = _int(request, "limit", 65536, 1, MAX_CHUNK)
-    backend = request.backends.get(job.backend)
-    data = b""
-    if backend is not None and job.backend_job_id:
-        try:
-            data = backend.read(job.backend_job_id, stream, offset, limit)
-        except (BatchError, OSError) as e:
-            raise ApiError(503, "backend_unavailable", f"the output cannot be read now: {e}") from None
+    try:
+        data = read_output(request.backends, job, stream, offset, limit)
+    except BatchError as e:
+        raise ApiError(503, "backend_unavailable", f"the output cannot be read now: {e}") from None
     text, used = decode_chunk(data, final=not job.live and len(data) < limit)
     return {
         "text": text,

@@ -20,21 +20,11 @@ from ..batch import BatchError
 from ..batch.harvest import submit_soon
 from ..catalog import CatalogError, SessionError
 from ..families import FamilyError
-from ..jobs import JobActionError, cancel_job, create_jobs, delete_job
-from ..models import Job, JobStatus
+from ..ijpwords import STATUS_WORDS, IjpError
+from ..jobs import JobActionError, cancel_job, create_jobs, delete_job, read_output
+from ..models import Job
 from ..planning import JobPlan, Plan, build_args
 
-# our statuses in the original's words (it has no Submitting, Running or Failed)
-STATUS_WORDS = {
-    JobStatus.SUBMITTING: "Queued",
-    JobStatus.QUEUED: "Queued",
-    JobStatus.RUNNING: "Executing",
-    JobStatus.HELD: "Held",
-    JobStatus.COMPLETED: "Completed",
-    JobStatus.FAILED: "Completed",
-    JobStatus.CANCELLED: "Cancelled",
-    JobStatus.UNKNOWN: "Unknown",
-}
 STATUS = {
     "ParameterException": 400,
     "SessionException": 403,
@@ -46,12 +36,6 @@ RESERVED = ("--sessionId=", "--icatUrl=", "--idsUrl=", "--ijpJobId=", "--ijpUrl=
 MAX_OUTPUT = 16 << 20
 
 
-class JmError(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
 def _date(job: Job) -> str:
     return job.submitted_at.strftime("%Y-%m-%d %H:%M:%S")  # UTC
 
@@ -61,7 +45,7 @@ def _ids(param: str, name: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise JmError("ParameterException", f"{name} must be a comma-separated list of ids") from None
+        raise IjpError("ParameterException", f"{name} must be a comma-separated list of ids") from None
 
 
 @view_defaults(require_csrf=False)  # no cookies: every call carries its sessionId
@@ -72,21 +56,21 @@ class JobManagement:
     def _call(self, work):
         try:
             return work()
-        except JmError as e:
+        except IjpError as e:
             err = e
         except SessionError as e:
-            err = JmError("SessionException", str(e))
-        except (CatalogError, BatchError, OSError) as e:
-            err = JmError("InternalException", str(e))
+            err = IjpError("SessionException", str(e))
+        except (CatalogError, BatchError) as e:
+            err = IjpError("InternalException", str(e))
         self.request.tm.doom()
-        resp = Response(json_body={"code": err.code, "message": err.message})
-        resp.status = STATUS[err.code]
+        resp = Response(json_body=err.body())
+        resp.status = err.status
         return resp
 
     def _user(self) -> tuple[str, str]:
         sid = self.request.params.get("sessionId")
         if not sid:
-            raise JmError("SessionException", "sessionId must not be null")
+            raise IjpError("SessionException", "sessionId must not be null")
         return self.request.catalog.user_name(sid), sid
 
     def _job(self) -> Job:
@@ -94,7 +78,7 @@ class JobManagement:
         job_id = self.request.matchdict["job_id"]
         job = self.request.dbsession.get(Job, int(job_id)) if job_id.isdigit() else None
         if job is None or job.owner != user:
-            raise JmError("ForbiddenException", "Job does not belong to you")
+            raise IjpError("ForbiddenException", "Job does not belong to you")
         return job
 
     @view_config(route_name="jm.jobtypes", request_method="GET", renderer="json")
@@ -106,7 +90,7 @@ class JobManagement:
         def work():
             jt = self.request.jobtypes.get(self.request.matchdict["name"])
             if jt is None:
-                raise JmError("ParameterException", f"Job type {self.request.matchdict['name']} not known")
+                raise IjpError("ParameterException", f"Job type {self.request.matchdict['name']} not known")
             return jt.to_ijp_json()
 
         return self._call(work)
@@ -121,13 +105,13 @@ class JobManagement:
         name = request.POST.get("jobName", "")
         jt = request.jobtypes.get(name)
         if jt is None:
-            raise JmError("ParameterException", f"Job type {name} not known")
+            raise IjpError("ParameterException", f"Job type {name} not known")
         try:
             request.registry["ijp.families"].check(jt.family, user)
         except FamilyError as e:
-            raise JmError("ForbiddenException", str(e)) from None
+            raise IjpError("ForbiddenException", str(e)) from None
         if jt.interactive:
-            raise JmError(
+            raise IjpError(
                 "ParameterException", "interactive jobs are not supported by this portal's backends"
             )
         params = [p for p in request.POST.getall("parameter") if not p.startswith(RESERVED)]
@@ -138,7 +122,7 @@ class JobManagement:
         hidden = [f"dataset {i}" for i in datasets if i not in seen_ds]
         hidden += [f"datafile {i}" for i in datafiles if i not in seen_df]
         if hidden:
-            raise JmError("ForbiddenException", "not found or not visible to you: " + ", ".join(hidden))
+            raise IjpError("ForbiddenException", "not found or not visible to you: " + ", ".join(hidden))
         s = request.ijp
         args = build_args(jt, (), (), params, s.icat_url, s.ids_url)
         plan = Plan(jt, "single", {}, (JobPlan(tuple(datasets), tuple(datafiles), args),))
@@ -176,12 +160,9 @@ class JobManagement:
 
     def _read(self, stream: str):
         job = self._job()
-        backend = self.request.backends.get(job.backend)
-        if backend is None or not job.backend_job_id:
-            return {"output": ""}
         chunks, offset = [], 0
         while offset < MAX_OUTPUT:
-            data = backend.read(job.backend_job_id, stream, offset, 1 << 20)
+            data = read_output(self.request.backends, job, stream, offset, 1 << 20)
             chunks.append(data)
             offset += len(data)
             if len(data) < 1 << 20:
@@ -201,7 +182,7 @@ class JobManagement:
         try:
             action(self.request.dbsession, self.request.backends, job)
         except JobActionError as e:
-            raise JmError("ParameterException", str(e)) from None
+            raise IjpError("ParameterException", str(e)) from None
         return Response(status=204)
 
     @view_config(route_name="jm.cancel", request_method="POST")
@@ -218,7 +199,7 @@ class JobManagement:
             job = self._job()
             raw = self.request.POST.get("provenanceId", "")
             if not raw.isdigit():
-                raise JmError("ParameterException", "provenanceId must be a whole number")
+                raise IjpError("ParameterException", "provenanceId must be a whole number")
             job.provenance_id = int(raw)
             return {"jobId": job.id, "provenanceId": job.provenance_id}
 

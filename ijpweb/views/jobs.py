@@ -7,7 +7,7 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
 from ..batch import STREAMS, BatchError
-from ..jobs import JobActionError, cancel_job, delete_job, list_jobs, submission_progress
+from ..jobs import JobActionError, cancel_job, delete_job, list_jobs, read_output, submission_progress
 from ..models import JobStatus
 from . import HTMX, as_int, vary
 
@@ -110,16 +110,11 @@ def job_output(request):
     if stream not in STREAMS:
         raise HTTPNotFound()
     offset = max(0, as_int(request.GET.get("offset"), 0))
-    backend = request.backends.get(job.backend)
     error = None
-    data = b""
-    if backend is not None and job.backend_job_id:
-        try:
-            data = backend.read(job.backend_job_id, stream, offset, CHUNK)
-        except BatchError as e:
-            error = str(e)
-        except OSError:
-            error = "the output cannot be read at the moment"
+    try:
+        data = read_output(request.backends, job, stream, offset, CHUNK)
+    except BatchError as e:
+        data, error = b"", str(e)
     text, used = decode_chunk(data, final=not job.live and len(data) < CHUNK)
     more = len(data) == CHUNK
     return {

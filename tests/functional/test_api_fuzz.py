@@ -6,36 +6,25 @@ against the same document by test_api.py."""
 
 import pytest
 import schemathesis
-import transaction
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import ignored_auth
 
 from ijpweb import main
-from ijpweb.catalog import demo
-from ijpweb.catalog.ids import FileStore
-from ijpweb.models import get_session_factory, get_tm_session
 
-from ..conftest import ROOT, portal_settings
+from ..conftest import ROOT, load_demo, migrate, portal_settings
 
 pytestmark = pytest.mark.once  # its own SQLite database
 
 
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory):
-    import alembic.command
-    import alembic.config
     import sqlalchemy as sa
 
     tmp = tmp_path_factory.mktemp("fuzz")
     settings_ = portal_settings(str(ROOT / "testing.ini"), tmp, f"sqlite:///{tmp / 'fuzz.sqlite'}")
     engine = sa.create_engine(settings_["sqlalchemy.url"])
-    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        alembic.command.upgrade(cfg, "head")
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        demo.load(get_tm_session(get_session_factory(engine), tm), FileStore(settings_["ijp.filestore"]))
+    migrate(engine)
+    load_demo(engine, settings_["ijp.filestore"])
     return main({}, dbengine=engine, **settings_)
 
 
