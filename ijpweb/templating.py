@@ -1,5 +1,6 @@
 """Jinja2: templates under ijpweb/templates, filters the pages share."""
 
+import shlex
 from datetime import UTC, datetime
 
 from .models.jobs import as_utc
@@ -29,6 +30,11 @@ def _size(n):
     return ""
 
 
+def _command(argv):
+    """An argv as a reader can see where each argument ends (it never ran in a shell)."""
+    return shlex.join(argv)
+
+
 def _elapsed(start, end=None):
     if start is None:
         return None
@@ -45,7 +51,7 @@ def includeme(config):
             "jinja2.trim_blocks": "true",
             "jinja2.lstrip_blocks": "true",
             "jinja2.filters": "\n".join(
-                f"{name} = ijpweb.templating:_{name}" for name in ("when", "duration", "size")
+                f"{name} = ijpweb.templating:_{name}" for name in ("when", "duration", "size", "command")
             ),
             "jinja2.globals": "elapsed = ijpweb.templating:_elapsed",
         }

@@ -61,6 +61,10 @@ def test_a_script_logs_in_submits_follows_and_cleans_up(testapp, doc, dbsession,
     job = check(doc, testapp.get(f"{API}/jobs/{ids[0]}", headers=auth), "/api/v1/jobs/{job_id}", "get").json
     assert job["exit_code"] == 0 and job["wall_seconds"] >= 0 and job["queue_seconds"] >= 0
     assert "--sessionId=${IJP_SESSION_ID}" in job["command"]
+    # the job's page quotes each argument, so one with spaces or shell syntax reads as one
+    page = testapp.get(f"/jobs/{ids[0]}", headers=auth).text
+    quoted = "&#39;it&#39;&#34;&#39;&#34;&#39;s $(id)&#39;"  # shlex's 'it'"'"'s $(id)', HTML-escaped
+    assert f"test_args.py --datasetIds={ds[0]} --option-one {quoted}" in page
     out = testapp.get(f"{API}/jobs/{ids[0]}/output/stdout", {"offset": 0, "limit": 10}, headers=auth)
     first = check(doc, out, "/api/v1/jobs/{job_id}/output/{stream}", "get").json
     assert first["next_offset"] == 10 and not first["complete"]
