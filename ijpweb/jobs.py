@@ -6,6 +6,7 @@ No Pyramid here: it takes a database session, the backends and plain values.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from concurrent.futures import TimeoutError as FuturesTimeout
@@ -17,7 +18,7 @@ from .batch import BatchBackend, BatchError, JobSpec
 from .batch.harvest import apply_state
 from .catalog import Catalog, CatalogError, SessionError
 from .families import FamilyError
-from .models import LIVE, Job, JobStatus, Submission
+from .models import LIVE, Job, JobStatus, JobTag, Submission
 from .planning import SESSION_ENV, DatasetInfo, Plan, PlanError, Selection, plan, provenance_args
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,38 @@ class SubmitRequest:
     values: Mapping[str, object]
     mode: str | None = None
     confirmed: bool = False
+    tags: Sequence[str] = ()
+
+
+MAX_TAGS = 20
+TAG = re.compile(r"[\w.:@+/-]{1,64}")
+
+
+def clean_tags(tags) -> list[str]:
+    """Tags as given by a user, checked (ValueError says what is wrong), sorted, unique."""
+    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+        raise ValueError("tags must be a list of words")
+    out = sorted({t.strip() for t in tags if t.strip()})
+    for t in out:
+        if not TAG.fullmatch(t):
+            raise ValueError(f"tag {t[:70]!r} is not 1 to 64 letters, digits or . _ - : @ + /")
+    if len(out) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags on a job")
+    return out
+
+
+def split_tags(text: str) -> list[str]:
+    """Tags typed into one field, separated by spaces or commas."""
+    return [t for t in re.split(r"[\s,]+", text) if t]
+
+
+def resubmission(job: Job) -> SubmitRequest:
+    """What submitted ``job``: the same job type, inputs, option values and tags, to
+    prefill a form (or a request) that the user may change before submitting."""
+    return SubmitRequest(
+        job.job_type, list(job.dataset_ids), list(job.datafile_ids), dict(job.options),
+        job.submission.mode, False, job.tags,
+    )  # fmt: skip
 
 
 def submit(db, backends, catalog: Catalog, datasettypes, jobtypes, families, settings, user: str,
@@ -134,6 +167,10 @@ def submit(db, backends, catalog: Catalog, datasettypes, jobtypes, families, set
         raise SubmitError("your catalog session has expired; log in again", "session_expired", 401) from None
     except CatalogError as e:
         raise SubmitError(f"the catalog could not be asked: {e}", "catalog_unavailable", 503) from None
+    try:
+        tags = clean_tags(req.tags)
+    except ValueError as e:
+        raise SubmitError(str(e), "invalid_tags", fields={"tags": str(e)}) from None
     missing = [f"dataset {i}" for i in resolved.missing_datasets]
     missing += [f"datafile {i}" for i in resolved.missing_datafiles]
     if missing:
@@ -144,7 +181,7 @@ def submit(db, backends, catalog: Catalog, datasettypes, jobtypes, families, set
     except PlanError as e:
         raise SubmitError(str(e), e.code, fields=e.fields) from None
     try:
-        return create_jobs(db, backends, p, user, session_id, settings.url, settings.estimate_seconds)
+        return create_jobs(db, backends, p, user, session_id, settings.url, settings.estimate_seconds, tags)
     except BatchError as e:
         raise SubmitError(str(e), "no_backend", 503) from None
 
@@ -157,6 +194,7 @@ def create_jobs(
     catalog_session: str,
     ijp_url: str,
     deadline: float = 5.0,
+    tags: Sequence[str] = (),
 ) -> Submission:
     """Choose the backend (BatchError, and nothing recorded, if none answers) and record
     the jobs, status Submitting. The backends are called later, by :func:`submit_pending`
@@ -192,6 +230,7 @@ def create_jobs(
             backend=backend_name,
             status=JobStatus.SUBMITTING,
         )
+        job.tags = tags
         db.add(job)
         rows.append(job)
     db.flush()
@@ -334,6 +373,7 @@ def list_jobs(
     *,
     status: str = "",
     job_type: str = "",
+    tag: str = "",
     since=None,
     until=None,
     page: int = 1,
@@ -350,6 +390,8 @@ def list_jobs(
         q = q.where(Job.status == JobStatus(status))
     if job_type:
         q = q.where(Job.job_type == job_type)
+    if tag:
+        q = q.where(Job.id.in_(sa.select(JobTag.job_id).where(JobTag.tag == tag)))
     total = db.scalar(sa.select(sa.func.count()).select_from(q.subquery()))
     jobs = db.scalars(q.order_by(Job.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
     return list(jobs), total

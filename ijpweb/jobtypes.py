@@ -73,6 +73,23 @@ class JobOption:
         raw = self.min_value if which == "min" else self.max_value
         return None if raw is None or raw == "" else parse_number(self.type, raw)
 
+    def to_ijp_json(self) -> dict:
+        """One entry of the original's ``jobOptions``, key order kept."""
+        jo: dict = {"name": self.name}
+        if self.group_name:
+            jo["groupName"] = self.group_name
+        jo |= {"type": self.type, "programParameter": self.program_parameter, "values": list(self.values)}
+        for key, v in (
+            ("defaultValue", self.default_value),
+            ("minValue", self.min_value),
+            ("maxValue", self.max_value),
+            ("condition", self.condition or None),
+            ("tip", self.tip or None),
+        ):
+            if v is not None:
+                jo[key] = v
+        return jo
+
 
 @dataclass(frozen=True)
 class JobType:
@@ -125,27 +142,8 @@ class JobType:
             "icatUrlRequired": self.icat_url_required,
             "idsUrlRequired": self.ids_url_required,
             "datasetTypes": list(self.dataset_types),
-            "jobOptions": [],
+            "jobOptions": [o.to_ijp_json() for o in self.options],
         }
-        for o in self.options:
-            jo: dict = {"name": o.name}
-            if o.group_name:
-                jo["groupName"] = o.group_name
-            jo |= {
-                "type": o.type,
-                "programParameter": o.program_parameter,
-                "values": list(o.values),
-            }
-            for key, v in (
-                ("defaultValue", o.default_value),
-                ("minValue", o.min_value),
-                ("maxValue", o.max_value),
-                ("condition", o.condition or None),
-                ("tip", o.tip or None),
-            ):
-                if v is not None:
-                    jo[key] = v
-            d["jobOptions"].append(jo)
         return d
 
 

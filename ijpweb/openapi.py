@@ -21,6 +21,19 @@ def _errors(*codes: int) -> dict:
 NULLABLE_STR = {"type": ["string", "null"]}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+PAGE = {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}}
+PER_PAGE = {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}
+
+
+def _ids_param(name: str) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "schema": {"type": "string", "pattern": "^[0-9]*(,[0-9]+)*$"},
+        "description": "ids separated by commas",
+    }
+
+
 BEARER = [{"bearer": []}, {"cookie": []}]
 
 SCHEMAS = {
@@ -90,25 +103,23 @@ SCHEMAS = {
             "icatUrlRequired": {"type": "boolean"},
             "idsUrlRequired": {"type": "boolean"},
             "datasetTypes": {"type": "array", "items": {"type": "string"}},
-            "jobOptions": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["name", "type", "programParameter", "values"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "groupName": {"type": "string"},
-                        "type": {"enum": ["boolean", "string", "integer", "float", "enumeration"]},
-                        "programParameter": {"type": "string"},
-                        "values": {"type": "array", "items": {"type": "string"}},
-                        "defaultValue": {"type": "string"},
-                        "minValue": {"type": "string"},
-                        "maxValue": {"type": "string"},
-                        "condition": {"type": "string"},
-                        "tip": {"type": "string"},
-                    },
-                },
-            },
+            "jobOptions": {"type": "array", "items": _ref("JobOption")},
+        },
+    },
+    "JobOption": {
+        "type": "object",
+        "required": ["name", "type", "programParameter", "values"],
+        "properties": {
+            "name": {"type": "string"},
+            "groupName": {"type": "string"},
+            "type": {"enum": ["boolean", "string", "integer", "float", "enumeration"]},
+            "programParameter": {"type": "string"},
+            "values": {"type": "array", "items": {"type": "string"}},
+            "defaultValue": {"type": "string"},
+            "minValue": {"type": "string"},
+            "maxValue": {"type": "string"},
+            "condition": {"type": "string"},
+            "tip": {"type": "string"},
         },
     },
     "SubmissionRequest": {
@@ -129,6 +140,118 @@ SCHEMAS = {
             "confirm": {
                 "type": "boolean",
                 "description": "confirms one job per input for a single-input type",
+            },
+            "tags": _ref("Tags"),
+            "like": {
+                "type": "integer",
+                "description": "resubmit: start from what submitted this job of yours (job type, "
+                "inputs, option values, mode, tags); fields given here change it, and an option "
+                "given as null is dropped",
+            },
+        },
+    },
+    "Tags": {
+        "type": "array",
+        "maxItems": 20,
+        "items": {"type": "string", "pattern": "^[\\w.:@+/-]{1,64}$"},
+        "description": "labels of your own, to find jobs by",
+    },
+    "Dataset": {
+        "type": "object",
+        "required": [
+            "id",
+            "name",
+            "type",
+            "investigation",
+            "investigation_title",
+            "description",
+            "complete",
+            "datafile_count",
+            "create_time",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "type": {"type": "string"},
+            "investigation": {"type": "string"},
+            "investigation_title": {"type": "string"},
+            "description": {"type": "string"},
+            "complete": {"type": "boolean"},
+            "datafile_count": {"type": "integer"},
+            "create_time": NULLABLE_TIME,
+        },
+    },  # fmt: skip
+    "DatasetDetail": {
+        "allOf": [
+            _ref("Dataset"),
+            {
+                "type": "object",
+                "required": ["parameters", "job_parameters", "datafiles"],
+                "properties": {
+                    "parameters": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "value", "units"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "value": {},
+                                "units": {"type": "string"},
+                            },
+                        },
+                    },
+                    "job_parameters": {
+                        "type": "object",
+                        "description": "the dataset type's parameters, which option conditions use",
+                    },
+                    "datafiles": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["id", "name", "size", "format"],
+                            "properties": {
+                                "id": {"type": "integer"},
+                                "name": {"type": "string"},
+                                "size": {"type": "integer"},
+                                "format": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+        ]
+    },
+    "DatasetList": {
+        "type": "object",
+        "required": ["datasets", "total", "page", "per_page", "facets"],
+        "properties": {
+            "datasets": {"type": "array", "items": _ref("Dataset")},
+            "total": {"type": "integer"},
+            "page": {"type": "integer"},
+            "per_page": {"type": "integer"},
+            "facets": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    },
+    "SelectionOptions": {
+        "type": "object",
+        "required": ["job_type", "fits", "why_not", "choice", "options", "defaults", "parameters"],
+        "properties": {
+            "job_type": {"type": "string"},
+            "fits": {"type": "boolean"},
+            "why_not": NULLABLE_STR,
+            "choice": {
+                "enum": ["mode", "confirm", None],
+                "description": "mode: choose one job or one per input; confirm: one job per input must be confirmed",
+            },
+            "options": {"type": "array", "items": _ref("JobOption")},
+            "defaults": {"type": "object"},
+            "parameters": {
+                "type": "object",
+                "description": "each selected dataset's type parameters, by dataset id",
+                "additionalProperties": {"type": "object"},
             },
         },
     },
@@ -159,6 +282,10 @@ SCHEMAS = {
             "queue_seconds",
             "wall_seconds",
             "provenance_id",
+            "nodes",
+            "cores",
+            "hosts",
+            "tags",
         ],  # fmt: skip
         "properties": {
             "id": {"type": "integer"},
@@ -184,6 +311,13 @@ SCHEMAS = {
             "queue_seconds": {"type": ["number", "null"]},
             "wall_seconds": {"type": ["number", "null"]},
             "provenance_id": {"type": ["integer", "null"]},
+            "nodes": {"type": ["integer", "null"], "description": "nodes it ran on, once the backend says"},
+            "cores": {
+                "type": ["integer", "null"],
+                "description": "cores allocated to it, once the backend says",
+            },
+            "hosts": {**NULLABLE_STR, "description": "the hosts it ran on (SLURM's node list)"},
+            "tags": _ref("Tags"),
         },
     },
     "JobList": {
@@ -271,6 +405,77 @@ def document(server_url: str = "/") -> dict:
                     "responses": {"200": _json(_ref("JobType"), "the job type"), **_errors(401, 404)},
                 }
             },
+            "/api/v1/jobtypes/{name}/options": {
+                "get": {
+                    "summary": "What a job type offers for a selection of datasets and datafiles",
+                    "parameters": [
+                        {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                        _ids_param("datasets"),
+                        _ids_param("datafiles"),
+                    ],
+                    "responses": {
+                        "200": _json(_ref("SelectionOptions"), "the options that apply"),
+                        **_errors(400, 401, 404, 503),
+                    },
+                }
+            },
+            "/api/v1/datasets": {
+                "get": {
+                    "summary": "Datasets you can see",
+                    "parameters": [
+                        {"name": "type", "in": "query", "schema": {"type": "string"}},
+                        {"name": "investigation", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "name",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "part of it",
+                        },
+                        PAGE,
+                        PER_PAGE,
+                    ],
+                    "responses": {
+                        "200": _json(_ref("DatasetList"), "a page of datasets"),
+                        **_errors(400, 401, 503),
+                    },
+                }
+            },
+            "/api/v1/datasets/{dataset_id}": {
+                "get": {
+                    "summary": "A dataset with its parameters and datafiles",
+                    "parameters": [
+                        {
+                            "name": "dataset_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 0},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(_ref("DatasetDetail"), "the dataset"),
+                        **_errors(401, 404, 503),
+                    },
+                }
+            },
+            "/api/v1/jobs/{job_id}/tags": {
+                "put": {
+                    "summary": "Replace a job's tags",
+                    "parameters": [JOB_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["tags"],
+                                    "properties": {"tags": _ref("Tags")},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {"200": _json(_ref("Job"), "the job"), **_errors(400, 401, 403, 404, 422)},
+                }
+            },
             "/api/v1/submissions": {
                 "post": {
                     "summary": "Submit one job, or one per input",
@@ -290,14 +495,11 @@ def document(server_url: str = "/") -> dict:
                     "parameters": [
                         {"name": "status", "in": "query", "schema": {"enum": [*STATUSES, "live"]}},
                         {"name": "job_type", "in": "query", "schema": {"type": "string"}},
+                        {"name": "tag", "in": "query", "schema": {"type": "string"}},
                         {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                         {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-                        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-                        {
-                            "name": "per_page",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-                        },
+                        PAGE,
+                        PER_PAGE,
                     ],
                     "responses": {"200": _json(_ref("JobList"), "a page of jobs"), **_errors(400, 401)},
                 }

@@ -183,6 +183,12 @@ def testapp(app, tm, dbsession):
 
 
 @pytest.fixture
+def doc(testapp):
+    """The OpenAPI document the app serves."""
+    return testapp.get("/api/v1/openapi.json").json
+
+
+@pytest.fixture
 def alice(testapp):
     testapp.login("alice")
     return testapp

@@ -38,6 +38,10 @@ class BatchState:
     reason: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # where it ran, where the backend knows: node count, cores allocated, host names
+    nodes: int | None = None
+    cores: int | None = None
+    hosts: str | None = None
 
 
 class BatchBackend(Protocol):

@@ -18,15 +18,25 @@ log = logging.getLogger(__name__)
 
 def apply_state(job: Job, state: BatchState) -> bool:
     """Copy ``state`` onto ``job``; return whether anything changed."""
-    before = (job.status, job.exit_code, job.reason, job.started_at, job.finished_at)
+    before = (job.status, job.exit_code, job.reason, job.started_at, job.finished_at, job.nodes, job.cores)
     job.status = state.status
+    if state.nodes or state.cores or state.hosts:  # kept once known: a finished job still ran there
+        job.nodes, job.cores, job.hosts = state.nodes, state.cores, state.hosts
     job.exit_code = state.exit_code
     job.reason = state.reason
     if state.started_at and not job.started_at:
         job.started_at = state.started_at
     if state.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
         job.finished_at = job.finished_at or state.finished_at or utcnow()
-    return before != (job.status, job.exit_code, job.reason, job.started_at, job.finished_at)
+    return before != (
+        job.status,
+        job.exit_code,
+        job.reason,
+        job.started_at,
+        job.finished_at,
+        job.nodes,
+        job.cores,
+    )
 
 
 def harvest(dbsession, backends: Mapping[str, BatchBackend]) -> dict[str, int]:

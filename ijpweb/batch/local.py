@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -87,6 +88,13 @@ class LocalBackend:
         if not d.is_dir():
             return BatchState(JobStatus.UNKNOWN, reason="not found on the local backend")
         started = read_json(d / "started.json")
+        state = self._lifecycle(d, started)
+        if started and "host" in started:  # one host; the cores its wrapper could use
+            return replace(state, nodes=1, cores=started.get("cores"), hosts=started["host"])
+        return state
+
+    @staticmethod
+    def _lifecycle(d: Path, started: dict | None) -> BatchState:
         ended = read_json(d / "exit.json")
         cancelled = read_json(d / "cancelled.json")
         start_at = _ts(started["at"]) if started else None

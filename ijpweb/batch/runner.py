@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -63,7 +64,16 @@ def run(jobdir: Path) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    write_json(jobdir / "started.json", {"pid": os.getpid(), "pgid": os.getpgrp(), "at": now()})
+    write_json(
+        jobdir / "started.json",
+        {
+            "pid": os.getpid(),
+            "pgid": os.getpgrp(),
+            "at": now(),
+            "host": socket.gethostname(),
+            "cores": len(os.sched_getaffinity(0)),
+        },
+    )
     if (jobdir / "cancelled.json").exists():
         write_json(jobdir / "exit.json", {"code": None, "signal": None, "at": now()})
         return 0

@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -319,11 +320,13 @@ class SlurmBackend:
             return out
         # One call for the whole queue (cheaper than naming thousands of ids); -r lists
         # each task of an array on its own line.
-        queue: dict[str, tuple[str, str, str, str]] = {}
-        for line in self._run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r|%S|%e"]).splitlines():
+        queue: dict[str, list[str]] = {}
+        for line in self._run(
+            ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r|%S|%e|%D|%C|%N"]
+        ).splitlines():
             parts = line.split("|")
-            if len(parts) == 5 and parts[0] in wanted:
-                queue[parts[0]] = (parts[1], parts[2], parts[3], parts[4])
+            if len(parts) == 8 and parts[0] in wanted:
+                queue[parts[0]] = parts[1:]
         need_sacct = [i for i in wanted if i not in queue or STATES.get(queue[i][0]) == JobStatus.FAILED]
         # sacct -c knows an array task only by its raw id, which the task recorded
         raw = {i: self._raw_id(i) for i in need_sacct}
@@ -332,7 +335,7 @@ class SlurmBackend:
             if raw.get(i) in finished:
                 out[i] = finished[raw[i]]
             elif i in queue:
-                out[i] = self._from_squeue(*queue[i])
+                out[i] = _placed(self._from_squeue(*queue[i][:4]), *queue[i][4:])
             elif "_" in i and self._cancelled(i):
                 out[i] = BatchState(JobStatus.CANCELLED, None, "cancelled before it started")
             else:
@@ -370,14 +373,15 @@ class SlurmBackend:
         """Finished jobs from the job completion log (``sacct -c``)."""
         out: dict[str, BatchState] = {}
         text = self._run(
-            ["sacct", "-c", "-n", "-P", "-o", "JobID,State,ExitCode,Start,End", "-j", ",".join(sorted(ids))],
+            ["sacct", "-c", "-n", "-P", "-o", "JobID,State,ExitCode,Start,End,NNodes,AllocCPUS,NodeList",
+             "-j", ",".join(sorted(ids))],
             ok_codes=(0, 1),
-        )
+        )  # fmt: skip
         for line in text.splitlines():
             parts = line.split("|")
-            if len(parts) != 5 or not parts[0].isdigit():
+            if len(parts) != 8 or not parts[0].isdigit():
                 continue
-            job, state, code, start, end = parts
+            job, state, code, start, end = parts[:5]
             state = state.split()[0]
             status = STATES.get(state, JobStatus.UNKNOWN)
             exit_code, signal_ = (
@@ -396,6 +400,7 @@ class SlurmBackend:
                 out[job] = BatchState(status, exit_code, reason, _time(start), _time(end))
             else:
                 out[job] = BatchState(status, None, f"SLURM state {state}", _time(start))
+            out[job] = _placed(out[job], *parts[5:])
         return out
 
     def read(self, job_id: str, stream: str, offset: int = 0, limit: int = 65536) -> bytes:
@@ -412,6 +417,17 @@ class SlurmBackend:
             raise BatchError(f"SLURM job {job_id} has not ended ({state.status}); cancel it first")
         shutil.rmtree(d)
         (self.root / "by-slurm-id" / job_id).unlink(missing_ok=True)
+
+
+def _placed(state: BatchState, nodes: str, cores: str, hosts: str) -> BatchState:
+    """Add where a job ran (squeue's %D %C %N, sacct's NNodes AllocCPUS NodeList), once it has
+    started: before that these are only what it asked for."""
+    if state.started_at is None or not nodes.isdigit():
+        return state
+    hosts = "" if hosts in ("", "None assigned", "(null)") else hosts
+    return replace(
+        state, nodes=int(nodes), cores=int(cores) if cores.isdigit() else None, hosts=hosts or None
+    )
 
 
 def from_settings(name: str, opts: Mapping[str, str]) -> SlurmBackend:

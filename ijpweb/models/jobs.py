@@ -96,12 +96,38 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # the ICAT Job that records this job's provenance (the job reports it), if any
     provenance_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # where it ran, once the backend says: node count, cores allocated, host names
+    nodes: Mapped[int | None]
+    cores: Mapped[int | None]
+    hosts: Mapped[str | None] = mapped_column(sa.String(1024))
 
     submission: Mapped[Submission] = relationship(back_populates="jobs")
+    tag_rows: Mapped[list[JobTag]] = relationship(
+        cascade="all, delete-orphan", order_by="JobTag.tag", lazy="selectin"
+    )
+
+    @property
+    def tags(self) -> list[str]:
+        return [t.tag for t in self.tag_rows]
+
+    @tags.setter
+    def tags(self, names) -> None:
+        keep = {t.tag: t for t in self.tag_rows}
+        self.tag_rows = [keep.get(n) or JobTag(tag=n) for n in sorted(set(names))]
 
     @property
     def live(self) -> bool:
         return self.status.live
+
+
+class JobTag(Base):
+    """A user's label on a job (given at submission, editable later); jobs are listed by tag."""
+
+    __tablename__ = "job_tag"
+    __table_args__ = (sa.Index("ix_job_tag_tag", "tag"),)
+
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
 
 
 class WebSession(Base):

@@ -13,10 +13,22 @@ from pyramid.httpexceptions import HTTPNotFound
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from .. import planning
 from ..batch import STREAMS, BatchError
 from ..batch.harvest import submit_soon
-from ..catalog import AuthenticationError, CatalogError
-from ..jobs import JobActionError, SubmitError, SubmitRequest, cancel_job, delete_job, list_jobs, read_output
+from ..catalog import AuthenticationError, CatalogError, DatasetQuery, SessionError
+from ..jobs import (
+    JobActionError,
+    SubmitError,
+    SubmitRequest,
+    cancel_job,
+    clean_tags,
+    delete_job,
+    list_jobs,
+    read_output,
+    resolve_selection,
+    resubmission,
+)  # fmt: skip
 from ..jobs import submit as submit_jobs
 from ..models import Job, JobStatus, WebSession, as_utc
 from ..openapi import document
@@ -98,6 +110,24 @@ def job_json(job: Job) -> dict:
         "queue_seconds": (started - submitted).total_seconds() if started else None,
         "wall_seconds": (finished - started).total_seconds() if started and finished else None,
         "provenance_id": job.provenance_id,
+        "nodes": job.nodes,
+        "cores": job.cores,
+        "hosts": job.hosts,
+        "tags": job.tags,
+    }
+
+
+def dataset_json(ds) -> dict:
+    return {
+        "id": ds.id,
+        "name": ds.name,
+        "type": ds.type_name,
+        "investigation": ds.investigation,
+        "investigation_title": ds.investigation_title,
+        "description": ds.description,
+        "complete": ds.complete,
+        "datafile_count": ds.datafile_count,
+        "create_time": _iso(ds.create_time),
     }
 
 
@@ -169,19 +199,49 @@ def _ids(body: dict, key: str) -> list[int]:
     return value
 
 
-@view_config(route_name="api.submissions", request_method="POST", permission="use", renderer="json")
-def submit(request):
-    body = _json(request)
-    job_type, values, mode = body.get("job_type"), body.get("options", {}), body.get("mode")
+def _owned_job(request, job_id) -> Job:
+    job = (
+        request.dbsession.get(Job, job_id)
+        if isinstance(job_id, int) and not isinstance(job_id, bool)
+        else None
+    )
+    if job is None or job.owner != request.identity.user_name:
+        raise ApiError(404, "not_found", f"there is no job {job_id} of yours", {"like": "not found"})
+    return job
+
+
+def _submit_request(request, body: dict) -> SubmitRequest:
+    """The request as given; with ``like``, what submitted that job, changed by what is given
+    (an option given as null is dropped)."""
+    base = (
+        resubmission(_owned_job(request, body["like"])) if "like" in body else SubmitRequest("", [], [], {})
+    )
+    job_type, mode = body.get("job_type", base.job_type), body.get("mode", base.mode)
+    values = body.get("options", {})
     if not isinstance(job_type, str) or not job_type:
         raise ApiError(400, "bad_request", "job_type is required", {"job_type": "required"})
     if not isinstance(values, dict):
         raise ApiError(400, "bad_request", "options must be an object", {"options": "an object"})
     if mode not in (None, "single", "each"):
         raise ApiError(400, "bad_request", "mode must be single or each", {"mode": "single or each"})
-    req = SubmitRequest(
-        job_type, _ids(body, "datasets"), _ids(body, "datafiles"), values, mode, bool(body.get("confirm"))
+    values = {k: v for k, v in {**base.values, **values}.items() if v is not None}
+    tags = body.get("tags", base.tags)
+    if not isinstance(tags, list | tuple):
+        raise ApiError(400, "bad_request", "tags must be a list of words", {"tags": "a list of words"})
+    return SubmitRequest(
+        job_type,
+        _ids(body, "datasets") if "datasets" in body else base.dataset_ids,
+        _ids(body, "datafiles") if "datafiles" in body else base.datafile_ids,
+        values,
+        mode,
+        bool(body.get("confirm")),
+        tags,
     )
+
+
+@view_config(route_name="api.submissions", request_method="POST", permission="use", renderer="json")
+def submit(request):
+    req = _submit_request(request, _json(request))
     ident = request.identity
     try:
         sub = submit_jobs(
@@ -189,7 +249,7 @@ def submit(request):
             request.registry["ijp.families"], request.ijp, ident.user_name, ident.catalog_session, req,
         )  # fmt: skip
     except SubmitError as e:
-        status = {"unknown_job_type": 404, "invalid_options": 422}.get(e.code, e.status)
+        status = {"unknown_job_type": 404, "invalid_options": 422, "invalid_tags": 422}.get(e.code, e.status)
         raise ApiError(status, e.code, str(e), e.fields) from None
     request.tm.get().addAfterCommitHook(lambda ok: ok and submit_soon(request.registry))
     request.response.status = 201
@@ -205,7 +265,8 @@ def jobs(request):
     page = _int(request, "page", 1, 1, 1_000_000)
     per_page = _int(request, "per_page", 25, 1, MAX_PER_PAGE)
     rows, total = list_jobs(request.dbsession, request.identity.user_name, status=status,
-                            job_type=request.GET.get("job_type", ""), since=since, until=until,
+                            job_type=request.GET.get("job_type", ""), tag=request.GET.get("tag", ""),
+                            since=since, until=until,
                             page=page, per_page=per_page)  # fmt: skip
     return {"jobs": [job_json(j) for j in rows], "total": total, "page": page, "per_page": per_page}
 
@@ -246,6 +307,18 @@ def cancel(request):
     return job_json(job)
 
 
+@view_config(route_name="api.job.tags", request_method="PUT", permission="use", renderer="json")
+def set_tags(request):
+    """Replace the job's tags with the list given."""
+    job = request.context.job
+    try:
+        job.tags = clean_tags(_json(request).get("tags", ()))
+    except ValueError as e:
+        raise ApiError(422, "invalid_tags", str(e), {"tags": str(e)}) from None
+    request.dbsession.flush()
+    return job_json(job)
+
+
 @view_config(route_name="api.job.output", request_method="GET", permission="use", renderer="json")
 def output(request):
     """Bytes from ``offset`` (at most ``limit``), as text without a split character;
@@ -266,6 +339,109 @@ def output(request):
         "offset": offset,
         "next_offset": offset + used,
         "complete": not job.live and len(data) < limit,
+    }
+
+
+# --- datasets and what applies to a selection ---------------------------------------------
+
+
+def _catalog(request, call):
+    try:
+        return call(request.catalog, request.identity.catalog_session)
+    except SessionError:
+        raise ApiError(401, "session_expired", "your catalog session has expired; log in again") from None
+    except CatalogError as e:
+        raise ApiError(503, "catalog_unavailable", f"the catalog could not be asked: {e}") from None
+
+
+@view_config(route_name="api.datasets", request_method="GET", permission="use", renderer="json")
+def datasets(request):
+    """Datasets you can see, by type, investigation and part of the name."""
+    q = DatasetQuery(
+        type_name=request.GET.get("type", ""),
+        investigation=request.GET.get("investigation", ""),
+        name=request.GET.get("name", "")[:200],
+        page=_int(request, "page", 1, 1, 1_000_000),
+        per_page=_int(request, "per_page", 25, 1, MAX_PER_PAGE),
+    )
+    found = _catalog(request, lambda c, sid: c.search_datasets(sid, q))
+    return {
+        "datasets": [dataset_json(d) for d in found.items],
+        "total": found.total,
+        "page": found.page,
+        "per_page": found.per_page,
+        "facets": found.facets,
+    }
+
+
+@view_config(route_name="api.dataset", request_method="GET", permission="use", renderer="json")
+def dataset(request):
+    """A dataset with its parameters (the catalog's, and the dataset type's that job
+    option conditions use) and its datafiles."""
+    ds_id = int(request.matchdict["dataset_id"])
+
+    def read(c, sid):
+        found = c.datasets(sid, [ds_id])
+        if not found:
+            raise ApiError(404, "not_found", f"there is no dataset {ds_id} that you can see")
+        params = c.job_parameters(sid, found, request.datasettypes.parameters_for)
+        return (
+            found[0],
+            c.dataset_parameters(sid, ds_id),
+            params.get(ds_id, {}),
+            c.dataset_datafiles(sid, ds_id),
+        )
+
+    ds, parameters, job_parameters, files = _catalog(request, read)
+    return dataset_json(ds) | {
+        "parameters": [{"name": p.name, "value": _plain(p.value), "units": p.units} for p in parameters],
+        "job_parameters": {k: _plain(v) for k, v in job_parameters.items()},
+        "datafiles": [{"id": f.id, "name": f.name, "size": f.size, "format": f.format} for f in files],
+    }
+
+
+def _plain(value):
+    """A parameter value as JSON has it (dates as ISO text)."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _id_list(request, name: str) -> list[int]:
+    raw = request.GET.get(name, "")
+    try:
+        return [int(i) for i in raw.split(",") if i.strip()]
+    except ValueError:
+        raise ApiError(
+            400, "bad_parameter", f"{name} must be ids separated by commas", {name: "not a list of ids"}
+        ) from None
+
+
+@view_config(route_name="api.jobtype.options", request_method="GET", permission="use", renderer="json")
+def options_for(request):
+    """What a job type offers for a selection: whether it fits, the options whose
+    conditions hold for every selected dataset, their defaults, the choice to make (one
+    job or one per input), and the dataset parameters the conditions were judged on."""
+    jt = request.jobtypes.get(request.matchdict["name"])
+    if jt is None:
+        raise ApiError(404, "not_found", f"there is no job type called {request.matchdict['name']!r}")
+    ds_ids, df_ids = _id_list(request, "datasets"), _id_list(request, "datafiles")
+    resolved = _catalog(
+        request, lambda c, sid: resolve_selection(c, sid, request.datasettypes, ds_ids, df_ids)
+    )
+    missing = [f"dataset {i}" for i in resolved.missing_datasets]
+    missing += [f"datafile {i}" for i in resolved.missing_datafiles]
+    if missing:
+        raise ApiError(404, "not_visible", "not found or not visible to you: " + ", ".join(missing))
+    sel = resolved.selection
+    why_not = planning.incompatibility(jt, sel)
+    shown = [] if why_not else planning.visible_options(jt, sel)
+    return {
+        "job_type": jt.name,
+        "fits": why_not is None,
+        "why_not": why_not,
+        "choice": None if why_not else planning.choice_needed(jt, sel),
+        "options": [o.to_ijp_json() for o in shown],
+        "defaults": planning.default_values(shown),
+        "parameters": {str(d.id): {k: _plain(v) for k, v in d.parameters.items()} for d in sel.datasets},
     }
 
 

@@ -12,11 +12,6 @@ from .test_flow import dataset_ids, wait_for
 API = "/api/v1"
 
 
-@pytest.fixture
-def doc(testapp):
-    return testapp.get(API + "/openapi.json").json
-
-
 def check(doc, resp, path, method):
     """The response matches what the document says for this path, method and status."""
     spec = doc["paths"][path][method]["responses"][str(resp.status_int)]
