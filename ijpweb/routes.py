@@ -17,6 +17,8 @@ def includeme(config):
     config.add_route("jobs.output", "/jobs/{job_id}/output/{stream}", factory=job_factory)
     config.add_route("jobs.cancel", "/jobs/{job_id}/cancel", factory=job_factory)
     config.add_route("jobs.delete", "/jobs/{job_id}/delete", factory=job_factory)
+    config.add_route("jobs.tags", "/jobs/{job_id}/tags", factory=job_factory)
+    config.add_route("jobs.resubmit", "/jobs/{job_id}/resubmit", factory=job_factory)
     config.add_route("staff.jobtypes", "/staff/jobtypes")
     # the JSON API (views/api.py)
     config.add_route("api.openapi", "/api/v1/openapi.json")

@@ -130,6 +130,12 @@ class JobTag(Base):
     tag: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
 
 
+def user_tags(db, owner: str) -> list[str]:
+    """Every tag on the owner's jobs."""
+    q = sa.select(JobTag.tag).join(Job, Job.id == JobTag.job_id).where(Job.owner == owner)
+    return list(db.scalars(q.distinct().order_by(JobTag.tag)))
+
+
 class WebSession(Base):
     """A browser login. The cookie carries only ``id``; the catalog session id (a
     credential) stays here, server-side."""

@@ -28,7 +28,7 @@ from ..jobs import (
     read_output,
     resolve_selection,
     resubmission,
-)  # fmt: skip
+)
 from ..jobs import submit as submit_jobs
 from ..models import Job, JobStatus, WebSession, as_utc
 from ..openapi import document

@@ -7,8 +7,17 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
 from ..batch import STREAMS, BatchError
-from ..jobs import JobActionError, cancel_job, delete_job, list_jobs, read_output, submission_progress
-from ..models import JobStatus
+from ..jobs import (
+    JobActionError,
+    cancel_job,
+    clean_tags,
+    delete_job,
+    list_jobs,
+    read_output,
+    split_tags,
+    submission_progress,
+)
+from ..models import JobStatus, user_tags
 from . import HTMX, as_int, vary
 
 PER_PAGE = 25
@@ -20,12 +29,14 @@ def _list(request):
     if status and status != "live" and status not in {s.value for s in JobStatus}:
         status = ""
     job_type = request.GET.get("job_type", "")
+    tag = request.GET.get("tag", "")
     page = max(1, as_int(request.GET.get("page"), 1))
     jobs, total = list_jobs(
         request.dbsession,
         request.identity.user_name,
         status=status,
         job_type=job_type,
+        tag=tag,
         page=page,
         per_page=PER_PAGE,
     )
@@ -41,6 +52,8 @@ def _list(request):
         "pages": max(1, -(-total // PER_PAGE)),
         "status": status,
         "job_type": job_type,
+        "tag": tag,
+        "tags": user_tags(request.dbsession, request.identity.user_name),
         "statuses": [s.value for s in JobStatus],
         "job_types": [jt.name for jt in request.jobtypes.all()],
         "any_live": any(j.live for j in jobs) or bool(progress and progress["submitted"] < progress["total"]),
@@ -84,6 +97,20 @@ def job_page(request):
 def job_status(request):
     vary(request)
     return _job(request)
+
+
+@view_config(route_name="jobs.tags", request_method="POST", permission="use", renderer="jobs/_tags.jinja2")
+def job_tags(request):
+    """Replace the job's tags with the words typed; a bad one is named and nothing changes."""
+    job, text = request.context.job, request.POST.get("tags", "")
+    try:
+        job.tags = clean_tags(split_tags(text))
+    except ValueError as e:
+        request.response.status = 422
+        return {"job": job, "tags_text": text, "tags_error": str(e)}
+    if request.headers.get("HX-Request") != "true":
+        return HTTPSeeOther(location=request.route_url("jobs.detail", job_id=job.id))
+    return {"job": job}
 
 
 def decode_chunk(data: bytes, final: bool) -> tuple[str, int]:

@@ -14,9 +14,9 @@ from pyramid.view import view_config
 from .. import planning
 from ..batch.harvest import submit_soon
 from ..catalog import DatasetQuery
-from ..jobs import SubmitError, SubmitRequest, resolve_selection
+from ..jobs import SubmitError, SubmitRequest, resolve_selection, resubmission, split_tags
 from ..jobs import submit as submit_jobs
-from ..models import WebSession
+from ..models import Job, WebSession
 from . import HTMX, as_int, vary, wants_json
 
 OPT = "opt:"
@@ -54,7 +54,9 @@ def _submitted_values(request, options) -> dict:
     return values
 
 
-def panel(request, *, values=None, errors=None, message=None, mode=None, confirmed=False):
+def panel(
+    request, *, values=None, errors=None, message=None, mode=None, confirmed=False, tags="", notice=None
+):
     """Everything the run panel shows, as the user sees the catalog now."""
     ident = request.identity
     sel = _selection(request)
@@ -81,9 +83,11 @@ def panel(request, *, values=None, errors=None, message=None, mode=None, confirm
         "values": form_values,
         "errors": errors or {},
         "message": message,
+        "notice": notice,
         "need": need,
         "mode": mode,
         "confirmed": confirmed,
+        "tags": tags,
         "condition_problems": planning.condition_problems(chosen, resolved.selection)
         if chosen and ident.staff
         else [],
@@ -228,7 +232,18 @@ def selection_fragment(request):
     sel = _selection(request)
     chosen = request.jobtypes.get(sel["job_type"])
     values = _submitted_values(request, chosen.options) if chosen else None
-    return panel(request, values=values, message=message)
+    return panel(request, values=values, message=message, tags=request.POST.get("tags", ""))
+
+
+@view_config(route_name="jobs.resubmit", request_method="POST", permission="use")
+def resubmit(request):
+    """Make this job's inputs and job type the selection, then show the prefilled form."""
+    job = request.context.job
+    _save_selection(
+        request,
+        {"datasets": list(job.dataset_ids), "datafiles": list(job.datafile_ids), "job_type": job.job_type},
+    )
+    return HTTPSeeOther(location=request.route_url("submit", _query={"like": job.id}))
 
 
 # --- the run panel and submission ------------------------------------------------------------
@@ -238,6 +253,8 @@ def selection_fragment(request):
 def submit_page(request):
     vary(request)
     message = None
+    if "like" in request.GET:
+        return _like(request, as_int(request.GET["like"], 0))
     if "jobtype" in request.GET:
         name = request.GET["jobtype"]
         sel = _selection(request)
@@ -246,6 +263,30 @@ def submit_page(request):
         if name and request.jobtypes.get(name) is None:
             message = f"there is no job type called {name!r}; choose one below"
     return panel(request, message=message)
+
+
+def _like(request, job_id: int):
+    """The form prefilled from one of your jobs (its inputs are the selection already:
+    the Resubmit button on the job's page set them)."""
+    job = request.dbsession.get(Job, job_id)
+    if job is None or job.owner != request.identity.user_name:
+        request.response.status = 404
+        return panel(request, message=f"there is no job {job_id} of yours to resubmit")
+    like, sel = resubmission(job), _selection(request)
+    if (sel["datasets"], sel["datafiles"], sel["job_type"]) != (
+        like.dataset_ids,
+        like.datafile_ids,
+        like.job_type,
+    ):
+        return panel(request, message=f"the selection is no longer job {job.id}'s; use Resubmit on its page")
+    return panel(
+        request,
+        values=like.values,
+        mode=like.mode,
+        tags=" ".join(like.tags),
+        notice=f"Resubmitting job {job.id}: its inputs and option values are filled in; "
+        "change what you need and submit.",
+    )
 
 
 @view_config(
@@ -267,16 +308,20 @@ def submit(request):
         _save_selection(request, sel)
     values = _submitted_values(request, jt.options) if jt is not None else {}
     mode = request.POST.get("mode") or None
+    tags = request.POST.get("tags", "")
     req = SubmitRequest(
-        name, sel["datasets"], sel["datafiles"], values, mode, request.POST.get("confirm") == "yes"
-    )
+        name, sel["datasets"], sel["datafiles"], values, mode, request.POST.get("confirm") == "yes",
+        split_tags(tags),
+    )  # fmt: skip
     try:
         sub = submit_jobs(
             request.dbsession, request.backends, request.catalog, request.datasettypes, request.jobtypes,
             request.registry["ijp.families"], request.ijp, ident.user_name, ident.catalog_session, req,
         )  # fmt: skip
     except SubmitError as e:
-        return _refused(request, str(e), e.code, e.status, values=values, errors=e.fields, mode=mode)
+        return _refused(
+            request, str(e), e.code, e.status, values=values, errors=e.fields, mode=mode, tags=tags
+        )
     # the submitter picks the jobs up once this transaction has committed
     request.tm.get().addAfterCommitHook(lambda ok: ok and submit_soon(request.registry))
     where = request.route_url("jobs.list", _query={"submission": sub.id})
@@ -291,7 +336,7 @@ def submit(request):
     return HTTPSeeOther(location=where)
 
 
-def _refused(request, message, code, status=400, *, values=None, errors=None, mode=None):
+def _refused(request, message, code, status=400, *, values=None, errors=None, mode=None, tags=""):
     """Nothing is submitted: say why, keep every value the user gave."""
     request.response.status = status
     if wants_json(request):
@@ -310,4 +355,5 @@ def _refused(request, message, code, status=400, *, values=None, errors=None, mo
         message=message,
         mode=mode,
         confirmed=request.POST.get("confirm") == "yes",
+        tags=tags,
     )

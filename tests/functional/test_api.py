@@ -2,7 +2,6 @@
 against the OpenAPI document the app serves."""
 
 import jsonschema_rs
-import pytest
 
 from ijpweb.models import Job, JobStatus, WebSession
 from ijpweb.security import token_key
