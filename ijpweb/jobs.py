@@ -5,6 +5,7 @@ No Pyramid here: it takes a database session, the backends and plain values.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -13,12 +14,13 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .batch import BatchBackend, BatchError, JobSpec
 from .batch.harvest import apply_state
 from .catalog import Catalog, CatalogError, SessionError
 from .families import FamilyError
-from .models import LIVE, Job, JobStatus, JobTag, Submission
+from .models import LIVE, Job, JobStatus, JobTag, Submission, utcnow
 from .planning import SESSION_ENV, DatasetInfo, Plan, PlanError, Selection, plan, provenance_args
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,9 @@ class SubmitRequest:
     mode: str | None = None
     confirmed: bool = False
     tags: Sequence[str] = ()
+    # option names that no option has (or that do not apply) are errors, not ignored:
+    # for clients that type names (the API); a form only sends the options it shows
+    strict: bool = False
 
 
 MAX_TAGS = 20
@@ -177,7 +182,7 @@ def submit(db, backends, catalog: Catalog, datasettypes, jobtypes, families, set
         raise SubmitError("not found or not visible to you: " + ", ".join(missing), "not_visible")
     try:
         p = plan(jt, resolved.selection, req.values, mode=req.mode, confirmed=req.confirmed,
-                 icat_url=settings.icat_url, ids_url=settings.ids_url)  # fmt: skip
+                 icat_url=settings.icat_url, ids_url=settings.ids_url, strict=req.strict)  # fmt: skip
     except PlanError as e:
         raise SubmitError(str(e), e.code, fields=e.fields) from None
     try:
@@ -263,7 +268,7 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
         mine = [j for j in jobs if j.backend == name][: array_limit if many else limit]
         if backend is None:
             for job in mine:
-                job.status, job.reason = JobStatus.FAILED, f"backend {name!r} is not configured"
+                _settle(db, None, job, None, f"backend {name!r} is not configured")
             settled += len(mine)
             continue
         try:
@@ -274,7 +279,7 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
         to_submit = []
         for job in mine:
             if job.id in held:
-                job.backend_job_id, job.status = held[job.id], JobStatus.QUEUED
+                _settle(db, backend, job, held[job.id])
                 settled += 1
             else:
                 to_submit.append(job)
@@ -289,10 +294,7 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
                     log.warning("jobs %s..%s could not be submitted: %s", group[0].id, group[-1].id, e)
                     reason = f"could not be submitted: {e}"
                 for job in group:
-                    if job.id in ids:
-                        job.backend_job_id, job.status = ids[job.id], JobStatus.QUEUED
-                    else:
-                        job.status, job.reason = JobStatus.FAILED, reason
+                    _settle(db, backend, job, ids.get(job.id), reason)
                 settled += len(group)
             continue
         # a few at once: the batch system answers each call in milliseconds, and waiting
@@ -300,11 +302,9 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
         with ThreadPoolExecutor(max_workers=SUBMIT_THREADS, thread_name_prefix="submit") as pool:
             results = list(pool.map(_submit_one, [backend] * len(to_submit), [_spec(j) for j in to_submit]))
         for job, (backend_id, error) in zip(to_submit, results, strict=True):
-            if error is None:
-                job.backend_job_id, job.status = backend_id, JobStatus.QUEUED
-            else:
-                job.status, job.reason = JobStatus.FAILED, f"could not be submitted: {error}"
+            if error is not None:
                 log.warning("job %s could not be submitted: %s", job.id, error)
+            _settle(db, backend, job, backend_id, f"could not be submitted: {error}")
             settled += 1
     if settled:
         forget_sessions(db)
@@ -312,6 +312,25 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
 
 
 SUBMIT_THREADS = 4
+CANCELLED_EARLY = "cancelled before it was submitted"
+
+
+def _settle(db, backend: BatchBackend | None, job: Job, backend_id: str | None, reason: str = "") -> None:
+    """Record the backend's id (Queued) or the failure, unless the user cancelled the job
+    while it was being submitted: then it stays Cancelled and is cancelled there too."""
+    values = {"backend_job_id": backend_id, "status": JobStatus.QUEUED} if backend_id else {
+        "status": JobStatus.FAILED, "reason": reason}  # fmt: skip
+    still = sa.update(Job).where(Job.id == job.id, Job.status == JobStatus.SUBMITTING).values(**values)
+    if db.execute(still.execution_options(synchronize_session=False)).rowcount:
+        for key, value in values.items():  # what the row now holds, without reading it back
+            set_committed_value(job, key, value)
+        return
+    if backend_id:
+        with contextlib.suppress(BatchError):
+            backend.cancel(backend_id)
+        db.execute(sa.update(Job).where(Job.id == job.id).values(backend_job_id=backend_id)
+                   .execution_options(synchronize_session=False))  # fmt: skip
+    db.expire(job)
 
 
 def _submit_one(backend: BatchBackend, spec: JobSpec) -> tuple[str | None, BatchError | None]:
@@ -374,6 +393,7 @@ def list_jobs(
     status: str = "",
     job_type: str = "",
     tag: str = "",
+    submission: int | None = None,
     since=None,
     until=None,
     page: int = 1,
@@ -392,6 +412,8 @@ def list_jobs(
         q = q.where(Job.job_type == job_type)
     if tag:
         q = q.where(Job.id.in_(sa.select(JobTag.job_id).where(JobTag.tag == tag)))
+    if submission is not None:
+        q = q.where(Job.submission_id == submission)
     total = db.scalar(sa.select(sa.func.count()).select_from(q.subquery()))
     jobs = db.scalars(q.order_by(Job.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
     return list(jobs), total
@@ -426,6 +448,15 @@ def read_output(backends: Mapping[str, BatchBackend], job: Job, stream: str, off
 
 
 def cancel_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
+    if job.status == JobStatus.SUBMITTING and job.backend_job_id is None:
+        # not with the backend yet: it never will be (the submitter checks), unless it
+        # got there in the meantime, and then it is cancelled there
+        early = sa.update(Job).where(Job.id == job.id, Job.status == JobStatus.SUBMITTING)
+        early = early.values(status=JobStatus.CANCELLED, reason=CANCELLED_EARLY, finished_at=utcnow())
+        done = db.execute(early.execution_options(synchronize_session=False)).rowcount
+        db.refresh(job)
+        if done:
+            return
     if not job.live:
         raise JobActionError(f"job {job.id} has already ended ({job.status})")
     backend = backends.get(job.backend)

@@ -496,6 +496,7 @@ def document(server_url: str = "/") -> dict:
                         {"name": "status", "in": "query", "schema": {"enum": [*STATUSES, "live"]}},
                         {"name": "job_type", "in": "query", "schema": {"type": "string"}},
                         {"name": "tag", "in": "query", "schema": {"type": "string"}},
+                        {"name": "submission", "in": "query", "schema": {"type": "integer", "minimum": 1}},
                         {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                         {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                         PAGE,

@@ -236,6 +236,7 @@ def _submit_request(request, body: dict) -> SubmitRequest:
         mode,
         bool(body.get("confirm")),
         tags,
+        strict=True,
     )
 
 
@@ -264,9 +265,10 @@ def jobs(request):
     since, until = (_when(request, k) for k in ("since", "until"))
     page = _int(request, "page", 1, 1, 1_000_000)
     per_page = _int(request, "per_page", 25, 1, MAX_PER_PAGE)
+    submission = _int(request, "submission", 0, 1, 1 << 62) or None
     rows, total = list_jobs(request.dbsession, request.identity.user_name, status=status,
                             job_type=request.GET.get("job_type", ""), tag=request.GET.get("tag", ""),
-                            since=since, until=until,
+                            submission=submission, since=since, until=until,
                             page=page, per_page=per_page)  # fmt: skip
     return {"jobs": [job_json(j) for j in rows], "total": total, "page": page, "per_page": per_page}
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from ijpweb.batch import BatchError, JobSpec
-from ijpweb.jobs import keep_sessions_alive, submit_pending
+from ijpweb.jobs import _settle, keep_sessions_alive, submit_pending
 from ijpweb.models import CatalogSession, Job, JobStatus, Submission, utcnow
 
 from .test_flow import dataset_ids, select
@@ -89,3 +89,28 @@ def test_progress_of_a_submission_shows_and_updates(alice, dbsession, backends):
     assert "All 3 job(s) of your submission are with the batch system" in alice.htmx("GET", url).text
     # a submission that is not hers shows no progress
     assert 'id="progress"' not in alice.get("/jobs?submission=999999").text
+
+
+def test_a_job_cancelled_while_submitting_is_never_run(alice, dbsession, backends):
+    first, second = submit_each(alice, dbsession, 2)
+    token = alice.get_csrf_token()
+    alice.post(f"/jobs/{first.id}/cancel", {"csrf_token": token}, status=303)
+    assert first.status == JobStatus.CANCELLED and first.reason == "cancelled before it was submitted"
+    assert submit_pending(dbsession, backends) == 1  # only the other one goes
+    assert first.backend_job_id is None and second.status == JobStatus.QUEUED
+    assert not (backends["local"].root / str(first.id)).exists()
+
+
+def test_a_cancel_that_races_the_submitter_cancels_the_job_on_the_backend(alice, dbsession, backends):
+    (job,) = submit_each(alice, dbsession, 1)
+    local = backends["local"]
+    # the submitter has read the job and is handing it over; the cancel commits meanwhile
+    slow = JobSpec(job.id, job.owner, "sleepcount.py", ("--count", "10", "--sleep", "1"), {})
+    local_id = local.submit(slow)
+    dbsession.execute(
+        sa.update(Job).where(Job.id == job.id).values(status=JobStatus.CANCELLED, reason="cancelled")
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    _settle(dbsession, local, job, local_id)
+    assert job.status == JobStatus.CANCELLED and job.backend_job_id == local_id
+    assert local.states([local_id])[local_id].status == JobStatus.CANCELLED

@@ -1,0 +1,575 @@
+"""The ``ijp`` command: the portal's /api/v1 from a terminal or a script.
+
+    ijp login --url https://portal.example.org db username alice password -
+    ijp datasets --type confocal
+    ijp submit "Test Options" --dataset 27 --dataset 28 --each --option Index=3 --tag run-7
+    ijp status 12 --watch
+    ijp output 12 --follow
+
+The server URL is kept in ``$XDG_CONFIG_HOME/ijp/config`` (``~/.config/ijp``; the
+directory can be set with ``IJP_CONFIG_DIR``, the URL with ``IJP_URL``) and the token
+in ``token`` next to it, readable by you only (mode 0600). Output is for people; with
+``--json`` it is the API's JSON, for scripts. Errors are one line on stderr, and the exit
+status says what happened (see EXIT below).
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import click
+
+# exit statuses
+OK, FAILED, USAGE, UNAUTHENTICATED, NOT_FOUND, CONFLICT, UNAVAILABLE, JOB_FAILED = 0, 1, 2, 3, 4, 5, 6, 7
+EXIT = """Exit status: 0 done; 1 refused (bad input); 2 bad usage; 3 not logged in;
+4 no such job, dataset or job type (or not yours); 5 conflict (e.g. cancelling an ended
+job); 6 the portal or the catalog cannot be reached; 7 a watched job ended Failed or
+Cancelled."""
+BY_STATUS = {400: FAILED, 401: UNAUTHENTICATED, 403: FAILED, 404: NOT_FOUND, 409: CONFLICT, 422: FAILED}
+ENDED = ("Completed", "Failed", "Cancelled")
+
+
+class Failure(click.ClickException):
+    """One line on stderr, and an exit status that says what went wrong."""
+
+    def __init__(self, message: str, exit_code: int = FAILED):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"ijp: {self.message}", err=True)
+
+
+# --- configuration and the token ---------------------------------------------------------
+
+
+def config_dir() -> Path:
+    if os.environ.get("IJP_CONFIG_DIR"):
+        return Path(os.environ["IJP_CONFIG_DIR"])
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "ijp"
+
+
+def _config() -> configparser.ConfigParser:
+    cp = configparser.ConfigParser()
+    cp.read(config_dir() / "config")
+    return cp
+
+
+def server_url() -> str:
+    url = os.environ.get("IJP_URL") or _config().get("ijp", "url", fallback="")
+    if not url:
+        raise Failure("no portal URL yet: ijp login --url https://your.portal ...", USAGE)
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise Failure(f"the portal URL must start with https:// (or http://), not {url!r}", USAGE)
+    return url.rstrip("/")
+
+
+def _save_url(url: str) -> None:
+    cp = _config()
+    if not cp.has_section("ijp"):
+        cp.add_section("ijp")
+    cp.set("ijp", "url", url.rstrip("/"))
+    _private_dir()
+    with open(config_dir() / "config", "w") as fh:
+        cp.write(fh)
+
+
+def _private_dir() -> Path:
+    d = config_dir()
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return d
+
+
+def _token_file() -> Path:
+    return config_dir() / "token"
+
+
+def _save_token(url: str, token: str, user: str) -> None:
+    path = _private_dir() / "token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file was there before
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"url": url, "token": token, "user": user}, fh)
+
+
+def _token(url: str) -> str:
+    try:
+        saved = json.loads(_token_file().read_text())
+    except (OSError, ValueError):
+        saved = {}
+    if saved.get("url") != url or not saved.get("token"):
+        raise Failure(
+            f"not logged in to {url}: ijp login AUTHENTICATOR username NAME password -", UNAUTHENTICATED
+        )
+    return saved["token"]
+
+
+# --- talking to the portal -----------------------------------------------------------------
+
+
+class Api:
+    def __init__(self, url: str, token: str | None):
+        self.url, self.token = url, token
+
+    def call(self, method: str, path: str, body=None, query=None, ok=(200, 201, 204)):
+        url = f"{self.url}/api/v1{path}"
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v not in (None, "")})
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (http(s), checked)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (http(s), checked)
+                raw = resp.read()
+                return json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            raise _refusal(e) from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise Failure(f"cannot reach the portal at {self.url}: {reason}", UNAVAILABLE) from None
+
+
+def _refusal(e: urllib.error.HTTPError) -> Failure:
+    try:
+        body = json.loads(e.read())
+        message = body["message"]
+    except (ValueError, KeyError, TypeError):
+        body, message = {}, f"the portal answered {e.code} {e.reason}"
+    fields = body.get("fields") or {}
+    extra = [v if v.startswith(f"{k}:") else f"{k}: {v}" for k, v in fields.items() if v not in message]
+    if extra:
+        message += " (" + "; ".join(extra) + ")"
+    if e.code == 401 and body.get("code") in ("unauthenticated", "session_expired"):
+        message += "; log in again with ijp login"
+    return Failure(message, BY_STATUS.get(e.code, UNAVAILABLE if e.code >= 500 else FAILED))
+
+
+def _api() -> Api:
+    url = server_url()
+    return Api(url, _token(url))
+
+
+def _takes(jt: dict) -> str:
+    kinds = [k for k in ("datasets", "datafiles") if jt["accepts" + k.capitalize()]]
+    return "/".join(kinds) or "nothing"
+
+
+def _print_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False))
+
+
+def _table(rows: list[list], headers: list[str]) -> None:
+    cells = [headers] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for r in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _when(iso: str | None) -> str:
+    return iso.replace("T", " ")[:19] if iso else ""
+
+
+json_flag = click.option("--json", "as_json", is_flag=True, help="print the API's JSON, for scripts")
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+@click.group(epilog=EXIT, context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Run the facility's analysis programs on your datasets, through the ICAT Job Portal."""
+
+
+@main.command()
+@click.option("--url", help="the portal, e.g. https://portal.example.org (remembered)")
+@click.argument("authenticator")
+@click.argument("credentials", nargs=-1)
+@json_flag
+def login(url, authenticator, credentials, as_json):
+    """Log in: ijp login db username alice password -   (a value of - is asked for, unseen)."""
+    if len(credentials) % 2:
+        raise Failure("credentials come in pairs: NAME VALUE ...", USAGE)
+    pairs = dict(zip(credentials[::2], credentials[1::2], strict=True))
+    for name, value in pairs.items():
+        if value == "-" and sys.stdin.isatty():
+            pairs[name] = click.prompt(name.capitalize(), hide_input=True, err=True)
+        elif value == "-":  # piped in: one line of standard input
+            pairs[name] = sys.stdin.readline().rstrip("\n")
+    if "username" not in pairs or "password" not in pairs:
+        raise Failure("give username NAME and password VALUE (or -)", USAGE)
+    if url:
+        _save_url(url)
+    base = server_url()
+    got = Api(base, None).call("POST", "/session", {"authenticator": authenticator, **pairs})
+    _save_token(base, got["token"], got["user"])
+    if as_json:
+        _print_json({"user": got["user"], "expires_at": got["expires_at"], "url": base})
+    else:
+        click.echo(f"Logged in to {base} as {got['user']} until {_when(got['expires_at'])} UTC.")
+
+
+@main.command()
+@json_flag
+def session(as_json):
+    """Who you are logged in as, where, and until when."""
+    api = _api()
+    me = api.call("GET", "/session")
+    if as_json:
+        _print_json(me | {"url": api.url})
+    else:
+        staff = " (staff)" if me["staff"] else ""
+        click.echo(f"User {me['user']}{staff} at {api.url}, logged in until {_when(me['expires_at'])} UTC.")
+
+
+@main.command()
+def logout():
+    """Revoke your token and forget it."""
+    url = server_url()
+    try:
+        Api(url, _token(url)).call("DELETE", "/session")
+    finally:
+        _token_file().unlink(missing_ok=True)
+    click.echo(f"Logged out of {url}.")
+
+
+@main.command()
+@click.argument("name", required=False)
+@json_flag
+def jobtype(name, as_json):
+    """The job types, or one with its options."""
+    api = _api()
+    if name is None:
+        types = api.call("GET", "/jobtypes")["jobtypes"]
+        if as_json:
+            return _print_json(types)
+        return _table([[t["name"], t["type"], _takes(t), "yes" if t["multiple"] else "no"] for t in types],
+                      ["NAME", "TYPE", "TAKES", "MANY INPUTS"])  # fmt: skip
+    jt = api.call("GET", f"/jobtypes/{urllib.parse.quote(name, safe='')}")
+    if as_json:
+        return _print_json(jt)
+    click.echo(f"{jt['name']}: runs {jt['executable']} ({jt['type']})")
+    click.echo(f"  dataset types: {', '.join(jt['datasetTypes']) or 'any'}")
+    for o in jt["jobOptions"]:
+        bits = [o["type"]]
+        if o.get("groupName"):
+            bits.append(f"one of group {o['groupName']!r}")
+        if o["values"]:
+            bits.append("values " + "|".join(o["values"]))
+        for k, label in (
+            ("defaultValue", "default"),
+            ("minValue", "min"),
+            ("maxValue", "max"),
+            ("condition", "if"),
+        ):
+            if o.get(k):
+                bits.append(f"{label} {o[k]}")
+        click.echo(
+            f"  --option {o['name']!r}: {', '.join(bits)}" + (f" — {o['tip']}" if o.get("tip") else "")
+        )
+
+
+@main.command()
+@click.option("--type", "type_name", help="dataset type")
+@click.option("--investigation", help="investigation name")
+@click.option("--name", help="part of the dataset name")
+@click.option("--page", type=int, default=1, show_default=True)
+@click.option("--per-page", type=int, default=25, show_default=True)
+@json_flag
+def datasets(type_name, investigation, name, page, per_page, as_json):
+    """Search the datasets you can see."""
+    query = {
+        "type": type_name,
+        "investigation": investigation,
+        "name": name,
+        "page": page,
+        "per_page": per_page,
+    }
+    found = _api().call("GET", "/datasets", query=query)
+    if as_json:
+        return _print_json(found)
+    _table([[d["id"], d["name"], d["type"], d["investigation"], d["datafile_count"]] for d in found["datasets"]],
+           ["ID", "NAME", "TYPE", "INVESTIGATION", "FILES"])  # fmt: skip
+    pages = max(1, -(-found["total"] // found["per_page"]))
+    click.echo(f"{found['total']} dataset(s), page {found['page']} of {pages}.", err=True)
+
+
+@main.command()
+@click.argument("jobtype_name", metavar="JOBTYPE", required=False)
+@click.option("--dataset", "datasets_", type=int, multiple=True, help="a dataset id (repeat for more)")
+@click.option("--datafile", "datafiles_", type=int, multiple=True, help="a datafile id (repeat for more)")
+@click.option("--option", "options", multiple=True, metavar="NAME=VALUE", help="an option value (repeat)")
+@click.option("--single", "mode", flag_value="single", help="one job for all inputs")
+@click.option("--each", "mode", flag_value="each", help="one job per input")
+@click.option("--tag", "tags", multiple=True, help="a tag for the jobs (repeat)")
+@click.option("--like", type=int, help="start from what submitted this job of yours; the rest changes it")
+@click.option("--no-wait", is_flag=True, help="do not wait until the jobs are with the batch system")
+@json_flag
+def submit(jobtype_name, datasets_, datafiles_, options, mode, tags, like, no_wait, as_json):
+    """Submit one job, or one per input (--each)."""
+    api = _api()
+    body: dict = {}
+    if like is not None:
+        body["like"] = like
+        before = api.call("GET", f"/jobs/{like}")
+        jobtype_name = jobtype_name or before["job_type"]
+        datasets_ = datasets_ or tuple(before["dataset_ids"])
+        datafiles_ = datafiles_ or tuple(before["datafile_ids"])
+    elif not jobtype_name:
+        raise Failure("name the job type (see ijp jobtype), or give --like JOB", USAGE)
+    body["job_type"] = jobtype_name
+    if datasets_:
+        body["datasets"] = list(datasets_)
+    if datafiles_:
+        body["datafiles"] = list(datafiles_)
+    if options:
+        body["options"] = _option_values(options)
+    if tags:
+        body["tags"] = list(tags)
+    if mode:
+        body["mode"] = mode
+    inputs = len(datasets_) + len(datafiles_)
+    offer = api.call("GET", f"/jobtypes/{urllib.parse.quote(jobtype_name, safe='')}/options",
+                     query={"datasets": ",".join(map(str, datasets_)), "datafiles": ",".join(map(str, datafiles_))})  # fmt: skip
+    if not offer["fits"]:
+        raise Failure(f"{jobtype_name}: {offer['why_not']}")
+    if offer["choice"] == "confirm":
+        if mode == "single":
+            raise Failure(f"{jobtype_name!r} takes one input per job: use --each to run {inputs} jobs")
+        if mode != "each":
+            raise Failure(
+                f"{jobtype_name!r} takes one input per job: add --each to confirm {inputs} jobs", USAGE
+            )
+        body["confirm"] = True
+    elif offer["choice"] == "mode" and not mode and like is None:
+        raise Failure(f"choose --single (one job for all {inputs} inputs) or --each ({inputs} jobs)", USAGE)
+    count = inputs if body.get("mode") == "each" or offer["choice"] == "confirm" else 1
+    if not as_json:
+        click.echo(f"Submitting {count} {jobtype_name!r} job{'s' if count != 1 else ''}...", err=True)
+    got = api.call("POST", "/submissions", body)
+    jobs = got["jobs"]
+    if not no_wait:
+        jobs = _wait_until_handed_over(api, got["submission"], len(jobs), show=not as_json)
+    if as_json:
+        return _print_json(got | {"jobs": jobs})
+    ids = " ".join(str(j["id"]) for j in jobs)
+    click.echo(
+        f"Submitted {len(jobs)} job{'s' if len(jobs) != 1 else ''} (submission {got['submission']}): {ids}"
+    )
+
+
+def _option_values(options) -> dict:
+    values: dict = {}
+    for item in options:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise Failure(f"--option {item!r}: write NAME=VALUE", USAGE)
+        if name in values:  # a repeated name gives a list (options that take several values)
+            values[name] = [*([values[name]] if isinstance(values[name], str) else values[name]), value]
+        else:
+            values[name] = value
+    return values
+
+
+def _wait_until_handed_over(api: Api, submission: int, total: int, show: bool, timeout: float = 600) -> list:
+    """Poll until no job of the submission is still being handed to the batch system; a
+    progress bar (on stderr) when there are many."""
+    deadline = time.monotonic() + timeout
+    bar = (
+        click.progressbar(length=total, label="handing jobs to the batch system", file=sys.stderr)
+        if show and total > 1
+        else None
+    )
+    done_before = 0
+    try:
+        while True:
+            jobs = _all_jobs(api, {"submission": submission})
+            done = sum(j["status"] != "Submitting" for j in jobs)
+            if bar is not None:
+                bar.update(done - done_before)
+            done_before = done
+            if done == total or time.monotonic() > deadline:
+                return sorted(jobs, key=lambda j: j["id"])
+            time.sleep(0.5)
+    finally:
+        if bar is not None:
+            bar.render_finish()
+
+
+def _all_jobs(api: Api, query: dict) -> list:
+    jobs, page = [], 1
+    while True:
+        got = api.call("GET", "/jobs", query=query | {"page": page, "per_page": 200})
+        jobs += got["jobs"]
+        if page * got["per_page"] >= got["total"]:
+            return jobs
+        page += 1
+
+
+def _job_line(j: dict) -> list:
+    status = j["status"] + (f" ({j['exit_code']})" if j["exit_code"] not in (None, 0) else "")
+    return [j["id"], j["job_type"], _when(j["submitted_at"]), status, " ".join(j["tags"])]
+
+
+HEAD = ["ID", "JOB TYPE", "SUBMITTED (UTC)", "STATUS", "TAGS"]
+
+
+@main.command()
+@click.argument("job_id", type=int, required=False)
+@click.option("--watch", is_flag=True, help="keep going until the job (or every listed job) has ended")
+@click.option("--status", "status_", help="only jobs with this status (or 'live')")
+@click.option("--type", "job_type", help="only jobs of this job type")
+@click.option("--tag", help="only jobs with this tag")
+@click.option(
+    "--interval", type=float, default=2.0, show_default=True, help="seconds between looks with --watch"
+)
+@json_flag
+@click.pass_context
+def status(ctx, job_id, watch, status_, job_type, tag, interval, as_json):
+    """Your jobs (newest first), or one job in detail."""
+    api = _api()
+    if job_id is None:
+        query = {"status": status_, "job_type": job_type, "tag": tag}
+        seen: dict[int, str] = {}
+        while True:
+            jobs = (
+                _all_jobs(api, query)
+                if watch
+                else api.call("GET", "/jobs", query=query | {"per_page": 50})["jobs"]
+            )
+            if as_json and not watch:
+                return _print_json(jobs)
+            changed = [j for j in jobs if seen.get(j["id"]) != j["status"]]
+            if as_json:
+                for j in changed:
+                    click.echo(json.dumps(j))
+            elif not seen:
+                _table([_job_line(j) for j in jobs], HEAD)
+            else:
+                for j in changed:
+                    click.echo("  ".join(str(c) for c in _job_line(j)))
+            seen = {j["id"]: j["status"] for j in jobs}
+            if not watch or all(j["status"] in ENDED for j in jobs):
+                return
+            time.sleep(interval)
+    last = None
+    while True:
+        j = api.call("GET", f"/jobs/{job_id}")
+        if not watch:
+            return _print_json(j) if as_json else _show_job(j)
+        if j["status"] != last:
+            if as_json:
+                click.echo(json.dumps(j))
+            else:
+                reason = f" — {j['reason']}" if j["reason"] else ""
+                click.echo(f"{time.strftime('%H:%M:%S')}  job {j['id']}  {j['status']}{reason}")
+            last = j["status"]
+        if j["status"] in ENDED:
+            if j["status"] != "Completed":
+                ctx.exit(JOB_FAILED)
+            return
+        time.sleep(interval)
+
+
+def _show_job(j: dict) -> None:
+    rows = [
+        ("Job", f"{j['id']} ({j['job_type']})"),
+        ("Status", j["status"] + (f" — {j['reason']}" if j["reason"] else "")),
+        ("Exit code", j["exit_code"]),
+        ("Datasets", " ".join(map(str, j["dataset_ids"]))),
+        ("Datafiles", " ".join(map(str, j["datafile_ids"]))),
+        ("Options", ", ".join(f"{k}={v}" for k, v in j["options"].items())),
+        ("Tags", " ".join(j["tags"])),
+        ("Submitted", _when(j["submitted_at"])),
+        ("Started", _when(j["started_at"])),
+        ("Finished", _when(j["finished_at"])),
+        ("Queued for", _seconds(j["queue_seconds"])),
+        ("Ran for", _seconds(j["wall_seconds"])),
+        ("Backend", f"{j['backend']} {j['backend_job_id'] or ''}".strip()),
+        ("Ran on", f"{j['nodes']} node(s) {j['hosts'] or ''}, {j['cores']} core(s)" if j["nodes"] else ""),
+    ]
+    for k, v in rows:
+        if v not in (None, ""):
+            click.echo(f"{k + ':':12} {v}")
+
+
+def _seconds(s: float | None) -> str:
+    if s is None:
+        return ""
+    m, sec = divmod(round(s, 1), 60)
+    return f"{int(m)} min {sec:.1f} s" if m else f"{sec:.1f} s"
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@click.option("-e", "--error", is_flag=True, help="stderr instead of stdout")
+@click.option("-f", "--follow", is_flag=True, help="keep printing as the job writes, until it ends")
+@click.option("--interval", type=float, default=1.0, show_default=True)
+def output(job_id, error, follow, interval):
+    """A job's output (stdout), or its errors (-e)."""
+    api = _api()
+    stream, offset = ("stderr" if error else "stdout"), 0
+    while True:
+        chunk = api.call("GET", f"/jobs/{job_id}/output/{stream}", query={"offset": offset, "limit": 1 << 20})
+        if chunk["text"]:
+            click.echo(chunk["text"], nl=False)
+        moved = chunk["next_offset"] != offset
+        offset = chunk["next_offset"]
+        if chunk["complete"] or (not follow and not moved):
+            return
+        if not moved:
+            time.sleep(interval)
+
+
+@main.command()
+@click.argument("job_ids", type=int, nargs=-1, required=True)
+@json_flag
+def cancel(job_ids, as_json):
+    """Cancel jobs that have not ended."""
+    api = _api()
+    for i in job_ids:
+        j = api.call("POST", f"/jobs/{i}/cancel")
+        click.echo(json.dumps(j) if as_json else f"Job {i}: {j['status']}")
+
+
+@main.command()
+@click.argument("job_ids", type=int, nargs=-1, required=True)
+def delete(job_ids):
+    """Delete ended jobs and their output."""
+    api = _api()
+    for i in job_ids:
+        api.call("DELETE", f"/jobs/{i}")
+        click.echo(f"Job {i} deleted.")
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@click.argument("tags", nargs=-1)
+@click.option("--add", multiple=True, help="add this tag (repeat)")
+@click.option("--remove", multiple=True, help="remove this tag (repeat)")
+@json_flag
+def tag(job_id, tags, add, remove, as_json):
+    """Show a job's tags; set them (ijp tag 12 calib run-7); or --add / --remove some."""
+    api = _api()
+    current = api.call("GET", f"/jobs/{job_id}")["tags"]
+    if tags or add or remove:
+        wanted = [t for t in (list(tags) or current) + list(add) if t not in remove]
+        current = api.call("PUT", f"/jobs/{job_id}/tags", {"tags": wanted})["tags"]
+    if as_json:
+        return _print_json(current)
+    click.echo(" ".join(current) if current else f"Job {job_id} has no tags.")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
