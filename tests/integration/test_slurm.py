@@ -43,6 +43,11 @@ def test_outcomes_are_kept(slurm):
     missing = slurm.submit(JobSpec(next(_ids), "db/alice", "/nonexistent/program", ()))
     state = wait(slurm, ok, {JobStatus.COMPLETED})
     assert state.exit_code == 0 and state.started_at and state.finished_at
+    # where it ran, from the completion log: the test cluster's one node
+    assert (state.nodes, state.hosts) == (
+        1,
+        "localhost",
+    ) and state.cores >= 1  # bin/slurm-test-cluster's node
     assert slurm.read(ok, "stdout") == b"out a b\n" and slurm.read(ok, "stderr") == b"err\n"
     state = wait(slurm, failing, {JobStatus.FAILED})
     assert (state.exit_code, state.reason) == (3, "exit code 3")
@@ -52,7 +57,8 @@ def test_outcomes_are_kept(slurm):
 
 def test_running_output_grows_then_cancel(slurm):
     job = slurm.submit(spec("for i in 1 2 3 4 5 6 7 8 9 10; do echo line $i; sleep 1; done"))
-    wait(slurm, job, {JobStatus.RUNNING})
+    running = wait(slurm, job, {JobStatus.RUNNING})
+    assert running.nodes == 1 and running.cores >= 1 and running.hosts  # from squeue
     deadline = time.monotonic() + 20
     while b"line 2" not in slurm.read(job, "stdout"):
         assert time.monotonic() < deadline
