@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
@@ -253,24 +254,19 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
     recorded, so no job is submitted twice and none is lost. A backend with
     ``submit_many`` (SLURM job arrays) takes up to ``array_limit`` jobs of a submission
     in one call; the others take ``limit`` jobs, one call each."""
+    settled = _orphans(db, backends)
     jobs = db.scalars(
         sa.select(Job)
-        .where(Job.status == JobStatus.SUBMITTING)
+        .where(Job.status == JobStatus.SUBMITTING, Job.backend.in_(list(backends)))
         .order_by(Job.id)
         .limit(max(limit, array_limit))
     ).all()
     if not jobs:  # the usual case, every second: read, and write nothing
-        return 0
-    settled = 0
+        return settled
     for name in sorted({j.backend for j in jobs}):
-        backend = backends.get(name)
+        backend = backends[name]
         many = backend.submit_many if getattr(backend, "arrays", False) else None
         mine = [j for j in jobs if j.backend == name][: array_limit if many else limit]
-        if backend is None:
-            for job in mine:
-                _settle(db, None, job, None, f"backend {name!r} is not configured")
-            settled += len(mine)
-            continue
         try:
             held = backend.find([j.id for j in mine])
         except BatchError as e:  # the backend is down: try again next time
@@ -312,10 +308,26 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
 
 
 SUBMIT_THREADS = 4
+ORPHAN_GRACE = timedelta(minutes=10)
+
+
+def _orphans(db, backends: Mapping[str, BatchBackend]) -> int:
+    """Fail jobs waiting for a backend this portal does not have (removed from the ini),
+    once no other portal process sharing the database has taken them for a while."""
+    return db.execute(
+        sa.update(Job)
+        .where(Job.status == JobStatus.SUBMITTING, Job.backend.not_in(list(backends)),
+               Job.submitted_at < utcnow() - ORPHAN_GRACE)
+        .values(status=JobStatus.FAILED, finished_at=utcnow(),
+                reason="its backend is not configured (any more); submit it again")
+        .execution_options(synchronize_session="fetch")
+    ).rowcount  # fmt: skip
+
+
 CANCELLED_EARLY = "cancelled before it was submitted"
 
 
-def _settle(db, backend: BatchBackend | None, job: Job, backend_id: str | None, reason: str = "") -> None:
+def _settle(db, backend: BatchBackend, job: Job, backend_id: str | None, reason: str = "") -> None:
     """Record the backend's id (Queued) or the failure, unless the user cancelled the job
     while it was being submitted: then it stays Cancelled and is cancelled there too."""
     values = {"backend_job_id": backend_id, "status": JobStatus.QUEUED} if backend_id else {

@@ -153,8 +153,8 @@ SCHEMAS = {
     "Tags": {
         "type": "array",
         "maxItems": 20,
-        "items": {"type": "string", "pattern": "^[\\w.:@+/-]{1,64}$"},
-        "description": "labels of your own, to find jobs by",
+        "items": {"type": "string", "minLength": 1, "maxLength": 64},
+        "description": "labels of your own, to find jobs by: letters, digits and . _ - : @ + /",
     },
     "Dataset": {
         "type": "object",

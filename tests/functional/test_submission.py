@@ -114,3 +114,16 @@ def test_a_cancel_that_races_the_submitter_cancels_the_job_on_the_backend(alice,
     _settle(dbsession, local, job, local_id)
     assert job.status == JobStatus.CANCELLED and job.backend_job_id == local_id
     assert local.states([local_id])[local_id].status == JobStatus.CANCELLED
+
+
+def test_jobs_of_a_backend_no_longer_configured_fail_after_a_grace(alice, dbsession, backends):
+    old, new = submit_each(alice, dbsession, 2)
+    for job in (old, new):
+        job.backend = "gone"  # taken out of the ini while these waited
+    old.submitted_at = utcnow() - timedelta(minutes=11)
+    dbsession.flush()
+    assert submit_pending(dbsession, backends) == 1
+    dbsession.expire_all()
+    assert old.status == JobStatus.FAILED and "not configured" in old.reason
+    # a recent one may belong to another portal process sharing the database: it waits
+    assert new.status == JobStatus.SUBMITTING
