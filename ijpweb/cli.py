@@ -443,11 +443,7 @@ def status(ctx, job_id, watch, status_, job_type, tag, interval, as_json):
         query = {"status": status_, "job_type": job_type, "tag": tag}
         seen: dict[int, str] = {}
         while True:
-            jobs = (
-                _all_jobs(api, query)
-                if watch
-                else api.call("GET", "/jobs", query=query | {"per_page": 50})["jobs"]
-            )
+            jobs = _all_jobs(api, query)
             if as_json and not watch:
                 return _print_json(jobs)
             changed = [j for j in jobs if seen.get(j["id"]) != j["status"]]

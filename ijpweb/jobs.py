@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm.attributes import set_committed_value
 
 from .batch import BatchBackend, BatchError, JobSpec
 from .batch.harvest import apply_state
@@ -253,7 +252,11 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
     backend accepted a job but before its id was stored): those only get their id
     recorded, so no job is submitted twice and none is lost. A backend with
     ``submit_many`` (SLURM job arrays) takes up to ``array_limit`` jobs of a submission
-    in one call; the others take ``limit`` jobs, one call each."""
+    in one call; the others take ``limit`` jobs, one call each.
+
+    Nothing is written until every backend call is done (the catalog a remote batch
+    server asks may live in this same SQLite database); a job cancelled meanwhile stays
+    Cancelled (:func:`_honour_cancels`)."""
     settled = _orphans(db, backends)
     jobs = db.scalars(
         sa.select(Job)
@@ -273,9 +276,10 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
             log.warning("backend %s cannot be asked about pending jobs: %s", name, e)
             continue
         to_submit = []
+        handed = list(mine)
         for job in mine:
             if job.id in held:
-                _settle(db, backend, job, held[job.id])
+                _settle(job, held[job.id])
                 settled += 1
             else:
                 to_submit.append(job)
@@ -290,8 +294,9 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
                     log.warning("jobs %s..%s could not be submitted: %s", group[0].id, group[-1].id, e)
                     reason = f"could not be submitted: {e}"
                 for job in group:
-                    _settle(db, backend, job, ids.get(job.id), reason)
+                    _settle(job, ids.get(job.id), reason)
                 settled += len(group)
+            _honour_cancels(db, backend, handed)
             continue
         # a few at once: the batch system answers each call in milliseconds, and waiting
         # for one before sending the next would make a fan-out slower than a shell loop
@@ -300,8 +305,9 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
         for job, (backend_id, error) in zip(to_submit, results, strict=True):
             if error is not None:
                 log.warning("job %s could not be submitted: %s", job.id, error)
-            _settle(db, backend, job, backend_id, f"could not be submitted: {error}")
+            _settle(job, backend_id, f"could not be submitted: {error}")
             settled += 1
+        _honour_cancels(db, backend, handed)
     if settled:
         forget_sessions(db)
     return settled
@@ -313,36 +319,51 @@ ORPHAN_GRACE = timedelta(minutes=10)
 
 def _orphans(db, backends: Mapping[str, BatchBackend]) -> int:
     """Fail jobs waiting for a backend this portal does not have (removed from the ini),
-    once no other portal process sharing the database has taken them for a while."""
-    return db.execute(
-        sa.update(Job)
-        .where(Job.status == JobStatus.SUBMITTING, Job.backend.not_in(list(backends)),
-               Job.submitted_at < utcnow() - ORPHAN_GRACE)
-        .values(status=JobStatus.FAILED, finished_at=utcnow(),
-                reason="its backend is not configured (any more); submit it again")
-        .execution_options(synchronize_session="fetch")
-    ).rowcount  # fmt: skip
+    once no other portal process sharing the database has taken them for a while. (A
+    read first: most of the time there are none, and nothing is written.)"""
+    waiting = sa.select(Job.id).where(
+        Job.status == JobStatus.SUBMITTING, Job.backend.not_in(list(backends)),
+        Job.submitted_at < utcnow() - ORPHAN_GRACE,
+    )  # fmt: skip
+    ids = list(db.scalars(waiting))
+    if ids:
+        db.execute(
+            sa.update(Job).where(Job.id.in_(ids), Job.status == JobStatus.SUBMITTING)
+            .values(status=JobStatus.FAILED, finished_at=utcnow(),
+                    reason="its backend is not configured (any more); submit it again")
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+    return len(ids)
 
 
 CANCELLED_EARLY = "cancelled before it was submitted"
 
 
-def _settle(db, backend: BatchBackend, job: Job, backend_id: str | None, reason: str = "") -> None:
-    """Record the backend's id (Queued) or the failure, unless the user cancelled the job
-    while it was being submitted: then it stays Cancelled and is cancelled there too."""
-    values = {"backend_job_id": backend_id, "status": JobStatus.QUEUED} if backend_id else {
-        "status": JobStatus.FAILED, "reason": reason}  # fmt: skip
-    still = sa.update(Job).where(Job.id == job.id, Job.status == JobStatus.SUBMITTING).values(**values)
-    if db.execute(still.execution_options(synchronize_session=False)).rowcount:
-        for key, value in values.items():  # what the row now holds, without reading it back
-            set_committed_value(job, key, value)
-        return
+def _settle(job: Job, backend_id: str | None, reason: str = "") -> None:
+    """What the backend said, in memory (written when the transaction commits)."""
     if backend_id:
-        with contextlib.suppress(BatchError):
-            backend.cancel(backend_id)
-        db.execute(sa.update(Job).where(Job.id == job.id).values(backend_job_id=backend_id)
-                   .execution_options(synchronize_session=False))  # fmt: skip
-    db.expire(job)
+        job.backend_job_id, job.status = backend_id, JobStatus.QUEUED
+    else:
+        job.status, job.reason = JobStatus.FAILED, reason
+
+
+def _honour_cancels(db, backend: BatchBackend, jobs: Sequence[Job]) -> None:
+    """A job the user cancelled while it was being handed over stays Cancelled, and is
+    cancelled on the backend too. The rows are locked until the commit (on PostgreSQL),
+    so no cancel slips in between this look and the write."""
+    if not jobs:
+        return
+    with db.no_autoflush:
+        rows = db.execute(
+            sa.select(Job.id, Job.status).where(Job.id.in_([j.id for j in jobs])).with_for_update()
+        ).all()
+    cancelled = {i for i, status in rows if status == JobStatus.CANCELLED}
+    for job in jobs:
+        if job.id in cancelled:
+            if job.backend_job_id:
+                with contextlib.suppress(BatchError):
+                    backend.cancel(job.backend_job_id)
+            job.status, job.reason = JobStatus.CANCELLED, CANCELLED_EARLY
 
 
 def _submit_one(backend: BatchBackend, spec: JobSpec) -> tuple[str | None, BatchError | None]:

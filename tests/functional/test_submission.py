@@ -6,7 +6,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from ijpweb.batch import BatchError, JobSpec
-from ijpweb.jobs import _settle, keep_sessions_alive, submit_pending
+from ijpweb.jobs import _honour_cancels, keep_sessions_alive, submit_pending
 from ijpweb.models import CatalogSession, Job, JobStatus, Submission, utcnow
 
 from .test_flow import dataset_ids, select
@@ -111,7 +111,10 @@ def test_a_cancel_that_races_the_submitter_cancels_the_job_on_the_backend(alice,
         sa.update(Job).where(Job.id == job.id).values(status=JobStatus.CANCELLED, reason="cancelled")
         .execution_options(synchronize_session=False)
     )  # fmt: skip
-    _settle(dbsession, local, job, local_id)
+    job.backend_job_id, job.status = local_id, JobStatus.QUEUED  # what the submitter would write
+    _honour_cancels(dbsession, local, [job])
+    dbsession.flush()
+    dbsession.expire_all()
     assert job.status == JobStatus.CANCELLED and job.backend_job_id == local_id
     assert local.states([local_id])[local_id].status == JobStatus.CANCELLED
 
