@@ -425,9 +425,8 @@ def _placed(state: BatchState, nodes: str, cores: str, hosts: str) -> BatchState
     if state.started_at is None or not nodes.isdigit():
         return state
     hosts = "" if hosts in ("", "None assigned", "(null)") else hosts
-    return replace(
-        state, nodes=int(nodes), cores=int(cores) if cores.isdigit() else None, hosts=hosts or None
-    )
+    cores_ = int(cores) if cores.isdigit() else None
+    return replace(state, nodes=int(nodes), cores=cores_, hosts=hosts[:1024] or None)  # the column's size
 
 
 def from_settings(name: str, opts: Mapping[str, str]) -> SlurmBackend:
