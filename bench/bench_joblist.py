@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from ijpweb import main  # noqa: E402
 from ijpweb.catalog import demo  # noqa: E402
-from ijpweb.models import Job, JobStatus, Submission, get_engine, get_session_factory, get_tm_session  # noqa: E402
+from ijpweb.models import Job, JobStatus, JobTag, Submission, get_engine, get_session_factory, get_tm_session  # noqa: E402
 
 JOBS = int(os.environ.get("IJP_BENCH_JOBS", 100_000))
 ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 200))
@@ -74,6 +74,11 @@ def main_() -> None:
             ]  # fmt: skip
             for k in range(0, JOBS, 10_000):
                 c.execute(sa.insert(Job), rows[k : k + 10_000])
+            # tags: one job in ten "calib", one in seven one of 50 run tags
+            ids = c.execute(sa.select(Job.id, Job.owner).order_by(Job.id)).all()
+            tags = [{"job_id": j, "owner": o, "tag": "calib"} for j, o in ids[::10]]
+            tags += [{"job_id": j, "owner": o, "tag": f"run-{j % 50}"} for j, o in ids[::7]]
+            c.execute(sa.insert(JobTag), tags)
     print(f"database: {engine.dialect.name}, {JOBS} jobs (loaded in {time.monotonic() - start:.1f} s)")
 
     app = webtest.TestApp(main({}, **settings), extra_environ={"HTTP_HOST": "localhost"})
@@ -85,6 +90,7 @@ def main_() -> None:
         "GET /jobs (htmx rows)": lambda: app.get("/jobs", headers={"HX-Request": "true"}),
         "GET /jobs?status=Failed&page=20": lambda: app.get("/jobs", {"status": "Failed", "page": 20}),
         "GET /jobs?job_type=Date&page=500": lambda: app.get("/jobs", {"job_type": "Date", "page": 500}),
+        "GET /jobs?tag=calib&page=50": lambda: app.get("/jobs", {"tag": "calib", "page": 50}),
     }
     for name, call in cases.items():
         call()  # warm up

@@ -444,7 +444,7 @@ def list_jobs(
     if job_type:
         q = q.where(Job.job_type == job_type)
     if tag:
-        q = q.where(Job.id.in_(sa.select(JobTag.job_id).where(JobTag.tag == tag)))
+        q = q.where(Job.id.in_(sa.select(JobTag.job_id).where(JobTag.owner == owner, JobTag.tag == tag)))
     if submission is not None:
         q = q.where(Job.submission_id == submission)
     total = db.scalar(sa.select(sa.func.count()).select_from(q.subquery()))

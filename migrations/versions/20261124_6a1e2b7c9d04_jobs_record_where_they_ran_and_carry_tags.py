@@ -25,16 +25,17 @@ def upgrade():
         "job_tag",
         sa.Column("job_id", sa.Integer(), nullable=False),
         sa.Column("tag", sa.String(length=64), nullable=False),
+        sa.Column("owner", sa.String(length=255), nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"], ["job.id"], name=op.f("fk_job_tag_job_id_job"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("job_id", "tag", name=op.f("pk_job_tag")),
     )
-    op.create_index("ix_job_tag_tag", "job_tag", ["tag"], unique=False)
+    op.create_index("ix_job_tag_owner_tag", "job_tag", ["owner", "tag"], unique=False)
 
 
 def downgrade():
-    op.drop_index("ix_job_tag_tag", table_name="job_tag")
+    op.drop_index("ix_job_tag_owner_tag", table_name="job_tag")
     op.drop_table("job_tag")
     with op.batch_alter_table("job", schema=None) as batch_op:
         batch_op.drop_column("hosts")
