@@ -312,9 +312,13 @@ def cancel(request):
 @view_config(route_name="api.job.tags", request_method="PUT", permission="use", renderer="json")
 def set_tags(request):
     """Replace the job's tags with the list given."""
-    job = request.context.job
+    job, body = request.context.job, _json(request)
+    if "tags" not in body:
+        raise ApiError(
+            400, "bad_request", "tags is required (an empty list removes them all)", {"tags": "required"}
+        )
     try:
-        job.tags = clean_tags(_json(request).get("tags", ()))
+        job.tags = clean_tags(body["tags"])
     except ValueError as e:
         raise ApiError(422, "invalid_tags", str(e), {"tags": str(e)}) from None
     request.dbsession.flush()

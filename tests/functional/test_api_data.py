@@ -96,6 +96,8 @@ def test_tags_are_given_at_submission_edited_later_and_filter_the_list(testapp, 
         .startswith("tag 'two words'")
     )
     assert dbsession.get(Job, first).tags == ["final"]  # unchanged by the refusal
+    missing = testapp.put_json(f"{API}/jobs/{first}/tags", {"tag": ["typo"]}, headers=bob, status=400)
+    assert missing.json["fields"] == {"tags": "required"} and dbsession.get(Job, first).tags == ["final"]
     refused = testapp.post_json(
         API + "/submissions", {"job_type": "Date", "tags": ["a" * 65]}, headers=bob, status=422
     )
