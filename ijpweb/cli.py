@@ -119,7 +119,7 @@ class Api:
     def __init__(self, url: str, token: str | None):
         self.url, self.token = url, token
 
-    def call(self, method: str, path: str, body=None, query=None, ok=(200, 201, 204)):
+    def call(self, method: str, path: str, body=None, query=None):
         url = f"{self.url}/api/v1{path}"
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v not in (None, "")})
@@ -440,41 +440,48 @@ def status(ctx, job_id, watch, status_, job_type, tag, interval, as_json):
     """Your jobs (newest first), or one job in detail."""
     api = _api()
     if job_id is None:
-        query = {"status": status_, "job_type": job_type, "tag": tag}
-        seen: dict[int, str] = {}
-        while True:
-            jobs = _all_jobs(api, query)
-            if as_json and not watch:
-                return _print_json(jobs)
-            changed = [j for j in jobs if seen.get(j["id"]) != j["status"]]
-            if as_json:
-                for j in changed:
-                    click.echo(json.dumps(j))
-            elif not seen:
-                _table([_job_line(j) for j in jobs], HEAD)
-            else:
-                for j in changed:
-                    click.echo("  ".join(str(c) for c in _job_line(j)))
-            seen = {j["id"]: j["status"] for j in jobs}
-            if not watch or all(j["status"] in ENDED for j in jobs):
-                return
-            time.sleep(interval)
+        _status_list(api, {"status": status_, "job_type": job_type, "tag": tag}, watch, interval, as_json)
+    elif watch:
+        if _watch_job(api, job_id, interval, as_json) != "Completed":
+            ctx.exit(JOB_FAILED)
+    elif as_json:
+        _print_json(api.call("GET", f"/jobs/{job_id}"))
+    else:
+        _show_job(api.call("GET", f"/jobs/{job_id}"))
+
+
+def _status_list(api: Api, query: dict, watch: bool, interval: float, as_json: bool) -> None:
+    """The table (or JSON); with ``watch``, then a line per change until every job has ended."""
+    jobs = _all_jobs(api, query)
+    if as_json:
+        if not watch:
+            return _print_json(jobs)
+        for j in jobs:
+            click.echo(json.dumps(j))
+    else:
+        _table([_job_line(j) for j in jobs], HEAD)
+    seen = {j["id"]: j["status"] for j in jobs}
+    while watch and not all(status in ENDED for status in seen.values()):
+        time.sleep(interval)
+        jobs = _all_jobs(api, query)
+        for j in jobs:
+            if seen.get(j["id"]) != j["status"]:
+                click.echo(json.dumps(j) if as_json else "  ".join(str(c) for c in _job_line(j)))
+        seen = {j["id"]: j["status"] for j in jobs}
+
+
+def _watch_job(api: Api, job_id: int, interval: float, as_json: bool) -> str:
+    """A line per status change until the job has ended; returns how it ended."""
     last = None
     while True:
         j = api.call("GET", f"/jobs/{job_id}")
-        if not watch:
-            return _print_json(j) if as_json else _show_job(j)
         if j["status"] != last:
-            if as_json:
-                click.echo(json.dumps(j))
-            else:
-                reason = f" — {j['reason']}" if j["reason"] else ""
-                click.echo(f"{time.strftime('%H:%M:%S')}  job {j['id']}  {j['status']}{reason}")
+            reason = f" — {j['reason']}" if j["reason"] else ""
+            line = f"{time.strftime('%H:%M:%S')}  job {j['id']}  {j['status']}{reason}"
+            click.echo(json.dumps(j) if as_json else line)
             last = j["status"]
         if j["status"] in ENDED:
-            if j["status"] != "Completed":
-                ctx.exit(JOB_FAILED)
-            return
+            return j["status"]
         time.sleep(interval)
 
 

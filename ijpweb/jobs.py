@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from .batch import BatchBackend, BatchError, JobSpec
 from .batch.harvest import apply_state
-from .catalog import Catalog, CatalogError, SessionError
+from .catalog import Catalog, CatalogError, DatafileView, DatasetView, ParameterView, SessionError
 from .families import FamilyError
 from .models import LIVE, Job, JobStatus, JobTag, Submission, utcnow
 from .planning import SESSION_ENV, DatasetInfo, Plan, PlanError, Selection, plan, provenance_args
@@ -38,6 +38,38 @@ class ResolvedSelection:
     missing_datasets: list[int]
     missing_datafiles: list[int]
     parameter_errors: list[str]
+
+    @property
+    def not_visible(self) -> str:
+        return not_visible(self.missing_datasets, self.missing_datafiles)
+
+
+def not_visible(dataset_ids: Sequence[int], datafile_ids: Sequence[int]) -> str:
+    """What to tell a user who named inputs the catalog does not show them ("" if none)."""
+    missing = [f"dataset {i}" for i in dataset_ids] + [f"datafile {i}" for i in datafile_ids]
+    return "not found or not visible to you: " + ", ".join(missing) if missing else ""
+
+
+@dataclass(frozen=True)
+class DatasetDetail:
+    dataset: DatasetView
+    parameters: list[ParameterView]  # the catalog's
+    job_parameters: dict[str, object]  # the dataset type's, which option conditions use
+    datafiles: list[DatafileView]
+
+
+def dataset_detail(catalog: Catalog, session_id: str, datasettypes, dataset_id: int) -> DatasetDetail | None:
+    """One dataset as this user sees it, with its parameters and datafiles; None if not visible."""
+    found = catalog.datasets(session_id, [dataset_id])
+    if not found:
+        return None
+    params = catalog.job_parameters(session_id, found, datasettypes.parameters_for)
+    return DatasetDetail(
+        found[0],
+        catalog.dataset_parameters(session_id, dataset_id),
+        params.get(dataset_id, {}),
+        catalog.dataset_datafiles(session_id, dataset_id),
+    )
 
 
 def resolve_selection(
@@ -176,10 +208,8 @@ def submit(db, backends, catalog: Catalog, datasettypes, jobtypes, families, set
         tags = clean_tags(req.tags)
     except ValueError as e:
         raise SubmitError(str(e), "invalid_tags", fields={"tags": str(e)}) from None
-    missing = [f"dataset {i}" for i in resolved.missing_datasets]
-    missing += [f"datafile {i}" for i in resolved.missing_datafiles]
-    if missing:
-        raise SubmitError("not found or not visible to you: " + ", ".join(missing), "not_visible")
+    if resolved.not_visible:
+        raise SubmitError(resolved.not_visible, "not_visible")
     try:
         p = plan(jt, resolved.selection, req.values, mode=req.mode, confirmed=req.confirmed,
                  icat_url=settings.icat_url, ids_url=settings.ids_url, strict=req.strict)  # fmt: skip

@@ -3,7 +3,9 @@ real responses against it (tests/functional/test_api.py) and schemathesis runs i
 
 from __future__ import annotations
 
-STATUSES = ["Submitting", "Queued", "Running", "Held", "Completed", "Failed", "Cancelled", "Unknown"]
+from .models.jobs import JobStatus
+
+STATUSES = [s.value for s in JobStatus]
 
 
 def _ref(name: str) -> dict:
@@ -34,63 +36,47 @@ def _ids_param(name: str) -> dict:
     }
 
 
+def _object(properties: dict, *, optional: tuple[str, ...] = (), **extra) -> dict:
+    """An object schema whose properties are all required except ``optional``."""
+    required = [k for k in properties if k not in optional]
+    return {"type": "object", **extra, "required": required, "properties": properties}
+
+
 BEARER = [{"bearer": []}, {"cookie": []}]
 
 SCHEMAS = {
-    "Error": {
-        "type": "object",
-        "required": ["code", "message"],
-        "properties": {
+    "Error": _object(
+        {
             "code": {"type": "string"},
             "message": {"type": "string"},
             "fields": {"type": "object", "additionalProperties": {"type": "string"}},
         },
-    },
-    "Login": {
-        "type": "object",
-        "required": ["username", "password"],
-        "properties": {
+        optional=("fields",),
+    ),
+    "Login": _object(
+        {
             "authenticator": {"type": "string", "default": "db"},
             "username": {"type": "string"},
             "password": {"type": "string"},
         },
-    },
-    "Token": {
-        "type": "object",
-        "required": ["token", "user", "expires_at"],
-        "properties": {
+        optional=("authenticator",),
+    ),
+    "Token": _object(
+        {
             "token": {"type": "string"},
             "user": {"type": "string"},
             "expires_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "Session": {
-        "type": "object",
-        "required": ["user", "staff", "expires_at"],
-        "properties": {
+        }
+    ),
+    "Session": _object(
+        {
             "user": {"type": "string"},
             "staff": {"type": "boolean"},
             "expires_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "JobType": {
-        "type": "object",
-        "description": "The original IJP's job type JSON (ijp-formats.md §1.6)",
-        "required": [
-            "name",
-            "executable",
-            "multiple",
-            "forceSingleJob",
-            "type",
-            "acceptsDatasets",
-            "acceptsDatafiles",
-            "sessionIdRequired",
-            "icatUrlRequired",
-            "idsUrlRequired",
-            "datasetTypes",
-            "jobOptions",
-        ],  # fmt: skip
-        "properties": {
+        }
+    ),
+    "JobType": _object(
+        {
             "name": {"type": "string"},
             "executable": {"type": "string"},
             "multiple": {"type": "boolean"},
@@ -105,11 +91,11 @@ SCHEMAS = {
             "datasetTypes": {"type": "array", "items": {"type": "string"}},
             "jobOptions": {"type": "array", "items": _ref("JobOption")},
         },
-    },
-    "JobOption": {
-        "type": "object",
-        "required": ["name", "type", "programParameter", "values"],
-        "properties": {
+        optional=("family",),
+        description="The original IJP's job type JSON (ijp-formats.md §1.6)",
+    ),
+    "JobOption": _object(
+        {
             "name": {"type": "string"},
             "groupName": {"type": "string"},
             "type": {"enum": ["boolean", "string", "integer", "float", "enumeration"]},
@@ -121,11 +107,10 @@ SCHEMAS = {
             "condition": {"type": "string"},
             "tip": {"type": "string"},
         },
-    },
-    "SubmissionRequest": {
-        "type": "object",
-        "required": ["job_type"],
-        "properties": {
+        optional=("groupName", "defaultValue", "minValue", "maxValue", "condition", "tip"),
+    ),
+    "SubmissionRequest": _object(
+        {
             "job_type": {"type": "string", "minLength": 1},
             "datasets": {"type": "array", "items": {"type": "integer"}},
             "datafiles": {"type": "array", "items": {"type": "integer"}},
@@ -149,27 +134,16 @@ SCHEMAS = {
                 "given as null is dropped",
             },
         },
-    },
+        optional=("datasets", "datafiles", "options", "mode", "confirm", "tags", "like"),
+    ),
     "Tags": {
         "type": "array",
         "maxItems": 20,
         "items": {"type": "string", "minLength": 1, "maxLength": 64},
         "description": "labels of your own, to find jobs by: letters, digits and . _ - : @ + /",
     },
-    "Dataset": {
-        "type": "object",
-        "required": [
-            "id",
-            "name",
-            "type",
-            "investigation",
-            "investigation_title",
-            "description",
-            "complete",
-            "datafile_count",
-            "create_time",
-        ],
-        "properties": {
+    "Dataset": _object(
+        {
             "id": {"type": "integer"},
             "name": {"type": "string"},
             "type": {"type": "string"},
@@ -179,26 +153,18 @@ SCHEMAS = {
             "complete": {"type": "boolean"},
             "datafile_count": {"type": "integer"},
             "create_time": NULLABLE_TIME,
-        },
-    },  # fmt: skip
+        }
+    ),  # fmt: skip
     "DatasetDetail": {
         "allOf": [
             _ref("Dataset"),
-            {
-                "type": "object",
-                "required": ["parameters", "job_parameters", "datafiles"],
-                "properties": {
+            _object(
+                {
                     "parameters": {
                         "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["name", "value", "units"],
-                            "properties": {
-                                "name": {"type": "string"},
-                                "value": {},
-                                "units": {"type": "string"},
-                            },
-                        },
+                        "items": _object(
+                            {"name": {"type": "string"}, "value": {}, "units": {"type": "string"}}
+                        ),
                     },
                     "job_parameters": {
                         "type": "object",
@@ -206,25 +172,21 @@ SCHEMAS = {
                     },
                     "datafiles": {
                         "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["id", "name", "size", "format"],
-                            "properties": {
+                        "items": _object(
+                            {
                                 "id": {"type": "integer"},
                                 "name": {"type": "string"},
                                 "size": {"type": "integer"},
                                 "format": {"type": "string"},
-                            },
-                        },
+                            }
+                        ),
                     },
-                },
-            },
+                }
+            ),
         ]
     },
-    "DatasetList": {
-        "type": "object",
-        "required": ["datasets", "total", "page", "per_page", "facets"],
-        "properties": {
+    "DatasetList": _object(
+        {
             "datasets": {"type": "array", "items": _ref("Dataset")},
             "total": {"type": "integer"},
             "page": {"type": "integer"},
@@ -233,12 +195,10 @@ SCHEMAS = {
                 "type": "object",
                 "additionalProperties": {"type": "array", "items": {"type": "string"}},
             },
-        },
-    },
-    "SelectionOptions": {
-        "type": "object",
-        "required": ["job_type", "fits", "why_not", "choice", "options", "defaults", "parameters"],
-        "properties": {
+        }
+    ),
+    "SelectionOptions": _object(
+        {
             "job_type": {"type": "string"},
             "fits": {"type": "boolean"},
             "why_not": NULLABLE_STR,
@@ -253,41 +213,13 @@ SCHEMAS = {
                 "description": "each selected dataset's type parameters, by dataset id",
                 "additionalProperties": {"type": "object"},
             },
-        },
-    },
-    "Submission": {
-        "type": "object",
-        "required": ["submission", "jobs"],
-        "properties": {"submission": {"type": "integer"}, "jobs": {"type": "array", "items": _ref("Job")}},
-    },
-    "Job": {
-        "type": "object",
-        "required": [
-            "id",
-            "submission",
-            "job_type",
-            "status",
-            "live",
-            "dataset_ids",
-            "datafile_ids",
-            "options",
-            "command",
-            "exit_code",
-            "reason",
-            "backend",
-            "backend_job_id",
-            "submitted_at",
-            "started_at",
-            "finished_at",
-            "queue_seconds",
-            "wall_seconds",
-            "provenance_id",
-            "nodes",
-            "cores",
-            "hosts",
-            "tags",
-        ],  # fmt: skip
-        "properties": {
+        }
+    ),
+    "Submission": _object(
+        {"submission": {"type": "integer"}, "jobs": {"type": "array", "items": _ref("Job")}}
+    ),
+    "Job": _object(
+        {
             "id": {"type": "integer"},
             "submission": {"type": "integer"},
             "job_type": {"type": "string"},
@@ -318,28 +250,24 @@ SCHEMAS = {
             },
             "hosts": {**NULLABLE_STR, "description": "the hosts it ran on (SLURM's node list)"},
             "tags": _ref("Tags"),
-        },
-    },
-    "JobList": {
-        "type": "object",
-        "required": ["jobs", "total", "page", "per_page"],
-        "properties": {
+        }
+    ),
+    "JobList": _object(
+        {
             "jobs": {"type": "array", "items": _ref("Job")},
             "total": {"type": "integer"},
             "page": {"type": "integer"},
             "per_page": {"type": "integer"},
-        },
-    },
-    "Output": {
-        "type": "object",
-        "required": ["text", "offset", "next_offset", "complete"],
-        "properties": {
+        }
+    ),
+    "Output": _object(
+        {
             "text": {"type": "string"},
             "offset": {"type": "integer"},
             "next_offset": {"type": "integer"},
             "complete": {"type": "boolean", "description": "the job has ended and this is the end"},
-        },
-    },
+        }
+    ),
 }
 
 
@@ -385,13 +313,9 @@ def document(server_url: str = "/") -> dict:
                     "summary": "The job types",
                     "responses": {
                         "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["jobtypes"],
-                                "properties": {"jobtypes": {"type": "array", "items": _ref("JobType")}},
-                            },
+                            _object({"jobtypes": {"type": "array", "items": _ref("JobType")}}),
                             "every job type",
-                        ),  # fmt: skip
+                        ),
                         **_errors(401),
                     },
                 }
@@ -463,15 +387,7 @@ def document(server_url: str = "/") -> dict:
                     "parameters": [JOB_ID],
                     "requestBody": {
                         "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["tags"],
-                                    "properties": {"tags": _ref("Tags")},
-                                }
-                            }
-                        },
+                        "content": {"application/json": {"schema": _object({"tags": _ref("Tags")})}},
                     },
                     "responses": {"200": _json(_ref("Job"), "the job"), **_errors(400, 401, 403, 404, 422)},
                 }

@@ -16,9 +16,12 @@ from . import BatchBackend, BatchState
 log = logging.getLogger(__name__)
 
 
+KEPT = ("status", "exit_code", "reason", "started_at", "finished_at", "nodes", "cores", "hosts")
+
+
 def apply_state(job: Job, state: BatchState) -> bool:
     """Copy ``state`` onto ``job``; return whether anything changed."""
-    before = (job.status, job.exit_code, job.reason, job.started_at, job.finished_at, job.nodes, job.cores)
+    before = [getattr(job, k) for k in KEPT]
     job.status = state.status
     if state.nodes or state.cores or state.hosts:  # kept once known: a finished job still ran there
         job.nodes, job.cores, job.hosts = state.nodes, state.cores, state.hosts
@@ -28,15 +31,7 @@ def apply_state(job: Job, state: BatchState) -> bool:
         job.started_at = state.started_at
     if state.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
         job.finished_at = job.finished_at or state.finished_at or utcnow()
-    return before != (
-        job.status,
-        job.exit_code,
-        job.reason,
-        job.started_at,
-        job.finished_at,
-        job.nodes,
-        job.cores,
-    )
+    return before != [getattr(job, k) for k in KEPT]
 
 
 def harvest(dbsession, backends: Mapping[str, BatchBackend]) -> dict[str, int]:

@@ -41,27 +41,21 @@ except OSError as e:
     sys.stderr.write("ijp: cannot start %s: %s\\n" % (spec["executable"], e.strerror))
     sys.exit(127)
 """
-# One launcher per job array: task i runs the i-th job of the manifest, in that job's
-# directory and with its stdout/stderr, and records its raw SLURM id there (sacct -c
-# knows array tasks only by that id).
+# The launcher of job arrays (the array's manifest is the argument): task i runs the
+# i-th job of the manifest, in that job's directory and with its stdout/stderr, through
+# the launcher above; it first records its raw SLURM id there (sacct -c knows array
+# tasks only by that id).
 ARRAY_LAUNCHER = """#!{python}
-# ijpweb: run task $SLURM_ARRAY_TASK_ID of this array: the job its manifest names.
+# ijpweb: run task $SLURM_ARRAY_TASK_ID of an array: the job its manifest names.
 import json, os, sys
-dirs = json.load(open({manifest!r}))
-d = dirs[int(os.environ["SLURM_ARRAY_TASK_ID"])]
+d = json.load(open(sys.argv[1]))[int(os.environ["SLURM_ARRAY_TASK_ID"])]
 with open(os.path.join(d, "slurm.json"), "w") as fh:
     json.dump({{"job_id": os.environ["SLURM_JOB_ID"], "array_job_id": os.environ["SLURM_ARRAY_JOB_ID"],
                "task": os.environ["SLURM_ARRAY_TASK_ID"]}}, fh)
 for fd, name in ((1, "stdout"), (2, "stderr")):
     os.dup2(os.open(os.path.join(d, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), fd)
 os.chdir(os.path.join(d, "work"))
-spec = json.load(open(os.path.join(d, "spec.json")))
-env = dict(os.environ, **spec["env"])
-try:
-    os.execvpe(spec["executable"], [spec["executable"], *spec["argv"]], env)
-except OSError as e:
-    sys.stderr.write("ijp: cannot start %s: %s\\n" % (spec["executable"], e.strerror))
-    sys.exit(127)
+os.execv({launcher!r}, [{launcher!r}, os.path.join(d, "spec.json")])
 """
 ID = re.compile(r"\d+(_\d+)?")  # a job, or a task of an array
 # squeue/sacct state -> (status, reason for the user)
@@ -131,14 +125,13 @@ class SlurmBackend:
         self.array_max = max(1, array_max)  # SLURM's MaxArraySize is 1001 by default
         self.root = Path(root)
         (self.root / "by-slurm-id").mkdir(parents=True, exist_ok=True)
-        # one launcher for every job (its spec.json is the argument), written once
-        text = LAUNCHER.format(python=python)
-        self.launcher = self.root / f"launch-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
-        if not self.launcher.exists():
-            tmp = self.root / f".{self.launcher.name}.{os.getpid()}"
-            tmp.write_text(text)
-            tmp.chmod(0o700)
-            os.replace(tmp, self.launcher)
+        (self.root / "arrays").mkdir(exist_ok=True)
+        # one launcher for every job (its spec.json is the argument), one for every
+        # array (its manifest is the argument): written once
+        self.launcher = self._script("launch", LAUNCHER.format(python=python))
+        self.array_launcher = self._script(
+            "launch-array", ARRAY_LAUNCHER.format(python=python, launcher=str(self.launcher))
+        )
         self.env = dict(os.environ)
         if slurm_conf:
             self.env["SLURM_CONF"] = slurm_conf
@@ -146,9 +139,19 @@ class SlurmBackend:
         self.resources = dict(resources or {})  # defaults; a job type's <resources> win
         self.path = [str(p) for p in path]
         self.session_in_argv = session_in_argv
-        self.python = python
 
     # --- commands ------------------------------------------------------------------------
+
+    def _script(self, name: str, text: str) -> Path:
+        """``text`` as an executable file named by its content (so a changed launcher
+        never replaces one that queued jobs will still run)."""
+        path = self.root / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        if not path.exists():
+            tmp = self.root / f".{path.name}.{os.getpid()}"
+            tmp.write_text(text)
+            tmp.chmod(0o700)
+            os.replace(tmp, path)
+        return path
 
     def _run(self, argv: list[str], ok_codes=(0,)) -> str:
         try:
@@ -230,12 +233,8 @@ class SlurmBackend:
         dirs = [str(prepare(self.root, spec, self.path, self.session_in_argv)[0]) for spec in specs]
         token = f"{specs[0].job_id}-{len(specs)}"
         arrays = self.root / "arrays"
-        arrays.mkdir(exist_ok=True)
         manifest = arrays / f"{token}.json"
         manifest.write_text(json.dumps(dirs))
-        launcher = arrays / f"{token}.launch"
-        launcher.write_text(ARRAY_LAUNCHER.format(python=self.python, manifest=str(manifest)))
-        launcher.chmod(0o700)
         out = self._run(
             [
                 "sbatch",
@@ -247,7 +246,8 @@ class SlurmBackend:
                 "--output=/dev/null",
                 f"--error={arrays / token}-%a.err",
                 *self._options(specs[0]),
-                str(launcher),
+                str(self.array_launcher),
+                str(manifest),
             ]  # fmt: skip
         )
         array_id = out.strip().split(";")[0]

@@ -79,12 +79,10 @@ class BatchServer:
         backend's program directories; never a path."""
         if not executable:
             raise IjpError("ParameterException", "No executable was specified")
-        allowed = executable in self.executables or (
-            "/" not in executable
-            and self.programs_path
-            and shutil.which(executable, path=self.programs_path) is not None
+        listed = executable in self.executables or (
+            self.programs_path and shutil.which(executable, path=self.programs_path) is not None
         )
-        if not allowed or "/" in executable:
+        if "/" in executable or not listed:
             raise IjpError("ParameterException", f"{executable!r} is not one of this batch server's programs")
 
     def _row(self, conn, caller: Caller, job_id: str):

@@ -15,7 +15,6 @@ from pyramid.view import view_config
 
 from .. import planning
 from ..batch import STREAMS, BatchError
-from ..batch.harvest import submit_soon
 from ..catalog import AuthenticationError, CatalogError, DatasetQuery, SessionError
 from ..jobs import (
     JobActionError,
@@ -23,16 +22,17 @@ from ..jobs import (
     SubmitRequest,
     cancel_job,
     clean_tags,
+    dataset_detail,
     delete_job,
     list_jobs,
     read_output,
     resolve_selection,
     resubmission,
 )
-from ..jobs import submit as submit_jobs
 from ..models import Job, JobStatus, WebSession, as_utc
 from ..openapi import document
 from ..security import bearer_token, start_api_session
+from . import submit_jobs
 from .jobs import decode_chunk
 
 MAX_PER_PAGE = 200
@@ -181,12 +181,16 @@ def jobtypes(request):
     return {"jobtypes": [jt.to_ijp_json() for jt in request.jobtypes.all()]}
 
 
-@view_config(route_name="api.jobtype", request_method="GET", permission="use", renderer="json")
-def jobtype(request):
+def _jobtype(request):
     jt = request.jobtypes.get(request.matchdict["name"])
     if jt is None:
         raise ApiError(404, "not_found", f"there is no job type called {request.matchdict['name']!r}")
-    return jt.to_ijp_json()
+    return jt
+
+
+@view_config(route_name="api.jobtype", request_method="GET", permission="use", renderer="json")
+def jobtype(request):
+    return _jobtype(request).to_ijp_json()
 
 
 # --- submissions and jobs --------------------------------------------------------------------
@@ -242,17 +246,11 @@ def _submit_request(request, body: dict) -> SubmitRequest:
 
 @view_config(route_name="api.submissions", request_method="POST", permission="use", renderer="json")
 def submit(request):
-    req = _submit_request(request, _json(request))
-    ident = request.identity
     try:
-        sub = submit_jobs(
-            request.dbsession, request.backends, request.catalog, request.datasettypes, request.jobtypes,
-            request.registry["ijp.families"], request.ijp, ident.user_name, ident.catalog_session, req,
-        )  # fmt: skip
+        sub = submit_jobs(request, _submit_request(request, _json(request)))
     except SubmitError as e:
         status = {"unknown_job_type": 404, "invalid_options": 422, "invalid_tags": 422}.get(e.code, e.status)
         raise ApiError(status, e.code, str(e), e.fields) from None
-    request.tm.get().addAfterCommitHook(lambda ok: ok and submit_soon(request.registry))
     request.response.status = 201
     return {"submission": sub.id, "jobs": [job_json(j) for j in sub.jobs]}
 
@@ -385,24 +383,13 @@ def dataset(request):
     """A dataset with its parameters (the catalog's, and the dataset type's that job
     option conditions use) and its datafiles."""
     ds_id = int(request.matchdict["dataset_id"])
-
-    def read(c, sid):
-        found = c.datasets(sid, [ds_id])
-        if not found:
-            raise ApiError(404, "not_found", f"there is no dataset {ds_id} that you can see")
-        params = c.job_parameters(sid, found, request.datasettypes.parameters_for)
-        return (
-            found[0],
-            c.dataset_parameters(sid, ds_id),
-            params.get(ds_id, {}),
-            c.dataset_datafiles(sid, ds_id),
-        )
-
-    ds, parameters, job_parameters, files = _catalog(request, read)
-    return dataset_json(ds) | {
-        "parameters": [{"name": p.name, "value": _plain(p.value), "units": p.units} for p in parameters],
-        "job_parameters": {k: _plain(v) for k, v in job_parameters.items()},
-        "datafiles": [{"id": f.id, "name": f.name, "size": f.size, "format": f.format} for f in files],
+    d = _catalog(request, lambda c, sid: dataset_detail(c, sid, request.datasettypes, ds_id))
+    if d is None:
+        raise ApiError(404, "not_found", f"there is no dataset {ds_id} that you can see")
+    return dataset_json(d.dataset) | {
+        "parameters": [{"name": p.name, "value": _plain(p.value), "units": p.units} for p in d.parameters],
+        "job_parameters": {k: _plain(v) for k, v in d.job_parameters.items()},
+        "datafiles": [{"id": f.id, "name": f.name, "size": f.size, "format": f.format} for f in d.datafiles],
     }
 
 
@@ -426,17 +413,13 @@ def options_for(request):
     """What a job type offers for a selection: whether it fits, the options whose
     conditions hold for every selected dataset, their defaults, the choice to make (one
     job or one per input), and the dataset parameters the conditions were judged on."""
-    jt = request.jobtypes.get(request.matchdict["name"])
-    if jt is None:
-        raise ApiError(404, "not_found", f"there is no job type called {request.matchdict['name']!r}")
+    jt = _jobtype(request)
     ds_ids, df_ids = _id_list(request, "datasets"), _id_list(request, "datafiles")
     resolved = _catalog(
         request, lambda c, sid: resolve_selection(c, sid, request.datasettypes, ds_ids, df_ids)
     )
-    missing = [f"dataset {i}" for i in resolved.missing_datasets]
-    missing += [f"datafile {i}" for i in resolved.missing_datafiles]
-    if missing:
-        raise ApiError(404, "not_visible", "not found or not visible to you: " + ", ".join(missing))
+    if resolved.not_visible:
+        raise ApiError(404, "not_visible", resolved.not_visible)
     sel = resolved.selection
     why_not = planning.incompatibility(jt, sel)
     shown = [] if why_not else planning.visible_options(jt, sel)

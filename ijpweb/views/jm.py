@@ -17,20 +17,14 @@ from pyramid.response import Response
 from pyramid.view import view_config, view_defaults
 
 from ..batch import BatchError
-from ..batch.harvest import submit_soon
 from ..catalog import CatalogError, SessionError
 from ..families import FamilyError
 from ..ijpwords import STATUS_WORDS, IjpError
-from ..jobs import JobActionError, cancel_job, create_jobs, delete_job, read_output
+from ..jobs import JobActionError, cancel_job, create_jobs, delete_job, not_visible, read_output
 from ..models import Job
 from ..planning import JobPlan, Plan, build_args
+from . import submit_after_commit
 
-STATUS = {
-    "ParameterException": 400,
-    "SessionException": 403,
-    "ForbiddenException": 403,
-    "InternalException": 500,
-}
 # what the portal adds itself; a client's own are dropped (a session id never goes on argv)
 RESERVED = ("--sessionId=", "--icatUrl=", "--idsUrl=", "--ijpJobId=", "--ijpUrl=")
 MAX_OUTPUT = 16 << 20
@@ -119,15 +113,16 @@ class JobManagement:
         datafiles = [i for p in params if p.startswith("--datafileIds=") for i in _ids(p, "--datafileIds")]
         seen_ds = {d.id for d in request.catalog.datasets(sid, datasets)}
         seen_df = {f.id for f in request.catalog.datafiles(sid, datafiles)}
-        hidden = [f"dataset {i}" for i in datasets if i not in seen_ds]
-        hidden += [f"datafile {i}" for i in datafiles if i not in seen_df]
+        hidden = not_visible(
+            [i for i in datasets if i not in seen_ds], [i for i in datafiles if i not in seen_df]
+        )
         if hidden:
-            raise IjpError("ForbiddenException", "not found or not visible to you: " + ", ".join(hidden))
+            raise IjpError("ForbiddenException", hidden)
         s = request.ijp
         args = build_args(jt, (), (), params, s.icat_url, s.ids_url)
         plan = Plan(jt, "single", {}, (JobPlan(tuple(datasets), tuple(datafiles), args),))
         sub = create_jobs(request.dbsession, request.backends, plan, user, sid, s.url, s.estimate_seconds)
-        request.tm.get().addAfterCommitHook(lambda ok: ok and submit_soon(request.registry))
+        submit_after_commit(request)
         return {"jobId": sub.jobs[0].id}
 
     @view_config(route_name="jm.status", request_method="GET", renderer="json")

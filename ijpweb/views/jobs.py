@@ -53,7 +53,6 @@ def _list(request):
         "status": status,
         "job_type": job_type,
         "tag": tag,
-        "tags": user_tags(request.dbsession, request.identity.user_name),
         "statuses": [s.value for s in JobStatus],
         "job_types": [jt.name for jt in request.jobtypes.all()],
         "any_live": any(j.live for j in jobs) or bool(progress and progress["submitted"] < progress["total"]),
@@ -64,7 +63,8 @@ def _list(request):
 @view_config(route_name="jobs.list", request_method="GET", permission="use", renderer="jobs/index.jinja2")
 def jobs_page(request):
     vary(request)
-    return _list(request)
+    # the user's tags for the filter: the page only, not the rows it refreshes every 3 s
+    return _list(request) | {"tags": user_tags(request.dbsession, request.identity.user_name)}
 
 
 @view_config(

@@ -12,12 +12,10 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
 from .. import planning
-from ..batch.harvest import submit_soon
 from ..catalog import DatasetQuery
-from ..jobs import SubmitError, SubmitRequest, resolve_selection, resubmission, split_tags
-from ..jobs import submit as submit_jobs
+from ..jobs import SubmitError, SubmitRequest, dataset_detail, resolve_selection, resubmission, split_tags
 from ..models import Job, WebSession
-from . import HTMX, as_int, vary, wants_json
+from . import HTMX, as_int, submit_jobs, vary, wants_json
 
 OPT = "opt:"
 MAX_SELECTION = 1000
@@ -140,19 +138,16 @@ def datasets_results(request):
 
 
 def _detail(request):
-    sid = request.identity.catalog_session
     ds_id = as_int(request.matchdict["dataset_id"])
-    found = request.catalog.datasets(sid, [ds_id])
-    if not found:
+    d = dataset_detail(request.catalog, request.identity.catalog_session, request.datasettypes, ds_id)
+    if d is None:
         raise HTTPNotFound()
-    ds = found[0]
-    params = request.catalog.job_parameters(sid, [ds], request.datasettypes.parameters_for)
     sel = _selection(request)
     return {
-        "ds": ds,
-        "parameters": request.catalog.dataset_parameters(sid, ds_id),
-        "job_parameters": params.get(ds_id, {}),
-        "datafiles": request.catalog.dataset_datafiles(sid, ds_id),
+        "ds": d.dataset,
+        "parameters": d.parameters,
+        "job_parameters": d.job_parameters,
+        "datafiles": d.datafiles,
         "selected_files": set(sel["datafiles"]),
         "dataset_selected": ds_id in sel["datasets"],
     }
@@ -299,7 +294,6 @@ def submit_fragment(request):
 @view_config(route_name="submit", request_method="POST", permission="use", renderer="run/page.jinja2")
 def submit(request):
     vary(request)
-    ident = request.identity
     sel = _selection(request)
     name = request.POST.get("jobtype") or sel["job_type"]
     jt = request.jobtypes.get(name)
@@ -314,16 +308,11 @@ def submit(request):
         split_tags(tags),
     )  # fmt: skip
     try:
-        sub = submit_jobs(
-            request.dbsession, request.backends, request.catalog, request.datasettypes, request.jobtypes,
-            request.registry["ijp.families"], request.ijp, ident.user_name, ident.catalog_session, req,
-        )  # fmt: skip
+        sub = submit_jobs(request, req)
     except SubmitError as e:
         return _refused(
             request, str(e), e.code, e.status, values=values, errors=e.fields, mode=mode, tags=tags
         )
-    # the submitter picks the jobs up once this transaction has committed
-    request.tm.get().addAfterCommitHook(lambda ok: ok and submit_soon(request.registry))
     where = request.route_url("jobs.list", _query={"submission": sub.id})
     if wants_json(request):
         request.override_renderer = "json"
