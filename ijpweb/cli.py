@@ -135,13 +135,13 @@ class Api:
                 raw = resp.read()
                 return json.loads(raw) if raw else None
         except urllib.error.HTTPError as e:
-            raise _refusal(e) from None
+            raise _refusal(e, logged_in=self.token is not None) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise Failure(f"cannot reach the portal at {self.url}: {reason}", UNAVAILABLE) from None
 
 
-def _refusal(e: urllib.error.HTTPError) -> Failure:
+def _refusal(e: urllib.error.HTTPError, logged_in: bool) -> Failure:
     try:
         body = json.loads(e.read())
         message = body["message"]
@@ -151,7 +151,7 @@ def _refusal(e: urllib.error.HTTPError) -> Failure:
     extra = [v if v.startswith(f"{k}:") else f"{k}: {v}" for k, v in fields.items() if v not in message]
     if extra:
         message += " (" + "; ".join(extra) + ")"
-    if e.code == 401 and body.get("code") in ("unauthenticated", "session_expired"):
+    if logged_in and e.code == 401 and body.get("code") in ("unauthenticated", "session_expired"):
         message += "; log in again with ijp login"
     return Failure(message, BY_STATUS.get(e.code, UNAVAILABLE if e.code >= 500 else FAILED))
 

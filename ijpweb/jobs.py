@@ -204,17 +204,19 @@ def submit(db, backends, catalog: Catalog, datasettypes, jobtypes, families, set
         raise SubmitError("your catalog session has expired; log in again", "session_expired", 401) from None
     except CatalogError as e:
         raise SubmitError(f"the catalog could not be asked: {e}", "catalog_unavailable", 503) from None
-    try:
-        tags = clean_tags(req.tags)
-    except ValueError as e:
-        raise SubmitError(str(e), "invalid_tags", fields={"tags": str(e)}) from None
     if resolved.not_visible:
         raise SubmitError(resolved.not_visible, "not_visible")
     try:
+        tags, bad_tags = clean_tags(req.tags), {}
+    except ValueError as e:
+        tags, bad_tags = [], {"tags": str(e)}
+    try:
         p = plan(jt, resolved.selection, req.values, mode=req.mode, confirmed=req.confirmed,
                  icat_url=settings.icat_url, ids_url=settings.ids_url, strict=req.strict)  # fmt: skip
-    except PlanError as e:
-        raise SubmitError(str(e), e.code, fields=e.fields) from None
+    except PlanError as e:  # every bad field at once, the tags too
+        raise SubmitError(str(e), e.code, fields={**e.fields, **bad_tags}) from None
+    if bad_tags:
+        raise SubmitError(bad_tags["tags"], "invalid_tags", fields=bad_tags)
     try:
         return create_jobs(db, backends, p, user, session_id, settings.url, settings.estimate_seconds, tags)
     except BatchError as e:

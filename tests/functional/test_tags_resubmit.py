@@ -26,6 +26,11 @@ def test_tags_in_the_form_on_the_page_and_in_the_list(alice, dbsession):
     bad = alice.post("/submit", {"jobtype": JT, "tags": "ok, no!pe", "csrf_token": token}, status=400)
     assert "tag &#39;no!pe&#39; is not" in bad.text and 'value="ok, no!pe"' in bad.text
     assert _jobs(dbsession) == []
+    # a bad option value and a bad tag are reported together
+    both = alice.post("/submit", {"jobtype": "Test Options", "opt:Index": "42", "tags": "no!pe", "csrf_token": token},
+                      status=400)  # fmt: skip
+    assert "Index: must be at most 10" in both.text and "tag &#39;no!pe&#39; is not" in both.text
+    assert _jobs(dbsession) == []
     alice.post("/submit", {"jobtype": JT, "tags": "calib, run-7", "csrf_token": token}, status=303)
     alice.post("/submit", {"jobtype": JT, "csrf_token": token}, status=303)
     tagged, plain = _jobs(dbsession)
