@@ -16,7 +16,7 @@ target_metadata = Base.metadata
 
 def run_migrations_online():
     connection = config.attributes.get("connection")
-    if connection is not None:  # the test suite hands in its own connection
+    if connection is not None:  # the test suite hands in its own connection (foreign keys off)
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():
             context.run_migrations()
@@ -25,6 +25,12 @@ def run_migrations_online():
     apply_environment(settings)
     engine = get_engine(settings)
     with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # SQLite rebuilds a table to change it (batch mode): with foreign keys on, dropping
+            # the old table would delete the rows that refer to it. The setting is ignored
+            # inside a transaction, so it goes off before the migrations begin.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
         context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()

@@ -70,11 +70,22 @@ def portal_settings(ini: str, tmp: Path, db_url: str, **extra: str) -> dict:
     return settings
 
 
-def migrate(engine, ini: str = str(ROOT / "testing.ini")) -> None:
+def migrate(engine, ini: str = str(ROOT / "testing.ini"), revision: str = "head") -> None:
     cfg = alembic.config.Config(ini)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        alembic.command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        # as migrations/env.py does: foreign keys off while SQLite rebuilds tables (set
+        # outside the transaction, where SQLite ignores it), then as they were
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            was = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        with conn.begin():
+            cfg.attributes["connection"] = conn
+            alembic.command.upgrade(cfg, revision)
+        if sqlite:
+            conn.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if was else 'OFF'}")
+            conn.commit()
 
 
 def load_demo(engine, filestore: str) -> None:

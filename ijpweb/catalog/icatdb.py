@@ -56,7 +56,8 @@ def _table(entity: Entity, metadata: sa.MetaData) -> sa.Table:
         fields = UNIQUE[entity.name]
         cols = [fk_column(f) if f in entity.relations else f for f in fields]
         columns.append(sa.UniqueConstraint(*cols, name=f"uq_{table_name(entity.name)}"))
-    return sa.Table(table_name(entity.name), metadata, *columns)
+    # ids are never reused (as in ICAT): on SQLite a deleted last row's id would come back
+    return sa.Table(table_name(entity.name), metadata, *columns, sqlite_autoincrement=True)
 
 
 def _build(metadata: sa.MetaData) -> dict[str, sa.Table]:

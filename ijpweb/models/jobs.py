@@ -53,6 +53,8 @@ class Submission(Base):
     """The jobs one click created."""
 
     __tablename__ = "submission"
+    # ids are never reused (SQLite would give a deleted last row's id to the next one)
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner: Mapped[str] = mapped_column(sa.String(255), index=True)
@@ -76,6 +78,8 @@ class Job(Base):
     __table_args__ = (
         sa.Index("ix_job_owner_id", "owner", "id"),
         sa.Index("ix_job_backend_status", "backend", "status"),
+        # ids are never reused: a job's id names its directory and output on the backends
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
