@@ -29,6 +29,8 @@ class JobSpec:
     family: str | None = None
     # what a cluster should allocate: partition, account, time, cpus, memory, gpus
     resources: Mapping[str, str] = field(default_factory=dict)
+    # whether the job talks to the catalog (ICAT/IDS): its sandbox keeps the network
+    network: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,16 @@
 """The local backend, successor of ijp.unixbatch: jobs run on this machine.
 
-Each job has a directory ``<root>/<id>/`` holding ``spec.json`` (mode 0600: it may carry
-the session id), ``work/`` (the job's working directory), ``stdout``, ``stderr`` and the
-records the wrapper (:mod:`ijpweb.batch.runner`) writes: ``started.json`` and
-``exit.json``. A cancel leaves ``cancelled.json``. Everything is on disk, so running
-and finished jobs survive a restart of the portal.
+Each job has a directory ``<root>/<id>/`` (see jobdirs.py) holding ``spec.json``,
+``work/``, ``output/``, ``stdout``, ``stderr`` and the records the launcher
+(:mod:`ijpweb.batch.runner`) writes: ``started.json`` and ``exit.json``. A cancel leaves
+``cancelled.json``. Everything is on disk, so running and finished jobs survive a
+restart of the portal.
 
 At most ``max_running`` jobs run at once; the rest wait, Queued, and start in order
-whenever the backend is next asked (a submit, a harvest, a cancel).
+whenever the backend is next asked (a submit, a harvest, a cancel). ``queue/<id>`` marks
+a job waiting to start and ``running/<id>`` one started, so a hand-over looks at those
+few, never at every job directory. The launcher is started by path with the standard
+library only, in a session of its own, and nothing waits for it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import fcntl
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -27,11 +29,17 @@ from pathlib import Path
 
 from ..models.jobs import JobStatus
 from . import BatchError, BatchState, JobSpec
-from .jobdirs import prepare, read_json, read_stream
+from .jobdirs import clean_leftovers, prepare, private_dir, read_json, read_stream
 from .runner import GRACE_SECONDS, write_json
+from .sandbox import Sandbox, describe, for_job
 
 # seconds a cancelled job has to end before SIGKILL: the wrapper's own grace, and a little
 CANCEL_GRACE = GRACE_SECONDS + 1.0
+RUNNER = str(Path(__file__).resolve().with_name("runner.py"))
+# a start the portal did not finish (it stopped between claiming the job and starting
+# its launcher) is retried after this many seconds
+UNFINISHED_START = 60.0
+_LAUNCHED: set[int] = set()  # launchers this process started and has not reaped yet
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -50,6 +58,29 @@ def _alive(pid: int, jobdir: Path) -> bool:
     return str(jobdir).encode() in cmdline
 
 
+def _names(d: Path) -> list[str]:
+    try:
+        return [n for n in os.listdir(d) if n.isdigit()]
+    except FileNotFoundError:
+        return []
+
+
+def _mark(d: Path, name: str) -> None:
+    """The marker ``d/name`` (``d`` made if needed: tests and operators may remove it)."""
+    try:
+        (d / name).touch()
+    except FileNotFoundError:
+        private_dir(d)
+        (d / name).touch()
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 class LocalBackend:
     def __init__(
         self,
@@ -59,14 +90,24 @@ class LocalBackend:
         path: Sequence[str] = (),
         session_in_argv: bool = False,
         python: str = sys.executable,
+        sandbox: Sandbox | None = None,
+        setting: str | None = None,
     ):
+        """``setting``: the prefix of this backend's settings, for error messages
+        (``ijp.batch.<name>.``). Raises ValueError if its jobs cannot be sandboxed."""
         self.name = name
-        self.root = Path(root)
+        self.root = Path(root).resolve()
         self.max_running = max(1, int(max_running))
         self.path = [str(p) for p in path]
         self.session_in_argv = session_in_argv
         self.python = python
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
+        self.sandbox = describe(sandbox or Sandbox(), self.path, self.root, setting or f"ijp.batch.{name}.")
+        self.queue = self.root / "queue"  # queue/<id>: waiting to start
+        self.started = self.root / "running"  # running/<id>: started, until its launcher ends
+        clean_leftovers(self.root)
+        if not self.queue.is_dir():
+            self._index()
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -83,6 +124,17 @@ class LocalBackend:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _index(self) -> None:
+        """Markers for the job directories of an older version (one pass, once)."""
+        with self._locked():
+            for name in _names(self.root):
+                d = self.root / name
+                if self._running(d):
+                    _mark(self.started, name)
+                elif not any((d / f).exists() for f in ("launched", "cancelled.json", "exit.json")):
+                    _mark(self.queue, name)
+            private_dir(self.queue)
 
     def _state(self, d: Path) -> BatchState:
         if not d.is_dir():
@@ -126,6 +178,9 @@ class LocalBackend:
         if cancelled is not None:
             return BatchState(JobStatus.CANCELLED, None, "cancelled before it started")
         if (d / "launched").exists():
+            pid = _launcher(d)
+            if pid is not None and not _alive(pid, d):
+                return BatchState(JobStatus.FAILED, None, "the job's wrapper ended before it started the job")
             return BatchState(JobStatus.QUEUED, reason="starting")
         return BatchState(JobStatus.QUEUED)
 
@@ -135,43 +190,99 @@ class LocalBackend:
         started = read_json(d / "started.json")
         if started is not None:
             return _alive(started["pid"], d)
-        return (d / "launched").exists() and not (d / "cancelled.json").exists()
+        if not (d / "launched").exists():
+            return False
+        pid = _launcher(d)
+        return _alive(pid, d) if pid is not None else not (d / "cancelled.json").exists()
+
+    def _count_running(self) -> int:
+        """Jobs started and not ended; markers of ended ones go (a launcher killed before
+        it could remove its own), and a start the portal left unfinished is queued again."""
+        count = 0
+        for name in _names(self.started):
+            d = self.root / name
+            if (
+                d.is_dir()
+                and (d / "launched").exists()
+                and _launcher(d) is None
+                and not (d / "started.json").exists()
+                and _age(d / "launched") > UNFINISHED_START
+            ):
+                (d / "launched").unlink()
+                _mark(self.queue, name)
+                (self.started / name).unlink(missing_ok=True)
+            elif d.is_dir() and self._running(d):
+                count += 1
+            else:
+                (self.started / name).unlink(missing_ok=True)
+        return count
 
     def _dispatch(self) -> None:
-        """Start queued jobs, oldest first, while fewer than ``max_running`` run."""
+        """Start queued jobs, oldest first, while fewer than ``max_running`` run. Only the
+        markers are read, and nothing waits for a launcher under the lock."""
         with self._locked():
-            dirs = sorted((p for p in self.root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-            running = sum(1 for d in dirs if self._running(d))
-            for d in dirs:
+            _reap()
+            waiting = _names(self.queue)
+            if not waiting:
+                return
+            running = self._count_running()
+            for name in sorted(waiting, key=int):
                 if running >= self.max_running:
                     break
-                if (d / "launched").exists() or (d / "cancelled.json").exists():
+                d, marker = self.root / name, self.queue / name
+                if not d.is_dir():  # being prepared, or gone (deleted, or a crash while preparing)
+                    if _age(marker) > UNFINISHED_START:
+                        marker.unlink(missing_ok=True)
                     continue
-                (d / "launched").touch()
-                proc = subprocess.Popen(
-                    [self.python, "-m", "ijpweb.batch.runner", str(d)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    close_fds=True,
-                    cwd=d,
-                    env=self._env_for_runner(),
-                )
-                proc.wait(timeout=30)  # the wrapper forks and its parent returns at once
+                if any((d / f).exists() for f in ("launched", "cancelled.json", "started.json")):
+                    marker.unlink(missing_ok=True)
+                    continue
+                self._launch(d)
                 running += 1
 
-    def _env_for_runner(self) -> dict[str, str]:
-        env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
-        pkg_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = pkg_root
-        return env
+    def _launch(self, d: Path) -> None:
+        _mark(self.started, d.name)
+        (d / "launched").touch()
+        (self.queue / d.name).unlink(missing_ok=True)
+        try:
+            pid = os.posix_spawn(
+                self.python,
+                [self.python, "-I", "-S", RUNNER, str(d)],
+                self._env_for_runner(),
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, 1, 2),
+                ],
+                setsid=True,  # its own session and group: a cancel signals exactly it
+            )
+        except OSError as e:
+            write_json(
+                d / "exit.json", {"code": 127, "signal": None, "at": datetime.now().astimezone().isoformat()}
+            )
+            with open(d / "stderr", "a") as err:
+                err.write(f"ijp: cannot start the job's launcher: {e.strerror}\n")
+            return
+        _LAUNCHED.add(pid)
+        (d / "launched").write_text(str(pid))
+
+    @staticmethod
+    def _env_for_runner() -> dict[str, str]:
+        return {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
 
     # --- the protocol ------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> str:
         if spec.interactive:
             raise BatchError("the local backend does not run interactive jobs")
-        _, created = prepare(self.root, spec, self.path, self.session_in_argv)
+        _, created = prepare(
+            self.root,
+            spec,
+            self.path,
+            self.session_in_argv,
+            for_job(self.sandbox, spec),
+            before_rename=lambda name: _mark(self.queue, name),
+        )
         if created:
             self._dispatch()
         return str(spec.job_id)
@@ -180,11 +291,9 @@ class LocalBackend:
         return {i: str(i) for i in job_ids if (self.root / str(i)).is_dir()}
 
     def estimate(self, spec: JobSpec) -> float | None:
-        dirs = [p for p in self.root.iterdir() if p.name.isdigit()]
-        waiting = sum(1 for d in dirs if not (d / "launched").exists())
-        return (
-            0.0 if waiting == 0 and sum(map(self._running, dirs)) < self.max_running else float(waiting + 1)
-        )
+        waiting = len(_names(self.queue))
+        running = len(_names(self.started))
+        return 0.0 if waiting == 0 and running < self.max_running else float(waiting + 1)
 
     def states(self, ids: Sequence[str]) -> dict[str, BatchState]:
         self._dispatch()
@@ -207,10 +316,16 @@ class LocalBackend:
         with self._locked():
             if not (d / "cancelled.json").exists():
                 write_json(d / "cancelled.json", {"at": datetime.now().astimezone().isoformat()})
+            (self.queue / job_id).unlink(missing_ok=True)
         started = read_json(d / "started.json")
+        if started is None and _launcher(d) is not None:  # starting: wait for its record
+            deadline = time.monotonic() + 5.0
+            while started is None and _alive(_launcher(d), d) and time.monotonic() < deadline:
+                time.sleep(0.01)
+                started = read_json(d / "started.json")
         if started is not None and _alive(started["pid"], d):
-            # SIGTERM, and SIGKILL after a grace period: once cancel returns the job has
-            # ended, so it can be deleted at once
+            # SIGTERM (the launcher passes it on to the job), and SIGKILL after a grace
+            # period: once cancel returns the job has ended, so it can be deleted at once
             for sig, grace in ((signal.SIGTERM, CANCEL_GRACE), (signal.SIGKILL, 5.0)):
                 with suppress(ProcessLookupError):
                     os.killpg(started["pgid"], sig)
@@ -232,10 +347,33 @@ class LocalBackend:
         ) or self._running(d):
             raise BatchError(f"job {job_id} has not ended; cancel it first")
         shutil.rmtree(d)
+        (self.queue / job_id).unlink(missing_ok=True)
+        (self.started / job_id).unlink(missing_ok=True)
 
 
-def from_settings(name: str, opts: Mapping[str, str]) -> LocalBackend:
+def _reap() -> None:
+    """Collect the exit of launchers this process started (they would linger as zombies)."""
+    for pid in list(_LAUNCHED):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _LAUNCHED.discard(pid)
+
+
+def _launcher(d: Path) -> int | None:
+    """The pid of the job's launcher, once the backend has started it."""
+    try:
+        text = (d / "launched").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def from_settings(name: str, opts: Mapping[str, str], setting: str | None = None) -> LocalBackend:
     from ..settings import asbool, aslist
+    from .sandbox import from_settings as sandbox_from_settings
 
     return LocalBackend(
         name,
@@ -243,4 +381,7 @@ def from_settings(name: str, opts: Mapping[str, str]) -> LocalBackend:
         max_running=int(opts.get("max_running", 4)),
         path=aslist(opts.get("path", "")),
         session_in_argv=asbool(opts.get("session_in_argv", "false")),
+        python=opts.get("python", sys.executable),
+        sandbox=sandbox_from_settings(opts),
+        setting=setting,
     )

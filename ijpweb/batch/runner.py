@@ -1,10 +1,26 @@
-"""The wrapper the local backend starts for each job: ``python -m ijpweb.batch.runner DIR``.
+"""The one job launcher: every backend starts a job's program through this file.
 
-It detaches (double fork, own session and process group), records its start, runs the
-job's program with stdout and stderr going to files in DIR, and records the end and the
-exit code, all on disk, so the portal can restart at any time without losing track.
-On SIGTERM (a cancel) it lets the program end, and after a grace period kills whatever
-is left of its own process group. No Pyramid, no database: the standard library only.
+The standard library only, and run by path (``python -I -S .../runner.py``): it loads in
+a few milliseconds and sees nothing of the portal. Two ways to run it:
+
+``runner.py JOBDIR`` (the local backend, which starts it in its own session and does not
+wait for it): records the start in ``started.json``, runs the program with stdout and
+stderr going to files in JOBDIR, and records the end and the exit code in ``exit.json``,
+all on disk, so the portal can restart at any time without losing track. On SIGTERM (a
+cancel) it passes the signal on to the job's processes, and after a grace period kills
+whatever is left of them.
+
+``runner.py --slurm JOBDIR`` (the SLURM backend's launcher, a copy of this file): SLURM
+has opened stdout and stderr and keeps the records, so it only sets the job up and
+replaces itself with it.
+
+Either way the job's catalog session comes from ``secret.json`` (mode 0600), which is
+read and deleted before the program starts: after that it is only in the program's
+environment. The program runs in a bubblewrap sandbox unless the backend was configured
+with ``sandbox = none`` (``spec.json``'s ``sandbox``): the system read-only (with the
+files of /etc that other local users cannot read hidden), the job type's programs and the
+portal's Python read-only, its own ``work/`` and ``output/`` writable, a private /tmp and
+/proc (its own PID namespace), no capabilities, and no network unless allowed.
 """
 
 from __future__ import annotations
@@ -12,8 +28,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -21,6 +39,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 GRACE_SECONDS = 5.0
+SESSION_ENV = "IJP_SESSION_ID"  # as ijpweb.planning names it (the runner imports nothing of ijpweb)
+PRIVATE_ENV = "secret.json"  # the environment only the program may have (its session)
+SANDBOX_TMP = "/tmp"  # noqa: S108 - a tmpfs of the sandbox's own
+NOT_STARTED = 127  # the shell's code for "command not found"
+
+# The system, read-only. Where these are symlinks (merged /usr) the links are recreated.
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC = "/etc"
 
 
 def now() -> str:
@@ -33,29 +59,193 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+# --- the sandbox -----------------------------------------------------------------------
+
+
+def hidden(top: str = ETC) -> list[str]:
+    """What under ``top`` other local users cannot read: files and directories without
+    the read bit for others (a directory also without the search bit). Inside the sandbox
+    the job's uid owns every root-owned file it sees, so these are hidden from it:
+    /etc/shadow, /etc/gshadow, /etc/ssl/private, /etc/munge, ...; not descended into."""
+    out, stack = [], [top]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for e in entries:
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    continue
+                is_dir = stat.S_ISDIR(st.st_mode)
+                if not st.st_mode & stat.S_IROTH or (is_dir and not st.st_mode & stat.S_IXOTH):
+                    out.append(e.path)
+                elif is_dir:
+                    stack.append(e.path)
+    return sorted(out)
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def bwrap_argv(sandbox: dict, writable: list[str], cwd: str, info_fd: int | None = None) -> list[str]:
+    """The bubblewrap command line (without the program) for ``sandbox``, the
+    ``spec.json`` entry: ``bwrap`` (its path), ``read_only`` (directories shown
+    read-only besides the system: the portal's Python, the job type's programs) and
+    ``network`` (whether the job keeps the host's network)."""
+    argv = [sandbox.get("bwrap") or "/usr/bin/bwrap", "--die-with-parent", "--new-session"]
+    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if not sandbox.get("network"):
+        argv.append("--unshare-net")
+    argv += ["--cap-drop", "ALL"]
+    shown = []
+    for p in SYSTEM:
+        if os.path.islink(p):
+            argv += ["--symlink", os.readlink(p), p]
+        elif os.path.isdir(p):
+            argv += ["--ro-bind", p, p]
+            shown.append(p)
+    argv += ["--ro-bind", ETC, ETC]
+    shown.append(ETC)
+    for h in hidden(ETC):
+        if os.path.isdir(h):
+            argv += ["--perms", "0700", "--tmpfs", h, "--remount-ro", h]
+        else:
+            argv += ["--ro-bind", os.devnull, h]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP]
+    for p in sandbox.get("read_only", ()):
+        real = os.path.realpath(p)
+        if not os.path.isdir(real) or any(_under(real, s) for s in shown):
+            continue
+        argv += ["--ro-bind", real, real]
+        shown.append(real)
+    for p in writable:
+        argv += ["--bind", p, p]
+    argv += ["--chdir", cwd]
+    if info_fd is not None:
+        argv += ["--info-fd", str(info_fd)]
+    return argv
+
+
+def _resolve(executable: str, path: str) -> str | None:
+    """The program's file, found as the kernel and execvp would (a name without a slash
+    is looked up in the job's PATH)."""
+    if "/" in executable:
+        return executable if os.access(executable, os.X_OK) and os.path.isfile(executable) else None
+    return shutil.which(executable, path=path)
+
+
+class JobSetup:
+    """What one job starts with, read from its directory; the secret is removed from disk."""
+
+    def __init__(self, jobdir: Path):
+        self.jobdir = jobdir
+        spec = json.loads((jobdir / "spec.json").read_text())
+        self.secret = self._take_secret()
+        self.sandbox = spec.get("sandbox") or {"type": "none"}
+        self.work = str(jobdir / "work")
+        self.output = str(jobdir / "output")
+        env = dict(spec["env"])
+        env.update(self.secret)
+        self.env = env
+        self.executable = spec["executable"]
+        # null in the argv: where the session goes as an argument (a facility opted in)
+        session = self.secret.get(SESSION_ENV)
+        self.argv = [a for a in (("--sessionId=" + session if session else None) if a is None else a
+                                 for a in spec["argv"]) if a is not None]  # fmt: skip
+
+    def _take_secret(self) -> dict:
+        path = self.jobdir / PRIVATE_ENV
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return data
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.sandbox.get("type") == "bwrap"
+
+    def command(self, info_fd: int | None = None) -> list[str]:
+        """The command to start: the program, in its sandbox. Raises OSError (with
+        the reason) when it cannot start."""
+        program = _resolve(self.executable, self.env.get("PATH", os.defpath))
+        if program is None:
+            raise FileNotFoundError(2, "No such file or directory")
+        if not self.sandboxed:
+            return [program, *self.argv]
+        bwrap = self.sandbox.get("bwrap") or "/usr/bin/bwrap"
+        if not os.access(bwrap, os.X_OK):
+            raise FileNotFoundError(2, f"bubblewrap ({bwrap}) is not installed on {socket.gethostname()}")
+        program = os.path.realpath(program)
+        folder = os.path.dirname(program)
+        if _under(str(self.jobdir.parent), folder):
+            raise PermissionError(1, "its directory holds the job directories, which no job may see")
+        sandbox = dict(self.sandbox, read_only=[*self.sandbox.get("read_only", ()), folder])
+        self.env["TMPDIR"] = SANDBOX_TMP
+        return [*bwrap_argv(sandbox, [self.work, self.output], self.work, info_fd), "--", program, *self.argv]
+
+
+# --- the local backend's wrapper --------------------------------------------------------
+
+
+def _namespace_members(init_pid: int) -> list[int]:
+    """The processes in the PID namespace whose init (bwrap's) is ``init_pid``, init last."""
+    try:
+        ns = os.readlink(f"/proc/{init_pid}/ns/pid")
+    except OSError:
+        return []
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != init_pid:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                    out.append(int(entry))
+    return [*out, init_pid]
+
+
 def _group_members(pgid: int) -> list[int]:
     me, out = os.getpid(), []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
+            stat_ = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
+        fields = stat_[stat_.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid and fields[0] != "Z":
             out.append(int(entry))
     return out
 
 
-def _kill_members(pgid: int) -> None:
-    for pid in _group_members(pgid):
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
         with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
+
+
+def _read_info(fd: int) -> int | None:
+    """bwrap's --info-fd: JSON with the sandbox init's pid, written once it runs."""
+    data = b""
+    while chunk := os.read(fd, 4096):
+        data += chunk
+        try:
+            return int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError):
+            continue
+    return None
 
 
 def run(jobdir: Path) -> int:
-    spec = json.loads((jobdir / "spec.json").read_text())
     terminated = {"at": None}
 
     def on_term(_sig, _frame):
@@ -64,64 +254,112 @@ def run(jobdir: Path) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    write_json(
-        jobdir / "started.json",
-        {
-            "pid": os.getpid(),
-            "pgid": os.getpgrp(),
-            "at": now(),
-            "host": socket.gethostname(),
-            "cores": len(os.sched_getaffinity(0)),
-        },
-    )
+    try:
+        setup = JobSetup(jobdir)
+    finally:  # whatever happens, the record of the start: the backend waits for it
+        write_json(
+            jobdir / "started.json",
+            {
+                "pid": os.getpid(),
+                "pgid": os.getpgrp(),
+                "at": now(),
+                "host": socket.gethostname(),
+                "cores": len(os.sched_getaffinity(0)),
+            },
+        )
     if (jobdir / "cancelled.json").exists():
         write_json(jobdir / "exit.json", {"code": None, "signal": None, "at": now()})
         return 0
+    info_r = info_w = None
+    if setup.sandboxed:
+        info_r, info_w = os.pipe()
     try:
+        command = setup.command(info_w)
         with open(jobdir / "stdout", "ab") as out, open(jobdir / "stderr", "ab") as err:
             child = subprocess.Popen(
-                [spec["executable"], *spec["argv"]],
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
-                cwd=jobdir / "work",
-                env=spec["env"],
+                cwd=setup.work,
+                env=setup.env,
                 close_fds=True,
+                pass_fds=(info_w,) if info_w is not None else (),
+                # the sandbox in a group of its own: a cancel signals the wrapper, which
+                # passes it on inside and kills the sandbox after the grace period
+                process_group=0 if setup.sandboxed else None,
             )
     except OSError as e:
         with open(jobdir / "stderr", "a") as err:
-            err.write(f"ijp: cannot start {spec['executable']}: {e.strerror}\n")
-        write_json(jobdir / "exit.json", {"code": 127, "signal": None, "at": now()})
+            err.write(f"ijp: cannot start {setup.executable}: {e.strerror}\n")
+        write_json(jobdir / "exit.json", {"code": NOT_STARTED, "signal": None, "at": now()})
         return 0
+    finally:
+        if info_w is not None:
+            os.close(info_w)
+    init_pid = _read_info(info_r) if info_r is not None else None
+    if info_r is not None:
+        os.close(info_r)
     pgid = os.getpgrp()
+
+    def members() -> list[int]:
+        return _namespace_members(init_pid) if init_pid else _group_members(pgid)
+
+    forwarded = False
     while True:
         try:
             rc = child.wait(timeout=0.2)
             break
         except subprocess.TimeoutExpired:
             pass
-        if terminated["at"] is not None and time.monotonic() - terminated["at"] > GRACE_SECONDS:
-            _kill_members(pgid)
-    if terminated["at"] is not None:
+        if terminated["at"] is None:
+            continue
+        if init_pid and not forwarded:  # the program's own processes; not the sandbox's init
+            _signal(members()[:-1], signal.SIGTERM)
+            forwarded = True
+        if time.monotonic() - terminated["at"] > GRACE_SECONDS:
+            _signal(members(), signal.SIGKILL)  # init last: its end ends the namespace
+            if init_pid:
+                with contextlib.suppress(OSError):
+                    os.kill(child.pid, signal.SIGKILL)
+    if terminated["at"] is not None and not init_pid:
         # The program is gone; make sure nothing it started lingers in the group.
-        _kill_members(pgid)
+        _signal(_group_members(pgid), signal.SIGKILL)
     code, sig = (rc, None) if rc >= 0 else (None, -rc)
+    if init_pid and rc > 128 and rc - 128 in signal.valid_signals():
+        code, sig = None, rc - 128  # bwrap reports a signal as 128 + its number
     write_json(jobdir / "exit.json", {"code": code, "signal": sig, "at": now()})
+    with contextlib.suppress(FileNotFoundError):
+        (jobdir.parent / "running" / jobdir.name).unlink()
     return 0
 
 
-def main(argv: list[str]) -> int:
-    jobdir = Path(argv[1]).resolve()
-    if os.fork() > 0:  # the parent returns at once, so the portal never waits
-        return 0
-    os.setsid()  # own session and process group: cancel kills exactly this group
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
+# --- the SLURM launcher -----------------------------------------------------------------
+
+
+def exec_slurm(jobdir: Path) -> int:
+    """Inside a SLURM job (stdout and stderr are the job's files): replace this process
+    with the sandbox. scancel signals every process of the job; the sandbox ends with
+    bwrap (``--die-with-parent``)."""
+    setup = JobSetup(jobdir)
+    env = dict(os.environ, **setup.env)
     try:
-        run(jobdir)
-    finally:
-        os._exit(0)
+        command = setup.command()
+        os.chdir(setup.work)
+        os.execve(command[0], command, env)  # noqa: S606 - an argv list, no shell
+    except OSError as e:
+        sys.stderr.write(f"ijp: cannot start {setup.executable}: {e.strerror}\n")
+    return NOT_STARTED
+
+
+def main(argv: list[str]) -> int:
+    os.umask(0o077)  # what the job writes is its owner's alone
+    if len(argv) == 3 and argv[1] == "--slurm":
+        return exec_slurm(Path(argv[2]).resolve())
+    if len(argv) != 2:
+        sys.stderr.write("usage: runner.py [--slurm] JOBDIR\n")
+        return 2
+    return run(Path(argv[1]).resolve())
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """The local backend with real processes: wrapper records, limits, cancel, restart."""
 
 import contextlib
+import os
 import time
+from pathlib import Path
 
 import pytest
 
 from ijpweb.batch import BatchError, JobSpec
 from ijpweb.batch.local import LocalBackend
-from ijpweb.batch.runner import _group_members
 from ijpweb.models import JobStatus
 from ijpweb.planning import SESSION_ARG, SESSION_ENV
 
@@ -52,8 +53,8 @@ def test_exit_codes_and_output(backend):
 
 def test_concurrency_limit_keeps_the_rest_queued(tmp_path):
     b = LocalBackend("local", tmp_path / "jobs", max_running=1)
-    gate = tmp_path / "gate"
-    b.submit(spec(1, f'while [ ! -e "{gate}" ]; do sleep 0.05; done'))
+    gate = b.root / "1" / "work" / "gate"  # where the sandboxed job can see it
+    b.submit(spec(1, 'while [ ! -e gate ]; do sleep 0.05; done'))
     b.submit(spec(2, "true"))
     wait(b, "1", {JobStatus.RUNNING})
     time.sleep(0.3)
@@ -63,29 +64,55 @@ def test_concurrency_limit_keeps_the_rest_queued(tmp_path):
     wait(b, "2", {JobStatus.COMPLETED})
 
 
+def _processes(token):
+    """Live processes, in any PID namespace, with ``token`` as one of their arguments."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if token.encode() in cmdline and stat[stat.rindex(")") + 2] != "Z":
+            out.append(int(entry))
+    return out
+
+
+def _until(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def test_cancel_stops_that_job_and_nothing_else(backend):
-    backend.submit(spec(1, "sleep 30 & sleep 30; wait"))
-    backend.submit(spec(2, "sleep 30"))
+    # a child in the background and one in a session of its own: both inside the sandbox
+    backend.submit(spec(1, "sleep 3011 & setsid sleep 3011 & sleep 3011; wait"))
+    backend.submit(spec(2, "sleep 3012"))
     wait(backend, "1", {JobStatus.RUNNING})
     wait(backend, "2", {JobStatus.RUNNING})
-    pgid = int(__import__("json").loads((backend.root / "1" / "started.json").read_text())["pgid"])
+    _until(lambda: len(_processes("3011")) == 3)
     backend.cancel("1")
     assert backend.states(["1"])["1"].status == JobStatus.CANCELLED
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _group_alive(pgid):
-        time.sleep(0.1)
-    assert not _group_alive(pgid), "the cancelled job's processes are still running"
-    assert backend.states(["2"])["2"].status == JobStatus.RUNNING
+    assert not _processes("3011"), "the cancelled job's processes are still running"
+    assert backend.states(["2"])["2"].status == JobStatus.RUNNING and _processes("3012")
 
 
-def _group_alive(pgid):
-    return bool(_group_members(pgid))  # live (non-zombie) members of the group
+def test_cancel_lets_the_program_end_first(backend):
+    backend.submit(spec(1, "trap 'echo terminated; exit 0' TERM; echo waiting; sleep 300 & wait"))
+    wait(backend, "1", {JobStatus.RUNNING})
+    _until(lambda: backend.read("1", "stdout") == b"waiting\n")
+    backend.cancel("1")
+    assert backend.read("1", "stdout") == b"waiting\nterminated\n"
+    assert backend.states(["1"])["1"].status == JobStatus.CANCELLED
 
 
 def test_jobs_survive_a_restart_of_the_portal(tmp_path):
     first = LocalBackend("local", tmp_path / "jobs")
-    gate = tmp_path / "gate"
-    first.submit(spec(1, f'echo started; while [ ! -e "{gate}" ]; do sleep 0.05; done; echo done'))
+    gate = first.root / "1" / "work" / "gate"
+    first.submit(spec(1, "echo started; while [ ! -e gate ]; do sleep 0.05; done; echo done"))
     wait(first, "1", {JobStatus.RUNNING})
     del first  # the portal goes away; the job does not
     second = LocalBackend("local", tmp_path / "jobs")

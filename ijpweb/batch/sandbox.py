@@ -1,0 +1,120 @@
+"""The sandbox every job runs in, as a backend configures it (``ijp.batch.<name>.sandbox``
+and friends); the launcher (:mod:`ijpweb.batch.runner`) builds it for each job.
+
+``sandbox = bwrap`` (the default): bubblewrap, checked once per process with a trial
+run; a backend whose jobs cannot be sandboxed refuses to start. ``sandbox = none`` must be
+written out: jobs then run as the portal's own account and see whatever it can.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..planning import SESSION_ARG
+from . import JobSpec
+from .runner import bwrap_argv
+
+BWRAP = "/usr/bin/bwrap"
+KINDS = ("bwrap", "none")
+CATALOG_FLAGS = ("--sessionId=", "--icatUrl=", "--idsUrl=")
+PROBE_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    kind: str = "bwrap"  # bwrap | none
+    network: bool = False  # every job keeps the network, not only those that need the catalog
+    read_only: tuple[str, ...] = ()  # more directories every job may read
+    bwrap: str = BWRAP
+
+
+def needs_catalog(args: Sequence[str]) -> bool:
+    """Whether an argv carries the catalog's session or URLs (the original IJP's flags):
+    for a batch server, which knows no job types, the sign that a job talks to ICAT/IDS."""
+    return any(a == SESSION_ARG or a.startswith(CATALOG_FLAGS) for a in args)
+
+
+def python_dirs() -> list[str]:
+    """The portal's Python, its environment and the ijpweb package: job scripts use
+    ``ijpweb.jobscript`` and python-icat with the portal's interpreter."""
+    return list(dict.fromkeys([sys.base_prefix, sys.prefix, str(Path(__file__).resolve().parents[1])]))
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+@functools.cache
+def probe(bwrap: str, read_only: tuple[str, ...]) -> str | None:
+    """Run the portal's Python in the sandbox once: None if it works, else why not."""
+    if not os.access(bwrap, os.X_OK):
+        return f"{bwrap} is not installed (Debian: apt-get install bubblewrap)"
+    argv = bwrap_argv({"bwrap": bwrap, "read_only": list(read_only)}, [], "/")
+    try:
+        res = subprocess.run(
+            [*argv, "--", sys.executable, "-c", "import ijpweb.jobscript"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=PROBE_SECONDS,
+            env={"PATH": os.defpath},
+            check=False,
+        )
+    except OSError as e:
+        return f"{bwrap} cannot run: {e.strerror}"
+    except subprocess.TimeoutExpired:
+        return f"a trial run of {bwrap} did not end within {PROBE_SECONDS} s"
+    if res.returncode != 0:
+        lines = res.stderr.strip().splitlines()
+        return f"a trial run of {bwrap} failed: {lines[-1] if lines else f'exit {res.returncode}'}"
+    return None
+
+
+def describe(sandbox: Sandbox, path: Sequence[str], root: Path, setting: str) -> dict:
+    """The sandbox as ``spec.json`` records it (network per job: see :func:`for_job`),
+    after checking it: ValueError, naming the setting, if jobs could see other jobs or
+    bubblewrap cannot run. ``setting`` is the settings' prefix, e.g. ``ijp.batch.local.``."""
+    if sandbox.kind not in KINDS:
+        raise ValueError(f"{setting}sandbox: bwrap or none, not {sandbox.kind!r}")
+    if sandbox.kind == "none":
+        return {"type": "none"}
+    root_ = os.path.realpath(root)
+    for key, dirs in (("path", path), ("read_only", sandbox.read_only)):
+        for p in dirs:
+            if _under(root_, os.path.realpath(p)):
+                raise ValueError(
+                    f"{setting}{key}: {p} holds the job directories ({root}); every job would see the others"
+                )
+    read_only = tuple(dict.fromkeys([*python_dirs(), *path, *sandbox.read_only]))
+    why = probe(sandbox.bwrap, read_only)
+    if why:
+        raise ValueError(
+            f"{setting}sandbox: jobs cannot be sandboxed here: {why}. Install bubblewrap, or set "
+            f"{setting}sandbox = none to run jobs unsandboxed (see the README: they then see "
+            "everything the portal's account can)"
+        )
+    return {"type": "bwrap", "bwrap": sandbox.bwrap, "read_only": list(read_only), "network": sandbox.network}
+
+
+def for_job(described: Mapping, spec: JobSpec) -> dict:
+    """One job's sandbox: the network where the backend allows it or the job needs the catalog."""
+    if described.get("type") != "bwrap":
+        return dict(described)
+    return {**described, "network": bool(described.get("network") or spec.network)}
+
+
+def from_settings(opts: Mapping[str, str]) -> Sandbox:
+    from ..settings import asbool, aslist
+
+    return Sandbox(
+        kind=opts.get("sandbox", "bwrap").strip().lower(),
+        network=asbool(opts.get("network", "false")),
+        read_only=tuple(aslist(opts.get("read_only", ""))),
+        bwrap=opts.get("bwrap", "").strip() or BWRAP,
+    )
