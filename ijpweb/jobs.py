@@ -153,6 +153,9 @@ class SubmitRequest:
     # option names that no option has (or that do not apply) are errors, not ignored:
     # for clients that type names (the API); a form only sends the options it shows
     strict: bool = False
+    # the values were read from an argument list (planning.parse_argv, the original API):
+    # an option not given is left out of the job's arguments where the form could leave it
+    from_argv: bool = False
 
 
 MAX_TAGS = 20
@@ -212,7 +215,8 @@ def submit(db, backends, catalog: Catalog, datasettypes, jobtypes, families, set
         tags, bad_tags = [], {"tags": str(e)}
     try:
         p = plan(jt, resolved.selection, req.values, mode=req.mode, confirmed=req.confirmed,
-                 icat_url=settings.icat_url, ids_url=settings.ids_url, strict=req.strict)  # fmt: skip
+                 icat_url=settings.icat_url, ids_url=settings.ids_url, strict=req.strict,
+                 from_argv=req.from_argv, max_length=settings.max_value_length)  # fmt: skip
     except PlanError as e:  # every bad field at once, the tags too
         raise SubmitError(str(e), e.code, fields={**e.fields, **bad_tags}) from None
     if bad_tags:

@@ -6,6 +6,12 @@ checkbox or a radio choice, two for the other types, empty values and empty
 programParameters omitted), then ``--sessionId=``, ``--icatUrl=``, ``--idsUrl=`` as the
 job type asks, and ``--ijpJobId=``/``--ijpUrl=`` for batch types that create provenance.
 
+Every value must be able to be one argv element: no NUL character, no lone surrogate
+(it cannot be encoded, stored or shown), at most ``max_length`` characters (the
+setting ``ijp.max_value_length``). :func:`parse_argv` reads an argument list as the
+original API's clients send it back into form values, so that list goes through the
+same validation as the form.
+
 The session id is a credential: the argv stored and shown carries
 :data:`SESSION_ARG`, a visible stand-in; the backend puts the real value in the
 job's environment (``IJP_SESSION_ID``) and, only where a facility opts in for legacy
@@ -23,7 +29,11 @@ from .jobtypes import JobOption, JobType, parse_bool, parse_number
 
 SESSION_ENV = "IJP_SESSION_ID"
 SESSION_ARG = "--sessionId=${IJP_SESSION_ID}"
-MAX_STRING = 10_000  # characters; far below the kernel's 128 KiB per argv element
+# characters of one value (ijp.max_value_length); at most 4 UTF-8 bytes each, so even the
+# largest allowed setting stays below the kernel's 128 KiB per argv element
+MAX_VALUE_LENGTH = 4096
+MAX_VALUE_LENGTH_LIMIT = 32768
+MAX_IDS = 10_000  # dataset or datafile ids in one argument list
 
 
 class PlanError(ValueError):
@@ -159,17 +169,42 @@ def _as_text(v: Any) -> str:
     return str(v)
 
 
+def argv_problem(text: str, max_length: int | None = MAX_VALUE_LENGTH) -> str | None:
+    """Why ``text`` cannot be one argv element (None if it can): a NUL ends a C string,
+    a lone surrogate cannot be encoded (nor stored, nor shown), and a value longer than
+    ``max_length`` characters is refused (None: no length limit)."""
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (it has a lone surrogate)"
+    if max_length is not None and len(text) > max_length:
+        return f"at most {max_length} characters (got {len(text)})"
+    return None
+
+
+def shown_name(text: str, limit: int = 60) -> str:
+    """A user-given name as a message can show it: as it is if short and printable,
+    otherwise quoted, cut short, with escapes for what cannot be printed or encoded."""
+    if len(text) <= limit and text.isprintable():
+        return text
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
 def validate(
     options: Sequence[JobOption],
     submitted: Mapping[str, Any],
     *,
     strict: bool = False,
     all_options: Sequence[JobOption] = (),
+    max_length: int = MAX_VALUE_LENGTH,
 ) -> dict[str, Any]:
     """Check ``submitted`` (keyed by option name, or group name for radio options)
     against the options that apply. Missing values take the form's defaults. Returns the
     clean values; raises :class:`PlanError` with a message per bad field. With
-    ``strict``, keys that name no applicable option are errors too."""
+    ``strict``, keys that name no applicable option are errors too. No value that
+    :func:`argv_problem` refuses gets through, whatever the option's type."""
     defaults = default_values(options)
     errors: dict[str, str] = {}
     clean: dict[str, Any] = {}
@@ -177,6 +212,12 @@ def validate(
     for o in options:
         if o.is_radio:
             groups.setdefault(o.group_name, []).append(o)
+
+    def unusable(key: str, raw: Any) -> str | None:
+        if raw is not None and not isinstance(raw, str | bool | int | float):
+            return f"{key}: give a single value, not a {type(raw).__name__}"
+        problem = argv_problem(_as_text(raw), max_length)
+        return f"{key}: {problem}" if problem else None
 
     for o in options:
         if o.is_radio:
@@ -188,6 +229,9 @@ def validate(
                 errors[key] = f"{o.name}: give one value"
                 continue
             raw = raw[0]
+        if problem := unusable(key, raw):
+            errors[key] = problem
+            continue
         if o.is_checkbox:
             b = raw if isinstance(raw, bool) else parse_bool(_as_text(raw).lower())
             if b is None and _as_text(raw).lower() in ("on", "yes"):
@@ -200,9 +244,6 @@ def validate(
                 clean[key] = b
             continue
         text = _as_text(raw)
-        if "\x00" in text:
-            errors[key] = f"{o.name}: must not contain NUL characters"
-            continue
         if o.type == "enumeration":
             if text not in o.values:
                 allowed = ", ".join(repr(v) for v in o.values)
@@ -210,10 +251,7 @@ def validate(
             else:
                 clean[key] = text
         elif o.type == "string":
-            if len(text) > MAX_STRING:
-                errors[key] = f"{o.name}: at most {MAX_STRING} characters (got {len(text)})"
-            else:
-                clean[key] = text
+            clean[key] = text
         else:  # integer, float
             text = text.strip()
             if text == "":
@@ -240,6 +278,9 @@ def validate(
                 errors[group] = f"{group}: choose exactly one"
                 continue
             raw = raw[0]
+        if problem := unusable(group, raw):
+            errors[group] = problem
+            continue
         names = [m.name for m in members]
         if raw not in names:
             errors[group] = f"{group}: {_as_text(raw)!r} is not one of {', '.join(names)}"
@@ -253,7 +294,8 @@ def validate(
             if key in hidden:
                 errors.setdefault(key, f"{key}: does not apply to this selection")
             elif key not in known:
-                errors.setdefault(key, f"{key}: no such option")
+                name = shown_name(key, 200)
+                errors.setdefault(name, f"{name}: no such option")
     if errors:
         raise PlanError("some option values are not valid", errors)
     return clean
@@ -307,6 +349,184 @@ def provenance_args(jt: JobType, job_id: int, ijp_url: str) -> list[str]:
     return []
 
 
+# --- an argument list back into form values (the original API's clients) ------------------
+
+
+@dataclass(frozen=True)
+class ArgvRequest:
+    """What an argument list asks for: inputs, and option values by option key (a list
+    where an option was given more than once, which :func:`validate` refuses)."""
+
+    dataset_ids: tuple[int, ...]
+    datafile_ids: tuple[int, ...]
+    values: dict[str, Any]
+
+
+ID_PARAMETERS = {"--datasetIds": "datasets", "--datafileIds": "datafiles"}
+# what the portal adds itself: a client's own is dropped (a session id never goes on argv)
+DROPPED = "--sessionId="
+
+
+def _portal_adds(jt: JobType) -> tuple[str, ...]:
+    """Arguments the portal gives a job of ``jt`` itself: a client may send them (they are
+    replaced by the portal's own values) only where the job type asks for them."""
+    out = []
+    if jt.icat_url_required:
+        out.append("--icatUrl=")
+    if jt.ids_url_required:
+        out.append("--idsUrl=")
+    if jt.creates_provenance and not jt.interactive:
+        out += ["--ijpJobId=", "--ijpUrl="]
+    return tuple(out)
+
+
+PORTAL_ARGS = ("--icatUrl=", "--idsUrl=", "--ijpJobId=", "--ijpUrl=")
+
+
+def _parse_ids(text: str) -> list[int]:
+    """A comma-separated list of ids (empty pieces are skipped: the original's GWT client
+    sent ``--datasetIds=`` even with no datasets)."""
+    out = []
+    for piece in text.split(","):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if not piece.isascii() or not piece.isdigit() or not 0 < int(piece) < 2**63:
+            raise ValueError(f"{piece[:30]!r} is not an id (a whole number from 1 to 2^63-1)")
+        out.append(int(piece))
+    if len(out) > MAX_IDS:
+        raise ValueError(f"at most {MAX_IDS} ids")
+    return out
+
+
+def parse_argv(jt: JobType, params: Sequence[str], *, max_length: int = MAX_VALUE_LENGTH) -> ArgvRequest:
+    """Read an argument list as a form of ``jt`` would have produced it: ``--datasetIds``
+    and ``--datafileIds`` (``=ids`` or the ids as the next parameter), a checkbox's or a
+    radio choice's programParameter alone, any other option's programParameter followed
+    by its value. A client's ``--sessionId=`` is dropped; ``--icatUrl=``, ``--idsUrl=``,
+    ``--ijpJobId=`` and ``--ijpUrl=`` are accepted (and replaced by the portal's) only
+    where the job type asks for them. Anything else raises :class:`PlanError` whose
+    ``fields`` are keyed by the parameter. The values are then for :func:`plan` with
+    ``from_argv``, which validates them as it validates a form's."""
+    one: dict[str, list[JobOption]] = {}  # checkboxes and radio choices: one element
+    two: dict[str, list[JobOption]] = {}  # the others: the parameter, then the value
+    for o in jt.options:
+        if o.program_parameter:
+            (one if o.type == "boolean" else two).setdefault(o.program_parameter, []).append(o)
+    used: dict[str, int] = {}
+    values: dict[str, list[Any]] = {}
+    ids: dict[str, list[int]] = {}
+    errors: dict[str, str] = {}
+    portal = _portal_adds(jt)
+
+    def refuse(param: str, message: str) -> None:
+        name = shown_name(param)
+        errors.setdefault(name, f"{name}: {message}")
+
+    def option_for(pp: str, table: dict[str, list[JobOption]]) -> JobOption:
+        # options sharing a programParameter take its occurrences in document order
+        k = used.get(pp, 0)
+        used[pp] = k + 1
+        return table[pp][min(k, len(table[pp]) - 1)]
+
+    i = 0
+    while i < len(params):
+        p = params[i]
+        i += 1
+        name, eq, rest = p.partition("=")
+        if problem := argv_problem(p, None if name in ID_PARAMETERS else max_length):
+            refuse(p, problem)
+        elif name in ID_PARAMETERS:
+            if not eq:  # the two-argument form
+                if i >= len(params):
+                    refuse(name, "a list of ids must follow it")
+                    continue
+                rest = params[i]
+                i += 1
+            if name in ids:
+                refuse(name, "given more than once")
+                continue
+            try:
+                if problem := argv_problem(rest, None):
+                    raise ValueError(problem)
+                ids[name] = _parse_ids(rest)
+            except ValueError as e:
+                refuse(name, f"must be a comma-separated list of ids: {e}")
+        elif p.startswith(DROPPED):
+            continue
+        elif p.startswith(PORTAL_ARGS):
+            if not p.startswith(portal):
+                refuse(name, f"job type {jt.name} does not ask for it")
+        elif p in one:
+            o = option_for(p, one)
+            values.setdefault(o.key, []).append(o.name if o.is_radio else True)
+        elif p in two:
+            o = option_for(p, two)
+            if i >= len(params):
+                refuse(p, f"the value of option {o.name} must follow it")
+                continue
+            value = params[i]
+            i += 1
+            if problem := argv_problem(value, max_length):
+                refuse(f"{p} ({o.name})", problem)
+            else:
+                values.setdefault(o.key, []).append(value)
+        else:
+            declared = sorted({*one, *two})
+            known = f"its options are {', '.join(declared)}" if declared else "it has no options"
+            refuse(p, f"not a parameter of job type {jt.name} ({known})")
+    if errors:
+        raise PlanError("; ".join(errors.values()), errors, code="invalid_parameters")
+    return ArgvRequest(
+        tuple(ids.get("--datasetIds", ())),
+        tuple(ids.get("--datafileIds", ())),
+        {k: v[0] if len(v) == 1 else v for k, v in values.items()},
+    )
+
+
+def absent_values(options: Sequence[JobOption], given: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` completed with what the form sends for a field left empty or unticked,
+    for the options an argument list did not mention: an unticked checkbox, an empty
+    text or number, the radio choice without an argument. Where the form cannot leave
+    a field out (an enumeration without an empty value, a radio group whose choices all
+    have an argument) the form's default stays, as it is filled in on the form."""
+    out = dict(given)
+    groups: dict[str, list[JobOption]] = {}
+    for o in options:
+        if o.is_radio:
+            groups.setdefault(o.group_name, []).append(o)
+        elif o.key in out or not o.program_parameter:
+            continue
+        elif o.is_checkbox:
+            out[o.key] = False
+        elif o.type != "enumeration" or "" in o.values:
+            out[o.key] = ""
+    for group, members in groups.items():
+        silent = [m.name for m in members if not m.program_parameter]
+        if group not in out and silent:
+            default = default_values(members)[group]
+            out[group] = default if default in silent else silent[0]
+    return out
+
+
+def parameter_of(jt: JobType, key: str) -> str:
+    """The argument(s) that set option ``key`` (an option or radio group name), for
+    messages to clients that speak in arguments."""
+    pps = [o.program_parameter for o in jt.options if o.key == key and o.program_parameter]
+    return " / ".join(dict.fromkeys(pps)) or key
+
+
+def argv_fields(jt: JobType, fields: Mapping[str, str]) -> dict[str, str]:
+    """:class:`PlanError` fields keyed by option name, keyed (and worded) by the
+    arguments instead: ``--index (Index): must be at most 10``."""
+    out = {}
+    for key, message in fields.items():
+        pp = parameter_of(jt, key)
+        name = f"{pp} ({key})" if pp != key else key
+        out[name] = f"{name}: {message.removeprefix(f'{key}: ')}"
+    return out
+
+
 # --- splitting ------------------------------------------------------------------------
 
 
@@ -352,13 +572,19 @@ def plan(
     strict: bool = False,
     icat_url: str = "",
     ids_url: str = "",
+    from_argv: bool = False,
+    max_length: int = MAX_VALUE_LENGTH,
 ) -> Plan:
-    """Validate everything and return the jobs to create; raise :class:`PlanError`."""
+    """Validate everything and return the jobs to create; raise :class:`PlanError`.
+    With ``from_argv`` (values read by :func:`parse_argv`), an option not given is what
+    the form sends when its field is left empty (:func:`absent_values`), not its default."""
     why = incompatibility(jt, sel)
     if why:
         raise PlanError(f"{jt.name}: {why}", code="incompatible")
     shown = visible_options(jt, sel)
-    values = validate(shown, submitted, strict=strict, all_options=jt.options)
+    if from_argv:
+        submitted = absent_values(shown, submitted)
+    values = validate(shown, submitted, strict=strict, all_options=jt.options, max_length=max_length)
     chosen = resolve_mode(jt, sel, mode, confirmed)
     opts = option_args(shown, values)
     if chosen == "single":

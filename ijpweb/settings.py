@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from pyramid.settings import asbool, aslist  # noqa: F401  (re-exported for backends)
 
+from .planning import MAX_VALUE_LENGTH, MAX_VALUE_LENGTH_LIMIT
+
 ENVIRONMENT = {"auth.secret": "IJP_AUTH_SECRET", "sqlalchemy.url": "IJP_DATABASE_URL"}
 
 
@@ -36,6 +38,7 @@ class Settings:
     filestore: str = "var/files"
     anon: bool = False
     root_users: frozenset[str] = frozenset()
+    max_value_length: int = MAX_VALUE_LENGTH  # characters of one option value or argument
     backends: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -50,6 +53,18 @@ def _choice(raw: Mapping[str, str], key: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
     return value
+
+
+def _max_value_length(raw: Mapping[str, str]) -> int:
+    """``ijp.max_value_length``: the longest option value or argument, in characters (at
+    most 4 bytes each in UTF-8, so the upper limit keeps one below the kernel's 128 KiB
+    per argument)."""
+    text = raw.get("ijp.max_value_length", str(MAX_VALUE_LENGTH)).strip()
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_VALUE_LENGTH_LIMIT:
+        raise ValueError(
+            f"ijp.max_value_length must be a whole number from 1 to {MAX_VALUE_LENGTH_LIMIT}, not {text!r}"
+        )
+    return int(text)
 
 
 def parse(raw: Mapping[str, str]) -> Settings:
@@ -83,4 +98,5 @@ def parse(raw: Mapping[str, str]) -> Settings:
         filestore=raw.get("ijp.filestore", "var/files"),
         anon=asbool(raw.get("ijp.catalog.anon", "false")),
         root_users=frozenset(aslist(raw.get("ijp.catalog.root_users", ""))),
+        max_value_length=_max_value_length(raw),
     )

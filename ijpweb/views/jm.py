@@ -4,8 +4,13 @@ catalog session id as ``sessionId``, the original's keys, date format, status wo
 ``{"code", "message"}`` errors.
 
 Kept from the original: one submit is one job, with the client's parameters as argv.
-Not copied: CORS for every origin; the session id on the job's command line (a client's
-``--sessionId=...`` parameter is dropped, and the job gets the session in its
+Not copied: parameters the job type does not declare (the original passed any argument
+to the program: ``date -f <file>`` read files). A parameter is accepted only as the job
+type's form could produce it (:func:`ijpweb.planning.parse_argv`): ``--datasetIds`` and
+``--datafileIds`` with ids the user can see, and declared options with values that the
+form's validation accepts; anything else is a ParameterException naming the parameter.
+Not copied either: CORS for every origin; the session id on the job's command line (a
+client's ``--sessionId=...`` parameter is dropped, and the job gets the session in its
 environment); a 500 for an unknown job type (400 here); status calls that reach the
 batch system (they read the database, which the harvester keeps current).
 """
@@ -20,26 +25,37 @@ from ..batch import BatchError
 from ..catalog import CatalogError, SessionError
 from ..families import FamilyError
 from ..ijpwords import STATUS_WORDS, IjpError
-from ..jobs import JobActionError, cancel_job, create_jobs, delete_job, not_visible, read_output
+from ..jobs import JobActionError, SubmitError, SubmitRequest, cancel_job, delete_job, read_output
+from ..jobs import submit as submit_core
 from ..models import Job
-from ..planning import JobPlan, Plan, build_args
+from ..planning import PlanError, argv_fields, parse_argv, shown_name
 from . import submit_after_commit
 
-# what the portal adds itself; a client's own are dropped (a session id never goes on argv)
-RESERVED = ("--sessionId=", "--icatUrl=", "--idsUrl=", "--ijpJobId=", "--ijpUrl=")
 MAX_OUTPUT = 16 << 20
+# how a refused submission reads in the original's words (the rest are ParameterException)
+SUBMIT_CODES = {
+    "forbidden_family": "ForbiddenException",
+    "not_visible": "ForbiddenException",
+    "session_expired": "SessionException",
+    "catalog_unavailable": "InternalException",
+    "no_backend": "InternalException",
+}
 
 
 def _date(job: Job) -> str:
     return job.submitted_at.strftime("%Y-%m-%d %H:%M:%S")  # UTC
 
 
-def _ids(param: str, name: str) -> list[int]:
-    text = param.split("=", 1)[1]
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise IjpError("ParameterException", f"{name} must be a comma-separated list of ids") from None
+def _refused(jt, e: SubmitError) -> IjpError:
+    """A refused submission as the original's error, naming the parameters at fault."""
+    if e.code == "confirmation_required":
+        return IjpError(
+            "ParameterException",
+            f"Job type {jt.name} takes one dataset or datafile per job: submit one job per input",
+        )
+    if e.fields:
+        return IjpError("ParameterException", "; ".join(argv_fields(jt, e.fields).values()))
+    return IjpError(SUBMIT_CODES.get(e.code, "ParameterException"), str(e))
 
 
 @view_defaults(require_csrf=False)  # no cookies: every call carries its sessionId
@@ -99,7 +115,7 @@ class JobManagement:
         name = request.POST.get("jobName", "")
         jt = request.jobtypes.get(name)
         if jt is None:
-            raise IjpError("ParameterException", f"Job type {name} not known")
+            raise IjpError("ParameterException", f"Job type {shown_name(name)} not known")
         try:
             request.registry["ijp.families"].check(jt.family, user)
         except FamilyError as e:
@@ -108,20 +124,19 @@ class JobManagement:
             raise IjpError(
                 "ParameterException", "interactive jobs are not supported by this portal's backends"
             )
-        params = [p for p in request.POST.getall("parameter") if not p.startswith(RESERVED)]
-        datasets = [i for p in params if p.startswith("--datasetIds=") for i in _ids(p, "--datasetIds")]
-        datafiles = [i for p in params if p.startswith("--datafileIds=") for i in _ids(p, "--datafileIds")]
-        seen_ds = {d.id for d in request.catalog.datasets(sid, datasets)}
-        seen_df = {f.id for f in request.catalog.datafiles(sid, datafiles)}
-        hidden = not_visible(
-            [i for i in datasets if i not in seen_ds], [i for i in datafiles if i not in seen_df]
-        )
-        if hidden:
-            raise IjpError("ForbiddenException", hidden)
-        s = request.ijp
-        args = build_args(jt, (), (), params, s.icat_url, s.ids_url)
-        plan = Plan(jt, "single", {}, (JobPlan(tuple(datasets), tuple(datafiles), args),))
-        sub = create_jobs(request.dbsession, request.backends, plan, user, sid, s.url, s.estimate_seconds)
+        try:
+            given = parse_argv(jt, request.POST.getall("parameter"), max_length=request.ijp.max_value_length)
+        except PlanError as e:
+            raise IjpError("ParameterException", str(e)) from None
+        req = SubmitRequest(jt.name, given.dataset_ids, given.datafile_ids, given.values, "single",
+                            strict=True, from_argv=True)  # fmt: skip
+        try:
+            sub = submit_core(
+                request.dbsession, request.backends, request.catalog, request.datasettypes, request.jobtypes,
+                request.registry["ijp.families"], request.ijp, user, sid, req,
+            )  # fmt: skip
+        except SubmitError as e:
+            raise _refused(jt, e) from None
         submit_after_commit(request)
         return {"jobId": sub.jobs[0].id}
 

@@ -2,9 +2,12 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from ijpweb.catalog.icatdb import TABLES as T
 from ijpweb.jobs import submit_pending
 from ijpweb.models import Job, JobStatus
 
@@ -120,5 +123,162 @@ def test_bad_submissions_say_why_and_record_nothing(testapp, sids, dbsession):
         "message": f"not found or not visible to you: dataset {alices}",
     }
     err = submit(testapp, sid, "Test args - single dataset or datafile", "--datasetIds=1,x", status=400).json
-    assert err["message"] == "--datasetIds must be a comma-separated list of ids"
+    assert err == {
+        "code": "ParameterException",
+        "message": "--datasetIds: must be a comma-separated list of ids: 'x' is not an id "
+        "(a whole number from 1 to 2^63-1)",
+    }
     assert dbsession.query(Job).count() == before
+
+
+# --- issue 10, point 2: only what the job type's form could produce -------------------------
+
+
+def datafile_ids(dbsession, investigation):
+    df, ds, inv = T["Datafile"], T["Dataset"], T["Investigation"]
+    q = (
+        sa.select(df.c.id)
+        .join(ds, df.c.dataset_id == ds.c.id)
+        .join(inv, ds.c.investigation_id == inv.c.id)
+        .where(inv.c.name == investigation)
+        .order_by(df.c.id)
+    )
+    return list(dbsession.connection().execute(q).scalars())
+
+
+def jobs_count(dbsession):
+    return dbsession.scalar(sa.select(sa.func.count(Job.id)))
+
+
+@pytest.fixture
+def carol(testapp):
+    return session(testapp, "carol")
+
+
+def test_carol_cannot_make_date_read_bobs_spec(testapp, sids, carol, dbsession, backends, app_settings):
+    """The attack of issue 10: `date -f <bob's spec.json>` printed bob's session id."""
+    bobs = submit(testapp, sids["bob"], "Date").json["jobId"]
+    submit_pending(dbsession, backends)
+    spec = Path(app_settings["ijp.batch.local.dir"]) / str(bobs) / "spec.json"
+    before = jobs_count(dbsession)
+    for params in (["-f", str(spec)], [f"--file={spec}"], ["--datasetIds=", "-f", str(spec)]):
+        err = submit(testapp, carol, "Date", *params, status=400).json
+        assert err["code"] == "ParameterException"
+        assert err["message"].startswith(
+            f"{params[-2] if len(params) > 1 else params[0]}: not a parameter of job type Date"
+        )
+        assert "it has no options" in err["message"]
+    # nor through an option of a type that has some: a value is only ever a value
+    err = submit(testapp, carol, "Sleepcount", "--count", "5", "-f", str(spec), status=400).json
+    assert err["message"].startswith(
+        "-f: not a parameter of job type Sleepcount (its options are --count, --sleep)"
+    )
+    assert jobs_count(dbsession) == before
+
+
+def test_every_declared_option_with_valid_values(app, testapp, sids, dbsession):
+    sid, urls = sids["alice"], app.registry.settings["ijp"]
+    ds = dataset_ids(dbsession, "confocal", "LMF-2026-001")[:2]
+    job_id = submit(
+        testapp, sid, "Test Options", "--title", "a b; $(id)", "--datasetIds", f"{ds[0]},{ds[1]}", "--index", "10",
+        "--origin", "-2.0", "--viewtype", "stacked", "--mode=effusive", "--silent=true",
+        "--icatUrl=https://evil.example", "--sessionId=someone-elses",
+    ).json["jobId"]  # fmt: skip
+    job = dbsession.get(Job, job_id)
+    # the argv the form gives for these values, in the job type's order, with the portal's URLs
+    assert job.argv == [
+        f"--datasetIds={ds[0]},{ds[1]}", "--mode=effusive", "--silent=true", "--viewtype", "stacked",
+        "--title", "a b; $(id)", "--index", "10", "--origin", "-2.0",
+        "--sessionId=${IJP_SESSION_ID}", f"--icatUrl={urls.icat_url}", f"--idsUrl={urls.ids_url}",
+    ]  # fmt: skip
+    assert job.options == {"Mode": "effusive", "Silent": True, "View type": "stacked", "Title": "a b; $(id)",
+                           "Index": "10", "Origin": "-2.0"}  # fmt: skip
+    # options not given are left out where the form can leave them out; an enumeration
+    # that cannot be left empty gets the form's default
+    plain = dbsession.get(Job, submit(testapp, sid, "Test Options", f"--datasetIds={ds[0]}").json["jobId"])
+    assert plain.argv[:1] == [f"--datasetIds={ds[0]}"] and plain.argv[1] == "--sessionId=${IJP_SESSION_ID}"
+    sleep = dbsession.get(Job, submit(testapp, sid, "Sleepcount", "--sleep", "15").json["jobId"])
+    assert sleep.argv == ["--count", "5", "--sleep", "15"]
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (["--index", "11"], "--index (Index): must be at most 10"),
+        (["--index", "x"], "--index (Index): 'x' is not a whole number"),
+        (["--origin", "2.5"], "--origin (Origin): must be at most 2.0"),
+        (["--viewtype", "round"], "--viewtype (View type): 'round' is not one of '', 'flat', 'stacked'"),
+        (
+            ["--mode=verbose", "--mode=effusive"],
+            "--mode=verbose / --mode=effusive (Mode): choose exactly one",
+        ),
+        (["--mode=shouty"], "--mode=shouty: not a parameter of job type Test Options"),
+        (["--silent=false"], "--silent=false: not a parameter of job type Test Options"),
+        (["--title"], "--title: the value of option Title must follow it"),
+        (["--unmix"], "--unmix (Unmix channels): does not apply to this selection"),
+        (["--ijpJobId=3"], "--ijpJobId: job type Test Options does not ask for it"),
+        (["--datasetIds=1"], "--datasetIds: given more than once"),
+        (["--title", "a\x00b"], "--title (Title): must not contain NUL characters"),
+        (["--title", "x" * 4097], "--title (Title): at most 4096 characters (got 4097)"),
+        (["x" * 5000], "'" + "x" * 60 + "'...: at most 4096 characters (got 5000)"),
+    ],
+)
+def test_invalid_values_are_refused_naming_the_parameter(testapp, sids, dbsession, params, message):
+    one_channel = _one_channel_dataset(dbsession)
+    before = jobs_count(dbsession)
+    err = submit(
+        testapp, sids["alice"], "Test Options", f"--datasetIds={one_channel}", *params, status=400
+    ).json
+    assert err["code"] == "ParameterException"
+    assert err["message"].startswith(message), err["message"]
+    assert jobs_count(dbsession) == before
+
+
+def _one_channel_dataset(dbsession):
+    p, pt = T["DatasetParameter"], T["ParameterType"]
+    rows = dbsession.connection().execute(
+        sa.select(p.c.dataset_id).join(pt, p.c.type_id == pt.c.id)
+        .where(pt.c.name == "nchannels", p.c.numericValue == 1,
+               p.c.dataset_id.in_(dataset_ids(dbsession, investigation="LMF-2026-001")))
+    )  # fmt: skip
+    return min(rows.scalars())
+
+
+def test_carol_cannot_name_inputs_she_cannot_see(testapp, carol, dbsession):
+    alices_ds = dataset_ids(dbsession, "confocal", "LMF-2026-001")[0]
+    alices_df = datafile_ids(dbsession, "LMF-2026-001")[0]
+    carols_ds = dataset_ids(dbsession, investigation="LMF-2026-003")[0]
+    before = jobs_count(dbsession)
+    for params, hidden in (
+        ([f"--datasetIds={alices_ds}"], f"dataset {alices_ds}"),
+        (["--datasetIds", f"{carols_ds},{alices_ds}"], f"dataset {alices_ds}"),
+        ([f"--datafileIds={alices_df}"], f"datafile {alices_df}"),
+        (["--datafileIds", str(alices_df)], f"datafile {alices_df}"),
+    ):
+        err = submit(testapp, carol, "Test args - multiple datasets or datafiles", *params, status=403).json
+        assert err == {"code": "ForbiddenException", "message": f"not found or not visible to you: {hidden}"}
+    assert jobs_count(dbsession) == before
+    # her own is fine, in the two-argument form too
+    job_id = submit(
+        testapp, carol, "Test args - multiple datasets or datafiles", "--datasetIds", str(carols_ds)
+    ).json["jobId"]
+    assert dbsession.get(Job, job_id).argv[0] == f"--datasetIds={carols_ds}"
+
+
+def test_what_the_form_would_not_submit_as_one_job(testapp, sids, dbsession):
+    sid = sids["alice"]
+    ds = dataset_ids(dbsession, "confocal", "LMF-2026-001")[:2]
+    err = submit(
+        testapp, sid, "Test args - single dataset or datafile", f"--datasetIds={ds[0]},{ds[1]}", status=400
+    ).json
+    assert err["message"] == (
+        "Job type Test args - single dataset or datafile takes one dataset or datafile per job: "
+        "submit one job per input"
+    )
+    err = submit(testapp, sid, "Date", f"--datasetIds={ds[0]}", status=400).json
+    assert err["message"] == "Date: this job type takes no datasets or datafiles"
+    err = submit(testapp, sid, "Test Options", status=400).json
+    assert err["message"] == "Test Options: select a dataset or datafile first"
+    # URLs only where the job type asks for them
+    err = submit(testapp, sid, "Date", "--icatUrl=https://elsewhere", status=400).json
+    assert err["message"] == "--icatUrl: job type Date does not ask for it"

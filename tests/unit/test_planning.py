@@ -97,8 +97,18 @@ def test_a_hidden_option_cannot_be_smuggled_in():
         ({"Mode": "loud"}, "Mode", "not one of"),
         ({"Mode": ["verbose", "effusive"]}, "Mode", "exactly one"),
         ({"Silent": "maybe"}, "Silent", "true or false"),
-        ({"Title": "x" * 1_000_000}, "Title", "at most 10000 characters"),
+        ({"Title": "x" * 1_000_000}, "Title", "at most 4096 characters"),
         ({"Title": "a\x00b"}, "Title", "NUL"),
+        # values that cannot be one argv element, whatever the option's type
+        ({"Title": "a\ud800b"}, "Title", "lone surrogate"),
+        ({"View type": "\udfff"}, "View type", "lone surrogate"),
+        ({"Index": "\ud800"}, "Index", "lone surrogate"),
+        ({"Origin": "1\x00"}, "Origin", "NUL"),
+        ({"Silent": "\ud800"}, "Silent", "lone surrogate"),
+        ({"Mode": "\ud800"}, "Mode", "lone surrogate"),
+        ({"Mode": "v" * 5000}, "Mode", "at most 4096 characters"),
+        ({"Title": {"nested": 1}}, "Title", "a single value, not a dict"),
+        ({"Title": [["x"]]}, "Title", "a single value, not a list"),
     ],
 )
 def test_bad_values_name_the_field(values, field, message):
@@ -107,7 +117,7 @@ def test_bad_values_name_the_field(values, field, message):
     assert message in e.value.fields[field]
 
 
-@given(st.text(alphabet=st.characters(exclude_characters="\x00"), max_size=200))
+@given(st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=200))
 def test_any_string_arrives_as_one_literal_argument(text):
     p = planning.plan(OPTIONS, sel([ds(1, numChannels=1.0)]), {"Title": text})
     args = p.jobs[0].args
@@ -115,6 +125,13 @@ def test_any_string_arrives_as_one_literal_argument(text):
         assert args[args.index("--title") + 1] == text
     else:
         assert "--title" not in args
+
+
+@given(st.text(max_size=20), st.sampled_from(["\x00", "\ud800", "\udc00", "\udfff"]), st.text(max_size=20))
+def test_no_string_that_cannot_be_an_argument_gets_through(before, bad, after):
+    with pytest.raises(PlanError) as e:
+        planning.plan(OPTIONS, sel([ds(1, numChannels=1.0)]), {"Title": before + bad + after})
+    assert e.value.fields["Title"].startswith("Title: ")
 
 
 def test_single_vs_multiple():
@@ -160,3 +177,257 @@ def test_provenance_arguments_for_batch_types():
     xml = b"<jobType createsProvenance='true'><name>P</name><executable>p</executable><type>batch</type></jobType>"
     jt = parse_jobtype(xml, "p.xml")
     assert planning.provenance_args(jt, 42, "https://ijp") == ["--ijpJobId=42", "--ijpUrl=https://ijp"]
+
+
+def test_the_length_limit_is_the_callers():
+    long = "x" * 100
+    with pytest.raises(PlanError) as e:
+        planning.plan(OPTIONS, sel([ds(1, numChannels=1.0)]), {"Title": long}, max_length=99)
+    assert e.value.fields["Title"] == "Title: at most 99 characters (got 100)"
+    p = planning.plan(OPTIONS, sel([ds(1, numChannels=1.0)]), {"Title": long}, max_length=100)
+    assert long in p.jobs[0].args
+
+
+def test_an_unknown_option_name_is_shown_safely():
+    with pytest.raises(PlanError) as e:
+        planning.plan(OPTIONS, sel([ds(1, numChannels=1.0)]), {"\ud800" + "k" * 500: "1"}, strict=True)
+    (name,) = e.value.fields
+    assert name.startswith("'\\ud800kkk") and name.endswith("...") and len(name) < 220
+    name.encode("utf-8")  # the message can be sent and shown
+
+
+# --- the original API's argument lists (/ijp/rest/jm/submit) ----------------------------
+
+
+DATE = CAT.get("Date")
+
+
+def from_argv(jt, params, datasets=(), datafiles=(), **kw):
+    """What /ijp/rest/jm does with an argument list, without the catalog."""
+    req = planning.parse_argv(jt, params, max_length=kw.pop("max_length", 4096))
+    s = sel([ds(i, **kw) for i in req.dataset_ids] or datasets, req.datafile_ids or datafiles)
+    return planning.plan(jt, s, req.values, mode="single", strict=True, from_argv=True,
+                         icat_url="https://icat", ids_url="https://ids")  # fmt: skip
+
+
+def refused(jt, params, **kw) -> dict:
+    """The fields of the refusal, named by argument as /ijp/rest/jm names them."""
+    try:
+        planning.parse_argv(jt, params)
+    except PlanError as e:
+        return e.fields
+    with pytest.raises(PlanError) as e:
+        from_argv(jt, params, **kw)
+    return planning.argv_fields(jt, e.value.fields)
+
+
+def test_date_cannot_be_made_to_read_a_file():
+    fields = refused(DATE, ["-f", "/srv/ijp/var/jobs/1/spec.json"])
+    assert fields["-f"] == "-f: not a parameter of job type Date (it has no options)"
+    assert refused(DATE, ["--file=/etc/shadow"])["--file=/etc/shadow"].startswith("--file=/etc/shadow: not a")
+    assert from_argv(DATE, []).jobs[0].args == ()
+    assert from_argv(DATE, ["--sessionId=whatever"]).jobs[0].args == ()  # dropped, as always
+
+
+def test_every_option_with_a_valid_value_gives_the_forms_argv():
+    args = from_argv(
+        OPTIONS,
+        ["--datasetIds", "4,5", "--datafileIds=9", "--unmix", "--origin", "-1.5", "--index", "3",
+         "--title", "a b", "--viewtype", "flat", "--silent=true", "--mode=verbose", "--sessionId=x",
+         "--icatUrl=https://evil", "--idsUrl=https://evil"],
+        numChannels=2.0,
+    ).jobs[0].args  # fmt: skip
+    # the job type's order, and the portal's own URLs and session stand-in
+    assert args == (
+        "--datasetIds=4,5", "--datafileIds=9", "--mode=verbose", "--silent=true", "--viewtype", "flat",
+        "--title", "a b", "--index", "3", "--origin", "-1.5", "--unmix",
+        SESSION_ARG, "--icatUrl=https://icat", "--idsUrl=https://ids",
+    )  # fmt: skip
+
+
+def test_options_not_given_are_left_out_where_the_form_can_leave_them_out():
+    # no radio argument (plain), no checkbox, empty text and numbers
+    p = from_argv(OPTIONS, ["--datasetIds=1"], numChannels=2.0)
+    assert p.jobs[0].args == ("--datasetIds=1", SESSION_ARG, "--icatUrl=https://icat", "--idsUrl=https://ids")
+    assert p.values == {"Mode": "plain", "Silent": False, "View type": "", "Title": "", "Index": "",
+                        "Origin": "", "Unmix channels": False}  # fmt: skip
+    # an enumeration without an empty value cannot be left out of the form: its default
+    assert from_argv(SLEEP, ["--sleep", "15"]).jobs[0].args == ("--count", "5", "--sleep", "15")
+
+
+@pytest.mark.parametrize(
+    "params, field, message",
+    [
+        (["--index", "11"], "--index", "at most 10"),
+        (["--index", "-1"], "--index", "at least 0"),
+        (["--index", "2.5"], "--index", "not a whole number"),
+        (["--index", "1", "--index", "2"], "--index", "give one value"),
+        (["--origin", "nan"], "--origin", "not a number"),
+        (["--origin", "-2.5"], "--origin", "at least -2.0"),
+        (["--viewtype", "round"], "--viewtype", "not one of"),
+        (["--mode=verbose", "--mode=effusive"], "--mode=verbose / --mode=effusive", "exactly one"),
+        (["--mode=loud"], "--mode=loud", "not a parameter"),
+        (["--silent=false"], "--silent=false", "not a parameter"),
+        (["--silent=true", "--silent=true"], "--silent=true", "give one value"),
+        (["--title"], "--title", "must follow it"),
+        (["--title=x"], "--title=x", "not a parameter"),  # the form gives two arguments
+        (["--title", "a\x00b"], "--title (Title)", "NUL"),
+        (["--title", "\ud800"], "--title (Title)", "lone surrogate"),
+        (["--title", "x" * 4097], "--title (Title)", "at most 4096 characters"),
+        (["--unmix"], "--unmix", "does not apply"),  # one channel: the form does not show it
+        (["--ijpJobId=7"], "--ijpJobId", "does not ask for it"),
+        (["--datasetIds=1", "--datasetIds=1"], "--datasetIds", "more than once"),
+        (["--datasetIds=1,x"], "--datasetIds", "'x' is not an id"),
+        (["--datasetIds=+1"], "--datasetIds", "'+1' is not an id"),
+        (["--datasetIds=1_0"], "--datasetIds", "'1_0' is not an id"),
+        (["--datasetIds=\u0661"], "--datasetIds", "is not an id"),  # an Arabic-Indic one
+        (["--datasetIds=9223372036854775808"], "--datasetIds", "is not an id"),
+        (["--datasetIds=0"], "--datasetIds", "is not an id"),
+        (["--datasetIds"], "--datasetIds", "must follow it"),
+        (["--datasetIds=" + ",".join(["1"] * 10_001)], "--datasetIds", "at most 10000 ids"),
+        (["\x00"], "'\\x00'", "NUL"),
+    ],
+)
+def test_arguments_the_form_could_not_produce_are_refused_by_name(params, field, message):
+    fields = refused(OPTIONS, ["--datasetIds=1", *params] if "--datasetIds" not in params[0] else params,
+                     numChannels=1.0)  # fmt: skip
+    key = next(k for k in fields if k.startswith(field))
+    assert message in fields[key], fields
+
+
+def _pps(jt):
+    return [o.program_parameter for o in jt.options if o.program_parameter]
+
+
+def plan_as_jm(jt, params, channels):
+    """/ijp/rest/jm's path: parse, then plan from the argument list; None if refused."""
+    try:
+        req = planning.parse_argv(jt, params, max_length=40)
+        s = sel([ds(i, numChannels=channels) for i in dict.fromkeys(req.dataset_ids)],
+                list(dict.fromkeys(req.datafile_ids)))  # fmt: skip
+        return s, planning.plan(jt, s, req.values, mode="single", strict=True, from_argv=True,
+                                max_length=40, icat_url="I", ids_url="D")  # fmt: skip
+    except PlanError:
+        return None
+
+
+TRICKY = parse_jobtype(
+    b"""<jobType acceptsDatasets='true' acceptsDatafiles='true' icatUrlRequired='true' createsProvenance='true'>
+    <name>Tricky</name><executable>t</executable><type>batch</type><multiple>true</multiple>
+    <jobOptions><name>Fast</name><type>boolean</type><programParameter>--fast</programParameter>
+      <defaultValue>true</defaultValue></jobOptions>
+    <jobOptions><name>low</name><groupName>Level</groupName><type>boolean</type>
+      <programParameter>--level=low</programParameter></jobOptions>
+    <jobOptions><name>high</name><groupName>Level</groupName><type>boolean</type>
+      <programParameter>--level=high</programParameter><defaultValue>true</defaultValue></jobOptions>
+    <jobOptions><name>Colour</name><type>enumeration</type><programParameter>--colour</programParameter>
+      <values>red</values><values>green</values></jobOptions>
+    <jobOptions><name>Note</name><type>string</type><programParameter></programParameter>
+      <defaultValue>kept</defaultValue></jobOptions>
+    <jobOptions><name>A</name><type>string</type><programParameter>--a</programParameter></jobOptions>
+    <jobOptions><name>B</name><type>string</type><programParameter>--a</programParameter></jobOptions>
+    <jobOptions><name>N</name><type>integer</type><programParameter>--n</programParameter>
+      <minValue>1</minValue><maxValue>5</maxValue><defaultValue>2</defaultValue></jobOptions>
+    <jobOptions><name>Wide</name><type>boolean</type><programParameter>--wide</programParameter>
+      <condition>numChannels &gt; 1</condition></jobOptions>
+</jobType>""",
+    "tricky.xml",
+)
+ARGV_TYPES = [jt for jt in CAT.all() if not jt.interactive] + [TRICKY]
+PORTAL = {SESSION_ARG, "--icatUrl=I", "--idsUrl=D"}
+
+
+@st.composite
+def argument_lists(draw):
+    """Argument lists built mostly of the job type's own pieces (so that many are valid),
+    with ids, the portal's arguments, values of every kind and some junk mixed in."""
+    jt = draw(st.sampled_from(ARGV_TYPES))
+    pps = _pps(jt)
+    value = st.one_of(
+        st.sampled_from(["", "0", "1", "5", "11", "2.5", "-1.5", "nan", "red", "flat", "15"]),
+        st.sampled_from([v for o in jt.options for v in o.values] or [""]),
+        st.text(max_size=8),
+    )
+    bad = st.sampled_from(["\x00", "\ud800", "x" * 41, "-f", "--datasetIds", "--datasetIds=1"])
+    chunks: list[list[str]] = []
+    for name in ("--datasetIds", "--datafileIds"):
+        if draw(st.integers(0, 3)):
+            ids = draw(st.sampled_from(["1", "1,2", "3", "", "2,x"]))
+            chunks.append(draw(st.sampled_from([[f"{name}={ids}"], [name, ids]])))
+    kinds = ["portal"] + (["option"] * 8 if pps else [])
+    for kind in draw(st.lists(st.sampled_from(kinds), max_size=6)):
+        if kind == "option":
+            pp = draw(st.sampled_from(pps))
+            one = any(o.type == "boolean" for o in jt.options if o.program_parameter == pp)
+            chunks.append([pp] if one else [pp, draw(value)])
+        else:
+            chunks.append(
+                [draw(st.sampled_from(["--sessionId=s", "--icatUrl=u", "--idsUrl=u", "--ijpUrl=u"]))]
+            )
+    if draw(st.integers(0, 4)) == 0:  # now and then, one thing no form produces
+        chunks.append([draw(st.one_of(bad, st.text(max_size=8)))])
+    chunks = draw(st.permutations(chunks))
+    return jt, [p for c in chunks for p in c], draw(st.sampled_from([1.0, 2.0]))
+
+
+@given(argument_lists())
+def test_any_argument_list_is_refused_or_is_what_a_form_would_produce(case):
+    jt, params, channels = case
+    done = plan_as_jm(jt, params, channels)
+    if done is None:
+        return  # a ParameterException
+    s, p = done
+    (job,) = p.jobs
+    # the form, given the values stored with the job, produces this very argv
+    again = planning.plan(jt, s, p.values, mode="single", max_length=40, icat_url="I", ids_url="D")
+    assert again.jobs[0].args == job.args
+    # nothing in it but what the client sent, the portal's own arguments, and the form's
+    # defaults of fields the form cannot leave empty (an enumeration without an empty
+    # value, a radio group whose choices all have an argument)
+    forced = set(PORTAL)
+    defaults = planning.default_values(jt.options)
+    for o in jt.options:
+        if o.type == "enumeration" and "" not in o.values:
+            forced |= {o.program_parameter, defaults[o.name]}
+        if o.is_radio and all(m.program_parameter for m in jt.options if m.key == o.key):
+            forced |= {m.program_parameter for m in jt.options if m.name == defaults[o.key]}
+    for a in job.args:
+        if not a.startswith(("--datasetIds=", "--datafileIds=")):
+            assert a in params or a.strip() in {p.strip() for p in params} or a in forced, (a, params)
+        assert planning.argv_problem(a, 40 if not a.startswith("--data") else None) is None
+    # and nothing the client sent is lost, but for empty values (which the form leaves out)
+    ids = {"--datasetIds", "--datafileIds"}
+    for k, tok in enumerate(params):
+        if tok.startswith((*ids, "--sessionId=", *planning.PORTAL_ARGS)) or (k and params[k - 1] in ids):
+            continue
+        if tok.strip() == "" or (k + 1 < len(params) and params[k + 1].strip() == "" and tok in _pps(jt)):
+            continue
+        assert tok in job.args or tok.strip() in job.args, (tok, params, job.args)
+    assert {int(i) for a in job.args if a.startswith("--data") for i in a.split("=")[1].split(",")} == {
+        *s.dataset_ids,
+        *s.datafile_ids,
+    }
+
+
+@given(
+    st.fixed_dictionaries({
+        "Mode": st.sampled_from(["plain", "verbose", "effusive"]),
+        "Silent": st.booleans(),
+        "View type": st.sampled_from(["", "flat", "stacked"]),
+        "Title": st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+                         max_size=30),
+        "Index": st.one_of(st.just(""), st.integers(0, 10).map(str)),
+        "Origin": st.one_of(st.just(""), st.floats(-2.0, 2.0).map(str)),
+        "Unmix channels": st.booleans(),
+    }),
+    st.sampled_from([1.0, 3.0]),
+)  # fmt: skip
+def test_the_forms_argv_sent_back_through_the_original_api_is_accepted_unchanged(values, channels):
+    s = sel([ds(7, numChannels=channels)])
+    if channels == 1.0:
+        values = {k: v for k, v in values.items() if k != "Unmix channels"}
+    form = planning.plan(OPTIONS, s, values, icat_url="I", ids_url="D")
+    client = [a for a in form.jobs[0].args if a not in PORTAL]
+    done = plan_as_jm(OPTIONS, client, channels)
+    assert done is not None, client
+    assert done[1].jobs[0].args == form.jobs[0].args
