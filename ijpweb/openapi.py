@@ -3,6 +3,7 @@ real responses against it (tests/functional/test_api.py) and schemathesis runs i
 
 from __future__ import annotations
 
+from .inputs import MAX_ID, MAX_IDS, MAX_OFFSET
 from .models.jobs import JobStatus
 
 STATUSES = [s.value for s in JobStatus]
@@ -22,17 +23,26 @@ def _errors(*codes: int) -> dict:
 
 NULLABLE_STR = {"type": ["string", "null"]}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-PAGE = {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}}
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+IDS = {"type": "array", "maxItems": MAX_IDS, "items": ID}
+# text is valid Unicode without NUL (it cannot be stored, nor be an argument of a program)
+TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": ID}
+PAGE = {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000}}
 PER_PAGE = {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}
+
+
+def _text_param(name: str, description: str = "", max_length: int = 200) -> dict:
+    param = {"name": name, "in": "query", "schema": {**TEXT, "maxLength": max_length}}
+    return param | ({"description": description} if description else {})
 
 
 def _ids_param(name: str) -> dict:
     return {
         "name": name,
         "in": "query",
-        "schema": {"type": "string", "pattern": "^[0-9]*(,[0-9]+)*$"},
-        "description": "ids separated by commas",
+        "schema": {"type": "string", "pattern": "^([1-9][0-9]{0,17})?(,[1-9][0-9]{0,17})*$"},
+        "description": f"ids (1 to {MAX_ID}) separated by commas, at most {MAX_IDS}",
     }
 
 
@@ -55,9 +65,9 @@ SCHEMAS = {
     ),
     "Login": _object(
         {
-            "authenticator": {"type": "string", "default": "db"},
-            "username": {"type": "string"},
-            "password": {"type": "string"},
+            "authenticator": {**TEXT, "default": "db"},
+            "username": TEXT,
+            "password": TEXT,
         },
         optional=("authenticator",),
     ),
@@ -111,9 +121,9 @@ SCHEMAS = {
     ),
     "SubmissionRequest": _object(
         {
-            "job_type": {"type": "string", "minLength": 1},
-            "datasets": {"type": "array", "items": {"type": "integer"}},
-            "datafiles": {"type": "array", "items": {"type": "integer"}},
+            "job_type": {**TEXT, "minLength": 1},
+            "datasets": IDS,
+            "datafiles": IDS,
             "options": {
                 "type": "object",
                 "description": "values by option name (group name for radio options)",
@@ -128,7 +138,7 @@ SCHEMAS = {
             },
             "tags": _ref("Tags"),
             "like": {
-                "type": "integer",
+                **ID,
                 "description": "resubmit: start from what submitted this job of yours (job type, "
                 "inputs, option values, mode, tags); fields given here change it, and an option "
                 "given as null is dropped",
@@ -271,7 +281,37 @@ SCHEMAS = {
 }
 
 
+# every operation's id (clients name operations by them; tests exclude one by its id)
+OPERATION_IDS = {
+    ("/api/v1/session", "post"): "login",
+    ("/api/v1/session", "get"): "getSession",
+    ("/api/v1/session", "delete"): "revokeToken",
+    ("/api/v1/jobtypes", "get"): "listJobTypes",
+    ("/api/v1/jobtypes/{name}", "get"): "getJobType",
+    ("/api/v1/jobtypes/{name}/options", "get"): "getJobTypeOptions",
+    ("/api/v1/datasets", "get"): "searchDatasets",
+    ("/api/v1/datasets/{dataset_id}", "get"): "getDataset",
+    ("/api/v1/jobs/{job_id}/tags", "put"): "setJobTags",
+    ("/api/v1/submissions", "post"): "submit",
+    ("/api/v1/jobs", "get"): "listJobs",
+    ("/api/v1/jobs/{job_id}", "get"): "getJob",
+    ("/api/v1/jobs/{job_id}", "delete"): "deleteJob",
+    ("/api/v1/jobs/{job_id}/cancel", "post"): "cancelJob",
+    ("/api/v1/jobs/{job_id}/output/{stream}", "get"): "getJobOutput",
+}
+
+
 def document(server_url: str = "/") -> dict:
+    doc = _document(server_url)
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            operation["operationId"] = OPERATION_IDS[(path, method)]
+            if "requestBody" in operation:  # a body larger than the API reads
+                operation["responses"].update(_errors(413))
+    return doc
+
+
+def _document(server_url: str) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "ijpweb API", "version": "1"},
@@ -347,14 +387,9 @@ def document(server_url: str = "/") -> dict:
                 "get": {
                     "summary": "Datasets you can see",
                     "parameters": [
-                        {"name": "type", "in": "query", "schema": {"type": "string"}},
-                        {"name": "investigation", "in": "query", "schema": {"type": "string"}},
-                        {
-                            "name": "name",
-                            "in": "query",
-                            "schema": {"type": "string"},
-                            "description": "part of it",
-                        },
+                        _text_param("type"),
+                        _text_param("investigation"),
+                        _text_param("name", "part of it", 1000),
                         PAGE,
                         PER_PAGE,
                     ],
@@ -372,7 +407,7 @@ def document(server_url: str = "/") -> dict:
                             "name": "dataset_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "integer", "minimum": 0},
+                            "schema": ID,
                         }
                     ],
                     "responses": {
@@ -410,9 +445,9 @@ def document(server_url: str = "/") -> dict:
                     "summary": "Your jobs, newest first",
                     "parameters": [
                         {"name": "status", "in": "query", "schema": {"enum": [*STATUSES, "live"]}},
-                        {"name": "job_type", "in": "query", "schema": {"type": "string"}},
-                        {"name": "tag", "in": "query", "schema": {"type": "string"}},
-                        {"name": "submission", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        _text_param("job_type"),
+                        _text_param("tag"),
+                        {"name": "submission", "in": "query", "schema": ID},
                         {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                         {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                         PAGE,
@@ -454,7 +489,11 @@ def document(server_url: str = "/") -> dict:
                             "required": True,
                             "schema": {"enum": ["stdout", "stderr"]},
                         },
-                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                        {
+                            "name": "offset",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                        },
                         {
                             "name": "limit",
                             "in": "query",

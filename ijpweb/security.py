@@ -17,6 +17,7 @@ from pyramid.httpexceptions import HTTPNotFound
 from pyramid.request import RequestLocalCache
 from pyramid.security import remember
 
+from . import inputs
 from .models import Job, WebSession, as_utc, utcnow
 
 
@@ -153,8 +154,8 @@ def job_factory(request):
     if ident is None:
         return AnonymousJobResource()  # -> forbidden -> the login page
     try:
-        job_id = int(request.matchdict["job_id"])
-    except ValueError:
+        job_id = inputs.ident(request.matchdict["job_id"], "job_id")
+    except inputs.InputError:  # not an id at all (or one no 64-bit column holds): no such job
         raise HTTPNotFound() from None
     job = request.dbsession.get(Job, job_id)
     if job is None or job.owner != ident.user_name:

@@ -4,12 +4,13 @@ and ICAT's error codes. No Pyramid here; views/icat.py serves it at /icat/...
 
 from __future__ import annotations
 
-import json
+import math
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from .. import inputs
 from . import AuthenticationError, SessionError
 from .dumpfile import DumpError, _convert
 from .icatdb import TABLES, fk_column
@@ -27,6 +28,8 @@ STATUS = {
     "INTERNAL": 500,
     "NOT_IMPLEMENTED": 501,
 }
+MAX_LOGIN_BYTES = 64 << 10
+MAX_ENTITIES_BYTES = 16 << 20
 # What jobs may write through this face (as the rules allow).
 CREATABLE = {
     "Dataset", "Datafile", "DatasetParameter", "DatafileParameter", "Job", "DataCollection",
@@ -58,6 +61,8 @@ def translate(e: Exception) -> IcatError:
         return IcatError("BAD_PARAMETER", str(e))
     if isinstance(e, DumpError):
         return IcatError("BAD_PARAMETER", e.reason)
+    if isinstance(e, inputs.InputError):
+        return IcatError("BAD_PARAMETER", e.message)
     raise e
 
 
@@ -79,13 +84,15 @@ def entity_json(entity: str, row: dict[str, Any]) -> dict:
 
 def parse_login(form_json: str) -> tuple[str, dict[str, str]]:
     """``{"plugin": "db", "credentials": [{"username": "u"}, {"password": "p"}]}``."""
+    data = inputs.loads(form_json, "json", max_bytes=MAX_LOGIN_BYTES)
     try:
-        data = json.loads(form_json)
         plugin = data["plugin"]
+        if not isinstance(plugin, str):
+            raise TypeError("plugin")
         creds: dict[str, str] = {}
         for item in data.get("credentials", []):
             creds.update({str(k): str(v) for k, v in item.items()})
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):
         raise IcatError(
             "BAD_PARAMETER", 'json must be {"plugin": ..., "credentials": [{name: value}, ...]}'
         ) from None
@@ -93,11 +100,9 @@ def parse_login(form_json: str) -> tuple[str, dict[str, str]]:
 
 
 def parse_entities(text: str) -> list[tuple[str, dict]]:
-    """``entities`` of POST entityManager: one ``{"Entity": {...}}`` or a list of them."""
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise IcatError("BAD_PARAMETER", f"entities is not JSON: {e}") from None
+    """``entities`` of POST entityManager: one ``{"Entity": {...}}`` or a list of them
+    (bounded in size and depth, every string valid text)."""
+    data = inputs.loads(text, "entities", max_bytes=MAX_ENTITIES_BYTES)
     items = data if isinstance(data, list) else [data]
     out = []
     for item in items:
@@ -109,6 +114,31 @@ def parse_entities(text: str) -> list[tuple[str, dict]]:
         if not isinstance(fields, dict):
             raise IcatError("BAD_PARAMETER", f"{name}: fields must be an object")
         out.append((name, fields))
+    return out
+
+
+def _attribute(name: str, e, key: str, value: Any) -> Any:
+    """One attribute's value from JSON, as its column can hold it (a 64-bit integer, a
+    finite double, text no longer than the column)."""
+    if isinstance(value, dict | list):
+        raise IcatError(
+            "BAD_PARAMETER",
+            f"{name}.{key} must be a {e.attributes[key].type}, not JSON {type(value).__name__}",
+        )
+    try:
+        out = _convert("entities", name, e, key, value)
+    except OverflowError:  # a number too large for a double
+        raise IcatError("BAD_PARAMETER", f"{name}.{key}: {value} is out of range") from None
+    kind = e.attributes[key].type
+    if kind == "integer" and out is not None and not -(2**63) <= out <= inputs.MAX_ID:
+        raise IcatError(
+            "BAD_PARAMETER", f"{name}.{key} must be a whole number from {-(2**63)} to {inputs.MAX_ID}"
+        )
+    if kind == "double" and out is not None and not math.isfinite(out):
+        raise IcatError("BAD_PARAMETER", f"{name}.{key} must be a finite number")
+    column = TABLES[name].c[key].type
+    if isinstance(out, str) and getattr(column, "length", None) and len(out) > column.length:
+        raise IcatError("BAD_PARAMETER", f"{name}.{key} is longer than {column.length} characters")
     return out
 
 
@@ -125,11 +155,13 @@ def create(catalog, session_id: str, name: str, fields: dict, parent: tuple[str,
         if key == "id":
             continue
         if key in e.attributes and key not in ("createId", "createTime", "modId", "modTime"):
-            values[key] = _convert("entities", name, e, key, value)
+            values[key] = _attribute(name, e, key, value)
         elif key in e.one():
             ref = value.get("id") if isinstance(value, dict) else None
-            if not isinstance(ref, int):
-                raise IcatError("BAD_PARAMETER", f'{name}.{key} must be {{"id": <number>}}')
+            if isinstance(ref, bool) or not isinstance(ref, int) or not 0 < ref <= inputs.MAX_ID:
+                raise IcatError(
+                    "BAD_PARAMETER", f'{name}.{key} must be {{"id": <number from 1 to {inputs.MAX_ID}>}}'
+                )
             target = TABLES[e.relations[key].target]
             if catalog.run(sa.select(target.c.id).where(target.c.id == ref)).first() is None:
                 raise IcatError("NO_SUCH_OBJECT_FOUND", f"{e.relations[key].target}[id:{ref}] does not exist")

@@ -14,7 +14,9 @@ configure_mappers()
 
 
 def get_engine(settings, prefix="sqlalchemy."):
-    engine = engine_from_config(settings, prefix)
+    # hide_parameters: an error's message (and so the log) never shows bound values, which
+    # include catalog session ids and token hashes
+    engine = engine_from_config(settings, prefix, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         # Several threads (requests, the harvester) share one file: wait, don't fail.
         @event.listens_for(engine, "connect")

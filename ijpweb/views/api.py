@@ -13,7 +13,7 @@ from pyramid.httpexceptions import HTTPNotFound
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from .. import planning
+from .. import inputs, planning
 from ..batch import STREAMS, BatchError
 from ..catalog import AuthenticationError, CatalogError, DatasetQuery, SessionError
 from ..jobs import (
@@ -56,13 +56,25 @@ def api_error(exc, request):
 
 
 def _json(request) -> dict:
+    """The body: a JSON object, bounded in size and depth, every string valid text."""
+    size = request.content_length or 0
+    if size > inputs.MAX_JSON_BYTES:
+        raise ApiError(413, "too_large", f"the request body is larger than {inputs.MAX_JSON_BYTES} bytes")
     try:
-        body = request.json_body
-    except ValueError:
-        raise ApiError(400, "bad_json", "the request body must be a JSON object") from None
+        body = inputs.loads(request.body, "the request body", root="")
+    except inputs.InputError as e:
+        if e.field != "the request body":  # a string inside it: named by its path
+            raise
+        code = "too_large" if e.status == 413 else "bad_json"
+        raise ApiError(e.status, code, e.message) from None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "the request body must be a JSON object")
     return body
+
+
+def _text(request, name: str, max_length: int = 200) -> str:
+    """A text query parameter ('' when absent): valid Unicode, no NUL, bounded."""
+    return inputs.text(request.GET.get(name, ""), name, max_length)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -71,19 +83,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def _int(request, name: str, default: int, low: int, high: int) -> int:
     raw = request.GET.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(
-            400, "bad_parameter", f"{name} must be a whole number", {name: "not a whole number"}
-        ) from None
-    if not low <= value <= high:
-        raise ApiError(
-            400, "bad_parameter", f"{name} must be between {low} and {high}", {name: "out of range"}
-        )
-    return value
+    return default if raw is None else inputs.whole_number(raw, name, low, high)
 
 
 def job_json(job: Job) -> dict:
@@ -141,10 +141,11 @@ def login(request):
     if not isinstance(username, str) or not isinstance(password, str):
         raise ApiError(400, "bad_request", "username and password are required",
                        {k: "required" for k in ("username", "password") if not isinstance(body.get(k), str)})  # fmt: skip
+    authenticator = body.get("authenticator") or "db"
+    if not isinstance(authenticator, str):
+        raise ApiError(400, "bad_request", "authenticator must be text", {"authenticator": "must be text"})
     try:
-        result = request.catalog.login(
-            body.get("authenticator") or "db", {"username": username, "password": password}
-        )
+        result = request.catalog.login(authenticator, {"username": username, "password": password})
     except AuthenticationError as e:
         raise ApiError(401, "unauthenticated", str(e)) from None
     except CatalogError as e:
@@ -197,18 +198,16 @@ def jobtype(request):
 
 
 def _ids(body: dict, key: str) -> list[int]:
-    value = body.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
-        raise ApiError(400, "bad_request", f"{key} must be a list of ids", {key: "a list of whole numbers"})
-    return value
+    try:
+        return inputs.json_ids(body.get(key, []), key)
+    except inputs.InputError as e:
+        raise ApiError(400, "bad_request", e.message, {key: e.reason}) from None
 
 
 def _owned_job(request, job_id) -> Job:
-    job = (
-        request.dbsession.get(Job, job_id)
-        if isinstance(job_id, int) and not isinstance(job_id, bool)
-        else None
-    )
+    if isinstance(job_id, bool) or not isinstance(job_id, int):
+        raise ApiError(400, "bad_request", "like must be the id of a job of yours", {"like": "a job id"})
+    job = request.dbsession.get(Job, job_id) if 0 < job_id <= inputs.MAX_ID else None
     if job is None or job.owner != request.identity.user_name:
         raise ApiError(404, "not_found", f"there is no job {job_id} of yours", {"like": "not found"})
     return job
@@ -238,10 +237,17 @@ def _submit_request(request, body: dict) -> SubmitRequest:
         _ids(body, "datafiles") if "datafiles" in body else base.datafile_ids,
         values,
         mode,
-        bool(body.get("confirm")),
+        _flag(body, "confirm"),
         tags,
         strict=True,
     )
+
+
+def _flag(body: dict, key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise ApiError(400, "bad_request", f"{key} must be true or false", {key: "true or false"})
+    return value
 
 
 @view_config(route_name="api.submissions", request_method="POST", permission="use", renderer="json")
@@ -257,15 +263,15 @@ def submit(request):
 
 @view_config(route_name="api.jobs", request_method="GET", permission="use", renderer="json")
 def jobs(request):
-    status = request.GET.get("status", "")
+    status = _text(request, "status")
     if status and status != "live" and status not in {s.value for s in JobStatus}:
         raise ApiError(400, "bad_parameter", f"status {status!r} is not a job status", {"status": "unknown"})
     since, until = (_when(request, k) for k in ("since", "until"))
     page = _int(request, "page", 1, 1, 1_000_000)
     per_page = _int(request, "per_page", 25, 1, MAX_PER_PAGE)
-    submission = _int(request, "submission", 0, 1, 1 << 62) or None
+    submission = _int(request, "submission", 0, 1, inputs.MAX_ID) or None
     rows, total = list_jobs(request.dbsession, request.identity.user_name, status=status,
-                            job_type=request.GET.get("job_type", ""), tag=request.GET.get("tag", ""),
+                            job_type=_text(request, "job_type"), tag=_text(request, "tag"),
                             submission=submission, since=since, until=until,
                             page=page, per_page=per_page)  # fmt: skip
     return {"jobs": [job_json(j) for j in rows], "total": total, "page": page, "per_page": per_page}
@@ -273,11 +279,11 @@ def jobs(request):
 
 def _when(request, name: str) -> datetime | None:
     raw = request.GET.get(name)
-    if not raw:
+    if raw is None:
         return None
     try:
         return as_utc(datetime.fromisoformat(raw))
-    except ValueError:
+    except (ValueError, OverflowError):  # (a time near year 1 or 9999 may not move to UTC)
         raise ApiError(
             400, "bad_parameter", f"{name} must be an ISO 8601 date or time", {name: "not a date"}
         ) from None
@@ -331,7 +337,7 @@ def output(request):
     stream = request.matchdict["stream"]
     if stream not in STREAMS:
         raise HTTPNotFound()
-    offset = _int(request, "offset", 0, 0, 1 << 50)
+    offset = _int(request, "offset", 0, 0, inputs.MAX_OFFSET)
     limit = _int(request, "limit", 65536, 1, MAX_CHUNK)
     try:
         data = read_output(request.backends, job, stream, offset, limit)
@@ -362,9 +368,9 @@ def _catalog(request, call):
 def datasets(request):
     """Datasets you can see, by type, investigation and part of the name."""
     q = DatasetQuery(
-        type_name=request.GET.get("type", ""),
-        investigation=request.GET.get("investigation", ""),
-        name=request.GET.get("name", "")[:200],
+        type_name=_text(request, "type"),
+        investigation=_text(request, "investigation"),
+        name=_text(request, "name", 1000)[:200],
         page=_int(request, "page", 1, 1, 1_000_000),
         per_page=_int(request, "per_page", 25, 1, MAX_PER_PAGE),
     )
@@ -382,7 +388,10 @@ def datasets(request):
 def dataset(request):
     """A dataset with its parameters (the catalog's, and the dataset type's that job
     option conditions use) and its datafiles."""
-    ds_id = int(request.matchdict["dataset_id"])
+    try:
+        ds_id = inputs.ident(request.matchdict["dataset_id"], "dataset_id")
+    except inputs.InputError:
+        raise ApiError(404, "not_found", "there is no such dataset that you can see") from None
     d = _catalog(request, lambda c, sid: dataset_detail(c, sid, request.datasettypes, ds_id))
     if d is None:
         raise ApiError(404, "not_found", f"there is no dataset {ds_id} that you can see")
@@ -401,10 +410,13 @@ def _plain(value):
 def _id_list(request, name: str) -> list[int]:
     raw = request.GET.get(name, "")
     try:
-        return [int(i) for i in raw.split(",") if i.strip()]
-    except ValueError:
+        return inputs.id_list(raw, name)
+    except inputs.InputError:
         raise ApiError(
-            400, "bad_parameter", f"{name} must be ids separated by commas", {name: "not a list of ids"}
+            400,
+            "bad_parameter",
+            f"{name} must be ids from 1 to {inputs.MAX_ID} separated by commas",
+            {name: "not a list of ids"},
         ) from None
 
 

@@ -1,14 +1,91 @@
+"""Errors in each face's own format.
+
+The portal has five faces: the pages (HTML, or JSON for a client that asks for it),
+``/api/v1`` (``{"code", "message", "fields"?}``), the original IJP's ``/ijp/rest/jm``
+(``{"code": "ParameterException", "message"}``), and the embedded catalog's ``/icat``
+(ICAT's ``{"code": "BAD_PARAMETER", "message"}``) and ``/ids`` (IDS's
+``{"code": "BadRequestException", "message"}``). Whatever goes wrong, a client gets the
+format of the face it called: a bad value (:class:`~ijpweb.inputs.InputError`, or a
+query string that is not UTF-8) is a 4xx naming the field; an unknown method a 405; an
+unexpected error a 500 saying nothing of its cause, logged with its traceback, with
+any session id or token of the request blotted out.
+"""
+
+import contextlib
 import logging
+import traceback
 from urllib.parse import urlsplit
 
 from pyramid.csrf import BadCSRFToken
+from pyramid.exceptions import PredicateMismatch
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPSeeOther
 from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
+from transaction.interfaces import NoTransaction
 
+from ..inputs import InputError, undecodable_field
 from . import wants_json
 
 log = logging.getLogger(__name__)
+
+# what a face calls: a bad value, nothing there, a method it does not take, our fault
+CODES = {
+    "api": ("bad_parameter", "not_found", "method_not_allowed", "internal_error"),
+    "jm": ("ParameterException", "NotFoundException", "ParameterException", "InternalException"),
+    "icat": ("BAD_PARAMETER", "NO_SUCH_OBJECT_FOUND", "BAD_PARAMETER", "INTERNAL"),
+    "ids": ("BadRequestException", "NotFoundException", "BadRequestException", "InternalException"),
+    "pages": ("bad_parameter", "not_found", "method_not_allowed", "internal_error"),
+}
+BAD, NOT_FOUND, METHOD, INTERNAL = range(4)
+STATUS = {BAD: 400, NOT_FOUND: 404, METHOD: 405, INTERNAL: 500}
+PREFIXES = (("api.", "/api/", "api"), ("jm.", "/ijp/rest/jm/", "jm"), ("icat.", "/icat/", "icat"))
+
+
+def face(request) -> str:
+    """Which face a request called: by its route, or (when no route matched, e.g. a path
+    that is not UTF-8) by the path's first segments."""
+    route = getattr(request, "matched_route", None)
+    if route is not None:
+        for prefix, _path, name in PREFIXES:
+            if route.name.startswith(prefix):
+                return name
+        return "ids" if route.name == "ids" else "pages"
+    path = request.environ.get("PATH_INFO", "")
+    for _prefix, start, name in (*PREFIXES, ("", "/ids/", "ids")):
+        if path.startswith(start):
+            return name
+    return "pages"
+
+
+def _json(status: int, body: dict, headers: dict | None = None) -> Response:
+    resp = Response(json_body=body, status=status)
+    resp.headers.update(headers or {})
+    return resp
+
+
+def face_error(request, kind: int, message: str, *, field: str | None = None, reason: str = "",
+               status: int | None = None, headers: dict | None = None):  # fmt: skip
+    """The response a face gives for ``kind`` of error (a Response for the JSON faces; a
+    dict for the pages' template, which answers JSON to a client asking for it)."""
+    which = face(request)
+    code, status = CODES[which][kind], status or STATUS[kind]
+    if which == "pages":
+        request.response.status = status
+        request.response.headers.update(headers or {})
+        if wants_json(request):
+            request.override_renderer = "json"
+            body = {"code": code, "message": message}
+            if field:
+                body["fields"] = {field: reason or message}
+            return body
+        request.override_renderer = "error.jinja2"
+        return {"status": status, "message": message}
+    body = {"code": code, "message": message}
+    if which == "api" and field:
+        body["fields"] = {field: reason or message}
+    if which == "icat" and kind == BAD:
+        status = 400  # ICAT's BAD_PARAMETER is always a 400, also for a value too large
+    return _json(status, body, headers)
 
 
 def _error(request, status: int, code: str, message: str):
@@ -19,9 +96,34 @@ def _error(request, status: int, code: str, message: str):
     return {"status": status, "message": message}
 
 
+def _allowed_methods(request) -> list[str]:
+    """The methods some view of the matched route takes."""
+    route = request.matched_route
+    known = request.registry.get("ijp.route_methods")
+    if known is None:
+        known = {}
+        for item in request.registry.introspector.get_category("views"):
+            view = item["introspectable"]
+            if view["route_name"] and view["request_methods"]:
+                methods = view["request_methods"]
+                methods = (methods,) if isinstance(methods, str) else methods
+                known.setdefault(view["route_name"], set()).update(methods)
+        request.registry["ijp.route_methods"] = known
+    return sorted(known.get(route.name, ()))
+
+
 @notfound_view_config(renderer="error.jinja2")
-def notfound(request):
-    return _error(request, 404, "not_found", "There is nothing here, or it is not yours to see.")
+def notfound(exc, request):
+    if isinstance(exc, PredicateMismatch) and request.matched_route is not None:
+        allowed = _allowed_methods(request)
+        if allowed and request.method not in allowed:
+            return face_error(
+                request, METHOD, f"{request.method} is not allowed here; use {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )  # fmt: skip
+    if face(request) == "pages":
+        return _error(request, 404, "not_found", "There is nothing here, or it is not yours to see.")
+    return face_error(request, NOT_FOUND, "There is nothing here, or it is not yours to see.")
 
 
 @forbidden_view_config(renderer="error.jinja2")
@@ -52,11 +154,79 @@ def bad_csrf(request):
     )
 
 
+@exception_view_config(InputError, renderer="error.jinja2")
+def bad_input(exc, request):
+    """A value that cannot be used, named, in the face's format (413 for too large)."""
+    _doom(request)
+    return face_error(request, BAD, exc.message, field=exc.field, reason=exc.reason, status=exc.status)
+
+
+@exception_view_config(UnicodeDecodeError, renderer="error.jinja2")
+def not_utf8(exc, request):
+    """WebOb decodes parameters (and Pyramid the path) as UTF-8 when first read: a client
+    sending other bytes, or an encoded surrogate, gets a 400 naming the field. (A decoding
+    error of our own, with a request that is UTF-8, is an unexpected error.)"""
+    env = request.environ
+    field = undecodable_field(env.get("QUERY_STRING", ""))
+    if field is None and "form-urlencoded" in (env.get("CONTENT_TYPE") or ""):
+        try:
+            field = undecodable_field(request.body.decode("latin-1"))
+        except Exception:  # noqa: BLE001 - the body cannot be read again: not named here
+            field = None
+    if field is not None:
+        _doom(request)
+        return face_error(request, BAD, f"{field} is not UTF-8", field=field, reason="is not UTF-8")
+    try:
+        env.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        _doom(request)
+        return face_error(request, BAD, "the request's path is not UTF-8")
+    return failed(exc, request)
+
+
 @exception_view_config(Exception, renderer="error.jinja2")
 def failed(exc, request):
     if isinstance(exc, HTTPForbidden):
         return forbidden(request)
     if isinstance(exc, HTTPException):
         return exc
-    log.exception("unexpected error on %s %s", request.method, request.path)
-    return _error(request, 500, "internal_error", "Something went wrong on our side; it has been logged.")
+    _doom(request)
+    log.error(
+        "unexpected error on %s %s (%s face)\n%s",
+        request.method,
+        _where(request),
+        face(request),
+        _scrub(request, "".join(traceback.format_exception(exc))),
+    )
+    return face_error(request, INTERNAL, "Something went wrong on our side; it has been logged.")
+
+
+def _doom(request) -> None:
+    tm = getattr(request, "tm", None)
+    if tm is not None:
+        with contextlib.suppress(NoTransaction):  # none: nothing to doom
+            tm.doom()
+
+
+def _where(request) -> str:
+    """The route's pattern, not the path: a path may hold a session id (/icat/session/...)."""
+    route = getattr(request, "matched_route", None)
+    return route.pattern if route is not None else "(no route)"
+
+
+def _scrub(request, text: str) -> str:
+    """``text`` without any credential the request carried (session ids, tokens, cookies)."""
+    secrets = []
+    env = request.environ
+    for key in ("sessionId", "jobSessionId"):
+        try:
+            secrets += request.params.getall(key)
+        except Exception:  # noqa: BLE001, S112 - parameters that cannot be decoded hold no readable secret
+            continue
+    secrets += [(getattr(request, "matchdict", None) or {}).get("sid") or ""]
+    auth = env.get("HTTP_AUTHORIZATION", "")
+    secrets += [auth, auth.partition(" ")[2]]
+    secrets += [part.partition("=")[2] for part in env.get("HTTP_COOKIE", "").split(";")]
+    for secret in sorted({s.strip() for s in secrets if len(s.strip()) >= 8}, key=len, reverse=True):
+        text = text.replace(secret, "[hidden]")
+    return text

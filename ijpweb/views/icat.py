@@ -9,6 +9,7 @@ from __future__ import annotations
 from pyramid.response import Response
 from pyramid.view import view_config, view_defaults
 
+from .. import inputs
 from ..catalog import CatalogError
 from ..catalog.icatrest import VERSION, IcatError, create, parse_entities, parse_login, search, translate
 
@@ -37,7 +38,11 @@ class IcatRest:
         value = self.request.params.get(name)
         if not value:
             raise IcatError("BAD_PARAMETER", f"{name} is required")
-        return value
+        return inputs.text(value, name)
+
+    def _sid(self) -> str:
+        """The session id in the path (as text a query can bind)."""
+        return inputs.text(self.request.matchdict["sid"], "sessionId")
 
     @view_config(route_name="icat.session", request_method="POST", renderer="json")
     def login(self):
@@ -49,19 +54,18 @@ class IcatRest:
 
     @view_config(route_name="icat.session.one", request_method="GET", renderer="json")
     def session(self):
-        sid = self.request.matchdict["sid"]
         return _call(
             self.request,
             lambda: {
-                "userName": self.catalog.user_name(sid),
-                "remainingMinutes": self.catalog.remaining_minutes(sid),
+                "userName": self.catalog.user_name(self._sid()),
+                "remainingMinutes": self.catalog.remaining_minutes(self._sid()),
             },
         )
 
     @view_config(route_name="icat.session.one", request_method="PUT")
     def refresh(self):
         def go():
-            self.catalog.refresh(self.request.matchdict["sid"])
+            self.catalog.refresh(self._sid())
             return Response(status=204)
 
         return _call(self.request, go)
@@ -69,7 +73,7 @@ class IcatRest:
     @view_config(route_name="icat.session.one", request_method="DELETE")
     def logout(self):
         def go():
-            sid = self.request.matchdict["sid"]
+            sid = self._sid()
             self.catalog.user_name(sid)  # an unknown session is an error, as in ICAT
             self.catalog.logout(sid)
             return Response(status=204)

@@ -7,6 +7,7 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
 from ..batch import STREAMS, BatchError
+from ..inputs import MAX_ID, MAX_OFFSET
 from ..jobs import (
     JobActionError,
     cancel_job,
@@ -18,19 +19,20 @@ from ..jobs import (
     submission_progress,
 )
 from ..models import JobStatus, user_tags
-from . import HTMX, as_int, vary
+from . import HTMX, param_int, param_text, vary
 
 PER_PAGE = 25
+MAX_PAGE = 1_000_000
 CHUNK = 256 * 1024
 
 
 def _list(request):
-    status = request.GET.get("status", "")
+    status = param_text(request.GET, "status")
     if status and status != "live" and status not in {s.value for s in JobStatus}:
         status = ""
-    job_type = request.GET.get("job_type", "")
-    tag = request.GET.get("tag", "")
-    page = max(1, as_int(request.GET.get("page"), 1))
+    job_type = param_text(request.GET, "job_type")
+    tag = param_text(request.GET, "tag")
+    page = param_int(request.GET, "page", 1, 1, MAX_PAGE)
     jobs, total = list_jobs(
         request.dbsession,
         request.identity.user_name,
@@ -40,7 +42,7 @@ def _list(request):
         page=page,
         per_page=PER_PAGE,
     )
-    submission = as_int(request.GET.get("submission"), None)
+    submission = param_int(request.GET, "submission", None, 1, MAX_ID)
     progress = (
         submission_progress(request.dbsession, request.identity.user_name, submission) if submission else None
     )
@@ -136,7 +138,7 @@ def job_output(request):
     stream = request.matchdict["stream"]
     if stream not in STREAMS:
         raise HTTPNotFound()
-    offset = max(0, as_int(request.GET.get("offset"), 0))
+    offset = param_int(request.GET, "offset", 0, 0, MAX_OFFSET)
     error = None
     try:
         data = read_output(request.backends, job, stream, offset, CHUNK)

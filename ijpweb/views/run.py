@@ -11,14 +11,15 @@ from __future__ import annotations
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
-from .. import planning
+from .. import inputs, planning
 from ..catalog import DatasetQuery
 from ..jobs import SubmitError, SubmitRequest, dataset_detail, resolve_selection, resubmission, split_tags
 from ..models import Job, WebSession
-from . import HTMX, as_int, submit_jobs, vary, wants_json
+from . import HTMX, local_path, param_int, param_text, path_id, submit_jobs, vary, wants_json
 
 OPT = "opt:"
 MAX_SELECTION = 1000
+MAX_PAGE = 1_000_000
 
 
 def _web_session(request) -> WebSession:
@@ -97,10 +98,10 @@ def panel(
 
 def _search(request):
     q = DatasetQuery(
-        type_name=request.params.get("type", ""),
-        investigation=request.params.get("investigation", ""),
-        name=request.params.get("name", "")[:200],
-        page=max(1, as_int(request.params.get("page"), 1)),
+        type_name=param_text(request.params, "type"),
+        investigation=param_text(request.params, "investigation"),
+        name=param_text(request.params, "name", 1000)[:200],
+        page=param_int(request.params, "page", 1, 1, MAX_PAGE),
         per_page=20,
     )
     return q, request.catalog.search_datasets(request.identity.catalog_session, q)
@@ -138,7 +139,7 @@ def datasets_results(request):
 
 
 def _detail(request):
-    ds_id = as_int(request.matchdict["dataset_id"])
+    ds_id = path_id(request, "dataset_id")
     d = dataset_detail(request.catalog, request.identity.catalog_session, request.datasettypes, ds_id)
     if d is None:
         raise HTTPNotFound()
@@ -181,8 +182,7 @@ def _update_selection(request) -> str | None:
     action = request.POST.get("action", "")
     kind = request.POST.get("kind", "dataset")
     key = "datafiles" if kind == "datafile" else "datasets"
-    ids = [as_int(i, -1) for i in request.POST.getall("id")]
-    ids = [i for i in ids if i > 0]
+    ids = [inputs.ident(i, "id") for i in request.POST.getall("id")]
     if action == "clear":
         sel["datasets"], sel["datafiles"] = [], []
     elif action == "set":  # one checkbox: selected iff it came ticked
@@ -196,7 +196,7 @@ def _update_selection(request) -> str | None:
     elif action == "remove":
         sel[key] = [i for i in sel[key] if i not in ids]
     if "job_type" in request.POST:
-        sel["job_type"] = request.POST["job_type"]
+        sel["job_type"] = param_text(request.POST, "job_type")
     if len(sel["datasets"]) + len(sel["datafiles"]) > MAX_SELECTION:
         return f"at most {MAX_SELECTION} datasets and datafiles can be selected at once"
     _save_selection(request, sel)
@@ -206,7 +206,8 @@ def _update_selection(request) -> str | None:
 @view_config(route_name="selection", request_method="POST", permission="use")
 def selection_post(request):
     _update_selection(request)
-    return HTTPSeeOther(location=request.POST.get("back") or request.route_url("submit"))
+    back = local_path(request.POST.get("back", ""))
+    return HTTPSeeOther(location=back or request.route_url("submit"))
 
 
 @view_config(
@@ -249,9 +250,9 @@ def submit_page(request):
     vary(request)
     message = None
     if "like" in request.GET:
-        return _like(request, as_int(request.GET["like"], 0))
+        return _like(request, inputs.ident(request.GET["like"], "like"))
     if "jobtype" in request.GET:
-        name = request.GET["jobtype"]
+        name = param_text(request.GET, "jobtype")
         sel = _selection(request)
         sel["job_type"] = name
         _save_selection(request, sel)

@@ -89,7 +89,7 @@ def test_bad_requests_are_json_errors_naming_the_field(testapp, doc, dbsession):
                 "/api/v1/submissions", "post").json  # fmt: skip
     assert err["code"] == "invalid_options" and "Index" in err["fields"]
     assert post({"job_type": "Date", "datasets": ["x"]}, 400).json["fields"] == {
-        "datasets": "a list of whole numbers"
+        "datasets": "must be a list of ids (whole numbers from 1 to 9223372036854775807)"
     }
     alices = dataset_ids(dbsession, "confocal", "LMF-2026-001")[0]
     err = post({"job_type": "Test args - single dataset or datafile", "datasets": [alices]}, 400).json

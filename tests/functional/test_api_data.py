@@ -33,7 +33,7 @@ def test_datasets_are_searched_and_read_as_the_user_sees_them(testapp, doc, dbse
     gone = testapp.get(f"{API}/datasets/{alices}", headers=bob, status=404)
     assert check(doc, gone, "/api/v1/datasets/{dataset_id}", "get").json["code"] == "not_found"
     assert testapp.get(API + "/datasets", {"page": "x"}, headers=bob, status=400).json["fields"] == {
-        "page": "not a whole number"
+        "page": "must be a whole number from 1 to 1000000"
     }
 
 
@@ -151,7 +151,6 @@ def test_resubmit_like_a_job_with_changes(testapp, doc, dbsession, backends):
     alice = token(testapp, "alice")
     nope = testapp.post_json(API + "/submissions", {"like": first["id"]}, headers=alice, status=404).json
     assert nope["code"] == "not_found"
-    assert (
-        testapp.post_json(API + "/submissions", {"like": "x"}, headers=bob, status=404).json["code"]
-        == "not_found"
-    )
+    assert testapp.post_json(API + "/submissions", {"like": "x"}, headers=bob, status=400).json["fields"] == {
+        "like": "a job id"
+    }
