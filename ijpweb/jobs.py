@@ -21,7 +21,17 @@ from .batch.harvest import apply_state
 from .catalog import Catalog, CatalogError, DatafileView, DatasetView, ParameterView, SessionError
 from .families import FamilyError
 from .models import LIVE, Job, JobStatus, JobTag, Submission, utcnow
-from .planning import SESSION_ENV, DatasetInfo, Plan, PlanError, Selection, plan, provenance_args
+from .planning import (
+    SESSION_ENV,
+    DatasetInfo,
+    Plan,
+    PlanError,
+    Selection,
+    argv_problem,
+    plan,
+    provenance_args,
+    shown_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +178,8 @@ def clean_tags(tags) -> list[str]:
         raise ValueError("tags must be a list of words")
     out = sorted({t.strip() for t in tags if t.strip()})
     for t in out:
+        if problem := argv_problem(t, 64):  # NUL, a lone surrogate, too long: say which
+            raise ValueError(f"tag {shown_name(t)}: {problem}")
         if not TAG.fullmatch(t):
             raise ValueError(f"tag {t[:70]!r} is not 1 to 64 letters, digits or . _ - : @ + /")
     if len(out) > MAX_TAGS:
