@@ -1,9 +1,10 @@
 """Per-process services (job types, dataset types, the catalog for ICAT) and per-request
 ones (the embedded catalog, which reads the request's database session)."""
 
-from .catalog.embedded import EmbeddedCatalog
+from .catalog.embedded import CatalogLimits, EmbeddedCatalog
 from .catalog.icatserver import IcatServerCatalog
 from .catalog.ids import FileStore, Ids, Prepared
+from .catalog.jpql import Limits
 from .datasettypes import DatasetTypes
 from .families import load as load_families
 from .jobtypes import JobTypes
@@ -25,8 +26,14 @@ def includeme(config):
         config.add_request_method(lambda r: catalog, "catalog", reify=True)
         return
     # the catalog for a database session (a request's, or a scheduled job's)
+    limits = CatalogLimits(
+        max_entities=s.catalog_max_entities,
+        query_seconds=s.catalog_query_seconds,
+        query=Limits(s.catalog_query_max_length, s.catalog_query_max_depth, s.catalog_query_max_joins),
+        restrict_joins=s.catalog_restrict_joins,
+    )
     config.registry["ijp.catalog_for"] = lambda db: EmbeddedCatalog(
-        db, s.session_minutes, s.anon, s.root_users
+        db, s.session_minutes, s.anon, s.root_users, limits
     )
     config.add_request_method(lambda r: r.registry["ijp.catalog_for"](r.dbsession), "catalog", reify=True)
     config.registry["ijp.filestore"] = FileStore(s.filestore)

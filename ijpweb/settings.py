@@ -38,6 +38,13 @@ class Settings:
     filestore: str = "var/files"
     anon: bool = False
     root_users: frozenset[str] = frozenset()
+    # what one catalog query may cost (the embedded catalog; see the README)
+    catalog_max_entities: int = 10_000
+    catalog_query_seconds: float = 5.0
+    catalog_query_max_length: int = 20_000
+    catalog_query_max_depth: int = 40
+    catalog_query_max_joins: int = 20
+    catalog_restrict_joins: bool = False
     max_value_length: int = MAX_VALUE_LENGTH  # characters of one option value or argument
     backends: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -65,6 +72,18 @@ def _max_value_length(raw: Mapping[str, str]) -> int:
             f"ijp.max_value_length must be a whole number from 1 to {MAX_VALUE_LENGTH_LIMIT}, not {text!r}"
         )
     return int(text)
+
+
+def _number(raw: Mapping[str, str], key: str, default, low, high, kind=int):
+    """A numeric setting within [low, high], or ValueError naming it."""
+    text = str(raw.get(key, default)).strip()
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise ValueError(f"{key} must be a number from {low} to {high}, not {text!r}")
+    return value
 
 
 def parse(raw: Mapping[str, str]) -> Settings:
@@ -98,5 +117,11 @@ def parse(raw: Mapping[str, str]) -> Settings:
         filestore=raw.get("ijp.filestore", "var/files"),
         anon=asbool(raw.get("ijp.catalog.anon", "false")),
         root_users=frozenset(aslist(raw.get("ijp.catalog.root_users", ""))),
+        catalog_max_entities=_number(raw, "ijp.catalog.max_entities", 10_000, 1, 10_000_000),
+        catalog_query_seconds=_number(raw, "ijp.catalog.query_seconds", 5, 0, 3600, float),
+        catalog_query_max_length=_number(raw, "ijp.catalog.query_max_length", 20_000, 100, 1_000_000),
+        catalog_query_max_depth=_number(raw, "ijp.catalog.query_max_depth", 40, 1, 100),
+        catalog_query_max_joins=_number(raw, "ijp.catalog.query_max_joins", 20, 0, 60),
+        catalog_restrict_joins=asbool(raw.get("ijp.catalog.restrict_joins", "false")),
         max_value_length=_max_value_length(raw),
     )

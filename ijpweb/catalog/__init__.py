@@ -26,6 +26,15 @@ class SessionError(CatalogError):
     """The session is unknown or has expired."""
 
 
+class QueryLimitError(CatalogError):
+    """A query went past one of the catalog's limits (its time limit, or maxEntities);
+    the message names the limit."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status  # 400: the query asks too much; 503: it took too long
+
+
 @dataclass(frozen=True)
 class CatalogLogin:
     session_id: str

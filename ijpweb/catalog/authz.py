@@ -3,7 +3,9 @@
 A user may read an object of entity E if they are a root user, or if some Rule with R
 in its crudFlags, whose grouping is empty (everyone) or one the user belongs to
 (through UserGroup), selects it. A rule's ``what`` is a bare entity name (every object),
-a JPQL query, or concise syntax, and may use ``:user``.
+a JPQL query, or concise syntax, and may use ``:user``; it is about the entity its SELECT
+clause names (``SELECT df FROM Dataset ds JOIN ds.datafiles df`` is a rule for Datafile), as
+icat.server's RuleWhat decides it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from functools import lru_cache
 import sqlalchemy as sa
 
 from .icatdb import TABLES
-from .jpql import QueryError, ids_query, parse
+from .jpql import QueryError, ids_query
 
 ALL = "all"
 
@@ -25,7 +27,7 @@ def _rule_entity(what: str) -> str | None:
     if text.isalpha():
         return text
     try:
-        return parse(text).entity
+        return ids_query(text, {"user": ""})[0]
     except QueryError:
         return None
 
@@ -62,6 +64,11 @@ def readable(conn, entity: str, user: str, root_users=frozenset(), rules: list[s
     if not selects:
         return sa.select(TABLES[entity].c.id).where(sa.false())
     return sa.union(*selects) if len(selects) > 1 else selects[0]
+
+
+def condition(id_column, readable_ids):
+    """The condition that keeps the readable objects, or None when all are."""
+    return None if readable_ids is ALL else id_column.in_(readable_ids)
 
 
 def restrict(select: sa.Select, entity: str, id_column, readable_ids) -> sa.Select:

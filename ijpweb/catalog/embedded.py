@@ -4,12 +4,20 @@ read as the logged-in user under ICAT's rules (catalog/authz.py).
 Authenticators, as ICAT names them: ``db`` (user name and password, stored hashed) and,
 when enabled, ``anon``. User names carry the authenticator's mnemonic, as a typical ICAT
 is configured and as python-icat's dumps have them: ``db/alice``.
+
+Every read is bounded (:class:`CatalogLimits`): each statement runs within a time limit
+(on SQLite a progress handler on the connection interrupts it; on PostgreSQL a
+``statement_timeout`` set inside a savepoint), and a query that would return more than
+``max_entities`` objects is refused as ICAT refuses it, after fetching at most one more.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,11 +34,12 @@ from . import (
     DatasetView,
     Page,
     ParameterView,
+    QueryLimitError,
     SessionError,
     authz,
 )
 from .icatdb import TABLES
-from .jpql import QueryError, compile_query
+from .jpql import LIMITS, Limits, QueryError, compile_query
 
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of "no such user" equal to "wrong password".
@@ -46,12 +55,96 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+@dataclass(frozen=True)
+class CatalogLimits:
+    """What one query may cost (the ``ijp.catalog.*`` settings; see the README)."""
+
+    max_entities: int = 10_000  # ICAT's maxEntities
+    query_seconds: float = 5.0  # per statement; 0: no limit
+    query: Limits = LIMITS  # length, nesting and joins of a JPQL or concise query
+    restrict_joins: bool = False  # rules restrict every joined entity, not only the selected one
+
+    def too_many(self) -> QueryLimitError:
+        return QueryLimitError(f"attempt to process more than {self.max_entities} entities")
+
+
+# SQLite calls the progress handler every this many virtual machine instructions
+# (about a millisecond's work): often enough to stop on time, rarely enough to cost nothing.
+PROGRESS_STEPS = 20_000
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement_timeout
+
+
+@contextmanager
+def time_limit(conn, seconds: float) -> Iterator[None]:
+    """Run the reads inside within ``seconds`` (0: no limit) on ``conn``, a SQLAlchemy
+    Connection in a transaction, or raise QueryLimitError. The connection is left as it was
+    found, and on PostgreSQL a statement that fails leaves the transaction usable."""
+    message = f"the query took longer than {seconds:g} s (the limit is ijp.catalog.query_seconds)"
+    if conn.dialect.name == "sqlite" and seconds > 0:
+        raw = conn.connection.dbapi_connection
+        deadline = time.monotonic() + seconds
+        expired = []
+
+        def check() -> int:
+            if time.monotonic() < deadline:
+                return 0
+            expired.append(True)
+            return 1  # SQLite interrupts the statement ("interrupted")
+
+        raw.set_progress_handler(check, PROGRESS_STEPS)
+        try:
+            yield
+        except sa.exc.OperationalError:
+            if expired:
+                raise QueryLimitError(message, 503) from None
+            raise
+        finally:
+            raw.set_progress_handler(None, 0)
+    elif conn.dialect.name == "postgresql":
+        # The timeout is local to a savepoint, which is rolled back afterwards (these are
+        # reads): that undoes the setting, and a failed statement does not abort the
+        # request's transaction.
+        savepoint = conn.begin_nested()
+        try:
+            if seconds > 0:
+                ms = str(max(1, round(seconds * 1000)))
+                conn.execute(sa.select(sa.func.set_config("statement_timeout", ms, True)))
+            yield
+        except sa.exc.OperationalError as e:
+            if getattr(e.orig, "sqlstate", None) == QUERY_CANCELED:
+                raise QueryLimitError(message, 503) from None
+            raise
+        finally:
+            savepoint.rollback()
+    else:
+        yield
+
+
+@contextmanager
+def _user_query() -> Iterator[None]:
+    """Around a query compiled from a user's text: what the database refuses of it (on
+    PostgreSQL, comparing a name with a number) is the query's error, not the portal's."""
+    try:
+        yield
+    except (sa.exc.ProgrammingError, sa.exc.DataError) as e:
+        reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else "refused"
+        raise QueryError(f"the catalog cannot run this query: {reason}") from None
+
+
 class EmbeddedCatalog:
-    def __init__(self, dbsession, session_minutes: int = 120, anon: bool = False, root_users=frozenset()):
+    def __init__(
+        self,
+        dbsession,
+        session_minutes: int = 120,
+        anon: bool = False,
+        root_users=frozenset(),
+        limits: CatalogLimits = CatalogLimits(),  # noqa: B008 - frozen, shared
+    ):
         self.db = dbsession
         self.session_minutes = session_minutes
         self.anon = anon
         self.root_users = frozenset(root_users)
+        self.limits = limits
         self._rules: dict[tuple[str, str], list[str]] = {}  # (user, C|R|U|D) -> rules, per request
         self._sessions: dict[str, CatalogSession] = {}  # this request's, read once
 
@@ -158,8 +251,35 @@ class EmbeddedCatalog:
         """``select`` limited to the objects of ``entity`` the user may read (or C/U/D)."""
         return authz.restrict(select, entity, id_column, self._readable(session_id, entity, flag))
 
-    def run(self, select, params=None):
-        return self.db.connection().execute(select, params or {})
+    def _rules_for(self, session_id: str):
+        """The ``restrict`` of jpql.compile_query: what the user may read of an entity."""
+        return lambda entity, id_column: authz.condition(id_column, self._readable(session_id, entity))
+
+    def run(self, statement, params=None):
+        """Execute one statement. A read runs within the time limit and its rows are
+        fetched before the limit ends (the result is buffered)."""
+        conn = self.db.connection()
+        if not getattr(statement, "is_select", False):
+            return conn.execute(statement, params or {})
+        with time_limit(conn, self.limits.query_seconds):
+            return conn.execute(statement, params or {}).freeze()()
+
+    def _bounded(self, select, params=None, number: int | None = None) -> list:
+        """The rows of ``select``, refused as ICAT refuses them when there are more than
+        maxEntities: at most maxEntities + 1 are fetched (``number``: the query's own
+        LIMIT count, already on ``select``)."""
+        most = self.limits.max_entities
+        if number is None or number > most:
+            select = select.limit(most + 1)
+        rows = self.run(select, params).all()
+        if len(rows) > most:
+            raise self.limits.too_many()
+        return rows
+
+    def _few(self, ids: Sequence[int]) -> list[int]:
+        if len(ids) > self.limits.max_entities:
+            raise self.limits.too_many()
+        return list(ids)
 
     # --- datasets ------------------------------------------------------------------------
 
@@ -212,18 +332,20 @@ class EmbeddedCatalog:
         per_page = max(1, min(query.per_page, 200))
         page = max(1, query.page)
         rows = self.run(q.order_by(inv.c.name, ds.c.name).offset((page - 1) * per_page).limit(per_page)).all()
+        # the facets' choices: the first maxEntities names (a list for a menu, not a result)
+        most = self.limits.max_entities
         types = self.restrict(session_id, sa.select(dt.c.name).distinct(), "DatasetType", dt.c.id)
         invs = self.restrict(session_id, sa.select(inv.c.name).distinct(), "Investigation", inv.c.id)
         facets = {
-            "types": sorted(self.run(types).scalars()),
-            "investigations": sorted(self.run(invs).scalars()),
+            "types": list(self.run(types.order_by(dt.c.name).limit(most)).scalars()),
+            "investigations": list(self.run(invs.order_by(inv.c.name).limit(most)).scalars()),
         }
         return Page([self._dataset_view(r) for r in rows], total, page, per_page, facets)
 
     def datasets(self, session_id: str, ids: Sequence[int]) -> list[DatasetView]:
         if not ids:
             return []
-        rows = self.run(self._datasets_select(session_id).where(T["Dataset"].c.id.in_(list(ids)))).all()
+        rows = self.run(self._datasets_select(session_id).where(T["Dataset"].c.id.in_(self._few(ids)))).all()
         by_id = {r.id: self._dataset_view(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
@@ -252,14 +374,16 @@ class EmbeddedCatalog:
     def datafiles(self, session_id: str, ids: Sequence[int]) -> list[DatafileView]:
         if not ids:
             return []
-        rows = self.run(self._datafiles_select(session_id).where(T["Datafile"].c.id.in_(list(ids)))).all()
+        rows = self.run(
+            self._datafiles_select(session_id).where(T["Datafile"].c.id.in_(self._few(ids)))
+        ).all()
         by_id = {r.id: self._datafile_view(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     def dataset_datafiles(self, session_id: str, dataset_id: int) -> list[DatafileView]:
         df = T["Datafile"]
         q = self._datafiles_select(session_id).where(df.c.dataset_id == dataset_id).order_by(df.c.name)
-        return [self._datafile_view(r) for r in self.run(q)]
+        return [self._datafile_view(r) for r in self._bounded(q)]
 
     def dataset_parameters(self, session_id: str, dataset_id: int) -> list[ParameterView]:
         p, pt = T["DatasetParameter"], T["ParameterType"]
@@ -271,18 +395,30 @@ class EmbeddedCatalog:
         )
         q = self.restrict(session_id, q, "DatasetParameter", p.c.id)
         out = []
-        for name, units, num, text, when in self.run(q):
+        for name, units, num, text, when in self._bounded(q):
             value = num if num is not None else (text if text is not None else when)
             out.append(ParameterView(name, value, units or ""))
         return out
 
     # --- queries and dataset-type parameters ------------------------------------------
 
+    def compile(self, session_id: str, text: str, params: dict[str, Any] | None = None, batch=None):
+        """A JPQL or concise query, within the limits, restricted by the user's rules."""
+        return compile_query(
+            text,
+            {**(params or {}), "user": self.user_name(session_id)},
+            batch,
+            limits=self.limits.query,
+            restrict=self._rules_for(session_id),
+            restrict_joins=self.limits.restrict_joins,
+        )
+
     def run_query(self, session_id: str, text: str, params: dict[str, Any] | None = None):
-        """Compile a JPQL or concise query and run it as the user: (compiled, rows)."""
-        compiled = compile_query(text, {**(params or {}), "user": self.user_name(session_id)})
-        select = self.restrict(session_id, compiled.select, compiled.entity, compiled.root.c.id)
-        return compiled, self.run(select).all()
+        """Compile a JPQL or concise query and run it as the user: (compiled, rows), at most
+        maxEntities rows (more is refused, as ICAT refuses it)."""
+        compiled = self.compile(session_id, text, params)
+        with _user_query():
+            return compiled, self._bounded(compiled.select, number=compiled.number)
 
     def query(self, session_id: str, text: str, params: dict[str, Any] | None = None) -> list:
         """Run a JPQL or concise query as the user: entities as dicts, or values."""
@@ -297,24 +433,37 @@ class EmbeddedCatalog:
         """One query per parameter definition for all the datasets it applies to (M
         queries for N datasets and M parameters, never N×M), each run as the user."""
         out: dict[int, dict[str, Any]] = {d.id: {} for d in datasets}
-        user = self.user_name(session_id)
         by_def: dict[Any, list[int]] = {}
         for d in datasets:
             for p in definitions(d.type_name):
                 by_def.setdefault(p, []).append(d.id)
         for p, ids in by_def.items():
             try:
-                compiled = compile_query(p.query, {"user": user}, batch="datasetId")
+                compiled = self.compile(session_id, p.query, batch="datasetId")
             except QueryError as e:
                 raise QueryError(f"{p.source}: parameter {p.name!r}: {e}") from None
-            select = self.restrict(session_id, compiled.select, compiled.entity, compiled.root.c.id)
-            values: dict[int, list[Any]] = {}
-            for dsid, value in self.run(select, {"batch_values": ids}):
-                values.setdefault(dsid, []).append(value)
+            select = compiled.select
+            if compiled.kind != "aggregate":
+                # Per dataset, only whether there are 0, 1 or more results matters (and the
+                # one): the database answers with one row per dataset, never all of them.
+                inner = select.subquery()
+                key, value = inner.c[0], inner.c[1]
+                ranked = sa.select(
+                    key.label("k"),
+                    value.label("v"),
+                    sa.func.count().over(partition_by=key).label("n"),
+                    sa.func.row_number().over(partition_by=key).label("r"),
+                ).subquery()
+                select = sa.select(ranked.c.k, ranked.c.v, ranked.c.n).where(ranked.c.r == 1)
+            else:
+                select = select.add_columns(sa.literal_column("1"))
+            with _user_query():
+                rows = self.run(select, {"batch_values": self._few(ids)}).all()
+            found = {k: (v, n) for k, v, n in rows}
             for i in ids:
-                found = values.get(i, [])
-                if not found and compiled.aggregate:  # ICAT answers an aggregate with one row
-                    found = [0 if compiled.aggregate == "COUNT" else None]
+                value, n = found.get(i, (None, 0))
+                if not n and compiled.aggregate == "COUNT":  # ICAT answers an aggregate with one row
+                    value, n = 0, 1
                 # no result -> null, one -> the value, several -> null (the original's rule)
-                out[i][p.name] = found[0] if len(found) == 1 else None
+                out[i][p.name] = value if n == 1 else None
         return out

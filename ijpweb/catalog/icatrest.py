@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .. import inputs
-from . import AuthenticationError, SessionError
+from . import AuthenticationError, QueryLimitError, SessionError
 from .dumpfile import DumpError, _convert
 from .icatdb import TABLES, fk_column
 from .icatschema import entities
@@ -53,6 +53,8 @@ def translate(e: Exception) -> IcatError:
     """Catalog exceptions as ICAT names them."""
     if isinstance(e, IcatError):
         return e
+    if isinstance(e, QueryLimitError):  # maxEntities, as ICAT words it; the time limit
+        return IcatError("VALIDATION", str(e))
     if isinstance(e, SessionError | AuthenticationError):
         return IcatError("SESSION", str(e))
     if isinstance(e, PermissionError):
@@ -194,9 +196,19 @@ def create(catalog, session_id: str, name: str, fields: dict, parent: tuple[str,
 
 
 def search(catalog, session_id: str, query: str) -> list:
-    """GET entityManager: the results as ICAT's REST interface gives them."""
+    """GET entityManager: the results as ICAT's REST interface gives them. As in ICAT, at
+    most maxEntities results, and at most maxEntities entities with those INCLUDE adds."""
     compiled, rows = catalog.run_query(session_id, query)
     if compiled.kind != "entity":
         return [_value(r[0]) for r in rows]
     include = set(compiled.include)
-    return [entity_json(compiled.entity, {**r._mapping, "$include": include}) for r in rows]
+    out = [entity_json(compiled.entity, {**r._mapping, "$include": include}) for r in rows]
+    most = catalog.limits.max_entities
+    if include and _entity_count(out) > most:
+        raise IcatError("VALIDATION", f"attempt to return more than {most} entities")
+    return out
+
+
+def _entity_count(objects: list[dict]) -> int:
+    """The objects and the related ones INCLUDE put in them, as ICAT counts them."""
+    return sum(1 + sum(isinstance(v, dict) for v in body.values()) for o in objects for body in o.values())

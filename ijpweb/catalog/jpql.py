@@ -14,16 +14,31 @@ and the older concise syntax (``COUNT(Datafile) <-> Dataset [id=5] <-> Datafile 
 LIKE '%.h5']``), whose entities are the nodes of one join graph, the first being the
 result. Every value is a bound parameter; nothing from the query text becomes SQL text.
 Errors name the position (1-based character) and the problem.
+
+A query is bounded before it runs (:class:`Limits`): its length, how deeply its
+conditions nest (parentheses and NOT; the parser counts and refuses before it recurses)
+and how many joins it needs; integers must fit in 64 bits.
+
+Which entities the rules restrict follows icat.server (parser/SearchQuery.java and
+FromClause.java): the entity the SELECT clause refers to (``o``, the owner of ``o.a.name``,
+the target of ``o.a``), not the entities it is joined through, so ``SELECT COUNT(t) FROM
+DatasetType t JOIN t.datasets ds`` counts datasets the user may not read, as ICAT does.
+``restrict_joins`` restricts every entity of the query instead.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from .icatdb import TABLES, fk_column
 from .icatschema import entities
@@ -34,6 +49,26 @@ KEYWORDS = {
     "INCLUDE", "COUNT", "MIN", "MAX", "AVG", "SUM", "CURRENT_TIMESTAMP", "TRUE", "FALSE",
 }  # fmt: skip
 AGGREGATES = ("COUNT", "MIN", "MAX", "AVG", "SUM")
+INT64 = 2**63 - 1
+MAX_DEPTH = 100  # the most a facility may allow: Python and SQLAlchemy recurse per level
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How big a query may be (the ``ijp.catalog.query_max_*`` settings)."""
+
+    length: int = 20_000  # characters
+    depth: int = 40  # nested parentheses and NOTs
+    joins: int = 20  # explicit JOINs, paths through relations and concise-syntax links
+
+    def __post_init__(self):
+        if not 1 <= self.depth <= MAX_DEPTH:
+            raise ValueError(f"the query nesting limit must be between 1 and {MAX_DEPTH}")
+        if self.length < 1 or self.joins < 0:
+            raise ValueError("query limits must be positive")
+
+
+LIMITS = Limits()
 
 
 class QueryError(ValueError):
@@ -50,7 +85,7 @@ _TOKEN = re.compile(
     (?P<str>'(?:[^']|'')*')|
     (?P<num>\d+\.\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+)|
     (?P<param>:[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*\})|
-    (?P<op><->|<>|!=|<=|>=|=|<|>|\(|\)|\[|\]|,)|
+    (?P<op><->|<>|!=|<=|>=|=|<|>|\(|\)|\[|\]|,|\*)|
     (?P<word>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)""",
     re.X,
 )
@@ -75,7 +110,7 @@ def lex(text: str) -> list[Tok]:
         if kind == "str":
             out.append(Tok("value", raw[1:-1].replace("''", "'"), i))
         elif kind == "num":
-            out.append(Tok("value", float(raw) if re.search(r"[.eE]", raw) else int(raw), i))
+            out.append(Tok("value", _number(raw, i), i))
         elif kind == "param":
             out.append(Tok("param", raw.strip(":${}"), i))
         elif kind == "op":
@@ -86,6 +121,18 @@ def lex(text: str) -> list[Tok]:
         i = m.end()
     out.append(Tok("end", None, len(text)))
     return out
+
+
+def _number(raw: str, pos: int) -> int | float:
+    if re.search(r"[.eE]", raw):
+        value = float(raw)
+        if not math.isfinite(value):
+            raise QueryError(f"the number {raw[:30]} is out of range", pos)
+        return value
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > 19 or int(digits) > INT64:
+        raise QueryError(f"the number {raw[:30]} is out of range (at most {INT64})", pos)
+    return int(digits)
 
 
 # --- syntax tree ------------------------------------------------------------------------
@@ -140,7 +187,7 @@ class Query:
     joins: list[Join] = field(default_factory=list)
     where: Any = None
     order: list[tuple[Path, bool]] = field(default_factory=list)  # (path, descending)
-    limit: tuple[int, int] | None = None
+    limit: tuple[int, int | None] | None = None  # (offset, count); count None: LIMIT n,*
     include: list[Path] = field(default_factory=list)
     # concise syntax: entity name -> its condition, joined as one graph
     nodes: list[tuple[str, Any, int]] = field(default_factory=list)
@@ -150,10 +197,12 @@ class Query:
 
 
 class _Parser:
-    def __init__(self, text: str):
+    def __init__(self, text: str, limits: Limits):
         self.text = text
         self.toks = lex(text)
         self.i = 0
+        self.limits = limits
+        self.depth = 0  # parentheses and NOTs open around the current condition
 
     @property
     def tok(self) -> Tok:
@@ -183,9 +232,9 @@ class _Parser:
     def query(self) -> Query:
         limit = None
         if self.at("value") and isinstance(self.tok.value, int):  # concise: "0,200 Dataset ..."
-            offset = self.take("value").value
+            offset = self.count("an offset")
             self.take("op", ",")
-            limit = (offset, self.take("value", what="a count").value)
+            limit = (offset, self.count("a count"))
         if not self.at("kw", "SELECT"):
             q = self.concise()
             q.limit = q.limit or limit
@@ -209,8 +258,6 @@ class _Parser:
         if entity.value not in entities():
             raise QueryError(f"unknown entity {entity.value}", entity.pos)
         q.select = None if target.text == alias else target
-        if target.text.split(".")[0] != alias:
-            raise QueryError(f"{target.text.split('.')[0]} is not the alias {alias}", target.pos)
         while self.at("kw", "JOIN", "LEFT", "INNER"):
             outer = False
             if self.maybe("kw", "LEFT"):
@@ -222,6 +269,12 @@ class _Parser:
             path = self.path()
             self.maybe("kw", "AS")
             q.joins.append(Join(path, self.take("word", what="an alias").value, outer))
+        # as in ICAT, the SELECT clause may name any alias of the FROM clause
+        aliases = [alias] + [j.alias for j in q.joins]
+        if target.text.split(".")[0] not in aliases:
+            raise QueryError(
+                f"{target.text.split('.')[0]} is not the alias {' or '.join(aliases)}", target.pos
+            )
         if self.maybe("kw", "WHERE"):
             q.where = self.disjunction()
         if self.maybe("kw", "ORDER"):
@@ -235,9 +288,9 @@ class _Parser:
                 if not self.maybe("op", ","):
                     break
         if self.maybe("kw", "LIMIT"):
-            a = self.take("value", what="a number").value
+            a = self.count("an offset")
             if self.maybe("op", ","):
-                q.limit = (a, self.take("value", what="a number").value)
+                q.limit = (a, None if self.maybe("op", "*") else self.count("a number or *"))
             else:
                 q.limit = (0, a)
         if self.maybe("kw", "INCLUDE"):
@@ -251,6 +304,13 @@ class _Parser:
     def path(self) -> Path:
         t = self.take("word", what="a name")
         return Path(t.value, t.pos)
+
+    def count(self, what: str) -> int:
+        """A LIMIT offset or count: a whole number (the lexer has range-checked it)."""
+        t = self.take("value", what=what)
+        if not isinstance(t.value, int) or isinstance(t.value, bool):
+            raise QueryError(f"expected {what}, found {t.value!r}", t.pos)
+        return t.value
 
     # concise syntax
     def concise(self) -> Query:
@@ -300,14 +360,24 @@ class _Parser:
         return args[0] if len(args) == 1 else Bool("AND", tuple(args))
 
     def negation(self) -> Any:
+        if not self.at("kw", "NOT") and not self.at("op", "("):
+            return self.comparison()
+        # count before recursing: nesting is bounded, so the parser never runs out of stack
+        self.depth += 1
+        if self.depth > self.limits.depth:
+            raise QueryError(
+                f"the conditions nest more than {self.limits.depth} levels deep (parentheses and NOT; "
+                "the limit is ijp.catalog.query_max_depth)",
+                self.tok.pos,
+            )
         if self.maybe("kw", "NOT"):
-            return Bool("NOT", (self.negation(),))
-        if self.at("op", "("):
+            c = Bool("NOT", (self.negation(),))
+        else:
             self.take("op", "(")
             c = self.disjunction()
             self.take("op", ")")
-            return c
-        return self.comparison()
+        self.depth -= 1
+        return c
 
     def operand(self) -> Any:
         t = self.tok
@@ -357,36 +427,45 @@ class _Parser:
         raise QueryError("expected a comparison", t.pos)
 
 
-def parse(text: str) -> Query:
+def parse(text: str, limits: Limits = LIMITS) -> Query:
     if not text or not text.strip():
         raise QueryError("empty query")
-    if len(text) > 20_000:
-        raise QueryError("query is too long")
-    return _Parser(text).query()
+    if len(text) > limits.length:
+        raise QueryError(
+            f"the query is {len(text)} characters long, more than {limits.length} "
+            "(the limit is ijp.catalog.query_max_length)"
+        )
+    return _Parser(text, limits).query()
 
 
 # --- compiler ---------------------------------------------------------------------------
+
+# ``restrict(entity, id_column)``: the condition that keeps the objects of ``entity`` the
+# user may read, or None when they may read them all (see EmbeddedCatalog).
+Restrict = Callable[[str, Any], Any]
 
 
 @dataclass
 class Compiled:
     select: sa.Select
-    entity: str  # the root entity (what authorization restricts)
+    entity: str  # the entity the SELECT clause refers to (what the rules restrict)
     root: Any  # its table alias
     kind: str  # entity | value | aggregate
     include: list[str] = field(default_factory=list)
     batch_column: Any = None  # with compile_query(batch=...): the column the values select
     aggregate: str | None = None
+    number: int | None = None  # LIMIT's count, if any
 
 
 class _Scope:
     """Table aliases and the joins they need, built while compiling one query."""
 
-    def __init__(self, params: dict[str, Any], batch: str | None = None):
+    def __init__(self, params: dict[str, Any], batch: str | None, limits: Limits):
         self.batch = batch  # a parameter that stands for a list of values (see compile_query)
         self.batch_column = None
+        self.limits = limits
         self.aliases: dict[str, tuple[str, Any]] = {}  # name -> (entity, table alias)
-        self.joins: list[tuple[Any, Any, bool]] = []  # (table alias, on clause, outer)
+        self.joins: list[list] = []  # [entity, table alias, on clause, outer]
         self.implicit: dict[tuple[str, str], tuple[str, Any]] = {}
         self.params = params
         self.n = 0
@@ -400,28 +479,39 @@ class _Scope:
         rel = entities()[entity].relations.get(relation)
         if rel is None:
             raise QueryError(f"{entity} has no relation {relation!r}", pos)
+        if len(self.joins) >= self.limits.joins:
+            raise QueryError(
+                f"the query needs more than {self.limits.joins} joins "
+                "(the limit is ijp.catalog.query_max_joins)",
+                pos,
+            )
         target = self.new_alias(rel.target)
         if rel.many:
             on = target.c[fk_column(rel.inverse)] == table.c.id
         else:
             on = table.c[fk_column(relation)] == target.c.id
-        self.joins.append((target, on, outer))
+        self.joins.append([rel.target, target, on, outer])
         return rel.target, target
 
-    def resolve(self, path: Path, want_column: bool = True):
-        """``a.b.c`` -> a column (or, with want_column False, an (entity, alias) pair)."""
-        parts = path.text.split(".")
-        if parts[0] not in self.aliases:
-            raise QueryError(f"unknown alias {parts[0]!r}", path.pos)
-        entity, table = self.aliases[parts[0]]
-        walk = parts[1:] if not want_column else parts[1:-1]
-        prefix = parts[0]
-        for part in walk:
+    def walk(self, path: Path, parts: list[str]):
+        """Follow ``parts`` (relations) from the alias that starts ``path``: (entity, alias)."""
+        head = path.text.split(".")[0]
+        if head not in self.aliases:
+            raise QueryError(f"unknown alias {head!r}", path.pos)
+        entity, table = self.aliases[head]
+        prefix = head
+        for part in parts:
             prefix = f"{prefix}.{part}"
             key = (prefix, "")
             if key not in self.implicit:
                 self.implicit[key] = self.step(entity, table, part, path.pos)
             entity, table = self.implicit[key]
+        return entity, table
+
+    def resolve(self, path: Path, want_column: bool = True):
+        """``a.b.c`` -> a column (or, with want_column False, an (entity, alias) pair)."""
+        parts = path.text.split(".")
+        entity, table = self.walk(path, parts[1:] if not want_column else parts[1:-1])
         if not want_column:
             return entity, table
         if len(parts) == 1:
@@ -432,6 +522,18 @@ class _Scope:
         if attr not in entities()[entity].attributes:
             raise QueryError(f"{entity} has no attribute {attr!r}", path.pos)
         return table.c[attr]
+
+    def selected(self, path: Path):
+        """What the SELECT clause refers to, as icat.server's FromClause decides it:
+        (entity, alias, column or None for the entity itself)."""
+        parts = path.text.split(".")
+        if len(parts) > 1 and parts[-1] in entities()[self.walk(path, parts[1:-1])[0]].one():
+            parts.append("")  # o.dataset: the Dataset (ICAT answers with the entity)
+        if len(parts) == 1 or parts[-1] == "":
+            entity, table = self.walk(path, [p for p in parts[1:] if p])
+            return entity, table, None
+        entity, table = self.walk(path, parts[1:-1])
+        return entity, table, self.resolve(path)
 
     def value(self, v: Any):
         if isinstance(v, Path):
@@ -449,7 +551,7 @@ class _Scope:
             parts = [self.condition(a) for a in c.args]
             if c.op == "NOT":
                 return sa.not_(parts[0])
-            return sa.and_(*parts) if c.op == "AND" else sa.or_(*parts)
+            return _chain(sa.and_ if c.op == "AND" else sa.or_, parts)
         if self.batch and c.op == "=" and not c.negate:
             for col, other in ((c.left, c.right), (c.right, c.left)):
                 if isinstance(other, Param) and other.name == self.batch and isinstance(col, Path):
@@ -477,6 +579,35 @@ class _Scope:
                 ">=": left >= right,
             }[c.op]
         return sa.not_(expr) if c.negate else expr
+
+
+_FLAT = 64
+
+
+class _Parens(ColumnElement):
+    """A condition in parentheses that SQLAlchemy does not flatten into its neighbours."""
+
+    __visit_name__ = "ijp_parens"
+    _traverse_internals = [("inner", InternalTraversal.dp_clauseelement)]
+    inherit_cache = True
+    type = sa.Boolean()
+
+    def __init__(self, inner):
+        self.inner = inner
+
+
+@compiles(_Parens)
+def _render_parens(element, compiler, **kw):
+    return f"({compiler.process(element.inner, **kw)})"
+
+
+def _chain(fn, parts: list):
+    """``a AND b AND ...``: flat when short; as a balanced tree of parenthesised groups when
+    long, because SQLite parses a flat chain into a tree as deep as it is long (and refuses
+    one deeper than 1000)."""
+    while len(parts) > _FLAT:
+        parts = [_Parens(fn(*parts[i : i + _FLAT])) for i in range(0, len(parts), _FLAT)]
+    return parts[0] if len(parts) == 1 else fn(*parts)
 
 
 def _connect_nodes(q: Query, scope: _Scope) -> list:
@@ -519,13 +650,23 @@ def _rebase(cond: Any, alias: str) -> Any:
 
 
 def compile_query(
-    text: str | Query, params: dict[str, Any] | None = None, batch: str | None = None
+    text: str | Query,
+    params: dict[str, Any] | None = None,
+    batch: str | None = None,
+    *,
+    limits: Limits = LIMITS,
+    restrict: Restrict | None = None,
+    restrict_joins: bool = False,
 ) -> Compiled:
     """Compile a query. With ``batch``, the one condition ``path = :batch`` becomes
     ``path IN :batch_values`` and ``path`` leads the select (grouped by, for
-    aggregates), so one query answers for many values instead of one query each."""
-    q = parse(text) if isinstance(text, str) else text
-    scope = _Scope(params or {}, batch)
+    aggregates), so one query answers for many values instead of one query each.
+
+    With ``restrict``, the rules apply: to the entity the SELECT clause refers to, as in
+    ICAT, or with ``restrict_joins`` to every entity the query reads (a joined one in its
+    join's ON clause, so an outer join still keeps its row)."""
+    q = parse(text, limits) if isinstance(text, str) else text
+    scope = _Scope(params or {}, batch, limits)
     root = scope.new_alias(q.entity)
     scope.aliases[q.alias] = (q.entity, root)
     where = []
@@ -541,13 +682,26 @@ def compile_query(
         where += _connect_nodes(q, scope)
     if q.where is not None:
         where.append(scope.condition(q.where))
-    if q.select is None:
-        target, kind = root.c.id, "entity"
-    else:
-        target, kind = scope.resolve(q.select), "value"
+    sel_entity, sel_table, target = scope.selected(q.select or Path(q.alias, 0))
+    kind = "entity" if target is None else "value"
+    if target is None:
+        target = sel_table.c.id
     lead = [scope.batch_column] if scope.batch_column is not None else []
     if batch and not lead:
         raise QueryError(f"the query must select by {batch} = ${{{batch}}}")
+    for p, _ in q.order:
+        scope.resolve(p)  # (its joins, before they are added to the select)
+    if restrict is not None:
+        cond = restrict(sel_entity, sel_table.c.id)
+        if cond is not None:
+            where.append(cond)
+        if restrict_joins:
+            if root is not sel_table and (cond := restrict(q.entity, root.c.id)) is not None:
+                where.append(cond)
+            for join in scope.joins:
+                entity, table = join[0], join[1]
+                if table is not sel_table and (cond := restrict(entity, table.c.id)) is not None:
+                    join[2] = sa.and_(join[2], cond)
     if q.aggregate:
         if q.aggregate == "COUNT":
             expr = sa.func.count(sa.distinct(target) if q.agg_distinct else target)
@@ -558,25 +712,27 @@ def compile_query(
         if lead:
             select = select.group_by(*lead)
     else:
-        select = sa.select(*lead, *root.c) if kind == "entity" else sa.select(*lead, target)
+        select = sa.select(*lead, *sel_table.c) if kind == "entity" else sa.select(*lead, target)
         if q.distinct:
             select = select.distinct()
     select = select.select_from(root)
-    for table, on, outer in scope.joins:
+    for _, table, on, outer in scope.joins:
         select = select.join(table, on, isouter=outer)
     if where:
         select = select.where(*where)
     for p, desc in q.order:
         col = scope.resolve(p)
         select = select.order_by(col.desc() if desc else col.asc())
+    number = None
     if q.limit and not q.aggregate:
-        select = select.offset(q.limit[0]).limit(q.limit[1])
+        offset, number = q.limit
+        select = select.offset(offset) if number is None else select.offset(offset).limit(number)
     include = [p.text.split(".", 1)[1] for p in q.include if "." in p.text]
-    return Compiled(select, q.entity, root, kind, include, scope.batch_column, q.aggregate)
+    return Compiled(select, sel_entity, sel_table, kind, include, scope.batch_column, q.aggregate, number)
 
 
 def ids_query(text: str, params: dict[str, Any]) -> tuple[str, sa.Select]:
-    """The ids of the root entity a query (e.g. a rule's ``what``) selects."""
+    """The ids of the entity a query (e.g. a rule's ``what``) selects, and that entity."""
     text = text.strip()
     if re.fullmatch(r"[A-Za-z]+", text):
         if text not in entities():

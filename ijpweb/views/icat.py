@@ -107,6 +107,6 @@ class IcatRest:
         keys = {"db": [{"name": "username"}, {"name": "password", "hide": True}], "anon": []}
         return {
             "lifetimeMinutes": self.request.ijp.session_minutes,
-            "maxEntities": 10000,
+            "maxEntities": self.request.ijp.catalog_max_entities,
             "authenticators": [{"mnemonic": a, "keys": keys[a]} for a in self.catalog.authenticators()],
         }
