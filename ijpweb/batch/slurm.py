@@ -1,8 +1,9 @@
 """The SLURM backend, through SLURM's commands (pyslurm does not build against the Slurm
 Debian ships).
 
-Each job gets a directory on the shared filesystem (see jobdirs.py) and a tiny Python
-launcher that execs the program with its argv as a list (never through a shell).
+Each job gets a directory on the shared filesystem (see jobdirs.py) and runs through the
+one job launcher (runner.py): on the node it takes the session from the job's directory
+and replaces itself with the job's sandbox, the program's argv a list (never a shell).
 ``sbatch --parsable`` submits it with the portal's job id in the job name; harvesting
 asks ``squeue`` once for every job it knows, and ``sacct -c`` (the job completion log:
 it works without slurmdbd) for jobs that have left the queue or failed. A job missing
@@ -26,26 +27,19 @@ from pathlib import Path
 
 from ..models.jobs import JobStatus
 from . import BatchError, BatchState, JobSpec
-from .jobdirs import prepare, read_json, read_stream
+from .jobdirs import clean_leftovers, prepare, private_dir, read_json, read_stream
+from .sandbox import Sandbox, describe, for_job
 
 TIMEOUT = 60
-LAUNCHER = """#!{python}
-# ijpweb: run a job's program (its spec.json is the argument) with its argv as a list,
-# in the environment it was given. SLURM runs a spooled copy of this file.
-import json, os, sys
-spec = json.load(open(sys.argv[1]))
-env = dict(os.environ, **spec["env"])
-try:
-    os.execvpe(spec["executable"], [spec["executable"], *spec["argv"]], env)
-except OSError as e:
-    sys.stderr.write("ijp: cannot start %s: %s\\n" % (spec["executable"], e.strerror))
-    sys.exit(127)
-"""
+# The job launcher is the one every backend uses (runner.py, the standard library only),
+# run by SLURM as ``launch-<hash> --slurm JOBDIR``: it takes the session from the job's
+# secret.json and replaces itself with the job's sandbox. SLURM runs a spooled copy.
+RUNNER = Path(__file__).resolve().with_name("runner.py")
 # The launcher of job arrays (the array's manifest is the argument): task i runs the
 # i-th job of the manifest, in that job's directory and with its stdout/stderr, through
 # the launcher above; it first records its raw SLURM id there (sacct -c knows array
 # tasks only by that id).
-ARRAY_LAUNCHER = """#!{python}
+ARRAY_LAUNCHER = """#!{python} -IS
 # ijpweb: run task $SLURM_ARRAY_TASK_ID of an array: the job its manifest names.
 import json, os, sys
 d = json.load(open(sys.argv[1]))[int(os.environ["SLURM_ARRAY_TASK_ID"])]
@@ -55,7 +49,7 @@ with open(os.path.join(d, "slurm.json"), "w") as fh:
 for fd, name in ((1, "stdout"), (2, "stderr")):
     os.dup2(os.open(os.path.join(d, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), fd)
 os.chdir(os.path.join(d, "work"))
-os.execv({launcher!r}, [{launcher!r}, os.path.join(d, "spec.json")])
+os.execv({launcher!r}, [{launcher!r}, "--slurm", d])
 """
 ID = re.compile(r"\d+(_\d+)?")  # a job, or a task of an array
 # squeue/sacct state -> (status, reason for the user)
@@ -115,7 +109,12 @@ class SlurmBackend:
         array_max: int = 1000,
         timeout: float = TIMEOUT,
         arrays: bool = True,
+        sandbox: Sandbox | None = None,
+        setting: str | None = None,
     ):
+        """``sandbox`` is checked here, on the submitting host (the nodes need bubblewrap
+        as well: a job whose node has none fails, never runs unsandboxed). ``setting``:
+        the prefix of this backend's settings, for error messages."""
         self.name = name
         # SLURM job names are <job_prefix>-<portal job id>; give each portal sharing a
         # cluster its own prefix, or they would find each other's jobs
@@ -123,12 +122,14 @@ class SlurmBackend:
         self.timeout = timeout  # seconds a SLURM command may take
         self.arrays = arrays  # submit a submission's jobs as job arrays (submit_many)
         self.array_max = max(1, array_max)  # SLURM's MaxArraySize is 1001 by default
-        self.root = Path(root)
-        (self.root / "by-slurm-id").mkdir(parents=True, exist_ok=True)
-        (self.root / "arrays").mkdir(exist_ok=True)
-        # one launcher for every job (its spec.json is the argument), one for every
+        self.root = Path(root).resolve()
+        private_dir(self.root)
+        (self.root / "by-slurm-id").mkdir(mode=0o700, exist_ok=True)
+        (self.root / "arrays").mkdir(mode=0o700, exist_ok=True)
+        clean_leftovers(self.root)
+        # one launcher for every job (its directory is the argument), one for every
         # array (its manifest is the argument): written once
-        self.launcher = self._script("launch", LAUNCHER.format(python=python))
+        self.launcher = self._script("launch", f"#!{python} -IS\n" + RUNNER.read_text())
         self.array_launcher = self._script(
             "launch-array", ARRAY_LAUNCHER.format(python=python, launcher=str(self.launcher))
         )
@@ -139,6 +140,10 @@ class SlurmBackend:
         self.resources = dict(resources or {})  # defaults; a job type's <resources> win
         self.path = [str(p) for p in path]
         self.session_in_argv = session_in_argv
+        self.sandbox = describe(sandbox or Sandbox(), self.path, self.root, setting or f"ijp.batch.{name}.")
+
+    def _prepare(self, spec: JobSpec) -> Path:
+        return prepare(self.root, spec, self.path, self.session_in_argv, for_job(self.sandbox, spec))[0]
 
     # --- commands ------------------------------------------------------------------------
 
@@ -186,7 +191,7 @@ class SlurmBackend:
     def submit(self, spec: JobSpec) -> str:
         if spec.interactive:
             raise BatchError("the SLURM backend does not run interactive jobs")
-        d, _ = prepare(self.root, spec, self.path, self.session_in_argv)
+        d = self._prepare(spec)
         out = self._run(
             [
                 "sbatch",
@@ -198,7 +203,8 @@ class SlurmBackend:
                 f"--error={d / 'stderr'}",
                 *self._options(spec),
                 str(self.launcher),
-                str(d / "spec.json"),
+                "--slurm",
+                str(d),
             ]  # fmt: skip
         )
         slurm_id = out.strip().split(";")[0]
@@ -230,7 +236,7 @@ class SlurmBackend:
         return out
 
     def _submit_array(self, specs: Sequence[JobSpec]) -> dict[int, str]:
-        dirs = [str(prepare(self.root, spec, self.path, self.session_in_argv)[0]) for spec in specs]
+        dirs = [str(self._prepare(spec)) for spec in specs]
         token = f"{specs[0].job_id}-{len(specs)}"
         arrays = self.root / "arrays"
         manifest = arrays / f"{token}.json"
@@ -429,8 +435,9 @@ def _placed(state: BatchState, nodes: str, cores: str, hosts: str) -> BatchState
     return replace(state, nodes=int(nodes), cores=cores_, hosts=hosts[:1024] or None)  # the column's size
 
 
-def from_settings(name: str, opts: Mapping[str, str]) -> SlurmBackend:
+def from_settings(name: str, opts: Mapping[str, str], setting: str | None = None) -> SlurmBackend:
     from ..settings import asbool, aslist
+    from .sandbox import from_settings as sandbox_from_settings
 
     return SlurmBackend(
         name,
@@ -445,4 +452,6 @@ def from_settings(name: str, opts: Mapping[str, str]) -> SlurmBackend:
         array_max=int(opts.get("array_max", 1000)),
         timeout=float(opts.get("timeout", TIMEOUT)),
         arrays=asbool(opts.get("arrays", "true")),
+        sandbox=sandbox_from_settings(opts),
+        setting=setting,
     )

@@ -191,3 +191,69 @@ def test_resources_come_from_the_ini_and_the_job_type(slurm_cluster, tmp_path):
         limits[job] = re.search(r"TimeLimit=(\S+)", text).group(1)
         backend.cancel(job)
     assert limits == {plain: "00:10:00", tuned: "00:05:00"}
+
+
+def _processes(token):
+    """Live processes, in any PID namespace, with ``token`` as one of their arguments."""
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if token.encode() in cmdline and stat[stat.rindex(")") + 2] != "Z":
+            out.append(int(entry))
+    return out
+
+
+SANDBOXED = """
+echo "session=$IJP_SESSION_ID"
+echo "jobs: $(ls "$1")"
+cat "$2" >/dev/null 2>&1 && echo "reads another job's spec"
+ls "$3" >/dev/null 2>&1 && echo "sees the cluster's files"
+echo x > "$4/planted" 2>/dev/null
+echo kept > "$JOB_OUTPUT_DIR/result" && echo "output ok"
+echo "pid $$"
+"""
+
+
+def test_jobs_and_array_tasks_run_sandboxed_on_the_node(slurm, slurm_cluster):
+    other = slurm.submit(spec("true"))
+    wait(slurm, other, {JobStatus.COMPLETED})
+    other_spec = Path(os.path.realpath(slurm.root / "by-slurm-id" / other)) / "spec.json"
+    cluster = Path(slurm_cluster).parent
+    secret = "s3cr3t-slurm-session"
+
+    def sandboxed():
+        s = spec(SANDBOXED, str(slurm.root), str(other_spec), str(cluster), str(slurm.root.parent))
+        return JobSpec(s.job_id, s.owner, s.executable, s.args, {SESSION_ENV: secret})
+
+    single = sandboxed()
+    ids = {single.job_id: slurm.submit(single), **slurm.submit_many([sandboxed(), sandboxed()])}
+    for job_id, slurm_id in ids.items():
+        wait(slurm, slurm_id, {JobStatus.COMPLETED})
+        out = slurm.read(slurm_id, "stdout").decode()
+        # of the job directories only its own; its own PID namespace (bwrap's init is 1)
+        assert out.splitlines() == [f"session={secret}", f"jobs: {job_id}", "output ok", "pid 2"], out
+        d = slurm.root / str(job_id)
+        assert (d / "output" / "result").read_text() == "kept\n"
+        assert not (d / "secret.json").exists()
+        for f in d.rglob("*"):  # (but stdout, where the job printed it)
+            assert not f.is_file() or f.name == "stdout" or secret.encode() not in f.read_bytes(), f
+    assert not (slurm.root.parent / "planted").exists()
+
+
+def test_cancel_ends_every_process_of_the_sandbox(slurm):
+    job = slurm.submit(spec("sleep 4011 & setsid sleep 4011 & sleep 4011; wait"))
+    wait(slurm, job, {JobStatus.RUNNING})
+    deadline = time.monotonic() + 20
+    while len(_processes("4011")) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    slurm.cancel(job)
+    wait(slurm, job, {JobStatus.CANCELLED})
+    deadline = time.monotonic() + 20
+    while _processes("4011"):
+        assert time.monotonic() < deadline, "processes of the cancelled job are still running"
+        time.sleep(0.1)
