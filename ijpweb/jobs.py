@@ -433,6 +433,8 @@ def _spec(job: Job) -> JobSpec:
         sub.interactive,
         sub.family,
         dict(sub.resources),
+        # a job type with the session flag talks to the catalog: its sandbox keeps the network
+        network=bool(env),
     )
 
 
