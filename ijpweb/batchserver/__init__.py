@@ -6,37 +6,102 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import traceback
 
 import sqlalchemy as sa
 from pyramid.config import Configurator
+from pyramid.exceptions import PredicateMismatch
+from pyramid.httpexceptions import HTTPException
 from pyramid.response import Response
-from pyramid.view import view_config
+from pyramid.view import notfound_view_config, view_config
 
+from .. import inputs
 from ..batch import BatchError
 from ..ijpwords import IjpError
-from .auth import IcatSessions
+from .auth import CACHE_SECONDS, IcatSessions
 from .core import EXTENSIONS, BatchServer
 
 log = logging.getLogger(__name__)
+# the longest text parameter: a program's argument, a family, an owner, a reference
+MAX_TEXT = 32768
+SHORT = {"owner": 255, "clientRef": 255, "family": 255, "executable": 255, "jobId": 32}
 
 
-def _params(request, *names):
-    return [request.params.get(n) for n in names]
+def _text(request, name: str, default=None):
+    """A text parameter (valid Unicode, no NUL, bounded), or ``default``."""
+    value = request.params.get(name)
+    return default if value is None else inputs.text(value, name, SHORT.get(name, MAX_TEXT))
+
+
+def _texts(request, name: str) -> list[str]:
+    return [inputs.text(v, name, SHORT.get(name, MAX_TEXT)) for v in request.params.getall(name)]
+
+
+def _error(err: IjpError) -> Response:
+    resp = Response(json_body=err.body())
+    resp.status = err.status
+    return resp
 
 
 def _call(request, work):
     try:
         server: BatchServer = request.registry["batchserver"]
-        sid, icat_url = _params(request, "sessionId", "icatUrl")
+        sid, icat_url = _text(request, "sessionId"), _text(request, "icatUrl")
         caller = server.caller(request.registry["batchserver.auth"].user(sid, icat_url))
         return work(server, caller)
     except BatchError as e:
-        err = IjpError("InternalException", str(e))
+        return _error(IjpError("InternalException", str(e)))
     except IjpError as e:
-        err = e
-    resp = Response(json_body=err.body())
-    resp.status = err.status
+        return _error(e)
+
+
+@view_config(context=inputs.InputError)
+def bad_input(exc, request):
+    return _error(IjpError("ParameterException", exc.message))
+
+
+@view_config(context=UnicodeDecodeError)
+def not_utf8(exc, request):
+    field = inputs.undecodable_field(request.environ.get("QUERY_STRING", ""))
+    if field is None and "form-urlencoded" in (request.environ.get("CONTENT_TYPE") or ""):
+        field = inputs.undecodable_field(request.body.decode("latin-1"))
+    if field is None:
+        return failed(exc, request)
+    return _error(IjpError("ParameterException", f"{field} is not UTF-8"))
+
+
+@notfound_view_config()
+def not_found(exc, request):
+    if isinstance(exc, PredicateMismatch):
+        return _json(405, "ParameterException", f"{request.method} is not allowed on {request.path_info}")
+    return _json(404, "NotFoundException", f"there is no batch call {request.path_info}")
+
+
+@view_config(context=Exception)
+def failed(exc, request):
+    """Anything unexpected: the protocol's InternalException, never a stack trace; the
+    traceback is logged without the caller's session ids."""
+    if isinstance(exc, HTTPException):
+        return exc
+    text = "".join(traceback.format_exception(exc))
+    try:
+        secrets = [v for k in ("sessionId", "jobSessionId") for v in request.params.getall(k)]
+    except UnicodeDecodeError:
+        secrets = []
+    for secret in sorted({v for v in secrets if len(v) >= 8}, key=len, reverse=True):
+        text = text.replace(secret, "[hidden]")
+    route = request.matched_route.pattern if request.matched_route else "(no route)"
+    log.error("unexpected error on %s %s\n%s", request.method, route, text)
+    return _error(
+        IjpError("InternalException", "Something went wrong on the batch server; it has been logged.")
+    )
+
+
+def _json(status: int, code: str, message: str) -> Response:
+    resp = Response(json_body={"code": code, "message": message})
+    resp.status = status
     return resp
 
 
@@ -50,20 +115,19 @@ def _no_content(fn):
 
 @view_config(route_name="submit", request_method="POST", renderer="json")
 def submit(request):
-    p = request.params
     return _call(
         request,
         lambda s, c: {
             "jobId": s.submit(
                 c,
-                p["sessionId"],
-                p.get("executable", ""),
-                p.getall("parameter"),
-                interactive=p.get("interactive", "false").lower() == "true",
-                family=p.get("family") or None,
-                owner=p.get("owner") or None,
-                client_ref=p.get("clientRef") or None,
-                job_session=p.get("jobSessionId") or None,
+                _text(request, "sessionId"),
+                _text(request, "executable", ""),
+                _texts(request, "parameter"),
+                interactive=_text(request, "interactive", "false").lower() == "true",
+                family=_text(request, "family") or None,
+                owner=_text(request, "owner") or None,
+                client_ref=_text(request, "clientRef") or None,
+                job_session=_text(request, "jobSessionId") or None,
             )
         },
     )
@@ -71,10 +135,13 @@ def submit(request):
 
 @view_config(route_name="estimate", request_method="GET", renderer="json")
 def estimate(request):
-    p = request.params
     return _call(
         request,
-        lambda s, c: {"time": s.estimate(c, p.get("executable", ""), p.getall("parameter"), p.get("family"))},
+        lambda s, c: {
+            "time": s.estimate(
+                c, _text(request, "executable", ""), _texts(request, "parameter"), _text(request, "family")
+            )
+        },
     )
 
 
@@ -94,7 +161,7 @@ def states(request):
                 "startedAt": st.started_at.isoformat() if st.started_at else None,
                 "finishedAt": st.finished_at.isoformat() if st.finished_at else None,
             }
-            for i, st in s.states(c, request.params.getall("jobId")).items()
+            for i, st in s.states(c, _texts(request, "jobId")).items()
         }
 
     return _call(request, work)
@@ -102,11 +169,8 @@ def states(request):
 
 def _read(request, stream):
     def work(s, c):
-        try:
-            offset = int(request.params.get("offset", 0))
-            limit = min(int(request.params.get("limit", 1 << 20)), 1 << 24)
-        except ValueError:
-            raise IjpError("ParameterException", "offset and limit must be whole numbers") from None
+        offset = inputs.offset(_text(request, "offset", "0"), "offset")
+        limit = inputs.whole_number(_text(request, "limit", str(1 << 20)), "limit", 1, 1 << 24)
         data = s.read(c, request.matchdict["id"], stream, offset, limit)
         return Response(body=data, content_type="application/octet-stream")
 
@@ -140,7 +204,7 @@ def list_(request):
 
 @view_config(route_name="find", request_method="POST", renderer="json")
 def find(request):
-    return _call(request, lambda s, c: s.find(c, request.params.getall("clientRef")))
+    return _call(request, lambda s, c: s.find(c, _texts(request, "clientRef")))
 
 
 @view_config(route_name="version", request_method="GET", renderer="json")
@@ -161,7 +225,7 @@ def make_app(global_config=None, **settings):
         raise ValueError("icat_urls: name the ICAT(s) whose sessions this server accepts")
     server = BatchServer(
         sa.create_engine(settings.get("database", "sqlite:///batchserver.sqlite")),
-        FACTORIES[kind]("batchserver", opts),
+        FACTORIES[kind]("batchserver", opts, setting="backend."),
         portals=aslist(settings.get("portals", "")),
         executables=aslist(settings.get("executables", "")),
         programs_path=aslist(opts.get("path", "")),
@@ -169,7 +233,7 @@ def make_app(global_config=None, **settings):
     auth = IcatSessions(
         aslist(settings["icat_urls"]),
         timeout=float(settings.get("icat_timeout", 10)),
-        cache_seconds=float(settings.get("session_cache_seconds", 60)),
+        cache_seconds=float(settings.get("session_cache_seconds", CACHE_SECONDS)),
     )
     with Configurator(settings={}) as config:
         config.registry["batchserver"] = server
@@ -192,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ijp-batchserver", description=__doc__.splitlines()[0])
     parser.add_argument("ini", help="the settings file (see batchserver.ini)")
     args = parser.parse_args(argv)
+    os.umask(0o077)  # its database and job directories are its own: 0600 files, 0700 directories
     loader = plaster.get_loader(args.ini, protocols=["wsgi"])
     loader.setup_logging()
     try:

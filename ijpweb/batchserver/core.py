@@ -20,13 +20,24 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..batch import STREAMS, BatchBackend, BatchError, BatchState, JobSpec
+from ..batch.sandbox import needs_catalog
 from ..ijpwords import STATUS_WORDS, IjpError
+from ..inputs import InputError, ident
 from ..models.jobs import JobStatus, utcnow
 from ..planning import SESSION_ENV
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("owner", "clientRef", "find", "states", "offset")
+
+
+def _job_number(job_id: str) -> int | None:
+    """The row id a job id names, or None when it names none (not an id, or one that no
+    64-bit column holds): unknown, like another user's job."""
+    try:
+        return ident(job_id, "jobId")
+    except InputError:
+        return None
 
 
 def forbidden() -> IjpError:
@@ -87,8 +98,8 @@ class BatchServer:
 
     def _row(self, conn, caller: Caller, job_id: str):
         row = None
-        if job_id.isdigit():
-            row = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.id == int(job_id))).first()
+        if (number := _job_number(job_id)) is not None:
+            row = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.id == number)).first()
         if row is None or caller.user not in (row.owner, row.submitted_by):
             raise forbidden()  # unknown and not yours look the same
         return row
@@ -96,8 +107,12 @@ class BatchServer:
     def _visible(self, caller: Caller):
         return sa.or_(batch_jobs.c.owner == caller.user, batch_jobs.c.submitted_by == caller.user)
 
-    def _spec(self, job_id: int, owner: str, executable: str, parameters, family, session: str) -> JobSpec:
-        return JobSpec(job_id, owner, executable, tuple(parameters), {SESSION_ENV: session}, False, family)
+    def _spec(self, job_id: int, owner: str, executable: str, parameters, family, session) -> JobSpec:
+        """The job knows no job type here: it keeps the network where its argv carries the
+        catalog's flags (the session or URLs, as a portal's planning puts them)."""
+        env = {SESSION_ENV: session} if session else {}
+        network = needs_catalog(parameters)
+        return JobSpec(job_id, owner, executable, tuple(parameters), env, False, family, network=network)
 
     # --- the protocol ----------------------------------------------------------------------
 
@@ -144,7 +159,10 @@ class BatchServer:
                 job_id = row.id
         # The row is committed before the backend is called, and the backend job carries
         # its id: after a crash, find() below recovers it rather than running it twice.
-        spec = self._spec(job_id, owner, executable, parameters, family, job_session or session_id)
+        # The job gets the session it was given for it; a direct caller's own, as the original
+        # server did; never a portal's own login (a job would act as the portal).
+        session = job_session or (None if caller.portal else session_id)
+        spec = self._spec(job_id, owner, executable, parameters, family, session)
         try:
             backend_id = (
                 self.backend.find([job_id]).get(job_id) if resubmit else None
@@ -169,7 +187,7 @@ class BatchServer:
         """Whole minutes until the job could start (never the original's constant 0)."""
         self._check_executable(executable)
         try:
-            minutes = self.backend.estimate(self._spec(0, caller.user, executable, parameters, family, ""))
+            minutes = self.backend.estimate(self._spec(0, caller.user, executable, parameters, family, None))
         except BatchError as e:
             raise IjpError("InternalException", f"no estimate: {e}") from None
         if minutes is None:
@@ -178,7 +196,7 @@ class BatchServer:
 
     def states(self, caller: Caller, job_ids: Sequence[str]) -> dict[str, BatchState]:
         """Every job's state in one backend call; ids not visible to the caller are Unknown."""
-        wanted = [int(i) for i in job_ids if i.isdigit()]
+        wanted = [n for n in map(_job_number, job_ids) if n is not None]
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(batch_jobs).where(batch_jobs.c.id.in_(wanted), self._visible(caller))

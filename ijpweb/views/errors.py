@@ -23,6 +23,7 @@ from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 from transaction.interfaces import NoTransaction
 
+from ..catalog import QueryLimitError
 from ..inputs import InputError, undecodable_field
 from . import wants_json
 
@@ -161,6 +162,15 @@ def bad_input(exc, request):
     return face_error(request, BAD, exc.message, field=exc.field, reason=exc.reason, status=exc.status)
 
 
+@exception_view_config(QueryLimitError, renderer="error.jinja2")
+def catalog_limit(exc, request):
+    """A catalog query went past a limit (its time, maxEntities): the message names it
+    (400, or 503 for the time limit). /icat, /ids, /ijp/rest/jm and /api/v1 answer it
+    themselves; this is the pages' and htmx fragments' answer."""
+    _doom(request)
+    return face_error(request, BAD, f"The catalog refused: {exc}.", status=exc.status)
+
+
 @exception_view_config(UnicodeDecodeError, renderer="error.jinja2")
 def not_utf8(exc, request):
     """WebOb decodes parameters (and Pyramid the path) as UTF-8 when first read: a client
@@ -184,12 +194,23 @@ def not_utf8(exc, request):
     return failed(exc, request)
 
 
+@exception_view_config(HTTPException, renderer="error.jinja2")
+def http_error(exc, request):
+    """Any other HTTP error raised (not found, forbidden and CSRF have their own views):
+    as it is on the pages, in the face's format on the JSON faces."""
+    if exc.status_int < 400 or face(request) == "pages":
+        return exc
+    _doom(request)
+    kind = INTERNAL if exc.status_int >= 500 else BAD
+    return face_error(request, kind, exc.explanation or exc.title, status=exc.status_int)
+
+
 @exception_view_config(Exception, renderer="error.jinja2")
 def failed(exc, request):
     if isinstance(exc, HTTPForbidden):
         return forbidden(request)
     if isinstance(exc, HTTPException):
-        return exc
+        return http_error(exc, request)
     _doom(request)
     log.error(
         "unexpected error on %s %s (%s face)\n%s",

@@ -310,3 +310,58 @@ def test_the_portal_runs_jobs_on_a_batch_server(batch_server, tmp_path, monkeypa
         out = bob.get(f"/jobs/{job.id}/output/stdout", {"offset": 0}).text
         assert f"datasetIds = {job.dataset_ids[0]}" in out and "ICAT sessionId provided" in out
     transaction.manager.abort()
+
+
+def test_a_logged_out_session_is_refused_within_seconds(batch_server):
+    """Issue 10, point 7: the batch server remembers an accepted session only for
+    session_cache_seconds (default 5), never the 60 s it once did: after a real logout on
+    the ICAT the next call past that time is refused."""
+    from ijpweb.batchserver.auth import CACHE_SECONDS
+
+    base, icat, engine = batch_server
+    carol = login(engine, "carol")
+    assert call(base, "GET", "list", carol, icat)[0] == 200  # now remembered
+    req = urllib.request.Request(f"{icat}/icat/session/{urllib.parse.quote(carol)}", method="DELETE")
+    urllib.request.urlopen(req, timeout=10).close()  # logged out of the portal's ICAT
+    time.sleep(CACHE_SECONDS + 0.5)
+    status, body = call(base, "GET", "list", carol, icat)
+    assert (status, body["code"]) == (403, "SessionException")
+    assert carol not in body["message"]  # ICAT may quote the session: it is not echoed
+    # a refusal is not remembered either way: a new session works at once
+    assert call(base, "GET", "list", login(engine, "carol"), icat)[0] == 200
+
+
+def test_bad_values_are_the_protocols_errors(batch_server):
+    """Issue 10, point 7 on the batch protocol: ids no column holds, offsets out of range,
+    text that cannot be an argument, bytes that are not UTF-8, unknown calls and methods:
+    each is a 4xx as {"code", "message"}, never a 500 or an HTML page."""
+    base, icat, engine = batch_server
+    bob = login(engine, "bob")
+    huge = str(2**63)
+    for path in (f"status/{huge}", f"output/{huge}", "status/-1", "status/%C2%B2"):
+        assert call(base, "GET", path, bob, icat) == (403, {"code": "ForbiddenException",
+                                                              "message": "Job does not belong to you"}), path  # fmt: skip
+    status, body = call(base, "POST", "states", bob, icat, jobId=[huge, "1"])
+    assert status == 200 and body[huge]["status"] == "Unknown"
+    job = call(base, "POST", "submit", bob, icat, executable="date")[1]["jobId"]
+    for offset in (huge, "-1", "x"):
+        status, body = call(base, "GET", f"output/{job}", bob, icat, offset=offset)
+        assert (status, body["code"]) == (400, "ParameterException") and "offset" in body["message"], offset
+    status, body = call(base, "POST", "submit", bob, icat, executable="date", parameter=["a\x00b"])
+    assert (status, body["code"]) == (400, "ParameterException") and "NUL" in body["message"]
+    status, body = call(base, "POST", "submit", bob, icat, executable="date", clientRef="r" * 300)
+    assert (status, body["code"]) == (400, "ParameterException") and "clientRef" in body["message"]
+    for raw in (b"sessionId=%FF", b"sessionId=%ED%A0%80"):  # not UTF-8; an encoded surrogate
+        req = urllib.request.Request(f"{base}/batch/list?{raw.decode()}&icatUrl={icat}")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        with e.value as resp:
+            assert (resp.code, json.loads(resp.read())) == (
+                400,
+                {"code": "ParameterException", "message": "sessionId is not UTF-8"},
+            )
+    assert call(base, "GET", "nope", bob, icat)[0] == 404
+    status, body = call(base, "GET", "submit", bob, icat)
+    assert (status, body["code"]) == (405, "ParameterException")
+    wait_status(base, bob, icat, job, {"Completed"})
+    assert call(base, "DELETE", f"delete/{job}", bob, icat)[0] == 204
