@@ -178,7 +178,7 @@ def clean_tags(tags) -> list[str]:
         raise ValueError("tags must be a list of words")
     out = sorted({t.strip() for t in tags if t.strip()})
     for t in out:
-        if problem := argv_problem(t, 64):  # NUL, a lone surrogate, too long: say which
+        if problem := argv_problem(t, None):  # a NUL or a lone surrogate: say which
             raise ValueError(f"tag {shown_name(t)}: {problem}")
         if not TAG.fullmatch(t):
             raise ValueError(f"tag {t[:70]!r} is not 1 to 64 letters, digits or . _ - : @ + /")

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import conditions
+from . import conditions, inputs
 from .jobtypes import JobOption, JobType, parse_bool, parse_number
 
 SESSION_ENV = "IJP_SESSION_ID"
@@ -33,7 +33,6 @@ SESSION_ARG = "--sessionId=${IJP_SESSION_ID}"
 # largest allowed setting stays below the kernel's 128 KiB per argv element
 MAX_VALUE_LENGTH = 4096
 MAX_VALUE_LENGTH_LIMIT = 32768
-MAX_IDS = 10_000  # dataset or datafile ids in one argument list
 
 
 class PlanError(ValueError):
@@ -170,17 +169,14 @@ def _as_text(v: Any) -> str:
 
 
 def argv_problem(text: str, max_length: int | None = MAX_VALUE_LENGTH) -> str | None:
-    """Why ``text`` cannot be one argv element (None if it can): a NUL ends a C string,
-    a lone surrogate cannot be encoded (nor stored, nor shown), and a value longer than
-    ``max_length`` characters is refused (None: no length limit)."""
-    if "\x00" in text:
-        return "must not contain NUL characters"
+    """Why ``text`` cannot be one argv element (None if it can): it must be text as
+    :func:`ijpweb.inputs.text` checks it for every face (a NUL ends a C string, a lone
+    surrogate cannot be encoded, nor stored, nor shown), at most ``max_length``
+    characters (None: no length limit)."""
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "is not valid Unicode text (it has a lone surrogate)"
-    if max_length is not None and len(text) > max_length:
-        return f"at most {max_length} characters (got {len(text)})"
+        inputs.text(text, "", max_length)
+    except inputs.InputError as e:
+        return e.reason
     return None
 
 
@@ -383,22 +379,6 @@ def _portal_adds(jt: JobType) -> tuple[str, ...]:
 PORTAL_ARGS = ("--icatUrl=", "--idsUrl=", "--ijpJobId=", "--ijpUrl=")
 
 
-def _parse_ids(text: str) -> list[int]:
-    """A comma-separated list of ids (empty pieces are skipped: the original's GWT client
-    sent ``--datasetIds=`` even with no datasets)."""
-    out = []
-    for piece in text.split(","):
-        piece = piece.strip()
-        if not piece:
-            continue
-        if not piece.isascii() or not piece.isdigit() or not 0 < int(piece) < 2**63:
-            raise ValueError(f"{piece[:30]!r} is not an id (a whole number from 1 to 2^63-1)")
-        out.append(int(piece))
-    if len(out) > MAX_IDS:
-        raise ValueError(f"at most {MAX_IDS} ids")
-    return out
-
-
 def parse_argv(jt: JobType, params: Sequence[str], *, max_length: int = MAX_VALUE_LENGTH) -> ArgvRequest:
     """Read an argument list as a form of ``jt`` would have produced it: ``--datasetIds``
     and ``--datafileIds`` (``=ids`` or the ids as the next parameter), a checkbox's or a
@@ -446,12 +426,12 @@ def parse_argv(jt: JobType, params: Sequence[str], *, max_length: int = MAX_VALU
             if name in ids:
                 refuse(name, "given more than once")
                 continue
+            # ids separated by commas (empty pieces are skipped: the original's GWT client
+            # sent --datasetIds= even with no datasets)
             try:
-                if problem := argv_problem(rest, None):
-                    raise ValueError(problem)
-                ids[name] = _parse_ids(rest)
-            except ValueError as e:
-                refuse(name, f"must be a comma-separated list of ids: {e}")
+                ids[name] = inputs.id_list(inputs.text(rest, name), name)
+            except inputs.InputError as e:
+                refuse(name, f"{e.reason} (a comma-separated list of ids)")
         elif p.startswith(DROPPED):
             continue
         elif p.startswith(PORTAL_ARGS):
