@@ -15,7 +15,7 @@ from pyramid.view import view_config
 
 from .. import inputs, planning
 from ..batch import STREAMS, BatchError
-from ..catalog import AuthenticationError, CatalogError, DatasetQuery, SessionError
+from ..catalog import AuthenticationError, CatalogError, DatasetQuery, QueryLimitError, SessionError
 from ..jobs import (
     JobActionError,
     SubmitError,
@@ -360,6 +360,8 @@ def _catalog(request, call):
         return call(request.catalog, request.identity.catalog_session)
     except SessionError:
         raise ApiError(401, "session_expired", "your catalog session has expired; log in again") from None
+    except QueryLimitError as e:  # the time limit, maxEntities
+        raise ApiError(e.status, "catalog_limit", str(e)) from None
     except CatalogError as e:
         raise ApiError(503, "catalog_unavailable", f"the catalog could not be asked: {e}") from None
 
