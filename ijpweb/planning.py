@@ -358,9 +358,13 @@ class ArgvRequest:
     values: dict[str, Any]
 
 
-ID_PARAMETERS = {"--datasetIds": "datasets", "--datafileIds": "datafiles"}
-# what the portal adds itself: a client's own is dropped (a session id never goes on argv)
+ID_PARAMETERS = ("--datasetIds", "--datafileIds")
+# a client's own is dropped: the portal gives the job its session (never on argv)
 DROPPED = "--sessionId="
+# what the portal adds itself where the job type asks for it
+PORTAL_ARGS = ("--icatUrl=", "--idsUrl=", "--ijpJobId=", "--ijpUrl=")
+MAX_PARAMETERS = 1000  # far more than any form produces
+MAX_REPORTED = 10  # problems named in one refusal
 
 
 def _portal_adds(jt: JobType) -> tuple[str, ...]:
@@ -376,9 +380,6 @@ def _portal_adds(jt: JobType) -> tuple[str, ...]:
     return tuple(out)
 
 
-PORTAL_ARGS = ("--icatUrl=", "--idsUrl=", "--ijpJobId=", "--ijpUrl=")
-
-
 def parse_argv(jt: JobType, params: Sequence[str], *, max_length: int = MAX_VALUE_LENGTH) -> ArgvRequest:
     """Read an argument list as a form of ``jt`` would have produced it: ``--datasetIds``
     and ``--datafileIds`` (``=ids`` or the ids as the next parameter), a checkbox's or a
@@ -388,6 +389,12 @@ def parse_argv(jt: JobType, params: Sequence[str], *, max_length: int = MAX_VALU
     where the job type asks for them. Anything else raises :class:`PlanError` whose
     ``fields`` are keyed by the parameter. The values are then for :func:`plan` with
     ``from_argv``, which validates them as it validates a form's."""
+    if len(params) > MAX_PARAMETERS:
+        raise PlanError(
+            f"parameter: at most {MAX_PARAMETERS} parameters (got {len(params)})",
+            {"parameter": f"at most {MAX_PARAMETERS}"},
+            code="invalid_parameters",
+        )
     one: dict[str, list[JobOption]] = {}  # checkboxes and radio choices: one element
     two: dict[str, list[JobOption]] = {}  # the others: the parameter, then the value
     for o in jt.options:
@@ -456,7 +463,10 @@ def parse_argv(jt: JobType, params: Sequence[str], *, max_length: int = MAX_VALU
             known = f"its options are {', '.join(declared)}" if declared else "it has no options"
             refuse(p, f"not a parameter of job type {jt.name} ({known})")
     if errors:
-        raise PlanError("; ".join(errors.values()), errors, code="invalid_parameters")
+        shown = list(errors.values())[:MAX_REPORTED]
+        more = len(errors) - len(shown)
+        message = "; ".join(shown) + (f"; and {more} more" if more else "")
+        raise PlanError(message, errors, code="invalid_parameters")
     return ArgvRequest(
         tuple(ids.get("--datasetIds", ())),
         tuple(ids.get("--datafileIds", ())),

@@ -295,6 +295,16 @@ def test_arguments_the_form_could_not_produce_are_refused_by_name(params, field,
     assert message in fields[key], fields
 
 
+def test_a_flood_of_parameters_is_refused_briefly():
+    with pytest.raises(PlanError) as e:
+        planning.parse_argv(DATE, ["x"] * 1001)
+    assert str(e.value) == "parameter: at most 1000 parameters (got 1001)"
+    with pytest.raises(PlanError) as e:
+        planning.parse_argv(DATE, [f"-{i}" for i in range(1000)])
+    assert len(e.value.fields) == 1000 and str(e.value).endswith("; and 990 more")
+    assert str(e.value).count("not a parameter") == 10
+
+
 def _pps(jt):
     return [o.program_parameter for o in jt.options if o.program_parameter]
 
