@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -45,6 +46,8 @@ SANDBOX_TMP = "/tmp"  # noqa: S108 - a tmpfs of the sandbox's own
 NOT_STARTED = 127  # the shell's code for "command not found"
 
 # The system, read-only. Where these are symlinks (merged /usr) the links are recreated.
+BWRAP = "/usr/bin/bwrap"
+SETPRIV = "/usr/bin/setpriv"  # util-linux
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC = "/etc"
 
@@ -94,15 +97,27 @@ def _under(path: str, top: str) -> bool:
 
 
 def bwrap_argv(sandbox: dict, writable: list[str], cwd: str, info_fd: int | None = None) -> list[str]:
-    """The bubblewrap command line (without the program) for ``sandbox``, the
-    ``spec.json`` entry: ``bwrap`` (its path), ``read_only`` (directories shown
-    read-only besides the system: the portal's Python, the job type's programs) and
-    ``network`` (whether the job keeps the host's network)."""
-    argv = [sandbox.get("bwrap") or "/usr/bin/bwrap", "--die-with-parent", "--new-session"]
+    """The bubblewrap command line for ``sandbox``, the ``spec.json`` entry: ``bwrap``
+    (its path), ``read_only`` (directories shown read-only besides the system: the
+    portal's Python, the job type's programs), ``network`` (whether the job keeps the
+    host's network) and ``user``; up to the program, which the caller appends.
+
+    Where the launcher is root, bwrap sets the sandbox up as root and the program runs as
+    ``user`` (via setpriv, no capabilities left, no new privileges): a root job would own
+    every root-owned file it sees, /proc/sys among them. Otherwise bwrap runs as the
+    launcher's account, in a user namespace of its own, and the job may make no other."""
+    ids = identity(sandbox)
+    argv = [sandbox.get("bwrap") or BWRAP, "--die-with-parent", "--new-session"]
+    if ids is None:
+        argv += ["--unshare-user", "--disable-userns"]
     argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if not sandbox.get("network"):
         argv.append("--unshare-net")
     argv += ["--cap-drop", "ALL"]
+    if ids is not None:  # until setpriv drops them with root: to change user, to empty the
+        # bounding set, and to enter the job's work directory (0700, the user's) for it
+        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_READ_SEARCH"):
+            argv += ["--cap-add", cap]
     shown = []
     for p in SYSTEM:
         if os.path.islink(p):
@@ -117,19 +132,55 @@ def bwrap_argv(sandbox: dict, writable: list[str], cwd: str, info_fd: int | None
             argv += ["--perms", "0700", "--tmpfs", h, "--remount-ro", h]
         else:
             argv += ["--ro-bind", os.devnull, h]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", SANDBOX_TMP]
+    made = {"/", SANDBOX_TMP}
+
+    def scaffold(path: str) -> None:
+        """The directories above ``path`` that bwrap makes, searchable by the job's user."""
+        parts = path.strip("/").split("/")[:-1]
+        for i in range(len(parts)):
+            d = "/" + "/".join(parts[: i + 1])
+            if d not in made and not any(_under(d, s) for s in shown):
+                argv.extend(["--perms", "0755", "--dir", d])
+                made.add(d)
+
     for p in sandbox.get("read_only", ()):
         real = os.path.realpath(p)
         if not os.path.isdir(real) or any(_under(real, s) for s in shown):
             continue
+        scaffold(real)
         argv += ["--ro-bind", real, real]
         shown.append(real)
     for p in writable:
+        scaffold(p)
         argv += ["--bind", p, p]
     argv += ["--chdir", cwd]
     if info_fd is not None:
         argv += ["--info-fd", str(info_fd)]
+    argv.append("--")
+    if ids is not None:
+        uid, gid = ids
+        argv += [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all"]
+        argv += ["--bounding-set=-all", "--"]
     return argv
+
+
+def identity(sandbox: dict) -> tuple[int, int] | None:
+    """The (uid, gid) a sandboxed job runs as when the launcher runs as root: the
+    sandbox's ``user`` (default ``nobody``). As root the job would own every root-owned
+    file it can see, /proc/sys among them. None: the launcher's own account."""
+    if os.geteuid() != 0 or sandbox.get("type") != "bwrap":
+        return None
+    user = str(sandbox.get("user") or "nobody")
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except (KeyError, ValueError):
+        raise PermissionError(
+            1, f"the sandbox's user {user!r} does not exist on {socket.gethostname()}"
+        ) from None
+    if entry.pw_uid == 0:
+        raise PermissionError(1, "the sandbox's user may not be root")
+    return entry.pw_uid, entry.pw_gid
 
 
 def _resolve(executable: str, path: str) -> str | None:
@@ -154,6 +205,7 @@ class JobSetup:
         env.update(self.secret)
         self.env = env
         self.executable = spec["executable"]
+        self.identity: tuple[int, int] | None = None  # whom the program runs as (see identity())
         # null in the argv: where the session goes as an argument (a facility opted in)
         session = self.secret.get(SESSION_ENV)
         self.argv = [a for a in (("--sessionId=" + session if session else None) if a is None else a
@@ -182,16 +234,21 @@ class JobSetup:
             raise FileNotFoundError(2, "No such file or directory")
         if not self.sandboxed:
             return [program, *self.argv]
-        bwrap = self.sandbox.get("bwrap") or "/usr/bin/bwrap"
-        if not os.access(bwrap, os.X_OK):
-            raise FileNotFoundError(2, f"bubblewrap ({bwrap}) is not installed on {socket.gethostname()}")
+        bwrap = self.sandbox.get("bwrap") or BWRAP
+        self.identity = identity(self.sandbox)
+        for tool in (bwrap, *((SETPRIV,) if self.identity else ())):
+            if not os.access(tool, os.X_OK):
+                raise FileNotFoundError(2, f"{tool} is not installed on {socket.gethostname()}")
         program = os.path.realpath(program)
         folder = os.path.dirname(program)
         if _under(str(self.jobdir.parent), folder):
             raise PermissionError(1, "its directory holds the job directories, which no job may see")
         sandbox = dict(self.sandbox, read_only=[*self.sandbox.get("read_only", ()), folder])
         self.env["TMPDIR"] = SANDBOX_TMP
-        return [*bwrap_argv(sandbox, [self.work, self.output], self.work, info_fd), "--", program, *self.argv]
+        if self.identity is not None:  # its own directories are the only ones it may write
+            for d in (self.work, self.output):
+                os.chown(d, *self.identity)
+        return [*bwrap_argv(sandbox, [self.work, self.output], self.work, info_fd), program, *self.argv]
 
 
 # --- the local backend's wrapper --------------------------------------------------------
@@ -284,7 +341,7 @@ def run(jobdir: Path) -> int:
                 cwd=setup.work,
                 env=setup.env,
                 close_fds=True,
-                pass_fds=(info_w,) if info_w is not None else (),
+                pass_fds=() if info_w is None else (info_w,),
                 # the sandbox in a group of its own: a cancel signals the wrapper, which
                 # passes it on inside and kills the sandbox after the grace period
                 process_group=0 if setup.sandboxed else None,

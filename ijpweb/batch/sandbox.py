@@ -18,9 +18,8 @@ from pathlib import Path
 
 from ..planning import SESSION_ARG
 from . import JobSpec
-from .runner import bwrap_argv
+from .runner import BWRAP, SETPRIV, bwrap_argv, identity
 
-BWRAP = "/usr/bin/bwrap"
 KINDS = ("bwrap", "none")
 CATALOG_FLAGS = ("--sessionId=", "--icatUrl=", "--idsUrl=")
 PROBE_SECONDS = 30
@@ -32,6 +31,7 @@ class Sandbox:
     network: bool = False  # every job keeps the network, not only those that need the catalog
     read_only: tuple[str, ...] = ()  # more directories every job may read
     bwrap: str = BWRAP
+    user: str = "nobody"  # whom jobs run as where the launcher runs as root
 
 
 def needs_catalog(args: Sequence[str]) -> bool:
@@ -51,14 +51,21 @@ def _under(path: str, top: str) -> bool:
 
 
 @functools.cache
-def probe(bwrap: str, read_only: tuple[str, ...]) -> str | None:
-    """Run the portal's Python in the sandbox once: None if it works, else why not."""
-    if not os.access(bwrap, os.X_OK):
-        return f"{bwrap} is not installed (Debian: apt-get install bubblewrap)"
-    argv = bwrap_argv({"bwrap": bwrap, "read_only": list(read_only)}, [], "/")
+def probe(bwrap: str, read_only: tuple[str, ...], user: str) -> str | None:
+    """Run the portal's Python in the sandbox once, as jobs will run: None if it works,
+    else why not."""
+    described = {"type": "bwrap", "bwrap": bwrap, "read_only": list(read_only), "user": user}
+    try:
+        ids = identity(described)
+    except OSError as e:
+        return e.strerror
+    for tool in (bwrap, *((SETPRIV,) if ids else ())):
+        if not os.access(tool, os.X_OK):
+            return f"{tool} is not installed (Debian: apt-get install bubblewrap util-linux)"
+    argv = bwrap_argv(described, [], "/")
     try:
         res = subprocess.run(
-            [*argv, "--", sys.executable, "-c", "import ijpweb.jobscript"],
+            [*argv, sys.executable, "-c", "import ijpweb.jobscript"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -92,14 +99,20 @@ def describe(sandbox: Sandbox, path: Sequence[str], root: Path, setting: str) ->
                     f"{setting}{key}: {p} holds the job directories ({root}); every job would see the others"
                 )
     read_only = tuple(dict.fromkeys([*python_dirs(), *path, *sandbox.read_only]))
-    why = probe(sandbox.bwrap, read_only)
+    why = probe(sandbox.bwrap, read_only, sandbox.user)
     if why:
         raise ValueError(
             f"{setting}sandbox: jobs cannot be sandboxed here: {why}. Install bubblewrap, or set "
             f"{setting}sandbox = none to run jobs unsandboxed (see the README: they then see "
             "everything the portal's account can)"
         )
-    return {"type": "bwrap", "bwrap": sandbox.bwrap, "read_only": list(read_only), "network": sandbox.network}
+    return {
+        "type": "bwrap",
+        "bwrap": sandbox.bwrap,
+        "read_only": list(read_only),
+        "network": sandbox.network,
+        "user": sandbox.user,
+    }
 
 
 def for_job(described: Mapping, spec: JobSpec) -> dict:
@@ -117,4 +130,5 @@ def from_settings(opts: Mapping[str, str]) -> Sandbox:
         network=asbool(opts.get("network", "false")),
         read_only=tuple(aslist(opts.get("read_only", ""))),
         bwrap=opts.get("bwrap", "").strip() or BWRAP,
+        user=opts.get("user", "").strip() or "nobody",
     )
