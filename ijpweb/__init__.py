@@ -3,7 +3,13 @@
 
 def main(global_config, **settings):
     """The WSGI application."""
+    import os
+
     from pyramid.config import Configurator
+
+    # what the portal creates -- the database and its WAL, job directories, the file
+    # store -- is its own: 0600 files, 0700 directories
+    os.umask(0o077)
 
     with Configurator(settings=settings) as config:
         # settings first: everything below reads the parsed, typed settings

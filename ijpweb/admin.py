@@ -11,6 +11,7 @@ ijp-admin development.ini set-password NAME     # the db authenticator's passwor
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import transaction
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("args", nargs="*", help="load-catalog: dump files; set-password: a user name")
     args = parser.parse_args(argv)
+    os.umask(0o077)  # the database (and its WAL) and the file store: the portal's alone
     setup_logging(args.ini)
     if args.command == "load-catalog":
         return load_catalog(args.ini, args.args)
