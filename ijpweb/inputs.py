@@ -50,6 +50,8 @@ def whole_number(raw: Any, field: str, low: int, high: int) -> int:
         value = int(text)
     elif isinstance(raw, int):
         value = raw
+    elif isinstance(raw, float) and raw.is_integer():  # JSON's 7.0 is the integer 7
+        value = int(raw)
     else:
         raise InputError(field, problem)
     if not low <= value <= high:
@@ -81,9 +83,8 @@ def json_ids(value: Any, field: str, max_items: int = MAX_IDS) -> list[int]:
         raise InputError(field, f"must be a list of ids (whole numbers from 1 to {MAX_ID})")
     if len(value) > max_items:
         raise InputError(field, f"must list at most {max_items} ids")
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, int):
-            raise InputError(field, f"must be a list of ids (whole numbers from 1 to {MAX_ID})")
+    if any(isinstance(item, str) for item in value):  # JSON numbers, not text
+        raise InputError(field, f"must be a list of ids (whole numbers from 1 to {MAX_ID})")
     return [ident(item, field) for item in value]
 
 

@@ -26,7 +26,11 @@ NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 IDS = {"type": "array", "maxItems": MAX_IDS, "items": ID}
 # text is valid Unicode without NUL (it cannot be stored, nor be an argument of a program)
-TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
+NO_NUL = "^[^\\u0000]*$"
+TEXT = {"type": "string", "pattern": NO_NUL}
+# what a request body may hold besides the fields named: any JSON whose strings (and
+# keys) are text, as every string the API reads is checked
+BODY = {"additionalProperties": {"$ref": "#/components/schemas/Json"}, "propertyNames": {"pattern": NO_NUL}}
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": ID}
 PAGE = {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000}}
 PER_PAGE = {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}
@@ -70,7 +74,15 @@ SCHEMAS = {
             "password": TEXT,
         },
         optional=("authenticator",),
+        **BODY,
     ),
+    "Json": {
+        "description": "any JSON value without NUL characters in its strings",
+        "type": ["object", "array", "string", "number", "boolean", "null"],
+        "pattern": NO_NUL,
+        "items": {"$ref": "#/components/schemas/Json"},
+        **BODY,
+    },
     "Token": _object(
         {
             "token": {"type": "string"},
@@ -127,6 +139,7 @@ SCHEMAS = {
             "options": {
                 "type": "object",
                 "description": "values by option name (group name for radio options)",
+                **BODY,
             },
             "mode": {
                 "enum": ["single", "each", None],
@@ -144,13 +157,17 @@ SCHEMAS = {
                 "given as null is dropped",
             },
         },
-        optional=("datasets", "datafiles", "options", "mode", "confirm", "tags", "like"),
+        optional=("job_type", "datasets", "datafiles", "options", "mode", "confirm", "tags", "like"),
+        anyOf=[{"required": ["job_type"]}, {"required": ["like"]}],
+        **BODY,
+        description="job_type is required, unless like names the job to start from",
     ),
     "Tags": {
         "type": "array",
         "maxItems": 20,
-        "items": {"type": "string", "minLength": 1, "maxLength": 64},
-        "description": "labels of your own, to find jobs by: letters, digits and . _ - : @ + /",
+        "items": {**TEXT, "maxLength": 64},
+        "description": "labels of your own, to find jobs by: letters, digits and . _ - : @ + / "
+        "(blanks around a tag, and blank tags, are ignored)",
     },
     "Dataset": _object(
         {
@@ -281,6 +298,17 @@ SCHEMAS = {
 }
 
 
+# what a client can do next with the first job of a submission
+JOB_LINKS = {
+    name: {"operationId": op, "parameters": {"job_id": "$response.body#/jobs/0/id"}}
+    for name, op in (
+        ("GetJob", "getJob"),
+        ("GetJobOutput", "getJobOutput"),
+        ("SetJobTags", "setJobTags"),
+        ("CancelJob", "cancelJob"),
+        ("DeleteJob", "deleteJob"),
+    )
+}
 # every operation's id (clients name operations by them; tests exclude one by its id)
 OPERATION_IDS = {
     ("/api/v1/session", "post"): "login",
@@ -422,7 +450,7 @@ def _document(server_url: str) -> dict:
                     "parameters": [JOB_ID],
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": _object({"tags": _ref("Tags")})}},
+                        "content": {"application/json": {"schema": _object({"tags": _ref("Tags")}, **BODY)}},
                     },
                     "responses": {"200": _json(_ref("Job"), "the job"), **_errors(400, 401, 403, 404, 422)},
                 }
@@ -435,7 +463,10 @@ def _document(server_url: str) -> dict:
                         "content": {"application/json": {"schema": _ref("SubmissionRequest")}},
                     },
                     "responses": {
-                        "201": _json(_ref("Submission"), "the jobs, recorded and being handed to a backend"),
+                        "201": {
+                            **_json(_ref("Submission"), "the jobs, recorded and being handed to a backend"),
+                            "links": JOB_LINKS,
+                        },
                         **_errors(400, 401, 403, 404, 422, 503),
                     },
                 }

@@ -205,6 +205,8 @@ def _ids(body: dict, key: str) -> list[int]:
 
 
 def _owned_job(request, job_id) -> Job:
+    if isinstance(job_id, float) and job_id.is_integer():  # JSON's 7.0 is the integer 7
+        job_id = int(job_id)
     if isinstance(job_id, bool) or not isinstance(job_id, int):
         raise ApiError(400, "bad_request", "like must be the id of a job of yours", {"like": "a job id"})
     job = request.dbsession.get(Job, job_id) if 0 < job_id <= inputs.MAX_ID else None
@@ -321,6 +323,8 @@ def set_tags(request):
         raise ApiError(
             400, "bad_request", "tags is required (an empty list removes them all)", {"tags": "required"}
         )
+    if not isinstance(body["tags"], list):
+        raise ApiError(400, "bad_request", "tags must be a list of words", {"tags": "a list of words"})
     try:
         job.tags = clean_tags(body["tags"])
     except ValueError as e:
