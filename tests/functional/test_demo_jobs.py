@@ -43,7 +43,14 @@ def run_job(live_server, tmp_path):
         (job,) = planning.plan(jt, sel, values or {}, mode=mode, icat_url=url, ids_url=url).jobs
         job_id = str(
             backend.submit(
-                JobSpec(next(counter), "db/alice", jt.executable, job.args, {planning.SESSION_ENV: sid})
+                JobSpec(
+                    next(counter),
+                    "db/alice",
+                    jt.executable,
+                    job.args,
+                    {planning.SESSION_ENV: sid},
+                    network=jt.session_id,  # as the portal hands it over (jobs._spec)
+                )
             )
         )
         deadline = time.monotonic() + 60
