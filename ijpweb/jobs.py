@@ -5,7 +5,6 @@ No Pyramid here: it takes a database session, the backends and plain values.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -13,14 +12,16 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from datetime import timedelta
+from types import SimpleNamespace
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .batch import BatchBackend, BatchError, JobSpec
-from .batch.harvest import apply_state
+from .batch.harvest import KEPT, apply_state
 from .catalog import Catalog, CatalogError, DatafileView, DatasetView, ParameterView, SessionError
 from .families import FamilyError
-from .models import LIVE, Job, JobStatus, JobTag, Submission, utcnow
+from .models import LIVE, TERMINAL, Job, JobStatus, JobTag, PendingLogout, Submission, utcnow
 from .planning import (
     SESSION_ENV,
     DatasetInfo,
@@ -303,8 +304,11 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
     in one call; the others take ``limit`` jobs, one call each.
 
     Nothing is written until every backend call is done (the catalog a remote batch
-    server asks may live in this same SQLite database); a job cancelled meanwhile stays
-    Cancelled (:func:`_honour_cancels`)."""
+    server asks may live in this same SQLite database). The user may cancel or delete a
+    job while its backend is called: the result is written only to a job still
+    Submitting (one UPDATE by id and status each, never a flush of rows read earlier),
+    and a job cancelled or deleted meanwhile is withdrawn from the backend
+    (:func:`_withdraw`)."""
     settled = _orphans(db, backends)
     jobs = db.scalars(
         sa.select(Job)
@@ -318,44 +322,41 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
         backend = backends[name]
         many = backend.submit_many if getattr(backend, "arrays", False) else None
         mine = [j for j in jobs if j.backend == name][: array_limit if many else limit]
+        # all the backend needs, read now: the rows may be cancelled or deleted meanwhile
+        specs = {j.id: _spec(j) for j in mine}
+        groups = {j.id: j.submission_id for j in mine}
         try:
-            held = backend.find([j.id for j in mine])
+            held = backend.find(list(specs))
         except BatchError as e:  # the backend is down: try again next time
             log.warning("backend %s cannot be asked about pending jobs: %s", name, e)
             continue
-        to_submit = []
-        handed = list(mine)
-        for job in mine:
-            if job.id in held:
-                _settle(job, held[job.id])
-                settled += 1
-            else:
-                to_submit.append(job)
+        # job id -> (the backend's id for it, or None and why not)
+        outcome: dict[int, tuple[str | None, str]] = {i: (held[i], "") for i in specs if i in held}
+        to_submit = [i for i in specs if i not in held]
         if many and len(to_submit) > 1:
-            for sub_id in sorted({j.submission_id for j in to_submit}):
-                group = [j for j in to_submit if j.submission_id == sub_id]
+            for sub_id in sorted({groups[i] for i in to_submit}):
+                group = [i for i in to_submit if groups[i] == sub_id]
                 reason = "not accepted by the backend"
                 try:
-                    ids = many([_spec(j) for j in group])
+                    ids = many([specs[i] for i in group])
                 except BatchError as e:
                     ids = {}
-                    log.warning("jobs %s..%s could not be submitted: %s", group[0].id, group[-1].id, e)
+                    log.warning("jobs %s..%s could not be submitted: %s", group[0], group[-1], e)
                     reason = f"could not be submitted: {e}"
-                for job in group:
-                    _settle(job, ids.get(job.id), reason)
-                settled += len(group)
-            _honour_cancels(db, backend, handed)
-            continue
-        # a few at once: the batch system answers each call in milliseconds, and waiting
-        # for one before sending the next would make a fan-out slower than a shell loop
-        with ThreadPoolExecutor(max_workers=SUBMIT_THREADS, thread_name_prefix="submit") as pool:
-            results = list(pool.map(_submit_one, [backend] * len(to_submit), [_spec(j) for j in to_submit]))
-        for job, (backend_id, error) in zip(to_submit, results, strict=True):
-            if error is not None:
-                log.warning("job %s could not be submitted: %s", job.id, error)
-            _settle(job, backend_id, f"could not be submitted: {error}")
-            settled += 1
-        _honour_cancels(db, backend, handed)
+                outcome.update({i: (ids.get(i), reason) for i in group})
+        else:
+            # a few at once: the batch system answers each call in milliseconds, and waiting
+            # for one before sending the next would make a fan-out slower than a shell loop
+            with ThreadPoolExecutor(max_workers=SUBMIT_THREADS, thread_name_prefix="submit") as pool:
+                results = list(
+                    pool.map(_submit_one, [backend] * len(to_submit), [specs[i] for i in to_submit])
+                )
+            for i, (backend_id, error) in zip(to_submit, results, strict=True):
+                if error is not None:
+                    log.warning("job %s could not be submitted: %s", i, error)
+                outcome[i] = (backend_id, f"could not be submitted: {error}")
+        _record(db, backend, outcome, {j.id: j for j in mine})
+        settled += len(outcome)
     if settled:
         forget_sessions(db)
     return settled
@@ -387,31 +388,79 @@ def _orphans(db, backends: Mapping[str, BatchBackend]) -> int:
 CANCELLED_EARLY = "cancelled before it was submitted"
 
 
-def _settle(job: Job, backend_id: str | None, reason: str = "") -> None:
-    """What the backend said, in memory (written when the transaction commits)."""
-    if backend_id:
-        job.backend_job_id, job.status = backend_id, JobStatus.QUEUED
-    else:
-        job.status, job.reason = JobStatus.FAILED, reason
+def _record(db, backend: BatchBackend, outcome: Mapping[int, tuple[str | None, str]],
+            rows: Mapping[int, Job]) -> None:  # fmt: skip
+    """Write what the backend said to each job that is still Submitting; withdraw the
+    others from the backend (the user cancelled or deleted them meanwhile).
+
+    First a read, which takes no lock: the jobs cancelled or deleted before now are
+    withdrawn before anything is written (on SQLite a write locks the whole database).
+    Then one conditional UPDATE per job: on PostgreSQL it waits for a cancel that has
+    the row and then finds it Cancelled; a cancel that comes after it waits for this
+    commit and then finds the job Queued with its backend id, and cancels it there."""
+    now = utcnow()
+    current = dict(db.execute(sa.select(Job.id, Job.status).where(Job.id.in_(list(outcome)))).all())
+    for job_id, (backend_id, _) in outcome.items():
+        if current.get(job_id) != JobStatus.SUBMITTING:
+            _withdraw(db, backend, job_id, backend_id, rows.get(job_id))
+    for job_id, (backend_id, reason) in outcome.items():
+        if current.get(job_id) != JobStatus.SUBMITTING:
+            continue
+        if backend_id:
+            values = {"backend_job_id": backend_id, "status": JobStatus.QUEUED}
+        else:
+            values = {"status": JobStatus.FAILED, "reason": reason, "finished_at": now}
+        if _update(db, rows.get(job_id), job_id, values, Job.status == JobStatus.SUBMITTING):
+            continue
+        _withdraw(db, backend, job_id, backend_id, rows.get(job_id))  # in the meantime after all
 
 
-def _honour_cancels(db, backend: BatchBackend, jobs: Sequence[Job]) -> None:
-    """A job the user cancelled while it was being handed over stays Cancelled, and is
-    cancelled on the backend too. The rows are locked until the commit (on PostgreSQL),
-    so no cancel slips in between this look and the write."""
-    if not jobs:
+def _update(db, job: Job | None, job_id: int, values: Mapping, *where) -> bool:
+    """One UPDATE of job ``job_id`` (if ``where`` holds); the loaded ``job`` shows the new
+    values, and has nothing left to flush (a flush of a row deleted meanwhile would fail)."""
+    stmt = sa.update(Job).where(Job.id == job_id, *where).values(**values)
+    done = db.execute(stmt.execution_options(synchronize_session=False)).rowcount == 1
+    if job is not None:
+        if done:
+            for key, value in values.items():
+                set_committed_value(job, key, value)
+        else:
+            db.expire(job)
+    return done
+
+
+def _withdraw(db, backend: BatchBackend, job_id: int, backend_id: str | None, job: Job | None) -> None:
+    """The job was cancelled or deleted while its backend was called: it must not run.
+    Cancelled, it is cancelled on the backend too and keeps the backend's id (so that
+    deleting it removes its directory there); deleted, it is cancelled and deleted there.
+    (Neither, another portal process sharing the database has settled it: left alone.)"""
+    if job is not None:
+        db.expire(job)
+    if not backend_id:
         return
-    with db.no_autoflush:
-        rows = db.execute(
-            sa.select(Job.id, Job.status).where(Job.id.in_([j.id for j in jobs])).with_for_update()
-        ).all()
-    cancelled = {i for i, status in rows if status == JobStatus.CANCELLED}
-    for job in jobs:
-        if job.id in cancelled:
-            if job.backend_job_id:
-                with contextlib.suppress(BatchError):
-                    backend.cancel(job.backend_job_id)
-            job.status, job.reason = JobStatus.CANCELLED, CANCELLED_EARLY
+    status = db.scalar(sa.select(Job.status).where(Job.id == job_id))
+    if status not in (None, JobStatus.CANCELLED):
+        return
+    try:
+        backend.cancel(backend_id)
+    except (BatchError, OSError) as e:
+        log.warning("job %s, cancelled while it was submitted, could not be cancelled on %s: %s",
+                    job_id, backend.name, e)  # fmt: skip
+    if status is not None:
+        kept = (
+            sa.update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.CANCELLED, Job.backend_job_id.is_(None))
+            .values(backend_job_id=backend_id)
+        )
+        if db.execute(kept.execution_options(synchronize_session=False)).rowcount:
+            return
+        if db.scalar(sa.select(Job.id).where(Job.id == job_id)) is not None:
+            return  # it has a backend id already
+    try:  # deleted (before, or just now): nothing of it may stay on the backend
+        backend.delete(backend_id)
+    except (BatchError, OSError) as e:
+        log.warning("job %s, deleted while it was submitted, could not be deleted on %s: %s",
+                    job_id, backend.name, e)  # fmt: skip
 
 
 def _submit_one(backend: BatchBackend, spec: JobSpec) -> tuple[str | None, BatchError | None]:
@@ -449,12 +498,62 @@ def forget_sessions(db) -> None:
     )
 
 
+def end_login(db, catalog: Catalog, catalog_session: str) -> bool:
+    """A user logged out (or revoked an API token): their catalog session is logged out
+    of the catalog now, unless live jobs use it. Then it stays for them, kept alive as
+    ever, and is logged out once the last of them has ended (:func:`logout_pending`).
+    Returns whether the logout waits for jobs."""
+    busy = db.scalar(
+        sa.select(Job.id)
+        .join(Submission, Job.submission_id == Submission.id)
+        .where(Submission.catalog_session == catalog_session, Job.status.in_(list(LIVE)))
+        .limit(1)
+    )
+    if busy is None:
+        catalog.logout(catalog_session)
+        return False
+    if db.get(PendingLogout, catalog_session) is None:
+        db.add(PendingLogout(catalog_session=catalog_session, requested_at=utcnow()))
+        db.flush()
+    return True
+
+
+def logout_pending(db, catalog: Catalog) -> int:
+    """Log out of the catalog the sessions whose users logged out while jobs used them,
+    once none of those jobs is live; return how many. (One small read when there are
+    none, so the harvester may call it after every change.)"""
+    pending = list(db.scalars(sa.select(PendingLogout.catalog_session)))
+    if not pending:
+        return 0
+    busy = set(
+        db.scalars(
+            sa.select(Submission.catalog_session)
+            .join(Job, Job.submission_id == Submission.id)
+            .where(Submission.catalog_session.in_(pending), Job.status.in_(list(LIVE)))
+            .distinct()
+        )
+    )
+    done = [sid for sid in pending if sid not in busy]
+    for sid in done:
+        try:
+            catalog.logout(sid)
+        except CatalogError as e:  # gone already: nothing more to do (the id is a credential: not logged)
+            log.info("a catalog session whose jobs have ended could not be logged out: %s", type(e).__name__)
+    if done:
+        db.execute(
+            sa.update(Submission).where(Submission.catalog_session.in_(done)).values(catalog_session=None)
+        )
+        db.execute(sa.delete(PendingLogout).where(PendingLogout.catalog_session.in_(done)))
+    return len(done)
+
+
 def keep_sessions_alive(db, catalog: Catalog, below_minutes: float = 20) -> int:
     """The original's #14: refresh the catalog session of every submission with live
-    jobs once it has less than ``below_minutes`` left, so long jobs do not lose it.
-    Returns how many were refreshed. A session that has gone is left (and logged
-    without its id: it is a credential)."""
+    jobs once it has less than ``below_minutes`` left, so long jobs do not lose it (also
+    after their user has logged out). Returns how many were refreshed. A session that
+    has gone is left (and logged without its id: it is a credential)."""
     forget_sessions(db)
+    logout_pending(db, catalog)
     sessions = db.scalars(
         sa.select(Submission.catalog_session).where(Submission.catalog_session.is_not(None)).distinct()
     ).all()
@@ -530,16 +629,26 @@ def read_output(backends: Mapping[str, BatchBackend], job: Job, stream: str, off
         raise BatchError("the output cannot be read at the moment") from None
 
 
-def cancel_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
-    if job.status == JobStatus.SUBMITTING and job.backend_job_id is None:
-        # not with the backend yet: it never will be (the submitter checks), unless it
-        # got there in the meantime, and then it is cancelled there
-        early = sa.update(Job).where(Job.id == job.id, Job.status == JobStatus.SUBMITTING)
-        early = early.values(status=JobStatus.CANCELLED, reason=CANCELLED_EARLY, finished_at=utcnow())
-        done = db.execute(early.execution_options(synchronize_session=False)).rowcount
+def _reload(db, job: Job) -> bool:
+    """Read the job's row again (another request or the submitter may have changed it);
+    False if it has been deleted."""
+    try:
         db.refresh(job)
-        if done:
+    except sa.exc.InvalidRequestError:
+        return False
+    return True
+
+
+def cancel_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
+    """Cancel a live job. One not yet with its backend never gets there (the submitter
+    withdraws it if it got there meanwhile); one the submitter has just handed over is
+    cancelled on the backend."""
+    if job.status == JobStatus.SUBMITTING and job.backend_job_id is None:
+        early = {"status": JobStatus.CANCELLED, "reason": CANCELLED_EARLY, "finished_at": utcnow()}
+        if _update(db, job, job.id, early, Job.status == JobStatus.SUBMITTING):
             return
+        if not _reload(db, job):  # handed over meanwhile, or deleted
+            raise JobActionError(f"job {job.id} no longer exists")
     if not job.live:
         raise JobActionError(f"job {job.id} has already ended ({job.status})")
     backend = backends.get(job.backend)
@@ -550,17 +659,32 @@ def cancel_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
         state = backend.states([job.backend_job_id])[job.backend_job_id]
     except BatchError as e:
         raise JobActionError(str(e)) from None
-    apply_state(job, state)
+    now = SimpleNamespace(**{k: getattr(job, k) for k in KEPT})
+    apply_state(now, state)  # written by id, not flushed: the row may go meanwhile
+    _update(db, job, job.id, {k: getattr(now, k) for k in KEPT})
 
 
 def delete_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
-    if job.live:
-        raise JobActionError(f"job {job.id} is {job.status}; cancel it before deleting it")
-    backend = backends.get(job.backend)
-    if backend is not None and job.backend_job_id is not None:
-        try:
-            backend.delete(job.backend_job_id)
-        except BatchError as e:
-            raise JobActionError(str(e)) from None
-    db.delete(job)
-    db.flush()
+    """Delete an ended job: first its directory and output on the backend, then its row
+    (and tags). A live job is refused: cancel it first (also one being submitted). The
+    row goes only as it was read: if the submitter has just recorded the backend id of a
+    job cancelled during its hand-over, that backend job is deleted too."""
+    for _ in range(3):
+        if job.live:
+            raise JobActionError(f"job {job.id} is {job.status}; cancel it before deleting it")
+        backend_id = job.backend_job_id
+        backend = backends.get(job.backend)
+        if backend is not None and backend_id is not None:
+            try:
+                backend.delete(backend_id)
+            except (BatchError, OSError) as e:
+                raise JobActionError(f"job {job.id} could not be deleted on {job.backend}: {e}") from None
+        gone = sa.delete(Job).where(
+            Job.id == job.id,
+            Job.status.in_(list(TERMINAL)),
+            Job.backend_job_id.is_not_distinct_from(backend_id),
+        )
+        if db.execute(gone.execution_options(synchronize_session=False)).rowcount or not _reload(db, job):
+            db.expunge(job)
+            return
+    raise JobActionError(f"job {job.id} keeps changing; try again")

@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import alembic.command
@@ -148,15 +149,22 @@ def clean_jobs(app_settings):
     root = Path(app_settings["ijp.batch.local.dir"])
     if not root.exists():
         return
-    for started in root.glob("*/started.json"):
-        try:
-            pgid = int(re.search(r'"pgid": (\d+)', started.read_text()).group(1))
-            os.killpg(pgid, signal.SIGKILL)
-        except (AttributeError, OSError, ValueError):
-            pass
-    for child in root.iterdir():
-        if child.is_dir():
+    # again while something is left: a job whose wrapper was starting records its start
+    # (and writes into its directory) only after the first look
+    deadline = time.monotonic() + 5
+    while True:
+        for started in root.glob("*/started.json"):
+            try:
+                pgid = int(re.search(r'"pgid": (\d+)', started.read_text()).group(1))
+                os.killpg(pgid, signal.SIGKILL)
+            except (AttributeError, OSError, ValueError):
+                pass
+        left = [child for child in root.iterdir() if child.is_dir()]
+        if not left or time.monotonic() > deadline:
+            break
+        for child in left:
             shutil.rmtree(child, ignore_errors=True)
+        time.sleep(0.05)
 
 
 class TestApp(webtest.TestApp):

@@ -6,7 +6,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from ijpweb.batch import BatchError, JobSpec
-from ijpweb.jobs import _honour_cancels, keep_sessions_alive, submit_pending
+from ijpweb.jobs import keep_sessions_alive, submit_pending
 from ijpweb.models import CatalogSession, Job, JobStatus, Submission, utcnow
 
 from .test_flow import dataset_ids, select
@@ -101,24 +101,6 @@ def test_a_job_cancelled_while_submitting_is_never_run(alice, dbsession, backend
     assert not (backends["local"].root / str(first.id)).exists()
 
 
-def test_a_cancel_that_races_the_submitter_cancels_the_job_on_the_backend(alice, dbsession, backends):
-    (job,) = submit_each(alice, dbsession, 1)
-    local = backends["local"]
-    # the submitter has read the job and is handing it over; the cancel commits meanwhile
-    slow = JobSpec(job.id, job.owner, "sleepcount.py", ("--count", "10", "--sleep", "1"), {})
-    local_id = local.submit(slow)
-    dbsession.execute(
-        sa.update(Job).where(Job.id == job.id).values(status=JobStatus.CANCELLED, reason="cancelled")
-        .execution_options(synchronize_session=False)
-    )  # fmt: skip
-    job.backend_job_id, job.status = local_id, JobStatus.QUEUED  # what the submitter would write
-    _honour_cancels(dbsession, local, [job])
-    dbsession.flush()
-    dbsession.expire_all()
-    assert job.status == JobStatus.CANCELLED and job.backend_job_id == local_id
-    assert local.states([local_id])[local_id].status == JobStatus.CANCELLED
-
-
 def test_jobs_of_a_backend_no_longer_configured_fail_after_a_grace(alice, dbsession, backends):
     old, new = submit_each(alice, dbsession, 2)
     for job in (old, new):
@@ -130,3 +112,40 @@ def test_jobs_of_a_backend_no_longer_configured_fail_after_a_grace(alice, dbsess
     assert old.status == JobStatus.FAILED and "not configured" in old.reason
     # a recent one may belong to another portal process sharing the database: it waits
     assert new.status == JobStatus.SUBMITTING
+
+
+def test_ids_are_never_reused_a_deleted_jobs_id_is_not_given_to_the_next(alice, dbsession, backends):
+    """SQLite without AUTOINCREMENT gave a deleted last job's id (its directory and output
+    on the backend) to the next job."""
+    (job,) = submit_each(alice, dbsession, 1)
+    token = alice.get_csrf_token()
+    alice.post(f"/jobs/{job.id}/cancel", {"csrf_token": token}, status=303)
+    alice.post(f"/jobs/{job.id}/delete", {"csrf_token": token}, status=303)
+    assert dbsession.get(Job, job.id) is None
+    (again,) = submit_each(alice, dbsession, 1)
+    assert again.id > job.id and again.submission_id > job.submission_id
+
+
+def test_ids_of_catalog_entities_are_never_reused(alice, dbsession):
+    import json
+
+    from .test_flow import dataset_ids
+
+    body = {"plugin": "db", "credentials": [{"username": "alice"}, {"password": "alice-demo"}]}
+    sid = alice.post("/icat/session", {"json": json.dumps(body)}).json["sessionId"]
+    (mine,) = dataset_ids(dbsession, investigation="LMF-2026-001")[:1]
+
+    def create(name):
+        entity = {"Datafile": {"name": name, "dataset": {"id": mine}}}
+        return alice.post("/icat/entityManager", {"sessionId": sid, "entities": json.dumps(entity)}).json[0]
+
+    first = create("once.txt")
+    alice.delete(f"/ids/delete?sessionId={sid}&datafileIds={first}", status=200)
+    assert (
+        alice.get(
+            "/icat/entityManager",
+            {"sessionId": sid, "query": f"SELECT df FROM Datafile df WHERE df.id = {first}"},
+        ).json
+        == []
+    )
+    assert create("twice.txt") > first
