@@ -49,13 +49,14 @@ def _engine(ini: str):
 
 def load_demo(ini: str) -> int:
     from .catalog import demo
-    from .catalog.ids import FileStore
+    from .catalog.ids import FileStore, server_key
     from .models import get_engine, get_session_factory, get_tm_session
     from .settings import parse
 
     settings = _settings(ini)
     factory = get_session_factory(get_engine(settings))
-    store = FileStore(parse(settings).filestore)
+    s = parse(settings)
+    store = FileStore(s.filestore, server_key(s.ids_key, s.ids_key_file))
     tm = transaction.TransactionManager(explicit=True)
     with tm:
         db = get_tm_session(factory, tm)
@@ -68,20 +69,26 @@ def load_demo(ini: str) -> int:
 
 
 def load_catalog(ini: str, files: list[str]) -> int:
-    from .catalog.dumpfile import DumpError, read
+    from .catalog.dumpfile import read
+    from .catalog.ids import server_key
     from .catalog.importer import Importer
+    from .models import get_engine
+    from .settings import parse
 
     if not files:
         print("load-catalog: name the dump file(s) to load", file=sys.stderr)
         return 2
-    engine = _engine(ini)
+    settings = _settings(ini)
+    engine = get_engine(settings)
+    s = parse(settings)
     for file in files:
         try:
             objects = read(file)
             with engine.begin() as conn:  # all of the file, or nothing
-                importer = Importer(conn, file)
+                # datafile locations are signed with the IDS key (read only if there are some)
+                importer = Importer(conn, file, lambda: server_key(s.ids_key, s.ids_key_file))
                 importer.load(objects)
-        except DumpError as e:
+        except ValueError as e:  # a DumpError, or no IDS key to sign the dump's locations
             print(f"load-catalog: {e}; nothing was loaded from it", file=sys.stderr)
             return 1
         except OSError as e:

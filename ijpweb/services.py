@@ -3,7 +3,7 @@ ones (the embedded catalog, which reads the request's database session)."""
 
 from .catalog.embedded import CatalogLimits, EmbeddedCatalog
 from .catalog.icatserver import IcatServerCatalog
-from .catalog.ids import FileStore, Ids, Prepared
+from .catalog.ids import FileStore, Ids, Prepared, server_key
 from .catalog.jpql import Limits
 from .datasettypes import DatasetTypes
 from .families import load as load_families
@@ -36,7 +36,8 @@ def includeme(config):
         db, s.session_minutes, s.anon, s.root_users, limits
     )
     config.add_request_method(lambda r: r.registry["ijp.catalog_for"](r.dbsession), "catalog", reify=True)
-    config.registry["ijp.filestore"] = FileStore(s.filestore)
+    # the IDS key signs datafile locations: without one the portal does not start
+    config.registry["ijp.filestore"] = FileStore(s.filestore, server_key(s.ids_key, s.ids_key_file))
     config.registry["ijp.prepared"] = Prepared()
     config.add_request_method(lambda r: Ids(r.catalog, r.registry["ijp.filestore"]), "ids", reify=True)
     # the embedded catalog's ICAT REST and IDS faces, at their standard paths

@@ -1,7 +1,8 @@
 """The portal's settings, parsed once from the ini into a typed object.
 
 Secrets may come from the environment instead of the ini: ``IJP_AUTH_SECRET`` for
-``auth.secret`` and ``IJP_DATABASE_URL`` for ``sqlalchemy.url``.
+``auth.secret``, ``IJP_DATABASE_URL`` for ``sqlalchemy.url`` and ``IJP_IDS_KEY`` for
+``ijp.ids.key`` (the embedded IDS's key, see :func:`ijpweb.catalog.ids.server_key`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from pyramid.settings import asbool, aslist  # noqa: F401  (re-exported for back
 
 from .planning import MAX_VALUE_LENGTH, MAX_VALUE_LENGTH_LIMIT
 
-ENVIRONMENT = {"auth.secret": "IJP_AUTH_SECRET", "sqlalchemy.url": "IJP_DATABASE_URL"}
+ENVIRONMENT = {
+    "auth.secret": "IJP_AUTH_SECRET",
+    "sqlalchemy.url": "IJP_DATABASE_URL",
+    "ijp.ids.key": "IJP_IDS_KEY",
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class Settings:
     catalog: str = "embedded"  # embedded | icat
     catalog_timeout: float = 10.0
     filestore: str = "var/files"
+    ids_key: str = ""  # signs datafile locations; or else
+    ids_key_file: str = ""  # a file holding it, created 0600 on first use
     anon: bool = False
     root_users: frozenset[str] = frozenset()
     # what one catalog query may cost (the embedded catalog; see the README)
@@ -115,6 +122,8 @@ def parse(raw: Mapping[str, str]) -> Settings:
         catalog=_choice(raw, "ijp.catalog", ("embedded", "icat")),
         catalog_timeout=float(raw.get("ijp.catalog.timeout", 10)),
         filestore=raw.get("ijp.filestore", "var/files"),
+        ids_key=raw.get("ijp.ids.key", "").strip(),
+        ids_key_file=raw.get("ijp.ids.key_file", "").strip(),
         anon=asbool(raw.get("ijp.catalog.anon", "false")),
         root_users=frozenset(aslist(raw.get("ijp.catalog.root_users", ""))),
         catalog_max_entities=_number(raw, "ijp.catalog.max_entities", 10_000, 1, 10_000_000),

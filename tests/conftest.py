@@ -32,6 +32,7 @@ from ijpweb.models import get_engine, get_session_factory, get_tm_session
 from ijpweb.models.meta import Base
 
 ROOT = Path(__file__).resolve().parents[1]
+IDS_KEY = "test-ids-key-not-for-production"  # signs the test catalogs' datafile locations
 
 
 def pytest_addoption(parser):
@@ -65,6 +66,7 @@ def portal_settings(ini: str, tmp: Path, db_url: str, **extra: str) -> dict:
             "ijp.datasettypes_dir": str(ROOT / "datasettypes"),
             "ijp.batch.local.path": f"{ROOT / 'jobtypes' / 'scripts'} {Path(sys.executable).parent}",
             "auth.secret": "test-secret-not-for-production",
+            "ijp.ids.key": IDS_KEY,
             **extra,
         }
     )
@@ -89,10 +91,10 @@ def migrate(engine, ini: str = str(ROOT / "testing.ini"), revision: str = "head"
             conn.commit()
 
 
-def load_demo(engine, filestore: str) -> None:
+def load_demo(engine, filestore: str, ids_key: str = IDS_KEY) -> None:
     tm = transaction.TransactionManager(explicit=True)
     with tm:
-        demo.load(get_tm_session(get_session_factory(engine), tm), FileStore(filestore))
+        demo.load(get_tm_session(get_session_factory(engine), tm), FileStore(filestore, ids_key.encode()))
 
 
 @pytest.fixture(scope="session")

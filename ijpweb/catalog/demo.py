@@ -109,7 +109,7 @@ def is_empty(db) -> bool:
 
 def load(db, store=None) -> dict[str, int]:
     """Create the demo catalog (the caller checks it is not there yet); with a FileStore,
-    write each datafile's contents too."""
+    write each datafile's contents too, at a location signed with the store's key."""
     conn = db.connection()
     rng = random.Random(20261124)  # noqa: S311 - repeatable demo data, not secrets
     now = utcnow()
@@ -181,9 +181,8 @@ def load(db, store=None) -> dict[str, int]:
                 size = rng.randint(lo, hi)
                 df = add("Datafile", name=name, fileSize=size, dataset_id=ds, datafileFormat_id=formats[fmt])
                 if store is not None:  # real, small contents: the catalog then records their size
-                    location = store.location(df)
-                    size, crc = store.write(
-                        location, io.BytesIO(contents(rng, name, fmt, f"{type_name}-{i}"))
+                    location, size, crc = store.put(
+                        df, io.BytesIO(contents(rng, name, fmt, f"{type_name}-{i}"))
                     )
                     conn.execute(
                         T["Datafile"]

@@ -3,13 +3,31 @@
 Every call runs as the user of the session: reading needs R on each Datafile, putting
 needs C on the new Datafile, deleting needs D, all under the catalog's rules. Errors
 are :class:`IdsError` with IDS's codes and HTTP statuses.
+
+Locations cannot be forged. As icat.server's IDS does with its ``key``, the location a
+Datafile carries in the catalog is ``"<path> <digest>"``, where the digest is an
+HMAC-SHA256 of ``"<datafile id> <path>"`` keyed by the server's IDS key (see
+:func:`server_key`). Only :meth:`Ids.put` (and the operator's demo loader, dump loader
+and migration) write such locations; a location a client gives through ICAT's
+``entityManager`` is kept as metadata but never addresses the store: any read (getData,
+getSize, getStatus, getDatafileIds, prepareData) of a selection holding a datafile whose
+digest does not match is an ``InsufficientPrivilegesException``, as in ids.server. A
+signed path is also resolved (symlinks included) and must stay inside the store; one that
+does not is refused the same way, never a 500. Deleting such a datafile removes its
+catalog row, as the D rules allow (there is no ICAT delete here to do it), and nothing in
+the store: only a location that passes both checks ever has its file removed.
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
+import hashlib
+import hmac
 import os
+import re
 import secrets
+import stat
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -19,11 +37,15 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from .. import inputs
 from . import SessionError
 from .icatdb import TABLES as T
 
 VERSION = "2.1.0"
 CHUNK = 1 << 16
+MAX_SESSION_ID = 256
+MIN_KEY = 16
+HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 STATUS = {
     "BadRequestException": 400,
     "InsufficientPrivilegesException": 403,
@@ -39,38 +61,133 @@ class IdsError(Exception):
         self.code, self.message, self.status = code, message, STATUS[code]
 
 
+# --- the server's key and the location digest ---------------------------------------------
+
+
+def server_key(key: str = "", key_file: str = "") -> bytes:
+    """The IDS key: ``key`` (from ``IJP_IDS_KEY`` or ``ijp.ids.key``) if given, else the
+    contents of ``key_file``, which is created (mode 0600, 32 random bytes as hex) the
+    first time. With neither, the embedded IDS cannot run: raise ValueError saying so."""
+    if key:
+        if len(key) < MIN_KEY:
+            raise ValueError(
+                f"the IDS key (IJP_IDS_KEY or ijp.ids.key) must have at least {MIN_KEY} characters"
+            )
+        return key.encode("utf-8", "surrogateescape")
+    if not key_file:
+        raise ValueError(
+            "the embedded IDS needs a key to sign datafile locations: set IJP_IDS_KEY "
+            "(or ijp.ids.key_file to a file it may create, as development.ini does)"
+        )
+    path = Path(key_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        raise ValueError(f"the IDS key file {path} may be read by others: chmod 600 it")
+    text = path.read_text().strip()
+    if len(text) < MIN_KEY:
+        raise ValueError(f"the IDS key file {path} must hold at least {MIN_KEY} characters")
+    return text.encode()
+
+
+def digest(key: bytes, datafile_id: int, path: str) -> str:
+    message = f"{datafile_id} {path}".encode("utf-8", "surrogatepass")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def sign(key: bytes, datafile_id: int, path: str) -> str:
+    """The location to store in the catalog for ``path``: the path and its digest."""
+    return f"{path} {digest(key, datafile_id, path)}"
+
+
+def verified_path(key: bytes, datafile_id: int, location: str) -> str | None:
+    """The path of a location this server signed for this datafile, else None."""
+    path, _, given = location.rpartition(" ")
+    if not path or not HEX64.fullmatch(given):
+        return None
+    return path if hmac.compare_digest(given, digest(key, datafile_id, path)) else None
+
+
+def canonical_path(datafile_id: int) -> str:
+    """Where put (and the demo loader) keep a datafile's contents."""
+    return f"{datafile_id // 1000:04d}/{datafile_id}"
+
+
 class FileStore:
-    """Datafile contents under one directory, one file per datafile id."""
+    """Datafile contents under one directory, one file per datafile id, addressed only
+    by locations signed with the server's key."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, key: bytes):
+        if len(key) < MIN_KEY:
+            raise ValueError(f"the IDS key must have at least {MIN_KEY} bytes")
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.real_root = self.root.resolve()
+        self.key = key
 
-    def location(self, datafile_id: int) -> str:
-        return f"{datafile_id // 1000:04d}/{datafile_id}"
+    def sign(self, datafile_id: int, path: str) -> str:
+        return sign(self.key, datafile_id, path)
 
-    def path(self, location: str) -> Path:
-        p = (self.root / location).resolve()
-        if self.root.resolve() not in p.parents:
-            raise IdsError("InternalException", "datafile location outside the store")
+    def inside(self, datafile_id: int, path: str) -> Path:
+        """``path`` resolved under the store; refused if it leaves it (``..``, absolute,
+        a symbolic link pointing out) or cannot be a path at all."""
+        try:
+            if not path or "\0" in path or os.path.isabs(path):
+                raise ValueError
+            p = (self.real_root / path).resolve()
+        except (OSError, ValueError, RuntimeError):
+            p = None
+        if p is None or self.real_root not in p.parents:
+            raise IdsError(
+                "InsufficientPrivilegesException",
+                f"datafile {datafile_id}: its location is outside the file store",
+            )
         return p
 
-    def write(self, location: str, stream) -> tuple[int, int]:
-        """Store the stream; return (size, crc32)."""
-        target = self.path(location)
-        target.parent.mkdir(parents=True, exist_ok=True)
+    def file(self, datafile_id: int, location: str) -> Path:
+        """The store file of a datafile whose location this server signed."""
+        path = verified_path(self.key, datafile_id, location)
+        if path is None:
+            raise IdsError(
+                "InsufficientPrivilegesException",
+                f"datafile {datafile_id}: its location was not set by this IDS "
+                "(only put stores contents), so nothing can be read through it",
+            )
+        return self.inside(datafile_id, path)
+
+    def put(self, datafile_id: int, stream) -> tuple[str, int, int]:
+        """Store the stream as the datafile's contents; return (signed location, size, crc32)."""
+        path = canonical_path(datafile_id)
+        target = self.inside(datafile_id, path)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = self.inside(datafile_id, path)  # the directory may not be a link out
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}")
         size, crc = 0, 0
-        with open(tmp, "wb") as out:
-            while chunk := stream.read(CHUNK):
-                out.write(chunk)
-                size += len(chunk)
-                crc = zlib.crc32(chunk, crc)
-        os.replace(tmp, target)
-        return size, crc & 0xFFFFFFFF
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(CHUNK):
+                    out.write(chunk)
+                    size += len(chunk)
+                    crc = zlib.crc32(chunk, crc)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self.sign(datafile_id, path), size, crc & 0xFFFFFFFF
 
-    def remove(self, location: str) -> None:
-        self.path(location).unlink(missing_ok=True)
+    def remove(self, path: Path) -> None:
+        """Remove a file that :meth:`file` returned."""
+        path.unlink(missing_ok=True)
+
+
+# --- selections -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -81,20 +198,20 @@ class Selection:
 
     @classmethod
     def parse(cls, params) -> Selection:
+        """The ids of a request (1 to 2^63-1 each, at most MAX_IDS in all); a bad list is a
+        BadRequestException naming the parameter, never repeating its value."""
+
         def ids(name):
-            raw = (params.get(name) or "").strip()
-            if not raw:
-                return ()
             try:
-                return tuple(int(x) for x in raw.split(","))
-            except ValueError:
-                raise IdsError(
-                    "BadRequestException", f"{name} must be a comma-separated list of ids"
-                ) from None
+                return tuple(dict.fromkeys(inputs.id_list(params.get(name) or "", name)))
+            except inputs.InputError as e:
+                raise IdsError("BadRequestException", e.message) from None
 
         sel = cls(ids("investigationIds"), ids("datasetIds"), ids("datafileIds"))
         if not (sel.investigation_ids or sel.dataset_ids or sel.datafile_ids):
             raise IdsError("BadRequestException", "give investigationIds, datasetIds or datafileIds")
+        if len(sel.investigation_ids) + len(sel.dataset_ids) + len(sel.datafile_ids) > inputs.MAX_IDS:
+            raise IdsError("BadRequestException", f"give at most {inputs.MAX_IDS} ids in all")
         return sel
 
 
@@ -127,20 +244,115 @@ class FileRow:
     investigation: str
 
 
+# --- streaming bodies ------------------------------------------------------------------------
+
+
+class FileBody:
+    """A store file from an offset, in chunks, as a WSGI app_iter: the file is opened
+    when the response is made (so a missing one is a clean error) and closed at the end
+    or when the server gives up on the client."""
+
+    def __init__(self, path: Path, offset: int):
+        self.fh = open(path, "rb")  # noqa: SIM115 - closed by close(), as WSGI requires
+        size = os.fstat(self.fh.fileno()).st_size
+        self.length = max(0, size - offset)
+        self.fh.seek(min(offset, size))
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.fh.read(CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+class _Sink:
+    """A write-only, non-seekable file for zipfile: what it gets is handed on in pieces."""
+
+    def __init__(self):
+        self.parts: list[bytes] = []
+
+    def write(self, data) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts.clear()
+        return out
+
+
+def plain_name(name: str) -> bool:
+    """A datafile name put may store: one path component of printable characters."""
+    return 0 < len(name) <= 255 and name not in (".", "..") and "/" not in name and not has_control(name)
+
+
+def has_control(text: str) -> bool:
+    """Control characters (CR, LF, NUL...) or lone surrogates."""
+    return any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
+
+
+def zip_name(part: str) -> str:
+    """One component of a name inside a zip: no separators, no '..', no control
+    characters (catalog names are user data; a client unzipping must not be led out)."""
+    clean = "".join("_" if c in "/\\" or has_control(c) else c for c in part)
+    return "_" if clean in ("", ".", "..") else clean
+
+
+def zip_stream(entries: list[tuple[str, Path]], offset: int = 0) -> Iterator[bytes]:
+    """A zip of the files, produced as it is sent (never held whole), from ``offset``."""
+    sink, skip = _Sink(), offset
+
+    def pending() -> bytes:
+        nonlocal skip
+        data = sink.take()
+        if skip:
+            cut = min(skip, len(data))
+            data, skip = data[cut:], skip - cut
+        return data
+
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as z:
+        for arcname, path in entries:
+            with open(path, "rb") as src:
+                st = os.fstat(src.fileno())
+                info = zipfile.ZipInfo(
+                    arcname, datetime.fromtimestamp(max(st.st_mtime, 315532800)).timetuple()[:6]
+                )
+                info.compress_type, info.file_size = zipfile.ZIP_DEFLATED, st.st_size
+                with z.open(info, "w", force_zip64=st.st_size >= zipfile.ZIP64_LIMIT) as dst:
+                    while chunk := src.read(CHUNK):
+                        dst.write(chunk)
+                        if data := pending():
+                            yield data
+    if data := pending():
+        yield data
+
+
+# --- the service -------------------------------------------------------------------------------
+
+
+def check_session_id(session_id: str) -> None:
+    """A session id must look like one; the message never repeats any of it."""
+    if not session_id:
+        raise IdsError("BadRequestException", "sessionId is required")
+    if len(session_id) > MAX_SESSION_ID or not all("!" <= c <= "~" for c in session_id):
+        raise IdsError("BadRequestException", "sessionId is not a well-formed session id")
+
+
 class Ids:
     def __init__(self, catalog, store: FileStore):
         self.catalog = catalog  # EmbeddedCatalog
         self.store = store
 
     def _user(self, session_id: str) -> str:
-        if not session_id:
-            raise IdsError("BadRequestException", "sessionId is required")
+        check_session_id(session_id)
         try:
             return self.catalog.user_name(session_id)
         except SessionError as e:
-            raise IdsError(
-                "InsufficientPrivilegesException", f"sessionId {session_id[:4]}… is not valid: {e}"
-            ) from None
+            raise IdsError("InsufficientPrivilegesException", f"the sessionId is not valid: {e}") from None
 
     def _check(self, session_id: str, entity: str, ids: tuple[int, ...]) -> None:
         if not ids:
@@ -178,36 +390,52 @@ class Ids:
         rows = self.catalog.run(q).all()
         return [FileRow(r[0], r[1], r[2], r[3] or 0, r[4] or "", r[5] or "") for r in rows]
 
+    def located(self, session_id: str, sel: Selection) -> list[tuple[FileRow, Path]]:
+        """The datafiles of a selection that have contents, with their store files.
+
+        As in ids.server, datafiles without a location are left out (a datafile named
+        explicitly without one is NotFound), and one whose location this server did not
+        sign makes the whole call an InsufficientPrivilegesException."""
+        named = set(sel.datafile_ids)
+        out = []
+        for f in self.files(session_id, sel):
+            if f.location is None:
+                if f.id in named:
+                    raise IdsError("NotFoundException", f"datafile {f.id} has no contents in this IDS")
+                continue
+            out.append((f, self.store.file(f.id, f.location)))
+        return out
+
     def size(self, session_id: str, sel: Selection) -> int:
-        return sum(f.size for f in self.files(session_id, sel))
+        return sum(f.size for f, _ in self.located(session_id, sel))
 
     def datafile_ids(self, session_id: str, sel: Selection) -> list[int]:
-        return [f.id for f in self.files(session_id, sel)]
+        return [f.id for f, _ in self.located(session_id, sel)]
 
     def data(
         self, session_id: str, sel: Selection, zip_flag: bool, offset: int = 0
-    ) -> tuple[str, str, Iterator[bytes]]:
-        """(content type, file name, body) of one datafile, or a zip of several."""
-        files = self.files(session_id, sel)
+    ) -> tuple[str, str, object]:
+        """(content type, file name, body) of one datafile, or a zip of several; the body
+        streams from the store (a :class:`FileBody` or a zip generator)."""
+        files = self.located(session_id, sel)
         if not files:
-            raise IdsError("NotFoundException", "the selection holds no datafiles")
-        for f in files:
-            if not f.location or not self.store.path(f.location).is_file():
+            raise IdsError("NotFoundException", "the selection holds no datafiles with contents")
+        for f, path in files:
+            if not path.is_file():
                 raise IdsError("NotFoundException", f"the contents of datafile {f.id} are not in the store")
         if len(files) == 1 and not zip_flag and not sel.dataset_ids and not sel.investigation_ids:
-            return "application/octet-stream", files[0].name, self._read(files[0].location, offset)
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for f in files:
-                z.write(self.store.path(f.location), f"ids/{f.investigation}/{f.dataset}/{f.name}")
-        data = buf.getvalue()[offset:]
-        return "application/zip", "ids.zip", iter([data])
-
-    def _read(self, location: str, offset: int) -> Iterator[bytes]:
-        with open(self.store.path(location), "rb") as fh:
-            fh.seek(offset)
-            while chunk := fh.read(CHUNK):
-                yield chunk
+            (f, path), = files  # fmt: skip
+            try:
+                return "application/octet-stream", f.name, FileBody(path, offset)
+            except OSError:
+                raise IdsError(
+                    "NotFoundException", f"the contents of datafile {f.id} are not in the store"
+                ) from None
+        entries = [
+            ("/".join(["ids", *(zip_name(p) for p in (f.investigation, f.dataset, f.name))]), path)
+            for f, path in files
+        ]
+        return "application/zip", "ids.zip", zip_stream(entries, offset)
 
     def put(
         self,
@@ -222,17 +450,18 @@ class Ids:
     ) -> tuple[int, int]:
         """Store the bytes and create the Datafile; return (id, crc32)."""
         self._user(session_id)
-        if not name or "/" in name or name in (".", ".."):
-            raise IdsError("BadRequestException", "name must be a plain file name")
+        if not plain_name(name):
+            raise IdsError(
+                "BadRequestException",
+                "name must be a plain file name: no '/', no control characters, at most 255 characters",
+            )
         self._check(session_id, "Dataset", (dataset_id,))
         if self.catalog.run(
             sa.select(T["Datafile"].c.id).where(
                 T["Datafile"].c.dataset_id == dataset_id, T["Datafile"].c.name == name
             )
         ).first():
-            raise IdsError(
-                "BadRequestException", f"dataset {dataset_id} already has a datafile called {name!r}"
-            )
+            raise IdsError("BadRequestException", f"dataset {dataset_id} already has a datafile of that name")
         values = {"name": name, "dataset_id": dataset_id, "datafileFormat_id": format_id, "description": description,
                   "datafileCreateTime": create_time, "datafileModTime": mod_time}  # fmt: skip
         try:
@@ -241,20 +470,25 @@ class Ids:
             raise IdsError("InsufficientPrivilegesException", str(e)) from None
         except sa.exc.IntegrityError:
             raise IdsError("BadRequestException", f"datafileFormat {format_id} does not exist") from None
-        location = self.store.location(new_id)
-        size, crc = self.store.write(location, stream)
+        location, size, crc = self.store.put(new_id, stream)
         self.catalog.run(
             T["Datafile"].update().where(T["Datafile"].c.id == new_id)
             .values(location=location, fileSize=size, checksum=f"{crc:08x}")
         )  # fmt: skip
         return new_id, crc
 
-    def delete(self, session_id: str, sel: Selection) -> list[str]:
-        """Delete the Datafiles; return the store locations to remove once that commits."""
-        files = self.files(session_id, sel)
-        for f in files:
+    def delete(self, session_id: str, sel: Selection) -> list[Path]:
+        """Delete the Datafiles (as the D rules allow); return the store files to remove
+        once that commits: only those of locations this server signed. A datafile whose
+        location fails the check loses its catalog row (as deleting it through ICAT would)
+        but nothing in the store: it never addressed anything there."""
+        paths = []
+        for f in self.files(session_id, sel):
             try:
                 self.catalog.delete(session_id, "Datafile", f.id)
             except PermissionError as e:
                 raise IdsError("InsufficientPrivilegesException", str(e)) from None
-        return [f.location for f in files if f.location]
+            if f.location is not None:
+                with contextlib.suppress(IdsError):
+                    paths.append(self.store.file(f.id, f.location))
+        return paths

@@ -2,13 +2,21 @@
 
 The caller gives a connection inside one transaction: a file that fails part-way leaves
 the catalog as it was.
+
+A Datafile's ``location`` in a dump is the path of its contents in the store it came
+from, perhaps followed by that IDS's digest. Loading a dump is the operator's act, so
+with ``key`` (a function giving the IDS key) its paths are signed for their new ids, an
+old digest replaced: the datafiles are then readable through the embedded IDS once their
+files are put under ``ijp.filestore`` at those paths (a path leaving the store stays
+refused). Without ``key`` locations are kept as they are, which the IDS never serves.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,12 +24,16 @@ import sqlalchemy as sa
 from .dumpfile import DumpError, DumpObject
 from .icatdb import TABLES, fk_column
 from .icatschema import entities
+from .ids import sign
+
+OLD_DIGEST = re.compile(r" [0-9A-Fa-f]{64}\Z")  # what ids.server (or this IDS) appended
 
 
 class Importer:
-    def __init__(self, connection, file: str):
+    def __init__(self, connection, file: str, key: Callable[[], bytes] | None = None):
         self.conn = connection
         self.file = file
+        self.key = functools.cache(key) if key is not None else None
         self.keys: dict[str, int] = {}
         self.counts: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
@@ -61,6 +73,11 @@ class Importer:
                 obj.position,
                 f"{obj.entity} cannot be stored ({reason}); is it in the catalog already?",
             ) from None
+        if obj.entity == "Datafile" and values.get("location") and self.key is not None:
+            path = OLD_DIGEST.sub("", values["location"])
+            self.conn.execute(
+                table.update().where(table.c.id == new_id).values(location=sign(self.key(), new_id, path))
+            )
         self.counts[obj.entity] += 1
         if obj.key:
             self.keys[obj.key] = new_id

@@ -6,12 +6,17 @@ Clients authenticate with ``sessionId``, not cookies, so CSRF does not apply her
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime
+from urllib.parse import quote
 
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from ..catalog.ids import VERSION, IdsError, Selection
+from .. import inputs
+from ..catalog.ids import VERSION, IdsError, Selection, has_control
+
+RANGE = re.compile(r"bytes=([0-9]{1,100})-", re.ASCII)
 
 
 def _text(body: str, content_type: str = "text/plain") -> Response:
@@ -33,20 +38,51 @@ def _flag(params, name: str) -> bool:
 
 
 def _time(params, name: str):
-    raw = params.get(name)
+    """A time as IDS takes it (milliseconds since 1970), or ISO 8601."""
+    raw = (params.get(name) or "").strip()
     if not raw:
         return None
     try:
-        return datetime.fromisoformat(raw) if not raw.isdigit() else datetime.fromtimestamp(int(raw) / 1000)
-    except ValueError:
-        raise IdsError("BadRequestException", f"{name}: not a date") from None
+        if not (raw.isascii() and raw.isdigit()):
+            return datetime.fromisoformat(raw)
+        if len(raw) > 15:  # beyond the year 33658
+            raise ValueError(name)
+        return datetime.fromtimestamp(int(raw) / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        raise IdsError(
+            "BadRequestException", f"{name} must be milliseconds since 1970 or an ISO 8601 time"
+        ) from None
 
 
 def _offset(request) -> int:
-    rng = request.headers.get("Range", "")
-    if rng.startswith("bytes=") and rng.endswith("-") and rng[6:-1].isdigit():
-        return int(rng[6:-1])
-    return 0
+    """The offset of a ``Range: bytes=N-`` header (the only form IDS takes), or 0."""
+    rng = request.headers.get("Range")
+    if rng is None:
+        return 0
+    m = RANGE.fullmatch(rng.strip())
+    if m is None:
+        raise IdsError("BadRequestException", "Range must be bytes=N- (an offset; IDS takes no other form)")
+    return inputs.offset(m.group(1), "Range's offset")
+
+
+def _outname(params) -> str | None:
+    outname = params.get("outname") or None
+    if outname is not None and (has_control(outname) or len(outname) > 255):
+        raise IdsError(
+            "BadRequestException",
+            "outname must be a file name of at most 255 characters, without control characters",
+        )
+    return outname
+
+
+def _disposition(name: str) -> str:
+    """``attachment`` with the name as an ASCII fallback and as RFC 5987 UTF-8: a
+    catalog name (user data) can never break the header."""
+    name = "".join("_" if has_control(c) else c for c in name) or "download"
+    plain = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
+    if plain == name:
+        return f'attachment; filename="{plain}"'
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _sid(params) -> str:
@@ -87,7 +123,7 @@ def get_size(request):
 
 
 def get_status(request):
-    request.ids.files(_sid(request.params), Selection.parse(request.params))
+    request.ids.located(_sid(request.params), Selection.parse(request.params))
     return _text("ONLINE")
 
 
@@ -100,7 +136,7 @@ def prepare_data(request):
     # One-level storage: data is always online; the "prepared id" is the selection.
     p = request.params
     sel = Selection.parse(p)
-    request.ids.files(_sid(p), sel)
+    request.ids.located(_sid(p), sel)
     return _text(request.registry["ijp.prepared"].add((_sid(p), sel, _flag(p, "zip"))))
 
 
@@ -118,15 +154,16 @@ def is_prepared(request):
 
 def get_data(request):
     p = request.params
+    offset, outname = _offset(request), _outname(p)
     if p.get("preparedId"):
         sid, sel, zip_flag = _prepared(request, p["preparedId"])
     else:
         sid, sel, zip_flag = _sid(p), Selection.parse(p), _flag(p, "zip")
-    offset = _offset(request)
     content_type, name, body = request.ids.data(sid, sel, zip_flag, offset)
     resp = Response(app_iter=body, content_type=content_type)
-    outname = p.get("outname") or name
-    resp.content_disposition = f'attachment; filename="{outname.replace(chr(34), "")}"'
+    resp.content_disposition = _disposition(outname or name)
+    if hasattr(body, "length"):
+        resp.content_length = body.length
     if offset:
         resp.status = 206
     return resp
@@ -134,18 +171,20 @@ def get_data(request):
 
 def put(request):
     p = request.params
-    try:
-        dataset_id = int(p.get("datasetId", ""))
-        format_id = int(p["datafileFormatId"]) if p.get("datafileFormatId") else None
-    except ValueError:
-        raise IdsError("BadRequestException", "datasetId and datafileFormatId must be ids") from None
+    if not p.get("datasetId"):
+        raise IdsError("BadRequestException", "datasetId is required")
+    dataset_id = inputs.ident(p["datasetId"], "datasetId")
+    format_id = inputs.ident(p["datafileFormatId"], "datafileFormatId") if p.get("datafileFormatId") else None
+    description = p.get("description")
+    if description is not None:
+        inputs.text(description, "description", 4000)
     new_id, crc = request.ids.put(
         _sid(p),
         request.body_file_raw,  # streamed to the store, never spooled
         p.get("name", ""),
         dataset_id,
         format_id,
-        p.get("description"),
+        description,
         _time(p, "datafileCreateTime"),
         _time(p, "datafileModTime"),
     )
@@ -153,13 +192,13 @@ def put(request):
 
 
 def delete(request):
-    locations = request.ids.delete(_sid(request.params), Selection.parse(request.params))
+    paths = request.ids.delete(_sid(request.params), Selection.parse(request.params))
     store = request.registry["ijp.filestore"]
 
     def remove(ok):
         if ok:
-            for loc in locations:
-                store.remove(loc)
+            for path in paths:
+                store.remove(path)
 
     request.tm.get().addAfterCommitHook(remove)
     return Response(status=200)
@@ -192,9 +231,16 @@ def ids_call(request):
         known = sorted({m for _, m in METHODS})
         if request.matchdict["method"] in known:
             return _error(IdsError("BadRequestException", f"{request.method} is not allowed here"))
-        return _error(IdsError("NotFoundException", f"no IDS call {request.matchdict['method']!r}"))
+        # (the name is not repeated: a client may have put anything there)
+        return _error(IdsError("NotFoundException", f"no such IDS call; the calls are {', '.join(known)}"))
     try:
         return handler(request)
     except IdsError as e:
         request.tm.doom()
         return _error(e)
+    except inputs.InputError as e:
+        request.tm.doom()
+        return _error(IdsError("BadRequestException", e.message))
+    except UnicodeDecodeError:  # WebOb decodes the parameters when first asked
+        request.tm.doom()
+        return _error(IdsError("BadRequestException", "the parameters must be UTF-8 text"))
