@@ -111,6 +111,47 @@ def test_ids_refuses_what_the_rules_do_not_allow(ids_client, live_server):
 
 
 @pytest.mark.once
+def test_the_reported_attack_over_http_with_commits(live_server):
+    """The report's steps against a running portal, each request committed (so /ids/delete's
+    removal after the commit really runs): carol's location for bob's datafile reads
+    nothing, her traversal location deletes nothing, bob's bytes are still served."""
+    url, engine = live_server
+
+    def call(method, path, **params):
+        req = urllib.request.Request(f"{url}{path}?{urlencode(params)}", method=method)
+        try:
+            with urllib.request.urlopen(req) as res:
+                return res.status, res.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def icat(user):
+        body = {"plugin": "db", "credentials": [{"username": user}, {"password": f"{user}-demo"}]}
+        data = urlencode({"json": json.dumps(body)}).encode()
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/icat/session", data=data)) as res:
+            return json.loads(res.read())["sessionId"]
+
+    bob, carol = icat("bob"), icat("carol")
+    with engine.connect() as c:
+        (bob_df, _, _), *_ = datafiles_of(c, "LMF-2026-002")
+        (_, _, carols_dataset), *_ = datafiles_of(c, "LMF-2026-003")
+    status, bob_bytes = call("GET", "/ids/getData", sessionId=bob, datafileIds=bob_df)
+    assert status == 200 and bob_bytes
+    dir_ = canonical_path(bob_df).split("/")[0]
+    for n, location in enumerate([canonical_path(bob_df), f"{dir_}/../{dir_}/{bob_df}"]):
+        entity = {
+            "Datafile": {"name": f"live-forged-{n}", "dataset": {"id": carols_dataset}, "location": location}
+        }
+        data = urlencode({"sessionId": carol, "entities": json.dumps(entity)}).encode()
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/icat/entityManager", data=data)) as res:
+            (forged,) = json.loads(res.read())
+        status, body = call("GET", "/ids/getData", sessionId=carol, datafileIds=forged)
+        assert status == 403 and json.loads(body)["code"] == "InsufficientPrivilegesException"
+        assert call("DELETE", "/ids/delete", sessionId=carol, datafileIds=forged)[0] == 200
+        assert call("GET", "/ids/getData", sessionId=bob, datafileIds=bob_df) == (200, bob_bytes)
+
+
+@pytest.mark.once
 def test_errors_are_ids_json(live_server):
     url, _ = live_server
     for path, status, code in [
