@@ -7,6 +7,7 @@ session id (a credential) stays in the database.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -18,7 +19,11 @@ from pyramid.request import RequestLocalCache
 from pyramid.security import remember
 
 from . import inputs
+from .catalog import CatalogError
+from .jobs import end_login
 from .models import Job, WebSession, as_utc, utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,23 @@ def start_api_session(request, user_name: str, catalog_session: str, expires_at)
     )
     request.dbsession.flush()
     return token
+
+
+def end_session(request) -> None:
+    """Log out this login (web cookie or API token): forgotten at once. Its catalog
+    session is logged out now, or, while jobs use it, once the last of them has ended
+    (:func:`ijpweb.jobs.end_login`): logging out does not kill the jobs."""
+    ident = request.identity
+    if ident is None:
+        return
+    ws = request.dbsession.get(WebSession, ident.web_session)
+    if ws is not None:
+        request.dbsession.delete(ws)
+        request.dbsession.flush()
+    try:
+        end_login(request.dbsession, request.catalog, ident.catalog_session)
+    except CatalogError as e:  # the login is gone all the same (the session id is a credential: not logged)
+        log.warning("a catalog session could not be logged out: %s", type(e).__name__)
 
 
 def _csrf_applies(request) -> bool:

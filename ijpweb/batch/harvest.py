@@ -91,7 +91,14 @@ def _in_transaction(registry, work):
 
 
 def harvest_registry(registry) -> None:
-    _in_transaction(registry, lambda db: harvest(db, registry["ijp.backends"]))
+    from ..jobs import logout_pending
+
+    def cycle(db):
+        if any(harvest(db, registry["ijp.backends"]).values()):
+            # jobs that ended may free a catalog session whose user has logged out
+            logout_pending(db, registry["ijp.catalog_for"](db))
+
+    _in_transaction(registry, cycle)
 
 
 def purge_registry(registry) -> None:

@@ -31,7 +31,7 @@ from ..jobs import (
 )
 from ..models import Job, JobStatus, WebSession, as_utc
 from ..openapi import document
-from ..security import bearer_token, start_api_session
+from ..security import bearer_token, end_session, start_api_session
 from . import submit_jobs
 from .jobs import decode_chunk
 
@@ -164,13 +164,12 @@ def session(request):
 
 @view_config(route_name="api.session", request_method="DELETE", permission="use")
 def revoke(request):
-    """Revoke this token (the catalog session stays for the jobs that use it)."""
+    """Revoke this token; its catalog session is logged out once no job uses it."""
     if bearer_token(request) is None:
         raise ApiError(
             400, "not_a_token", "only a bearer token is revoked here; log out of the web pages instead"
         )
-    request.dbsession.delete(request.dbsession.get(WebSession, request.identity.web_session))
-    request.dbsession.flush()
+    end_session(request)
     return Response(status=204)
 
 

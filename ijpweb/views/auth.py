@@ -5,8 +5,7 @@ from pyramid.security import forget
 from pyramid.view import view_config
 
 from ..catalog import AuthenticationError, CatalogError
-from ..models import WebSession
-from ..security import start_web_session
+from ..security import end_session, start_web_session
 
 
 def _safe_next(request, target: str) -> str:
@@ -54,10 +53,6 @@ def login(request):
 
 @view_config(route_name="auth.logout", request_method="POST")
 def logout(request):
-    ident = request.identity
-    if ident is not None:
-        request.catalog.logout(ident.catalog_session)
-        ws = request.dbsession.get(WebSession, ident.web_session)
-        if ws is not None:
-            request.dbsession.delete(ws)
+    """The login is forgotten at once; jobs that use its catalog session keep it."""
+    end_session(request)
     return HTTPSeeOther(location=request.route_url("auth.login"), headers=forget(request))

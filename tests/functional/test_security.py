@@ -3,7 +3,9 @@
 import pytest
 import sqlalchemy as sa
 
-from ijpweb.models import Job, JobStatus, Submission, WebSession
+from ijpweb.catalog import SessionError
+from ijpweb.jobs import keep_sessions_alive, logout_pending
+from ijpweb.models import Job, JobStatus, PendingLogout, Submission, WebSession
 
 from .test_flow import dataset_ids, select
 
@@ -101,10 +103,90 @@ def test_staff_page_is_for_staff(testapp):
     testapp.get("/staff/jobtypes", status=403)
 
 
-def test_logout_ends_the_login(alice, dbsession):
+def test_logout_ends_the_login(alice, dbsession, app):
+    ws = dbsession.scalars(sa.select(WebSession)).one()
+    cookie = alice.cookies["ijp_auth"]
     alice.post("/logout", {"csrf_token": alice.get_csrf_token()}, status=303)
     assert dbsession.scalar(sa.select(sa.func.count(WebSession.id))) == 0
     alice.get("/jobs", status=303)
+    # no job uses its catalog session: logged out of the catalog at once
+    catalog = app.registry["ijp.catalog_for"](dbsession)
+    with pytest.raises(SessionError):
+        catalog.user_name(ws.catalog_session)
+    # the old cookie, replayed (carol found it), is no login
+    alice.set_cookie("ijp_auth", cookie)
+    alice.get("/jobs", status=303)
+
+
+def submit_two(app, dbsession):
+    select(app, "dataset", dataset_ids(dbsession, "confocal", "LMF-2026-001")[:2])
+    form = app.get("/submit", {"jobtype": "Test args - multiple datasets or datafiles"}).forms["job-form"]
+    form["mode"] = "each"
+    form.submit(status=303)
+    return dbsession.scalars(sa.select(Job).order_by(Job.id)).all()
+
+
+def test_logging_out_keeps_the_catalog_session_of_live_jobs_until_the_last_ends(alice, dbsession, app):
+    """The report: logging out killed the jobs just submitted (their catalog session was
+    the login's, and was logged out with it)."""
+    catalog = app.registry["ijp.catalog_for"](dbsession)
+    first, second = submit_two(alice, dbsession)
+    sid = first.submission.catalog_session
+    alice.post("/logout", {"csrf_token": alice.get_csrf_token()}, status=303)
+    assert dbsession.scalar(sa.select(sa.func.count(WebSession.id))) == 0  # the login: gone at once
+    alice.get("/jobs", status=303)
+    assert catalog.user_name(sid) == "db/alice"  # the jobs' session: still there
+    assert dbsession.get(PendingLogout, sid) is not None
+    assert keep_sessions_alive(dbsession, catalog) == 0 and catalog.user_name(sid) == "db/alice"
+    first.status = JobStatus.COMPLETED
+    dbsession.flush()
+    assert logout_pending(dbsession, catalog) == 0 and catalog.user_name(sid) == "db/alice"  # one runs
+    second.status = JobStatus.FAILED
+    dbsession.flush()
+    assert logout_pending(dbsession, catalog) == 1
+    with pytest.raises(SessionError):
+        catalog.user_name(sid)
+    assert dbsession.get(PendingLogout, sid) is None and first.submission.catalog_session is None
+
+
+def test_a_session_the_user_did_not_log_out_stays_when_the_jobs_end(alice, dbsession, app):
+    """Only a logout ends a catalog session: the jobs of a user still logged in (or of a
+    client of the original API, which brings its own ICAT session) end without it."""
+    catalog = app.registry["ijp.catalog_for"](dbsession)
+    jobs = submit_two(alice, dbsession)
+    sid = jobs[0].submission.catalog_session
+    for job in jobs:
+        job.status = JobStatus.COMPLETED
+    dbsession.flush()
+    keep_sessions_alive(dbsession, catalog)
+    assert logout_pending(dbsession, catalog) == 0 and catalog.user_name(sid) == "db/alice"
+    alice.get("/jobs", status=200)
+
+
+def test_revoking_a_token_keeps_the_catalog_session_of_its_live_jobs(testapp, dbsession, app):
+    from .test_api import API, token
+
+    catalog = app.registry["ijp.catalog_for"](dbsession)
+    auth = token(testapp, "bob")
+    bobs = dataset_ids(dbsession, "confocal", "LMF-2026-002")[:1]
+    body = {"job_type": "Test args - single dataset or datafile", "datasets": bobs}
+    testapp.post_json(API + "/submissions", body, headers=auth, status=201)
+    job = dbsession.scalars(sa.select(Job)).one()
+    sid = job.submission.catalog_session
+    testapp.delete(API + "/session", headers=auth, status=204)
+    testapp.get(API + "/jobs", headers=auth, status=401)
+    assert catalog.user_name(sid) == "db/bob"
+    job.status = JobStatus.CANCELLED
+    dbsession.flush()
+    assert logout_pending(dbsession, catalog) == 1
+    with pytest.raises(SessionError):
+        catalog.user_name(sid)
+    # a token with no live jobs: its catalog session goes with it
+    auth = token(testapp, "bob")
+    sid = dbsession.scalars(sa.select(WebSession.catalog_session).where(WebSession.kind == "api")).one()
+    testapp.delete(API + "/session", headers=auth, status=204)
+    with pytest.raises(SessionError):
+        catalog.user_name(sid)
 
 
 def test_no_session_id_in_pages(alice, dbsession, backends):
