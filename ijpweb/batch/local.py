@@ -178,8 +178,7 @@ class LocalBackend:
         if cancelled is not None:
             return BatchState(JobStatus.CANCELLED, None, "cancelled before it started")
         if (d / "launched").exists():
-            pid = _launcher(d)
-            if pid is not None and not _alive(pid, d):
+            if _launcher(d) is not None and not _launcher_alive(d):
                 return BatchState(JobStatus.FAILED, None, "the job's wrapper ended before it started the job")
             return BatchState(JobStatus.QUEUED, reason="starting")
         return BatchState(JobStatus.QUEUED)
@@ -192,8 +191,9 @@ class LocalBackend:
             return _alive(started["pid"], d)
         if not (d / "launched").exists():
             return False
-        pid = _launcher(d)
-        return _alive(pid, d) if pid is not None else not (d / "cancelled.json").exists()
+        if _launcher(d) is not None:
+            return _launcher_alive(d)
+        return not (d / "cancelled.json").exists()
 
     def _count_running(self) -> int:
         """Jobs started and not ended; markers of ended ones go (a launcher killed before
@@ -264,7 +264,7 @@ class LocalBackend:
                 err.write(f"ijp: cannot start the job's launcher: {e.strerror}\n")
             return
         _LAUNCHED.add(pid)
-        (d / "launched").write_text(str(pid))
+        (d / "launched").write_text(f"{pid} {_started_at(pid)}")
 
     @staticmethod
     def _env_for_runner() -> dict[str, str]:
@@ -320,7 +320,7 @@ class LocalBackend:
         started = read_json(d / "started.json")
         if started is None and _launcher(d) is not None:  # starting: wait for its record
             deadline = time.monotonic() + 5.0
-            while started is None and _alive(_launcher(d), d) and time.monotonic() < deadline:
+            while started is None and _launcher_alive(d) and time.monotonic() < deadline:
                 time.sleep(0.01)
                 started = read_json(d / "started.json")
         if started is not None and _alive(started["pid"], d):
@@ -362,13 +362,36 @@ def _reap() -> None:
             _LAUNCHED.discard(pid)
 
 
-def _launcher(d: Path) -> int | None:
-    """The pid of the job's launcher, once the backend has started it."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command's name (state first)."""
     try:
-        text = (d / "launched").read_text().strip()
+        text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(text) if text.isdigit() else None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _started_at(pid: int) -> str:
+    """When the process began (clock ticks after boot): with the pid, who it is."""
+    fields = _stat(pid)
+    return fields[19] if fields else "0"
+
+
+def _launcher(d: Path) -> tuple[int, str] | None:
+    """The pid of the job's launcher and when it began, once the backend has started it."""
+    try:
+        pid, _, began = (d / "launched").read_text().strip().partition(" ")
+    except OSError:
+        return None
+    return (int(pid), began) if pid.isdigit() else None
+
+
+def _launcher_alive(d: Path) -> bool:
+    """Is the job's launcher still running? By pid and start time: its command line may
+    not be there yet while it execs, and a pid may be reused."""
+    launcher = _launcher(d)
+    fields = _stat(launcher[0]) if launcher else None
+    return bool(fields) and fields[0] != "Z" and fields[19] == launcher[1]
 
 
 def from_settings(name: str, opts: Mapping[str, str], setting: str | None = None) -> LocalBackend:

@@ -1,0 +1,143 @@
+"""Issue 10, point 1, as the hostile user: a job sees only its own world. A hostile job
+type (tests/data/hostile, not a shipped one) is planned and handed over as the portal
+does it, and runs on the local backend in its bubblewrap sandbox next to bob's jobs and a
+live portal; it tries to read, list and write what carol must not, to reach the network,
+and to leave the sandbox."""
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ijpweb import jobs, planning
+from ijpweb.batch import BatchError, JobSpec
+from ijpweb.batch.local import LocalBackend
+from ijpweb.batch.runner import BWRAP
+from ijpweb.jobtypes import JobTypes
+from ijpweb.models import Job, JobStatus, Submission
+
+ROOT = Path(__file__).resolve().parents[2]
+HOSTILE = ROOT / "tests" / "data" / "hostile"
+pytestmark = [
+    pytest.mark.once,  # the live portal's own database
+    pytest.mark.skipif(
+        not os.access(BWRAP, os.X_OK),
+        reason=f"bubblewrap is not installed ({BWRAP}): apt-get install bubblewrap",
+    ),
+]
+BOB_SESSION = "bob-session-2f1c9a"
+CAROL_SESSION = "carol-session-7d3e5b"
+
+
+@pytest.fixture
+def backend(tmp_path):
+    b = LocalBackend(
+        "local",
+        tmp_path / "jobs",
+        max_running=1,
+        path=[str(HOSTILE / "scripts"), str(Path(sys.executable).parent)],
+    )
+    yield b
+    for d in b.root.glob("[0-9]*"):
+        with contextlib.suppress(BatchError):
+            b.cancel(d.name)
+
+
+def wait(backend, job_id, statuses, timeout=60):
+    deadline = time.monotonic() + timeout
+    while (state := backend.states([job_id])[job_id]).status not in statuses:
+        assert time.monotonic() < deadline, f"job {job_id} is {state}"
+        time.sleep(0.05)
+    return state
+
+
+def hand_over(backend, job_id: int, job_type: str, targets: dict, icat_url: str) -> None:
+    """carol's job as the portal makes it: planned from the job type and her option
+    value, then the JobSpec of jobs._spec (the session only if the type asks for it)."""
+    jt = JobTypes(HOSTILE).current().get(job_type)
+    (jp,) = planning.plan(
+        jt, planning.Selection(), {"Targets": json.dumps(targets)}, icat_url=icat_url, ids_url=icat_url
+    ).jobs
+    sub = Submission(
+        executable=jt.executable, interactive=False, family=None, resources={},
+        catalog_session=CAROL_SESSION if jt.session_id else None,
+    )  # fmt: skip
+    backend.submit(jobs._spec(Job(id=job_id, owner="db/carol", argv=list(jp.args), submission=sub)))
+
+
+def bob(job_id, script):
+    return JobSpec(job_id, "db/bob", "/bin/sh", ("-c", script, "job"), {planning.SESSION_ENV: BOB_SESSION})
+
+
+@pytest.mark.parametrize(
+    ("job_type", "catalog"),
+    [("Hostile", False), ("Hostile with the catalog", True)],
+    ids=["plain", "catalog"],
+)
+def test_a_hostile_job_reaches_nothing_of_bob_or_the_portal(live_server, backend, job_type, catalog):
+    url, engine = live_server
+    portal = Path(engine.url.database).parent  # the live portal's database and file store
+    root = backend.root
+    # bob: a job running (until its gate opens), another queued with its session on disk
+    backend.submit(bob(1, "echo bob-was-here; while [ ! -e gate ]; do sleep 0.05; done"))
+    wait(backend, "1", {JobStatus.RUNNING})
+    planted = [root / "planted", root / "1" / "work" / "planted", portal / "planted", ROOT / "ijpweb" / "planted.py",
+               HOSTILE / "scripts" / "planted", Path("/etc/planted"), Path("/usr/planted")]  # fmt: skip
+    stored = next(p for p in (portal / "files").rglob("*") if p.is_file())
+    targets = {
+        "read": [str(p) for p in (
+            root / "1" / "spec.json", root / "1" / "stdout", root / "1" / "started.json",
+            root / "3" / "secret.json", root / "3" / "spec.json",
+            root / "2" / "spec.json", root / "2" / "secret.json",  # its own, as the portal wrote them
+            Path(engine.url.database), Path(f"{engine.url.database}-wal"), stored,
+            ROOT / "testing.ini", ROOT / "development.ini",
+            Path(f"/proc/{os.getpid()}/environ"), Path(f"/proc/{os.getpid()}/cmdline"),
+            Path("/etc/shadow"), Path("/etc/gshadow"),
+        )],
+        "list": [str(p) for p in (root, root / "1", root / "3", portal, portal / "files", ROOT, ROOT / "var", "/root", "/home", "/proc")],
+        "write": [str(p) for p in planted],
+        "connect": ["127.0.0.1", int(url.rsplit(":", 1)[1])],
+    }  # fmt: skip
+    hand_over(backend, 2, job_type, targets, url)
+    backend.submit(bob(3, "echo second"))
+    assert (root / "3" / "secret.json").exists()  # queued behind job 2, its session on disk
+    (root / "1" / "work" / "gate").touch()
+    state = wait(backend, "2", {JobStatus.COMPLETED, JobStatus.FAILED})
+    out, err = backend.read("2", "stdout").decode(), backend.read("2", "stderr").decode()
+    assert state.status == JobStatus.COMPLETED, (state, err)
+    report = json.loads(out)
+
+    assert {p: r for p, r in report["read"].items() if not r.startswith("refused")} == {}
+    listed = report["list"]
+    assert listed[str(root)] == ["2"]  # its own directory (what the sandbox shows of it), no other
+    for p in (root / "1", root / "3", portal, portal / "files", ROOT / "var", "/home"):
+        assert str(listed[str(p)]).startswith("refused"), (p, listed[str(p)])
+    assert "var" not in listed[str(ROOT)] and "testing.ini" not in listed[str(ROOT)]
+    assert listed["/root"] == [".pyenv"] or str(listed["/root"]).startswith("refused")  # the Python only
+    assert len([e for e in listed["/proc"] if e.isdigit()]) <= 3  # its own PID namespace
+    for p in planted:
+        assert not p.exists(), f"the job planted {p}"
+    assert report["connect"] == "connected" if catalog else report["connect"].startswith("refused")
+    assert all(r.startswith("refused") for r in report["escape"].values()), report["escape"]
+
+    # what it may: its own directories, its session (if its type asks for it) in its environment
+    assert all(r == "written" for r in report["own"].values()), report["own"]
+    if os.geteuid() == 0:
+        assert report["uid"] != 0
+    for name, folder in (("JOB_WORK_DIR", "work"), ("JOB_OUTPUT_DIR", "output")):
+        mine = root / "2" / folder / f"mine-{name}.txt"
+        assert mine.read_text() == "planted by a hostile job\n"
+        assert stat.S_IMODE(mine.stat().st_mode) == 0o600
+    expected = hashlib.sha256(CAROL_SESSION.encode()).hexdigest() if catalog else None
+    assert report["session"] == expected
+    assert "IJP_AUTH_SECRET" not in report["env"] and "SLURM_CONF" not in report["env"]
+    # and no file of its directory holds the session once it started
+    assert not (root / "2" / "secret.json").exists()
+    for f in (root / "2").rglob("*"):
+        assert not f.is_file() or CAROL_SESSION.encode() not in f.read_bytes(), f
