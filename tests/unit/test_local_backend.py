@@ -2,6 +2,8 @@
 
 import contextlib
 import os
+import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -54,7 +56,7 @@ def test_exit_codes_and_output(backend):
 def test_concurrency_limit_keeps_the_rest_queued(tmp_path):
     b = LocalBackend("local", tmp_path / "jobs", max_running=1)
     gate = b.root / "1" / "work" / "gate"  # where the sandboxed job can see it
-    b.submit(spec(1, 'while [ ! -e gate ]; do sleep 0.05; done'))
+    b.submit(spec(1, "while [ ! -e gate ]; do sleep 0.05; done"))
     b.submit(spec(2, "true"))
     wait(b, "1", {JobStatus.RUNNING})
     time.sleep(0.3)
@@ -170,3 +172,134 @@ def test_unknown_ids_are_unknown(backend):
     assert backend.states(["../etc"])["../etc"].status == JobStatus.UNKNOWN
     with pytest.raises(BatchError):
         backend.read("../etc", "stdout")
+
+
+def test_the_launcher_imports_the_standard_library_only(tmp_path):
+    """It runs by path with -I -S (no site-packages at all), and -X importtime lists
+    every module it loads: all of them the standard library's."""
+    import subprocess
+    import sys
+
+    from ijpweb.batch.jobdirs import prepare
+    from ijpweb.batch.local import RUNNER
+
+    d, _ = prepare(tmp_path, JobSpec(1, "alice", "/bin/echo", ("hello",)), [], False, None)
+    res = subprocess.run(
+        [sys.executable, "-I", "-S", "-X", "importtime", RUNNER, str(d)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    modules = {
+        line.rsplit("|", 1)[1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")
+    }
+    modules.discard("imported package")  # the header line
+    assert "json" in modules and "subprocess" in modules  # what it does use is listed
+    outside = {m for m in modules if m.split(".")[0] not in sys.stdlib_module_names}
+    assert outside == set(), f"the launcher imports {outside}"
+    assert not any(m.startswith(("ijpweb", "sqlalchemy", "pyramid")) for m in modules)
+    assert (d / "stdout").read_text() == "hello\n"  # and it ran the job (unsandboxed: spec said none)
+
+
+def test_no_sandbox_only_when_the_ini_says_so(tmp_path):
+    from ijpweb.batch.local import from_settings
+    from ijpweb.batch.sandbox import Sandbox
+
+    with pytest.raises(ValueError, match=r"ijp\.batch\.local\.sandbox: .*/nonexistent/bwrap.*sandbox = none"):
+        LocalBackend("local", tmp_path / "a", sandbox=Sandbox(bwrap="/nonexistent/bwrap"))
+    with pytest.raises(ValueError, match=r"ijp\.batch\.local\.sandbox: bwrap or none, not 'off'"):
+        from_settings("local", {"dir": str(tmp_path / "b"), "sandbox": "off"})
+    with pytest.raises(ValueError, match=r"ijp\.batch\.local\.path: .* holds the job directories"):
+        from_settings("local", {"dir": str(tmp_path / "c" / "jobs"), "path": str(tmp_path / "c")})
+    # written out: the job runs as the portal's account and sees what it sees
+    outside = tmp_path / "outside.txt"
+    outside.write_text("visible")
+    plain = from_settings("local", {"dir": str(tmp_path / "d"), "sandbox": "none"})
+    plain.submit(spec(1, f'cat "{outside}"; echo; id -u'))
+    wait(plain, "1", {JobStatus.COMPLETED})
+    assert plain.read("1", "stdout") == f"visible\n{os.getuid()}\n".encode()
+
+
+def test_the_sandbox_is_tried_once_per_process(tmp_path):
+    from ijpweb.batch.sandbox import probe
+
+    LocalBackend("local", tmp_path / "a")
+    before = probe.cache_info()
+    LocalBackend("local", tmp_path / "b")
+    after = probe.cache_info()
+    assert (after.hits, after.misses) == (before.hits + 1, before.misses)
+
+
+def test_files_are_the_portals_alone(backend, monkeypatch):
+    old = os.umask(0o022)  # whatever the process's umask, the modes are the same
+    try:
+        backend.submit(spec(1, 'echo out; echo kept > "$JOB_OUTPUT_DIR/result"; mkdir sub; touch sub/f'))
+        wait(backend, "1", {JobStatus.COMPLETED})
+    finally:
+        os.umask(old)
+    d = backend.root / "1"
+
+    def mode(p):
+        return oct(stat.S_IMODE(p.stat().st_mode))
+
+    assert (
+        mode(backend.root)
+        == mode(d)
+        == mode(d / "work")
+        == mode(d / "output")
+        == mode(d / "work" / "sub")
+        == "0o700"
+    )
+    for f in ("spec.json", "stdout", "stderr", "started.json", "exit.json", "output/result", "work/sub/f"):
+        assert mode(d / f) == "0o600", f
+
+
+def test_the_session_is_in_no_file_once_the_job_started(backend):
+    secret = "s3cr3t-in-no-file"
+    backend.submit(spec(1, "while [ ! -e gate ]; do sleep 0.05; done", env={SESSION_ENV: secret}))
+    wait(backend, "1", {JobStatus.RUNNING})
+    d = backend.root / "1"
+    assert not (d / "secret.json").exists()
+    assert all(secret.encode() not in f.read_bytes() for f in d.rglob("*") if f.is_file())
+    (d / "work" / "gate").touch()
+    wait(backend, "1", {JobStatus.COMPLETED})
+
+
+def test_session_in_argv_where_a_facility_opts_in_but_never_in_spec_json(tmp_path):
+    legacy = LocalBackend("local", tmp_path / "jobs", session_in_argv=True)
+    secret = "s3cr3t-legacy"
+    legacy.submit(
+        JobSpec(1, "alice", "/bin/sh", ("-c", 'echo "$1"', "job", SESSION_ARG), {SESSION_ENV: secret})
+    )
+    assert secret not in (legacy.root / "1" / "spec.json").read_text()
+    wait(legacy, "1", {JobStatus.COMPLETED})
+    assert legacy.read("1", "stdout") == f"--sessionId={secret}\n".encode()
+
+
+def test_leftovers_of_a_crash_are_removed_at_start(tmp_path):
+    root = tmp_path / "jobs"
+    LocalBackend("local", root)
+    dead = root / ".new" / "7.999999999"  # a writer that is gone
+    dead.mkdir(parents=True)
+    (dead / "secret.json").write_text('{"IJP_SESSION_ID": "left-behind"}')
+    mine = root / ".new" / f"8.{os.getpid()}"  # one this process is writing
+    mine.mkdir()
+    LocalBackend("local", root)
+    assert not dead.exists() and mine.exists()
+
+
+def test_a_hand_over_reads_the_queue_not_every_job(tmp_path):
+    b = LocalBackend("local", tmp_path / "jobs", max_running=1)
+    b.submit(spec(1, "true"))
+    wait(b, "1", {JobStatus.COMPLETED})
+    # a directory the queue does not name is not the dispatcher's business
+    stray = b.root / "5"
+    stray.mkdir()
+    (stray / "spec.json").write_text('{"executable": "/bin/true", "argv": [], "env": {}}')
+    b.submit(spec(2, "true"))
+    wait(b, "2", {JobStatus.COMPLETED})
+    assert not (stray / "launched").exists()
+    # job directories of an older version (no queue/ yet) are queued once, at start
+    shutil.rmtree(b.root / "queue")
+    shutil.rmtree(b.root / "running")
+    (stray / "spec.json").unlink()
+    old = LocalBackend("local", b.root)
+    assert sorted(os.listdir(old.root / "queue")) == ["5"]
