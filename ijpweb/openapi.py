@@ -440,7 +440,8 @@ def _document(server_url: str) -> dict:
                     ],
                     "responses": {
                         "200": _json(_ref("DatasetDetail"), "the dataset"),
-                        **_errors(401, 404, 503),
+                        # 400: more datafiles than ijp.catalog.max_entities (catalog_limit)
+                        **_errors(400, 401, 404, 503),
                     },
                 }
             },

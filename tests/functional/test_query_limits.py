@@ -21,7 +21,7 @@ from ijpweb.catalog import QueryLimitError
 from ijpweb.catalog.embedded import CatalogLimits, EmbeddedCatalog, time_limit
 
 from ..conftest import make_testapp
-from .test_api import API, token
+from .test_api import API, check, token
 from .test_flow import dataset_ids
 
 SECONDS = 1
@@ -67,7 +67,7 @@ def test_a_long_query_is_stopped_at_the_time_limit_and_the_next_one_runs(limited
     assert limited.get(f"/icat/session/{sid}").json["userName"] == "db/carol"
 
 
-def test_max_entities_is_the_setting_on_every_face(limited, dbsession):
+def test_max_entities_is_the_setting_on_every_face(limited, dbsession, doc):
     sid = icat_login(limited, "bob")
     assert limited.get("/icat/properties").json["maxEntities"] == 5
     err = limited.get(
@@ -85,7 +85,10 @@ def test_max_entities_is_the_setting_on_every_face(limited, dbsession):
     (ds_id,) = dataset_ids(dbsession, investigation="LMF-2026-002")[:1]
     bob = token(limited, "bob")
     res = limited.get(f"{API}/datasets/{ds_id}", headers=bob, status=400)
-    assert res.json == {"code": "catalog_limit", "message": "attempt to process more than 5 entities"}
+    assert check(doc, res, "/api/v1/datasets/{dataset_id}", "get").json == {
+        "code": "catalog_limit",
+        "message": "attempt to process more than 5 entities",
+    }
     limited.login("bob")
     page = limited.get(f"/datasets/{ds_id}", status=400)
     assert "attempt to process more than 5 entities" in page.text
