@@ -365,7 +365,8 @@ def _document(server_url: str) -> dict:
                         "required": True,
                         "content": {"application/json": {"schema": _ref("Login")}},
                     },
-                    "responses": {"201": _json(_ref("Token"), "logged in"), **_errors(400, 401, 503)},
+                    # 429: too many failed logins for the user name or the address (throttled)
+                    "responses": {"201": _json(_ref("Token"), "logged in"), **_errors(400, 401, 429, 503)},
                 },
                 "get": {
                     "summary": "Who the token belongs to",

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pyramid.authentication import AuthTktCookieHelper
 from pyramid.authorization import ACLHelper, Allow, Authenticated, Everyone
@@ -18,8 +20,8 @@ from pyramid.httpexceptions import HTTPNotFound
 from pyramid.request import RequestLocalCache
 from pyramid.security import remember
 
-from . import inputs
-from .catalog import CatalogError
+from . import inputs, throttle
+from .catalog import AuthenticationError, CatalogError, CatalogLogin
 from .jobs import end_login
 from .models import Job, WebSession, as_utc, utcnow
 
@@ -111,6 +113,54 @@ def start_api_session(request, user_name: str, catalog_session: str, expires_at)
     )
     request.dbsession.flush()
     return token
+
+
+def login_policy(settings) -> throttle.Policy:
+    return throttle.Policy(
+        max_failures=settings.login_max_failures,
+        max_address_failures=settings.login_max_address_failures,
+        window=timedelta(minutes=settings.login_window_minutes),
+        lock=timedelta(minutes=settings.login_lock_minutes),
+    )
+
+
+def catalog_login(request, authenticator: str, credentials: Mapping[str, str]) -> CatalogLogin:
+    """The catalog's login, as every login face calls it (the web form, /api/v1,
+    /icat/session): throttled per user name and client address (ijpweb.throttle). Raises
+    :class:`~ijpweb.throttle.LoginThrottled`, an AuthenticationError, without trying when
+    too many have failed. The client address is the connection's (REMOTE_ADDR, which a
+    trusted proxy's server sets), never a header the client chose."""
+    policy = login_policy(request.registry.settings["ijp"])
+    username = credentials.get("username", "")
+    counters = throttle.keys(policy, authenticator, username, request.remote_addr)
+    on_record = throttle.check(request.dbsession, policy, counters)
+    try:
+        result = request.catalog.login(authenticator, dict(credentials))
+    except AuthenticationError:
+        engine = request.registry["dbengine"]
+        _after_transaction(request, lambda: throttle.record_failure(engine, policy, counters))
+        raise
+    if on_record:
+        throttle.clear(request.dbsession, authenticator, username)
+    return result
+
+
+def _after_transaction(request, work) -> None:
+    """Run ``work`` once the request's transaction has ended, committed or not."""
+    done: list[bool] = []
+
+    def run(*_status) -> None:
+        if done:
+            return
+        done.append(True)
+        try:
+            work()
+        except Exception:
+            log.exception("a failed login could not be counted")
+
+    txn = request.tm.get()
+    txn.addAfterCommitHook(run)
+    txn.addAfterAbortHook(run)
 
 
 def end_session(request) -> None:

@@ -53,6 +53,12 @@ class Settings:
     catalog_query_max_joins: int = 20
     catalog_restrict_joins: bool = False
     max_value_length: int = MAX_VALUE_LENGTH  # characters of one option value or argument
+    # login throttling (every login face): failures that lock a user name / an address
+    # (0: not counted) within window_minutes, for lock_minutes
+    login_max_failures: int = 5
+    login_max_address_failures: int = 20
+    login_window_minutes: float = 15.0
+    login_lock_minutes: float = 15.0
     backends: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -133,4 +139,8 @@ def parse(raw: Mapping[str, str]) -> Settings:
         catalog_query_max_joins=_number(raw, "ijp.catalog.query_max_joins", 20, 0, 60),
         catalog_restrict_joins=asbool(raw.get("ijp.catalog.restrict_joins", "false")),
         max_value_length=_max_value_length(raw),
+        login_max_failures=_number(raw, "ijp.login.max_failures", 5, 0, 1000),
+        login_max_address_failures=_number(raw, "ijp.login.max_address_failures", 20, 0, 100_000),
+        login_window_minutes=_number(raw, "ijp.login.window_minutes", 15, 0.1, 7 * 24 * 60, float),
+        login_lock_minutes=_number(raw, "ijp.login.lock_minutes", 15, 0, 7 * 24 * 60, float),
     )

@@ -28,7 +28,7 @@ from pyramid.paster import get_appsettings
 from ijpweb import main
 from ijpweb.catalog import demo
 from ijpweb.catalog.ids import FileStore
-from ijpweb.models import get_engine, get_session_factory, get_tm_session
+from ijpweb.models import LoginFailure, get_engine, get_session_factory, get_tm_session
 from ijpweb.models.meta import Base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,6 +167,16 @@ def clean_jobs(app_settings):
         for child in left:
             shutil.rmtree(child, ignore_errors=True)
         time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def forget_failed_logins(request):
+    """Failed logins are counted in a transaction of their own, committed (as in
+    production, see ijpweb.throttle), not in the test's: each test starts with none."""
+    yield
+    if "dbengine" in request.fixturenames:
+        with request.getfixturevalue("dbengine").begin() as conn:
+            conn.execute(sa.delete(LoginFailure.__table__))
 
 
 class TestApp(webtest.TestApp):

@@ -31,7 +31,8 @@ from ..jobs import (
 )
 from ..models import Job, JobStatus, WebSession, as_utc
 from ..openapi import document
-from ..security import bearer_token, end_session, start_api_session
+from ..security import bearer_token, catalog_login, end_session, start_api_session
+from ..throttle import LoginThrottled
 from . import submit_jobs
 from .jobs import decode_chunk
 
@@ -145,7 +146,9 @@ def login(request):
     if not isinstance(authenticator, str):
         raise ApiError(400, "bad_request", "authenticator must be text", {"authenticator": "must be text"})
     try:
-        result = request.catalog.login(authenticator, {"username": username, "password": password})
+        result = catalog_login(request, authenticator, {"username": username, "password": password})
+    except LoginThrottled as e:
+        raise ApiError(429, "too_many_failed_logins", str(e)) from None
     except AuthenticationError as e:
         raise ApiError(401, "unauthenticated", str(e)) from None
     except CatalogError as e:

@@ -5,7 +5,8 @@ from pyramid.security import forget
 from pyramid.view import view_config
 
 from ..catalog import AuthenticationError, CatalogError
-from ..security import end_session, start_web_session
+from ..security import catalog_login, end_session, start_web_session
+from ..throttle import LoginThrottled
 
 
 def _safe_next(request, target: str) -> str:
@@ -31,10 +32,15 @@ def login(request):
     nxt = _safe_next(request, request.POST.get("next", ""))
     username = request.POST.get("username", "").strip()
     authenticator = request.POST.get("authenticator", "db")
+    status = 400
     try:
-        result = request.catalog.login(
-            authenticator, {"username": username, "password": request.POST.get("password", "")}
+        result = catalog_login(
+            request, authenticator, {"username": username, "password": request.POST.get("password", "")}
         )
+    except LoginThrottled as e:
+        error = str(e)
+        request.response.headers["Retry-After"] = str(e.seconds())
+        status = 429
     except AuthenticationError as e:
         error = str(e)
     except CatalogError as e:
@@ -42,7 +48,7 @@ def login(request):
     else:
         headers = start_web_session(request, result.user_name, result.session_id, result.expires_at)
         return HTTPSeeOther(location=nxt, headers=headers)
-    request.response.status = 400
+    request.response.status = status
     return {
         "next": nxt,
         "authenticators": request.catalog.authenticators(),

@@ -12,6 +12,7 @@ from pyramid.view import view_config, view_defaults
 from .. import inputs
 from ..catalog import CatalogError
 from ..catalog.icatrest import VERSION, IcatError, create, parse_entities, parse_login, search, translate
+from ..security import catalog_login
 
 
 def _error(request, e: IcatError) -> Response:
@@ -48,7 +49,7 @@ class IcatRest:
     def login(self):
         def go():
             plugin, creds = parse_login(self._param("json"))
-            return {"sessionId": self.catalog.login(plugin, creds).session_id}
+            return {"sessionId": catalog_login(self.request, plugin, creds).session_id}
 
         return _call(self.request, go)
 
