@@ -141,3 +141,65 @@ def test_a_hostile_job_reaches_nothing_of_bob_or_the_portal(live_server, backend
     assert not (root / "2" / "secret.json").exists()
     for f in (root / "2").rglob("*"):
         assert not f.is_file() or CAROL_SESSION.encode() not in f.read_bytes(), f
+
+
+PORTAL_FILES = r"""
+import json, os, stat, sys, time
+from pathlib import Path
+from pyramid.paster import get_appsettings
+import sqlalchemy as sa
+from ijpweb import main
+from ijpweb.batch import JobSpec
+from ijpweb.models import get_engine
+
+settings = dict(get_appsettings(sys.argv[1]))
+app = main({}, **settings)  # as pserve starts it
+engine = get_engine(settings)
+with engine.begin() as c:  # a write: SQLite's WAL appears
+    c.execute(sa.text("CREATE TABLE modes_probe (x INTEGER)"))
+    db = Path(engine.url.database)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm"))}
+local = app.registry["ijp.backends"]["local"]
+local.submit(JobSpec(1, "db/alice", "/bin/sh", ("-c", 'echo out; echo kept > "$JOB_OUTPUT_DIR/r"', "job")))
+while local.states(["1"])["1"].status.live:
+    time.sleep(0.05)
+for p in [local.root, *local.root.rglob("*")]:
+    modes[str(p.relative_to(local.root.parent))] = stat.S_IMODE(p.lstat().st_mode)
+print(json.dumps(modes))
+"""
+
+
+def test_the_portal_keeps_its_files_to_itself(tmp_path):
+    """From a umask of 022, ijp-admin and the portal create the database, its WAL, the
+    file store, job directories and what jobs write for the portal's account alone."""
+    import subprocess
+
+    ini = tmp_path / "portal.ini"
+    ini.write_text(
+        (ROOT / "testing.ini")
+        .read_text()
+        .replace("%(here)s/migrations", str(ROOT / "migrations"))
+        .replace("%(here)s/jobtypes", str(ROOT / "jobtypes"))
+        .replace("%(here)s/datasettypes", str(ROOT / "datasettypes"))
+    )
+    (tmp_path / "var").mkdir(mode=0o755)  # as make migrate makes it
+    env = {k: v for k, v in os.environ.items() if k != "IJP_TEST_DATABASE_URL"}
+    for command in (["migrate"], ["load-demo"]):
+        subprocess.run(
+            [str(Path(sys.executable).parent / "ijp-admin"), str(ini), *command],
+            check=True, capture_output=True, timeout=300, env=env, preexec_fn=lambda: os.umask(0o022),
+        )  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-c", PORTAL_FILES, str(ini)],
+        check=True, capture_output=True, text=True, timeout=300, env=env, preexec_fn=lambda: os.umask(0o022),
+    )  # fmt: skip
+    modes = json.loads(res.stdout.strip().splitlines()[-1])
+    assert modes["testing.sqlite"] == modes["testing.sqlite-wal"] == modes["testing.sqlite-shm"] == 0o600
+    files = tmp_path / "var" / "testing-files"
+    stored = [p for p in files.rglob("*")]
+    assert stored and all(stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600) for p in stored)
+    assert stat.S_IMODE(files.stat().st_mode) == 0o700
+    jobs = {name: mode for name, mode in modes.items() if name.startswith("testing-jobs")}
+    assert "testing-jobs/1/output/r" in jobs and "testing-jobs/1/stdout" in jobs
+    wrong = {name: oct(mode) for name, mode in jobs.items() if mode not in (0o600, 0o700)}
+    assert wrong == {}
