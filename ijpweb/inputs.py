@@ -15,6 +15,9 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 MAX_ID = 2**63 - 1  # the largest id (or offset) a signed 64-bit column holds
+# jobs and submissions (and ijp-batchserver's jobs) are numbered by a 32-bit column on
+# PostgreSQL (INTEGER): a larger number is no job at all
+MAX_JOB_ID = 2**31 - 1
 MAX_OFFSET = 2**63 - 1
 MAX_JSON_DEPTH = 32
 MAX_JSON_BYTES = 1 << 20
@@ -62,6 +65,11 @@ def whole_number(raw: Any, field: str, low: int, high: int) -> int:
 def ident(raw: Any, field: str) -> int:
     """An id: 1 to 2^63-1."""
     return whole_number(raw, field, 1, MAX_ID)
+
+
+def job_id(raw: Any, field: str) -> int:
+    """The id of a job or a submission: 1 to 2^31-1."""
+    return whole_number(raw, field, 1, MAX_JOB_ID)
 
 
 def offset(raw: Any, field: str) -> int:

@@ -3,7 +3,7 @@ real responses against it (tests/functional/test_api.py) and schemathesis runs i
 
 from __future__ import annotations
 
-from .inputs import MAX_ID, MAX_IDS, MAX_OFFSET
+from .inputs import MAX_ID, MAX_IDS, MAX_JOB_ID, MAX_OFFSET
 from .models.jobs import JobStatus
 
 STATUSES = [s.value for s in JobStatus]
@@ -24,6 +24,7 @@ def _errors(*codes: int) -> dict:
 NULLABLE_STR = {"type": ["string", "null"]}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+JOB = {"type": "integer", "minimum": 1, "maximum": MAX_JOB_ID}  # a job's or a submission's id
 IDS = {"type": "array", "maxItems": MAX_IDS, "items": ID}
 # text is valid Unicode without NUL (it cannot be stored, nor be an argument of a program)
 NO_NUL = "^[^\\u0000]*$"
@@ -31,7 +32,7 @@ TEXT = {"type": "string", "pattern": NO_NUL}
 # what a request body may hold besides the fields named: any JSON whose strings (and
 # keys) are text, as every string the API reads is checked
 BODY = {"additionalProperties": {"$ref": "#/components/schemas/Json"}, "propertyNames": {"pattern": NO_NUL}}
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": ID}
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": JOB}
 PAGE = {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000}}
 PER_PAGE = {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}
 
@@ -151,7 +152,7 @@ SCHEMAS = {
             },
             "tags": _ref("Tags"),
             "like": {
-                **ID,
+                **JOB,
                 "description": "resubmit: start from what submitted this job of yours (job type, "
                 "inputs, option values, mode, tags); fields given here change it, and an option "
                 "given as null is dropped",
@@ -480,7 +481,7 @@ def _document(server_url: str) -> dict:
                         {"name": "status", "in": "query", "schema": {"enum": [*STATUSES, "live"]}},
                         _text_param("job_type"),
                         _text_param("tag"),
-                        {"name": "submission", "in": "query", "schema": ID},
+                        {"name": "submission", "in": "query", "schema": JOB},
                         {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                         {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                         PAGE,

@@ -226,8 +226,8 @@ def job_factory(request):
     if ident is None:
         return AnonymousJobResource()  # -> forbidden -> the login page
     try:
-        job_id = inputs.ident(request.matchdict["job_id"], "job_id")
-    except inputs.InputError:  # not an id at all (or one no 64-bit column holds): no such job
+        job_id = inputs.job_id(request.matchdict["job_id"], "job_id")
+    except inputs.InputError:  # not an id at all (or one no job column holds): no such job
         raise HTTPNotFound() from None
     job = request.dbsession.get(Job, job_id)
     if job is None or job.owner != ident.user_name:

@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from ..batch import STREAMS, BatchBackend, BatchError, BatchState, JobSpec
 from ..batch.sandbox import needs_catalog
 from ..ijpwords import STATUS_WORDS, IjpError
-from ..inputs import InputError, ident
+from ..inputs import InputError
+from ..inputs import job_id as job_number
 from ..models.jobs import JobStatus, utcnow
 from ..planning import SESSION_ENV
 
@@ -33,9 +34,9 @@ EXTENSIONS = ("owner", "clientRef", "find", "states", "offset")
 
 def _job_number(job_id: str) -> int | None:
     """The row id a job id names, or None when it names none (not an id, or one that no
-    64-bit column holds): unknown, like another user's job."""
+    column holds): unknown, like another user's job."""
     try:
-        return ident(job_id, "jobId")
+        return job_number(job_id, "jobId")
     except InputError:
         return None
 

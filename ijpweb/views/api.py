@@ -7,6 +7,7 @@ Authentication: the login cookie, or ``Authorization: Bearer <token>`` from
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from pyramid.httpexceptions import HTTPNotFound
@@ -64,10 +65,19 @@ def _json(request) -> dict:
     try:
         body = inputs.loads(request.body, "the request body", root="")
     except inputs.InputError as e:
-        if e.field != "the request body":  # a string inside it: named by its path
-            raise
-        code = "too_large" if e.status == 413 else "bad_json"
-        raise ApiError(e.status, code, e.message) from None
+        if e.field == "the request body":
+            raise ApiError(e.status, "too_large" if e.status == 413 else "bad_json", e.message) from None
+        # a string inside it that is not text: named as the API names that field's errors
+        # (an option by its name, the tags as "tags"; anything else by its path)
+        head, _, rest = e.field.partition(".")
+        if head == "options" and rest:
+            name = re.split(r"[.\[]", rest, maxsplit=1)[0]
+            raise ApiError(
+                422, "invalid_options", f"{name}: {e.reason}", {name: f"{name}: {e.reason}"}
+            ) from None
+        if e.field.startswith("tags["):
+            raise ApiError(422, "invalid_tags", e.message, {"tags": e.message}) from None
+        raise
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "the request body must be a JSON object")
     return body
@@ -209,9 +219,12 @@ def _ids(body: dict, key: str) -> list[int]:
 def _owned_job(request, job_id) -> Job:
     if isinstance(job_id, float) and job_id.is_integer():  # JSON's 7.0 is the integer 7
         job_id = int(job_id)
-    if isinstance(job_id, bool) or not isinstance(job_id, int):
-        raise ApiError(400, "bad_request", "like must be the id of a job of yours", {"like": "a job id"})
-    job = request.dbsession.get(Job, job_id) if 0 < job_id <= inputs.MAX_ID else None
+    if isinstance(job_id, bool) or not isinstance(job_id, int) or not 0 < job_id <= inputs.MAX_JOB_ID:
+        raise ApiError(
+            400, "bad_request", f"like must be the id of a job of yours (1 to {inputs.MAX_JOB_ID})",
+            {"like": "a job id"},
+        )  # fmt: skip
+    job = request.dbsession.get(Job, job_id)
     if job is None or job.owner != request.identity.user_name:
         raise ApiError(404, "not_found", f"there is no job {job_id} of yours", {"like": "not found"})
     return job
@@ -273,7 +286,7 @@ def jobs(request):
     since, until = (_when(request, k) for k in ("since", "until"))
     page = _int(request, "page", 1, 1, 1_000_000)
     per_page = _int(request, "per_page", 25, 1, MAX_PER_PAGE)
-    submission = _int(request, "submission", 0, 1, inputs.MAX_ID) or None
+    submission = _int(request, "submission", 0, 1, inputs.MAX_JOB_ID) or None
     rows, total = list_jobs(request.dbsession, request.identity.user_name, status=status,
                             job_type=_text(request, "job_type"), tag=_text(request, "tag"),
                             submission=submission, since=since, until=until,

@@ -17,6 +17,7 @@ import traceback
 from urllib.parse import urlsplit
 
 from pyramid.csrf import BadCSRFToken
+from pyramid.events import ContextFound, subscriber
 from pyramid.exceptions import PredicateMismatch
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPSeeOther
 from pyramid.response import Response
@@ -169,6 +170,18 @@ def catalog_limit(exc, request):
     themselves; this is the pages' and htmx fragments' answer."""
     _doom(request)
     return face_error(request, BAD, f"The catalog refused: {exc}.", status=exc.status)
+
+
+@subscriber(ContextFound)
+def forms_are_utf8(event):
+    """WebOb decodes a form body that is not UTF-8 with replacement characters, silently
+    changing what was sent (an encoded surrogate becomes three U+FFFD): such a form is
+    refused instead, as a query string is, naming the field."""
+    request = event.request
+    if request.content_type == "application/x-www-form-urlencoded" and request.method in ("POST", "PUT"):
+        field = undecodable_field(request.body.decode("latin-1"))
+        if field is not None:
+            raise InputError(field, "is not UTF-8")
 
 
 @exception_view_config(UnicodeDecodeError, renderer="error.jinja2")

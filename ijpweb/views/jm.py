@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from pyramid.response import Response
 from pyramid.view import view_config, view_defaults
 
+from .. import inputs
 from ..batch import BatchError
 from ..catalog import CatalogError, SessionError
 from ..families import FamilyError
@@ -81,12 +82,15 @@ class JobManagement:
         sid = self.request.params.get("sessionId")
         if not sid:
             raise IjpError("SessionException", "sessionId must not be null")
+        sid = inputs.text(sid, "sessionId", 1000)
         return self.request.catalog.user_name(sid), sid
 
     def _job(self) -> Job:
         user, _ = self._user()
-        job_id = self.request.matchdict["job_id"]
-        job = self.request.dbsession.get(Job, int(job_id)) if job_id.isdigit() else None
+        try:
+            job = self.request.dbsession.get(Job, inputs.job_id(self.request.matchdict["job_id"], "jobId"))
+        except inputs.InputError:  # no job has such an id: the original's answer for any other's
+            job = None
         if job is None or job.owner != user:
             raise IjpError("ForbiddenException", "Job does not belong to you")
         return job
@@ -207,10 +211,12 @@ class JobManagement:
     def provenance(self):
         def work():
             job = self._job()
-            raw = self.request.POST.get("provenanceId", "")
-            if not raw.isdigit():
-                raise IjpError("ParameterException", "provenanceId must be a whole number")
-            job.provenance_id = int(raw)
+            try:
+                job.provenance_id = inputs.whole_number(
+                    self.request.POST.get("provenanceId", ""), "provenanceId", 0, inputs.MAX_ID
+                )
+            except inputs.InputError as e:
+                raise IjpError("ParameterException", e.message) from None
             return {"jobId": job.id, "provenanceId": job.provenance_id}
 
         return self._call(work)

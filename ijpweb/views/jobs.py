@@ -7,7 +7,7 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
 from ..batch import STREAMS, BatchError
-from ..inputs import MAX_ID, MAX_OFFSET
+from ..inputs import MAX_JOB_ID, MAX_OFFSET
 from ..jobs import (
     JobActionError,
     cancel_job,
@@ -42,7 +42,7 @@ def _list(request):
         page=page,
         per_page=PER_PAGE,
     )
-    submission = param_int(request.GET, "submission", None, 1, MAX_ID)
+    submission = param_int(request.GET, "submission", None, 1, MAX_JOB_ID)
     progress = (
         submission_progress(request.dbsession, request.identity.user_name, submission) if submission else None
     )

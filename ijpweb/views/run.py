@@ -250,7 +250,7 @@ def submit_page(request):
     vary(request)
     message = None
     if "like" in request.GET:
-        return _like(request, inputs.ident(request.GET["like"], "like"))
+        return _like(request, inputs.job_id(request.GET["like"], "like"))
     if "jobtype" in request.GET:
         name = param_text(request.GET, "jobtype")
         sel = _selection(request)
