@@ -203,3 +203,136 @@ def test_the_portal_keeps_its_files_to_itself(tmp_path):
     assert "testing-jobs/1/output/r" in jobs and "testing-jobs/1/stdout" in jobs
     wrong = {name: oct(mode) for name, mode in jobs.items() if mode not in (0o600, 0o700)}
     assert wrong == {}
+
+
+# --- ijp-batchserver: its jobs are sandboxed the same way ---------------------------------
+
+BATCH_INI = """[app:main]
+use = egg:ijpweb#batchserver
+icat_urls = {portal}
+portals = db/ijp-portal
+executables = date printenv
+database = sqlite:///{tmp}/batch.sqlite
+backend.type = local
+backend.dir = {tmp}/jobs
+backend.max_running = 2
+backend.python = {python}
+{extra}
+
+[server:main]
+use = egg:waitress#main
+listen = 127.0.0.1:{port}
+"""
+
+
+def batch_server_ini(tmp: Path, portal: str, extra: str = "") -> tuple[Path, str]:
+    from tests.integration.test_batchserver import free_port
+
+    port = free_port()
+    ini = tmp / "batchserver.ini"
+    ini.write_text(BATCH_INI.format(portal=portal, tmp=tmp, python=sys.executable, extra=extra, port=port))
+    return ini, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def batch_server(live_server, tmp_path_factory):
+    """``ijp-batchserver INI`` with the default sandbox; yields (url, portal, engine, tmp, pid)."""
+    import subprocess
+    import urllib.request
+
+    from sqlalchemy.orm import Session
+
+    from ijpweb.catalog.embedded import hash_password
+    from ijpweb.models import DbCredential
+    from tests.integration.test_batchserver import PORTAL_PASSWORD
+
+    portal, engine = live_server
+    with Session(engine) as db, db.begin():
+        if db.get(DbCredential, "ijp-portal") is None:
+            db.add(DbCredential(username="ijp-portal", password_hash=hash_password(PORTAL_PASSWORD)))
+    tmp = tmp_path_factory.mktemp("sandboxed-batchserver")
+    ini, url = batch_server_ini(tmp, portal)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ijp-batchserver"), str(ini)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/batch/version", timeout=2).close()
+            break
+        except OSError:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "ijp-batchserver did not start"
+            time.sleep(0.1)
+    yield url, portal, engine, tmp, proc.pid
+    proc.terminate()
+    proc.wait(10)
+    proc.stdout.close()
+
+
+def run_remote(base, sid, icat, executable, *parameters):
+    """Submit as the original protocol's clients do; wait; return (status, stdout, stderr)."""
+    from tests.integration.test_batchserver import call
+
+    status, body = call(base, "POST", "submit", sid, icat, executable=executable, parameter=list(parameters))
+    assert status == 200, body
+    job = body["jobId"]
+    deadline = time.monotonic() + 30
+    while (word := call(base, "GET", f"status/{job}", sid, icat)[1]["status"]) not in (
+        "Completed",
+        "Cancelled",
+    ):
+        assert time.monotonic() < deadline, word
+        time.sleep(0.1)
+    out = call(base, "GET", f"output/{job}", sid, icat)[1].decode()
+    err = call(base, "GET", f"error/{job}", sid, icat)[1].decode()
+    return job, out, err
+
+
+def test_date_f_through_the_batch_server_reads_nothing_of_others(batch_server):
+    """The issue's attack: ``date -f FILE`` prints each line of FILE in its complaint."""
+    from tests.integration.test_batchserver import login
+
+    base, icat, engine, tmp, server_pid = batch_server
+    bob, carol = login(engine, "bob"), login(engine, "carol")
+    bobs, _, _ = run_remote(base, bob, icat, "printenv", "IJP_SESSION_ID")
+    _, work, _ = run_remote(base, carol, icat, "printenv", "JOB_WORK_DIR")
+    root = Path(work.strip()).parents[1]  # where the jobs live, as her job learns it
+    assert root == tmp / "jobs"
+    for target in (
+        root / bobs / "spec.json", root / bobs / "stdout", tmp / "batch.sqlite", tmp / "batchserver.ini",
+        Path(f"/proc/{server_pid}/environ"), Path("/etc/shadow"), Path("/etc/gshadow"),
+    ):  # fmt: skip
+        _, out, err = run_remote(base, carol, icat, "date", "-f", str(target))
+        assert out == "" and err.count("\n") == 1, (target, out, err)
+        assert "No such file or directory" in err or "Permission denied" in err, (target, err)
+        assert bob not in err and "root:" not in err
+
+
+def test_a_portals_job_without_a_users_session_gets_none(batch_server):
+    from ijpweb.batch.remote import RemoteBackend
+    from tests.integration.test_batchserver import PORTAL_PASSWORD
+
+    base, icat, engine, tmp, _ = batch_server
+    remote = RemoteBackend("remote", base, icat, "ijp-portal", PORTAL_PASSWORD)
+    job = remote.submit(JobSpec(90_001, "db/carol", "printenv", ("IJP_SESSION_ID",)))
+    deadline = time.monotonic() + 30
+    while (state := remote.states([job])[job]).status.live:
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)
+    # printenv finds no session: not the portal's own login
+    assert (state.status, state.exit_code, remote.read(job, "stdout")) == (JobStatus.FAILED, 1, b"")
+
+
+def test_a_batch_server_that_cannot_sandbox_refuses_to_start(live_server, tmp_path):
+    import subprocess
+
+    ini, _ = batch_server_ini(tmp_path, live_server[0], "backend.bwrap = /nonexistent/bwrap")
+    res = subprocess.run(
+        [str(Path(sys.executable).parent / "ijp-batchserver"), str(ini)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 1
+    assert "backend.sandbox: jobs cannot be sandboxed here: /nonexistent/bwrap is not installed" in res.stderr
+    assert "backend.sandbox = none" in res.stderr
