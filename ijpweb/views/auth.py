@@ -1,5 +1,3 @@
-from urllib.parse import urlsplit
-
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.security import forget
 from pyramid.view import view_config
@@ -7,14 +5,12 @@ from pyramid.view import view_config
 from ..catalog import AuthenticationError, CatalogError
 from ..security import catalog_login, end_session, start_web_session
 from ..throttle import LoginThrottled
+from . import local_path, param_text
 
 
 def _safe_next(request, target: str) -> str:
-    """Only a path on this site; anything else goes home."""
-    parts = urlsplit(target or "")
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return request.route_url("home")
-    return target
+    """Only a path on this site (that fits a Location header); anything else goes home."""
+    return local_path(target or "") or request.route_url("home")
 
 
 @view_config(route_name="auth.login", request_method="GET", renderer="login.jinja2")
@@ -30,8 +26,9 @@ def login_page(request):
 @view_config(route_name="auth.login", request_method="POST", renderer="login.jinja2")
 def login(request):
     nxt = _safe_next(request, request.POST.get("next", ""))
-    username = request.POST.get("username", "").strip()
-    authenticator = request.POST.get("authenticator", "db")
+    username = param_text(request.POST, "username", 1000).strip()
+    authenticator = param_text(request.POST, "authenticator") or "db"
+    param_text(request.POST, "password", 10_000)  # (a bad one is named; it is never shown)
     status = 400
     try:
         result = catalog_login(

@@ -400,3 +400,15 @@ def test_an_unexpected_error_is_the_faces_json_500_and_logged_without_secrets(br
         assert f"({face} face)" in logged
     secrets = [sid, bearer["Authorization"].split()[1], app.cookies["ijp_auth"]]
     assert not [s for s in secrets if s in logged]
+
+
+def test_the_login_form(testapp):
+    """NUL in a user name reached the catalog (and the login throttle's table, where
+    PostgreSQL refuses it: a 500); a 'next' with CRLF broke the redirect's header."""
+    token = testapp.get_csrf_token()
+    for field in ("username", "authenticator", "password"):
+        form = {"username": "bob", "password": "bob-demo", "csrf_token": token, field: "bo\x00b"}
+        in_format(testapp.post("/login", form, expect_errors=True), "pages", named=field, status=400)
+    for nxt in ("/jobs\r\nSet-Cookie: x=1", "https://evil.example/", "/\\evil.example"):
+        form = {"username": "bob", "password": "bob-demo", "csrf_token": token, "next": nxt}
+        assert testapp.post("/login", form, status=303).location == "http://example.com/", nxt
