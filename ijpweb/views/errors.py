@@ -135,7 +135,10 @@ def forbidden(request):
         if request.headers.get("HX-Request") == "true":
             # An expired login during an htmx request: send the whole browser to the
             # login page instead of swapping it into the table.
-            current = urlsplit(request.headers.get("HX-Current-URL", ""))
+            try:
+                current = urlsplit(request.headers.get("HX-Current-URL", ""))
+            except ValueError:  # not a URL (a client's header): back to the start after login
+                current = urlsplit("/")
             back = current.path + (f"?{current.query}" if current.query else "")
             target = request.route_url("auth.login", _query={"next": back or "/"})
             return Response(status=401, headers={"HX-Redirect": target}, body=b"")

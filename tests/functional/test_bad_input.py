@@ -306,6 +306,11 @@ def test_pages_ids_pages_and_offsets(alice, dbsession):
     )
     in_format(sel, "pages", named="id", status=400)
     assert alice.get("/submit").status_int == 200  # nothing bad was kept in the selection
+    # an htmx request after the login expired names the page to come back to; a header
+    # that is not a URL only loses that
+    anonymous = webtest.TestApp(alice.app, extra_environ={"HTTP_HOST": "example.com"})
+    resp = anonymous.get("/jobs", headers={"HX-Request": "true", "HX-Current-URL": "http://[x"}, status=401)
+    assert resp.headers["HX-Redirect"] == "http://example.com/login?next=%2F"
     # a redirect never leaves the site, nor breaks its header
     for back in ("https://evil.example/", "//evil.example/", "/\\evil.example", "/a\r\nSet-Cookie: x=1"):
         resp = alice.post("/selection", {"action": "clear", "back": back, "csrf_token": token}, status=303)
