@@ -44,14 +44,6 @@ def job_argv(spec: JobSpec, session_in_argv: bool) -> list[str | None]:
     return [None if a == SESSION_ARG else a for a in spec.args if a != SESSION_ARG or session_in_argv]
 
 
-def read_json(path: Path) -> dict | None:
-    """A record a job left on disk, or None while it is not there (or half-written)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _write(path: Path, data) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -26,6 +26,7 @@ portal's Python read-only, its own ``work/`` and ``output/`` writable, a private
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pwd
@@ -326,6 +327,7 @@ def run(jobdir: Path) -> int:
         )
     if (jobdir / "cancelled.json").exists():
         write_json(jobdir / "exit.json", {"code": None, "signal": None, "at": now()})
+        start_next(jobdir)
         return 0
     info_r = info_w = None
     if setup.sandboxed:
@@ -350,6 +352,7 @@ def run(jobdir: Path) -> int:
         with open(jobdir / "stderr", "a") as err:
             err.write(f"ijp: cannot start {setup.executable}: {e.strerror}\n")
         write_json(jobdir / "exit.json", {"code": NOT_STARTED, "signal": None, "at": now()})
+        start_next(jobdir)
         return 0
     finally:
         if info_w is not None:
@@ -386,9 +389,201 @@ def run(jobdir: Path) -> int:
     if init_pid and rc > 128 and rc - 128 in signal.valid_signals():
         code, sig = None, rc - 128  # bwrap reports a signal as 128 + its number
     write_json(jobdir / "exit.json", {"code": code, "signal": sig, "at": now()})
-    with contextlib.suppress(FileNotFoundError):
-        (jobdir.parent / "running" / jobdir.name).unlink()
+    start_next(jobdir)
     return 0
+
+
+# --- the local backend's queue -----------------------------------------------------------
+# <root>/queue/<id> marks a job waiting to start and <root>/running/<id> one started, until
+# its launcher ends; <root>/.lock serialises starts; <root>/.backend.json holds max_running.
+# The backend starts queued jobs when it is asked (a submit, a harvest, a cancel), and
+# each launcher starts the next as its own job ends, so a queue drains at once. A start
+# reads only these markers, never every job directory, and waits for no launcher.
+
+QUEUE, STARTED, LOCK, CONFIG = "queue", "running", ".lock", ".backend.json"
+# a start the backend did not finish (it stopped between claiming the job and starting
+# its launcher) is retried after this many seconds
+UNFINISHED_START = 60.0
+
+
+@contextlib.contextmanager
+def locked(root: Path):
+    fd = os.open(root / LOCK, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and the lock with it
+
+
+def read_json(path: Path) -> dict | None:
+    """A record a job left on disk, or None while it is not there (or half-written)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def names(d: Path) -> list[str]:
+    try:
+        return [n for n in os.listdir(d) if n.isdigit()]
+    except FileNotFoundError:
+        return []
+
+
+def mark(d: Path, name: str) -> None:
+    """The marker ``d/name`` (``d`` made, 0700, if needed: an operator may remove it)."""
+    try:
+        (d / name).touch()
+    except FileNotFoundError:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d, 0o700)
+        (d / name).touch()
+
+
+def age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command's name (state first)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def alive(pid: int, jobdir: Path) -> bool:
+    """Is ``pid`` still the launcher of ``jobdir`` (and not a recycled pid)? For a launcher
+    that recorded its own start: its command line names the job's directory."""
+    fields = stat_fields(pid)
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(fields) and fields[0] != "Z" and str(jobdir).encode() in cmdline
+
+
+def launcher(d: Path) -> tuple[int, str] | None:
+    """The pid of the job's launcher and when it began, once it has been started."""
+    try:
+        pid, _, began = (d / "launched").read_text().strip().partition(" ")
+    except OSError:
+        return None
+    return (int(pid), began) if pid.isdigit() else None
+
+
+def launcher_alive(d: Path) -> bool:
+    """Is the job's launcher still running? By pid and start time: its command line may
+    not be there yet while it execs, and a pid may be reused."""
+    started = launcher(d)
+    fields = stat_fields(started[0]) if started else None
+    return bool(fields) and fields[0] != "Z" and fields[19] == started[1]
+
+
+def running(d: Path) -> bool:
+    """Has the job started (or is it starting) and not ended?"""
+    if (d / "exit.json").exists():
+        return False
+    started = read_json(d / "started.json")
+    if started is not None:
+        return alive(started["pid"], d)
+    if not (d / "launched").exists():
+        return False
+    if launcher(d) is not None:
+        return launcher_alive(d)
+    return not (d / "cancelled.json").exists()
+
+
+def count_running(root: Path) -> int:
+    """Jobs started and not ended; markers of ended ones go (a launcher killed before
+    it could remove its own), and a start left unfinished is queued again."""
+    count = 0
+    for name in names(root / STARTED):
+        d = root / name
+        if (
+            d.is_dir()
+            and (d / "launched").exists()
+            and launcher(d) is None
+            and not (d / "started.json").exists()
+            and age(d / "launched") > UNFINISHED_START
+        ):
+            (d / "launched").unlink()
+            mark(root / QUEUE, name)
+            (root / STARTED / name).unlink(missing_ok=True)
+        elif d.is_dir() and running(d):
+            count += 1
+        else:
+            (root / STARTED / name).unlink(missing_ok=True)
+    return count
+
+
+def launch(d: Path, python: str) -> int | None:
+    """Start the job's launcher (this file, by path, in a session of its own); its pid."""
+    root = d.parent
+    mark(root / STARTED, d.name)
+    (d / "launched").touch()
+    (root / QUEUE / d.name).unlink(missing_ok=True)
+    env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
+    try:
+        pid = os.posix_spawn(
+            python,
+            [python, "-I", "-S", os.path.abspath(__file__), str(d)],
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
+            setsid=True,  # its own session and group: a cancel signals exactly it
+        )
+    except OSError as e:
+        with open(d / "stderr", "a") as err:
+            err.write(f"ijp: cannot start the job's launcher: {e.strerror}\n")
+        write_json(d / "exit.json", {"code": NOT_STARTED, "signal": None, "at": now()})
+        return None
+    fields = stat_fields(pid)
+    (d / "launched").write_text(f"{pid} {fields[19] if fields else 0}")
+    return pid
+
+
+def dispatch(root: Path, max_running: int, python: str) -> list[int]:
+    """Start queued jobs, oldest first, while fewer than ``max_running`` run (the caller
+    holds :func:`locked`); the pids of the launchers started."""
+    waiting = names(root / QUEUE)
+    if not waiting:
+        return []
+    started, count = [], count_running(root)
+    for name in sorted(waiting, key=int):
+        if count >= max_running:
+            break
+        d, marker = root / name, root / QUEUE / name
+        if not d.is_dir():  # being prepared, or gone (deleted, or a crash while preparing)
+            if age(marker) > UNFINISHED_START:
+                marker.unlink(missing_ok=True)
+            continue
+        if any((d / f).exists() for f in ("launched", "cancelled.json", "started.json")):
+            marker.unlink(missing_ok=True)
+            continue
+        pid = launch(d, python)
+        if pid is not None:
+            started.append(pid)
+        count += 1
+    return started
+
+
+def start_next(jobdir: Path) -> None:
+    """As a job ends: start what waits behind it (the backend would only at its next call)."""
+    root = jobdir.parent
+    (root / STARTED / jobdir.name).unlink(missing_ok=True)
+    config = read_json(root / CONFIG)
+    if config and names(root / QUEUE):
+        with locked(root):
+            dispatch(root, int(config["max_running"]), sys.executable)
 
 
 # --- the SLURM launcher -----------------------------------------------------------------

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from ..models.jobs import JobStatus
 from . import BatchError, BatchState, JobSpec
-from .jobdirs import clean_leftovers, prepare, private_dir, read_json, read_stream
+from .jobdirs import clean_leftovers, prepare, private_dir, read_stream
+from .runner import read_json
 from .sandbox import Sandbox, describe, for_job
 
 TIMEOUT = 60

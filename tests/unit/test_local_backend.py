@@ -1,6 +1,7 @@
 """The local backend with real processes: wrapper records, limits, cancel, restart."""
 
 import contextlib
+import json
 import os
 import shutil
 import stat
@@ -303,3 +304,16 @@ def test_a_hand_over_reads_the_queue_not_every_job(tmp_path):
     (stray / "spec.json").unlink()
     old = LocalBackend("local", b.root)
     assert sorted(os.listdir(old.root / "queue")) == ["5"]
+
+
+def test_a_queue_drains_without_the_portal_asking(tmp_path):
+    """Each launcher starts the next queued job as its own ends: nothing waits for the
+    backend's next call (a harvest every few seconds)."""
+    b = LocalBackend("local", tmp_path / "jobs", max_running=1)
+    for i in range(1, 6):
+        b.submit(spec(i, "echo $IJP_JOB_ID"))
+    ends = [b.root / str(i) / "exit.json" for i in range(1, 6)]
+    _until(lambda: all(e.exists() for e in ends), timeout=30)  # no states(), no submit
+    starts = [json.loads((b.root / str(i) / "started.json").read_text())["at"] for i in range(1, 6)]
+    assert starts == sorted(starts)  # in order, one at a time
+    assert [b.read(str(i), "stdout") for i in range(1, 6)] == [f"{i}\n".encode() for i in range(1, 6)]
