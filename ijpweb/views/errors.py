@@ -197,7 +197,7 @@ def not_utf8(exc, request):
     if field is None and "form-urlencoded" in (env.get("CONTENT_TYPE") or ""):
         try:
             field = undecodable_field(request.body.decode("latin-1"))
-        except Exception:  # noqa: BLE001 - the body cannot be read again: not named here
+        except (OSError, ValueError):  # the body cannot be read again: not named here
             field = None
     if field is not None:
         _doom(request)
@@ -255,12 +255,13 @@ def _scrub(request, text: str) -> str:
     """``text`` without any credential the request carried (session ids, tokens, cookies)."""
     secrets = []
     env = request.environ
-    for key in ("sessionId", "jobSessionId"):
-        try:
-            secrets += request.params.getall(key)
-        except Exception:  # noqa: BLE001, S112 - parameters that cannot be decoded hold no readable secret
-            continue
+    with contextlib.suppress(UnicodeDecodeError):  # parameters that cannot be decoded: none readable
+        secrets += [v for key in ("sessionId", "jobSessionId") for v in request.params.getall(key)]
     secrets += [(getattr(request, "matchdict", None) or {}).get("sid") or ""]
+    # the login's catalog session (a catalog's error may quote it); the lookup itself may be
+    # what failed, and then it has nothing to hide
+    with contextlib.suppress(Exception):
+        secrets += [request.identity.catalog_session]
     auth = env.get("HTTP_AUTHORIZATION", "")
     secrets += [auth, auth.partition(" ")[2]]
     secrets += [part.partition("=")[2] for part in env.get("HTTP_COOKIE", "").split(";")]

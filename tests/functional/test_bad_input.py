@@ -417,3 +417,29 @@ def test_the_login_form(testapp):
     for nxt in ("/jobs\r\nSet-Cookie: x=1", "https://evil.example/", "/\\evil.example"):
         form = {"username": "bob", "password": "bob-demo", "csrf_token": token, "next": nxt}
         assert testapp.post("/login", form, status=303).location == "http://example.com/", nxt
+
+
+def test_the_log_blots_out_every_credential_the_request_carried():
+    """What the catch-all logs: a traceback may quote a session id (a catalog's own
+    message, a URL); every credential of the request is replaced before it is written."""
+    from pyramid.request import Request
+
+    from ijpweb.views.errors import _scrub
+
+    req = Request.blank(
+        "/icat/session/path-session-0001?sessionId=query-session-0002&jobSessionId=job-session-0003",
+        headers={
+            "Authorization": "Bearer token-0000000004",
+            "Cookie": "ijp_auth=cookie-0000005; csrf_token=short",
+        },
+    )
+    req.matchdict = {"sid": "path-session-0001"}
+    secrets = [
+        "path-session-0001",
+        "query-session-0002",
+        "job-session-0003",
+        "token-0000000004",
+        "cookie-0000005",
+    ]
+    logged = _scrub(req, "Traceback: " + " and ".join(f"unknown session {s}" for s in secrets))
+    assert not [s for s in secrets if s in logged] and logged.count("[hidden]") == len(secrets)
