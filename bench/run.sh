@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Run the benchmarks: (a) and (b) against a throw-away SLURM cluster where SLURM is
-# installed, then (c) the job list with 100,000 jobs on SQLite and on a throw-away
-# PostgreSQL where initdb/pg_ctl are installed. Usage: bench/run.sh  (after make setup)
+# installed, the local backend's hand-over and its sandbox, then (c) the job list with
+# 100,000 jobs on SQLite and on a throw-away PostgreSQL where initdb/pg_ctl are installed. Usage: bench/run.sh  (after make setup)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 echo "== SLURM: fan-out and harvest"
 $PY bench/bench_slurm.py 2> >(grep -v "Unknown type Array" >&2)
+echo "== local backend: hand-over and the sandbox"
+$PY bench/bench_handover.py
 echo "== job list, SQLite"
 $PY bench/bench_joblist.py
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
