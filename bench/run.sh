@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the benchmarks: (a) and (b) against a throw-away SLURM cluster where SLURM is
 # installed, the local backend's hand-over and its sandbox, then (c) the job list with
-# 100,000 jobs on SQLite and on a throw-away PostgreSQL where initdb/pg_ctl are installed. Usage: bench/run.sh  (after make setup)
+# 100,000 jobs on SQLite and on a throw-away PostgreSQL where initdb/pg_ctl are installed.
+# Usage: bench/run.sh  (after make setup)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
