@@ -5,7 +5,7 @@ and ICAT's error codes. No Pyramid here; views/icat.py serves it at /icat/...
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -138,6 +138,13 @@ def _attribute(name: str, e, key: str, value: Any) -> Any:
         )
     if kind == "double" and out is not None and not math.isfinite(out):
         raise IcatError("BAD_PARAMETER", f"{name}.{key} must be a finite number")
+    if kind == "datetime" and out is not None:
+        try:  # stored in UTC, and read back as a Python datetime: years 1 to 9999 in UTC
+            out.astimezone(UTC)
+        except OverflowError:
+            raise IcatError(
+                "BAD_PARAMETER", f"{name}.{key} must be a time from year 1 to 9999 in UTC"
+            ) from None
     column = TABLES[name].c[key].type
     if isinstance(out, str) and getattr(column, "length", None) and len(out) > column.length:
         raise IcatError("BAD_PARAMETER", f"{name}.{key} is longer than {column.length} characters")

@@ -210,6 +210,11 @@ def test_icat_numbers_json_and_text(testapp, dbsession, bob):
     bad(create({"Datafile": {"name": "x" * 4001, "dataset": {"id": ds}}}), named="name")
     bad(create({"DatasetParameter": {"numericValue": "1e999", "dataset": {"id": ds}, "type": {"id": 1}}}),
         named="numericValue")  # fmt: skip
+    # a time that is not a year 1 to 9999 in UTC was stored, and every later search
+    # reading it failed (PostgreSQL kept it BC or in year 10000, Python cannot read it)
+    for when in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"):
+        bad(create({"Datafile": {"name": "t", "datafileCreateTime": when, "dataset": {"id": ds}}}),
+            named="datafileCreateTime")  # fmt: skip
     bad(create(DEEP), named="entities")
     bad(create('{"Datafile": {"name": "a\\ud800", "dataset": {"id": %d}}}'.replace("%d", str(ds))),
         named="Datafile.name")  # fmt: skip
