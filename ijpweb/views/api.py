@@ -8,7 +8,7 @@ Authentication: the login cookie, or ``Authorization: Bearer <token>`` from
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pyramid.httpexceptions import HTTPNotFound
 from pyramid.response import Response
@@ -298,8 +298,8 @@ def _when(request, name: str) -> datetime | None:
     raw = request.GET.get(name)
     if raw is None:
         return None
-    try:
-        return as_utc(datetime.fromisoformat(raw))
+    try:  # in UTC, as the times are stored (SQLite compares them as text)
+        return as_utc(datetime.fromisoformat(raw)).astimezone(UTC)
     except (ValueError, OverflowError):  # (a time near year 1 or 9999 may not move to UTC)
         raise ApiError(
             400, "bad_parameter", f"{name} must be an ISO 8601 date or time", {name: "not a date"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -105,6 +106,13 @@ def test_api_ids_offsets_and_pages_out_of_range(testapp, bob):
     in_format(get(f"{API}/datasets", per_page="1e3"), "api", named="per_page", status=400)
     in_format(get(f"{API}/jobtypes/Date/options", datasets=str(HUGE)), "api", named="datasets", status=400)
     in_format(get(f"{API}/jobs", since="yesterday"), "api", named="since", status=400)
+    in_format(get(f"{API}/jobs", since="0001-01-01T00:00:00+05:00"), "api", named="since", status=400)
+    # a time with an offset means that instant (it was compared as if it were UTC on SQLite)
+    east = timezone(timedelta(hours=5))
+    just_before = (datetime.now(UTC) - timedelta(minutes=2)).astimezone(east).isoformat()
+    just_after = (datetime.now(UTC) + timedelta(minutes=2)).astimezone(east).isoformat()
+    assert bob.job_id in [j["id"] for j in get(f"{API}/jobs", since=just_before).json["jobs"]]
+    assert get(f"{API}/jobs", since=just_after).json["total"] == 0
     in_format(get(f"{API}/jobs", until=""), "api", named="until", status=400)
     # the largest values that fit are answers, not errors
     assert get(f"{API}/jobs/{JOB_HUGE - 1}").status_int == 404
