@@ -12,6 +12,8 @@ echo "== local backend: hand-over and the sandbox"
 $PY bench/bench_handover.py
 echo "== job list, SQLite"
 $PY bench/bench_joblist.py
+echo "== the embedded IDS: streaming and location checks"
+$PY bench/bench_ids.py
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
   echo "== job list, PostgreSQL: SKIPPED (no initdb/pg_ctl; apt-get install postgresql)"

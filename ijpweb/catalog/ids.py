@@ -134,24 +134,34 @@ class FileStore:
     def sign(self, datafile_id: int, path: str) -> str:
         return sign(self.key, datafile_id, path)
 
+    def _outside(self, datafile_id: int) -> IdsError:
+        return IdsError(
+            "InsufficientPrivilegesException",
+            f"datafile {datafile_id}: its location is outside the file store",
+        )
+
+    def within(self, datafile_id: int, path: str) -> str:
+        """``path`` if, read as text, it stays in the store: relative, no ``..``, no NUL
+        (no file system access: cheap enough for every datafile of a getSize)."""
+        parts = path.split("/")
+        if "\0" in path or path.startswith("/") or ".." in parts or all(p in ("", ".") for p in parts):
+            raise self._outside(datafile_id)
+        return path
+
     def inside(self, datafile_id: int, path: str) -> Path:
-        """``path`` resolved under the store; refused if it leaves it (``..``, absolute,
-        a symbolic link pointing out) or cannot be a path at all."""
+        """``path`` resolved under the store, symbolic links followed; refused if that
+        leaves the store."""
+        self.within(datafile_id, path)
         try:
-            if not path or "\0" in path or os.path.isabs(path):
-                raise ValueError
             p = (self.real_root / path).resolve()
         except (OSError, ValueError, RuntimeError):
-            p = None
-        if p is None or self.real_root not in p.parents:
-            raise IdsError(
-                "InsufficientPrivilegesException",
-                f"datafile {datafile_id}: its location is outside the file store",
-            )
+            raise self._outside(datafile_id) from None
+        if self.real_root not in p.parents:
+            raise self._outside(datafile_id)
         return p
 
-    def file(self, datafile_id: int, location: str) -> Path:
-        """The store file of a datafile whose location this server signed."""
+    def path(self, datafile_id: int, location: str) -> str:
+        """The store path of a datafile whose location this server signed (checked as text)."""
         path = verified_path(self.key, datafile_id, location)
         if path is None:
             raise IdsError(
@@ -159,7 +169,11 @@ class FileStore:
                 f"datafile {datafile_id}: its location was not set by this IDS "
                 "(only put stores contents), so nothing can be read through it",
             )
-        return self.inside(datafile_id, path)
+        return self.within(datafile_id, path)
+
+    def file(self, datafile_id: int, location: str) -> Path:
+        """The store file of a datafile whose location this server signed, resolved."""
+        return self.inside(datafile_id, self.path(datafile_id, location))
 
     def put(self, datafile_id: int, stream) -> tuple[str, int, int]:
         """Store the stream as the datafile's contents; return (signed location, size, crc32)."""
@@ -302,8 +316,10 @@ def zip_name(part: str) -> str:
     return "_" if clean in ("", ".", "..") else clean
 
 
-def zip_stream(entries: list[tuple[str, Path]], offset: int = 0) -> Iterator[bytes]:
-    """A zip of the files, produced as it is sent (never held whole), from ``offset``."""
+def zip_stream(entries: list[tuple[str, Path]], offset: int = 0, compress: bool = False) -> Iterator[bytes]:
+    """A zip of the files, produced as it is sent (never held whole), from ``offset``.
+    As ids.server does, entries are deflated at level 0 (stored blocks: fast) unless
+    ``compress``."""
     sink, skip = _Sink(), offset
 
     def pending() -> bytes:
@@ -314,15 +330,11 @@ def zip_stream(entries: list[tuple[str, Path]], offset: int = 0) -> Iterator[byt
             data, skip = data[cut:], skip - cut
         return data
 
-    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED, compresslevel=6 if compress else 0) as z:
         for arcname, path in entries:
             with open(path, "rb") as src:
-                st = os.fstat(src.fileno())
-                info = zipfile.ZipInfo(
-                    arcname, datetime.fromtimestamp(max(st.st_mtime, 315532800)).timetuple()[:6]
-                )
-                info.compress_type, info.file_size = zipfile.ZIP_DEFLATED, st.st_size
-                with z.open(info, "w", force_zip64=st.st_size >= zipfile.ZIP64_LIMIT) as dst:
+                size = os.fstat(src.fileno()).st_size
+                with z.open(arcname, "w", force_zip64=size >= zipfile.ZIP64_LIMIT) as dst:
                     while chunk := src.read(CHUNK):
                         dst.write(chunk)
                         if data := pending():
@@ -362,9 +374,14 @@ class Ids:
         missing = [i for i in ids if i not in found]
         if missing:
             raise IdsError("NotFoundException", f"{entity} {missing[0]} does not exist")
-        for i in ids:
-            if not self.catalog.allowed(session_id, entity, i, "R"):
-                raise IdsError("InsufficientPrivilegesException", f"you may not read {entity} {i}")
+        # one query for all of them, not one per id (a selection may name thousands)
+        query = sa.select(table.c.id).where(table.c.id.in_(ids))
+        readable = set(
+            self.catalog.run(self.catalog.restrict(session_id, query, entity, table.c.id)).scalars()
+        )
+        hidden = [i for i in ids if i not in readable]
+        if hidden:
+            raise IdsError("InsufficientPrivilegesException", f"you may not read {entity} {hidden[0]}")
 
     def files(self, session_id: str, sel: Selection) -> list[FileRow]:
         """The datafiles of a selection; every object named must exist and be readable."""
@@ -390,20 +407,28 @@ class Ids:
         rows = self.catalog.run(q).all()
         return [FileRow(r[0], r[1], r[2], r[3] or 0, r[4] or "", r[5] or "") for r in rows]
 
-    def located(self, session_id: str, sel: Selection) -> list[tuple[FileRow, Path]]:
-        """The datafiles of a selection that have contents, with their store files.
+    def located(
+        self, session_id: str, sel: Selection, resolve: bool = False
+    ) -> list[tuple[FileRow, Path | None]]:
+        """The datafiles of a selection that have contents, with their store files when
+        ``resolve`` (to read them; otherwise their locations are checked as text only).
 
         As in ids.server, datafiles without a location are left out (a datafile named
         explicitly without one is NotFound), and one whose location this server did not
-        sign makes the whole call an InsufficientPrivilegesException."""
+        sign, or that leaves the store, makes the whole call an
+        InsufficientPrivilegesException."""
         named = set(sel.datafile_ids)
-        out = []
+        out: list[tuple[FileRow, Path | None]] = []
         for f in self.files(session_id, sel):
             if f.location is None:
                 if f.id in named:
                     raise IdsError("NotFoundException", f"datafile {f.id} has no contents in this IDS")
                 continue
-            out.append((f, self.store.file(f.id, f.location)))
+            if resolve:
+                out.append((f, self.store.file(f.id, f.location)))
+            else:
+                self.store.path(f.id, f.location)
+                out.append((f, None))
         return out
 
     def size(self, session_id: str, sel: Selection) -> int:
@@ -413,11 +438,11 @@ class Ids:
         return [f.id for f, _ in self.located(session_id, sel)]
 
     def data(
-        self, session_id: str, sel: Selection, zip_flag: bool, offset: int = 0
+        self, session_id: str, sel: Selection, zip_flag: bool, offset: int = 0, compress: bool = False
     ) -> tuple[str, str, object]:
         """(content type, file name, body) of one datafile, or a zip of several; the body
         streams from the store (a :class:`FileBody` or a zip generator)."""
-        files = self.located(session_id, sel)
+        files = self.located(session_id, sel, resolve=True)
         if not files:
             raise IdsError("NotFoundException", "the selection holds no datafiles with contents")
         for f, path in files:
@@ -435,7 +460,7 @@ class Ids:
             ("/".join(["ids", *(zip_name(p) for p in (f.investigation, f.dataset, f.name))]), path)
             for f, path in files
         ]
-        return "application/zip", "ids.zip", zip_stream(entries, offset)
+        return "application/zip", "ids.zip", zip_stream(entries, offset, compress)
 
     def put(
         self,

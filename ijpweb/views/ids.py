@@ -137,7 +137,7 @@ def prepare_data(request):
     p = request.params
     sel = Selection.parse(p)
     request.ids.located(_sid(p), sel)
-    return _text(request.registry["ijp.prepared"].add((_sid(p), sel, _flag(p, "zip"))))
+    return _text(request.registry["ijp.prepared"].add((_sid(p), sel, _flag(p, "zip"), _flag(p, "compress"))))
 
 
 def _prepared(request, prepared_id: str):
@@ -156,10 +156,10 @@ def get_data(request):
     p = request.params
     offset, outname = _offset(request), _outname(p)
     if p.get("preparedId"):
-        sid, sel, zip_flag = _prepared(request, p["preparedId"])
+        sid, sel, zip_flag, compress = _prepared(request, p["preparedId"])
     else:
-        sid, sel, zip_flag = _sid(p), Selection.parse(p), _flag(p, "zip")
-    content_type, name, body = request.ids.data(sid, sel, zip_flag, offset)
+        sid, sel, zip_flag, compress = _sid(p), Selection.parse(p), _flag(p, "zip"), _flag(p, "compress")
+    content_type, name, body = request.ids.data(sid, sel, zip_flag, offset, compress)
     resp = Response(app_iter=body, content_type=content_type)
     resp.content_disposition = _disposition(outname or name)
     if hasattr(body, "length"):
