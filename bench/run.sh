@@ -14,6 +14,8 @@ echo "== job list, SQLite"
 $PY bench/bench_joblist.py
 echo "== the embedded IDS: streaming and location checks"
 $PY bench/bench_ids.py
+echo "== request bodies: bounded JSON"
+$PY bench/bench_inputs.py
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
   echo "== job list, PostgreSQL: SKIPPED (no initdb/pg_ctl; apt-get install postgresql)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from itertools import accumulate
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -27,8 +28,14 @@ _WHOLE = re.compile(r"[+-]?[0-9]{1,100}")
 # NUL cannot be stored (PostgreSQL) nor be an argv element; a lone surrogate is not
 # Unicode at all (it cannot be encoded as UTF-8, so it cannot be stored or sent back)
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
-# a JSON string (escapes included) or a bracket: enough to measure nesting without recursing
-_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+# JSON strings (escapes included), taken out to measure nesting by the brackets left
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_PLAIN_STRING = re.compile(r'"[^"]*"')  # the same where the text has no backslash at all
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_NESTING = {"[": 1, "{": 1, "]": -1, "}": -1}
+# what a JSON text needs to hold a string that is not text: a \u0000 or \udXXX escape, or
+# a raw surrogate (in text that was never UTF-8). Without one, no string need be looked at.
+_NOT_TEXT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 class InputError(ValueError):
@@ -135,15 +142,9 @@ def _check_json_texts(data: Any, field: str) -> None:
 def json_depth(document: str) -> int:
     """How deeply arrays and objects nest in ``document`` (brackets inside strings do not
     count), without parsing it."""
-    depth = deepest = 0
-    for m in _JSON_TOKEN.finditer(document):
-        c = document[m.start()]
-        if c in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif c in "]}":
-            depth -= 1
-    return deepest
+    strings = _JSON_STRING if "\\" in document else _PLAIN_STRING
+    brackets = _NOT_BRACKETS.sub("", strings.sub("", document))
+    return max(0, max(accumulate(map(_NESTING.__getitem__, brackets)), default=0))
 
 
 def _no_constant(name: str):
@@ -168,7 +169,7 @@ def loads(
             document = document.decode("utf-8")
         except UnicodeDecodeError as e:
             raise InputError(field, f"is not UTF-8 (byte {e.start})") from None
-    if json_depth(document) > max_depth:
+    if document.count("[") + document.count("{") > max_depth and json_depth(document) > max_depth:
         raise InputError(field, f"nests arrays and objects more than {max_depth} deep")
     try:
         data = json.loads(document, parse_constant=_no_constant)
@@ -176,8 +177,18 @@ def loads(
         raise InputError(field, f"is not JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     except (ValueError, RecursionError):  # e.g. a number with more digits than Python converts
         raise InputError(field, "is not JSON that can be read") from None
-    _check_json_texts(data, field if root is None else root)
+    if ("\\u" in document and _NOT_TEXT_ESCAPE.search(document)) or not _is_utf8(document):
+        _check_json_texts(data, field if root is None else root)
     return data
+
+
+def _is_utf8(document: str) -> bool:
+    """Whether ``document`` can be encoded (it has no raw lone surrogate)."""
+    try:
+        document.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def undecodable_field(query: str) -> str | None:
