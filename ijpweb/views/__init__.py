@@ -15,8 +15,12 @@ HTMX = "HX-Request:true"
 
 
 def wants_json(request) -> bool:
-    """An API client: under /api/, or asks for JSON and not for HTML."""
-    if request.path.startswith("/api/"):
+    """An API client: it called /api/v1 (by its route, whatever prefix the portal is
+    mounted at), or asks for JSON and not for HTML."""
+    route = getattr(request, "matched_route", None)
+    if route is not None and route.name.startswith("api."):
+        return True
+    if route is None and request.environ.get("PATH_INFO", "").startswith("/api/"):  # (none matched)
         return True
     offers = request.accept.acceptable_offers(["text/html", "application/json"])
     return bool(offers) and offers[0][0] == "application/json"

@@ -456,3 +456,15 @@ def test_the_log_blots_out_every_credential_the_request_carried():
     ]
     logged = _scrub(req, "Traceback: " + " and ".join(f"unknown session {s}" for s in secrets))
     assert not [s for s in secrets if s in logged] and logged.count("[hidden]") == len(secrets)
+
+
+def test_a_path_that_is_not_utf8(testapp, bob):
+    """No route can match it; the face is known from the path's start."""
+    in_format(testapp.get(f"{API}/jobs/%FF", headers=bob.headers, expect_errors=True), "api", status=400)
+    in_format(testapp.get("/icat/session/%FF", expect_errors=True), "icat", status=400)
+    in_format(testapp.get("/ids/%FF", expect_errors=True), "ids", status=400)
+    in_format(testapp.get(JM + "status/%ED%A0%80", expect_errors=True), "jm", status=400)
+    testapp.login("bob")
+    cookie = "; ".join(f"{k}={v}" for k, v in testapp.cookies.items())
+    raw = webtest.TestApp(testapp.app, extra_environ=testapp.extra_environ)  # (webtest's jar needs UTF-8)
+    in_format(raw.get("/datasets/%FF", headers={"Cookie": cookie}, expect_errors=True), "pages", status=400)
