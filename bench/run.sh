@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the benchmarks: (a) and (b) against a throw-away SLURM cluster where SLURM is
 # installed, the local backend's hand-over and its sandbox, then (c) the job list with
-# 100,000 jobs on SQLite and on a throw-away PostgreSQL where initdb/pg_ctl are installed.
+# 100,000 jobs and the catalog's bounded queries on SQLite and on a throw-away PostgreSQL
+# where initdb/pg_ctl are installed.
 # Usage: bench/run.sh  (after make setup)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,9 +17,11 @@ echo "== the embedded IDS: streaming and location checks"
 $PY bench/bench_ids.py
 echo "== request bodies: bounded JSON"
 $PY bench/bench_inputs.py
+echo "== catalog queries, SQLite"
+$PY bench/bench_queries.py
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
-  echo "== job list, PostgreSQL: SKIPPED (no initdb/pg_ctl; apt-get install postgresql)"
+  echo "== job list and catalog queries, PostgreSQL: SKIPPED (no initdb/pg_ctl; apt-get install postgresql)"
   exit 0
 fi
 PGDATA=$(mktemp -d); PGPORT=${IJP_BENCH_PGPORT:-55433}
@@ -26,6 +29,9 @@ RUN=(sh -c); if [ "$(id -u)" = 0 ]; then chown postgres "$PGDATA"; RUN=(su postg
 trap '"${RUN[@]}" "$PGBIN/pg_ctl -D $PGDATA -m immediate stop" >/dev/null 2>&1 || true; rm -rf "$PGDATA"' EXIT
 "${RUN[@]}" "$PGBIN/initdb -D $PGDATA -U postgres --auth=trust -E UTF8 --locale=C.UTF-8" >/dev/null
 "${RUN[@]}" "$PGBIN/pg_ctl -D $PGDATA -l $PGDATA/server.log -w -o \"-p $PGPORT -k /tmp -c listen_addresses=127.0.0.1\" start" >/dev/null
-"$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE ROLE ijp LOGIN PASSWORD 'ijp'" -c "CREATE DATABASE ijp_bench OWNER ijp"
+"$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE ROLE ijp LOGIN PASSWORD 'ijp'" -c "CREATE DATABASE ijp_bench OWNER ijp" \
+  -c "CREATE DATABASE ijp_bench_queries OWNER ijp"
 echo "== job list, PostgreSQL"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench" $PY bench/bench_joblist.py
+echo "== catalog queries, PostgreSQL"
+IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_queries" $PY bench/bench_queries.py
