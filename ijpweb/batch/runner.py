@@ -30,9 +30,7 @@ import fcntl
 import json
 import os
 import pwd
-import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -47,6 +45,7 @@ SANDBOX_TMP = "/tmp"  # noqa: S108 - a tmpfs of the sandbox's own
 NOT_STARTED = 127  # the shell's code for "command not found"
 
 # The system, read-only. Where these are symlinks (merged /usr) the links are recreated.
+HOST = os.uname().nodename  # (socket.gethostname(), without importing socket)
 BWRAP = "/usr/bin/bwrap"
 SETPRIV = "/usr/bin/setpriv"  # util-linux
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -176,9 +175,7 @@ def identity(sandbox: dict) -> tuple[int, int] | None:
     try:
         entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
     except (KeyError, ValueError):
-        raise PermissionError(
-            1, f"the sandbox's user {user!r} does not exist on {socket.gethostname()}"
-        ) from None
+        raise PermissionError(1, f"the sandbox's user {user!r} does not exist on {HOST}") from None
     if entry.pw_uid == 0:
         raise PermissionError(1, "the sandbox's user may not be root")
     return entry.pw_uid, entry.pw_gid
@@ -189,7 +186,11 @@ def _resolve(executable: str, path: str) -> str | None:
     is looked up in the job's PATH)."""
     if "/" in executable:
         return executable if os.access(executable, os.X_OK) and os.path.isfile(executable) else None
-    return shutil.which(executable, path=path)
+    for folder in path.split(os.pathsep):
+        candidate = os.path.join(folder or ".", executable)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 class JobSetup:
@@ -239,7 +240,7 @@ class JobSetup:
         self.identity = identity(self.sandbox)
         for tool in (bwrap, *((SETPRIV,) if self.identity else ())):
             if not os.access(tool, os.X_OK):
-                raise FileNotFoundError(2, f"{tool} is not installed on {socket.gethostname()}")
+                raise FileNotFoundError(2, f"{tool} is not installed on {HOST}")
         program = os.path.realpath(program)
         folder = os.path.dirname(program)
         if _under(str(self.jobdir.parent), folder):
@@ -321,7 +322,7 @@ def run(jobdir: Path) -> int:
                 "pid": os.getpid(),
                 "pgid": os.getpgrp(),
                 "at": now(),
-                "host": socket.gethostname(),
+                "host": HOST,
                 "cores": len(os.sched_getaffinity(0)),
             },
         )
