@@ -12,13 +12,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from datetime import timedelta
-from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .batch import BatchBackend, BatchError, JobSpec
-from .batch.harvest import KEPT, apply_state
+from .batch.harvest import write_state
 from .catalog import Catalog, CatalogError, DatafileView, DatasetView, ParameterView, SessionError
 from .families import FamilyError
 from .models import LIVE, TERMINAL, Job, JobStatus, JobTag, PendingLogout, Submission, utcnow
@@ -659,9 +658,7 @@ def cancel_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
         state = backend.states([job.backend_job_id])[job.backend_job_id]
     except BatchError as e:
         raise JobActionError(str(e)) from None
-    now = SimpleNamespace(**{k: getattr(job, k) for k in KEPT})
-    apply_state(now, state)  # written by id, not flushed: the row may go meanwhile
-    _update(db, job, job.id, {k: getattr(now, k) for k in KEPT})
+    write_state(db, job, state)
 
 
 def delete_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from types import SimpleNamespace
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..models.catalog import CatalogSession
 from ..models.jobs import LIVE, Job, JobStatus, WebSession, utcnow
@@ -32,6 +34,25 @@ def apply_state(job: Job, state: BatchState) -> bool:
     if state.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
         job.finished_at = job.finished_at or state.finished_at or utcnow()
     return before != [getattr(job, k) for k in KEPT]
+
+
+def write_state(db, job: Job, state: BatchState) -> bool:
+    """Write ``state`` to ``job``'s row with one UPDATE by id, and only while its status
+    is still the one read: a cancel or delete by its user meanwhile wins (a flush would
+    overwrite the cancel, or fail with StaleDataError on a row deleted under it). The
+    loaded ``job`` shows what was written and has nothing left to flush. Returns whether
+    the row changed."""
+    new = SimpleNamespace(**{k: getattr(job, k) for k in KEPT})
+    if not apply_state(new, state):
+        return False
+    values = {k: getattr(new, k) for k in KEPT}
+    stmt = sa.update(Job).where(Job.id == job.id, Job.status == job.status).values(**values)
+    if db.execute(stmt.execution_options(synchronize_session=False)).rowcount != 1:
+        db.expire(job)  # changed (or deleted) meanwhile: read again when next used
+        return False
+    for key, value in values.items():
+        set_committed_value(job, key, value)
+    return True
 
 
 def harvest(dbsession, backends: Mapping[str, BatchBackend]) -> dict[str, int]:
@@ -61,7 +82,7 @@ def harvest(dbsession, backends: Mapping[str, BatchBackend]) -> dict[str, int]:
             state = states.get(job.backend_job_id)
             if state is None:
                 state = BatchState(JobStatus.UNKNOWN, reason="not reported by the backend")
-            n += apply_state(job, state)
+            n += write_state(dbsession, job, state)
         changed[name] = n
     return changed
 

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ijpweb.batch.harvest import harvest
 from ijpweb.jobs import JobActionError, cancel_job, delete_job, submit_pending
 from ijpweb.models import Job, JobStatus, Submission
 
@@ -220,3 +221,59 @@ def test_a_job_being_submitted_is_not_deleted_before_it_is_cancelled(committed, 
             delete_job(db, backends, job)
     with committed() as db:
         assert db.get(Job, job_id).status == JobStatus.SUBMITTING  # nothing changed
+
+
+class HarvestPaused:
+    """The local backend, with the harvester held after it asked for the states (which
+    it then writes), until the test lets it go on."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.asked, self.resume = threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def states(self, ids):
+        states = self.backend.states(ids)
+        self.asked.set()
+        assert self.resume.wait(60)
+        return states
+
+
+def running_job(committed, backends) -> int:
+    job_id = pending_job(committed)
+    submitter(committed, backends)()
+    local = backends["local"]
+    assert wait_until(lambda: b"Count 1" in local.read(str(job_id), "stdout"))
+    return job_id
+
+
+def harvester(committed, backends):
+    def cycle():
+        with committed() as db, db.begin():
+            harvest(db, backends)
+
+    return cycle
+
+
+@pytest.mark.parametrize("delete", [False, True], ids=["cancel", "cancel-and-delete"])
+def test_a_cancel_or_delete_during_a_harvest_is_not_undone(committed, backends, delete):
+    """The harvester read the job Running and the backend said Running; the user cancels
+    (and deletes) before it writes: its write must neither bring the job back to Running
+    nor fail on the deleted row (StaleDataError, and the whole cycle lost)."""
+    job_id = running_job(committed, backends)
+    paused = HarvestPaused(backends["local"])
+    thread, errors = in_background(harvester(committed, {"local": paused}))
+    assert paused.asked.wait(60), errors
+    with committed() as db, db.begin():
+        cancel_job(db, backends, db.get(Job, job_id))
+    if delete:
+        with committed() as db, db.begin():
+            delete_job(db, backends, db.get(Job, job_id))
+    paused.resume.set()
+    thread.join(60)
+    assert errors == []
+    with committed() as db:
+        job = db.get(Job, job_id)
+        assert job is None if delete else job.status == JobStatus.CANCELLED
