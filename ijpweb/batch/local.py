@@ -136,6 +136,8 @@ class LocalBackend:
                 if cancelled is not None:
                     return BatchState(JobStatus.CANCELLED, None, "cancelled", start_at)
                 return BatchState(JobStatus.RUNNING, started_at=start_at)
+            if (d / "exit.json").exists():  # it ended since exit.json was read above
+                return LocalBackend._lifecycle(d, started)
             if cancelled is not None:
                 return BatchState(JobStatus.CANCELLED, None, "cancelled", start_at)
             return BatchState(
@@ -148,6 +150,8 @@ class LocalBackend:
             return BatchState(JobStatus.CANCELLED, None, "cancelled before it started")
         if (d / "launched").exists():
             if launcher(d) is not None and not launcher_alive(d):
+                if (again := read_json(d / "started.json")) is not None:  # it started meanwhile
+                    return LocalBackend._lifecycle(d, again)
                 return BatchState(JobStatus.FAILED, None, "the job's wrapper ended before it started the job")
             return BatchState(JobStatus.QUEUED, reason="starting")
         return BatchState(JobStatus.QUEUED)

@@ -44,10 +44,10 @@ PRIVATE_ENV = "secret.json"  # the environment only the program may have (its se
 SANDBOX_TMP = "/tmp"  # noqa: S108 - a tmpfs of the sandbox's own
 NOT_STARTED = 127  # the shell's code for "command not found"
 
-# The system, read-only. Where these are symlinks (merged /usr) the links are recreated.
 HOST = os.uname().nodename  # (socket.gethostname(), without importing socket)
 BWRAP = "/usr/bin/bwrap"
 SETPRIV = "/usr/bin/setpriv"  # util-linux
+# The system, read-only. Where these are symlinks (merged /usr) the links are recreated.
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC = "/etc"
 
