@@ -38,7 +38,7 @@ def portal(tmp_path_factory):
     engine = get_engine(settings)
     migrate(engine)
     load_demo(engine, settings["ijp.filestore"])
-    app = main({}, **settings)
+    app = main({}, dbengine=engine, **settings)
     server = waitress.create_server(app, host="127.0.0.1", port=port, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -204,7 +204,7 @@ def test_no_session_id_in_pages(alice, dbsession, backends):
     assert ws.catalog_session not in " ".join(job.argv)
 
 
-def test_an_unreachable_icat_gives_a_clear_login_message(app_settings):
+def test_an_unreachable_icat_gives_a_clear_login_message(app_settings, dbengine):
     import webtest
 
     from ijpweb import main
@@ -215,7 +215,7 @@ def test_an_unreachable_icat_gives_a_clear_login_message(app_settings):
         "ijp.icat_url": "https://127.0.0.1:1",
         "ijp.catalog.timeout": "2",
     }
-    app = webtest.TestApp(main({}, **settings))
+    app = webtest.TestApp(main({}, dbengine=dbengine, **settings))  # (logins read the throttle's counts)
     app.get("/icat/version", status=404)  # the embedded faces are not served for a real ICAT
     page = app.get("/login")
     form = page.forms["login-form"]
