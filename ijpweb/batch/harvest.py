@@ -5,7 +5,7 @@ only the database."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 
 import sqlalchemy as sa
@@ -36,23 +36,53 @@ def apply_state(job: Job, state: BatchState) -> bool:
     return before != [getattr(job, k) for k in KEPT]
 
 
-def write_state(db, job: Job, state: BatchState) -> bool:
-    """Write ``state`` to ``job``'s row with one UPDATE by id, and only while its status
-    is still the one read: a cancel or delete by its user meanwhile wins (a flush would
-    overwrite the cancel, or fail with StaleDataError on a row deleted under it). The
-    loaded ``job`` shows what was written and has nothing left to flush. Returns whether
-    the row changed."""
+def changes(job: Job, state: BatchState) -> dict | None:
+    """What ``state`` changes in ``job`` (the KEPT fields), or None; ``job`` is untouched."""
     new = SimpleNamespace(**{k: getattr(job, k) for k in KEPT})
-    if not apply_state(new, state):
-        return False
-    values = {k: getattr(new, k) for k in KEPT}
-    stmt = sa.update(Job).where(Job.id == job.id, Job.status == job.status).values(**values)
-    if db.execute(stmt.execution_options(synchronize_session=False)).rowcount != 1:
-        db.expire(job)  # changed (or deleted) meanwhile: read again when next used
-        return False
-    for key, value in values.items():
-        set_committed_value(job, key, value)
-    return True
+    return {k: getattr(new, k) for k in KEPT} if apply_state(new, state) else None
+
+
+def write_states(db, changed: Sequence[tuple[Job, dict]]) -> int:
+    """Write each job's new values by its id, and only while its status is still the one
+    read: a cancel or delete by its user meanwhile wins (a flush would overwrite the
+    cancel, or fail with StaleDataError on a row deleted under it). One UPDATE for all
+    (executemany), then one read of which rows now hold what was written: those loaded
+    jobs show it, with nothing left to flush; the others are read again when next used.
+    Returns how many were written."""
+    if not changed:
+        return 0
+    t = Job.__table__
+    stmt = (
+        sa.update(t)
+        .where(t.c.id == sa.bindparam("job_id"), t.c.status == sa.bindparam("was"))
+        .values({k: sa.bindparam(f"new_{k}") for k in KEPT})
+    )
+    db.connection().execute(
+        stmt,
+        [
+            {"job_id": job.id, "was": job.status, **{f"new_{k}": v for k, v in values.items()}}
+            for job, values in changed
+        ],
+    )
+    now: dict[int, str] = {}
+    ids = [job.id for job, _ in changed]
+    for i in range(0, len(ids), 5000):
+        now.update(db.execute(sa.select(t.c.id, t.c.status).where(t.c.id.in_(ids[i : i + 5000]))).all())
+    written = 0
+    for job, values in changed:
+        if now.get(job.id) == values["status"]:
+            for key, value in values.items():
+                set_committed_value(job, key, value)
+            written += 1
+        else:
+            db.expire(job)
+    return written
+
+
+def write_state(db, job: Job, state: BatchState) -> bool:
+    """:func:`write_states` for one job; whether it changed."""
+    values = changes(job, state)
+    return values is not None and write_states(db, [(job, values)]) == 1
 
 
 def harvest(dbsession, backends: Mapping[str, BatchBackend]) -> dict[str, int]:
@@ -77,13 +107,15 @@ def harvest(dbsession, backends: Mapping[str, BatchBackend]) -> dict[str, int]:
                 j.backend_job_id: BatchState(JobStatus.UNKNOWN, reason=f"backend {name} did not answer")
                 for j in jobs
             }
-        n = 0
+        new = []
         for job in jobs:
             state = states.get(job.backend_job_id)
             if state is None:
                 state = BatchState(JobStatus.UNKNOWN, reason="not reported by the backend")
-            n += write_state(dbsession, job, state)
-        changed[name] = n
+            values = changes(job, state)
+            if values is not None:
+                new.append((job, values))
+        changed[name] = write_states(dbsession, new)
     return changed
 
 
