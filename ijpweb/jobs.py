@@ -394,24 +394,49 @@ def _record(db, backend: BatchBackend, outcome: Mapping[int, tuple[str | None, s
 
     First a read, which takes no lock: the jobs cancelled or deleted before now are
     withdrawn before anything is written (on SQLite a write locks the whole database).
-    Then one conditional UPDATE per job: on PostgreSQL it waits for a cancel that has
-    the row and then finds it Cancelled; a cancel that comes after it waits for this
-    commit and then finds the job Queued with its backend id, and cancels it there."""
+    Then one UPDATE by id and status Submitting for each of the others (one executemany):
+    on PostgreSQL it waits for a cancel that has the row and then finds it Cancelled; a
+    cancel that comes after it waits for this commit and then finds the job Queued with
+    its backend id, and cancels it there. A read then tells which were written."""
     now = utcnow()
     current = dict(db.execute(sa.select(Job.id, Job.status).where(Job.id.in_(list(outcome)))).all())
-    for job_id, (backend_id, _) in outcome.items():
-        if current.get(job_id) != JobStatus.SUBMITTING:
-            _withdraw(db, backend, job_id, backend_id, rows.get(job_id))
+    written: dict[int, dict] = {}
     for job_id, (backend_id, reason) in outcome.items():
         if current.get(job_id) != JobStatus.SUBMITTING:
-            continue
-        if backend_id:
-            values = {"backend_job_id": backend_id, "status": JobStatus.QUEUED}
+            _withdraw(db, backend, job_id, backend_id, rows.get(job_id))
+        elif backend_id:
+            written[job_id] = {"backend_job_id": backend_id, "status": JobStatus.QUEUED, "reason": None,
+                               "finished_at": None}  # fmt: skip
         else:
-            values = {"status": JobStatus.FAILED, "reason": reason, "finished_at": now}
-        if _update(db, rows.get(job_id), job_id, values, Job.status == JobStatus.SUBMITTING):
-            continue
-        _withdraw(db, backend, job_id, backend_id, rows.get(job_id))  # in the meantime after all
+            written[job_id] = {"backend_job_id": None, "status": JobStatus.FAILED, "reason": reason,
+                               "finished_at": now}  # fmt: skip
+    if not written:
+        return
+    t = Job.__table__
+    stmt = (
+        sa.update(t)
+        .where(t.c.id == sa.bindparam("job_id"), t.c.status == JobStatus.SUBMITTING)
+        .values({k: sa.bindparam(f"new_{k}") for k in SETTLED})
+    )
+    params = [{"job_id": i, **{f"new_{k}": v for k, v in values.items()}} for i, values in written.items()]
+    db.connection().execute(stmt, params)
+    now_held = {
+        i: (status, backend_id)
+        for i, status, backend_id in db.execute(
+            sa.select(t.c.id, t.c.status, t.c.backend_job_id).where(t.c.id.in_(list(written)))
+        )
+    }
+    for job_id, values in written.items():
+        job = rows.get(job_id)
+        if now_held.get(job_id) == (values["status"], values["backend_job_id"]):
+            if job is not None:
+                for key, value in values.items():
+                    set_committed_value(job, key, value)
+        else:  # cancelled or deleted in the meantime after all
+            _withdraw(db, backend, job_id, values["backend_job_id"], job)
+
+
+SETTLED = ("backend_job_id", "status", "reason", "finished_at")
 
 
 def _update(db, job: Job | None, job_id: int, values: Mapping, *where) -> bool:
