@@ -159,7 +159,6 @@ SCHEMAS = {
             },
         },
         optional=("job_type", "datasets", "datafiles", "options", "mode", "confirm", "tags", "like"),
-        anyOf=[{"required": ["job_type"]}, {"required": ["like"]}],
         **BODY,
         description="job_type is required, unless like names the job to start from",
     ),
