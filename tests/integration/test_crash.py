@@ -133,3 +133,6 @@ def test_sigkill_during_fan_out_loses_nothing_and_submits_nothing_twice(slurm_cl
     names = slurm_names(slurm_cluster)
     per_job = [names[f"ijp-{job_id}"] for job_id, _, _ in rows]
     assert per_job == [1] * N, Counter(per_job)  # in SLURM exactly once each
+    # leave the shared cluster to the tests after this one: 200 jobs, each started in its
+    # sandbox, would keep its CPUs busy for a while yet
+    subprocess.run(["scancel", *slurm_ids], env={**os.environ, "SLURM_CONF": slurm_cluster}, check=False)
