@@ -160,6 +160,7 @@ SCHEMAS = {
         },
         optional=("job_type", "datasets", "datafiles", "options", "mode", "confirm", "tags", "like"),
         **BODY,
+        anyOf=[{"required": ["job_type"]}, {"required": ["like"]}],
         description="job_type is required, unless like names the job to start from",
     ),
     "Tags": {
