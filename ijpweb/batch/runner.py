@@ -30,6 +30,7 @@ import fcntl
 import json
 import os
 import pwd
+import select
 import signal
 import stat
 import subprocess
@@ -292,6 +293,21 @@ def _signal(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
+def _ending(pid: int):
+    """A function ``ended(seconds)``: whether the child ``pid`` has ended, waiting at most
+    that long and returning as soon as it ends (a pidfd; Popen.wait(timeout) polls, up to
+    50 ms late)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # an older kernel
+        return lambda seconds: (
+            time.sleep(seconds) or os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        )
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return lambda seconds: bool(poller.poll(int(seconds * 1000)))
+
+
 def _read_info(fd: int) -> int | None:
     """bwrap's --info-fd: JSON with the sandbox init's pid, written once it runs."""
     data = b""
@@ -367,12 +383,11 @@ def run(jobdir: Path) -> int:
         return _namespace_members(init_pid) if init_pid else _group_members(pgid)
 
     forwarded = False
+    ended = _ending(child.pid)
     while True:
-        try:
-            rc = child.wait(timeout=0.2)
+        if ended(0.2):
+            rc = child.wait()
             break
-        except subprocess.TimeoutExpired:
-            pass
         if terminated["at"] is None:
             continue
         if init_pid and not forwarded:  # the program's own processes; not the sandbox's init
