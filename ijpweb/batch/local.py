@@ -32,6 +32,7 @@ from .jobdirs import clean_leftovers, prepare, private_dir, read_stream
 from .runner import (
     CONFIG,
     GRACE_SECONDS,
+    PRIVATE_ENV,
     QUEUE,
     STARTED,
     alive,
@@ -210,6 +211,7 @@ class LocalBackend:
             if not (d / "cancelled.json").exists():
                 write_json(d / "cancelled.json", {"at": datetime.now().astimezone().isoformat()})
             (self.queue / job_id).unlink(missing_ok=True)
+            (d / PRIVATE_ENV).unlink(missing_ok=True)  # its session: it will not be needed
         started = read_json(d / "started.json")
         if started is None and launcher(d) is not None:  # starting: wait for its record
             deadline = time.monotonic() + 5.0

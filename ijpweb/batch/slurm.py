@@ -28,7 +28,7 @@ from pathlib import Path
 from ..models.jobs import JobStatus
 from . import BatchError, BatchState, JobSpec
 from .jobdirs import clean_leftovers, prepare, private_dir, read_stream
-from .runner import read_json
+from .runner import PRIVATE_ENV, read_json
 from .sandbox import Sandbox, describe, for_job
 
 TIMEOUT = 60
@@ -414,7 +414,9 @@ class SlurmBackend:
         return read_stream(self._dir(job_id), stream, offset, limit)
 
     def cancel(self, job_id: str) -> None:
-        (self._dir(job_id) / "cancelled").touch()  # an array task cancelled while pending leaves no record
+        d = self._dir(job_id)
+        (d / "cancelled").touch()  # an array task cancelled while pending leaves no record
+        (d / PRIVATE_ENV).unlink(missing_ok=True)  # its session, if it has not started: not needed
         self._run(["scancel", job_id])
 
     def delete(self, job_id: str) -> None:

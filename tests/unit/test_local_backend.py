@@ -317,3 +317,16 @@ def test_a_queue_drains_without_the_portal_asking(tmp_path):
     starts = [json.loads((b.root / str(i) / "started.json").read_text())["at"] for i in range(1, 6)]
     assert starts == sorted(starts)  # in order, one at a time
     assert [b.read(str(i), "stdout") for i in range(1, 6)] == [f"{i}\n".encode() for i in range(1, 6)]
+
+
+def test_a_job_cancelled_before_it_starts_leaves_no_session_behind(tmp_path):
+    b = LocalBackend("local", tmp_path / "jobs", max_running=1)
+    b.submit(spec(1, "while [ ! -e gate ]; do sleep 0.05; done"))
+    b.submit(spec(2, "echo ran", env={SESSION_ENV: "s3cr3t-never-used"}))
+    assert (b.root / "2" / "secret.json").exists()  # queued, its session waiting on disk
+    b.cancel("2")
+    assert not (b.root / "2" / "secret.json").exists()
+    (b.root / "1" / "work" / "gate").touch()
+    wait(b, "1", {JobStatus.COMPLETED})
+    assert wait(b, "2", {JobStatus.CANCELLED}).reason == "cancelled before it started"
+    assert b.read("2", "stdout") == b""
