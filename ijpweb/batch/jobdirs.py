@@ -131,6 +131,10 @@ def read_stream(d: Path, stream: str, offset: int, limit: int) -> bytes:
         raise BatchError(f"no such stream {stream!r}")
     try:
         with open(d / stream, "rb") as fh:
+            # Past the end there is nothing to read; seeking there may even fail (EINVAL
+            # beyond the filesystem's largest file size, while offsets go up to 2^63-1).
+            if max(0, offset) >= os.fstat(fh.fileno()).st_size:
+                return b""
             fh.seek(max(0, offset))
             return fh.read(limit)
     except FileNotFoundError:

@@ -65,6 +65,13 @@ def test_a_script_logs_in_submits_follows_and_cleans_up(testapp, doc, dbsession,
     rest = testapp.get(f"{API}/jobs/{ids[0]}/output/stdout", {"offset": 10}, headers=auth).json
     text = first["text"] + rest["text"]
     assert rest["complete"] and f"datasetIds = {ds[0]}" in text and repr("it's $(id)") in text
+    # any offset up to 2^63-1 is valid: past the end there is nothing yet, not a 503 (a seek
+    # there fails with EINVAL beyond the filesystem's largest file size)
+    for far in (10**18, 2**63 - 1):
+        past = testapp.get(f"{API}/jobs/{ids[0]}/output/stdout", {"offset": far}, headers=auth).json
+        assert past == {"text": "", "offset": far, "next_offset": far, "complete": True}
+        page = testapp.get(f"/jobs/{ids[0]}/output/stderr", {"offset": far}, headers=auth)
+        assert page.status_int == 200 and "cannot be read" not in page.text
     conflict = testapp.post(f"{API}/jobs/{ids[0]}/cancel", headers=auth, status=409)
     assert check(doc, conflict, "/api/v1/jobs/{job_id}/cancel", "post").json["code"] == "conflict"
     testapp.delete(f"{API}/jobs/{ids[0]}", headers=auth, status=204)

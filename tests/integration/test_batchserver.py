@@ -211,6 +211,8 @@ def test_portal_backend_submits_for_its_users(batch_server):
     # the job got the user's session (in its environment, not its argv), not the portal's
     assert remote.read(job, "stdout") == (bob + "\n").encode()
     assert remote.read(job, "stdout", offset=3, limit=4) == bob[3:7].encode()
+    for far in (10**18, 2**63 - 1):  # past the filesystem's largest file: nothing, not an error
+        assert remote.read(job, "stdout", offset=far) == b""
     # the job is bob's: he sees it with his own session; alice does not
     assert job in call(base, "GET", "list", bob, icat)[1]
     assert job not in call(base, "GET", "list", login(engine, "alice"), icat)[1]
