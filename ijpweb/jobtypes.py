@@ -151,23 +151,39 @@ def parse_bool(text: str) -> bool | None:
     return {"true": True, "1": True, "false": False, "0": False}.get(text.strip())
 
 
+# The one grammar of option values (and of minValue, maxValue and defaultValue) that are
+# numbers, with ASCII blanks around them: a whole number with an optional sign; a decimal
+# number, with an optional sign, fraction and exponent. Not what int() and float() also
+# take (1_0, inf, nan, other scripts' digits), which a program parsing its argv may not.
+INTEGER = re.compile(r"[+-]?[0-9]+")
+FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+BLANKS = " \t\r\n"
+
+
 def parse_number(kind: str, text: str) -> int | float:
-    """Parse an integer (Java long) or a finite float; raise ValueError."""
-    t = text.strip()
+    """Parse an integer (Java long) or a finite float by :data:`INTEGER` or
+    :data:`FLOAT`; raise ValueError."""
+    t = text.strip(BLANKS)
     if kind == "integer":
-        if not re.fullmatch(r"[+-]?[0-9]+", t):
+        if not INTEGER.fullmatch(t):
             raise ValueError(f"{text!r} is not a whole number")
         n = int(t)
         if not -(2**63) <= n < 2**63:
             raise ValueError(f"{text!r} is out of range")
         return n
-    try:
-        f = float(t)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
+    if not FLOAT.fullmatch(t):
+        raise ValueError(f"{text!r} is not a number")
+    f = float(t)
     if not math.isfinite(f):
         raise ValueError(f"{text!r} is not a finite number")
     return f
+
+
+def number_text(n: int | float) -> str:
+    """A number as a program receives it: the integer's digits (no +, no leading zeros,
+    0 for -0), the float's shortest text that reads back as the same double (so the
+    program gets exactly the value the bounds were checked against)."""
+    return str(n) if isinstance(n, int) else repr(n)
 
 
 def _problem(file: str, el: etree._Element, reason: str) -> XMLFileError:

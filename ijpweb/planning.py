@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import conditions, inputs
-from .jobtypes import JobOption, JobType, parse_bool, parse_number
+from .jobtypes import BLANKS, JobOption, JobType, number_text, parse_bool, parse_number
 
 SESSION_ENV = "IJP_SESSION_ID"
 SESSION_ARG = "--sessionId=${IJP_SESSION_ID}"
@@ -220,11 +220,11 @@ def validate(
             continue
         key = o.name
         raw = submitted.get(key, defaults[key])
-        if isinstance(raw, list | tuple):
-            if len(raw) != 1:
-                errors[key] = f"{o.name}: give one value"
-                continue
-            raw = raw[0]
+        if isinstance(raw, list | tuple):  # an option given more than once, or a JSON list
+            errors[key] = (
+                f"{o.name}: give one value" if len(raw) != 1 else f"{o.name}: give a single value, not a list"
+            )
+            continue
         if problem := unusable(key, raw):
             errors[key] = problem
             continue
@@ -248,8 +248,8 @@ def validate(
                 clean[key] = text
         elif o.type == "string":
             clean[key] = text
-        else:  # integer, float
-            text = text.strip()
+        else:  # integer, float: checked by the one grammar, passed on normalised
+            text = text.strip(BLANKS)
             if text == "":
                 clean[key] = ""
                 continue
@@ -265,15 +265,17 @@ def validate(
             elif hi is not None and n > hi:
                 errors[key] = f"{o.name}: must be at most {o.max_value}"
             else:
-                clean[key] = text
+                clean[key] = number_text(n)
 
     for group, members in groups.items():
         raw = submitted.get(group, defaults[group])
         if isinstance(raw, list | tuple):
-            if len(raw) != 1:
-                errors[group] = f"{group}: choose exactly one"
-                continue
-            raw = raw[0]
+            errors[group] = (
+                f"{group}: choose exactly one"
+                if len(raw) != 1
+                else f"{group}: give a single value, not a list"
+            )
+            continue
         if problem := unusable(group, raw):
             errors[group] = problem
             continue

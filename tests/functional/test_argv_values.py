@@ -155,3 +155,37 @@ def test_any_valid_unicode_is_one_argument_and_every_page_shows_it(testapp, dbse
     ).json["jobs"][0]
     assert job["command"][job["command"].index("--title") + 1] == title
     assert "Größe 測定 🧪" in testapp.get(f"/jobs/{job['id']}", headers=auth).text
+
+
+def test_numbers_have_one_grammar_and_arrive_normalised_on_every_face(testapp, alice, dbsession, bobs):
+    """Issue 10, carol's report: int() and float() also take 1_0, inf and other scripts'
+    digits, which the program may not parse as the portal checked them. Every face now
+    takes one grammar and passes the program the text the form path makes of it."""
+    sid, auth = session(testapp, "bob"), token(testapp, "bob")
+    before = counts(dbsession)
+    for index, origin, named in (("1_0", "1", "Index"), ("5", "-1_0e-1", "Origin"), ("5", "inf", "Origin"),
+                                 ("5", "1e400", "Origin"), ("\u0661", "1", "Index"), ("0x1", "1", "Index")):  # fmt: skip
+        params = [f"--datasetIds={bobs[0]}", "--index", index, "--origin", origin]
+        err = testapp.post(
+            JM + "submit", {"jobName": "Test Options", "sessionId": sid, "parameter": params}, status=400
+        ).json
+        assert err["code"] == "ParameterException" and f"({named}): " in err["message"], err
+        body = {"job_type": "Test Options", "datasets": bobs, "options": {"Index": index, "Origin": origin}}
+        err = testapp.post_json(API + "/submissions", body, headers=auth, status=422).json
+        assert set(err["fields"]) == {named}, err
+    # a list or a boolean for a single-valued option is refused, naming it
+    for value in ([1], [], [1, 2], True):
+        body = {"job_type": "Test Options", "datasets": bobs, "options": {"Index": value}}
+        err = testapp.post_json(API + "/submissions", body, headers=auth, status=422).json
+        assert list(err["fields"]) == ["Index"], (value, err)
+    assert counts(dbsession) == before
+    # what is accepted reaches the program as the form path writes it: no +, no leading
+    # zeros (010 is 8 to strtol), -0 as 0, a float as the double it was checked as
+    params = [f"--datasetIds={bobs[0]}", "--index", "+010", "--origin", "-1e-1"]
+    jm = testapp.post(JM + "submit", {"jobName": "Test Options", "sessionId": sid, "parameter": params}).json
+    body = {"job_type": "Test Options", "datasets": bobs, "options": {"Index": " -0 ", "Origin": 2}}
+    api = testapp.post_json(API + "/submissions", body, headers=auth, status=201).json
+    jm_job, api_job = dbsession.get(Job, jm["jobId"]), dbsession.get(Job, api["jobs"][0]["id"])
+    assert jm_job.argv[jm_job.argv.index("--index") :][:4] == ["--index", "10", "--origin", "-0.1"]
+    assert jm_job.options["Index"] == "10" and jm_job.options["Origin"] == "-0.1"
+    assert api_job.argv[api_job.argv.index("--index") :][:4] == ["--index", "0", "--origin", "2.0"]

@@ -207,6 +207,9 @@ def test_every_declared_option_with_valid_values(app, testapp, sids, dbsession):
         (["--index", "11"], "--index (Index): must be at most 10"),
         (["--index", "x"], "--index (Index): 'x' is not a whole number"),
         (["--origin", "2.5"], "--origin (Origin): must be at most 2.0"),
+        (["--origin", "-1_0e-1"], "--origin (Origin): '-1_0e-1' is not a number"),
+        (["--origin", "nan"], "--origin (Origin): 'nan' is not a number"),
+        (["--index", "1_0"], "--index (Index): '1_0' is not a whole number"),
         (["--viewtype", "round"], "--viewtype (View type): 'round' is not one of '', 'flat', 'stacked'"),
         (
             ["--mode=verbose", "--mode=effusive"],

@@ -1,12 +1,14 @@
 """Argument lists and single/multiple planning, as ijp-formats.md §3 specifies."""
 
+import math
+import re
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ijpweb import planning
+from ijpweb import jobtypes, planning
 from ijpweb.jobtypes import JobTypes, parse_jobtype
 from ijpweb.planning import SESSION_ARG, DatasetInfo, PlanError, Selection
 
@@ -441,3 +443,104 @@ def test_the_forms_argv_sent_back_through_the_original_api_is_accepted_unchanged
     done = plan_as_jm(OPTIONS, client, channels)
     assert done is not None, client
     assert done[1].jobs[0].args == form.jobs[0].args
+
+
+# --- numbers: one strict grammar, passed on normalised ------------------------------------
+
+STRICT_INTEGER = r"-?(0|[1-9][0-9]*)"  # what a program receives
+STRICT_FLOAT = r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+
+
+def _number_like():
+    """Text near the grammar: pieces of numbers and of what int()/float() also take."""
+    pieces = st.sampled_from(["0", "1", "7", "9", "-", "+", ".", "e", "E", "_", " ", "inf", "nan",
+                              "x", "\u0661", "\uff11", "\t", "\u00a0", "infinity", "0x"])  # fmt: skip
+    return st.lists(pieces, max_size=12).map("".join)
+
+
+@pytest.mark.parametrize("kind, pattern", [("integer", jobtypes.INTEGER), ("float", jobtypes.FLOAT)])
+@given(text=st.one_of(st.text(max_size=30), _number_like()))
+def test_any_text_accepted_as_a_number_matches_the_grammar_and_round_trips(kind, pattern, text):
+    try:
+        n = jobtypes.parse_number(kind, text)
+    except ValueError:
+        return
+    assert pattern.fullmatch(text.strip(" \t\r\n")), text
+    out = jobtypes.number_text(n)
+    assert re.fullmatch(STRICT_INTEGER if kind == "integer" else STRICT_FLOAT, out), (text, out)
+    # the program's text is the same number, and it is its own normal form
+    assert (
+        jobtypes.parse_number(kind, out) == n
+        and jobtypes.number_text(jobtypes.parse_number(kind, out)) == out
+    )
+
+
+@given(st.one_of(st.from_regex(jobtypes.INTEGER, fullmatch=True), st.integers(-(2**63), 2**63 - 1).map(str)))
+def test_every_integer_of_the_grammar_is_taken_as_int_reads_it(text):
+    if not -(2**63) <= int(text) < 2**63:  # a Java long
+        with pytest.raises(ValueError):
+            jobtypes.parse_number("integer", text)
+        return
+    n = jobtypes.parse_number("integer", text)
+    assert n == int(text) and jobtypes.number_text(n) == str(int(text))
+
+
+@given(
+    st.one_of(
+        st.from_regex(jobtypes.FLOAT, fullmatch=True),
+        st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    )
+)
+def test_every_finite_float_of_the_grammar_is_taken_as_float_reads_it(text):
+    f = float(text)
+    if math.isinf(f):
+        with pytest.raises(ValueError):
+            jobtypes.parse_number("float", text)
+    else:
+        assert jobtypes.parse_number("float", text) == f and float(jobtypes.number_text(f)) == f
+
+
+@given(index=_number_like(), origin=_number_like())
+def test_option_values_the_program_gets_are_normalised(index, origin):
+    s = sel([ds(1, numChannels=1.0)])
+    try:
+        p = planning.plan(OPTIONS, s, {"Index": index, "Origin": origin})
+    except PlanError as e:
+        assert set(e.fields) <= {"Index", "Origin"}
+        return
+    args = p.jobs[0].args
+    for pp, pattern in (("--index", STRICT_INTEGER), ("--origin", STRICT_FLOAT)):
+        if pp in args:
+            assert re.fullmatch(pattern, args[args.index(pp) + 1]), args
+
+
+@pytest.mark.parametrize(
+    "values, field, says",
+    [
+        ({"Index": "1_0"}, "Index", "not a whole number"),
+        ({"Index": "\u0661"}, "Index", "not a whole number"),
+        ({"Index": True}, "Index", "not a whole number"),
+        ({"Index": [1]}, "Index", "a single value, not a list"),
+        ({"Mode": ["verbose"]}, "Mode", "a single value, not a list"),
+        ({"Origin": "-1_0e-1"}, "Origin", "not a number"),
+        ({"Origin": "inf"}, "Origin", "not a number"),
+        ({"Origin": "1e400"}, "Origin", "not a number"),
+        ({"Origin": "0x1p0"}, "Origin", "not a number"),
+    ],
+)
+def test_numbers_outside_the_grammar_and_lists_are_refused(values, field, says):
+    with pytest.raises(PlanError) as e:
+        planning.plan(OPTIONS, sel([ds(1, numChannels=1.0)]), values)
+    assert says in e.value.fields[field]
+
+
+@pytest.mark.parametrize(
+    "index, origin, args",
+    [("+10", "+.5", ["10", "0.5"]), ("-0", "-1e-1", ["0", "-0.1"]), (" 007 ", "1E0", ["7", "1.0"]),
+     (3, 2, ["3", "2.0"]), ("0", "-2", ["0", "-2.0"])],
+)  # fmt: skip
+def test_accepted_numbers_reach_the_program_normalised(index, origin, args):
+    p = planning.plan(OPTIONS, sel([ds(1, numChannels=1.0)]), {"Index": index, "Origin": origin})
+    got = p.jobs[0].args
+    assert [got[got.index("--index") + 1], got[got.index("--origin") + 1]] == args
+    assert [p.values["Index"], p.values["Origin"]] == args  # as stored, and resubmitted
