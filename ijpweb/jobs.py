@@ -18,7 +18,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .batch import BatchBackend, BatchError, JobSpec
 from .batch.harvest import write_state
-from .catalog import Catalog, CatalogError, DatafileView, DatasetView, ParameterView, SessionError
+from .catalog import (
+    Catalog,
+    CatalogError,
+    DatafileView,
+    DatasetView,
+    ParameterView,
+    QueryBusyError,
+    SessionError,
+)
 from .families import FamilyError
 from .models import LIVE, TERMINAL, Job, JobStatus, JobTag, PendingLogout, Submission, utcnow
 from .planning import (
@@ -217,6 +225,8 @@ def submit(db, backends, catalog: Catalog, datasettypes, jobtypes, families, set
         resolved = resolve_selection(catalog, session_id, datasettypes, req.dataset_ids, req.datafile_ids)
     except SessionError:
         raise SubmitError("your catalog session has expired; log in again", "session_expired", 401) from None
+    except QueryBusyError as e:
+        raise SubmitError(str(e), "catalog_busy", 429) from None
     except CatalogError as e:
         raise SubmitError(f"the catalog could not be asked: {e}", "catalog_unavailable", 503) from None
     if resolved.not_visible:

@@ -31,6 +31,8 @@ def includeme(config):
         query_seconds=s.catalog_query_seconds,
         query=Limits(s.catalog_query_max_length, s.catalog_query_max_depth, s.catalog_query_max_joins),
         restrict_joins=s.catalog_restrict_joins,
+        max_writes=s.catalog_max_writes,
+        user_queries=s.catalog_user_queries,
     )
     config.registry["ijp.catalog_for"] = lambda db: EmbeddedCatalog(
         db, s.session_minutes, s.anon, s.root_users, limits

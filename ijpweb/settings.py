@@ -52,6 +52,8 @@ class Settings:
     catalog_query_max_depth: int = 40
     catalog_query_max_joins: int = 20
     catalog_restrict_joins: bool = False
+    catalog_max_writes: int = 1_000  # entities one create may hold
+    catalog_user_queries: int = 2  # catalog statements one user may run at once (per process)
     max_value_length: int = MAX_VALUE_LENGTH  # characters of one option value or argument
     # login throttling (every login face): failures that lock a user name / an address
     # (0: not counted) within window_minutes, for lock_minutes
@@ -138,6 +140,8 @@ def parse(raw: Mapping[str, str]) -> Settings:
         catalog_query_max_depth=_number(raw, "ijp.catalog.query_max_depth", 40, 1, 100),
         catalog_query_max_joins=_number(raw, "ijp.catalog.query_max_joins", 20, 0, 60),
         catalog_restrict_joins=asbool(raw.get("ijp.catalog.restrict_joins", "false")),
+        catalog_max_writes=_number(raw, "ijp.catalog.max_writes", 1_000, 1, 10_000_000),
+        catalog_user_queries=_number(raw, "ijp.catalog.user_queries", 2, 0, 1000),
         max_value_length=_max_value_length(raw),
         login_max_failures=_number(raw, "ijp.login.max_failures", 5, 0, 1000),
         login_max_address_failures=_number(raw, "ijp.login.max_address_failures", 20, 0, 100_000),

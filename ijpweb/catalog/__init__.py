@@ -35,6 +35,14 @@ class QueryLimitError(CatalogError):
         self.status = status  # 400: the query asks too much; 503: it took too long
 
 
+class QueryBusyError(QueryLimitError):
+    """The user already has as many catalog queries running as one user may
+    (``ijp.catalog.user_queries``): refused at once, to be tried again when one ends."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 429)
+
+
 @dataclass(frozen=True)
 class CatalogLogin:
     session_id: str

@@ -9,11 +9,18 @@ Every read is bounded (:class:`CatalogLimits`): each statement runs within a tim
 (on SQLite a progress handler on the connection interrupts it; on PostgreSQL a
 ``statement_timeout`` set inside a savepoint), and a query that would return more than
 ``max_entities`` objects is refused as ICAT refuses it, after fetching at most one more.
+A create is bounded too: at most ``max_writes`` entities, all written within the same time
+limit (on PostgreSQL also checked between the entities), with the rules checked once per
+entity type for all of them. One user runs at most ``user_queries`` catalog statements at
+once in a process (:class:`UserSlots`); more are refused at once, so that one user cannot
+hold every server thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +41,7 @@ from . import (
     DatasetView,
     Page,
     ParameterView,
+    QueryBusyError,
     QueryLimitError,
     SessionError,
     authz,
@@ -63,15 +71,71 @@ class CatalogLimits:
     query_seconds: float = 5.0  # per statement; 0: no limit
     query: Limits = LIMITS  # length, nesting and joins of a JPQL or concise query
     restrict_joins: bool = False  # rules restrict every joined entity, not only the selected one
+    max_writes: int = 1_000  # entities one create may hold
+    user_queries: int = 2  # statements one user may run at once in this process; 0: no limit
 
-    def too_many(self) -> QueryLimitError:
-        return QueryLimitError(f"attempt to process more than {self.max_entities} entities")
+    def too_many(self, most: int | None = None) -> QueryLimitError:
+        return QueryLimitError(f"attempt to process more than {most or self.max_entities} entities")
+
+
+# How long a user's statement waits for one of their running ones to end before it is
+# refused: long enough for a user's few short reads at once (a page and its fragments),
+# short next to a query that holds its thread for seconds.
+SLOT_WAIT = 0.25
+
+
+class UserSlots:
+    """How many catalog statements each user is running in this process. A thread that
+    holds a slot for a user may run more statements for them (a create's checks, a
+    request's several reads) without taking another."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._running: dict[str, int] = {}
+        self._held = threading.local()
+
+    def running(self, user: str) -> int:
+        with self._changed:
+            return self._running.get(user, 0)
+
+    @contextmanager
+    def hold(self, user: str, most: int, wait: float = SLOT_WAIT) -> Iterator[None]:
+        held = self._held.__dict__.setdefault("users", set())
+        if most <= 0 or user in held:
+            yield
+            return
+        deadline = time.monotonic() + wait
+        with self._changed:
+            while self._running.get(user, 0) >= most:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise QueryBusyError(
+                        f"too many catalog queries at once for {user} (ijp.catalog.user_queries = "
+                        f"{most}); try again when one ends"
+                    )
+                self._changed.wait(left)
+            self._running[user] = self._running.get(user, 0) + 1
+        held.add(user)
+        try:
+            yield
+        finally:
+            held.discard(user)
+            with self._changed:
+                if self._running[user] <= 1:
+                    del self._running[user]
+                else:
+                    self._running[user] -= 1
+                self._changed.notify_all()
+
+
+SLOTS = UserSlots()  # one per process: the limit is per process
 
 
 # SQLite calls the progress handler every this many virtual machine instructions
 # (about a millisecond's work): often enough to stop on time, rarely enough to cost nothing.
 PROGRESS_STEPS = 20_000
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement_timeout
+_SQLITE_LIMIT = "ijp.time_limit"  # conn.info: the (deadline, handler) of the limit in force
 
 
 @contextmanager
@@ -82,7 +146,12 @@ def time_limit(conn, seconds: float) -> Iterator[None]:
     message = f"the query took longer than {seconds:g} s (the limit is ijp.catalog.query_seconds)"
     if conn.dialect.name == "sqlite" and seconds > 0:
         raw = conn.connection.dbapi_connection
+        # inside another limit (a create's reads): the earlier deadline holds, and the
+        # outer handler is put back afterwards
+        outer = conn.info.get(_SQLITE_LIMIT)
         deadline = time.monotonic() + seconds
+        if outer is not None:
+            deadline = min(deadline, outer[0])
         expired = []
 
         def check() -> int:
@@ -91,6 +160,7 @@ def time_limit(conn, seconds: float) -> Iterator[None]:
             expired.append(True)
             return 1  # SQLite interrupts the statement ("interrupted")
 
+        conn.info[_SQLITE_LIMIT] = (deadline, check)
         raw.set_progress_handler(check, PROGRESS_STEPS)
         try:
             yield
@@ -99,7 +169,12 @@ def time_limit(conn, seconds: float) -> Iterator[None]:
                 raise QueryLimitError(message, 503) from None
             raise
         finally:
-            raw.set_progress_handler(None, 0)
+            if outer is None:
+                conn.info.pop(_SQLITE_LIMIT, None)
+                raw.set_progress_handler(None, 0)
+            else:
+                conn.info[_SQLITE_LIMIT] = outer
+                raw.set_progress_handler(outer[1], PROGRESS_STEPS)
     elif conn.dialect.name == "postgresql":
         # The timeout is local to a savepoint, which is rolled back afterwards (these are
         # reads): that undoes the setting, and a failed statement does not abort the
@@ -118,6 +193,38 @@ def time_limit(conn, seconds: float) -> Iterator[None]:
             savepoint.rollback()
     else:
         yield
+
+
+@contextmanager
+def write_time_limit(conn, seconds: float) -> Iterator[float]:
+    """Run the writes inside within ``seconds`` in all (0: no limit) on ``conn``, in the
+    request's transaction, or raise QueryLimitError; yields the deadline (monotonic), which
+    the writer checks between statements. Unlike :func:`time_limit` nothing is rolled back
+    here: on PostgreSQL the statement_timeout is set for the transaction and restored."""
+    message = f"the create took longer than {seconds:g} s (the limit is ijp.catalog.query_seconds)"
+    deadline = time.monotonic() + seconds if seconds > 0 else float("inf")
+    if seconds <= 0:
+        yield deadline
+    elif conn.dialect.name == "sqlite":
+        with time_limit(conn, seconds):
+            try:
+                yield deadline
+            except QueryLimitError:
+                raise QueryLimitError(message, 503) from None
+    elif conn.dialect.name == "postgresql":
+        before = conn.execute(sa.select(sa.func.current_setting("statement_timeout"))).scalar()
+        ms = str(max(1, round(seconds * 1000)))
+        conn.execute(sa.select(sa.func.set_config("statement_timeout", ms, True)))
+        try:
+            yield deadline
+        except sa.exc.OperationalError as e:
+            if getattr(e.orig, "sqlstate", None) == QUERY_CANCELED:
+                raise QueryLimitError(message, 503) from None
+            raise
+        else:  # (after a failed statement the transaction is aborted, and is rolled back)
+            conn.execute(sa.select(sa.func.set_config("statement_timeout", before, True)))
+    else:
+        yield deadline
 
 
 @contextmanager
@@ -147,6 +254,8 @@ class EmbeddedCatalog:
         self.limits = limits
         self._rules: dict[tuple[str, str], list[str]] = {}  # (user, C|R|U|D) -> rules, per request
         self._sessions: dict[str, CatalogSession] = {}  # this request's, read once
+        self._write_deadline = float("inf")  # of the create running (monotonic)
+        self._known: set[tuple[str, int]] = set()  # objects this request found readable
 
     # --- sessions ------------------------------------------------------------------------
 
@@ -229,18 +338,73 @@ class EmbeddedCatalog:
         )
         return self.run(select).first() is not None
 
-    def create(self, session_id: str, entity: str, values: dict[str, Any]) -> int:
-        """Create an object as the user: it must be one a C rule selects, as in ICAT."""
+    def readable_parent(self, session_id: str, entity: str, object_id: int) -> bool | None:
+        """For a create's reference: None if the object does not exist, else whether the
+        user may read it (asked once per request and object)."""
+        if (entity, object_id) in self._known:
+            return True
+        table = T[entity]
+        if self.run(sa.select(table.c.id).where(table.c.id == object_id)).first() is None:
+            return None
+        if not self.allowed(session_id, entity, object_id, "R"):
+            return False
+        self._known.add((entity, object_id))
+        return True
+
+    def create(self, session_id: str, entity: str, values: dict[str, Any], check: bool = True) -> int:
+        """Create an object as the user: it must be one a C rule selects, as in ICAT
+        (``check=False``: the caller checks all it created at once with :meth:`check_created`)."""
         user = self.user_name(session_id)
         conn = self.db.connection()
+        if time.monotonic() > self._write_deadline:
+            raise QueryLimitError(
+                f"the create took longer than {self.limits.query_seconds:g} s "
+                "(the limit is ijp.catalog.query_seconds)",
+                503,
+            )
         now = utcnow()
         stamp = {"createId": user, "createTime": now, "modId": user, "modTime": now}
         new_id = conn.execute(T[entity].insert().values(**values, **stamp)).inserted_primary_key[0]
-        if not self.allowed(session_id, entity, new_id, "C"):
+        if check and not self.allowed(session_id, entity, new_id, "C"):
             # (not a SAVEPOINT: SQLite's driver does not keep them reliably)
             conn.execute(T[entity].delete().where(T[entity].c.id == new_id))
             raise PermissionError(f"{user} may not create this {entity}")
         return new_id
+
+    def check_created(self, session_id: str, created: dict[str, list[int]]) -> None:
+        """Raise PermissionError unless a C rule selects every object just created (by
+        entity): one query per entity and chunk of ids, not one per object. The caller
+        rolls the transaction back on the error."""
+        for entity, ids in created.items():
+            table = T[entity]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                select = self.restrict(
+                    session_id, sa.select(table.c.id).where(table.c.id.in_(chunk)), entity, table.c.id, "C"
+                )
+                missing = set(chunk) - set(self.run(select).scalars())
+                if missing:
+                    raise PermissionError(f"{self.user_name(session_id)} may not create this {entity}")
+
+    @contextmanager
+    def writing(self, session_id: str, entities: int) -> Iterator[None]:
+        """Around a create of ``entities`` objects as the user: at most ``max_writes`` of
+        them, in one of the user's query slots, within the time limit in all."""
+        if entities > self.limits.max_writes:
+            raise QueryLimitError(
+                f"attempt to process more than {self.limits.max_writes} entities "
+                "(ijp.catalog.max_writes, the most one create may hold)"
+            )
+        user = self.user_name(session_id)
+        with (
+            SLOTS.hold(user, self.limits.user_queries),
+            write_time_limit(self.db.connection(), self.limits.query_seconds) as deadline,
+        ):
+            self._write_deadline = deadline
+            try:
+                yield
+            finally:
+                self._write_deadline = float("inf")
 
     def delete(self, session_id: str, entity: str, object_id: int) -> None:
         if not self.allowed(session_id, entity, object_id, "D"):
@@ -261,8 +425,16 @@ class EmbeddedCatalog:
         conn = self.db.connection()
         if not getattr(statement, "is_select", False):
             return conn.execute(statement, params or {})
-        with time_limit(conn, self.limits.query_seconds):
+        with self._slot(), time_limit(conn, self.limits.query_seconds):
             return conn.execute(statement, params or {}).freeze()()
+
+    def _slot(self):
+        """One of the user's query slots (the user of this request's session; a statement
+        run for no session, such as a login's, takes none)."""
+        users = {s.user_name for s in self._sessions.values()}
+        if len(users) != 1:
+            return contextlib.nullcontext()
+        return SLOTS.hold(users.pop(), self.limits.user_queries)
 
     def _bounded(self, select, params=None, number: int | None = None) -> list:
         """The rows of ``select``, refused as ICAT refuses them when there are more than

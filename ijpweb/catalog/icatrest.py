@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .. import inputs
-from . import AuthenticationError, QueryLimitError, SessionError
+from . import AuthenticationError, QueryBusyError, QueryLimitError, SessionError
 from .dumpfile import DumpError, _convert
 from .icatdb import TABLES, fk_column
 from .icatschema import entities
@@ -38,9 +38,10 @@ CREATABLE = {
 
 
 class IcatError(Exception):
-    def __init__(self, code: str, message: str, offset: int = -1):
+    def __init__(self, code: str, message: str, offset: int = -1, status: int | None = None):
         super().__init__(message)
-        self.code, self.message, self.status, self.offset = code, message, STATUS[code], offset
+        self.code, self.message, self.offset = code, message, offset
+        self.status = status or STATUS[code]
 
     def body(self) -> dict:
         out = {"code": self.code, "message": self.message}
@@ -53,6 +54,8 @@ def translate(e: Exception) -> IcatError:
     """Catalog exceptions as ICAT names them."""
     if isinstance(e, IcatError):
         return e
+    if isinstance(e, QueryBusyError):  # the user's queries at once: 429, to try again
+        return IcatError("VALIDATION", str(e), status=429)
     if isinstance(e, QueryLimitError):  # maxEntities, as ICAT words it; the time limit
         return IcatError("VALIDATION", str(e))
     if isinstance(e, SessionError | AuthenticationError):
@@ -151,8 +154,35 @@ def _attribute(name: str, e, key: str, value: Any) -> Any:
     return out
 
 
-def create(catalog, session_id: str, name: str, fields: dict, parent: tuple[str, int] | None = None) -> int:
-    """Create one entity (and the one-to-many children given inline) as the user."""
+def count_entities(items: list[tuple[str, dict]]) -> int:
+    """The entities a create holds: each one and the children given inline, at any depth."""
+    total, stack = 0, [fields for _name, fields in items]
+    while stack:
+        fields = stack.pop()
+        total += 1
+        for value in fields.values():
+            if isinstance(value, list):
+                stack += [child for child in value if isinstance(child, dict)]
+    return total
+
+
+def create_all(catalog, session_id: str, items: list[tuple[str, dict]]) -> list[int]:
+    """POST entityManager: create the entities (at most ``ijp.catalog.max_writes``, within
+    the time limit) as the user, then check the C rules for all of them at once."""
+    created: dict[str, list[int]] = {}
+    with catalog.writing(session_id, count_entities(items)):
+        ids = [create(catalog, session_id, name, fields, created=created) for name, fields in items]
+        catalog.check_created(session_id, created)
+    return ids
+
+
+def create(
+    catalog, session_id: str, name: str, fields: dict, parent: tuple[str, int] | None = None,
+    created: dict[str, list[int]] | None = None,
+) -> int:  # fmt: skip
+    """Create one entity (and the one-to-many children given inline) as the user; with
+    ``created``, the new ids are added to it by entity for the caller to check the rules
+    (:meth:`EmbeddedCatalog.check_created`), else each is checked at once."""
     if name not in CREATABLE:
         raise IcatError("INSUFFICIENT_PRIVILEGES", f"{name} cannot be created through this catalog")
     e = entities()[name]
@@ -171,10 +201,10 @@ def create(catalog, session_id: str, name: str, fields: dict, parent: tuple[str,
                 raise IcatError(
                     "BAD_PARAMETER", f'{name}.{key} must be {{"id": <number from 1 to {inputs.MAX_ID}>}}'
                 )
-            target = TABLES[e.relations[key].target]
-            if catalog.run(sa.select(target.c.id).where(target.c.id == ref)).first() is None:
+            readable = catalog.readable_parent(session_id, e.relations[key].target, ref)
+            if readable is None:
                 raise IcatError("NO_SUCH_OBJECT_FOUND", f"{e.relations[key].target}[id:{ref}] does not exist")
-            if not catalog.allowed(session_id, e.relations[key].target, ref, "R"):
+            if not readable:
                 raise IcatError(
                     "INSUFFICIENT_PRIVILEGES", f"you may not read {e.relations[key].target} {ref}"
                 )
@@ -191,14 +221,16 @@ def create(catalog, session_id: str, name: str, fields: dict, parent: tuple[str,
         if attr.required and values.get(attr.name) is None and attr.name != "id":
             raise IcatError("VALIDATION", f"{name}.{attr.name} cannot be null")
     try:
-        new_id = catalog.create(session_id, name, values)
+        new_id = catalog.create(session_id, name, values, check=created is None)
     except sa.exc.IntegrityError as ex:
         raise IcatError("OBJECT_ALREADY_EXISTS", f"{name} violates a constraint: {ex.orig}") from None
     for key, child in children:
         rel = e.relations[key]
         if not isinstance(child, dict):
             raise IcatError("BAD_PARAMETER", f"{name}.{key}: each item must be an object")
-        create(catalog, session_id, rel.target, child, (rel.inverse, new_id))
+        create(catalog, session_id, rel.target, child, (rel.inverse, new_id), created)
+    if created is not None:
+        created.setdefault(name, []).append(new_id)
     return new_id
 
 

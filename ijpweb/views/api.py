@@ -16,7 +16,14 @@ from pyramid.view import view_config
 
 from .. import inputs, planning
 from ..batch import STREAMS, BatchError
-from ..catalog import AuthenticationError, CatalogError, DatasetQuery, QueryLimitError, SessionError
+from ..catalog import (
+    AuthenticationError,
+    CatalogError,
+    DatasetQuery,
+    QueryBusyError,
+    QueryLimitError,
+    SessionError,
+)
 from ..jobs import (
     JobActionError,
     SubmitError,
@@ -51,6 +58,8 @@ class ApiError(Exception):
 def api_error(exc, request):
     request.tm.doom()
     request.response.status = exc.status
+    if exc.status in (429, 503):
+        request.response.headers["Retry-After"] = "2"
     body = {"code": exc.code, "message": exc.message}
     if exc.fields:
         body["fields"] = exc.fields
@@ -379,6 +388,8 @@ def _catalog(request, call):
         return call(request.catalog, request.identity.catalog_session)
     except SessionError:
         raise ApiError(401, "session_expired", "your catalog session has expired; log in again") from None
+    except QueryBusyError as e:  # ijp.catalog.user_queries
+        raise ApiError(429, "catalog_busy", str(e)) from None
     except QueryLimitError as e:  # the time limit, maxEntities
         raise ApiError(e.status, "catalog_limit", str(e)) from None
     except CatalogError as e:

@@ -22,6 +22,7 @@ from pyramid.exceptions import PredicateMismatch
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPSeeOther
 from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
+from sqlalchemy.exc import OperationalError
 from transaction.interfaces import NoTransaction
 
 from ..catalog import QueryLimitError
@@ -31,15 +32,21 @@ from . import wants_json
 log = logging.getLogger(__name__)
 
 # what a face calls: a bad value, nothing there, a method it does not take, our fault
+# ... and the database busy for now (locked by another's write: try again shortly)
 CODES = {
-    "api": ("bad_parameter", "not_found", "method_not_allowed", "internal_error"),
-    "jm": ("ParameterException", "NotFoundException", "ParameterException", "InternalException"),
-    "icat": ("BAD_PARAMETER", "NO_SUCH_OBJECT_FOUND", "BAD_PARAMETER", "INTERNAL"),
-    "ids": ("BadRequestException", "NotFoundException", "BadRequestException", "InternalException"),
-    "pages": ("bad_parameter", "not_found", "method_not_allowed", "internal_error"),
-}
-BAD, NOT_FOUND, METHOD, INTERNAL = range(4)
-STATUS = {BAD: 400, NOT_FOUND: 404, METHOD: 405, INTERNAL: 500}
+    "api": ("bad_parameter", "not_found", "method_not_allowed", "internal_error", "database_busy"),
+    "jm": ("ParameterException", "NotFoundException", "ParameterException", "InternalException",
+           "InternalException"),
+    "icat": ("BAD_PARAMETER", "NO_SUCH_OBJECT_FOUND", "BAD_PARAMETER", "INTERNAL", "INTERNAL"),
+    "ids": ("BadRequestException", "NotFoundException", "BadRequestException", "InternalException",
+            "InternalException"),
+    "pages": ("bad_parameter", "not_found", "method_not_allowed", "internal_error", "database_busy"),
+}  # fmt: skip
+BAD, NOT_FOUND, METHOD, INTERNAL, BUSY = range(5)
+STATUS = {BAD: 400, NOT_FOUND: 404, METHOD: 405, INTERNAL: 500, BUSY: 503}
+RETRY_AFTER = "2"  # seconds: a create holds the database for at most the catalog's time limit
+# PostgreSQL: lock_not_available (lock_timeout), deadlock_detected, serialization_failure
+LOCKED_SQLSTATES = {"55P03", "40P01", "40001"}
 PREFIXES = (("api.", "/api/", "api"), ("jm.", "/ijp/rest/jm/", "jm"), ("icat.", "/icat/", "icat"))
 
 
@@ -172,7 +179,33 @@ def catalog_limit(exc, request):
     (400, or 503 for the time limit). /icat, /ids, /ijp/rest/jm and /api/v1 answer it
     themselves; this is the pages' and htmx fragments' answer."""
     _doom(request)
-    return face_error(request, BAD, f"The catalog refused: {exc}.", status=exc.status)
+    headers = {"Retry-After": RETRY_AFTER} if exc.status in (429, 503) else None
+    return face_error(request, BAD, f"The catalog refused: {exc}.", status=exc.status, headers=headers)
+
+
+def database_locked(exc: OperationalError) -> bool:
+    """Is this the database busy with another's write (SQLite's "database is locked" after
+    its busy timeout, a PostgreSQL lock timeout or deadlock), not a fault?"""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in LOCKED_SQLSTATES:
+        return True
+    text = str(orig or exc)
+    return "database is locked" in text or "database table is locked" in text
+
+
+@exception_view_config(OperationalError, renderer="error.jinja2")
+def database_busy(exc, request):
+    """The database stayed locked longer than the portal waits (SQLite's busy timeout, 10
+    s; PostgreSQL's lock timeout): a 503 with Retry-After in the face's format, nothing
+    was changed; any other OperationalError is an unexpected error."""
+    if not database_locked(exc):
+        return failed(exc, request)
+    _doom(request)
+    log.warning("database busy on %s %s: %s", request.method, _where(request), type(exc.orig).__name__)
+    return face_error(
+        request, BUSY, "The database is busy with other work; nothing was changed. Try again in a moment.",
+        headers={"Retry-After": RETRY_AFTER},
+    )  # fmt: skip
 
 
 @subscriber(ContextFound)

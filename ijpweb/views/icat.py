@@ -11,7 +11,7 @@ from pyramid.view import view_config, view_defaults
 
 from .. import inputs
 from ..catalog import CatalogError
-from ..catalog.icatrest import VERSION, IcatError, create, parse_entities, parse_login, search, translate
+from ..catalog.icatrest import VERSION, IcatError, create_all, parse_entities, parse_login, search, translate
 from ..security import catalog_login
 
 
@@ -19,6 +19,8 @@ def _error(request, e: IcatError) -> Response:
     request.tm.doom()
     resp = Response(json_body=e.body())
     resp.status = e.status
+    if e.status in (429, 503):  # the user's queries at once, the time limit: try again
+        resp.headers["Retry-After"] = "2"
     return resp
 
 
@@ -92,10 +94,7 @@ class IcatRest:
         def go():
             sid = self._param("sessionId")
             self.catalog.user_name(sid)
-            return [
-                create(self.catalog, sid, name, fields)
-                for name, fields in parse_entities(self._param("entities"))
-            ]
+            return create_all(self.catalog, sid, parse_entities(self._param("entities")))
 
         return _call(self.request, go)
 
