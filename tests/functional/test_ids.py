@@ -18,6 +18,7 @@ import string
 import urllib.error
 import urllib.request
 import zipfile
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -744,3 +745,36 @@ def test_a_dump_s_locations_are_signed_for_their_new_ids(dbsession, scene):
     assert dat == sign(KEY, dat_id, "../../etc/passwd")
     with pytest.raises(IdsError, match="outside the file store"):
         scene["store"].file(dat_id, dat)
+
+
+def test_what_members_may_do_is_icats_rule_model_as_the_readme_says(testapp, scene, dbsession, app):
+    """The README, after carol's report: the demo's rules give the members of an
+    investigation CRUD on its datasets and datafiles, as icat.server with the same rules
+    would. bob and carol share LMF-2026-003: she may delete a file he put there, and a
+    datafile she creates there with a location of her own makes the whole dataset's
+    getData a 403 (as ids.server's digest check) until it is deleted. Nothing of this
+    reaches LMF-2026-002, which is bob's alone."""
+    from ijpweb.catalog.demo import RULES
+
+    rules = dict((what.split(" WHERE")[0].split("FROM ")[1].split()[0], flags) for what, flags in RULES if "investigationUsers" in what)  # fmt: skip
+    assert rules == {"Investigation": "R", "InvestigationUser": "R", "Dataset": "CRUD", "DatasetParameter": "CRUD",
+                     "Datafile": "CRUD", "DatafileParameter": "CRUD"}  # fmt: skip
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "members of an investigation read its data" not in readme
+    assert "read, create,\nupdate and delete its datasets, datafiles" in readme
+    bob, carol, shared = scene["bob"], scene["carol"], scene["carols_dataset"]
+    query = urlencode({"sessionId": bob, "name": "bobs.txt", "datasetId": shared})
+    put = testapp.put(
+        f"/ids/put?{query}", b"bob's", content_type="application/octet-stream", expect_errors=True
+    )
+    assert put.status_int in (200, 201), put.text
+    bobs = put.json["id"]
+    testapp.delete(f"/ids/delete?sessionId={carol}&datafileIds={bobs}", status=200)
+    ids_error(testapp.get("/ids/getSize", {"sessionId": bob, "datafileIds": str(bobs)}, expect_errors=True),
+              404, "NotFoundException")  # fmt: skip
+    whole = {"sessionId": bob, "datasetIds": str(shared), "zip": "true"}
+    testapp.get("/ids/getData", whole, status=200)
+    forged = create_datafile(testapp, carol, shared, "blocks-the-dataset", "anything")
+    ids_error(testapp.get("/ids/getData", whole, expect_errors=True), 403, "InsufficientPrivilegesException")
+    testapp.delete(f"/ids/delete?sessionId={bob}&datafileIds={forged}", status=200)  # bob may remove it
+    testapp.get("/ids/getData", whole, status=200)
