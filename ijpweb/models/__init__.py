@@ -18,13 +18,17 @@ def get_engine(settings, prefix="sqlalchemy."):
     # include catalog session ids and token hashes
     engine = engine_from_config(settings, prefix, hide_parameters=True)
     if engine.dialect.name == "sqlite":
-        # Several threads (requests, the harvester) share one file: wait, don't fail.
+        # Several threads (requests, the harvester) share one file: a write waits up to
+        # ijp.db.busy_seconds (10) for another's to end (a catalog create holds the lock
+        # for at most ijp.catalog.query_seconds), then fails as a 503 (views/errors.py).
+        busy_ms = round(1000 * min(3600.0, max(0.0, float(settings.get("ijp.db.busy_seconds", 10)))))
+
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms:d}")
             cur.close()
 
     return engine
