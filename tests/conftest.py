@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import alembic.command
@@ -225,11 +226,37 @@ def alice(testapp):
     return testapp
 
 
+@contextmanager
+def serving(app, threads: int = 4, port: int = 0):
+    """Serve ``app`` with waitress on a thread (a free port unless given); yields its URL.
+    Stopping closes the server while its thread may be in select(): the OSError that
+    raises there is the stop, not an error."""
+    from waitress.server import create_server
+
+    server = create_server(app, host="127.0.0.1", port=port, threads=threads)
+    stopping = threading.Event()
+
+    def run():
+        try:
+            server.run()
+        except OSError:
+            if not stopping.is_set():
+                raise
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        stopping.set()
+        server.close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
     """The portal as `make run` starts it (harvester on), on a free port, with its own
     committed SQLite database and demo catalog. Yields (url, engine)."""
-    waitress = pytest.importorskip("waitress.server")
     tmp = tmp_path_factory.mktemp("live")
     settings = portal_settings(
         str(ROOT / "testing.ini"),
@@ -241,12 +268,9 @@ def live_server(tmp_path_factory):
     migrate(engine)
     load_demo(engine, settings["ijp.filestore"])
     app = main({}, **settings)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}", engine
-    app.registry["ijp.scheduler"].shutdown(wait=False)
-    server.close()
+    with serving(app) as url:
+        yield url, engine
+        app.registry["ijp.scheduler"].shutdown(wait=False)
 
 
 @pytest.fixture

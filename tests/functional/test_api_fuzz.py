@@ -16,7 +16,6 @@ rows; the scheduler is off, so none runs). ``IJP_FUZZ_SEED`` replays a run."""
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ import sqlalchemy as sa
 
 from ijpweb import main
 
-from ..conftest import ROOT, load_demo, migrate, portal_settings
+from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
 
 pytestmark = pytest.mark.once  # its own SQLite database
 ST = Path(sys.executable).parent / "st"
@@ -53,24 +52,19 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 @pytest.fixture(scope="module")
 def live_portal(tmp_path_factory):
     """The portal on a free port with its own database; yields (url, bearer token)."""
-    waitress = pytest.importorskip("waitress.server")
     tmp = tmp_path_factory.mktemp("fuzz")
     settings = portal_settings(str(ROOT / "testing.ini"), tmp, f"sqlite:///{tmp / 'fuzz.sqlite'}")
     engine = sa.create_engine(settings["sqlalchemy.url"])
     migrate(engine)
     load_demo(engine, settings["ijp.filestore"])
-    server = waitress.create_server(main({}, **settings), host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.effective_port}"
-    token = requests.post(
-        url + "/api/v1/session", json={"username": "bob", "password": "bob-demo"}, timeout=30
-    ).json()["token"]
-    # so that job lists are not empty and the job operations meet a real job of bob's
-    auth = {"Authorization": f"Bearer {token}"}
-    requests.post(url + "/api/v1/submissions", json={"job_type": "Date"}, headers=auth, timeout=30)
-    yield url, token
-    server.close()
+    with serving(main({}, **settings)) as url:
+        token = requests.post(
+            url + "/api/v1/session", json={"username": "bob", "password": "bob-demo"}, timeout=30
+        ).json()["token"]
+        # so that job lists are not empty and the job operations meet a real job of bob's
+        auth = {"Authorization": f"Bearer {token}"}
+        requests.post(url + "/api/v1/submissions", json={"job_type": "Date"}, headers=auth, timeout=30)
+        yield url, token
     engine.dispose()
 
 

@@ -6,7 +6,6 @@ The report: after ``POST /logout`` both running Dataset lister jobs failed with 
 catalog session has expired" (the login's catalog session was theirs, and went with it)."""
 
 import socket
-import threading
 import time
 
 import pytest
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 from ijpweb import main
 from ijpweb.models import LIVE, Job, JobStatus, WebSession, get_engine
 
-from ..conftest import ROOT, load_demo, migrate, portal_settings
+from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
 from .test_demo_jobs import datasets_of
 
 pytestmark = pytest.mark.once  # its own SQLite database
@@ -25,7 +24,6 @@ pytestmark = pytest.mark.once  # its own SQLite database
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory):
     """A portal whose ijp.url is where it listens, so that jobs reach its /icat and /ids."""
-    waitress = pytest.importorskip("waitress.server")
     tmp = tmp_path_factory.mktemp("logout")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -39,12 +37,9 @@ def portal(tmp_path_factory):
     migrate(engine)
     load_demo(engine, settings["ijp.filestore"])
     app = main({}, dbengine=engine, **settings)
-    server = waitress.create_server(app, host="127.0.0.1", port=port, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield url, engine, app.registry["ijp.backends"]["local"]
-    app.registry["ijp.scheduler"].shutdown(wait=False)
-    server.close()
+    with serving(app, port=port):
+        yield url, engine, app.registry["ijp.backends"]["local"]
+        app.registry["ijp.scheduler"].shutdown(wait=False)
     engine.dispose()
 
 
