@@ -337,6 +337,11 @@ def document(server_url: str = "/") -> dict:
             operation["operationId"] = OPERATION_IDS[(path, method)]
             if "requestBody" in operation:  # a body larger than the API reads
                 operation["responses"].update(_errors(413))
+            # the database locked by another's write past the busy timeout (database_busy,
+            # with Retry-After); the user's catalog queries at once (catalog_busy)
+            operation["responses"].update(
+                _errors(*(c for c in (429, 503) if str(c) not in operation["responses"]))
+            )
     return doc
 
 
