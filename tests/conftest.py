@@ -27,6 +27,7 @@ import webtest
 from pyramid.paster import get_appsettings
 
 from ijpweb import main
+from ijpweb.batch.runner import kill_sandbox
 from ijpweb.catalog import demo
 from ijpweb.catalog.ids import FileStore
 from ijpweb.models import LoginFailure, get_engine, get_session_factory, get_tm_session
@@ -166,6 +167,7 @@ def clean_jobs(app_settings):
         if not left or time.monotonic() > deadline:
             break
         for child in left:
+            kill_sandbox(child)  # a wrapper killed while bwrap set up leaves the sandbox running
             shutil.rmtree(child, ignore_errors=True)
         time.sleep(0.05)
 

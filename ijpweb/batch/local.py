@@ -37,6 +37,7 @@ from .runner import (
     STARTED,
     alive,
     dispatch,
+    kill_sandbox,
     launcher,
     launcher_alive,
     locked,
@@ -139,6 +140,7 @@ class LocalBackend:
                 return BatchState(JobStatus.RUNNING, started_at=start_at)
             if (d / "exit.json").exists():  # it ended since exit.json was read above
                 return LocalBackend._lifecycle(d, started)
+            kill_sandbox(d)  # its launcher has gone: nothing of the job may run on unwatched
             if cancelled is not None:
                 return BatchState(JobStatus.CANCELLED, None, "cancelled", start_at)
             return BatchState(

@@ -293,6 +293,45 @@ def _signal(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
+def kill_sandbox(jobdir: Path) -> list[int]:
+    """Kill what is left of a job's sandbox once its launcher has gone without recording
+    the end (killed, perhaps while bwrap was still setting up: bwrap binds its life to
+    its parent's only just before it starts the program). bwrap's processes are known by
+    their command line, which binds the job's work directory; killing the sandbox's init
+    ends every process in it. The pids signalled."""
+    wanted = [b"--bind", str(jobdir / "work").encode()]
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]) == b"bwrap" and any(
+            argv[i : i + 2] == wanted for i in range(len(argv) - 1)
+        ):
+            found.append(int(entry))
+    _signal(found, signal.SIGKILL)
+    return found
+
+
+def _dying_with(parent: int):
+    """A preexec_fn: the child is killed when this launcher ends, from before it execs
+    bwrap. bwrap's own --die-with-parent takes effect only once it has started: a launcher
+    killed in between left the sandbox running, orphaned."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # it has ended already
+            os._exit(1)
+
+    return preexec
+
+
 def _ending(pid: int):
     """A function ``ended(seconds)``: whether the child ``pid`` has ended, waiting at most
     that long and returning as soon as it ends (a pidfd; Popen.wait(timeout) polls, up to
@@ -364,6 +403,7 @@ def run(jobdir: Path) -> int:
                 # the sandbox in a group of its own: a cancel signals the wrapper, which
                 # passes it on inside and kills the sandbox after the grace period
                 process_group=0 if setup.sandboxed else None,
+                preexec_fn=_dying_with(os.getpid()) if setup.sandboxed else None,
             )
     except OSError as e:
         with open(jobdir / "stderr", "a") as err:

@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import stat
 import time
 from pathlib import Path
@@ -330,3 +331,22 @@ def test_a_job_cancelled_before_it_starts_leaves_no_session_behind(tmp_path):
     wait(b, "1", {JobStatus.COMPLETED})
     assert wait(b, "2", {JobStatus.CANCELLED}).reason == "cancelled before it started"
     assert b.read("2", "stdout") == b""
+
+
+def test_a_launcher_killed_as_it_starts_the_sandbox_leaves_nothing_running(tmp_path):
+    """The portal's test clean-up, an OOM kill or a cancel's SIGKILL may hit a launcher at
+    any moment, also while bwrap is still setting up (before its own --die-with-parent)."""
+    b = LocalBackend("local", tmp_path / "jobs", max_running=30)
+    for i in range(1, 21):
+        b.submit(spec(i, "sleep 4301"))
+        d = b.root / str(i)
+        _until(lambda d=d: (d / "started.json").exists())
+        time.sleep(i * 0.001)  # from just before bwrap starts to well into its set-up
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(json.loads((d / "started.json").read_text())["pgid"], signal.SIGKILL)
+    time.sleep(1)
+    # the harvest finds each launcher gone without an exit record: the job failed, and
+    # whatever bwrap had started already is ended with it
+    states = b.states([str(i) for i in range(1, 21)])
+    assert {s.status for s in states.values()} == {JobStatus.FAILED}
+    _until(lambda: _processes("4301") == [])
