@@ -17,11 +17,21 @@ def get_engine(settings, prefix="sqlalchemy."):
     # hide_parameters: an error's message (and so the log) never shows bound values, which
     # include catalog session ids and token hashes
     engine = engine_from_config(settings, prefix, hide_parameters=True)
+    # A write waits up to ijp.db.busy_seconds (10) for a lock another holds (a catalog
+    # create holds it for at most ijp.catalog.query_seconds), then fails as a 503 with
+    # Retry-After (views/errors.py) instead of holding its thread for ever.
+    busy_ms = round(1000 * min(3600.0, max(0.0, float(settings.get("ijp.db.busy_seconds", 10)))))
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _pg_lock_timeout(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute(f"SET lock_timeout = {busy_ms:d}")
+            cur.close()
+            dbapi_conn.commit()  # (a SET in a transaction rolled back would be undone)
+
     if engine.dialect.name == "sqlite":
-        # Several threads (requests, the harvester) share one file: a write waits up to
-        # ijp.db.busy_seconds (10) for another's to end (a catalog create holds the lock
-        # for at most ijp.catalog.query_seconds), then fails as a 503 (views/errors.py).
-        busy_ms = round(1000 * min(3600.0, max(0.0, float(settings.get("ijp.db.busy_seconds", 10)))))
+        # Several threads (requests, the harvester) share one file: wait, then fail.
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from ijpweb import main
 from ijpweb.catalog.embedded import SLOTS
 from ijpweb.catalog.icatdb import TABLES
-from ijpweb.models import get_engine
+from ijpweb.models import Base, get_engine
 
 from ..conftest import TestApp, make_testapp
 from .test_api import API, token
@@ -122,11 +122,9 @@ def test_a_create_is_stopped_at_the_time_limit(committing, dbengine):
 
 
 @pytest.fixture
-def short_wait_app(app_settings, dbengine):
-    """The portal with its own engine that waits 0.2 s for a locked SQLite database (its
-    requests commit, so the test cleans up what they write)."""
-    if dbengine.dialect.name != "sqlite":
-        pytest.skip("SQLite's lock; PostgreSQL's lock timeouts take the same view")
+def short_wait_app(app_settings):
+    """The portal with its own engine that waits 0.2 s for a lock another holds (SQLite's
+    busy timeout, PostgreSQL's lock_timeout); its requests commit."""
     engine = get_engine({**app_settings, "ijp.db.busy_seconds": "0.2"})
     yield TestApp(main({}, dbengine=engine, **app_settings))
     engine.dispose()
@@ -134,16 +132,26 @@ def short_wait_app(app_settings, dbengine):
 
 @pytest.fixture
 def hold_lock(dbengine):
-    """Another writer holding SQLite's write lock (as carol's long create did)."""
-    path = dbengine.url.database
-    holder = sqlite3.connect(path, isolation_level=None, timeout=10)
+    """Another writer holding the lock (as carol's long create did): SQLite's write lock,
+    or on PostgreSQL every table locked against writes (reads go on)."""
+    if dbengine.dialect.name == "sqlite":
+        holder = sqlite3.connect(dbengine.url.database, isolation_level=None, timeout=10)
+        begin, end = lambda: holder.execute("BEGIN IMMEDIATE"), lambda: holder.execute("ROLLBACK")
+    else:
+        holder = dbengine.raw_connection()
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+
+        def begin():
+            holder.cursor().execute(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
+
+        end = holder.rollback
 
     class Lock:
         def __enter__(self):
-            holder.execute("BEGIN IMMEDIATE")
+            begin()
 
         def __exit__(self, *exc):
-            holder.execute("ROLLBACK")
+            end()
 
     yield Lock()
     holder.close()
