@@ -23,7 +23,7 @@ from pyramid.view import view_config, view_defaults
 
 from .. import inputs
 from ..batch import BatchError
-from ..catalog import CatalogError, SessionError
+from ..catalog import CatalogError, QueryBusyError, QueryLimitError, SessionError
 from ..families import FamilyError
 from ..ijpwords import STATUS_WORDS, IjpError
 from ..jobs import JobActionError, SubmitError, SubmitRequest, cancel_job, delete_job, read_output
@@ -71,6 +71,13 @@ class JobManagement:
             err = e
         except SessionError as e:
             err = IjpError("SessionException", str(e))
+        except QueryLimitError as e:  # the catalog's limits: too much (400), busy (429), too long (503)
+            self.request.tm.doom()
+            code = "ParameterException" if e.status == 400 else "InternalException"
+            resp = Response(json_body={"code": code, "message": str(e)}, status=e.status)
+            if e.status != 400:
+                resp.headers["Retry-After"] = "2"
+            return resp
         except (CatalogError, BatchError) as e:
             err = IjpError("InternalException", str(e))
         self.request.tm.doom()
@@ -140,6 +147,8 @@ class JobManagement:
                 request.registry["ijp.families"], request.ijp, user, sid, req,
             )  # fmt: skip
         except SubmitError as e:
+            if e.code == "catalog_busy":
+                raise QueryBusyError(str(e)) from None
             raise _refused(jt, e) from None
         submit_after_commit(request)
         return {"jobId": sub.jobs[0].id}

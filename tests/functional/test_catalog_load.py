@@ -274,6 +274,14 @@ def test_the_cap_is_per_user_on_the_api_and_the_pages(capped_server, app_setting
         assert res.headers["Retry-After"] == "2"
         page = app.get("/datasets", status=429)
         assert "too many catalog queries at once for db/carol" in page.text
+        mine = carols_dataset(dbengine)
+        jm = app.post(
+            "/ijp/rest/jm/submit",
+            {"jobName": "Test args - single dataset or datafile", "sessionId": sid,
+             "parameter": f"--datasetIds={mine}"},
+            status=429,
+        )  # fmt: skip
+        assert jm.json["code"] == "InternalException" and "ijp.catalog.user_queries = 2" in jm.json["message"]
         assert app.get(f"{API}/datasets", headers=bob_api).json["total"] > 0
         assert SLOTS.running("db/carol") == 2
     finally:
