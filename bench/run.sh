@@ -19,6 +19,8 @@ echo "== request bodies: bounded JSON"
 $PY bench/bench_inputs.py
 echo "== catalog queries, SQLite"
 $PY bench/bench_queries.py
+echo "== catalog writes, SQLite"
+$PY bench/bench_writes.py
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
   echo "== job list and catalog queries, PostgreSQL: SKIPPED (no initdb/pg_ctl; apt-get install postgresql)"
@@ -30,8 +32,10 @@ trap '"${RUN[@]}" "$PGBIN/pg_ctl -D $PGDATA -m immediate stop" >/dev/null 2>&1 |
 "${RUN[@]}" "$PGBIN/initdb -D $PGDATA -U postgres --auth=trust -E UTF8 --locale=C.UTF-8" >/dev/null
 "${RUN[@]}" "$PGBIN/pg_ctl -D $PGDATA -l $PGDATA/server.log -w -o \"-p $PGPORT -k /tmp -c listen_addresses=127.0.0.1\" start" >/dev/null
 "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE ROLE ijp LOGIN PASSWORD 'ijp'" -c "CREATE DATABASE ijp_bench OWNER ijp" \
-  -c "CREATE DATABASE ijp_bench_queries OWNER ijp"
+  -c "CREATE DATABASE ijp_bench_queries OWNER ijp" -c "CREATE DATABASE ijp_bench_writes OWNER ijp"
 echo "== job list, PostgreSQL"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench" $PY bench/bench_joblist.py
 echo "== catalog queries, PostgreSQL"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_queries" $PY bench/bench_queries.py
+echo "== catalog writes, PostgreSQL"
+IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_writes" $PY bench/bench_writes.py
