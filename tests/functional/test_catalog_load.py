@@ -21,7 +21,7 @@ from ijpweb.catalog.embedded import SLOTS
 from ijpweb.catalog.icatdb import TABLES
 from ijpweb.models import Base, get_engine
 
-from ..conftest import TestApp, make_testapp
+from ..conftest import TestApp, make_testapp, serving
 from .test_api import API, token
 from .test_query_limits import LONG, _call
 
@@ -196,14 +196,9 @@ def test_a_locked_database_is_a_503_with_retry_after_in_each_faces_format(
 def capped_server(app_settings, dbengine):
     """The portal served by waitress with 4 threads, 2 catalog queries per user, and a
     3 s time limit (the long query runs that long)."""
-    waitress = pytest.importorskip("waitress.server")
     settings = {**app_settings, "ijp.catalog.query_seconds": "3", "ijp.catalog.user_queries": "2"}
-    app = main({}, dbengine=dbengine, **settings)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    with serving(main({}, dbengine=dbengine, **settings), threads=4) as url:
+        yield url
 
 
 def _until(condition) -> None:
