@@ -270,6 +270,6 @@ def from_settings(name: str, opts: Mapping[str, str], setting: str | None = None
         path=aslist(opts.get("path", "")),
         session_in_argv=asbool(opts.get("session_in_argv", "false")),
         python=opts.get("python", sys.executable),
-        sandbox=sandbox_from_settings(opts),
+        sandbox=sandbox_from_settings(opts, setting or f"ijp.batch.{name}."),
         setting=setting,
     )

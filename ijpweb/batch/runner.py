@@ -133,7 +133,10 @@ def bwrap_argv(sandbox: dict, writable: list[str], cwd: str, info_fd: int | None
             argv += ["--perms", "0700", "--tmpfs", h, "--remount-ro", h]
         else:
             argv += ["--ro-bind", os.devnull, h]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", SANDBOX_TMP]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777"]
+    if sandbox.get("tmp_size"):  # a tmpfs is memory: bounded, or a job could fill it
+        argv += ["--size", str(int(sandbox["tmp_size"]))]
+    argv += ["--tmpfs", SANDBOX_TMP]
     made = {"/", SANDBOX_TMP}
 
     def scaffold(path: str) -> None:
@@ -180,6 +183,21 @@ def identity(sandbox: dict) -> tuple[int, int] | None:
     if entry.pw_uid == 0:
         raise PermissionError(1, "the sandbox's user may not be root")
     return entry.pw_uid, entry.pw_gid
+
+
+# the sandbox's "limits" (spec.json) and the resource each sets, for the program and
+# everything it starts: processes of the job's user, address space, one file's size
+LIMITS = {"processes": "RLIMIT_NPROC", "memory": "RLIMIT_AS", "file_size": "RLIMIT_FSIZE"}
+
+
+def set_limits(sandbox: dict) -> None:
+    """Apply the sandbox's resource limits to this process (inherited by what it execs).
+    RLIMIT_NPROC counts every process of the job's user: jobs sharing a user share it."""
+    import resource
+
+    for key, value in (sandbox.get("limits") or {}).items():
+        which = getattr(resource, LIMITS[key])
+        resource.setrlimit(which, (int(value), int(value)))
 
 
 def _resolve(executable: str, path: str) -> str | None:
@@ -316,10 +334,11 @@ def kill_sandbox(jobdir: Path) -> list[int]:
     return found
 
 
-def _dying_with(parent: int):
+def _dying_with(parent: int, sandbox: dict):
     """A preexec_fn: the child is killed when this launcher ends, from before it execs
     bwrap. bwrap's own --die-with-parent takes effect only once it has started: a launcher
-    killed in between left the sandbox running, orphaned."""
+    killed in between left the sandbox running, orphaned. It also sets the sandbox's
+    resource limits."""
     import ctypes
 
     prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -328,6 +347,7 @@ def _dying_with(parent: int):
         prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # it has ended already
             os._exit(1)
+        set_limits(sandbox)
 
     return preexec
 
@@ -403,7 +423,7 @@ def run(jobdir: Path) -> int:
                 # the sandbox in a group of its own: a cancel signals the wrapper, which
                 # passes it on inside and kills the sandbox after the grace period
                 process_group=0 if setup.sandboxed else None,
-                preexec_fn=_dying_with(os.getpid()) if setup.sandboxed else None,
+                preexec_fn=_dying_with(os.getpid(), setup.sandbox) if setup.sandboxed else None,
             )
     except OSError as e:
         with open(jobdir / "stderr", "a") as err:
@@ -654,6 +674,7 @@ def exec_slurm(jobdir: Path) -> int:
     try:
         command = setup.command()
         os.chdir(setup.work)
+        set_limits(setup.sandbox)
         os.execve(command[0], command, env)  # noqa: S606 - an argv list, no shell
     except OSError as e:
         sys.stderr.write(f"ijp: cannot start {setup.executable}: {e.strerror}\n")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..planning import SESSION_ARG
 from . import JobSpec
-from .runner import BWRAP, SETPRIV, bwrap_argv, identity
+from .runner import BWRAP, LIMITS, SETPRIV, bwrap_argv, identity
 
 KINDS = ("bwrap", "none")
 CATALOG_FLAGS = ("--sessionId=", "--icatUrl=", "--idsUrl=")
@@ -32,6 +32,15 @@ class Sandbox:
     read_only: tuple[str, ...] = ()  # more directories every job may read
     bwrap: str = BWRAP
     user: str = "nobody"  # whom jobs run as where the launcher runs as root
+    tmp_size: int | None = 1 << 30  # bytes of the job's private /tmp (memory: a tmpfs)
+    # resource limits of every job (runner.LIMITS): processes of its user, address space
+    # and one file's size in bytes; None: the host's own
+    processes: int | None = 4096
+    memory: int | None = None
+    file_size: int | None = None
+
+    def limits(self) -> dict[str, int]:
+        return {k: v for k in LIMITS if (v := getattr(self, k)) is not None}
 
 
 def needs_catalog(args: Sequence[str]) -> bool:
@@ -112,6 +121,8 @@ def describe(sandbox: Sandbox, path: Sequence[str], root: Path, setting: str) ->
         "read_only": list(read_only),
         "network": sandbox.network,
         "user": sandbox.user,
+        "tmp_size": sandbox.tmp_size,
+        "limits": sandbox.limits(),
     }
 
 
@@ -122,8 +133,28 @@ def for_job(described: Mapping, spec: JobSpec) -> dict:
     return {**described, "network": bool(described.get("network") or spec.network)}
 
 
-def from_settings(opts: Mapping[str, str]) -> Sandbox:
+def amount(text: str, setting: str, sizes: bool = False) -> int | None:
+    """A positive whole number (with ``sizes``, optionally followed by K, M, G or T,
+    powers of 1024); empty or ``none``: no limit. ValueError naming the setting otherwise."""
+    t = text.strip().upper()
+    if t in ("", "NONE"):
+        return None
+    factor = 1
+    if sizes and t[-1:] and t[-1] in "KMGT":
+        factor, t = 1 << (10 * ("KMGT".index(t[-1]) + 1)), t[:-1]
+    if not t.isdigit() or int(t) == 0:
+        kind = "a size in bytes (e.g. 512M, 2G)" if sizes else "a positive whole number"
+        raise ValueError(f"{setting}: {kind}, or none; not {text.strip()!r}")
+    return int(t) * factor
+
+
+def from_settings(opts: Mapping[str, str], setting: str = "ijp.batch.<name>.") -> Sandbox:
     from ..settings import asbool, aslist
+
+    default = Sandbox()
+
+    def limit(key: str, sizes: bool = True) -> int | None:
+        return amount(opts[key], setting + key, sizes) if key in opts else getattr(default, key)
 
     return Sandbox(
         kind=opts.get("sandbox", "bwrap").strip().lower(),
@@ -131,4 +162,8 @@ def from_settings(opts: Mapping[str, str]) -> Sandbox:
         read_only=tuple(aslist(opts.get("read_only", ""))),
         bwrap=opts.get("bwrap", "").strip() or BWRAP,
         user=opts.get("user", "").strip() or "nobody",
+        tmp_size=limit("tmp_size"),
+        processes=limit("processes", sizes=False),
+        memory=limit("memory"),
+        file_size=limit("file_size"),
     )

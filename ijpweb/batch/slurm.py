@@ -455,6 +455,6 @@ def from_settings(name: str, opts: Mapping[str, str], setting: str | None = None
         array_max=int(opts.get("array_max", 1000)),
         timeout=float(opts.get("timeout", TIMEOUT)),
         arrays=asbool(opts.get("arrays", "true")),
-        sandbox=sandbox_from_settings(opts),
+        sandbox=sandbox_from_settings(opts, setting or f"ijp.batch.{name}."),
         setting=setting,
     )

@@ -350,3 +350,60 @@ def test_a_launcher_killed_as_it_starts_the_sandbox_leaves_nothing_running(tmp_p
     states = b.states([str(i) for i in range(1, 21)])
     assert {s.status for s in states.values()} == {JobStatus.FAILED}
     _until(lambda: _processes("4301") == [])
+
+
+# forks until refused (at most 200), then says how many it got
+FORKS = (
+    "import os, resource, signal, time\n"
+    "print('limits', *(resource.getrlimit(r)[0] for r in (resource.RLIMIT_NPROC, resource.RLIMIT_AS)))\n"
+    "pids = []\n"
+    "for _ in range(200):\n"
+    "    try: pid = os.fork()\n"
+    "    except OSError: break\n"
+    "    if pid == 0: time.sleep(30); os._exit(0)\n"
+    "    pids.append(pid)\n"
+    "print('forked', len(pids), flush=True)\n"
+    "[os.kill(p, signal.SIGKILL) for p in pids]"
+)
+
+
+def test_a_job_cannot_exhaust_the_hosts_memory_processes_or_files(tmp_path):
+    """A hostile program: /tmp is a bounded tmpfs, and the process, address-space and
+    file-size limits of the ini hold for it and everything it starts."""
+    from ijpweb.batch.local import from_settings
+
+    b = from_settings(
+        "local",
+        {"dir": str(tmp_path / "jobs"), "tmp_size": "4M", "processes": "64",
+         "memory": "1G", "file_size": "8M"},
+    )  # fmt: skip
+    script = (
+        "dd if=/dev/zero of=/tmp/fill bs=1M count=16 2>/dev/null; echo tmp $(( $(stat -c %s /tmp/fill) >> 20 ))M;"
+        "dd if=/dev/zero of=$JOB_OUTPUT_DIR/big bs=1M count=16 2>/dev/null; echo file $(( $(stat -c %s $JOB_OUTPUT_DIR/big) >> 20 ))M;"
+        'exec python3 -c "' + FORKS + '"'
+    )
+    b.submit(spec(1, script))
+    wait(b, "1", {JobStatus.COMPLETED, JobStatus.FAILED}, timeout=60)
+    lines = dict(line.split(" ", 1) for line in b.read("1", "stdout").decode().splitlines())
+    assert lines["tmp"] == "4M"  # the tmpfs is full at its size
+    assert lines["file"] == "8M"  # RLIMIT_FSIZE
+    assert lines["limits"] == f"64 {1 << 30}"
+    assert 0 < int(lines["forked"]) < 64  # RLIMIT_NPROC (the user's other processes count too)
+    b.cancel("1")
+
+
+def test_resource_limits_are_checked_in_the_ini(tmp_path):
+    from ijpweb.batch.local import from_settings
+    from ijpweb.batch.sandbox import Sandbox
+
+    with pytest.raises(ValueError, match=r"ijp\.batch\.local\.tmp_size: a size in bytes .* not '1X'"):
+        from_settings("local", {"dir": str(tmp_path / "a"), "tmp_size": "1X"})
+    with pytest.raises(
+        ValueError, match=r"ijp\.batch\.local\.processes: a positive whole number, or none; not '2G'"
+    ):
+        from_settings("local", {"dir": str(tmp_path / "b"), "processes": "2G"})
+    unlimited = from_settings("local", {"dir": str(tmp_path / "c"), "tmp_size": "none", "processes": ""})
+    assert unlimited.sandbox["tmp_size"] is None and "processes" not in unlimited.sandbox["limits"]
+    default = from_settings("local", {"dir": str(tmp_path / "d")})
+    assert default.sandbox["tmp_size"] == Sandbox().tmp_size == 1 << 30
+    assert default.sandbox["limits"] == {"processes": 4096}
