@@ -20,7 +20,7 @@ from ijpweb import main
 from ijpweb.catalog import QueryLimitError
 from ijpweb.catalog.embedded import CatalogLimits, EmbeddedCatalog, time_limit
 
-from ..conftest import make_testapp
+from ..conftest import make_testapp, serving
 from .test_api import API, check, token
 from .test_flow import dataset_ids
 
@@ -120,13 +120,8 @@ def test_the_time_limit_on_sqlite_and_postgresql_leaves_the_connection_as_it_was
 def limited_server(limited_settings, dbengine):
     """The limited portal served by waitress with 2 threads (the attack held all 8 of a
     real one), on the tests' committed database."""
-    waitress = pytest.importorskip("waitress.server")
-    app = main({}, dbengine=dbengine, **limited_settings)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    with serving(main({}, dbengine=dbengine, **limited_settings), threads=2) as url:
+        yield url
 
 
 def _call(url, method="GET", data=None, timeout=SECONDS + SLACK):
