@@ -12,6 +12,8 @@ from ijpweb.batch.slurm import SlurmBackend
 from ijpweb.models import JobStatus
 from ijpweb.planning import SESSION_ARG, SESSION_ENV
 
+from ..unit.test_local_backend import _processes
+
 pytestmark = pytest.mark.once  # the cluster is the system under test, not the database
 
 
@@ -191,20 +193,6 @@ def test_resources_come_from_the_ini_and_the_job_type(slurm_cluster, tmp_path):
         limits[job] = re.search(r"TimeLimit=(\S+)", text).group(1)
         backend.cancel(job)
     assert limits == {plain: "00:10:00", tuned: "00:05:00"}
-
-
-def _processes(token):
-    """Live processes, in any PID namespace, with ``token`` as one of their arguments."""
-    out = []
-    for entry in os.listdir("/proc"):
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if token.encode() in cmdline and stat[stat.rindex(")") + 2] != "Z":
-            out.append(int(entry))
-    return out
 
 
 SANDBOXED = """
