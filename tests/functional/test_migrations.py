@@ -1,6 +1,7 @@
 """The migrations build exactly the schema the models describe, on SQLite and on
 PostgreSQL (a model change without its migration fails here)."""
 
+import json
 from datetime import UTC, datetime
 
 import alembic.command
@@ -27,13 +28,18 @@ def _autoincrement(conn) -> dict[str, bool]:
 
 
 def test_ids_are_never_reused_where_the_models_say_so(dbengine):
-    """compare_metadata does not see SQLite's AUTOINCREMENT: compare it here."""
-    if dbengine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL's sequences never reuse an id")
-    with dbengine.connect() as conn:
-        migrated = _autoincrement(conn)
+    """compare_metadata does not see SQLite's AUTOINCREMENT: compare it here. On
+    PostgreSQL those tables' ids come from a sequence, which never gives an id twice."""
     wanted = {t.name: bool(t.dialect_options["sqlite"]["autoincrement"]) for t in Base.metadata.sorted_tables}
-    assert migrated == wanted
+    with dbengine.connect() as conn:
+        if dbengine.dialect.name == "sqlite":
+            assert _autoincrement(conn) == wanted
+        else:
+            serial = sa.text("SELECT pg_get_serial_sequence(:t, 'id')")
+            unsequenced = [
+                t for t, w in wanted.items() if w and conn.execute(serial, {"t": t}).scalar() is None
+            ]
+            assert unsequenced == []
     assert wanted["job"] and wanted["submission"] and wanted["icat_dataset"] and wanted["icat_datafile"]
     assert not wanted["web_session"]  # string ids: nothing to reuse
 
@@ -127,4 +133,26 @@ def test_the_rebuild_refuses_to_run_with_foreign_keys_on(tmp_path):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM job_tag")).scalar() == 3
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "6a1e2b7c9d04"
+    engine.dispose()
+
+
+def test_stored_lone_surrogates_are_replaced(tmp_path):
+    """A job recorded with a lone surrogate in an option (before every face refused it)
+    gets U+FFFD instead, so its page can be written; other text is left as it was."""
+    engine = get_engine({"sqlalchemy.url": f"sqlite:///{tmp_path / 'old.sqlite'}"})
+    migrate(engine, revision="a10c0de5e002")
+    with engine.begin() as conn:
+        _fill(conn)
+        conn.execute(sa.text(
+            "UPDATE job SET options = :o, argv = :a WHERE id = 2"
+        ), {"o": '{"Name": "x\\ud800y", "Pair": "\\ud83d\\ude00", "\\udfff": 1}',
+            "a": '["--name", "x\\ud800y", "\\ud55c"]'})  # fmt: skip
+    migrate(engine)
+    with engine.begin() as conn:
+        rows = dict(conn.execute(sa.text("SELECT id, options FROM job")).all())
+        argv = conn.execute(sa.text("SELECT argv FROM job WHERE id = 2")).scalar()
+    options = json.loads(rows.pop(2))
+    assert options == {"Name": "x\ufffdy", "Pair": "\U0001f600", "\ufffd": 1}
+    assert json.loads(argv) == ["--name", "x\ufffdy", "\ud55c"]  # a valid pair and Hangul kept
+    assert set(rows.values()) == {"{}"}  # the other jobs untouched
     engine.dispose()
