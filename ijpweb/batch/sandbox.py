@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..planning import SESSION_ARG
 from . import JobSpec
-from .runner import BWRAP, LIMITS, SETPRIV, bwrap_argv, identity
+from .runner import BWRAP, LIMITS, SETPRIV, _under, bwrap_argv, identity
 
 KINDS = ("bwrap", "none")
 CATALOG_FLAGS = ("--sessionId=", "--icatUrl=", "--idsUrl=")
@@ -53,10 +53,6 @@ def python_dirs() -> list[str]:
     """The portal's Python, its environment and the ijpweb package: job scripts use
     ``ijpweb.jobscript`` and python-icat with the portal's interpreter."""
     return list(dict.fromkeys([sys.base_prefix, sys.prefix, str(Path(__file__).resolve().parents[1])]))
-
-
-def _under(path: str, top: str) -> bool:
-    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 @functools.cache
