@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,13 +41,36 @@ def free_port():
         return s.getsockname()[1]
 
 
+@contextmanager
+def running_batch_server(engine, ini: Path, url: str):
+    """``ijp-batchserver INI`` as a subprocess, the portal's account known to the catalog
+    in ``engine``; yields the process once ``url`` answers, and stops it afterwards."""
+    with Session(engine) as db, db.begin():
+        if db.get(DbCredential, "ijp-portal") is None:
+            db.add(DbCredential(username="ijp-portal", password_hash=hash_password(PORTAL_PASSWORD)))
+    exe = Path(sys.executable).parent / "ijp-batchserver"
+    proc = subprocess.Popen([str(exe), str(ini)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/batch/version", timeout=2).close()
+            break
+        except OSError:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "ijp-batchserver did not start"
+            time.sleep(0.1)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+
+
 @pytest.fixture(scope="module")
 def batch_server(live_server, tmp_path_factory):
     """``ijp-batchserver INI`` as a subprocess; yields (batch url, portal url, engine)."""
     portal, engine = live_server
-    with Session(engine) as db, db.begin():
-        if db.get(DbCredential, "ijp-portal") is None:
-            db.add(DbCredential(username="ijp-portal", password_hash=hash_password(PORTAL_PASSWORD)))
     tmp = tmp_path_factory.mktemp("batchserver")
     port = free_port()
     ini = tmp / "batchserver.ini"
@@ -68,22 +92,9 @@ use = egg:waitress#main
 listen = 127.0.0.1:{port}
 """
     )
-    exe = Path(sys.executable).parent / "ijp-batchserver"
-    proc = subprocess.Popen([str(exe), str(ini)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(url + "/batch/version", timeout=2).close()
-            break
-        except OSError:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "ijp-batchserver did not start"
-            time.sleep(0.1)
-    yield url, portal, engine
-    proc.terminate()
-    proc.wait(10)
-    proc.stdout.close()
+    with running_batch_server(engine, ini, url):
+        yield url, portal, engine
 
 
 def call(base, method, path, sid, icat_url, **params):

@@ -237,38 +237,13 @@ def batch_server_ini(tmp: Path, portal: str, extra: str = "") -> tuple[Path, str
 @pytest.fixture(scope="module")
 def batch_server(live_server, tmp_path_factory):
     """``ijp-batchserver INI`` with the default sandbox; yields (url, portal, engine, tmp, pid)."""
-    import subprocess
-    import urllib.request
-
-    from sqlalchemy.orm import Session
-
-    from ijpweb.catalog.embedded import hash_password
-    from ijpweb.models import DbCredential
-    from tests.integration.test_batchserver import PORTAL_PASSWORD
+    from tests.integration.test_batchserver import running_batch_server
 
     portal, engine = live_server
-    with Session(engine) as db, db.begin():
-        if db.get(DbCredential, "ijp-portal") is None:
-            db.add(DbCredential(username="ijp-portal", password_hash=hash_password(PORTAL_PASSWORD)))
     tmp = tmp_path_factory.mktemp("sandboxed-batchserver")
     ini, url = batch_server_ini(tmp, portal)
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ijp-batchserver"), str(ini)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/batch/version", timeout=2).close()
-            break
-        except OSError:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "ijp-batchserver did not start"
-            time.sleep(0.1)
-    yield url, portal, engine, tmp, proc.pid
-    proc.terminate()
-    proc.wait(10)
-    proc.stdout.close()
+    with running_batch_server(engine, ini, url) as proc:
+        yield url, portal, engine, tmp, proc.pid
 
 
 def run_remote(base, sid, icat, executable, *parameters):
