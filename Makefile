@@ -23,6 +23,7 @@ demo: migrate
 	$(BIN)/ijp-admin $(INI) load-demo
 
 run: demo
+	@command -v bwrap >/dev/null || { echo "bubblewrap is not installed: apt-get install bubblewrap (jobs run in its sandbox; see the README)"; exit 1; }
 	@echo ""
 	@echo "  ijpweb is starting on http://127.0.0.1:6543"
 	@echo "  demo logins: alice / alice-demo (staff), bob / bob-demo, carol / carol-demo"
