@@ -36,15 +36,13 @@ if SOURCE:  # another tree of ijpweb than the editable install's
 else:
     sys.path.insert(0, str(ROOT))
 
-import alembic.command  # noqa: E402
-import alembic.config  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from ijpweb.batch import JobSpec  # noqa: E402
 from ijpweb.batch.local import LocalBackend  # noqa: E402
 from ijpweb.jobs import submit_pending  # noqa: E402
-from ijpweb.models import Job, JobStatus, Submission  # noqa: E402
+from ijpweb.models import Job, JobStatus, Submission, upgrade  # noqa: E402
 
 JOBS = int(os.environ.get("IJP_BENCH_HANDOVER", 300))
 STARTS = int(os.environ.get("IJP_BENCH_STARTS", 50))
@@ -129,11 +127,7 @@ def hand_over(tmp: Path, kind: str, python: str) -> tuple[float, float]:
 def database(tmp: Path) -> sa.Engine:
     tmp.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(f"sqlite:///{tmp / 'bench.sqlite'}")
-    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
-    cfg.set_main_option("script_location", str(Path(SOURCE or ROOT) / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        alembic.command.upgrade(cfg, "head")
+    upgrade(engine, str(ROOT / "testing.ini"), script_location=str(Path(SOURCE or ROOT) / "migrations"))
     return engine
 
 

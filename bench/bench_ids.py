@@ -45,16 +45,13 @@ def rss_mib() -> float:
 
 def portal(tmp: Path):
     """A migrated SQLite portal with the demo catalog in ``tmp``; returns (app, settings)."""
-    import alembic.command
-    import alembic.config
-    import sqlalchemy as sa
     import transaction
     from pyramid.paster import get_appsettings
 
     from ijpweb import main
     from ijpweb.catalog import demo
     from ijpweb.catalog.ids import FileStore
-    from ijpweb.models import get_engine, get_session_factory, get_tm_session
+    from ijpweb.models import get_engine, get_session_factory, get_tm_session, upgrade
 
     settings = dict(get_appsettings(str(ROOT / "testing.ini")))
     settings.update(
@@ -71,10 +68,7 @@ def portal(tmp: Path):
     )
     engine = get_engine(settings)
     if not (tmp / "bench.sqlite").exists() or os.path.getsize(tmp / "bench.sqlite") == 0:
-        cfg = alembic.config.Config(str(ROOT / "testing.ini"))
-        with sa.create_engine(settings["sqlalchemy.url"]).begin() as conn:  # foreign keys off
-            cfg.attributes["connection"] = conn
-            alembic.command.upgrade(cfg, "head")
+        upgrade(engine, str(ROOT / "testing.ini"))
         tm = transaction.TransactionManager(explicit=True)
         with tm:
             demo.load(get_tm_session(get_session_factory(engine), tm), FileStore(tmp / "files", KEY.encode()))

@@ -18,8 +18,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import alembic.command
-import alembic.config
 import sqlalchemy as sa
 import transaction
 import webtest
@@ -30,7 +28,16 @@ sys.path.insert(0, str(ROOT))
 
 from ijpweb import main  # noqa: E402
 from ijpweb.catalog import demo  # noqa: E402
-from ijpweb.models import Job, JobStatus, JobTag, Submission, get_engine, get_session_factory, get_tm_session  # noqa: E402
+from ijpweb.models import (  # noqa: E402
+    Job,
+    JobStatus,
+    JobTag,
+    Submission,
+    get_engine,
+    get_session_factory,
+    get_tm_session,
+    upgrade,
+)
 
 JOBS = int(os.environ.get("IJP_BENCH_JOBS", 100_000))
 ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 200))
@@ -49,10 +56,7 @@ def main_() -> None:
                      "auth.secret": "bench", "ijp.jobtypes_dir": str(ROOT / "jobtypes"),
                      "ijp.datasettypes_dir": str(ROOT / "datasettypes")})  # fmt: skip
     engine = get_engine(settings)
-    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        alembic.command.upgrade(cfg, "head")
+    upgrade(engine, str(ROOT / "testing.ini"))
     tm = transaction.TransactionManager(explicit=True)
     with tm:
         db = get_tm_session(get_session_factory(engine), tm)

@@ -32,8 +32,6 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import alembic.command
-import alembic.config
 import sqlalchemy as sa
 import transaction
 import webtest
@@ -44,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from ijpweb import main  # noqa: E402
 from ijpweb.catalog import demo  # noqa: E402
-from ijpweb.models import get_engine, get_session_factory, get_tm_session  # noqa: E402
+from ijpweb.models import get_engine, get_session_factory, get_tm_session, upgrade  # noqa: E402
 
 ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 200))
 LONG = "SELECT COUNT(f) FROM Facility f " + " ".join(  # noqa: S608 - ICAT's JPQL, not SQL
@@ -75,14 +73,7 @@ def settings_for(url: str, tmp: Path, **extra: str) -> dict:
 def prepare(url: str, tmp: Path):
     settings = settings_for(url, tmp)
     engine = get_engine(settings)
-    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
-    with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":  # as migrations/env.py: no foreign keys while tables are rebuilt
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            conn.commit()
-        with conn.begin():
-            cfg.attributes["connection"] = conn
-            alembic.command.upgrade(cfg, "head")
+    upgrade(engine, str(ROOT / "testing.ini"))
     tm = transaction.TransactionManager(explicit=True)
     with tm:
         db = get_tm_session(get_session_factory(engine), tm)

@@ -23,8 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import alembic.command
-import alembic.config
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -34,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from ijpweb.batch.harvest import harvest  # noqa: E402
 from ijpweb.batch.slurm import SlurmBackend  # noqa: E402
 from ijpweb.jobs import submit_pending  # noqa: E402
-from ijpweb.models import Job, JobStatus, Submission  # noqa: E402
+from ijpweb.models import Job, JobStatus, Submission, upgrade  # noqa: E402
 
 FANOUT = int(os.environ.get("IJP_BENCH_FANOUT", 500))
 LIVE = int(os.environ.get("IJP_BENCH_LIVE", 10_000))
@@ -44,10 +42,7 @@ ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 5))
 def database(tmp: Path) -> sa.Engine:
     tmp.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(f"sqlite:///{tmp / 'bench.sqlite'}")
-    cfg = alembic.config.Config(str(ROOT / "testing.ini"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        alembic.command.upgrade(cfg, "head")
+    upgrade(engine, str(ROOT / "testing.ini"))
     return engine
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -114,13 +113,6 @@ def text(value: Any, field: str, max_length: int | None = None) -> str:
     if max_length is not None and len(value) > max_length:
         raise InputError(field, f"is longer than {max_length} characters")
     return value
-
-
-def texts(values: Iterable[tuple[str, Any]]) -> None:
-    """Check several (field, value) pairs with :func:`text` (None is allowed)."""
-    for field, value in values:
-        if value is not None:
-            text(value, field)
 
 
 def _check_json_texts(data: Any, field: str) -> None:

@@ -18,8 +18,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import alembic.command
-import alembic.config
 import pytest
 import sqlalchemy as sa
 import transaction
@@ -30,7 +28,7 @@ from ijpweb import main
 from ijpweb.batch.runner import kill_sandbox
 from ijpweb.catalog import demo
 from ijpweb.catalog.ids import FileStore
-from ijpweb.models import LoginFailure, get_engine, get_session_factory, get_tm_session
+from ijpweb.models import LoginFailure, get_engine, get_session_factory, get_tm_session, upgrade
 from ijpweb.models.meta import Base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,21 +102,7 @@ def portal_settings(ini: str, tmp: Path, db_url: str, **extra: str) -> dict:
 
 
 def migrate(engine, ini: str = str(ROOT / "testing.ini"), revision: str = "head") -> None:
-    cfg = alembic.config.Config(ini)
-    with engine.connect() as conn:
-        # as migrations/env.py does: foreign keys off while SQLite rebuilds tables (set
-        # outside the transaction, where SQLite ignores it), then as they were
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
-            was = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            conn.commit()
-        with conn.begin():
-            cfg.attributes["connection"] = conn
-            alembic.command.upgrade(cfg, revision)
-        if sqlite:
-            conn.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if was else 'OFF'}")
-            conn.commit()
+    upgrade(engine, ini, revision)
 
 
 def load_demo(engine, filestore: str, ids_key: str = IDS_KEY) -> None:

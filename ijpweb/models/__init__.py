@@ -79,3 +79,27 @@ def includeme(config):
         return dbsession
 
     config.add_request_method(dbsession, reify=True)
+
+
+def upgrade(engine, ini: str, revision: str = "head", script_location: str | None = None) -> None:
+    """Migrate ``engine``'s database with the migrations ``ini`` names, as migrations/env.py
+    does for ``ijp-admin migrate``: on SQLite foreign keys go off while tables are rebuilt
+    (outside the transaction, where SQLite ignores the setting), then back as they were."""
+    import alembic.command
+    import alembic.config
+
+    cfg = alembic.config.Config(ini)
+    if script_location:
+        cfg.set_main_option("script_location", script_location)
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            was = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        with conn.begin():
+            cfg.attributes["connection"] = conn
+            alembic.command.upgrade(cfg, revision)
+        if sqlite:
+            conn.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if was else 'OFF'}")
+            conn.commit()
