@@ -78,6 +78,11 @@ class Job(Base):
     __table_args__ = (
         sa.Index("ix_job_owner_id", "owner", "id"),
         sa.Index("ix_job_backend_status", "backend", "status"),
+        # the console's list of every user's jobs, newest first, by status, job type or
+        # date (ijpweb.console): a page is read from an index whatever the filter
+        sa.Index("ix_job_status_id", "status", "id"),
+        sa.Index("ix_job_job_type_id", "job_type", "id"),
+        sa.Index("ix_job_submitted_at", "submitted_at"),
         # ids are never reused: a job's id names its directory and output on the backends
         {"sqlite_autoincrement": True},
     )
@@ -149,7 +154,7 @@ class WebSession(Base):
     __tablename__ = "web_session"
 
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    user_name: Mapped[str] = mapped_column(sa.String(255))
+    user_name: Mapped[str] = mapped_column(sa.String(255), index=True)  # (a user's logins, revoked at once)
     catalog_session: Mapped[str] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
