@@ -42,7 +42,8 @@ from sqlalchemy.orm import Session  # noqa: E402
 from ijpweb.batch import JobSpec  # noqa: E402
 from ijpweb.batch.local import LocalBackend  # noqa: E402
 from ijpweb.jobs import submit_pending  # noqa: E402
-from ijpweb.models import Job, JobStatus, Submission, upgrade  # noqa: E402
+from ijpweb.models import Job, Submission, upgrade  # noqa: E402
+from ijpweb.states import JobStatus  # noqa: E402
 
 JOBS = int(os.environ.get("IJP_BENCH_HANDOVER", 300))
 STARTS = int(os.environ.get("IJP_BENCH_STARTS", 50))

@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from ijpweb.batch.harvest import harvest  # noqa: E402
 from ijpweb.batch.slurm import SlurmBackend  # noqa: E402
 from ijpweb.jobs import submit_pending  # noqa: E402
-from ijpweb.models import Job, JobStatus, Submission, upgrade  # noqa: E402
+from ijpweb.models import Job, Submission, upgrade  # noqa: E402
+from ijpweb.states import JobStatus  # noqa: E402
 
 FANOUT = int(os.environ.get("IJP_BENCH_FANOUT", 500))
 LIVE = int(os.environ.get("IJP_BENCH_LIVE", 10_000))

@@ -4,7 +4,7 @@ error codes with their HTTP statuses (ijp-formats.md §4.2 and §5.1)."""
 
 from __future__ import annotations
 
-from .models.jobs import JobStatus
+from .states import JobStatus
 
 # our statuses in the original's words: it has no Submitting, Running or Failed
 STATUS_WORDS = {

@@ -28,7 +28,7 @@ from .catalog import (
     SessionError,
 )
 from .families import FamilyError
-from .models import LIVE, TERMINAL, Job, JobStatus, JobTag, PendingLogout, Submission, utcnow
+from .models import Job, JobTag, PendingLogout, Submission, utcnow
 from .planning import (
     SESSION_ENV,
     DatasetInfo,
@@ -40,6 +40,7 @@ from .planning import (
     provenance_args,
     shown_name,
 )
+from .states import LIVE, TERMINAL, JobStatus
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ real responses against it (tests/functional/test_api.py) and schemathesis runs i
 from __future__ import annotations
 
 from .inputs import MAX_ID, MAX_IDS, MAX_JOB_ID, MAX_OFFSET
-from .models.jobs import JobStatus
+from .states import JobStatus
 
 STATUSES = [s.value for s in JobStatus]
 

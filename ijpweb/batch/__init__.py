@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from ..models.jobs import JobStatus
+from ..states import JobStatus
 
 
 class BatchError(Exception):

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..models.catalog import CatalogSession
-from ..models.jobs import LIVE, Job, JobStatus, WebSession, utcnow
+from ..models.jobs import Job, WebSession, utcnow
+from ..states import LIVE, JobStatus
 from . import BatchBackend, BatchState
 
 log = logging.getLogger(__name__)

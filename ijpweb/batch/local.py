@@ -26,7 +26,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from ..models.jobs import JobStatus
+from ..states import JobStatus
 from . import BatchError, BatchState, JobSpec
 from .jobdirs import clean_leftovers, prepare, private_dir, read_stream
 from .runner import (

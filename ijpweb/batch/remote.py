@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from ..ijpwords import FROM_WORDS
-from ..models.jobs import JobStatus
 from ..planning import SESSION_ENV
+from ..states import JobStatus
 from . import BatchError, BatchState, JobSpec
 
 STATUSES = {s.value: s for s in JobStatus}

@@ -24,8 +24,9 @@ from ..batch.sandbox import needs_catalog
 from ..ijpwords import STATUS_WORDS, IjpError
 from ..inputs import InputError
 from ..inputs import job_id as job_number
-from ..models.jobs import JobStatus, utcnow
+from ..models.jobs import utcnow
 from ..planning import SESSION_ENV
+from ..states import JobStatus
 
 log = logging.getLogger(__name__)
 

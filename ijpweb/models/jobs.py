@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..states import JobStatus
 from .meta import Base
 
 
@@ -19,24 +19,6 @@ def as_utc(dt: datetime) -> datetime:
     """SQLite gives timestamps back without a zone; they were stored as UTC."""
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
-
-class JobStatus(enum.StrEnum):
-    SUBMITTING = "Submitting"
-    QUEUED = "Queued"
-    RUNNING = "Running"
-    HELD = "Held"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-    UNKNOWN = "Unknown"
-
-    @property
-    def live(self) -> bool:
-        return self not in TERMINAL
-
-
-TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-LIVE = frozenset(JobStatus) - TERMINAL
 
 _status_type = sa.Enum(
     JobStatus,

@@ -37,9 +37,10 @@ from ..jobs import (
     resolve_selection,
     resubmission,
 )
-from ..models import Job, JobStatus, WebSession, as_utc
+from ..models import Job, WebSession, as_utc
 from ..openapi import document
 from ..security import bearer_token, catalog_login, end_session, start_api_session
+from ..states import JobStatus
 from ..throttle import LoginThrottled
 from . import submit_jobs
 from .jobs import decode_chunk

@@ -18,7 +18,8 @@ from ..jobs import (
     split_tags,
     submission_progress,
 )
-from ..models import JobStatus, user_tags
+from ..models import user_tags
+from ..states import JobStatus
 from . import HTMX, param_int, param_text, vary
 
 PER_PAGE = 25

@@ -3,8 +3,9 @@ against the OpenAPI document the app serves."""
 
 import jsonschema_rs
 
-from ijpweb.models import Job, JobStatus, WebSession
+from ijpweb.models import Job, WebSession
 from ijpweb.security import token_key
+from ijpweb.states import JobStatus
 
 from .test_flow import dataset_ids, wait_for
 

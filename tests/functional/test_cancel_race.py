@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from ijpweb.batch.harvest import harvest
 from ijpweb.jobs import JobActionError, cancel_job, delete_job, submit_pending
-from ijpweb.models import Job, JobStatus, Submission
+from ijpweb.models import Job, Submission
+from ijpweb.states import JobStatus
 
 OWNER = "db/race-carol"  # rows of these tests are committed: removed by owner afterwards
 

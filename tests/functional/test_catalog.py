@@ -11,7 +11,8 @@ from ijpweb.catalog import AuthenticationError, DatasetQuery, SessionError
 from ijpweb.catalog.embedded import EmbeddedCatalog
 from ijpweb.catalog.icatdb import TABLES as T
 from ijpweb.datasettypes import DatasetTypes, parse_file
-from ijpweb.models import CatalogSession, Job, JobStatus, utcnow
+from ijpweb.models import CatalogSession, Job, utcnow
+from ijpweb.states import JobStatus
 from ijpweb.xmlfiles import XMLFileError
 
 from .test_security import make_job

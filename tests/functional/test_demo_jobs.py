@@ -16,7 +16,7 @@ from ijpweb.batch.local import LocalBackend
 from ijpweb.catalog.embedded import EmbeddedCatalog
 from ijpweb.catalog.icatdb import TABLES as T
 from ijpweb.jobtypes import JobTypes
-from ijpweb.models import JobStatus
+from ijpweb.states import JobStatus
 
 pytestmark = pytest.mark.once  # runs against the live server's own database
 ROOT = Path(__file__).resolve().parents[2]

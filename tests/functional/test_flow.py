@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from ijpweb.batch.harvest import harvest
 from ijpweb.catalog.icatdb import TABLES as T
 from ijpweb.jobs import submit_pending
-from ijpweb.models import Job, JobStatus
+from ijpweb.models import Job
+from ijpweb.states import JobStatus
 
 
 def dataset_ids(dbsession, type_name=None, investigation=None):

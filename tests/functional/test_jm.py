@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from ijpweb.catalog.icatdb import TABLES as T
 from ijpweb.jobs import submit_pending
-from ijpweb.models import Job, JobStatus
+from ijpweb.models import Job
+from ijpweb.states import JobStatus
 
 from .test_flow import dataset_ids, wait_for
 

@@ -13,7 +13,8 @@ import requests
 import sqlalchemy as sa
 
 from ijpweb import main
-from ijpweb.models import LIVE, Job, JobStatus, WebSession, get_engine
+from ijpweb.models import Job, WebSession, get_engine
+from ijpweb.states import LIVE, JobStatus
 
 from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
 from .test_demo_jobs import datasets_of

@@ -5,7 +5,8 @@ import json
 import sqlalchemy as sa
 
 from ijpweb.catalog.icatdb import TABLES as T
-from ijpweb.models import Job, JobStatus
+from ijpweb.models import Job
+from ijpweb.states import JobStatus
 
 from .test_flow import dataset_ids, select, wait_for
 

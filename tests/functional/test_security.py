@@ -5,7 +5,8 @@ import sqlalchemy as sa
 
 from ijpweb.catalog import SessionError
 from ijpweb.jobs import keep_sessions_alive, logout_pending
-from ijpweb.models import Job, JobStatus, PendingLogout, Submission, WebSession
+from ijpweb.models import Job, PendingLogout, Submission, WebSession
+from ijpweb.states import JobStatus
 
 from .test_flow import dataset_ids, select
 

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 
 from ijpweb.batch import BatchError, JobSpec
 from ijpweb.jobs import keep_sessions_alive, submit_pending
-from ijpweb.models import CatalogSession, Job, JobStatus, Submission, utcnow
+from ijpweb.models import CatalogSession, Job, Submission, utcnow
+from ijpweb.states import JobStatus
 
 from .test_flow import dataset_ids, select
 

@@ -11,7 +11,8 @@ from ijpweb.batch import JobSpec
 from ijpweb.batch.harvest import harvest
 from ijpweb.batch.slurm import SlurmBackend
 from ijpweb.jobs import submit_pending
-from ijpweb.models import Job, JobStatus, Submission
+from ijpweb.models import Job, Submission
+from ijpweb.states import JobStatus
 
 pytestmark = pytest.mark.once  # SLURM is the system under test; the database is its own
 ROOT = Path(__file__).resolve().parents[2]

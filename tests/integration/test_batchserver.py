@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 from ijpweb.batch import BatchError, JobSpec
 from ijpweb.batch.remote import RemoteBackend
 from ijpweb.catalog.embedded import EmbeddedCatalog, hash_password
-from ijpweb.models import DbCredential, JobStatus
+from ijpweb.models import DbCredential
 from ijpweb.planning import SESSION_ARG, SESSION_ENV
+from ijpweb.states import JobStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTAL_PASSWORD = "portal-password-for-tests"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ijpweb.models import Job, JobStatus, Submission
+from ijpweb.models import Job, Submission
+from ijpweb.states import JobStatus
 
 pytestmark = pytest.mark.once
 ROOT = Path(__file__).resolve().parents[2]

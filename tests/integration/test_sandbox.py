@@ -20,7 +20,8 @@ from ijpweb.batch import BatchError, JobSpec
 from ijpweb.batch.local import LocalBackend
 from ijpweb.batch.runner import BWRAP
 from ijpweb.jobtypes import JobTypes
-from ijpweb.models import Job, JobStatus, Submission
+from ijpweb.models import Job, Submission
+from ijpweb.states import JobStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = ROOT / "tests" / "data" / "hostile"

@@ -9,8 +9,8 @@ import pytest
 
 from ijpweb.batch import BatchError, JobSpec
 from ijpweb.batch.slurm import SlurmBackend
-from ijpweb.models import JobStatus
 from ijpweb.planning import SESSION_ARG, SESSION_ENV
+from ijpweb.states import JobStatus
 
 from ..unit.test_local_backend import _processes
 

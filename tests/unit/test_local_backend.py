@@ -13,8 +13,8 @@ import pytest
 
 from ijpweb.batch import BatchError, JobSpec
 from ijpweb.batch.local import LocalBackend
-from ijpweb.models import JobStatus
 from ijpweb.planning import SESSION_ARG, SESSION_ENV
+from ijpweb.states import JobStatus
 
 
 def spec(job_id, script, *args, env=None):
