@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from ijpweb.batch import JobSpec  # noqa: E402
 from ijpweb.batch.local import LocalBackend  # noqa: E402
-from ijpweb.jobs import submit_pending  # noqa: E402
+from ijpweb.batch.submitter import submit_pending  # noqa: E402
 from ijpweb.models import Job, Submission, upgrade  # noqa: E402
 from ijpweb.states import JobStatus  # noqa: E402
 

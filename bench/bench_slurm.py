@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from ijpweb.batch.harvest import harvest  # noqa: E402
 from ijpweb.batch.slurm import SlurmBackend  # noqa: E402
-from ijpweb.jobs import submit_pending  # noqa: E402
+from ijpweb.batch.submitter import submit_pending  # noqa: E402
 from ijpweb.models import Job, Submission, upgrade  # noqa: E402
 from ijpweb.states import JobStatus  # noqa: E402
 

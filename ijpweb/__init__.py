@@ -22,8 +22,12 @@ def main(global_config, **settings):
         config.include(".templating")
         # job types, dataset types and the catalog, per request
         config.include(".services")
-        # the batch backends and the harvester
+        # the batch backends
         config.include(".batch")
+        # the background work (submitter, harvester, session keep-alive, purges)
+        config.include(".scheduler")
+        # the one Submitter every face submits through (request.submitter)
+        config.include(".jobs")
         config.include(".routes")
         config.scan(".views", ignore=[".icat", ".ids"])  # (services mounts those two)
     return config.make_wsgi_app()

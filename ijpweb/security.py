@@ -22,7 +22,7 @@ from pyramid.security import remember
 
 from . import inputs, throttle
 from .catalog import AuthenticationError, CatalogError, CatalogLogin
-from .jobs import end_login
+from .jobs.sessions import end_login
 from .models import Job, WebSession, as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def _after_transaction(request, work) -> None:
 def end_session(request) -> None:
     """Log out this login (web cookie or API token): forgotten at once. Its catalog
     session is logged out now, or, while jobs use it, once the last of them has ended
-    (:func:`ijpweb.jobs.end_login`): logging out does not kill the jobs."""
+    (:func:`ijpweb.jobs.sessions.end_login`): logging out does not kill the jobs."""
     ident = request.identity
     if ident is None:
         return

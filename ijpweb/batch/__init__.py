@@ -84,14 +84,10 @@ STREAMS = ("stdout", "stderr")
 
 
 def includeme(config):
-    """Build the configured backends once and keep them in the registry."""
-    from .harvest import start_scheduler
+    """Build the configured backends once and keep them in the registry (ijpweb.scheduler
+    runs the background work on them)."""
     from .registry import backends_from_settings
 
     settings = config.registry.settings["ijp"]
     config.registry["ijp.backends"] = backends_from_settings(settings)
     config.add_request_method(lambda r: r.registry["ijp.backends"], "backends", reify=True)
-    if settings.scheduler_enabled:
-        from pyramid.events import ApplicationCreated
-
-        config.add_subscriber(start_scheduler, ApplicationCreated)

@@ -28,7 +28,7 @@ class LoginFailure(Base):
 class PendingLogout(Base):
     """A catalog session whose user logged out while jobs still used it: the jobs keep
     it (kept alive as ever), and it is logged out of the catalog once none of them is
-    live any more (ijpweb.jobs.forget_sessions)."""
+    live any more (ijpweb.jobs.sessions.forget_sessions)."""
 
     __tablename__ = "pending_logout"
 

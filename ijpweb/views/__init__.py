@@ -6,9 +6,7 @@ from urllib.parse import urlsplit
 from pyramid.httpexceptions import HTTPNotFound
 
 from .. import inputs
-from ..batch.harvest import submit_soon
-from ..jobs import SubmitRequest
-from ..jobs import submit as submit_core  # (views.jobs is a module of this package)
+from ..jobs.submission import SubmitRequest
 from ..models import Submission
 
 HTMX = "HX-Request:true"
@@ -26,19 +24,18 @@ def wants_json(request) -> bool:
     return bool(offers) and offers[0][0] == "application/json"
 
 
-def submit_after_commit(request) -> None:
-    """Wake the background submitter once this request's jobs are committed."""
-    request.tm.get().addAfterCommitHook(lambda ok: ok and submit_soon(request.registry))
-
-
-def submit_jobs(request, req: SubmitRequest) -> Submission:
-    """Submit ``req`` as the logged-in user (the web form and /api/v1); SubmitError if refused."""
-    ident = request.identity
-    sub = submit_core(
-        request.dbsession, request.backends, request.catalog, request.datasettypes, request.jobtypes,
-        request.registry["ijp.families"], request.ijp, ident.user_name, ident.catalog_session, req,
-    )  # fmt: skip
-    submit_after_commit(request)
+def submit_jobs(
+    request, req: SubmitRequest, user: str | None = None, session_id: str | None = None
+) -> Submission:
+    """Submit ``req`` through ``request.submitter`` as the logged-in user (the web form and
+    /api/v1), or as ``user`` with catalog session ``session_id`` (the original API, whose
+    calls carry their session); SubmitError if refused. The background submitter is woken
+    once the jobs are committed."""
+    if user is None:
+        user, session_id = request.identity.user_name, request.identity.catalog_session
+    submitter = request.submitter
+    sub = submitter.submit(request.dbsession, request.catalog, user, session_id, req)
+    request.tm.get().addAfterCommitHook(lambda ok: ok and submitter.wake())
     return sub
 
 

@@ -24,19 +24,9 @@ from ..catalog import (
     QueryLimitError,
     SessionError,
 )
-from ..jobs import (
-    JobActionError,
-    SubmitError,
-    SubmitRequest,
-    cancel_job,
-    clean_tags,
-    dataset_detail,
-    delete_job,
-    list_jobs,
-    read_output,
-    resolve_selection,
-    resubmission,
-)
+from ..jobs.actions import JobActionError, cancel_job, delete_job, list_jobs, read_output
+from ..jobs.selection import dataset_detail, resolve_selection
+from ..jobs.submission import SubmitError, SubmitRequest, clean_tags, resubmission
 from ..models import Job, WebSession, as_utc
 from ..openapi import document
 from ..security import bearer_token, catalog_login, end_session, start_api_session

@@ -26,11 +26,11 @@ from ..batch import BatchError
 from ..catalog import CatalogError, QueryBusyError, QueryLimitError, SessionError
 from ..families import FamilyError
 from ..ijpwords import STATUS_WORDS, IjpError
-from ..jobs import JobActionError, SubmitError, SubmitRequest, cancel_job, delete_job, read_output
-from ..jobs import submit as submit_core
+from ..jobs.actions import JobActionError, cancel_job, delete_job, read_output
+from ..jobs.submission import SubmitError, SubmitRequest
 from ..models import Job
 from ..planning import PlanError, argv_fields, parse_argv, shown_name
-from . import submit_after_commit
+from . import submit_jobs
 
 MAX_OUTPUT = 16 << 20
 # how a refused submission reads in the original's words (the rest are ParameterException)
@@ -142,15 +142,11 @@ class JobManagement:
         req = SubmitRequest(jt.name, given.dataset_ids, given.datafile_ids, given.values, "single",
                             strict=True, from_argv=True)  # fmt: skip
         try:
-            sub = submit_core(
-                request.dbsession, request.backends, request.catalog, request.datasettypes, request.jobtypes,
-                request.registry["ijp.families"], request.ijp, user, sid, req,
-            )  # fmt: skip
+            sub = submit_jobs(request, req, user, sid)
         except SubmitError as e:
             if e.code == "catalog_busy":
                 raise QueryBusyError(str(e)) from None
             raise _refused(jt, e) from None
-        submit_after_commit(request)
         return {"jobId": sub.jobs[0].id}
 
     @view_config(route_name="jm.status", request_method="GET", renderer="json")

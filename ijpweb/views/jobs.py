@@ -8,16 +8,8 @@ from pyramid.view import view_config
 
 from ..batch import STREAMS, BatchError
 from ..inputs import MAX_JOB_ID, MAX_OFFSET
-from ..jobs import (
-    JobActionError,
-    cancel_job,
-    clean_tags,
-    delete_job,
-    list_jobs,
-    read_output,
-    split_tags,
-    submission_progress,
-)
+from ..jobs.actions import JobActionError, cancel_job, delete_job, list_jobs, read_output, submission_progress
+from ..jobs.submission import clean_tags, split_tags
 from ..models import user_tags
 from ..states import JobStatus
 from . import HTMX, param_int, param_text, vary

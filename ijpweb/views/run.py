@@ -13,7 +13,8 @@ from pyramid.view import view_config
 
 from .. import inputs, planning
 from ..catalog import DatasetQuery
-from ..jobs import SubmitError, SubmitRequest, dataset_detail, resolve_selection, resubmission, split_tags
+from ..jobs.selection import dataset_detail, resolve_selection
+from ..jobs.submission import SubmitError, SubmitRequest, resubmission, split_tags
 from ..models import Job, WebSession
 from . import HTMX, local_path, param_int, param_text, path_id, submit_jobs, vary, wants_json
 

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ijpweb.batch.harvest import harvest
-from ijpweb.jobs import JobActionError, cancel_job, delete_job, submit_pending
+from ijpweb.batch.submitter import submit_pending
+from ijpweb.jobs.actions import JobActionError, cancel_job, delete_job
 from ijpweb.models import Job, Submission
 from ijpweb.states import JobStatus
 

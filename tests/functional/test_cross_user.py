@@ -7,7 +7,7 @@ its URL fails this test until it is added here."""
 import pytest
 from pyramid.interfaces import IRoutesMapper
 
-from ijpweb.jobs import submit_pending
+from ijpweb.batch.submitter import submit_pending
 from ijpweb.models import Job, WebSession
 
 from ..conftest import make_testapp

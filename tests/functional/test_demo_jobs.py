@@ -49,7 +49,7 @@ def run_job(live_server, tmp_path):
                     jt.executable,
                     job.args,
                     {planning.SESSION_ENV: sid},
-                    network=jt.session_id,  # as the portal hands it over (jobs._spec)
+                    network=jt.session_id,  # as the portal hands it over (batch.submitter.job_spec)
                 )
             )
         )

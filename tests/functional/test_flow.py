@@ -5,8 +5,8 @@ import time
 import sqlalchemy as sa
 
 from ijpweb.batch.harvest import harvest
+from ijpweb.batch.submitter import submit_pending
 from ijpweb.catalog.icatdb import TABLES as T
-from ijpweb.jobs import submit_pending
 from ijpweb.models import Job
 from ijpweb.states import JobStatus
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ijpweb.batch.submitter import submit_pending
 from ijpweb.catalog.icatdb import TABLES as T
-from ijpweb.jobs import submit_pending
 from ijpweb.models import Job
 from ijpweb.states import JobStatus
 

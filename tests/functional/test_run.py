@@ -160,7 +160,7 @@ def test_watch_output_grow_then_cancel_then_delete(alice, dbsession, backends):
     import time
 
     from ijpweb.batch.harvest import harvest
-    from ijpweb.jobs import submit_pending
+    from ijpweb.batch.submitter import submit_pending
 
     deadline = time.monotonic() + 20
     chunk = ""

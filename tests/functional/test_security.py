@@ -4,7 +4,7 @@ import pytest
 import sqlalchemy as sa
 
 from ijpweb.catalog import SessionError
-from ijpweb.jobs import keep_sessions_alive, logout_pending
+from ijpweb.jobs.sessions import keep_sessions_alive, logout_pending
 from ijpweb.models import Job, PendingLogout, Submission, WebSession
 from ijpweb.states import JobStatus
 

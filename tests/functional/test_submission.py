@@ -6,7 +6,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from ijpweb.batch import BatchError, JobSpec
-from ijpweb.jobs import keep_sessions_alive, submit_pending
+from ijpweb.batch.submitter import submit_pending
+from ijpweb.jobs.sessions import keep_sessions_alive
 from ijpweb.models import CatalogSession, Job, Submission, utcnow
 from ijpweb.states import JobStatus
 

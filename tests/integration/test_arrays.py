@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from ijpweb.batch import JobSpec
 from ijpweb.batch.harvest import harvest
 from ijpweb.batch.slurm import SlurmBackend
-from ijpweb.jobs import submit_pending
+from ijpweb.batch.submitter import submit_pending
 from ijpweb.models import Job, Submission
 from ijpweb.states import JobStatus
 

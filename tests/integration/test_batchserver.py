@@ -269,7 +269,6 @@ def test_the_portal_runs_jobs_on_a_batch_server(batch_server, tmp_path, monkeypa
     import webtest
 
     from ijpweb import main
-    from ijpweb.batch.harvest import harvest_registry, submit_registry
     from ijpweb.models import Job
 
     from ..conftest import ROOT as TESTS_ROOT
@@ -310,8 +309,8 @@ def test_the_portal_runs_jobs_on_a_batch_server(batch_server, tmp_path, monkeypa
     assert all(j.backend == "cluster" for j in jobs)
     deadline = time.monotonic() + 30
     while True:
-        submit_registry(app.registry)
-        harvest_registry(app.registry)
+        app.registry["ijp.scheduler"].submit()  # what the background tasks run
+        app.registry["ijp.scheduler"].harvest()
         with Session(engine) as db:
             states = [db.get(Job, i) for i in ids]
         if all(not j.live for j in states):

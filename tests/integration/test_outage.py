@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ijpweb.batch.harvest import harvest
 from ijpweb.batch.slurm import SlurmBackend
-from ijpweb.jobs import submit_pending
+from ijpweb.batch.submitter import submit_pending
 from ijpweb.states import JobStatus
 
 from .test_arrays import record, rows

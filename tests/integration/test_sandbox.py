@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from ijpweb import jobs, planning
+from ijpweb import planning
 from ijpweb.batch import BatchError, JobSpec
 from ijpweb.batch.local import LocalBackend
 from ijpweb.batch.runner import BWRAP
+from ijpweb.batch.submitter import job_spec
 from ijpweb.jobtypes import JobTypes
 from ijpweb.models import Job, Submission
 from ijpweb.states import JobStatus
@@ -60,7 +61,7 @@ def wait(backend, job_id, statuses, timeout=60):
 
 def hand_over(backend, job_id: int, job_type: str, targets: dict, icat_url: str) -> None:
     """carol's job as the portal makes it: planned from the job type and her option
-    value, then the JobSpec of jobs._spec (the session only if the type asks for it)."""
+    value, then the JobSpec of job_spec (the session only if the type asks for it)."""
     jt = JobTypes(HOSTILE).current().get(job_type)
     (jp,) = planning.plan(
         jt, planning.Selection(), {"Targets": json.dumps(targets)}, icat_url=icat_url, ids_url=icat_url
@@ -69,7 +70,7 @@ def hand_over(backend, job_id: int, job_type: str, targets: dict, icat_url: str)
         executable=jt.executable, interactive=False, family=None, resources={},
         catalog_session=CAROL_SESSION if jt.session_id else None,
     )  # fmt: skip
-    backend.submit(jobs._spec(Job(id=job_id, owner="db/carol", argv=list(jp.args), submission=sub)))
+    backend.submit(job_spec(Job(id=job_id, owner="db/carol", argv=list(jp.args), submission=sub)))
 
 
 def bob(job_id, script):

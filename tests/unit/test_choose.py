@@ -7,7 +7,7 @@ import pytest
 
 from ijpweb.batch import BatchError, JobSpec
 from ijpweb.families import OPEN, FamilyError, parse
-from ijpweb.jobs import choose_backend
+from ijpweb.jobs.submission import choose_backend
 from ijpweb.xmlfiles import XMLFileError
 
 SPEC = JobSpec(1, "db/alice", "true", ())
