@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from pyramid.authentication import AuthTktCookieHelper
 from pyramid.authorization import ACLHelper, Allow, Authenticated, Everyone
@@ -22,6 +23,7 @@ from pyramid.security import remember
 
 from . import inputs, throttle
 from .catalog import AuthenticationError, CatalogError, CatalogLogin
+from .jobs.actions import owned_job
 from .jobs.sessions import end_login
 from .models import Job, WebSession, as_utc, utcnow
 
@@ -200,8 +202,16 @@ def start_web_session(request, user_name: str, catalog_session: str, expires_at)
     return remember(request, ws.id)
 
 
+class Permission(StrEnum):
+    """What a view asks of the one who calls it (``view_config(permission=...)``), as the
+    ACLs below grant it."""
+
+    USE = "use"  # the portal: any logged-in user; a job: its owner
+    STAFF = "staff"  # facility staff (ijp.staff)
+
+
 class RootResource:
-    __acl__ = [(Allow, Authenticated, "use"), (Allow, "role:staff", "staff")]
+    __acl__ = [(Allow, Authenticated, Permission.USE), (Allow, "role:staff", Permission.STAFF)]
 
     def __init__(self, request):
         self.request = request
@@ -213,7 +223,7 @@ class JobResource:
 
     @property
     def __acl__(self):
-        return [(Allow, f"u:{self.job.owner}", "use")]
+        return [(Allow, f"u:{self.job.owner}", Permission.USE)]
 
 
 class AnonymousJobResource:
@@ -221,7 +231,8 @@ class AnonymousJobResource:
 
 
 def job_factory(request):
-    """Load the job in the URL. Another user's job, or none, is simply not found."""
+    """Load the job in the URL by the one ownership rule (ijpweb.jobs.actions.owned_job):
+    another user's job, or none, is simply not found."""
     ident = request.identity
     if ident is None:
         return AnonymousJobResource()  # -> forbidden -> the login page
@@ -229,8 +240,8 @@ def job_factory(request):
         job_id = inputs.job_id(request.matchdict["job_id"], "job_id")
     except inputs.InputError:  # not an id at all (or one no job column holds): no such job
         raise HTTPNotFound() from None
-    job = request.dbsession.get(Job, job_id)
-    if job is None or job.owner != ident.user_name:
+    job = owned_job(request.dbsession, ident.user_name, job_id)
+    if job is None:
         raise HTTPNotFound()
     return JobResource(job)
 

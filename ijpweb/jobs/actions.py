@@ -17,6 +17,17 @@ from ..models import Job, JobTag, Submission, utcnow
 from ..states import LIVE, TERMINAL, JobStatus
 
 
+def owned_job(db, user: str, job_id: int, *, staff: bool = False) -> Job | None:
+    """The one ownership rule, for every face (the pages and /api/v1 through their route
+    factory, /ijp/rest/jm itself): job ``job_id`` if ``user`` may see and act on it, which
+    is their own job; any job only when the caller says ``staff=True`` (a staff console,
+    never by default). None for another user's job and for no job alike."""
+    job = db.get(Job, job_id)
+    if job is None or (job.owner != user and not staff):
+        return None
+    return job
+
+
 class JobActionError(Exception):
     """A cancel or delete that cannot be done now; the message says why."""
 

@@ -24,12 +24,12 @@ from ..catalog import (
     QueryLimitError,
     SessionError,
 )
-from ..jobs.actions import JobActionError, cancel_job, delete_job, list_jobs, read_output
+from ..jobs.actions import JobActionError, cancel_job, delete_job, list_jobs, owned_job, read_output
 from ..jobs.selection import dataset_detail, resolve_selection
 from ..jobs.submission import SubmitError, SubmitRequest, clean_tags, resubmission
 from ..models import Job, WebSession, as_utc
 from ..openapi import document
-from ..security import bearer_token, catalog_login, end_session, start_api_session
+from ..security import Permission, bearer_token, catalog_login, end_session, start_api_session
 from ..states import JobStatus
 from ..throttle import LoginThrottled
 from . import submit_jobs
@@ -168,14 +168,14 @@ def login(request):
     return {"token": token, "user": result.user_name, "expires_at": _iso(result.expires_at)}
 
 
-@view_config(route_name="api.session", request_method="GET", permission="use", renderer="json")
+@view_config(route_name="api.session", request_method="GET", permission=Permission.USE, renderer="json")
 def session(request):
     ident = request.identity
     ws = request.dbsession.get(WebSession, ident.web_session)
     return {"user": ident.user_name, "staff": ident.staff, "expires_at": _iso(ws.expires_at)}
 
 
-@view_config(route_name="api.session", request_method="DELETE", permission="use")
+@view_config(route_name="api.session", request_method="DELETE", permission=Permission.USE)
 def revoke(request):
     """Revoke this token; its catalog session is logged out once no job uses it."""
     if bearer_token(request) is None:
@@ -189,7 +189,7 @@ def revoke(request):
 # --- job types -------------------------------------------------------------------------------
 
 
-@view_config(route_name="api.jobtypes", request_method="GET", permission="use", renderer="json")
+@view_config(route_name="api.jobtypes", request_method="GET", permission=Permission.USE, renderer="json")
 def jobtypes(request):
     return {"jobtypes": [jt.to_ijp_json() for jt in request.jobtypes.all()]}
 
@@ -201,7 +201,7 @@ def _jobtype(request):
     return jt
 
 
-@view_config(route_name="api.jobtype", request_method="GET", permission="use", renderer="json")
+@view_config(route_name="api.jobtype", request_method="GET", permission=Permission.USE, renderer="json")
 def jobtype(request):
     return _jobtype(request).to_ijp_json()
 
@@ -224,8 +224,8 @@ def _owned_job(request, job_id) -> Job:
             400, "bad_request", f"like must be the id of a job of yours (1 to {inputs.MAX_JOB_ID})",
             {"like": "a job id"},
         )  # fmt: skip
-    job = request.dbsession.get(Job, job_id)
-    if job is None or job.owner != request.identity.user_name:
+    job = owned_job(request.dbsession, request.identity.user_name, job_id)
+    if job is None:
         raise ApiError(404, "not_found", f"there is no job {job_id} of yours", {"like": "not found"})
     return job
 
@@ -267,7 +267,7 @@ def _flag(body: dict, key: str) -> bool:
     return value
 
 
-@view_config(route_name="api.submissions", request_method="POST", permission="use", renderer="json")
+@view_config(route_name="api.submissions", request_method="POST", permission=Permission.USE, renderer="json")
 def submit(request):
     try:
         sub = submit_jobs(request, _submit_request(request, _json(request)))
@@ -278,7 +278,7 @@ def submit(request):
     return {"submission": sub.id, "jobs": [job_json(j) for j in sub.jobs]}
 
 
-@view_config(route_name="api.jobs", request_method="GET", permission="use", renderer="json")
+@view_config(route_name="api.jobs", request_method="GET", permission=Permission.USE, renderer="json")
 def jobs(request):
     status = _text(request, "status")
     if status and status != "live" and status not in {s.value for s in JobStatus}:
@@ -306,12 +306,12 @@ def _when(request, name: str) -> datetime | None:
         ) from None
 
 
-@view_config(route_name="api.job", request_method="GET", permission="use", renderer="json")
+@view_config(route_name="api.job", request_method="GET", permission=Permission.USE, renderer="json")
 def job(request):
     return job_json(request.context.job)
 
 
-@view_config(route_name="api.job", request_method="DELETE", permission="use")
+@view_config(route_name="api.job", request_method="DELETE", permission=Permission.USE)
 def delete(request):
     try:
         delete_job(request.dbsession, request.backends, request.context.job)
@@ -320,7 +320,7 @@ def delete(request):
     return Response(status=204)
 
 
-@view_config(route_name="api.job.cancel", request_method="POST", permission="use", renderer="json")
+@view_config(route_name="api.job.cancel", request_method="POST", permission=Permission.USE, renderer="json")
 def cancel(request):
     job = request.context.job
     try:
@@ -330,7 +330,7 @@ def cancel(request):
     return job_json(job)
 
 
-@view_config(route_name="api.job.tags", request_method="PUT", permission="use", renderer="json")
+@view_config(route_name="api.job.tags", request_method="PUT", permission=Permission.USE, renderer="json")
 def set_tags(request):
     """Replace the job's tags with the list given."""
     job, body = request.context.job, _json(request)
@@ -348,7 +348,7 @@ def set_tags(request):
     return job_json(job)
 
 
-@view_config(route_name="api.job.output", request_method="GET", permission="use", renderer="json")
+@view_config(route_name="api.job.output", request_method="GET", permission=Permission.USE, renderer="json")
 def output(request):
     """Bytes from ``offset`` (at most ``limit``), as text without a split character;
     ``next_offset`` is where to ask next."""
@@ -387,7 +387,7 @@ def _catalog(request, call):
         raise ApiError(503, "catalog_unavailable", f"the catalog could not be asked: {e}") from None
 
 
-@view_config(route_name="api.datasets", request_method="GET", permission="use", renderer="json")
+@view_config(route_name="api.datasets", request_method="GET", permission=Permission.USE, renderer="json")
 def datasets(request):
     """Datasets you can see, by type, investigation and part of the name."""
     q = DatasetQuery(
@@ -407,7 +407,7 @@ def datasets(request):
     }
 
 
-@view_config(route_name="api.dataset", request_method="GET", permission="use", renderer="json")
+@view_config(route_name="api.dataset", request_method="GET", permission=Permission.USE, renderer="json")
 def dataset(request):
     """A dataset with its parameters (the catalog's, and the dataset type's that job
     option conditions use) and its datafiles."""
@@ -443,7 +443,9 @@ def _id_list(request, name: str) -> list[int]:
         ) from None
 
 
-@view_config(route_name="api.jobtype.options", request_method="GET", permission="use", renderer="json")
+@view_config(
+    route_name="api.jobtype.options", request_method="GET", permission=Permission.USE, renderer="json"
+)
 def options_for(request):
     """What a job type offers for a selection: whether it fits, the options whose
     conditions hold for every selected dataset, their defaults, the choice to make (one

@@ -26,7 +26,7 @@ from ..batch import BatchError
 from ..catalog import CatalogError, QueryBusyError, QueryLimitError, SessionError
 from ..families import FamilyError
 from ..ijpwords import STATUS_WORDS, IjpError
-from ..jobs.actions import JobActionError, cancel_job, delete_job, read_output
+from ..jobs.actions import JobActionError, cancel_job, delete_job, owned_job, read_output
 from ..jobs.submission import SubmitError, SubmitRequest
 from ..models import Job
 from ..planning import PlanError, argv_fields, parse_argv, shown_name
@@ -95,10 +95,12 @@ class JobManagement:
     def _job(self) -> Job:
         user, _ = self._user()
         try:
-            job = self.request.dbsession.get(Job, inputs.job_id(self.request.matchdict["job_id"], "jobId"))
+            job = owned_job(
+                self.request.dbsession, user, inputs.job_id(self.request.matchdict["job_id"], "jobId")
+            )
         except inputs.InputError:  # no job has such an id: the original's answer for any other's
             job = None
-        if job is None or job.owner != user:
+        if job is None:  # the one ownership rule (the pages' and /api/v1's)
             raise IjpError("ForbiddenException", "Job does not belong to you")
         return job
 

@@ -11,6 +11,7 @@ from ..inputs import MAX_JOB_ID, MAX_OFFSET
 from ..jobs.actions import JobActionError, cancel_job, delete_job, list_jobs, read_output, submission_progress
 from ..jobs.submission import clean_tags, split_tags
 from ..models import user_tags
+from ..security import Permission
 from ..states import JobStatus
 from . import HTMX, param_int, param_text, vary
 
@@ -55,7 +56,9 @@ def _list(request):
     }
 
 
-@view_config(route_name="jobs.list", request_method="GET", permission="use", renderer="jobs/index.jinja2")
+@view_config(
+    route_name="jobs.list", request_method="GET", permission=Permission.USE, renderer="jobs/index.jinja2"
+)
 def jobs_page(request):
     vary(request)
     # the user's tags for the filter: the page only, not the rows it refreshes every 3 s
@@ -63,7 +66,11 @@ def jobs_page(request):
 
 
 @view_config(
-    route_name="jobs.list", request_method="GET", header=HTMX, permission="use", renderer="jobs/_rows.jinja2"
+    route_name="jobs.list",
+    request_method="GET",
+    header=HTMX,
+    permission=Permission.USE,
+    renderer="jobs/_rows.jinja2",
 )
 def jobs_rows(request):
     vary(request)
@@ -76,7 +83,9 @@ def _job(request):
     return {"job": job, "jt": jt, "streams": STREAMS}
 
 
-@view_config(route_name="jobs.detail", request_method="GET", permission="use", renderer="jobs/detail.jinja2")
+@view_config(
+    route_name="jobs.detail", request_method="GET", permission=Permission.USE, renderer="jobs/detail.jinja2"
+)
 def job_page(request):
     vary(request)
     return _job(request)
@@ -86,7 +95,7 @@ def job_page(request):
     route_name="jobs.detail",
     request_method="GET",
     header=HTMX,
-    permission="use",
+    permission=Permission.USE,
     renderer="jobs/_status.jinja2",
 )
 def job_status(request):
@@ -94,7 +103,9 @@ def job_status(request):
     return _job(request)
 
 
-@view_config(route_name="jobs.tags", request_method="POST", permission="use", renderer="jobs/_tags.jinja2")
+@view_config(
+    route_name="jobs.tags", request_method="POST", permission=Permission.USE, renderer="jobs/_tags.jinja2"
+)
 def job_tags(request):
     """Replace the job's tags with the words typed; a bad one is named and nothing changes."""
     job, text = request.context.job, request.POST.get("tags", "")
@@ -122,7 +133,9 @@ def decode_chunk(data: bytes, final: bool) -> tuple[str, int]:
     return data.decode("utf-8", errors="replace"), len(data)
 
 
-@view_config(route_name="jobs.output", request_method="GET", permission="use", renderer="jobs/_output.jinja2")
+@view_config(
+    route_name="jobs.output", request_method="GET", permission=Permission.USE, renderer="jobs/_output.jinja2"
+)
 def job_output(request):
     """A chunk of stdout or stderr from ``offset``, and (while there may be more) the
     element that fetches the next one."""
@@ -168,22 +181,26 @@ def _action(request, action, verb):
     return HTTPSeeOther(location=target)
 
 
-@view_config(route_name="jobs.cancel", request_method="GET", permission="use", renderer="jobs/confirm.jinja2")
-@view_config(route_name="jobs.delete", request_method="GET", permission="use", renderer="jobs/confirm.jinja2")
+@view_config(
+    route_name="jobs.cancel", request_method="GET", permission=Permission.USE, renderer="jobs/confirm.jinja2"
+)
+@view_config(
+    route_name="jobs.delete", request_method="GET", permission=Permission.USE, renderer="jobs/confirm.jinja2"
+)
 def confirm_page(request):
     verb = "cancel" if request.matched_route.name == "jobs.cancel" else "delete"
     return {"job": request.context.job, "verb": verb, "error": None}
 
 
 @view_config(
-    route_name="jobs.cancel", request_method="POST", permission="use", renderer="jobs/confirm.jinja2"
+    route_name="jobs.cancel", request_method="POST", permission=Permission.USE, renderer="jobs/confirm.jinja2"
 )
 def cancel(request):
     return _action(request, cancel_job, "cancel")
 
 
 @view_config(
-    route_name="jobs.delete", request_method="POST", permission="use", renderer="jobs/confirm.jinja2"
+    route_name="jobs.delete", request_method="POST", permission=Permission.USE, renderer="jobs/confirm.jinja2"
 )
 def delete(request):
     return _action(request, delete_job, "delete")

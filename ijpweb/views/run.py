@@ -13,9 +13,11 @@ from pyramid.view import view_config
 
 from .. import inputs, planning
 from ..catalog import DatasetQuery
+from ..jobs.actions import owned_job
 from ..jobs.selection import dataset_detail, resolve_selection
 from ..jobs.submission import SubmitError, SubmitRequest, resubmission, split_tags
-from ..models import Job, WebSession
+from ..models import WebSession
+from ..security import Permission
 from . import HTMX, local_path, param_int, param_text, path_id, submit_jobs, vary, wants_json
 
 OPT = "opt:"
@@ -108,7 +110,7 @@ def _search(request):
     return q, request.catalog.search_datasets(request.identity.catalog_session, q)
 
 
-@view_config(route_name="home", permission="use")
+@view_config(route_name="home", permission=Permission.USE)
 def home(request):
     return HTTPSeeOther(location=request.route_url("datasets.search"))
 
@@ -116,7 +118,7 @@ def home(request):
 @view_config(
     route_name="datasets.search",
     request_method="GET",
-    permission="use",
+    permission=Permission.USE,
     renderer="datasets/index.jinja2",
 )
 def datasets_page(request):
@@ -130,7 +132,7 @@ def datasets_page(request):
     route_name="datasets.search",
     request_method="GET",
     header=HTMX,
-    permission="use",
+    permission=Permission.USE,
     renderer="datasets/_results.jinja2",
 )
 def datasets_results(request):
@@ -156,7 +158,10 @@ def _detail(request):
 
 
 @view_config(
-    route_name="datasets.detail", request_method="GET", permission="use", renderer="datasets/detail.jinja2"
+    route_name="datasets.detail",
+    request_method="GET",
+    permission=Permission.USE,
+    renderer="datasets/detail.jinja2",
 )
 def dataset_page(request):
     vary(request)
@@ -167,7 +172,7 @@ def dataset_page(request):
     route_name="datasets.detail",
     request_method="GET",
     header=HTMX,
-    permission="use",
+    permission=Permission.USE,
     renderer="datasets/_detail.jinja2",
 )
 def dataset_fragment(request):
@@ -204,7 +209,7 @@ def _update_selection(request) -> str | None:
     return None
 
 
-@view_config(route_name="selection", request_method="POST", permission="use")
+@view_config(route_name="selection", request_method="POST", permission=Permission.USE)
 def selection_post(request):
     _update_selection(request)
     back = local_path(request.POST.get("back", ""))
@@ -215,7 +220,7 @@ def selection_post(request):
     route_name="selection",
     request_method="POST",
     header=HTMX,
-    permission="use",
+    permission=Permission.USE,
     renderer="run/_panel.jinja2",
 )
 def selection_fragment(request):
@@ -232,7 +237,7 @@ def selection_fragment(request):
     return panel(request, values=values, message=message, tags=request.POST.get("tags", ""))
 
 
-@view_config(route_name="jobs.resubmit", request_method="POST", permission="use")
+@view_config(route_name="jobs.resubmit", request_method="POST", permission=Permission.USE)
 def resubmit(request):
     """Make this job's inputs and job type the selection, then show the prefilled form."""
     job = request.context.job
@@ -246,7 +251,7 @@ def resubmit(request):
 # --- the run panel and submission ------------------------------------------------------------
 
 
-@view_config(route_name="submit", request_method="GET", permission="use", renderer="run/page.jinja2")
+@view_config(route_name="submit", request_method="GET", permission=Permission.USE, renderer="run/page.jinja2")
 def submit_page(request):
     vary(request)
     message = None
@@ -265,8 +270,8 @@ def submit_page(request):
 def _like(request, job_id: int):
     """The form prefilled from one of your jobs (its inputs are the selection already:
     the Resubmit button on the job's page set them)."""
-    job = request.dbsession.get(Job, job_id)
-    if job is None or job.owner != request.identity.user_name:
+    job = owned_job(request.dbsession, request.identity.user_name, job_id)
+    if job is None:
         request.response.status = 404
         return panel(request, message=f"there is no job {job_id} of yours to resubmit")
     like, sel = resubmission(job), _selection(request)
@@ -287,13 +292,19 @@ def _like(request, job_id: int):
 
 
 @view_config(
-    route_name="submit", request_method="GET", header=HTMX, permission="use", renderer="run/_panel.jinja2"
+    route_name="submit",
+    request_method="GET",
+    header=HTMX,
+    permission=Permission.USE,
+    renderer="run/_panel.jinja2",
 )
 def submit_fragment(request):
     return submit_page(request)
 
 
-@view_config(route_name="submit", request_method="POST", permission="use", renderer="run/page.jinja2")
+@view_config(
+    route_name="submit", request_method="POST", permission=Permission.USE, renderer="run/page.jinja2"
+)
 def submit(request):
     vary(request)
     sel = _selection(request)
