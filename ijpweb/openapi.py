@@ -330,8 +330,222 @@ OPERATION_IDS = {
 }
 
 
+# --- the operator's console: /api/v1/admin, for staff (views/admin.py, ijpweb/console.py) ---
+
+STAFF_ONLY = "For staff (ijp.staff) only: anyone else gets 403. "
+CURSORS = [
+    {"name": "before", "in": "query", "schema": JOB, "description": "the page older than this id (its older cursor)"},
+    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_JOB_ID},
+     "description": "the page newer than this id (its newer cursor)"},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+]  # fmt: skip
+WHEN = {"type": "string", "maxLength": 64, "pattern": NO_NUL}
+CURSOR = {
+    "type": ["integer", "null"],
+    "description": "before= (older) or after= (newer) of the next page; null: none",
+}
+SCHEMAS.update(
+    {
+        "AdminJob": {"allOf": [_ref("Job"), _object({"owner": {"type": "string"}})]},
+        "AdminJobPage": _object(
+            {"jobs": {"type": "array", "items": _ref("AdminJob")}, "newer": CURSOR, "older": CURSOR}
+        ),
+        "Login": _object(
+            {
+                "handle": {"type": "string", "description": "a short non-secret name of the login or token"},
+                "user": {"type": "string"},
+                "kind": {"enum": ["web", "api"], "description": "a web login or an API token"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "expires_at": {"type": "string", "format": "date-time"},
+            }
+        ),
+        "LoginList": _object(
+            {
+                "logins": {"type": "array", "items": _ref("Login")},
+                "total": {"type": "integer"},
+                "page": {"type": "integer"},
+                "per_page": {"type": "integer"},
+            }
+        ),
+        "RevokeRequest": _object(
+            {
+                "user": {**TEXT, "minLength": 1, "maxLength": 255},
+                "handle": {
+                    **TEXT,
+                    "maxLength": 64,
+                    "description": "one login or token; without it, all of the user's",
+                },
+            },
+            optional=("handle",),
+            additionalProperties=False,
+        ),
+        "Revoked": _object(
+            {
+                "revoked": {"type": "integer", "description": "logins and tokens revoked"},
+                "waiting": {
+                    "type": "integer",
+                    "description": "of their catalog sessions, those kept until the live jobs using them end",
+                },
+            }
+        ),
+        "FileProblems": _object(
+            {
+                "job_types": {
+                    "type": "array",
+                    "items": _object({"name": {"type": "string"}, "file": {"type": "string"}}),
+                },
+                "problems": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "kind": {"enum": ["job type", "dataset type"]},
+                            "file": {"type": "string"},
+                            "line": {"type": ["integer", "null"]},
+                            "reason": {"type": "string"},
+                        }
+                    ),
+                },
+            }
+        ),
+        "AuditEntry": _object(
+            {
+                "id": {"type": "integer"},
+                "at": {"type": "string", "format": "date-time"},
+                "actor": {"type": "string", "description": "the staff member"},
+                "action": {
+                    "type": "string",
+                    "description": "job.cancel, job.delete, login.revoke, login.revoke_all",
+                },
+                "target": {"type": "string"},
+                "detail": {"type": "string"},
+            }
+        ),
+        "AuditPage": _object(
+            {"entries": {"type": "array", "items": _ref("AuditEntry")}, "newer": CURSOR, "older": CURSOR}
+        ),
+    }
+)
+OPERATION_IDS.update(
+    {
+        ("/api/v1/admin/jobs", "get"): "adminListJobs",
+        ("/api/v1/admin/jobs/{job_id}", "get"): "adminGetJob",
+        ("/api/v1/admin/jobs/{job_id}/cancel", "post"): "adminCancelJob",
+        ("/api/v1/admin/jobs/{job_id}/delete", "post"): "adminDeleteJob",
+        ("/api/v1/admin/logins", "get"): "adminListLogins",
+        ("/api/v1/admin/logins/revoke", "post"): "adminRevokeLogins",
+        ("/api/v1/admin/jobtypes", "get"): "adminJobTypeProblems",
+        ("/api/v1/admin/audit", "get"): "adminAudit",
+    }
+)
+
+
+def _admin_paths() -> dict:
+    return {
+        "/api/v1/admin/jobs": {
+            "get": {
+                "summary": "Every user's jobs, newest first, filtered",
+                "description": STAFF_ONLY + "A keyset: follow older (before=) and newer (after=).",
+                "parameters": [
+                    _text_param("user", "the owner, e.g. db/bob", 255),
+                    {"name": "status", "in": "query", "schema": {"enum": [*STATUSES, "live"]}},
+                    _text_param("jobtype", "a job type's name", 255),
+                    _text_param("backend", "a backend's name", 64),
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "schema": WHEN,
+                        "description": "submitted at or after: an ISO 8601 time (UTC unless it says) or date",
+                    },
+                    {
+                        "name": "until",
+                        "in": "query",
+                        "schema": WHEN,
+                        "description": "submitted before this time; a date includes that whole day",
+                    },
+                    *CURSORS,
+                ],  # fmt: skip
+                "responses": {"200": _json(_ref("AdminJobPage"), "a page of jobs"), **_errors(400, 401, 403)},
+            }
+        },
+        "/api/v1/admin/jobs/{job_id}": {
+            "get": {
+                "summary": "Any user's job",
+                "description": STAFF_ONLY,
+                "parameters": [JOB_ID],
+                "responses": {"200": _json(_ref("AdminJob"), "the job"), **_errors(401, 403, 404)},
+            }
+        },
+        "/api/v1/admin/jobs/{job_id}/cancel": {
+            "post": {
+                "summary": "Cancel any user's live job (audited)",
+                "description": STAFF_ONLY + "With the login cookie, send the X-CSRF-Token header.",
+                "parameters": [JOB_ID],
+                "responses": {
+                    "200": _json(_ref("AdminJob"), "the job after the cancel"),
+                    **_errors(401, 403, 404, 409),
+                },
+            }
+        },
+        "/api/v1/admin/jobs/{job_id}/delete": {
+            "post": {
+                "summary": "Delete any user's ended job and its files (audited)",
+                "description": STAFF_ONLY + "With the login cookie, send the X-CSRF-Token header.",
+                "parameters": [JOB_ID],
+                "responses": {"204": {"description": "deleted"}, **_errors(401, 403, 404, 409)},
+            }
+        },
+        "/api/v1/admin/logins": {
+            "get": {
+                "summary": "Live logins and API tokens, by user",
+                "description": STAFF_ONLY + "Never a token or a session id: a handle names each.",
+                "parameters": [
+                    _text_param("user", "e.g. db/bob", 255),
+                    {"name": "kind", "in": "query", "schema": {"enum": ["web", "api"]}},
+                    PAGE,
+                    PER_PAGE,
+                ],
+                "responses": {"200": _json(_ref("LoginList"), "a page of logins"), **_errors(400, 401, 403)},
+            }
+        },
+        "/api/v1/admin/logins/revoke": {
+            "post": {
+                "summary": "Revoke one login or API token of a user, or all of them (audited)",
+                "description": STAFF_ONLY + "They end at once; their catalog sessions are logged out when "
+                "no live job uses them any more.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("RevokeRequest")}},
+                },
+                "responses": {"200": _json(_ref("Revoked"), "revoked"), **_errors(400, 401, 403, 404, 409)},
+            }
+        },
+        "/api/v1/admin/jobtypes": {
+            "get": {
+                "summary": "The job types loaded, and the problems of the job type and dataset type files",
+                "description": STAFF_ONLY,
+                "responses": {
+                    "200": _json(_ref("FileProblems"), "job types and problems"),
+                    **_errors(401, 403),
+                },
+            }
+        },
+        "/api/v1/admin/audit": {
+            "get": {
+                "summary": "What staff did, newest first",
+                "description": STAFF_ONLY,
+                "parameters": CURSORS,
+                "responses": {
+                    "200": _json(_ref("AuditPage"), "a page of the audit"),
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+    }
+
+
 def document(server_url: str = "/") -> dict:
     doc = _document(server_url)
+    doc["paths"].update(_admin_paths())
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             operation["operationId"] = OPERATION_IDS[(path, method)]

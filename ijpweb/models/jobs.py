@@ -64,6 +64,7 @@ class Job(Base):
         # date (ijpweb.console): a page is read from an index whatever the filter
         sa.Index("ix_job_status_id", "status", "id"),
         sa.Index("ix_job_job_type_id", "job_type", "id"),
+        sa.Index("ix_job_backend_id", "backend", "id"),
         sa.Index("ix_job_submitted_at", "submitted_at"),
         # ids are never reused: a job's id names its directory and output on the backends
         {"sqlite_autoincrement": True},

@@ -28,6 +28,7 @@ from transaction.interfaces import NoTransaction
 from ..catalog import QueryLimitError
 from ..inputs import InputError, undecodable_field
 from . import wants_json
+from .console import STAFF_ROUTES
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,9 @@ def _allowed_methods(request) -> list[str]:
 @notfound_view_config(renderer="error.jinja2")
 def notfound(exc, request):
     if isinstance(exc, PredicateMismatch) and request.matched_route is not None:
+        ident = request.identity
+        if request.matched_route.name.startswith(STAFF_ROUTES) and not (ident and ident.staff):
+            return forbidden(request)  # not even which methods the console takes, to anyone else
         allowed = _allowed_methods(request)
         if allowed and request.method not in allowed:
             return face_error(

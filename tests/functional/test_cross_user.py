@@ -28,6 +28,11 @@ WEB = [
     ("jobs.tags", "POST", "/jobs/{id}/tags", {"tags": "mine"}),
     ("jobs.resubmit", "POST", "/jobs/{id}/resubmit", {}),
     ("submit", "GET", "/submit?like={id}", {}),
+    # the operator's console: staff's alone (tests/functional/test_console.py)
+    ("console.job.cancel", "GET", "/console/jobs/{id}/cancel", {}),
+    ("console.job.cancel", "POST", "/console/jobs/{id}/cancel", {}),
+    ("console.job.delete", "GET", "/console/jobs/{id}/delete", {}),
+    ("console.job.delete", "POST", "/console/jobs/{id}/delete", {}),
 ]
 BEARER = [
     ("api.job", "GET", API + "/jobs/{id}", None),
@@ -37,6 +42,9 @@ BEARER = [
     ("api.job.output", "GET", API + "/jobs/{id}/output/stderr", None),
     ("api.job.tags", "PUT", API + "/jobs/{id}/tags", {"tags": ["mine"]}),
     ("api.submissions", "POST", API + "/submissions", {"like": "{id}"}),
+    ("api.admin.job", "GET", API + "/admin/jobs/{id}", None),
+    ("api.admin.job.cancel", "POST", API + "/admin/jobs/{id}/cancel", None),
+    ("api.admin.job.delete", "POST", API + "/admin/jobs/{id}/delete", None),
 ]
 ORIGINAL = [
     ("jm.status.one", "GET", JM + "status/{id}", {}),

@@ -195,7 +195,7 @@ def test_confirmation_pages_without_javascript(alice, dbsession):
 
 
 def test_staff_see_job_type_problems(alice, app, tmp_path):
-    res = alice.get("/staff/jobtypes")
+    res = alice.get("/console/jobtypes")
     assert "No problems." in res.text and "Test Options" in res.text
 
 
@@ -215,7 +215,7 @@ def test_a_broken_job_type_file_is_shown_to_staff_and_the_rest_still_load(alice,
     (tmp_path / "good.xml").write_text(good)
     (tmp_path / "broken.xml").write_text("<jobType>\n  <name>Broken</name>\n  <type>batch</jobType>\n")
     monkeypatch.setitem(app.registry, "ijp.jobtypes", JobTypes(tmp_path, interval=0))
-    res = alice.get("/staff/jobtypes")
+    res = alice.get("/console/jobtypes")
     assert "broken.xml:3" in res.text and "not well-formed" in res.text
     assert ">Good<" in res.text
     assert ">Good<" in alice.get("/submit").text

@@ -1,0 +1,276 @@
+"""The operator's console: every user's jobs (cancel, delete), the live logins and API
+tokens (revoke), the job type and dataset type file problems, and the audit of every
+staff action. For staff only (``ijp.staff``); views/console.py (pages) and
+views/admin.py (``/api/v1/admin``) are thin over this.
+
+No Pyramid here: it takes a database session, the backends, the catalog and plain
+values. Every action writes its :class:`~ijpweb.models.AuditEntry` into the caller's
+transaction, after the action has succeeded: both are committed together, or neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from .batch import BatchBackend
+from .catalog import Catalog, CatalogError
+from .inputs import InputError, text
+from .jobs.actions import cancel_job, delete_job, owned_job
+from .jobs.sessions import end_login
+from .models import AuditEntry, Job, WebSession, utcnow
+from .states import LIVE, JobStatus
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 200  # rows on one page of jobs or audit entries
+HANDLE_LENGTH = 8
+
+
+class ConsoleError(Exception):
+    """An action that cannot be done: ``code`` and ``status`` (404 nothing there, 409 not
+    now) say why, for any face; nothing was changed."""
+
+    def __init__(self, message: str, code: str, status: int):
+        super().__init__(message)
+        self.code, self.status = code, status
+
+
+# --- every user's jobs -------------------------------------------------------------------
+
+
+def when(raw, field: str, *, end_of_day: bool = False) -> datetime | None:
+    """An ISO 8601 time (one without a zone is UTC, as the times are stored) or date, as
+    an aware UTC datetime; None when absent or empty. A date is its midnight (UTC), or
+    with ``end_of_day`` the next midnight, so that "until 2026-11-30" includes that day.
+    Anything else raises InputError naming ``field``."""
+    if raw is None or not text(raw, field, 64).strip():
+        return None
+    value = raw.strip()
+    try:
+        if len(value) == 10:  # YYYY-MM-DD
+            day = date.fromisoformat(value)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + timedelta(days=1) if end_of_day else start
+        moment = datetime.fromisoformat(value)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # (a day near year 1 or 9999 may not move to UTC)
+        raise InputError(field, "must be an ISO 8601 date (2026-11-30) or time (2026-11-30T14:00Z)") from None
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs: every field empty (or None) means any. ``status`` is a status or
+    "live" (not ended); ``since`` and ``until`` bound the submission time (until excluded)."""
+
+    user: str = ""
+    status: str = ""
+    job_type: str = ""
+    backend: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> list:
+        conditions = []
+        if self.user:
+            conditions.append(Job.owner == self.user)
+        if self.status == "live":
+            conditions.append(Job.status.in_(sorted(LIVE)))
+        elif self.status:
+            conditions.append(Job.status == JobStatus(self.status))
+        if self.job_type:
+            conditions.append(Job.job_type == self.job_type)
+        if self.backend:
+            conditions.append(Job.backend == self.backend)
+        if self.since is not None:
+            conditions.append(Job.submitted_at >= self.since)
+        if self.until is not None:
+            conditions.append(Job.submitted_at < self.until)
+        return conditions
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of rows, newest first, and the cursors of its neighbours: ``older`` for
+    ``before=``, ``newer`` for ``after=`` (None where there is none)."""
+
+    rows: list
+    newer: int | None
+    older: int | None
+
+
+def _keyset(db, query, id_column, before: int | None, after: int | None, limit: int) -> Page:
+    """A page of ``query`` by descending id (a keyset: each page reads ``limit`` + 1 rows
+    from an index however deep it is), before or after a cursor id."""
+    limit = max(1, min(limit, MAX_PAGE))
+    if after is not None:
+        rows = list(db.scalars(query.where(id_column > after).order_by(id_column.asc()).limit(limit + 1)))
+        more_newer = len(rows) > limit
+        rows = rows[:limit][::-1]
+        return Page(rows, rows[0].id if more_newer and rows else None, rows[-1].id if rows else after + 1)
+    if before is not None:
+        query = query.where(id_column < before)
+    rows = list(db.scalars(query.order_by(id_column.desc()).limit(limit + 1)))
+    more_older = len(rows) > limit
+    rows = rows[:limit]
+    newer = (rows[0].id if rows else before) if before is not None else None
+    return Page(rows, newer, rows[-1].id if more_older else None)
+
+
+def jobs(db, f: JobFilter, *, before: int | None = None, after: int | None = None, limit: int = 50) -> Page:
+    """Every user's jobs that match ``f``, newest first."""
+    return _keyset(db, sa.select(Job).where(*f.where()), Job.id, before, after, limit)
+
+
+def live_counts(db) -> dict[str, int]:
+    """How many jobs are in each live status now (from the status index: the ended
+    jobs, however many, are not read)."""
+    rows = db.execute(
+        sa.select(Job.status, sa.func.count()).where(Job.status.in_(sorted(LIVE))).group_by(Job.status)
+    ).all()
+    found = {JobStatus(s).value: n for s, n in rows}
+    return {s.value: found.get(s.value, 0) for s in JobStatus if s in LIVE}
+
+
+def find_job(db, actor: str, job_id: int) -> Job:
+    """Any user's job, for staff (the one ownership rule, with staff=True), or ConsoleError 404."""
+    job = owned_job(db, actor, job_id, staff=True)
+    if job is None:
+        raise ConsoleError(f"there is no job {job_id}", "not_found", 404)
+    return job
+
+
+def cancel(db, backends: Mapping[str, BatchBackend], actor: str, job: Job) -> None:
+    """Cancel any user's live job as staff (the same core action as the owner's cancel);
+    JobActionError (nothing changed, nothing audited) when it cannot be cancelled now."""
+    owner, before = job.owner, job.status
+    cancel_job(db, backends, job)
+    record(db, actor, "job.cancel", f"job {job.id}", f"{job.job_type} of {owner}: {before} -> {job.status}")
+
+
+def delete(db, backends: Mapping[str, BatchBackend], actor: str, job: Job) -> None:
+    """Delete any user's ended job and its files as staff (the owner's delete)."""
+    job_id, what = job.id, f"{job.job_type} of {job.owner}, {job.status}"
+    delete_job(db, backends, job)
+    record(db, actor, "job.delete", f"job {job_id}", what)
+
+
+# --- logins and API tokens ----------------------------------------------------------------
+
+
+def handle(web_session_id: str) -> str:
+    """A short, non-secret name of a login or API token: the first hex digits of the
+    SHA-256 of what is stored for it. (The stored id of a web login is the secret its
+    cookie carries; an API token's is the token's SHA-256. Neither is ever shown.)"""
+    return hashlib.sha256(web_session_id.encode()).hexdigest()[:HANDLE_LENGTH]
+
+
+@dataclass(frozen=True)
+class Login:
+    handle: str
+    user: str
+    kind: str  # web | api
+    created_at: datetime
+    expires_at: datetime
+
+
+def logins(
+    db, *, user: str = "", kind: str = "", page: int = 1, per_page: int = 100
+) -> tuple[list[Login], int]:
+    """The live logins (kind web) and API tokens (kind api), by user, newest first; and
+    how many there are. (Expired ones are purged by the harvester: the table is small.)"""
+    q = sa.select(WebSession).where(WebSession.expires_at > utcnow())
+    if user:
+        q = q.where(WebSession.user_name == user)
+    if kind:
+        q = q.where(WebSession.kind == kind)
+    total = db.scalar(sa.select(sa.func.count()).select_from(q.subquery()))
+    rows = db.scalars(
+        q.order_by(WebSession.user_name, WebSession.created_at.desc(), WebSession.id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    )
+    return [Login(handle(ws.id), ws.user_name, ws.kind, ws.created_at, ws.expires_at) for ws in rows], total
+
+
+@dataclass(frozen=True)
+class Revoked:
+    logins: int  # logins and tokens revoked
+    waiting: int  # of their catalog sessions, those kept for live jobs until they end
+
+
+def revoke(db, catalog: Catalog, actor: str, user: str, login_handle: str = "") -> Revoked:
+    """Revoke one of ``user``'s logins or API tokens (by its handle), or all of them: each
+    ends at once. Their catalog sessions follow the logout rules (ijpweb.jobs.end_login):
+    logged out of the catalog now, or, while live jobs of the user use one, once the last
+    of them has ended, so revoking a login does not kill its jobs (cancel those to stop
+    them). ConsoleError 404 when there is nothing to revoke; nothing changed then."""
+    found = list(db.scalars(sa.select(WebSession).where(WebSession.user_name == user)))
+    if login_handle:
+        found = [ws for ws in found if handle(ws.id) == login_handle]
+        if len(found) > 1:  # two of one user's 32-bit handles alike: refuse rather than guess
+            raise ConsoleError(
+                f"{len(found)} logins of {user} have the handle {login_handle}; revoke all of them instead",
+                "ambiguous",
+                409,
+            )
+    if not found:
+        what = f"no login or API token {login_handle}" if login_handle else "no login or API token"
+        raise ConsoleError(f"{user} has {what}", "not_found", 404)
+    kinds = sorted(ws.kind for ws in found)
+    sessions = sorted({ws.catalog_session for ws in found})
+    for ws in found:
+        db.delete(ws)
+    db.flush()
+    waiting = 0
+    for sid in sessions:
+        try:
+            waiting += end_login(db, catalog, sid)
+        except CatalogError as e:  # revoked all the same (the session id is a credential: not logged)
+            log.warning("a revoked login's catalog session could not be logged out: %s", type(e).__name__)
+    counts = ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds)))
+    detail = f"{counts}; {waiting} catalog session(s) kept until their live jobs end" if waiting else counts
+    if login_handle:
+        record(db, actor, "login.revoke", f"{user} {login_handle}", detail)
+    else:
+        record(db, actor, "login.revoke_all", user, detail)
+    return Revoked(len(found), waiting)
+
+
+# --- job type and dataset type files -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # job type | dataset type
+    file: str
+    line: int | None
+    reason: str
+
+
+def problems(jobtypes, datasettypes) -> list[Problem]:
+    """What did not load from jobtypes/ and datasettypes/, with file, line and reason."""
+    return [Problem("job type", p.file, p.line, p.reason) for p in jobtypes.problems] + [
+        Problem("dataset type", p.file, p.line, p.reason) for p in datasettypes.problems
+    ]
+
+
+# --- the audit ------------------------------------------------------------------------------
+
+
+def record(db, actor: str, action: str, target: str, detail: str = "") -> AuditEntry:
+    """One audit row, in the caller's transaction (committed with the action or not at all)."""
+    entry = AuditEntry(actor=actor, action=action, target=target[:300], detail=detail[:1000], at=utcnow())
+    db.add(entry)
+    db.flush()
+    return entry
+
+
+def audit(db, *, before: int | None = None, after: int | None = None, limit: int = 50) -> Page:
+    """The audit, newest first."""
+    return _keyset(db, sa.select(AuditEntry), AuditEntry.id, before, after, limit)

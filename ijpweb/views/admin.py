@@ -1,0 +1,195 @@
+"""The operator's console as JSON, under /api/v1/admin, for staff (described in
+ijpweb/openapi.py). Thin over ijpweb.console, as the pages (views/console.py) are; errors
+are /api/v1's ``{"code", "message", "fields"?}``. Every action is a POST (with the CSRF
+token when the login cookie authenticates it) and is audited."""
+
+from __future__ import annotations
+
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from .. import console, inputs
+from ..jobs.actions import JobActionError
+from ..models import as_utc
+from . import path_id
+from .api import ApiError, _json, job_json
+from .console import job_filter
+
+MAX_PER_PAGE = console.MAX_PAGE
+
+
+def _int(request, name: str, default, low: int, high: int):
+    raw = request.GET.get(name)
+    return default if raw is None else inputs.whole_number(raw, name, low, high)
+
+
+def _iso(value) -> str | None:
+    return as_utc(value).isoformat() if value else None
+
+
+def admin_job_json(job) -> dict:
+    return job_json(job) | {"owner": job.owner}
+
+
+def _job(request):
+    try:
+        return console.find_job(request.dbsession, request.identity.user_name, path_id(request, "job_id"))
+    except console.ConsoleError as e:
+        raise ApiError(e.status, e.code, str(e)) from None
+
+
+def _cursors(request) -> dict:
+    return {
+        "before": _int(request, "before", None, 1, inputs.MAX_JOB_ID),
+        "after": _int(request, "after", None, 0, inputs.MAX_JOB_ID),
+        "limit": _int(request, "limit", 50, 1, MAX_PER_PAGE),
+    }
+
+
+@view_config(
+    route_name="api.admin.jobs",
+    request_method="GET",
+    permission="staff",
+    renderer="json",
+)
+def jobs(request):
+    """Every user's jobs, newest first, filtered; ``older``/``newer`` are the cursors
+    (``before=``/``after=``) of the neighbouring pages."""
+    page = console.jobs(request.dbsession, job_filter(request.GET), **_cursors(request))
+    return {"jobs": [admin_job_json(j) for j in page.rows], "newer": page.newer, "older": page.older}
+
+
+@view_config(
+    route_name="api.admin.job",
+    request_method="GET",
+    permission="staff",
+    renderer="json",
+)
+def job(request):
+    return admin_job_json(_job(request))
+
+
+@view_config(
+    route_name="api.admin.job.cancel",
+    request_method="POST",
+    permission="staff",
+    renderer="json",
+)
+def cancel(request):
+    job = _job(request)
+    try:
+        console.cancel(request.dbsession, request.backends, request.identity.user_name, job)
+    except JobActionError as e:
+        raise ApiError(409, "conflict", str(e)) from None
+    return admin_job_json(job)
+
+
+@view_config(
+    route_name="api.admin.job.delete",
+    request_method="POST",
+    permission="staff",
+)
+def delete(request):
+    job = _job(request)
+    try:
+        console.delete(request.dbsession, request.backends, request.identity.user_name, job)
+    except JobActionError as e:
+        raise ApiError(409, "conflict", str(e)) from None
+    return Response(status=204)
+
+
+@view_config(
+    route_name="api.admin.logins",
+    request_method="GET",
+    permission="staff",
+    renderer="json",
+)
+def logins(request):
+    """Live logins (web) and API tokens (api), by user; a handle names each, never its secret."""
+    kind = inputs.text(request.GET.get("kind", ""), "kind", 8)
+    if kind not in ("", "web", "api"):
+        raise inputs.InputError("kind", "must be web or api")
+    page = _int(request, "page", 1, 1, 1_000_000)
+    per_page = _int(request, "per_page", 100, 1, MAX_PER_PAGE)
+    user = inputs.text(request.GET.get("user", ""), "user", 255).strip()
+    rows, total = console.logins(request.dbsession, user=user, kind=kind, page=page, per_page=per_page)
+    return {
+        "logins": [
+            {
+                "handle": x.handle,
+                "user": x.user,
+                "kind": x.kind,
+                "created_at": _iso(x.created_at),
+                "expires_at": _iso(x.expires_at),
+            }
+            for x in rows
+        ],  # fmt: skip
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+    }
+
+
+@view_config(
+    route_name="api.admin.logins.revoke",
+    request_method="POST",
+    permission="staff",
+    renderer="json",
+)
+def revoke(request):
+    """Revoke one of a user's logins or API tokens (``handle``), or all of them (no handle)."""
+    body = _json(request)
+    user, handle = body.get("user"), body.get("handle", "")
+    if not isinstance(user, str) or not user.strip():
+        raise ApiError(400, "bad_request", "user is required: whose login to revoke", {"user": "required"})
+    if not isinstance(handle, str):
+        raise ApiError(400, "bad_request", "handle must be text", {"handle": "must be text"})
+    user, handle = inputs.text(user, "user", 255).strip(), inputs.text(handle, "handle", 64).strip()
+    try:
+        done = console.revoke(request.dbsession, request.catalog, request.identity.user_name, user, handle)
+    except console.ConsoleError as e:
+        raise ApiError(e.status, e.code, str(e)) from None
+    return {"revoked": done.logins, "waiting": done.waiting}
+
+
+@view_config(
+    route_name="api.admin.jobtypes",
+    request_method="GET",
+    permission="staff",
+    renderer="json",
+)
+def jobtypes(request):
+    """The job types that loaded, and every problem of the job type and dataset type files."""
+    return {
+        "job_types": [{"name": jt.name, "file": jt.source} for jt in request.jobtypes.all()],
+        "problems": [
+            {"kind": p.kind, "file": p.file, "line": p.line, "reason": p.reason}
+            for p in console.problems(request.jobtypes, request.datasettypes)
+        ],
+    }
+
+
+@view_config(
+    route_name="api.admin.audit",
+    request_method="GET",
+    permission="staff",
+    renderer="json",
+)
+def audit(request):
+    """What staff did, newest first."""
+    page = console.audit(request.dbsession, **_cursors(request))
+    return {
+        "entries": [
+            {
+                "id": e.id,
+                "at": _iso(e.at),
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "detail": e.detail,
+            }
+            for e in page.rows
+        ],  # fmt: skip
+        "newer": page.newer,
+        "older": page.older,
+    }
