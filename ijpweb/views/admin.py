@@ -11,6 +11,7 @@ from pyramid.view import view_config
 from .. import console, inputs
 from ..jobs.actions import JobActionError
 from ..models import as_utc
+from ..security import Permission
 from . import path_id
 from .api import ApiError, _json, job_json
 from .console import job_filter
@@ -49,7 +50,7 @@ def _cursors(request) -> dict:
 @view_config(
     route_name="api.admin.jobs",
     request_method="GET",
-    permission="staff",
+    permission=Permission.STAFF,
     renderer="json",
 )
 def jobs(request):
@@ -62,7 +63,7 @@ def jobs(request):
 @view_config(
     route_name="api.admin.job",
     request_method="GET",
-    permission="staff",
+    permission=Permission.STAFF,
     renderer="json",
 )
 def job(request):
@@ -72,7 +73,7 @@ def job(request):
 @view_config(
     route_name="api.admin.job.cancel",
     request_method="POST",
-    permission="staff",
+    permission=Permission.STAFF,
     renderer="json",
 )
 def cancel(request):
@@ -87,7 +88,7 @@ def cancel(request):
 @view_config(
     route_name="api.admin.job.delete",
     request_method="POST",
-    permission="staff",
+    permission=Permission.STAFF,
 )
 def delete(request):
     job = _job(request)
@@ -101,7 +102,7 @@ def delete(request):
 @view_config(
     route_name="api.admin.logins",
     request_method="GET",
-    permission="staff",
+    permission=Permission.STAFF,
     renderer="json",
 )
 def logins(request):
@@ -133,7 +134,7 @@ def logins(request):
 @view_config(
     route_name="api.admin.logins.revoke",
     request_method="POST",
-    permission="staff",
+    permission=Permission.STAFF,
     renderer="json",
 )
 def revoke(request):
@@ -155,7 +156,7 @@ def revoke(request):
 @view_config(
     route_name="api.admin.jobtypes",
     request_method="GET",
-    permission="staff",
+    permission=Permission.STAFF,
     renderer="json",
 )
 def jobtypes(request):
@@ -172,7 +173,7 @@ def jobtypes(request):
 @view_config(
     route_name="api.admin.audit",
     request_method="GET",
-    permission="staff",
+    permission=Permission.STAFF,
     renderer="json",
 )
 def audit(request):

@@ -11,6 +11,7 @@ from pyramid.view import view_config
 from .. import console
 from ..inputs import MAX_JOB_ID, InputError
 from ..jobs.actions import JobActionError
+from ..security import Permission
 from ..states import JobStatus
 from . import HTMX, local_path, param_int, param_text, path_id, vary
 
@@ -34,7 +35,7 @@ def _page(request, section: str, **values) -> dict:
     return {"sections": SECTIONS, "section": section, **values}
 
 
-@view_config(route_name="console.home", request_method="GET", permission="staff",
+@view_config(route_name="console.home", request_method="GET", permission=Permission.STAFF,
              renderer="console/index.jinja2")  # fmt: skip
 def home(request):
     db = request.dbsession
@@ -88,14 +89,14 @@ def _jobs(request) -> dict:
     )
 
 
-@view_config(route_name="console.jobs", request_method="GET", permission="staff",
+@view_config(route_name="console.jobs", request_method="GET", permission=Permission.STAFF,
              renderer="console/jobs.jinja2")  # fmt: skip
 def jobs_page(request):
     vary(request)
     return _jobs(request)
 
 
-@view_config(route_name="console.jobs", request_method="GET", header=HTMX, permission="staff",
+@view_config(route_name="console.jobs", request_method="GET", header=HTMX, permission=Permission.STAFF,
              renderer="console/_jobs.jinja2")  # fmt: skip
 def jobs_rows(request):
     vary(request)
@@ -118,9 +119,9 @@ def _back(request) -> str:
     return local_path(request.params.get("next", "")) or request.route_url("console.jobs")
 
 
-@view_config(route_name="console.job.cancel", request_method="GET", permission="staff",
+@view_config(route_name="console.job.cancel", request_method="GET", permission=Permission.STAFF,
              renderer="console/confirm.jinja2")  # fmt: skip
-@view_config(route_name="console.job.delete", request_method="GET", permission="staff",
+@view_config(route_name="console.job.delete", request_method="GET", permission=Permission.STAFF,
              renderer="console/confirm.jinja2")  # fmt: skip
 def confirm(request):
     return _page(
@@ -128,9 +129,9 @@ def confirm(request):
     )
 
 
-@view_config(route_name="console.job.cancel", request_method="POST", permission="staff",
+@view_config(route_name="console.job.cancel", request_method="POST", permission=Permission.STAFF,
              renderer="console/confirm.jinja2")  # fmt: skip
-@view_config(route_name="console.job.delete", request_method="POST", permission="staff",
+@view_config(route_name="console.job.delete", request_method="POST", permission=Permission.STAFF,
              renderer="console/confirm.jinja2")  # fmt: skip
 def act(request):
     """Cancel or delete any user's job; back to the list it was done from."""
@@ -151,7 +152,7 @@ def act(request):
 # --- logins and API tokens -----------------------------------------------------------------
 
 
-@view_config(route_name="console.logins", request_method="GET", permission="staff",
+@view_config(route_name="console.logins", request_method="GET", permission=Permission.STAFF,
              renderer="console/logins.jinja2")  # fmt: skip
 def logins_page(request):
     user = param_text(request.GET, "user", 255).strip()
@@ -175,7 +176,7 @@ def logins_page(request):
     )
 
 
-@view_config(route_name="console.logins.revoke", request_method="POST", permission="staff",
+@view_config(route_name="console.logins.revoke", request_method="POST", permission=Permission.STAFF,
              renderer="console/logins.jinja2")  # fmt: skip
 def revoke(request):
     """Revoke one login or API token (``handle``), or all of ``user``'s."""
@@ -197,7 +198,7 @@ def revoke(request):
 # --- job types, audit ---------------------------------------------------------------------------
 
 
-@view_config(route_name="console.jobtypes", request_method="GET", permission="staff",
+@view_config(route_name="console.jobtypes", request_method="GET", permission=Permission.STAFF,
              renderer="console/jobtypes.jinja2")  # fmt: skip
 def jobtypes_page(request):
     """What loaded and what did not, with file, line and reason."""
@@ -210,13 +211,13 @@ def jobtypes_page(request):
     )
 
 
-@view_config(route_name="staff.jobtypes", request_method="GET", permission="staff")
+@view_config(route_name="staff.jobtypes", request_method="GET", permission=Permission.STAFF)
 def old_jobtypes_page(request):
     """The staff page's old address (bookmarks): now a section of the console."""
     return HTTPSeeOther(location=request.route_url("console.jobtypes"))
 
 
-@view_config(route_name="console.audit", request_method="GET", permission="staff",
+@view_config(route_name="console.audit", request_method="GET", permission=Permission.STAFF,
              renderer="console/audit.jinja2")  # fmt: skip
 def audit_page(request):
     before = param_int(request.GET, "before", None, 1, MAX_JOB_ID)
