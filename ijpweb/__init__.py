@@ -29,5 +29,7 @@ def main(global_config, **settings):
         # the one Submitter every face submits through (request.submitter)
         config.include(".jobs")
         config.include(".routes")
+        # /api/v1 views refuse what their operation does not declare (before the scan)
+        config.include(".views.api")
         config.scan(".views", ignore=[".icat", ".ids"])  # (services mounts those two)
     return config.make_wsgi_app()

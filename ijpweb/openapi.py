@@ -29,9 +29,12 @@ IDS = {"type": "array", "maxItems": MAX_IDS, "items": ID}
 # text is valid Unicode without NUL (it cannot be stored, nor be an argument of a program)
 NO_NUL = "^[^\\u0000]*$"
 TEXT = {"type": "string", "pattern": NO_NUL}
-# what a request body may hold besides the fields named: any JSON whose strings (and
-# keys) are text, as every string the API reads is checked
+# an object whose keys are not fixed (option values by name): any JSON whose strings
+# (and keys) are text, as every string the API reads is checked
 BODY = {"additionalProperties": {"$ref": "#/components/schemas/Json"}, "propertyNames": {"pattern": NO_NUL}}
+# a request body holds the fields named and no other: an unknown one is refused (400,
+# unknown_field, naming it). This is the declaration the views check (ijpweb/declared.py).
+STRICT = {"additionalProperties": False}
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": JOB}
 PAGE = {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000}}
 PER_PAGE = {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}
@@ -68,14 +71,15 @@ SCHEMAS = {
         },
         optional=("fields",),
     ),
-    "Login": _object(
+    # (not "Login": that is a live login, in the operator's console's listing below)
+    "Credentials": _object(
         {
             "authenticator": {**TEXT, "default": "db"},
             "username": TEXT,
             "password": TEXT,
         },
         optional=("authenticator",),
-        **BODY,
+        **STRICT,
     ),
     "Json": {
         "description": "any JSON value without NUL characters in its strings",
@@ -139,7 +143,8 @@ SCHEMAS = {
             "datafiles": IDS,
             "options": {
                 "type": "object",
-                "description": "values by option name (group name for radio options)",
+                "description": "values by option name (group name for radio options); a name "
+                "that the job type has no option for is refused (400, unknown_field)",
                 **BODY,
             },
             "mode": {
@@ -159,7 +164,7 @@ SCHEMAS = {
             },
         },
         optional=("job_type", "datasets", "datafiles", "options", "mode", "confirm", "tags", "like"),
-        **BODY,
+        **STRICT,
         anyOf=[{"required": ["job_type"]}, {"required": ["like"]}],
         description="job_type is required, unless like names the job to start from",
     ),
@@ -551,10 +556,11 @@ def document(server_url: str = "/") -> dict:
             operation["operationId"] = OPERATION_IDS[(path, method)]
             if "requestBody" in operation:  # a body larger than the API reads
                 operation["responses"].update(_errors(413))
+            # an unknown query parameter or body field (unknown_parameter, unknown_field);
             # the database locked by another's write past the busy timeout (database_busy,
             # with Retry-After); the user's catalog queries at once (catalog_busy)
             operation["responses"].update(
-                _errors(*(c for c in (429, 503) if str(c) not in operation["responses"]))
+                _errors(*(c for c in (400, 429, 503) if str(c) not in operation["responses"]))
             )
     return doc
 
@@ -583,7 +589,7 @@ def _document(server_url: str) -> dict:
                     "security": [],
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": _ref("Login")}},
+                        "content": {"application/json": {"schema": _ref("Credentials")}},
                     },
                     # 429: too many failed logins for the user name or the address (throttled)
                     "responses": {"201": _json(_ref("Token"), "logged in"), **_errors(400, 401, 429, 503)},
@@ -672,7 +678,9 @@ def _document(server_url: str) -> dict:
                     "parameters": [JOB_ID],
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": _object({"tags": _ref("Tags")}, **BODY)}},
+                        "content": {
+                            "application/json": {"schema": _object({"tags": _ref("Tags")}, **STRICT)}
+                        },
                     },
                     "responses": {"200": _json(_ref("Job"), "the job"), **_errors(400, 401, 403, 404, 422)},
                 }

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPNotFound
+from pyramid.interfaces import IRoutesMapper
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from .. import inputs, planning
+from .. import declared, inputs, planning
 from ..batch import STREAMS, BatchError
 from ..catalog import (
     AuthenticationError,
@@ -25,7 +27,7 @@ from ..catalog import (
     SessionError,
 )
 from ..jobs.actions import JobActionError, cancel_job, delete_job, list_jobs, owned_job, read_output
-from ..jobs.selection import dataset_detail, resolve_selection
+from ..jobs.selection import dataset_detail, not_visible, resolve_selection
 from ..jobs.submission import SubmitError, SubmitRequest, clean_tags, resubmission
 from ..models import Job, WebSession, as_utc
 from ..openapi import document
@@ -58,7 +60,17 @@ def api_error(exc, request):
 
 
 def _json(request) -> dict:
-    """The body: a JSON object, bounded in size and depth, every string valid text."""
+    """The body: a JSON object, bounded in size and depth, every string valid text (read
+    once per request: the check of its fields reads it before the view)."""
+    if _BODY not in request.environ:
+        request.environ[_BODY] = _read_json(request)
+    return request.environ[_BODY]
+
+
+_BODY = "ijpweb.api.body"
+
+
+def _read_json(request) -> dict:
     size = request.content_length or 0
     if size > inputs.MAX_JSON_BYTES:
         raise ApiError(413, "too_large", f"the request body is larger than {inputs.MAX_JSON_BYTES} bytes")
@@ -81,6 +93,62 @@ def _json(request) -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "the request body must be a JSON object")
     return body
+
+
+def strict_request(view, info):
+    """A view deriver: an /api/v1 view refuses, before it runs, the query parameters and
+    body fields that its operation in the OpenAPI document does not declare
+    (ijpweb/declared.py): 400 naming each, with the declared name it most looks like. A
+    misspelt ``tagz`` or ``option`` is never silently ignored. (A view whose route and
+    method the document does not describe is not checked: tests/functional/test_api_strict.py
+    fails until the document describes it.)"""
+    route_name = info.options.get("route_name") or ""
+    operation = info.options.get("api_operation")  # (optional: named, it must be the one there)
+    if not route_name.startswith("api."):
+        return view
+    route = info.registry.getUtility(IRoutesMapper).get_route(route_name)
+    methods = info.options.get("request_method") or ()
+    found = [declared.at(route.pattern, m) for m in ((methods,) if isinstance(methods, str) else methods)]
+    if operation is not None and found != [declared.operations().get(operation)]:
+        raise ConfigurationError(
+            f"{route_name} {methods}: api_operation {operation!r} is not its operation in ijpweb/openapi.py"
+        )
+    if len(found) != 1 or found[0] is None:  # (several methods: one view per operation, as here)
+        return view
+    accepts = found[0]
+
+    def checked(context, request):
+        unknown = declared.unknown_names(request.GET.keys(), accepts.query, "parameter")
+        if unknown:
+            raise ApiError(400, "unknown_parameter", *declared.refusal(unknown))
+        if accepts.body is not None:
+            unknown = declared.unknown_fields(_json(request), accepts.body)
+        else:  # it takes no body: every field of a JSON object sent anyway is unknown
+            unknown = declared.unknown_names(_sent_fields(request), (), "field")
+        if unknown:
+            raise ApiError(400, "unknown_field", *declared.refusal(unknown))
+        return view(context, request)
+
+    return checked
+
+
+strict_request.options = ("api_operation",)
+
+
+def _sent_fields(request) -> list[str]:
+    """The fields of the JSON object in the body of a request that takes none ([] when
+    there is no body, or it is no JSON object: such a body is not read at all)."""
+    if not request.body.strip():
+        return []
+    try:
+        sent = inputs.loads(request.body, "the request body")
+    except inputs.InputError:
+        return []
+    return list(sent) if isinstance(sent, dict) else []
+
+
+def includeme(config):
+    config.add_view_deriver(strict_request)
 
 
 def _text(request, name: str, max_length: int = 200) -> str:
@@ -244,6 +312,11 @@ def _submit_request(request, body: dict) -> SubmitRequest:
         raise ApiError(400, "bad_request", "options must be an object", {"options": "an object"})
     if mode not in (None, "single", "each"):
         raise ApiError(400, "bad_request", "mode must be single or each", {"mode": "single or each"})
+    jt = request.jobtypes.get(job_type)  # (no such job type: the submission says so)
+    if jt is not None:  # the options given here are named by the job type's options
+        what = f"option in job type {planning.shown_name(jt.name)!r}"
+        if unknown := declared.unknown_names(values, [o.key for o in jt.options], what, "options."):
+            raise ApiError(400, "unknown_field", *declared.refusal(unknown))
     values = {k: v for k, v in {**base.values, **values}.items() if v is not None}
     tags = body.get("tags", base.tags)
     if not isinstance(tags, list | tuple):
@@ -272,6 +345,8 @@ def submit(request):
     try:
         sub = submit_jobs(request, _submit_request(request, _json(request)))
     except SubmitError as e:
+        if e.code == "not_visible":
+            raise _unseen(str(e)) from None
         status = {"unknown_job_type": 404, "invalid_options": 422, "invalid_tags": 422}.get(e.code, e.status)
         raise ApiError(status, e.code, str(e), e.fields) from None
     request.response.status = 201
@@ -374,6 +449,13 @@ def output(request):
 # --- datasets and what applies to a selection ---------------------------------------------
 
 
+def _unseen(message: str) -> ApiError:
+    """Datasets or datafiles one may not see, whether they exist or not: one status, one
+    code and one message form (``not found or not visible to you: dataset 7``) on every
+    endpoint that takes their ids, so that no answer tells another's from none at all."""
+    return ApiError(404, "not_found", message)
+
+
 def _catalog(request, call):
     try:
         return call(request.catalog, request.identity.catalog_session)
@@ -411,13 +493,14 @@ def datasets(request):
 def dataset(request):
     """A dataset with its parameters (the catalog's, and the dataset type's that job
     option conditions use) and its datafiles."""
+    raw = request.matchdict["dataset_id"]
     try:
-        ds_id = inputs.ident(request.matchdict["dataset_id"], "dataset_id")
-    except inputs.InputError:
-        raise ApiError(404, "not_found", "there is no such dataset that you can see") from None
+        ds_id = inputs.ident(raw, "dataset_id")
+    except inputs.InputError:  # (digits, but no id: none can be seen)
+        raise _unseen(not_visible([planning.shown_name(raw, 30)], [])) from None
     d = _catalog(request, lambda c, sid: dataset_detail(c, sid, request.datasettypes, ds_id))
     if d is None:
-        raise ApiError(404, "not_found", f"there is no dataset {ds_id} that you can see")
+        raise _unseen(not_visible([ds_id], []))
     return dataset_json(d.dataset) | {
         "parameters": [{"name": p.name, "value": _plain(p.value), "units": p.units} for p in d.parameters],
         "job_parameters": {k: _plain(v) for k, v in d.job_parameters.items()},
@@ -456,7 +539,7 @@ def options_for(request):
         request, lambda c, sid: resolve_selection(c, sid, request.datasettypes, ds_ids, df_ids)
     )
     if resolved.not_visible:
-        raise ApiError(404, "not_visible", resolved.not_visible)
+        raise _unseen(resolved.not_visible)
     sel = resolved.selection
     why_not = planning.incompatibility(jt, sel)
     shown = [] if why_not else planning.visible_options(jt, sel)

@@ -100,8 +100,8 @@ def test_bad_requests_are_json_errors_naming_the_field(testapp, doc, dbsession):
         "datasets": "must be a list of ids (whole numbers from 1 to 9223372036854775807)"
     }
     alices = dataset_ids(dbsession, "confocal", "LMF-2026-001")[0]
-    err = post({"job_type": "Test args - single dataset or datafile", "datasets": [alices]}, 400).json
-    assert err["code"] == "not_visible"
+    err = post({"job_type": "Test args - single dataset or datafile", "datasets": [alices]}, 404).json
+    assert err == {"code": "not_found", "message": f"not found or not visible to you: dataset {alices}"}
     assert testapp.get(API + "/jobs", {"status": "Done"}, headers=auth, status=400).json["fields"] == {
         "status": "unknown"
     }
