@@ -121,9 +121,9 @@ class Submitter:
     for every request; each call takes what is per request."""
 
     def __init__(self, services: Mapping[str, object], settings, wake: Callable[[], None] = lambda: None):
-        # services: where the process keeps them (Pyramid's registry), read at each
-        # submission, so that one replaced (a reloaded families file) counts at once:
-        # ijp.backends, ijp.jobtypes (the source of job types), ijp.datasettypes, ijp.families;
+        # services: where the process keeps them (Pyramid's registry): ijp.backends,
+        # ijp.jobtypes (the source of job types), ijp.datasettypes, ijp.families; read at
+        # each submission, as the pages read them, so both always see the same ones.
         # wake: runs the background submitter now
         self._services, self.settings, self._wake = services, settings, wake
 
