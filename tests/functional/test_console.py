@@ -400,3 +400,12 @@ def test_the_audit_is_paged_newest_first(testapp, doc, dbsession):
     assert [e["target"] for e in second["entries"]] == ["job 2", "job 1"]
     page = testapp.get("/console/audit", {"before": first["older"]}, headers=auth).text
     assert page.index("job 2") < page.index("job 1") and "job 3" not in page
+
+
+def test_what_users_and_backends_wrote_is_shown_as_text(alice, dbsession):
+    """Carol's job fails with a reason her program chose: staff see it as text, not markup."""
+    job = make_job(dbsession, "db/carol", JobStatus.FAILED)
+    job.reason = '<script>alert("carol")</script>'
+    dbsession.flush()
+    page = alice.get("/console/jobs").text
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#34;carol&#34;)&lt;/script&gt;" in page
