@@ -52,6 +52,7 @@ def _cursors(request) -> dict:
     request_method="GET",
     permission=Permission.STAFF,
     renderer="json",
+    api_operation="adminListJobs",
 )
 def jobs(request):
     """Every user's jobs, newest first, filtered; ``older``/``newer`` are the cursors
@@ -65,6 +66,7 @@ def jobs(request):
     request_method="GET",
     permission=Permission.STAFF,
     renderer="json",
+    api_operation="adminGetJob",
 )
 def job(request):
     return admin_job_json(_job(request))
@@ -75,6 +77,7 @@ def job(request):
     request_method="POST",
     permission=Permission.STAFF,
     renderer="json",
+    api_operation="adminCancelJob",
 )
 def cancel(request):
     job = _job(request)
@@ -89,6 +92,7 @@ def cancel(request):
     route_name="api.admin.job.delete",
     request_method="POST",
     permission=Permission.STAFF,
+    api_operation="adminDeleteJob",
 )
 def delete(request):
     job = _job(request)
@@ -104,6 +108,7 @@ def delete(request):
     request_method="GET",
     permission=Permission.STAFF,
     renderer="json",
+    api_operation="adminListLogins",
 )
 def logins(request):
     """Live logins (web) and API tokens (api), by user; a handle names each, never its secret."""
@@ -136,6 +141,7 @@ def logins(request):
     request_method="POST",
     permission=Permission.STAFF,
     renderer="json",
+    api_operation="adminRevokeLogins",
 )
 def revoke(request):
     """Revoke one of a user's logins or API tokens (``handle``), or all of them (no handle)."""
@@ -158,6 +164,7 @@ def revoke(request):
     request_method="GET",
     permission=Permission.STAFF,
     renderer="json",
+    api_operation="adminJobTypeProblems",
 )
 def jobtypes(request):
     """The job types that loaded, and every problem of the job type and dataset type files."""
@@ -175,6 +182,7 @@ def jobtypes(request):
     request_method="GET",
     permission=Permission.STAFF,
     renderer="json",
+    api_operation="adminAudit",
 )
 def audit(request):
     """What staff did, newest first."""

@@ -269,6 +269,7 @@ def test_bad_filters_are_named(testapp, doc):
         resp = testapp.get(ADMIN + "/jobs", params, headers=auth, status=400)
         body = check(doc, resp, "/api/v1/admin/jobs", "get").json
         assert field in body["fields"], body
+    testapp.get(ADMIN + "/jobs", {"usr": "db/bob"}, headers=auth, status=400)  # a misspelt filter
     alice = testapp
     alice.login("alice")
     assert "since" in alice.get("/console/jobs", {"since": "soon"}, status=400).text
