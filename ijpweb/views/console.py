@@ -19,7 +19,10 @@ from . import HTMX, local_path, param_int, param_text, path_id, vary
 # tests/functional/test_console.py checks for every route named so
 STAFF_ROUTES = ("console.", "api.admin.", "staff.")
 # the console's sections, in the order of its navigation and of its overview: a route
-# name and a title each (a new section adds its line here and a view with its route)
+# name and a title each. A new section (the backends' health and pause, point 4's second
+# part, goes after Jobs) adds its line here, a route under console. (and api.admin. for
+# its JSON: test_console.py then checks it is staff's alone), its page extending
+# console/base.jinja2, and a <section> with its summary in console/index.jinja2.
 SECTIONS = (
     ("console.home", "Overview"),
     ("console.jobs", "Jobs"),
