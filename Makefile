@@ -24,10 +24,11 @@ demo: migrate
 
 run: demo
 	@command -v bwrap >/dev/null || { echo "bubblewrap is not installed: apt-get install bubblewrap (jobs run in its sandbox; see the README)"; exit 1; }
-	@echo ""
-	@echo "  ijpweb is starting on http://127.0.0.1:6543"
-	@echo "  demo logins: alice / alice-demo (staff), bob / bob-demo, carol / carol-demo"
-	@echo ""
+	@url=$$($(BIN)/ijp-admin $(INI) url) || exit 1; \
+	echo ""; \
+	echo "  ijpweb is starting on $$url  ([server:main] and ijp.prefix of $(INI))"; \
+	echo "  demo logins: alice / alice-demo (staff), bob / bob-demo, carol / carol-demo"; \
+	echo ""
 	$(BIN)/pserve $(INI)
 
 test: setup

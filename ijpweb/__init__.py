@@ -7,6 +7,8 @@ def main(global_config, **settings):
 
     from pyramid.config import Configurator
 
+    from .proxy import Mount
+
     # what the portal creates -- the database and its WAL, job directories, the file
     # store -- is its own: 0600 files, 0700 directories
     os.umask(0o077)
@@ -32,4 +34,8 @@ def main(global_config, **settings):
         # /api/v1 views refuse what their operation does not declare (before the scan)
         config.include(".views.api")
         config.scan(".views", ignore=[".icat", ".ids"])  # (services mounts those two)
-    return config.make_wsgi_app()
+    app = config.make_wsgi_app()
+    # at ijp.prefix, believing X-Forwarded-* only from ijp.trusted_proxies, with the
+    # security headers on every response (ijpweb.proxy)
+    ijp = app.registry.settings["ijp"]
+    return Mount(app, ijp.prefix, ijp.trusted_proxies)

@@ -6,6 +6,7 @@ ijp-admin development.ini check-jobtypes # report every problem in jobtypes/ and
 ijp-admin development.ini load-catalog FILE...  # icatdump YAML or XML files, each in one transaction
 ijp-admin development.ini set-password NAME     # the db authenticator's password for db/NAME,
                                                 # asked for, or read from stdin; never from argv
+ijp-admin development.ini url            # the URL pserve serves the portal at ([server:main] + ijp.prefix)
 """
 
 from __future__ import annotations
@@ -148,11 +149,43 @@ def check_jobtypes(ini: str) -> int:
     return 1 if problems else 0
 
 
+def listen_url(ini: str) -> str:
+    """The URL the portal is served at by ``pserve INI``: waitress's ``listen`` (the first
+    address; or ``host`` and ``port``) in [server:main], and the ijp.prefix. A wildcard
+    address is shown as 127.0.0.1 (it listens there too)."""
+    import configparser
+
+    from .proxy import parse_prefix
+
+    cp = configparser.ConfigParser(defaults={"here": os.path.dirname(os.path.abspath(ini))}, strict=False)
+    cp.read(ini)
+    server = cp["server:main"] if cp.has_section("server:main") else {}
+    listen = (server.get("listen") or "").split()
+    if listen:
+        host, _, port = listen[0].rpartition(":")
+    else:
+        host, port = server.get("host", ""), server.get("port", "8080")  # waitress's defaults: all, 8080
+    if host in ("", "*", "::", "[::]") or host.strip("0.") == "":  # all addresses: 127.0.0.1 is one
+        host = "127.0.0.1"
+    scheme = server.get("url_scheme", "http")
+    prefix = parse_prefix(_settings(ini).get("ijp.prefix", ""))
+    return f"{scheme}://{host}:{port}{prefix}/"
+
+
+def url(ini: str) -> int:
+    try:
+        print(listen_url(ini))
+    except ValueError as e:  # a malformed ijp.prefix
+        print(f"url: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ijp-admin", description=__doc__.split("\n")[0])
     parser.add_argument("ini", help="the portal's ini file, e.g. development.ini")
     parser.add_argument(
-        "command", choices=["migrate", "load-demo", "check-jobtypes", "load-catalog", "set-password"]
+        "command", choices=["migrate", "load-demo", "check-jobtypes", "load-catalog", "set-password", "url"]
     )
     parser.add_argument("args", nargs="*", help="load-catalog: dump files; set-password: a user name")
     args = parser.parse_args(argv)
@@ -162,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         return load_catalog(args.ini, args.args)
     if args.command == "set-password":
         return set_password(args.ini, args.args)
-    commands = {"migrate": migrate, "load-demo": load_demo, "check-jobtypes": check_jobtypes}
+    commands = {"migrate": migrate, "load-demo": load_demo, "check-jobtypes": check_jobtypes, "url": url}
     return commands[args.command](args.ini)
 
 

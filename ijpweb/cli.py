@@ -135,18 +135,21 @@ class Api:
                 raw = resp.read()
                 return json.loads(raw) if raw else None
         except urllib.error.HTTPError as e:
-            raise _refusal(e, logged_in=self.token is not None) from None
+            raise _refusal(e, logged_in=self.token is not None, url=self.url) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise Failure(f"cannot reach the portal at {self.url}: {reason}", UNAVAILABLE) from None
 
 
-def _refusal(e: urllib.error.HTTPError, logged_in: bool) -> Failure:
+def _refusal(e: urllib.error.HTTPError, logged_in: bool, url: str = "") -> Failure:
     try:
         body = json.loads(e.read())
         message = body["message"]
     except (ValueError, KeyError, TypeError):
         body, message = {}, f"the portal answered {e.code} {e.reason}"
+        if e.code == 404:  # not the API's own answer: most likely the URL lacks the portal's path
+            message = (f"there is no ijpweb API at {url}/api/v1 ({message}): give the portal's URL "
+                       "with its path, e.g. https://host/ijp")  # fmt: skip
     fields = body.get("fields") or {}
     extra = [v if v.startswith(f"{k}:") else f"{k}: {v}" for k, v in fields.items() if v not in message]
     if extra:

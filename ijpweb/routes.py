@@ -3,6 +3,16 @@
 from .security import job_factory
 
 
+def jm_root(prefix: str) -> str:
+    """Where the original IJP's REST API lives inside the portal. The original served it at
+    /ijp/rest/jm, /ijp being its context root. Mounted at a prefix whose last segment is
+    ``ijp`` (``/ijp``, ``/facility/ijp``) the portal is in that context root itself, so
+    the API is at ``/rest/jm`` inside it (``https://host/ijp/rest/jm``, as the original's
+    clients call it); at any other prefix, and at the root, it is at ``/ijp/rest/jm``
+    inside it (``https://host/ijp/rest/jm`` at the root; ``<prefix>/ijp/rest/jm`` elsewhere)."""
+    return "/rest/jm" if prefix.rpartition("/")[2] == "ijp" else "/ijp/rest/jm"
+
+
 def includeme(config):
     config.add_static_view("static", "ijpweb:static", cache_max_age=3600)
     config.add_route("home", "/")
@@ -53,11 +63,13 @@ def includeme(config):
     config.add_route("api.admin.logins.revoke", "/api/v1/admin/logins/revoke")
     config.add_route("api.admin.jobtypes", "/api/v1/admin/jobtypes")
     config.add_route("api.admin.audit", "/api/v1/admin/audit")
-    # the original IJP REST API (views/jm.py)
+    # the original IJP REST API (views/jm.py), at /ijp/rest/jm on the host when the portal
+    # is at the root or at /ijp (jm_root)
+    jm = jm_root(config.registry.settings["ijp"].prefix)
     for name, pattern in (
         ("jm.jobtypes", "jobtype"), ("jm.jobtype", "jobtype/{name}"), ("jm.submit", "submit"),
         ("jm.status", "status"), ("jm.status.one", "status/{job_id}"), ("jm.output", "output/{job_id}"),
         ("jm.error", "error/{job_id}"), ("jm.cancel", "cancel/{job_id}"), ("jm.delete", "delete/{job_id}"),
         ("jm.provenance", "job/provenance/{job_id}"),
     ):  # fmt: skip
-        config.add_route(name, f"/ijp/rest/jm/{pattern}")
+        config.add_route(name, f"{jm}/{pattern}")

@@ -20,6 +20,8 @@ from pyramid.csrf import CookieCSRFStoragePolicy
 from pyramid.httpexceptions import HTTPNotFound
 from pyramid.request import RequestLocalCache
 from pyramid.security import remember
+from pyramid.util import SimpleSerializer
+from webob.cookies import CookieProfile
 
 from . import inputs, throttle
 from .catalog import AuthenticationError, CatalogError, CatalogLogin
@@ -38,11 +40,49 @@ class Identity:
     staff: bool
 
 
+def cookie_profile(request, name: str, max_age=None) -> CookieProfile:
+    """How the portal's cookies are set for ``request``: scoped to the portal's path (its
+    public prefix, ``request.script_name``; ``/`` at the root) and to this host only,
+    ``HttpOnly`` (no script reads them: htmx gets the CSRF token from the page),
+    ``SameSite=Lax``, and ``Secure`` when the request came over https (directly, or
+    from a trusted proxy that says so: ijpweb.proxy)."""
+    return CookieProfile(
+        cookie_name=name,
+        secure=request.scheme == "https",
+        max_age=max_age,
+        httponly=True,
+        path=request.script_name or "/",
+        samesite="Lax",
+        serializer=SimpleSerializer(),
+    )(request)
+
+
+class LoginCookie(AuthTktCookieHelper):
+    """The signed login ticket, set as :func:`cookie_profile` says for each request."""
+
+    def __init__(self, secret: str):
+        super().__init__(secret, cookie_name="ijp_auth", hashalg="sha512", http_only=True, wild_domain=False)
+
+    def _get_cookies(self, request, value, max_age=None):
+        kw = {"domains": [None]} | ({"max_age": max_age} if max_age is not None else {})
+        return cookie_profile(request, self.cookie_name, self.max_age).get_headers(value, **kw)
+
+
+class CSRFCookie(CookieCSRFStoragePolicy):
+    """The CSRF token's cookie (double submit), set as :func:`cookie_profile` says."""
+
+    def new_csrf_token(self, request):
+        token = self._token_factory()
+        request.cookies[self.cookie_name] = token
+        request.add_response_callback(
+            lambda request, response: cookie_profile(request, self.cookie_name).set_cookies(response, token)
+        )
+        return token
+
+
 class SecurityPolicy:
     def __init__(self, secret: str, staff: frozenset[str]):
-        self.helper = AuthTktCookieHelper(
-            secret, cookie_name="ijp_auth", hashalg="sha512", http_only=True, samesite="Lax"
-        )
+        self.helper = LoginCookie(secret)
         self.staff = staff
         self.identity_cache = RequestLocalCache(self._load_identity)
         self.acl = ACLHelper()
@@ -249,6 +289,6 @@ def job_factory(request):
 def includeme(config):
     s = config.registry.settings["ijp"]
     config.set_security_policy(SecurityPolicy(s.auth_secret, s.staff))
-    config.set_csrf_storage_policy(CookieCSRFStoragePolicy(samesite="Lax", httponly=True))
+    config.set_csrf_storage_policy(CSRFCookie())
     config.set_default_csrf_options(require_csrf=True, callback=_csrf_applies)
     config.set_root_factory(RootResource)

@@ -11,10 +11,12 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from pyramid.settings import asbool, aslist  # noqa: F401  (re-exported for backends)
 
 from .planning import MAX_VALUE_LENGTH, MAX_VALUE_LENGTH_LIMIT
+from .proxy import Network, SettingError, parse_networks, parse_prefix
 
 ENVIRONMENT = {
     "auth.secret": "IJP_AUTH_SECRET",
@@ -62,6 +64,10 @@ class Settings:
     login_window_minutes: float = 15.0
     login_lock_minutes: float = 15.0
     backends: dict[str, dict[str, str]] = field(default_factory=dict)
+    # where the portal is mounted ('' the root, or e.g. /ijp), and the proxies whose
+    # X-Forwarded-* headers it believes (ijpweb.proxy)
+    prefix: str = ""
+    trusted_proxies: tuple[Network, ...] = ()
 
 
 def apply_environment(settings: dict) -> None:
@@ -101,13 +107,25 @@ def _number(raw: Mapping[str, str], key: str, default, low, high, kind=int):
     return value
 
 
+def public_url(raw: Mapping[str, str], prefix: str) -> str:
+    """``ijp.url``, the portal's public URL that jobs are given (``--ijpUrl``, and the
+    embedded catalog's ``--icatUrl``/``--idsUrl``): as written when it has a path
+    (``https://host/ijp``), else with the prefix added (``https://host`` + ``/ijp``)."""
+    url = raw.get("ijp.url", "http://127.0.0.1:6543").strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SettingError(f"ijp.url must be an http(s) URL such as https://host{prefix}, not {url!r}")
+    return url if parts.path else url + prefix
+
+
 def parse(raw: Mapping[str, str]) -> Settings:
     backends: dict[str, dict[str, str]] = {}
     for name in aslist(raw.get("ijp.batch.backends", "local")):
         prefix = f"ijp.batch.{name}."
         backends[name] = {k[len(prefix) :]: v for k, v in raw.items() if k.startswith(prefix)}
         backends[name].setdefault("type", "local")
-    url = raw.get("ijp.url", "http://127.0.0.1:6543").rstrip("/")
+    mount = parse_prefix(raw.get("ijp.prefix", ""))
+    url = public_url(raw, mount)
     secret = raw.get("auth.secret") or ""
     if not secret:
         # Logins then last only as long as this process; say so in the log.
@@ -147,4 +165,6 @@ def parse(raw: Mapping[str, str]) -> Settings:
         login_max_address_failures=_number(raw, "ijp.login.max_address_failures", 20, 0, 100_000),
         login_window_minutes=_number(raw, "ijp.login.window_minutes", 15, 0.1, 7 * 24 * 60, float),
         login_lock_minutes=_number(raw, "ijp.login.lock_minutes", 15, 0, 7 * 24 * 60, float),
+        prefix=mount,
+        trusted_proxies=parse_networks(raw.get("ijp.trusted_proxies", "")),
     )

@@ -53,11 +53,15 @@ def param_text(params, name: str, max_length: int = 200) -> str:
     return inputs.text(params.get(name, ""), name, max_length)
 
 
-def local_path(target: str) -> str | None:
+def local_path(target: str, within: str = "") -> str | None:
     """``target`` if it is a path on this site that can go in a Location header (no
-    scheme, host or control characters), else None: a redirect never leaves the site."""
+    scheme, host or control characters), else None: a redirect never leaves the site.
+    With ``within`` (the portal's prefix, ``request.script_name``) it must also be below
+    it: never another application's page on the same host."""
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if within and not (parts.path == within or parts.path.startswith(within + "/")):
         return None
     if any(ord(c) < 32 or ord(c) == 127 for c in target) or "\\" in target:
         return None

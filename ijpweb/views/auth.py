@@ -9,8 +9,9 @@ from . import local_path, param_text
 
 
 def _safe_next(request, target: str) -> str:
-    """Only a path on this site (that fits a Location header); anything else goes home."""
-    return local_path(target or "") or request.route_url("home")
+    """Only a path of the portal (that fits a Location header, below its prefix); anything
+    else goes home."""
+    return local_path(target or "", request.script_name) or request.route_url("home")
 
 
 @view_config(route_name="auth.login", request_method="GET", renderer="login.jinja2")

@@ -27,6 +27,7 @@ from transaction.interfaces import NoTransaction
 
 from ..catalog import QueryLimitError
 from ..inputs import InputError, undecodable_field
+from ..routes import jm_root
 from . import wants_json
 from .console import STAFF_ROUTES
 
@@ -48,6 +49,7 @@ STATUS = {BAD: 400, NOT_FOUND: 404, METHOD: 405, INTERNAL: 500, BUSY: 503}
 RETRY_AFTER = "2"  # seconds: a create holds the database for at most the catalog's time limit
 # PostgreSQL: lock_not_available (lock_timeout), deadlock_detected, serialization_failure
 LOCKED_SQLSTATES = {"55P03", "40P01", "40001"}
+# (the original API's path depends on the prefix: routes.jm_root)
 PREFIXES = (("api.", "/api/", "api"), ("jm.", "/ijp/rest/jm/", "jm"), ("icat.", "/icat/", "icat"))
 
 
@@ -60,9 +62,10 @@ def face(request) -> str:
             if route.name.startswith(prefix):
                 return name
         return "ids" if route.name == "ids" else "pages"
-    path = request.environ.get("PATH_INFO", "")
+    path = request.environ.get("PATH_INFO", "")  # (inside the prefix: ijpweb.proxy)
+    jm = jm_root(request.registry.settings["ijp"].prefix) + "/"
     for _prefix, start, name in (*PREFIXES, ("", "/ids/", "ids")):
-        if path.startswith(start):
+        if path.startswith(jm if name == "jm" else start):
             return name
     return "pages"
 

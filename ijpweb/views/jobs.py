@@ -4,6 +4,7 @@ database (the harvester keeps it current); output is read from the backend by of
 from __future__ import annotations
 
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
+from pyramid.response import Response
 from pyramid.view import view_config
 
 from ..batch import STREAMS, BatchError
@@ -134,11 +135,15 @@ def decode_chunk(data: bytes, final: bool) -> tuple[str, int]:
 
 
 @view_config(
-    route_name="jobs.output", request_method="GET", permission=Permission.USE, renderer="jobs/_output.jinja2"
+    route_name="jobs.output",
+    request_method="GET",
+    header=HTMX,
+    permission=Permission.USE,
+    renderer="jobs/_output.jinja2",
 )
 def job_output(request):
-    """A chunk of stdout or stderr from ``offset``, and (while there may be more) the
-    element that fetches the next one."""
+    """A chunk of stdout or stderr from ``offset`` for the job's page (escaped into the
+    page), and (while there may be more) the element that fetches the next one."""
     vary(request)
     job = request.context.job
     stream = request.matchdict["stream"]
@@ -163,6 +168,50 @@ def job_output(request):
     }
 
 
+# a job's output is the job's to write: a browser shows it as text and runs nothing in it
+PLAIN_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+
+
+@view_config(route_name="jobs.output", request_method="GET", permission=Permission.USE)
+def job_output_text(request):
+    """The stdout or stderr itself (from ``offset``, to the end as it is now), streamed
+    as ``text/plain; charset=utf-8``, never as a page (``nosniff``, and a CSP that runs
+    nothing); with ``download=1`` as an attachment to save."""
+    job = request.context.job
+    stream = request.matchdict["stream"]
+    if stream not in STREAMS:
+        raise HTTPNotFound()
+    offset = param_int(request.GET, "offset", 0, 0, MAX_OFFSET)
+    download = param_text(request.GET, "download") not in ("", "0")
+    try:
+        first = read_output(request.backends, job, stream, offset, CHUNK)
+    except BatchError as e:
+        return _plain([f"{e}\n".encode()], 503, {"Retry-After": "2"})
+    backend, backend_job_id = request.backends.get(job.backend), job.backend_job_id
+
+    def chunks(data: bytes = first, at: int = offset):
+        # read on after the view has returned: from the backend, not the job's row
+        while data:
+            yield data
+            if len(data) < CHUNK:
+                return
+            at += len(data)
+            try:
+                data = backend.read(backend_job_id, stream, at, CHUNK)
+            except (OSError, BatchError):  # the output went away meanwhile: what was read is sent
+                return
+
+    disposition = f'{"attachment" if download else "inline"}; filename="job-{job.id}-{stream}.txt"'
+    return _plain(chunks(), 200, {"Content-Disposition": disposition})
+
+
+def _plain(app_iter, status: int, headers: dict) -> Response:
+    resp = Response(app_iter=app_iter, status=status, content_type="text/plain", charset="utf-8")
+    resp.headers.update({"X-Content-Type-Options": "nosniff", "Content-Security-Policy": PLAIN_CSP,
+                         "Vary": "HX-Request"} | headers)  # fmt: skip
+    return resp
+
+
 def _action(request, action, verb):
     job = request.context.job
     try:
@@ -175,9 +224,7 @@ def _action(request, action, verb):
     else:
         target = request.route_url("jobs.detail", job_id=job.id)
     if request.headers.get("HX-Request") == "true":
-        request.response.headers["HX-Redirect"] = target
-        request.response.status = 204
-        return request.response
+        return Response(status=204, headers={"HX-Redirect": target})  # (no body, so no type)
     return HTTPSeeOther(location=target)
 
 

@@ -212,7 +212,7 @@ def _update_selection(request) -> str | None:
 @view_config(route_name="selection", request_method="POST", permission=Permission.USE)
 def selection_post(request):
     _update_selection(request)
-    back = local_path(request.POST.get("back", ""))
+    back = local_path(request.POST.get("back", ""), request.script_name)
     return HTTPSeeOther(location=back or request.route_url("submit"))
 
 

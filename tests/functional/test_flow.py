@@ -64,7 +64,7 @@ def test_two_datasets_one_job_each_run_to_completion(alice, dbsession, backends)
     assert [j.dataset_ids for j in jobs] == [[ids[0]], [ids[1]]]
     done = wait_for(dbsession, backends, [j.id for j in jobs])
     assert [j.status for j in done] == [JobStatus.COMPLETED] * 2
-    out = alice.get(f"/jobs/{jobs[0].id}/output/stdout").text
+    out = alice.get(f"/jobs/{jobs[0].id}/output/stdout").text  # (the output itself: plain text)
     assert f"--datasetIds={ids[0]}" in out
-    assert "it&#39;s a $(rm -rf /) `test`\\nsecond line" in out
+    assert "it's a $(rm -rf /) `test`\\nsecond line" in out
     assert "ICAT sessionId provided" in out

@@ -1,0 +1,407 @@
+"""Issue 11, points 1 and 6: the portal behind a real Apache (Debian's apache2) at /ijp,
+with the shipped deploy/apache/ijpweb.conf, driven the whole way through Apache: the
+pages (login with its CSRF token, search, select, submit, watch, output, cancel,
+delete), /api/v1, the original API at /ijp/rest/jm, /icat, /ids and the ``ijp`` command.
+
+Apache runs as a private instance (its own ServerRoot, PidFile and ErrorLog in a
+temporary directory, on a free loopback port); the configuration it is given defines
+the port of the portal and includes the shipped file unchanged. The portal (waitress on
+a thread, its scheduler on) is mounted at ``ijp.prefix = /ijp`` and trusts 127.0.0.1,
+and its ijp.url is Apache's, so jobs reach the catalog through Apache too."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from ijpweb import main
+from ijpweb.models import get_engine
+
+from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
+from ..functional.test_demo_jobs import datasets_of
+
+APACHE = shutil.which("apache2") or shutil.which("apache2", path="/usr/sbin:/usr/local/sbin")
+MODULES = Path("/usr/lib/apache2/modules")
+NEEDED = ("mpm_event", "authz_core", "proxy", "proxy_http", "proxy_balancer", "lbmethod_byrequests",
+          "slotmem_shm", "headers")  # fmt: skip
+SHIPPED = ROOT / "deploy" / "apache" / "ijpweb.conf"
+IJP = shutil.which("ijp", path=str(Path(sys.executable).parent))
+P = "/ijp"
+
+
+def _why_not() -> str | None:
+    if APACHE is None:
+        return "apache2 is not installed (apt-get install apache2)"
+    missing = [m for m in NEEDED if not (MODULES / f"mod_{m}.so").exists()]
+    if missing:
+        return f"apache2's modules {', '.join(missing)} are not in {MODULES}"
+    return None
+
+
+WHY_NOT = _why_not()
+pytestmark = [
+    pytest.mark.once,  # the portal under test has its own SQLite database
+    pytest.mark.skipif(WHY_NOT is not None, reason=f"no Apache to test with: {WHY_NOT}"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def apache_conf(tmp: Path, port: int, portal: str) -> str:
+    """A private Apache: the modules the shipped file needs, then the shipped file."""
+    lines = [
+        f'ServerRoot "{tmp}"', f'PidFile "{tmp}/httpd.pid"', f'ErrorLog "{tmp}/error.log"',
+        f'DefaultRuntimeDir "{tmp}"', "LogLevel warn", f"Listen 127.0.0.1:{port}", "ServerName 127.0.0.1",
+        *(f"LoadModule {m}_module {MODULES}/mod_{m}.so" for m in NEEDED),
+    ]  # fmt: skip
+    if os.geteuid() == 0:  # Apache will not serve as root: its workers run as nobody
+        lines += [
+            "User nobody",
+            "Group nogroup" if _group_exists("nogroup") else "Group nobody",
+        ]
+    lines += [
+        f"Define IJP_PREFIX {P}",
+        f"Define IJP_PORTAL {portal}",
+        f'Include "{SHIPPED}"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _group_exists(name: str) -> bool:
+    import grp
+
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def wait_for_port(port: int, proc, log: Path, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"apache2 exited ({proc.returncode}): {log.read_text() if log.exists() else ''}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    pytest.fail(f"apache2 did not listen on {port}: {log.read_text() if log.exists() else ''}")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """(Apache's URL of the portal, the portal's engine): Apache on a free port in front
+    of the portal mounted at /ijp."""
+    tmp = tmp_path_factory.mktemp("apache")
+    port, portal_port = free_port(), free_port()
+    public = f"http://127.0.0.1:{port}"
+    settings = portal_settings(
+        str(ROOT / "testing.ini"), tmp, f"sqlite:///{tmp / 'portal.sqlite'}",
+        **{"ijp.scheduler.enabled": "true", "ijp.harvest.seconds": "0.3", "ijp.prefix": P,
+           "ijp.trusted_proxies": "127.0.0.1", "ijp.url": public},
+    )  # fmt: skip
+    engine = get_engine(settings)
+    migrate(engine)
+    load_demo(engine, settings["ijp.filestore"])
+    app = main({}, dbengine=engine, **settings)
+    conf = tmp / "httpd.conf"
+    conf.write_text(apache_conf(tmp, port, f"http://127.0.0.1:{portal_port}"))
+    check = subprocess.run([APACHE, "-f", str(conf), "-t"], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+    with serving(app, port=portal_port), open(tmp / "apache.stderr", "w") as stderr:
+        proc = subprocess.Popen([APACHE, "-f", str(conf), "-DFOREGROUND"], stdout=subprocess.DEVNULL,
+                                stderr=stderr, start_new_session=True)  # fmt: skip
+        try:
+            wait_for_port(port, proc, tmp / "error.log")
+            yield public + P, engine
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+            app.registry["ijp.scheduler"].shutdown(wait=False)
+    engine.dispose()
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
+
+
+def urls_in(html: str) -> list[str]:
+    return re.findall(r'\s(?:href|src|action|hx-get|hx-post)="([^"#][^"]*)"', html)
+
+
+def assert_under(html: str, base: str) -> None:
+    for url in urls_in(html):
+        assert url.replace("&amp;", "&").startswith(base + "/"), url
+
+
+def browser_login(url: str, user: str) -> tuple[requests.Session, str]:
+    web = requests.Session()
+    page = web.get(f"{url}/login", timeout=10)
+    assert page.status_code == 200
+    token = csrf_of(page.text)
+    res = web.post(f"{url}/login", data={"username": user, "password": f"{user}-demo", "csrf_token": token,
+                                         "next": f"{P}/datasets"}, allow_redirects=False, timeout=10)  # fmt: skip
+    assert res.status_code == 303 and res.headers["Location"] == f"{url}/datasets", res.text
+    return web, token
+
+
+def htmx(web, method, url, token, **kw):
+    headers = {
+        "HX-Request": "true",
+        "X-CSRF-Token": token,
+        "HX-Current-URL": url,
+    } | kw.pop("headers", {})
+    return web.request(method, url, headers=headers, allow_redirects=False, timeout=30, **kw)
+
+
+def wait_status(web, url, job_id, want, seconds=90) -> str:
+    deadline = time.monotonic() + seconds
+    while True:
+        text = web.get(f"{url}/jobs/{job_id}", headers={"HX-Request": "true"}, timeout=10).text
+        status = re.search(r'class="status s-\w+">(\w+)<', text).group(1)
+        if status in want:
+            return status
+        assert time.monotonic() < deadline, f"job {job_id} is still {status}"
+        time.sleep(0.3)
+
+
+def test_the_pages_through_apache(site):
+    url, engine = site
+    root = url[: -len(P)]
+    anon = requests.Session()
+    # /ijp goes to /ijp/, which (not logged in) goes to the login page, all under /ijp
+    res = anon.get(root + P, allow_redirects=False, timeout=10)
+    assert res.status_code == 301 and res.headers["Location"] == P + "/"
+    res = anon.get(url + "/", allow_redirects=False, timeout=10)
+    assert res.status_code == 303 and res.headers["Location"] == f"{url}/login?next=%2Fijp%2F"
+    login = anon.get(f"{url}/login", timeout=10)
+    assert_under(login.text, url)
+    cookie = login.headers["Set-Cookie"]
+    assert "Path=/ijp" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "secure" not in cookie.lower()  # plain http here (the https case: tests/functional/test_prefix.py)
+    for name, value in (("X-Frame-Options", "DENY"), ("X-Content-Type-Options", "nosniff"),
+                        ("Referrer-Policy", "same-origin")):  # fmt: skip
+        assert login.headers[name] == value
+    css = re.search(r'href="([^"]+\.css)"', login.text).group(1)
+    assert anon.get(css, timeout=10).status_code == 200
+    js = re.search(r'src="([^"]+htmx[^"]+\.js)"', login.text).group(1)
+    assert anon.get(js, timeout=10).status_code == 200
+
+    # log in with the form and its CSRF token; search, select, submit
+    web, token = browser_login(url, "alice")
+    assert {c.path for c in web.cookies} == {P}
+    found = web.get(f"{url}/datasets", params={"name": "", "type": "confocal"}, timeout=10)
+    assert found.status_code == 200
+    assert_under(found.text, url)
+    ids = [int(i) for i in re.findall(r'id="ds-(\d+)"', found.text)][:2]
+    assert len(ids) == 2
+    for ds in ids:
+        res = htmx(web, "POST", f"{url}/selection", token,
+                   data={"action": "set", "kind": "dataset", "id": str(ds), "checked": "1"})  # fmt: skip
+        assert res.status_code == 200 and 'id="run-panel"' in res.text
+        assert_under(res.text, url)
+    form = web.get(f"{url}/submit", params={"jobtype": "Dataset lister"}, timeout=10)
+    assert_under(form.text, url)
+    res = web.post(f"{url}/submit", data={"csrf_token": token, "jobtype": "Dataset lister", "mode": "each"},
+                   allow_redirects=False, timeout=30)  # fmt: skip
+    assert res.status_code == 303 and res.headers["Location"].startswith(f"{url}/jobs?submission="), res.text
+    rows = web.get(res.headers["Location"], timeout=10).text
+    assert_under(rows, url)
+    job_ids = sorted(int(i) for i in re.findall(r'id="job-(\d+)"', rows))
+    assert len(job_ids) == 2
+
+    # watch them to Completed: the jobs read the catalog through Apache at /ijp/icat and /ijp/ids
+    for job_id in job_ids:
+        assert wait_status(web, url, job_id, ("Completed", "Failed")) == "Completed", web.get(
+            f"{url}/jobs/{job_id}/output/stderr", timeout=10).text  # fmt: skip
+        page = web.get(f"{url}/jobs/{job_id}", timeout=10)
+        assert_under(page.text, url)
+        out = web.get(f"{url}/jobs/{job_id}/output/stdout", timeout=10)
+        assert out.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert "all datafiles agree with the catalog" in out.text
+    # the job was given the portal's public URLs, through Apache
+    argv = web.get(
+        f"{url}/api/v1/jobs/{job_ids[0]}",
+        headers={"Accept": "application/json"},
+        timeout=10,
+    )
+    assert f"--icatUrl={url}" in argv.json()["command"]
+
+    # cancel a running job (htmx: HX-Redirect under /ijp); Sleepcount takes no inputs
+    res = htmx(web, "POST", f"{url}/selection", token, data={"action": "clear"})
+    assert res.status_code == 200
+    res = web.post(f"{url}/submit", data={"csrf_token": token, "jobtype": "Sleepcount", "opt:Count": "10",
+                                          "opt:Sleep Time": "60"}, allow_redirects=False, timeout=30)  # fmt: skip
+    assert res.status_code == 303, res.text
+    rows = web.get(res.headers["Location"], timeout=10).text
+    sleeper = max(int(i) for i in re.findall(r'id="job-(\d+)"', rows))
+    assert wait_status(web, url, sleeper, ("Running",)) == "Running"
+    res = htmx(web, "POST", f"{url}/jobs/{sleeper}/cancel", token, data={})
+    assert res.status_code == 204 and res.headers["HX-Redirect"] == f"{url}/jobs/{sleeper}"
+    assert wait_status(web, url, sleeper, ("Cancelled",)) == "Cancelled"
+
+    # delete (the form, then htmx): back to the list under /ijp
+    res = web.post(f"{url}/jobs/{job_ids[0]}/delete", data={"csrf_token": token}, allow_redirects=False,
+                   timeout=30)  # fmt: skip
+    assert res.status_code == 303 and res.headers["Location"] == f"{url}/jobs"
+    res = htmx(web, "POST", f"{url}/jobs/{sleeper}/delete", token, data={})
+    assert res.status_code == 204 and res.headers["HX-Redirect"] == f"{url}/jobs"
+    assert web.get(f"{url}/jobs/{job_ids[0]}", timeout=10).status_code == 404
+
+    # a forged proxy header from the browser is replaced by Apache's own
+    forged = web.get(f"{url}/jobs", headers={"X-Forwarded-Prefix": "/evil", "X-Forwarded-Host": "evil.example",
+                                             "X-Forwarded-Proto": "https", "X-Forwarded-Port": "1"}, timeout=10)  # fmt: skip
+    assert_under(forged.text, url)
+    assert "evil" not in forged.text
+
+    # logging out: back to the login page under /ijp, the cookie cleared at /ijp
+    res = web.post(f"{url}/logout", data={"csrf_token": token}, allow_redirects=False, timeout=10)
+    assert res.status_code == 303 and res.headers["Location"] == f"{url}/login"
+    assert "Path=/ijp" in res.headers["Set-Cookie"]
+    res = htmx(web, "GET", f"{url}/jobs", token)
+    assert res.status_code == 401 and res.headers["HX-Redirect"].startswith(f"{url}/login?next=%2Fijp%2F")
+
+
+def test_the_apis_through_apache(site):
+    url, engine = site
+    doc = requests.get(f"{url}/api/v1/openapi.json", timeout=10).json()
+    assert doc["servers"] == [{"url": url + "/"}]
+    api = requests.Session()
+    res = api.post(
+        f"{url}/api/v1/session",
+        json={"username": "bob", "password": "bob-demo"},
+        timeout=10,
+    )
+    assert res.status_code == 201
+    api.headers["Authorization"] = f"Bearer {res.json()['token']}"
+    res = api.post(f"{url}/api/v1/submissions", json={"job_type": "Date"}, timeout=30)
+    assert res.status_code == 201, res.text
+    job_id = res.json()["jobs"][0]["id"]
+    deadline = time.monotonic() + 60
+    while (job := api.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json())["status"] != "Completed":
+        assert time.monotonic() < deadline and job["status"] not in (
+            "Failed",
+            "Cancelled",
+        ), job
+        time.sleep(0.3)
+    assert api.get(f"{url}/api/v1/jobs/{job_id}/output/stdout", timeout=10).json()["text"].strip()
+    # its errors are its JSON, whatever the prefix
+    missing = api.get(f"{url}/api/v1/jobs/999999999", timeout=10)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    assert api.get(f"{url}/api/v1/no-such-thing", timeout=10).json()["code"] == "not_found"
+
+    # /icat and /ids
+    creds = {
+        "plugin": "db",
+        "credentials": [{"username": "bob"}, {"password": "bob-demo"}],
+    }
+    sid = requests.post(f"{url}/icat/session", data={"json": json.dumps(creds)}, timeout=10).json()[
+        "sessionId"
+    ]
+    assert requests.get(f"{url}/icat/session/{sid}", timeout=10).json()["userName"] == "db/bob"
+    assert "version" in requests.get(f"{url}/icat/version", timeout=10).json()
+    assert requests.get(f"{url}/ids/ping", timeout=10).text == "IdsOK"
+    query = "SELECT df.id FROM Datafile df WHERE df.dataset.investigation.name = 'LMF-2026-002'"
+    df = requests.get(
+        f"{url}/icat/entityManager",
+        params={"sessionId": sid, "query": query},
+        timeout=10,
+    ).json()[0]
+    data = requests.get(f"{url}/ids/getData", params={"sessionId": sid, "datafileIds": df}, timeout=30)
+    assert (
+        data.status_code == 200
+        and data.content
+        and data.headers["Content-Type"] == "application/octet-stream"
+    )
+
+    # the original IJP's API, where its clients look for it: /ijp/rest/jm
+    jm = url + "/rest/jm"
+    assert url.endswith("/ijp") and "Date" in requests.get(f"{jm}/jobtype", timeout=10).json()
+    reply = requests.post(f"{jm}/submit", data={"jobName": "Date", "sessionId": sid}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    jm_id = reply.json()["jobId"]
+    deadline = time.monotonic() + 60
+    while (one := requests.get(f"{jm}/status/{jm_id}", params={"sessionId": sid}, timeout=10).json())[
+        "status"
+    ] != "Completed":
+        assert time.monotonic() < deadline, one
+        time.sleep(0.3)
+    assert requests.get(f"{jm}/output/{jm_id}", params={"sessionId": sid}, timeout=10).json()["output"]
+    bad = requests.get(f"{jm}/jobtype/Nope", timeout=10)
+    assert bad.status_code == 400 and bad.json()["code"] == "ParameterException"
+    assert requests.get(f"{url}/ijp/rest/jm/jobtype", timeout=10).status_code == 404  # not doubled
+
+
+@pytest.mark.skipif(IJP is None, reason="the ijp console script is not installed (pip install -e .)")
+def test_the_command_line_through_apache(site, tmp_path):
+    url, engine = site
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IJP_")} | {
+        "IJP_CONFIG_DIR": str(tmp_path)
+    }
+
+    def ijp(*args, stdin=""):
+        proc = subprocess.run(
+            [IJP, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+        return proc
+
+    # a base URL with a path: the command calls <url>/api/v1/...
+    out = ijp(
+        "login",
+        "--url",
+        url + "/",
+        "db",
+        "username",
+        "carol",
+        "password",
+        "-",
+        stdin="carol-demo\n",
+    )
+    assert out.stdout.startswith(f"Logged in to {url} as db/carol until ")
+    ds = [str(d) for d in datasets_of(engine, "LMF-2026-003")[:1]]
+    sub = ijp("submit", "Test args - multiple datasets or datafiles", "--dataset", ds[0],
+              "--option", "Option one=<b>through apache</b>")  # fmt: skip
+    job_id = sub.stdout.split(":")[1].split()[0]
+    assert "Completed" in ijp("status", job_id, "--watch", "--interval", "0.3").stdout
+    assert "'<b>through apache</b>'" in ijp("output", job_id).stdout
+    assert json.loads(ijp("session", "--json").stdout)["url"] == url
+    ijp("delete", job_id)
+    ijp("logout")
+
+
+def test_the_shipped_file_is_what_apache_was_given(site):
+    """The test configuration includes deploy/apache/ijpweb.conf itself, not a copy."""
+    url, _ = site
+    assert urlsplit(url).path == P
+    text = SHIPPED.read_text()
+    for directive in ("ProxyPreserveHost On", 'RequestHeader set X-Forwarded-Proto "expr=%{REQUEST_SCHEME}"',
+                      'RequestHeader set X-Forwarded-Prefix "${IJP_PREFIX}"', "RequestHeader unset X-Forwarded-Host",
+                      "balancer://ijpweb", "mod_proxy_wstunnel", "<VirtualHost *:443>", "Strict-Transport-Security"):  # fmt: skip
+        assert directive in text
