@@ -48,6 +48,14 @@ def bob(app, tm, dbsession):
     return user_app(app, tm, dbsession, "bob")
 
 
+@pytest.fixture
+def only_bob(app, tm, dbsession):
+    """Bob logged in on the web, and no other login of his (another test's may be
+    committed; gone only within this test's transaction)."""
+    dbsession.execute(sa.delete(WebSession).where(WebSession.user_name == "db/bob"))
+    return user_app(app, tm, dbsession, "bob")
+
+
 def console_routes(app) -> dict[str, str]:
     """Every route of the console, by name, with its pattern: from Pyramid's introspector,
     so that a route added later is checked without being named here."""
@@ -304,7 +312,8 @@ def test_pages_of_jobs_walk_older_and_newer_by_cursor(testapp, doc, many):
 # --- logins and API tokens ---------------------------------------------------------------
 
 
-def test_logins_are_listed_by_handle_and_revoked(app, testapp, tm, doc, dbsession, bob):
+def test_logins_are_listed_by_handle_and_revoked(app, testapp, tm, doc, dbsession, only_bob):
+    bob = only_bob
     bobs_token = token(testapp, "bob")
     alice = token(testapp, "alice")
     resp = testapp.get(ADMIN + "/logins", {"user": "db/bob"}, headers=alice)
@@ -348,9 +357,10 @@ def test_logins_are_listed_by_handle_and_revoked(app, testapp, tm, doc, dbsessio
     ]
 
 
-def test_revoking_a_login_keeps_its_catalog_session_for_live_jobs(app, testapp, dbsession, bob):
+def test_revoking_a_login_keeps_its_catalog_session_for_live_jobs(app, testapp, dbsession, only_bob):
     """The logout rules of issue 10: the login ends at once, the jobs keep running with
     the catalog session, which is logged out once the last of them ends."""
+    bob = only_bob
     ws = dbsession.scalars(sa.select(WebSession).where(WebSession.user_name == "db/bob")).one()
     job = make_job(dbsession, "db/bob", JobStatus.RUNNING, session=ws.catalog_session)
     alice = token(testapp, "alice")
