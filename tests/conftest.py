@@ -241,13 +241,14 @@ def alice(testapp):
 
 
 @contextmanager
-def serving(app, threads: int = 4, port: int = 0):
-    """Serve ``app`` with waitress on a thread (a free port unless given); yields its URL.
-    Stopping closes the server while its thread may be in select(): the OSError that
-    raises there is the stop, not an error."""
+def serving(app, threads: int = 4, port: int = 0, **adjustments):
+    """Serve ``app`` with waitress on a thread (a free port unless given; more of
+    waitress's settings in ``adjustments``); yields its URL. Stopping closes the server
+    while its thread may be in select(): the OSError that raises there is the stop, not an
+    error."""
     from waitress.server import create_server
 
-    server = create_server(app, host="127.0.0.1", port=port, threads=threads)
+    server = create_server(app, host="127.0.0.1", port=port, threads=threads, **adjustments)
     stopping = threading.Event()
 
     def run():

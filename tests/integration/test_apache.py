@@ -11,6 +11,7 @@ and its ijp.url is Apache's, so jobs reach the catalog through Apache too."""
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,6 +38,8 @@ APACHE = shutil.which("apache2") or shutil.which("apache2", path="/usr/sbin:/usr
 MODULES = Path("/usr/lib/apache2/modules")
 NEEDED = ("mpm_event", "authz_core", "proxy", "proxy_http", "proxy_balancer", "lbmethod_byrequests",
           "slotmem_shm", "headers")  # fmt: skip
+TLS_MODULES = ("socache_shmcb", "ssl")
+OPENSSL = shutil.which("openssl")
 SHIPPED = ROOT / "deploy" / "apache" / "ijpweb.conf"
 IJP = shutil.which("ijp", path=str(Path(sys.executable).parent))
 P = "/ijp"
@@ -57,14 +61,23 @@ pytestmark = [
 ]
 
 
+def production_server() -> dict[str, str]:
+    """production.ini's [server:main] settings for waitress, but where it listens."""
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.read(ROOT / "production.ini")
+    return {k: v for k, v in cp["server:main"].items() if k not in ("use", "listen", "host", "port")}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def apache_conf(tmp: Path, port: int, portal: str) -> str:
-    """A private Apache: the modules the shipped file needs, then the shipped file."""
+def apache_conf(tmp: Path, port: int, portal: str, tls_port: int | None = None) -> str:
+    """A private Apache: the modules the shipped file needs, then the shipped file; with
+    ``tls_port`` also an https VirtualHost (the shape the shipped file describes) that
+    inherits it."""
     lines = [
         f'ServerRoot "{tmp}"', f'PidFile "{tmp}/httpd.pid"', f'ErrorLog "{tmp}/error.log"',
         f'DefaultRuntimeDir "{tmp}"', "LogLevel warn", f"Listen 127.0.0.1:{port}", "ServerName 127.0.0.1",
@@ -80,6 +93,17 @@ def apache_conf(tmp: Path, port: int, portal: str) -> str:
         f"Define IJP_PORTAL {portal}",
         f'Include "{SHIPPED}"',
     ]
+    if tls_port:
+        lines += [
+            *(f"LoadModule {m}_module {MODULES}/mod_{m}.so" for m in TLS_MODULES),
+            f"Listen 127.0.0.1:{tls_port}",
+            f"<VirtualHost 127.0.0.1:{tls_port}>",
+            "    SSLEngine on",
+            f'    SSLCertificateFile "{tmp}/cert.pem"',
+            f'    SSLCertificateKeyFile "{tmp}/key.pem"',
+            '    Header always set Strict-Transport-Security "max-age=63072000"',
+            "</VirtualHost>",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -105,12 +129,32 @@ def wait_for_port(port: int, proc, log: Path, seconds: float = 20) -> None:
     pytest.fail(f"apache2 did not listen on {port}: {log.read_text() if log.exists() else ''}")
 
 
+@dataclass
+class Site:
+    url: str  # the portal through Apache over http: http://127.0.0.1:PORT/ijp
+    engine: object
+    https: str | None  # the same over https (None: no mod_ssl or openssl here)
+    ca: str  # the certificate https is served with
+
+
+def self_signed(tmp: Path) -> bool:
+    if OPENSSL is None or not all((MODULES / f"mod_{m}.so").exists() for m in TLS_MODULES):
+        return False
+    made = subprocess.run(
+        [OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp / "key.pem"), "-out", str(tmp / "cert.pem")],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    return made.returncode == 0
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """(Apache's URL of the portal, the portal's engine): Apache on a free port in front
-    of the portal mounted at /ijp."""
+    """Apache on free ports (http, and https where it can) in front of the portal
+    mounted at /ijp."""
     tmp = tmp_path_factory.mktemp("apache")
     port, portal_port = free_port(), free_port()
+    tls_port = free_port() if self_signed(tmp) else None
     public = f"http://127.0.0.1:{port}"
     settings = portal_settings(
         str(ROOT / "testing.ini"), tmp, f"sqlite:///{tmp / 'portal.sqlite'}",
@@ -122,15 +166,20 @@ def site(tmp_path_factory):
     load_demo(engine, settings["ijp.filestore"])
     app = main({}, dbengine=engine, **settings)
     conf = tmp / "httpd.conf"
-    conf.write_text(apache_conf(tmp, port, f"http://127.0.0.1:{portal_port}"))
+    conf.write_text(apache_conf(tmp, port, f"http://127.0.0.1:{portal_port}", tls_port))
     check = subprocess.run([APACHE, "-f", str(conf), "-t"], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
-    with serving(app, port=portal_port), open(tmp / "apache.stderr", "w") as stderr:
+    # waitress with production.ini's settings (it must pass X-Forwarded-* on: the portal judges them)
+    served = serving(app, port=portal_port, **production_server())
+    with served, open(tmp / "apache.stderr", "w") as stderr:
         proc = subprocess.Popen([APACHE, "-f", str(conf), "-DFOREGROUND"], stdout=subprocess.DEVNULL,
                                 stderr=stderr, start_new_session=True)  # fmt: skip
         try:
             wait_for_port(port, proc, tmp / "error.log")
-            yield public + P, engine
+            if tls_port:
+                wait_for_port(tls_port, proc, tmp / "error.log")
+            https = f"https://127.0.0.1:{tls_port}{P}" if tls_port else None
+            yield Site(public + P, engine, https, str(tmp / "cert.pem"))
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -187,7 +236,7 @@ def wait_status(web, url, job_id, want, seconds=90) -> str:
 
 
 def test_the_pages_through_apache(site):
-    url, engine = site
+    url = site.url
     root = url[: -len(P)]
     anon = requests.Session()
     # /ijp goes to /ijp/, which (not logged in) goes to the login page, all under /ijp
@@ -216,6 +265,10 @@ def test_the_pages_through_apache(site):
     assert_under(found.text, url)
     ids = [int(i) for i in re.findall(r'id="ds-(\d+)"', found.text)][:2]
     assert len(ids) == 2
+    # as htmx searches while one types: the results fragment, its links under /ijp
+    typed = htmx(web, "GET", f"{url}/datasets", token, params={"name": "", "type": "confocal"})
+    assert typed.status_code == 200 and "<html" not in typed.text and 'id="ds-' in typed.text
+    assert_under(typed.text, url)
     for ds in ids:
         res = htmx(web, "POST", f"{url}/selection", token,
                    data={"action": "set", "kind": "dataset", "id": str(ds), "checked": "1"})  # fmt: skip
@@ -284,7 +337,7 @@ def test_the_pages_through_apache(site):
 
 
 def test_the_apis_through_apache(site):
-    url, engine = site
+    url = site.url
     doc = requests.get(f"{url}/api/v1/openapi.json", timeout=10).json()
     assert doc["servers"] == [{"url": url + "/"}]
     api = requests.Session()
@@ -355,7 +408,7 @@ def test_the_apis_through_apache(site):
 
 @pytest.mark.skipif(IJP is None, reason="the ijp console script is not installed (pip install -e .)")
 def test_the_command_line_through_apache(site, tmp_path):
-    url, engine = site
+    url, engine = site.url, site.engine
     env = {k: v for k, v in os.environ.items() if not k.startswith("IJP_")} | {
         "IJP_CONFIG_DIR": str(tmp_path)
     }
@@ -396,9 +449,39 @@ def test_the_command_line_through_apache(site, tmp_path):
     ijp("logout")
 
 
+def test_https_through_apache_makes_the_cookies_secure(site):
+    """Apache over https says so (X-Forwarded-Proto from REQUEST_SCHEME): the portal's
+    URLs are https and its cookies Secure; Apache adds HSTS."""
+    if site.https is None:
+        pytest.skip("no https here: mod_ssl or openssl is missing")
+    url = site.https
+    web = requests.Session()
+    web.verify = site.ca
+    web.trust_env = False  # (else REQUESTS_CA_BUNDLE would replace the verify above)
+    page = web.get(f"{url}/login", timeout=10)
+    assert page.headers["Strict-Transport-Security"] == "max-age=63072000"
+    assert_under(page.text, url)
+    cookie = page.headers["Set-Cookie"]
+    assert "Path=/ijp" in cookie and "secure" in cookie.lower() and "HttpOnly" in cookie
+    # a browser sends its Origin with a form; over https the portal checks it
+    login = {"username": "bob", "password": "bob-demo", "csrf_token": csrf_of(page.text)}
+    res = web.post(f"{url}/login", data=login, headers={"Origin": url[: -len(P)]}, allow_redirects=False,
+                   timeout=10)  # fmt: skip
+    assert res.status_code == 303 and res.headers["Location"] == f"{url}/"
+    assert {c.name: c.secure for c in web.cookies} == {"csrf_token": True, "ijp_auth": True}
+    assert_under(web.get(f"{url}/jobs", timeout=10).text, url)
+    # a form from another site is refused
+    forged = web.post(f"{url}/logout", data={"csrf_token": csrf_of(page.text)},
+                      headers={"Origin": "https://evil.example"}, allow_redirects=False, timeout=10)  # fmt: skip
+    assert forged.status_code == 400
+    assert requests.get(f"{url}/api/v1/openapi.json", verify=site.ca, timeout=10).json()["servers"] == [
+        {"url": url + "/"}
+    ]
+
+
 def test_the_shipped_file_is_what_apache_was_given(site):
     """The test configuration includes deploy/apache/ijpweb.conf itself, not a copy."""
-    url, _ = site
+    url = site.url
     assert urlsplit(url).path == P
     text = SHIPPED.read_text()
     for directive in ("ProxyPreserveHost On", 'RequestHeader set X-Forwarded-Proto "expr=%{REQUEST_SCHEME}"',
