@@ -196,6 +196,17 @@ def test_staff_delete_any_ended_job_from_the_list_and_not_a_live_one(alice, dbse
     alice.post(f"{ADMIN}/jobs/999999999/delete", headers={"X-CSRF-Token": alice.get_csrf_token()}, status=404)
 
 
+def test_the_list_refreshes_itself_while_a_job_shown_is_live(alice, dbsession):
+    live = make_job(dbsession, "db/bob", JobStatus.QUEUED)
+    make_job(dbsession, "db/carol")
+    rows = alice.htmx("GET", "/console/jobs", {"user": "db/bob"}).text
+    assert rows.startswith(
+        '<div id="console-jobs" hx-get="/console/jobs?user=db%2Fbob" hx-trigger="every 5s"'
+    )
+    assert f'id="job-{live.id}"' in rows and "<html" not in rows  # the rows alone
+    assert "hx-trigger" not in alice.htmx("GET", "/console/jobs", {"user": "db/carol"}).text.split(">")[0]
+
+
 def test_cancel_from_the_list_with_htmx_redirects_back(alice, dbsession):
     job = make_job(dbsession, "db/carol", JobStatus.SUBMITTING)
     resp = alice.htmx(
