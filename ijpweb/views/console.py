@@ -119,7 +119,9 @@ def _verb(request) -> str:
 
 
 def _back(request) -> str:
-    return local_path(request.params.get("next", "")) or request.route_url("console.jobs")
+    return local_path(request.params.get("next", ""), request.script_name) or request.route_url(
+        "console.jobs"
+    )
 
 
 @view_config(route_name="console.job.cancel", request_method="GET", permission=Permission.STAFF,

@@ -19,6 +19,8 @@ from ijpweb.views.console import STAFF_ROUTES
 
 from ..conftest import make_testapp
 from .test_api import API, check, token
+from .test_prefix import P, prefixed  # noqa: F401  (the portal mounted at /ijp, a fixture)
+from .test_prefix import make as make_prefixed
 
 ADMIN = API + "/admin"
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -219,6 +221,22 @@ def test_cancel_from_the_list_with_htmx_redirects_back(alice, dbsession):
                       {"next": "https://evil.example/", "csrf_token": alice.get_csrf_token()}, status=303)  # fmt: skip
     assert resp.location == "http://example.com/console/jobs"
     assert [e.action for e in audit_rows(dbsession)] == ["job.cancel", "job.cancel"]
+
+
+def test_behind_a_prefix_the_console_returns_only_within_it(prefixed, tm, dbsession):  # noqa: F811
+    """Mounted at /ijp: back to the list the action came from, and never to another
+    application's page on the same host (a next outside the prefix goes to the list)."""
+    web = make_prefixed(prefixed, tm, dbsession)
+    web.login("alice")
+    csrf = web.get_csrf_token()
+    first, second = (make_job(dbsession, "db/carol", JobStatus.SUBMITTING) for _ in range(2))
+    resp = web.post(
+        f"{P}/console/jobs/{first.id}/cancel", {"csrf_token": csrf, "next": f"{P}/console/jobs?status=live"}
+    )
+    assert resp.status_int == 303 and resp.location == f"http://example.com{P}/console/jobs?status=live"
+    resp = web.post(f"{P}/console/jobs/{second.id}/cancel", {"csrf_token": csrf, "next": "/other-app/x"})
+    assert resp.status_int == 303 and resp.location == f"http://example.com{P}/console/jobs"
+    assert f'action="http://example.com{P}/console/jobs' in web.get(f"{P}/console/jobs").text
 
 
 # --- every user's jobs: filters and pages ----------------------------------------------------------
