@@ -23,6 +23,8 @@ echo "== catalog queries, SQLite"
 $PY bench/bench_queries.py
 echo "== catalog writes, SQLite"
 $PY bench/bench_writes.py
+echo "== the prefix and the trusted proxy's headers (ijpweb.proxy)"
+$PY bench/bench_proxy.py
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
   echo "== job list and catalog queries, PostgreSQL: SKIPPED (no initdb/pg_ctl; apt-get install postgresql)"

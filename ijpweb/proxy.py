@@ -133,7 +133,7 @@ class Mount:
                 where = public if public is not None else script + self.prefix
                 return self._redirect(environ, with_headers, where)
             if not path.startswith(self.prefix + "/"):
-                body = f"Not found: the portal is at {self.prefix}/\n".encode()
+                body = f"Not found: the portal is at {self.prefix if public is None else public}/\n".encode()
                 with_headers("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"),
                                                ("Content-Length", str(len(body)))])  # fmt: skip
                 return [body]

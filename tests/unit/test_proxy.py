@@ -79,8 +79,9 @@ def test_a_trusted_proxy_says_what_the_client_asked_for():
     assert seen["REMOTE_ADDR"] == "203.0.113.7" and seen["wsgi.url_scheme"] == "https"
     assert seen["HTTP_HOST"] == "portal.example.org"
     assert (seen["SCRIPT_NAME"], seen["PATH_INFO"]) == ("/facility/ijp", "/jobs")
-    # the redirect to the prefix's slash uses the public prefix
+    # the redirect to the prefix's slash uses the public prefix, and so does the 404
     assert client().get("/ijp", headers=headers, status=301).headers["Location"] == "/facility/ijp/"
+    assert "the portal is at /facility/ijp/" in client().get("/elsewhere", headers=headers, status=404).text
 
 
 def test_lists_count_from_the_right_past_trusted_proxies():
