@@ -85,7 +85,8 @@ def _jobs(request) -> dict:
         page=page,
         filter=f,
         query=query,
-        here=request.path_qs,
+        here=request.path_qs,  # (where an action returns: a path on this site)
+        refresh=request.route_url("console.jobs", _query=list(request.GET.items())),
         statuses=[s.value for s in JobStatus],
         job_types=[jt.name for jt in request.jobtypes.all()],
         backends=sorted(request.backends),

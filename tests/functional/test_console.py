@@ -203,7 +203,7 @@ def test_the_list_refreshes_itself_while_a_job_shown_is_live(alice, dbsession):
     make_job(dbsession, "db/carol")
     rows = alice.htmx("GET", "/console/jobs", {"user": "db/bob"}).text
     assert rows.startswith(
-        '<div id="console-jobs" hx-get="/console/jobs?user=db%2Fbob" hx-trigger="every 5s"'
+        '<div id="console-jobs" hx-get="http://example.com/console/jobs?user=db%2Fbob" hx-trigger="every 5s"'
     )
     assert f'id="job-{live.id}"' in rows and "<html" not in rows  # the rows alone
     assert "hx-trigger" not in alice.htmx("GET", "/console/jobs", {"user": "db/carol"}).text.split(">")[0]
