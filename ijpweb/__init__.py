@@ -26,6 +26,8 @@ def main(global_config, **settings):
         config.include(".services")
         # the batch backends
         config.include(".batch")
+        # /metrics' registry and the tween that times every request
+        config.include(".metrics")
         # the background work (submitter, harvester, session keep-alive, purges)
         config.include(".scheduler")
         # the one Submitter every face submits through (request.submitter)

@@ -18,7 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from .batch import BatchBackend
+from . import health
+from .batch import BatchBackend, BatchError, slurm
 from .catalog import Catalog, CatalogError
 from .inputs import InputError, text
 from .jobs.actions import cancel_job, delete_job, owned_job
@@ -258,6 +259,93 @@ def problems(jobtypes, datasettypes) -> list[Problem]:
     return [Problem("job type", p.file, p.line, p.reason) for p in jobtypes.problems] + [
         Problem("dataset type", p.file, p.line, p.reason) for p in datasettypes.problems
     ]
+
+
+# --- backends ------------------------------------------------------------------------------
+#
+# Pausing a backend: no new submission is given to it (ijpweb.jobs.submission skips it
+# when choosing one; with every backend paused a submission is refused, 503 no_backend,
+# saying so). Jobs already recorded for it and not yet handed over wait, Submitting, until
+# it is resumed (ijpweb.batch.submitter skips it; their owner may cancel them): choosing
+# another backend for them would change what their owner asked estimates of, and a
+# submission's jobs stay together. Jobs on it continue, and it is harvested as before.
+
+
+def backends(db, configured: Mapping[str, BatchBackend]) -> list[health.Backend]:
+    """Every backend with its health, pause, live jobs, failures in the last hour and backlog."""
+    return health.backends(db, configured)
+
+
+def _backend(configured: Mapping[str, BatchBackend], name: str) -> BatchBackend:
+    backend = configured.get(name)
+    if backend is None:
+        raise ConsoleError(f"there is no backend {name!r}", "not_found", 404)
+    return backend
+
+
+def pause(db, configured: Mapping[str, BatchBackend], actor: str, name: str) -> None:
+    """Pause a backend (see above); ConsoleError 409 if it is paused already."""
+    _backend(configured, name)
+    if not health.set_paused(db, name, actor):
+        raise ConsoleError(f"backend {name} is paused already", "conflict", 409)
+    waiting = db.scalar(
+        sa.select(sa.func.count()).where(Job.backend == name, Job.status == JobStatus.SUBMITTING)
+    )
+    record(
+        db,
+        actor,
+        "backend.pause",
+        f"backend {name}",
+        f"{waiting} job(s) recorded for it wait until it is resumed",
+    )
+
+
+def resume(db, configured: Mapping[str, BatchBackend], actor: str, name: str) -> None:
+    """Resume a paused backend; ConsoleError 409 if it is not paused."""
+    _backend(configured, name)
+    if not health.set_paused(db, name, None):
+        raise ConsoleError(f"backend {name} is not paused", "conflict", 409)
+    record(db, actor, "backend.resume", f"backend {name}")
+
+
+NODE_VERBS = ("drain", "resume")
+
+
+def node_action(db, configured: Mapping[str, BatchBackend], actor: str, name: str, node: str, verb: str,
+                reason: str = "") -> list:  # fmt: skip
+    """Drain (with ``reason``) or resume a node of a SLURM backend through ``scontrol``,
+    as the portal's account (SLURM decides whether it may: a refusal is ConsoleError 409
+    with SLURM's words). The node must be one sinfo lists now; its new state is recorded
+    at once. Returns the nodes as listed after it. InputError names a bad reason."""
+    backend = _backend(configured, name)
+    if not hasattr(backend, "drain"):
+        raise ConsoleError(f"backend {name} has no nodes to manage (not SLURM)", "not_found", 404)
+    try:
+        node = slurm.node_name(node)
+    except ValueError:
+        raise ConsoleError(f"backend {name} has no node {node[:70]!r}", "not_found", 404) from None
+    if verb == "drain":
+        try:
+            reason = slurm.drain_reason(reason)
+        except ValueError as e:
+            raise InputError("reason", str(e)) from None
+    try:
+        listed = backend.nodes()
+        if node not in {n.name for n in listed}:
+            raise ConsoleError(f"backend {name} has no node {node!r}", "not_found", 404)
+        if verb == "drain":
+            backend.drain(node, reason)
+        else:
+            backend.resume(node)
+    except BatchError as e:
+        raise ConsoleError(f"SLURM refused to {verb} {node}: {e}", "refused", 409) from None
+    try:
+        listed = backend.nodes()
+    except BatchError as e:  # done, but not listed again: the next harvest will
+        log.warning("backend %s: nodes not listed after %s of %s: %s", name, verb, node, e)
+    health.record_nodes(db, name, listed)
+    record(db, actor, f"node.{verb}", f"node {node} of backend {name}", reason)
+    return listed
 
 
 # --- the audit ------------------------------------------------------------------------------

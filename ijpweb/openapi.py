@@ -548,9 +548,128 @@ def _admin_paths() -> dict:
     }
 
 
+NODE = _object(
+    {
+        "name": {"type": "string"},
+        "state": {
+            "type": "string",
+            "description": "as sinfo says it, lower case: idle, mixed, drained, down*, ...",
+        },
+        "cpus_alloc": {"type": ["integer", "null"]},
+        "cpus_total": {"type": ["integer", "null"]},
+        "load": {"type": ["number", "null"]},
+        "reason": {"type": "string", "description": "why it is drained or down, as SLURM records it"},
+    }
+)
+SCHEMAS.update(
+    {
+        "Backend": _object(
+            {
+                "name": {"type": "string"},
+                "kind": {"type": "string", "description": "local, slurm or remote"},
+                "reachable": {
+                    "type": ["boolean", "null"],
+                    "description": "at the last harvest; null: not asked yet",
+                },
+                "checked_at": NULLABLE_TIME,
+                "duration": {
+                    "type": ["number", "null"],
+                    "description": "seconds the last harvest spent asking it",
+                },
+                "last_error": NULLABLE_STR,
+                "last_error_at": NULLABLE_TIME,
+                "error_since": {**NULLABLE_TIME, "description": "unreachable since; null while it answers"},
+                "errors": {"type": "integer", "description": "harvests that failed, in all"},
+                "paused": {"type": "boolean"},
+                "paused_by": NULLABLE_STR,
+                "paused_at": NULLABLE_TIME,
+                "jobs": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
+                    "description": "its jobs not ended, by status",
+                },
+                "failed_last_hour": {"type": "integer"},
+                "backlog": {"type": "integer", "description": "jobs recorded for it, not yet handed over"},
+                "nodes": {
+                    "type": ["array", "null"],
+                    "items": NODE,
+                    "description": "a SLURM backend's nodes as the harvester last listed them",
+                },
+            }
+        ),
+        "BackendList": _object({"backends": {"type": "array", "items": _ref("Backend")}}),
+        "DrainRequest": _object(
+            {"reason": {**TEXT, "minLength": 1, "maxLength": 200, "description": "recorded by SLURM"}},
+            additionalProperties=False,
+        ),
+    }
+)
+OPERATION_IDS.update(
+    {
+        ("/api/v1/admin/backends", "get"): "adminListBackends",
+        ("/api/v1/admin/backends/{name}/pause", "post"): "adminPauseBackend",
+        ("/api/v1/admin/backends/{name}/resume", "post"): "adminResumeBackend",
+        ("/api/v1/admin/backends/{name}/nodes/{node}/drain", "post"): "adminDrainNode",
+        ("/api/v1/admin/backends/{name}/nodes/{node}/resume", "post"): "adminResumeNode",
+    }
+)
+BACKEND_NAME = {"name": "name", "in": "path", "required": True, "schema": {**TEXT, "maxLength": 64}}
+NODE_NAME = {"name": "node", "in": "path", "required": True,
+             "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}}  # fmt: skip
+CSRF_NOTE = "With the login cookie, send the X-CSRF-Token header."
+
+
+def _backend_paths() -> dict:
+    def action(summary: str, description: str, params: list, body: str | None = None) -> dict:
+        op = {
+            "summary": summary,
+            "description": STAFF_ONLY + description + " " + CSRF_NOTE,
+            "parameters": params,
+            "responses": {
+                "200": _json(_ref("Backend"), "the backend after it"),
+                **_errors(400, 401, 403, 404, 409),
+            },
+        }
+        if body:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+        return {"post": op}
+
+    return {
+        "/api/v1/admin/backends": {
+            "get": {
+                "summary": "Every backend: health, jobs, backlog, pause, SLURM nodes",
+                "description": STAFF_ONLY + "Health as the harvester last saw it (kept in the database).",
+                "responses": {"200": _json(_ref("BackendList"), "the backends"), **_errors(401, 403)},
+            }
+        },
+        "/api/v1/admin/backends/{name}/pause": action(
+            "Pause a backend (audited)",
+            "No new submission goes to it; jobs recorded for it and not yet handed over wait until it "
+            "is resumed; its jobs continue and it is harvested. 409 if paused already.",
+            [BACKEND_NAME],
+        ),
+        "/api/v1/admin/backends/{name}/resume": action(
+            "Resume a paused backend (audited)", "409 if it is not paused.", [BACKEND_NAME]
+        ),
+        "/api/v1/admin/backends/{name}/nodes/{node}/drain": action(
+            "Drain a SLURM node (audited)",
+            "scontrol update NodeName=... State=DRAIN Reason=..., as the portal's account: SLURM's "
+            "refusal is 409 refused, with its words.",
+            [BACKEND_NAME, NODE_NAME],
+            "DrainRequest",
+        ),
+        "/api/v1/admin/backends/{name}/nodes/{node}/resume": action(
+            "Resume a drained SLURM node (audited)",
+            "scontrol update NodeName=... State=RESUME; SLURM's refusal is 409 refused.",
+            [BACKEND_NAME, NODE_NAME],
+        ),
+    }
+
+
 def document(server_url: str = "/") -> dict:
     doc = _document(server_url)
     doc["paths"].update(_admin_paths())
+    doc["paths"].update(_backend_paths())
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             operation["operationId"] = OPERATION_IDS[(path, method)]

@@ -24,6 +24,7 @@ import transaction
 from apscheduler.schedulers.background import BackgroundScheduler
 from pyramid.events import ApplicationCreated
 
+from . import health, outages
 from .batch import BatchBackend
 from .batch.harvest import harvest, purge_expired_sessions
 from .batch.submitter import submit_pending
@@ -50,10 +51,14 @@ class Scheduler:
         tm = transaction.TransactionManager(explicit=True)
         try:
             with tm:
-                return work(get_tm_session(self.session_factory, tm))
-        except Exception:
-            log.exception("scheduled job %s failed", getattr(work, "__name__", task))
+                result = work(get_tm_session(self.session_factory, tm))
+        except Exception as e:
+            # an outage (the database, a backend) fails every run alike: one line a minute
+            # with the reason, not a traceback a second (ijpweb.outages)
+            outages.failed(task, e)
             return None
+        outages.ok(task)
+        return result
 
     def submit(self) -> None:
         """Submit waiting jobs, committing after each chunk (25 jobs, or one job array):
@@ -68,7 +73,11 @@ class Scheduler:
 
     def harvest(self) -> None:
         def cycle(db):
-            if any(harvest(db, self.backends).values()):
+            asked: dict = {}
+            changed = harvest(db, self.backends, asked)
+            # each backend's health for the console, /healthz and /metrics: one row each
+            health.record(db, health.observe(self.backends, asked))
+            if any(changed.values()):
                 # jobs that ended may free a catalog session whose user has logged out
                 logout_pending(db, self.catalog_for(db))
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ..health import ask
 from ..models.catalog import CatalogSession
 from ..models.jobs import Job, WebSession, utcnow
 from ..states import LIVE, JobStatus
@@ -86,8 +87,10 @@ def write_state(db, job: Job, state: BatchState) -> bool:
     return values is not None and write_states(db, [(job, values)]) == 1
 
 
-def harvest(dbsession, backends: Mapping[str, BatchBackend]) -> dict[str, int]:
-    """One cycle. Returns the number of jobs changed per backend."""
+def harvest(dbsession, backends: Mapping[str, BatchBackend], checks: dict | None = None) -> dict[str, int]:
+    """One cycle. Returns the number of jobs changed per backend. ``checks`` receives, for
+    each backend asked about its live jobs, how long it took and whether it answered
+    (ijpweb.health.Check; a failure is logged at most once a minute, ijpweb.outages)."""
     changed: dict[str, int] = {}
     for name, backend in backends.items():
         jobs = dbsession.scalars(
@@ -100,10 +103,10 @@ def harvest(dbsession, backends: Mapping[str, BatchBackend]) -> dict[str, int]:
         if not jobs:
             changed[name] = 0
             continue
-        try:
-            states = backend.states([j.backend_job_id for j in jobs])
-        except Exception as e:  # a dead backend must not stop the others
-            log.warning("backend %s did not answer: %s", name, e)
+        check, states = ask(name, backend.states, [j.backend_job_id for j in jobs])
+        if checks is not None:
+            checks[name] = check
+        if states is None:  # a dead backend must not stop the others
             states = {
                 j.backend_job_id: BatchState(JobStatus.UNKNOWN, reason=f"backend {name} did not answer")
                 for j in jobs

@@ -167,6 +167,12 @@ class LocalBackend:
             with locked(self.root):
                 _LAUNCHED.update(dispatch(self.root, self.max_running, self.python))
 
+    def probe(self) -> None:
+        """Whether jobs can be started here: the job directory is there and writable
+        (BatchError if not). The harvester asks when no job is live."""
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            raise BatchError(f"the job directory {self.root} is missing or not writable")
+
     # --- the protocol ------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> str:

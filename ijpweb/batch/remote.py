@@ -121,6 +121,17 @@ class RemoteBackend:
                 raise BatchError(f"{self.name}: batch server at {self.url} did not answer: {e}") from None
         return extension in self._extensions
 
+    def probe(self) -> None:
+        """Whether the batch server answers (its version; BatchError if not). The
+        harvester asks when no job is live."""
+        try:
+            with urllib.request.urlopen(_request(self.url + "version"), timeout=self.timeout):  # noqa: S310 - see _request
+                pass
+        except urllib.error.HTTPError:  # an original server has no /version: it answered
+            pass
+        except OSError as e:
+            raise BatchError(f"{self.name}: batch server at {self.url} did not answer: {e}") from None
+
     def _ref(self, job_id: int) -> str:
         return f"{self.job_prefix}-{job_id}"
 

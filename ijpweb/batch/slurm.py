@@ -21,7 +21,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -426,6 +426,104 @@ class SlurmBackend:
             raise BatchError(f"SLURM job {job_id} has not ended ({state.status}); cancel it first")
         shutil.rmtree(d)
         (self.root / "by-slurm-id" / job_id).unlink(missing_ok=True)
+
+    # --- the cluster's nodes (the operator's console) --------------------------------------
+
+    def nodes(self) -> list[Node]:
+        """Every node of the cluster with its state, CPUs and load (one ``sinfo`` call);
+        BatchError when SLURM does not answer. The harvester records them each cycle."""
+        return parse_sinfo(self._run(["sinfo", "--noheader", "--Node", f"--format={SINFO_FORMAT}"]))
+
+    def probe(self) -> None:
+        """Whether the controller answers (the nodes, asked and dropped)."""
+        self.nodes()
+
+    def drain(self, node: str, reason: str) -> None:
+        """Let ``node`` finish its jobs and take no new ones (``scontrol update ...
+        State=DRAIN``); BatchError with SLURM's answer when refused (the portal's account
+        needs to be a SLURM operator or administrator for it)."""
+        self._run(["scontrol", "update", f"NodeName={node_name(node)}", "State=DRAIN",
+                   f"Reason={drain_reason(reason)}"])  # fmt: skip
+
+    def resume(self, node: str) -> None:
+        """Give a drained node back to the scheduler (``State=RESUME``)."""
+        self._run(["scontrol", "update", f"NodeName={node_name(node)}", "State=RESUME"])
+
+
+# sinfo, one line per node and partition: name, state (long, with SLURM's flag suffixes such
+# as * not responding), CPUs allocated/idle/other/total, CPU load, and the reason it is
+# drained or down (free text, last: it may hold the separator)
+SINFO_FORMAT = "%N|%T|%C|%O|%E"
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MAX_REASON = 200
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    state: str  # as sinfo says it, lower case: idle, mixed, allocated, drained, down*, ...
+    cpus_alloc: int | None
+    cpus_total: int | None
+    load: float | None
+    reason: str = ""
+
+    @property
+    def drained(self) -> bool:
+        """Drained or draining: taking no new jobs."""
+        return "drain" in self.state
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _whole(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+
+
+def parse_sinfo(text: str) -> list[Node]:
+    """sinfo's lines in SINFO_FORMAT as nodes, each once (a node of two partitions is
+    listed twice), in sinfo's order. A line that does not parse is skipped: a node whose
+    name could not be named to scontrol is left out rather than guessed."""
+    out: dict[str, Node] = {}
+    for line in text.splitlines():
+        parts = line.split("|", 4)
+        if len(parts) != 5:
+            continue
+        name, state, cpus, load, reason = (p.strip() for p in parts)
+        if not NODE_NAME.fullmatch(name) or name in out or not state or len(state) > 32:
+            continue
+        counts = cpus.split("/")
+        alloc, total = (_whole(counts[0]), _whole(counts[3])) if len(counts) == 4 else (None, None)
+        try:
+            cpu_load = float(load) if load.isascii() else None
+        except ValueError:
+            cpu_load = None
+        if cpu_load is not None and not 0 <= cpu_load < 1e9:  # nan, inf, nonsense
+            cpu_load = None
+        reason = "" if reason.lower() in ("none", "(null)") else reason
+        out[name] = Node(
+            name, state.lower(), alloc, total, cpu_load, "".join(c for c in reason if c.isprintable())[:300]
+        )
+    return list(out.values())
+
+
+def node_name(name: str) -> str:
+    """A node's name as scontrol may be given it: one node, never a host list or an option."""
+    if not isinstance(name, str) or not NODE_NAME.fullmatch(name):
+        raise ValueError("must be 1 to 64 letters, digits, dots, dashes or underscores")
+    return name
+
+
+def drain_reason(reason: str) -> str:
+    """Why a node is drained, as scontrol records it: required, printable, one line."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("is required: SLURM records why a node is drained")
+    reason = reason.strip()
+    if len(reason) > MAX_REASON:
+        raise ValueError(f"must be at most {MAX_REASON} characters")
+    if not reason.isprintable() or any(0xD800 <= ord(c) <= 0xDFFF for c in reason):
+        raise ValueError("must be printable characters on one line")
+    return reason
 
 
 def _placed(state: BatchState, nodes: str, cores: str, hosts: str) -> BatchState:

@@ -13,6 +13,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .. import health, outages
 from ..jobs.sessions import forget_sessions
 from ..models import Job, utcnow
 from ..planning import SESSION_ENV
@@ -40,7 +41,7 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
     settled = _orphans(db, backends)
     jobs = db.scalars(
         sa.select(Job)
-        .where(Job.status == JobStatus.SUBMITTING, Job.backend.in_(list(backends)))
+        .where(Job.status == JobStatus.SUBMITTING, Job.backend.in_(_unpaused(db, backends)))
         .order_by(Job.id)
         .limit(max(limit, array_limit))
     ).all()
@@ -56,7 +57,7 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
         try:
             held = backend.find(list(specs))
         except BatchError as e:  # the backend is down: try again next time
-            log.warning("backend %s cannot be asked about pending jobs: %s", name, e)
+            outages.failed(f"submit to backend {name}", e)  # (once a minute while it lasts)
             continue
         # job id -> (the backend's id for it, or None and why not)
         outcome: dict[int, tuple[str | None, str]] = {i: (held[i], "") for i in specs if i in held}
@@ -91,6 +92,12 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
 
 
 SUBMIT_THREADS = 4
+
+
+def _unpaused(db, backends: Mapping[str, BatchBackend]) -> list[str]:
+    """The backends whose waiting jobs are handed over now: a backend staff paused keeps
+    its jobs waiting, Submitting, until it is resumed (ijpweb.console says why)."""
+    return sorted(set(backends) - health.paused(db))
 ORPHAN_GRACE = timedelta(minutes=10)
 
 

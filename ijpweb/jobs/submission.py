@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 
+from .. import health
 from ..batch import BatchBackend, BatchError, JobSpec
 from ..catalog import Catalog, CatalogError, QueryBusyError, SessionError
 from ..families import FamilyError
@@ -204,8 +205,9 @@ def create_jobs(
     deadline: float = 5.0,
     tags: Sequence[str] = (),
 ) -> Submission:
-    """Choose the backend (BatchError, and nothing recorded, if none answers) and record
-    the jobs, status Submitting. The backends are called later, by
+    """Choose the backend (a paused one never; BatchError, and nothing recorded, if none
+    answers or every one is paused) and record the jobs, status Submitting. The backends
+    are called later, by
     :func:`ijpweb.batch.submitter.submit_pending` (in the background), so one click for
     500 jobs returns at once, and a crash in between loses nothing: the rows are there,
     and every backend job carries its portal job id."""
@@ -213,7 +215,13 @@ def create_jobs(
     probe = JobSpec(
         0, owner, jt.executable, plan.jobs[0].args, {}, jt.interactive, jt.family, dict(jt.resources)
     )
-    backend_name = choose_backend(backends, probe, deadline)
+    # a backend staff paused takes no new submission (ijpweb.console); all paused, none is made
+    paused = health.paused(db)
+    if backends and paused >= set(backends):
+        raise BatchError(
+            "every batch backend is paused by the portal's staff: nothing was submitted; try again later"
+        )
+    backend_name = choose_backend({n: b for n, b in backends.items() if n not in paused}, probe, deadline)
     sub = Submission(
         owner=owner,
         job_type=jt.name,

@@ -202,3 +202,103 @@ def audit(request):
         "newer": page.newer,
         "older": page.older,
     }
+
+
+# --- backends --------------------------------------------------------------------------------
+
+
+def backend_json(b) -> dict:
+    return {
+        "name": b.name,
+        "kind": b.kind,
+        "reachable": b.reachable,
+        "checked_at": _iso(b.checked_at),
+        "duration": b.duration,
+        "last_error": b.last_error,
+        "last_error_at": _iso(b.last_error_at),
+        "error_since": _iso(b.error_since),
+        "errors": b.errors,
+        "paused": b.paused,
+        "paused_by": b.paused_by,
+        "paused_at": _iso(b.paused_at),
+        "jobs": dict(b.jobs),
+        "failed_last_hour": b.failed_last_hour,
+        "backlog": b.backlog,
+        "nodes": b.nodes,
+    }
+
+
+def _one_backend(request, name: str) -> dict:
+    return next(
+        backend_json(b) for b in console.backends(request.dbsession, request.backends) if b.name == name
+    )
+
+
+@view_config(
+    route_name="api.admin.backends",
+    request_method="GET",
+    permission=Permission.STAFF,
+    renderer="json",
+    api_operation="adminListBackends",
+)
+def backends(request):
+    """Every backend: health as the harvester last saw it, jobs, backlog, pause, SLURM nodes."""
+    return {"backends": [backend_json(b) for b in console.backends(request.dbsession, request.backends)]}
+
+
+@view_config(
+    route_name="api.admin.backend.pause",
+    request_method="POST",
+    permission=Permission.STAFF,
+    renderer="json",
+    api_operation="adminPauseBackend",
+)
+@view_config(
+    route_name="api.admin.backend.resume",
+    request_method="POST",
+    permission=Permission.STAFF,
+    renderer="json",
+    api_operation="adminResumeBackend",
+)
+def pause_backend(request):
+    """Pause a backend (no new submission goes to it) or resume it; audited."""
+    name = request.matchdict["name"]
+    action = console.pause if request.matched_route.name == "api.admin.backend.pause" else console.resume
+    try:
+        action(request.dbsession, request.backends, request.identity.user_name, name)
+    except console.ConsoleError as e:
+        raise ApiError(e.status, e.code, str(e)) from None
+    return _one_backend(request, name)
+
+
+@view_config(
+    route_name="api.admin.node.drain",
+    request_method="POST",
+    permission=Permission.STAFF,
+    renderer="json",
+    api_operation="adminDrainNode",
+)
+@view_config(
+    route_name="api.admin.node.resume",
+    request_method="POST",
+    permission=Permission.STAFF,
+    renderer="json",
+    api_operation="adminResumeNode",
+)
+def node_action(request):
+    """Drain (``reason`` required) or resume a SLURM node through scontrol; audited.
+    SLURM's refusal is a 409 ``refused`` with its words."""
+    verb = "drain" if request.matched_route.name == "api.admin.node.drain" else "resume"
+    reason = ""
+    if verb == "drain":
+        reason = _json(request).get("reason")
+        if not isinstance(reason, str):
+            raise ApiError(400, "bad_request", "reason is required: SLURM records why a node is drained",
+                           {"reason": "required"})  # fmt: skip
+    m = request.matchdict
+    try:
+        console.node_action(request.dbsession, request.backends, request.identity.user_name, m["name"],
+                            m["node"], verb, reason)  # fmt: skip
+    except console.ConsoleError as e:
+        raise ApiError(e.status, e.code, str(e)) from None
+    return _one_backend(request, m["name"])

@@ -26,6 +26,7 @@ STAFF_ROUTES = ("console.", "api.admin.", "staff.")
 SECTIONS = (
     ("console.home", "Overview"),
     ("console.jobs", "Jobs"),
+    ("console.backends", "Backends"),
     ("console.logins", "Logins"),
     ("console.jobtypes", "Job types"),
     ("console.audit", "Audit"),
@@ -47,6 +48,7 @@ def home(request):
         request,
         "console.home",
         live=console.live_counts(db),
+        backends=console.backends(db, request.backends),
         logins=logins,
         problems=len(console.problems(request.jobtypes, request.datasettypes)),
         recent=console.audit(db, limit=10).rows,
@@ -153,6 +155,73 @@ def act(request):
     if request.headers.get("HX-Request") == "true":
         return Response(status=204, headerlist=[("HX-Redirect", back)])
     return HTTPSeeOther(location=back)
+
+
+# --- backends --------------------------------------------------------------------------------
+
+
+def _backends(request, error: str | None = None, done: str = "") -> dict:
+    return _page(request, "console.backends", backends=console.backends(request.dbsession, request.backends),
+                 error=error, done=done)  # fmt: skip
+
+
+@view_config(route_name="console.backends", request_method="GET", permission=Permission.STAFF,
+             renderer="console/backends.jinja2")  # fmt: skip
+def backends_page(request):
+    """Each backend's health (as the harvester last saw it), jobs, backlog and pause; a
+    SLURM backend's nodes."""
+    done = param_text(request.GET, "done", 100)
+    return _backends(request, done=DONE.get(done, ""))
+
+
+# what the page says after an action (the redirect names one of these, never free text)
+DONE = {
+    "pause": "Paused: no new submission goes to it; jobs recorded for it wait until it is resumed.",
+    "resume": "Resumed: it takes submissions again.",
+    "drain": "Drained: the node finishes its jobs and takes no new ones.",
+    "node-resume": "The node takes jobs again.",
+}
+
+
+def _done(request, verb: str) -> HTTPSeeOther:
+    return HTTPSeeOther(location=request.route_url("console.backends", _query={"done": verb}))
+
+
+@view_config(route_name="console.backend.pause", request_method="POST", permission=Permission.STAFF,
+             renderer="console/backends.jinja2")  # fmt: skip
+@view_config(route_name="console.backend.resume", request_method="POST", permission=Permission.STAFF,
+             renderer="console/backends.jinja2")  # fmt: skip
+def pause_backend(request):
+    """Pause or resume a backend (audited)."""
+    pausing = request.matched_route.name == "console.backend.pause"
+    action = console.pause if pausing else console.resume
+    try:
+        action(request.dbsession, request.backends, request.identity.user_name, request.matchdict["name"])
+    except console.ConsoleError as e:
+        request.response.status = e.status
+        return _backends(request, error=str(e))
+    return _done(request, "pause" if pausing else "resume")
+
+
+@view_config(route_name="console.node.drain", request_method="POST", permission=Permission.STAFF,
+             renderer="console/backends.jinja2")  # fmt: skip
+@view_config(route_name="console.node.resume", request_method="POST", permission=Permission.STAFF,
+             renderer="console/backends.jinja2")  # fmt: skip
+def node_action(request):
+    """Drain (with a reason) or resume a SLURM node (audited); SLURM's refusal is shown."""
+    verb = "drain" if request.matched_route.name == "console.node.drain" else "resume"
+    m = request.matchdict
+    try:
+        reason = param_text(request.POST, "reason", 1000) if verb == "drain" else ""
+        console.node_action(request.dbsession, request.backends, request.identity.user_name, m["name"],
+                            m["node"], verb, reason)  # fmt: skip
+    except InputError as e:
+        request.response.status = e.status
+        return _backends(request, error=str(e))
+    except console.ConsoleError as e:
+        request.response.status = e.status
+        return _backends(request, error=str(e))
+    return _done(request, "drain" if verb == "drain" else "node-resume")
 
 
 # --- logins and API tokens -----------------------------------------------------------------
