@@ -1,10 +1,13 @@
 """Parse the settings once (see ijpweb.settings) and keep them in the registry."""
 
 import io
+import logging
 
 from pyramid.events import NewRequest
 
 from .settings import apply_environment, parse
+
+log = logging.getLogger(__name__)
 
 
 def _close_spooled_body(event):
@@ -23,4 +26,10 @@ def includeme(config):
     settings = config.get_settings()
     apply_environment(settings)
     settings["ijp"] = parse(settings)
+    if settings["ijp"].auth_secret_ephemeral:
+        log.warning(
+            "no IJP_AUTH_SECRET (auth.secret) is set: logins are signed with a secret made up for "
+            "this process, so they end when it stops and work in no other portal process; set "
+            "IJP_AUTH_SECRET (production.ini's ijp.deployment = production requires it)"
+        )
     config.add_subscriber(_close_spooled_body, NewRequest)

@@ -10,7 +10,15 @@ each runs (in one transaction, like a request).
 
 Every task runs through :meth:`Scheduler.run`, the one place that decides whether and
 how a task runs in this process. APScheduler runs them in this process where
-``ijp.scheduler.enabled``, started once the application is created.
+``ijp.scheduler.enabled`` ("this process may lead"), started once the application is
+created.
+
+Several portal processes may share one PostgreSQL database (ijpweb.leaders): the harvest,
+keepalive and purge run in the one process that leads each (an advisory lock, tried by
+every process once a second, so a new leader takes over within seconds when one dies);
+the submitter runs in each and claims the jobs it hands over, so none is handed over
+twice. On SQLite there is one portal process, which runs everything.
+:meth:`Scheduler.leadership` says what this process runs now.
 """
 
 from __future__ import annotations
@@ -29,25 +37,50 @@ from .batch import BatchBackend
 from .batch.harvest import harvest, purge_expired_sessions
 from .batch.submitter import submit_pending
 from .jobs.sessions import keep_sessions_alive, logout_pending
+from .leaders import Leaders, OneProcess, claim_jobs, is_postgresql
 from .models import get_tm_session
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# the tasks that run in one process at a time (its leader); the submitter runs in every
+# process with the scheduler enabled, claiming the jobs it submits
+LED = ("harvest", "keepalive", "purge")
+TASKS = ("submit", *LED)
+CAMPAIGN_SECONDS = 1.0  # how often a process tries to take the leads it lacks
+
 
 class Scheduler:
     """The periodic tasks of one portal process (see the module's text)."""
 
-    def __init__(self, session_factory, backends: Mapping[str, BatchBackend], catalog_for, settings):
+    def __init__(self, session_factory, backends: Mapping[str, BatchBackend], catalog_for, settings, engine):
         # catalog_for(db): the catalog as a background task reads it through ``db``
         self.session_factory, self.backends, self.catalog_for = session_factory, backends, catalog_for
         self.settings = settings
+        self.namespace = getattr(settings, "scheduler_namespace", "ijpweb")
+        # who leads the tasks that run once: advisory locks on PostgreSQL, else this process
+        self.leaders = Leaders(engine, self.namespace, LED) if is_postgresql(engine) else OneProcess(LED)
         self._aps = None  # APScheduler's BackgroundScheduler, once started
 
+    def leadership(self) -> dict[str, bool]:
+        """What this process runs now, by task: the submitter wherever the scheduler runs
+        (it claims its jobs), each of the others where this process leads it. (No
+        database call: as of the last try, at most CAMPAIGN_SECONDS ago.)"""
+        if self._aps is None:
+            return dict.fromkeys(TASKS, False)
+        return {"submit": True, **self.leaders.leading()}
+
+    def campaign(self) -> None:
+        """Keep the leads this process holds and try to take the others."""
+        self.leaders.campaign()
+
     def run(self, task: str, work: Callable[..., T]) -> T | None:
-        """Run one task's ``work(db)`` in one transaction, like a request; return its result
-        (None if it failed, which is logged)."""
+        """Run one task's ``work(db)`` in one transaction, like a request, where this
+        process runs it (a task in LED: where it leads it); return its result (None if it
+        failed, which is logged, or did not run here)."""
+        if task in LED and not self.leaders.holds(task):
+            return None
         tm = transaction.TransactionManager(explicit=True)
         try:
             with tm:
@@ -66,10 +99,13 @@ class Scheduler:
         find() recovers)."""
 
         def one_chunk(db):
-            return submit_pending(db, self.backends)
+            return submit_pending(db, self.backends, claim=self._claim)
 
         while self.run("submit", one_chunk):
             pass
+
+    def _claim(self, db, job_ids, limit):
+        return claim_jobs(db, self.namespace, job_ids, limit)
 
     def harvest(self) -> None:
         def cycle(db):
@@ -88,6 +124,15 @@ class Scheduler:
 
     def purge(self) -> None:
         self.run("purge", purge_expired_sessions)
+        if self.leaders.holds("purge"):
+            # job directories a killed process left half-written (they may hold a session)
+            for backend in self.backends.values():
+                clean = getattr(backend, "clean_leftovers", None)
+                if clean is not None:
+                    try:
+                        clean()
+                    except OSError as e:
+                        log.warning("backend %s: leftover job directories not removed: %s", backend.name, e)
 
     def submit_soon(self) -> None:
         """Run the background submitter now (after a click), if this process runs it."""
@@ -96,7 +141,11 @@ class Scheduler:
 
     def start(self) -> None:
         """Start APScheduler 3 in this process with the periodic tasks."""
+        self.leaders.campaign()  # leads taken now, so that the first harvest runs at once
         aps = BackgroundScheduler(daemon=True)
+        aps.add_job(
+            self.campaign, "interval", seconds=CAMPAIGN_SECONDS, id="campaign", max_instances=1, coalesce=True
+        )
         aps.add_job(
             self.harvest,
             "interval",
@@ -112,11 +161,24 @@ class Scheduler:
         aps.start()
         self._aps = aps
         log.info("harvesting every %s s", self.settings.harvest_seconds)
+        if isinstance(self.leaders, Leaders):
+            log.info(
+                "PostgreSQL: the tasks %s run in the one portal process that leads each (advisory locks, "
+                "namespace %r); the submitter runs in every process and claims its jobs; this process leads %s",
+                ", ".join(LED), self.namespace,
+                ", ".join(t for t, led in self.leaders.leading().items() if led) or "none yet",
+            )  # fmt: skip
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the periodic tasks (if they were started here)."""
         if self._aps is not None:
             self._aps.shutdown(wait=wait)
+        self.leaders.close()  # another process takes over at once
+
+
+def leadership(registry) -> dict[str, bool]:
+    """What this portal process runs of the background work, by task (for /healthz)."""
+    return registry["ijp.scheduler"].leadership()
 
 
 def _start(event) -> None:
@@ -128,8 +190,13 @@ def includeme(config):
     the application where ijp.scheduler.enabled."""
     registry = config.registry
     settings = registry.settings["ijp"]
+    engine = registry["dbengine"]
     registry["ijp.scheduler"] = Scheduler(
-        registry["dbsession_factory"], registry["ijp.backends"], registry["ijp.catalog_for"], settings
+        registry["dbsession_factory"], registry["ijp.backends"], registry["ijp.catalog_for"], settings, engine
     )
+    if not is_postgresql(engine):
+        (log.warning if settings.deployment == "production" else log.info)(
+            "SQLite: run one portal process; for several, use PostgreSQL"
+        )
     if settings.scheduler_enabled:
         config.add_subscriber(_start, ApplicationCreated)

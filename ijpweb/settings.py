@@ -3,6 +3,11 @@
 Secrets may come from the environment instead of the ini: ``IJP_AUTH_SECRET`` for
 ``auth.secret``, ``IJP_DATABASE_URL`` for ``sqlalchemy.url`` and ``IJP_IDS_KEY`` for
 ``ijp.ids.key`` (the embedded IDS's key, see :func:`ijpweb.catalog.ids.server_key`).
+
+``ijp.deployment = production`` (production.ini) makes the login secret required: every
+portal process must sign and check login cookies with the same one, so that logins work
+in all of them and survive a restart. In development a missing secret is made up at
+start (logins then end with the process, and the log says so once).
 """
 
 from __future__ import annotations
@@ -68,6 +73,16 @@ class Settings:
     # X-Forwarded-* headers it believes (ijpweb.proxy)
     prefix: str = ""
     trusted_proxies: tuple[Network, ...] = ()
+    # development | production (production refuses to start without a shared auth.secret)
+    deployment: str = "development"
+    # True when auth.secret was not given and was made up for this process alone
+    auth_secret_ephemeral: bool = False
+    # what the advisory locks of the background work are named by (several portals in
+    # one PostgreSQL database need different ones; different databases never clash)
+    scheduler_namespace: str = "ijpweb"
+
+
+MIN_SECRET_LENGTH = 32  # characters of auth.secret in production
 
 
 def apply_environment(settings: dict) -> None:
@@ -126,10 +141,22 @@ def parse(raw: Mapping[str, str]) -> Settings:
         backends[name].setdefault("type", "local")
     mount = parse_prefix(raw.get("ijp.prefix", ""))
     url = public_url(raw, mount)
-    secret = raw.get("auth.secret") or ""
-    if not secret:
-        # Logins then last only as long as this process; say so in the log.
+    deployment = _choice(raw, "ijp.deployment", ("development", "production"))
+    secret = (raw.get("auth.secret") or "").strip()
+    ephemeral = not secret
+    if deployment == "production" and len(secret) < MIN_SECRET_LENGTH:
+        raise SettingError(
+            f"ijp.deployment = production needs the login secret that every portal process "
+            f"shares: set IJP_AUTH_SECRET (or auth.secret) to at least {MIN_SECRET_LENGTH} random "
+            f"characters, e.g. the output of: python3 -c 'import secrets; print(secrets.token_hex(32))'"
+            + (f" (the one given has {len(secret)})" if secret else "")
+        )
+    if ephemeral:
+        # Logins then last only as long as this process (config.includeme logs it).
         secret = secrets.token_hex(32)
+    namespace = raw.get("ijp.scheduler.namespace", "ijpweb").strip()
+    if not namespace or not namespace.isprintable():
+        raise SettingError(f"ijp.scheduler.namespace must be a non-empty name, not {namespace!r}")
     return Settings(
         jobtypes_dir=raw.get("ijp.jobtypes_dir", "jobtypes"),
         datasettypes_dir=raw.get("ijp.datasettypes_dir", "datasettypes"),
@@ -167,4 +194,7 @@ def parse(raw: Mapping[str, str]) -> Settings:
         login_lock_minutes=_number(raw, "ijp.login.lock_minutes", 15, 0, 7 * 24 * 60, float),
         prefix=mount,
         trusted_proxies=parse_networks(raw.get("ijp.trusted_proxies", "")),
+        deployment=deployment,
+        auth_secret_ephemeral=ephemeral,
+        scheduler_namespace=namespace,
     )

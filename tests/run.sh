@@ -30,6 +30,6 @@ trap cleanup EXIT
 "${RUN[@]}" "$PGBIN/initdb -D $PGDATA -U postgres --auth=trust -E UTF8 --locale=C.UTF-8" >/dev/null
 "${RUN[@]}" "$PGBIN/pg_ctl -D $PGDATA -l $PGDATA/server.log -w -o \"-p $PGPORT -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off\" start" >/dev/null
 "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -q \
-  -c "CREATE ROLE ijp LOGIN PASSWORD 'ijp'" -c "CREATE DATABASE ijp_test OWNER ijp"
+  -c "CREATE ROLE ijp LOGIN CREATEDB PASSWORD 'ijp'" -c "CREATE DATABASE ijp_test OWNER ijp"
 echo "== tests on PostgreSQL (throw-away cluster on port $PGPORT)"
 IJP_TEST_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_test" $PY -m pytest -m "not once" "$@"

@@ -16,6 +16,11 @@ class BatchError(Exception):
     """A backend refused or failed; the message is fit to show a user."""
 
 
+class JobBusy(BatchError):
+    """Another process (or thread) is preparing this job right now: nothing was done, and
+    the job is to be tried again later (when the backend holds it, or does not)."""
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """What a backend needs to run one job."""

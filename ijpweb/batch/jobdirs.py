@@ -11,18 +11,27 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..planning import SESSION_ARG
-from . import STREAMS, BatchError, JobSpec
-from .runner import PRIVATE_ENV
+from . import STREAMS, BatchError, JobBusy, JobSpec
+from .runner import PRIVATE_ENV, locked, read_json
 
 # The environment a job starts with: nothing of the portal's own (it may hold secrets).
 PASSED_ENV = ("LANG", "LC_ALL", "TZ", "TMPDIR")
-NEW = ".new"  # under the root: job directories being written, renamed into place when whole
-LEFTOVER_SECONDS = 3600  # a directory being written for this long was left by a crash
+# Under the root: ``.new/<job id>``, a job directory being written, renamed into place
+# when whole. Taking it is the claim to prepare that job (one process, one thread).
+NEW = ".new"
+OWNER = ".owner"  # in .new/<job id>: who writes it ({"host", "pid"})
+HOST = socket.gethostname()
+# A directory being written for this long was left by a crash (writing one takes
+# milliseconds). One whose writer ran on this host is known abandoned as soon as that
+# process has gone; another host's (a job directory root on a shared filesystem) only
+# after this long.
+LEFTOVER_SECONDS = 600
 
 
 def job_env(spec: JobSpec, path: Sequence[str], jobdir: Path) -> dict[str, str]:
@@ -60,14 +69,42 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _writer(tmp: Path) -> dict | None:
+    """Who writes the job directory at ``tmp`` (its ``.owner``), or None."""
+    owner = read_json(tmp / OWNER)
+    return owner if isinstance(owner, dict) else None
+
+
+def _abandoned(tmp: Path) -> bool:
+    """Whether the job directory being written at ``tmp`` was left by a writer that has
+    gone. Called under the root's lock, as its writer takes it and names itself in
+    ``.owner`` in one step under the lock: one without a readable ``.owner`` is a writer's
+    killed in that step (or removing it after a failure)."""
+    try:
+        age = time.time() - tmp.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return False
+    owner = _writer(tmp)
+    if owner is None or age > LEFTOVER_SECONDS:
+        return True
+    pid = owner.get("pid")
+    return owner.get("host") == HOST and (not isinstance(pid, int) or not _pid_alive(pid))
+
+
 def clean_leftovers(root: Path) -> None:
-    """Remove job directories a crash left half-written (``.new/<id>.<pid>``): their
-    writer has gone, or they are older than an hour. They may hold a session."""
+    """Remove job directories a crash left half-written under ``root/.new`` (their writer
+    has gone, or they are older than LEFTOVER_SECONDS): they may hold a session."""
     try:
         entries = list(os.scandir(root / NEW))
     except FileNotFoundError:
         return
     for e in entries:
+        if e.name.isdigit():  # .new/<job id>, taken under the lock: checked and removed under it
+            with locked(root):
+                if _abandoned(Path(e.path)):
+                    shutil.rmtree(e.path, ignore_errors=True)
+            continue
+        # an older version's .new/<job id>.<pid>
         _, _, pid = e.name.rpartition(".")
         with contextlib.suppress(OSError):
             old = time.time() - e.stat(follow_symlinks=False).st_mtime > LEFTOVER_SECONDS
@@ -92,16 +129,34 @@ def prepare(
     """Create the job's directory ``root/<job id>`` atomically; return (path, created).
     An existing directory (the same portal job submitted again) is kept as it is.
     ``before_rename`` is called just before the directory appears (the local backend
-    queues the job there)."""
+    queues the job there).
+
+    It is written as ``.new/<job id>``, taken by an exclusive mkdir under the root's lock
+    (one step with the check that the job has no directory yet): a second process or
+    thread preparing the same job meanwhile gets :class:`JobBusy` and leaves nothing
+    behind. One left by a writer that has gone (it may hold the session) is removed and
+    taken. The directory appears by a rename, under the lock too."""
     name = str(spec.job_id)
     d = root / name
     if d.exists():
         return d, False
     private_dir(root / NEW)
-    tmp = root / NEW / f"{name}.{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = root / NEW / name
+    with locked(root):
+        if d.exists():
+            return d, False
+        try:
+            os.mkdir(tmp, 0o700)
+        except FileExistsError:
+            if not _abandoned(tmp):
+                owner = _writer(tmp) or {}
+                raise JobBusy(
+                    f"job {name} is being prepared by process {owner.get('pid')} on {owner.get('host')}"
+                ) from None
+            shutil.rmtree(tmp, ignore_errors=True)  # a killed writer's: it may hold a session
+            os.mkdir(tmp, 0o700)
+        _write(tmp / OWNER, {"host": HOST, "pid": os.getpid()})
     try:
-        os.mkdir(tmp, 0o700)
         os.mkdir(tmp / "work", 0o700)
         os.mkdir(tmp / "output", 0o700)
         _write(
@@ -115,12 +170,14 @@ def prepare(
         )
         if spec.env:
             _write(tmp / PRIVATE_ENV, dict(spec.env))
-        if before_rename is not None:
-            before_rename(name)
-        os.rename(tmp, d)  # stdout and stderr appear when the job starts
+        with locked(root):
+            if before_rename is not None:
+                before_rename(name)
+            os.unlink(tmp / OWNER)
+            os.rename(tmp, d)  # stdout and stderr appear when the job starts
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError) and d.is_dir():  # another process prepared it meanwhile
+        if isinstance(e, OSError) and d.is_dir():  # an older version prepared it meanwhile
             return d, False
         raise
     return d, True

@@ -167,6 +167,11 @@ class LocalBackend:
             with locked(self.root):
                 _LAUNCHED.update(dispatch(self.root, self.max_running, self.python))
 
+    def clean_leftovers(self) -> None:
+        """Remove job directories a killed process left half-written (they may hold a
+        session); the scheduler's purge calls it, as does each start."""
+        clean_leftovers(self.root)
+
     def probe(self) -> None:
         """Whether jobs can be started here: the job directory is there and writable
         (BatchError if not). The harvester asks when no job is live."""

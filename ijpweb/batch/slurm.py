@@ -187,6 +187,11 @@ class SlurmBackend:
             raise BatchError(f"SLURM job {job_id} is not one of this portal's")
         return link.resolve()
 
+    def clean_leftovers(self) -> None:
+        """Remove job directories a killed process left half-written (they may hold a
+        session); the scheduler's purge calls it, as does each start."""
+        clean_leftovers(self.root)
+
     # --- the protocol ------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> str:

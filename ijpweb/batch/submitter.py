@@ -6,9 +6,10 @@ to their backends, a chunk at a time, without ever submitting one twice or losin
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
@@ -18,12 +19,18 @@ from ..jobs.sessions import forget_sessions
 from ..models import Job, utcnow
 from ..planning import SESSION_ENV
 from ..states import JobStatus
-from . import BatchBackend, BatchError, JobSpec
+from . import BatchBackend, BatchError, JobBusy, JobSpec
 
 log = logging.getLogger(__name__)
 
 
-def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, array_limit: int = 1000) -> int:
+def submit_pending(
+    db,
+    backends: Mapping[str, BatchBackend],
+    limit: int = 25,
+    array_limit: int = 1000,
+    claim: Claim | None = None,
+) -> int:
     """Submit jobs still Submitting, oldest first; return how many were settled.
 
     Each backend is first asked which of them it holds already (a crash after the
@@ -37,20 +44,32 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
     job while its backend is called: the result is written only to a job still
     Submitting (one UPDATE by id and status each, never a flush of rows read earlier),
     and a job cancelled or deleted meanwhile is withdrawn from the backend
-    (:func:`_withdraw`)."""
+    (:func:`_withdraw`).
+
+    Where several portal processes share the database, ``claim(db, job_ids, limit)``
+    (ijpweb.leaders.claim_jobs) gives this transaction the jobs no other process is
+    handing over: up to ``limit`` of ``job_ids``, claimed until the transaction ends."""
     settled = _orphans(db, backends)
-    jobs = db.scalars(
-        sa.select(Job)
+    waiting = db.execute(
+        sa.select(Job.id, Job.backend)
         .where(Job.status == JobStatus.SUBMITTING, Job.backend.in_(_unpaused(db, backends)))
         .order_by(Job.id)
-        .limit(max(limit, array_limit))
+        .limit(CANDIDATES)
     ).all()
-    if not jobs:  # the usual case, every second: read, and write nothing
+    if not waiting:  # the usual case, every second: read, and write nothing
         return settled
-    for name in sorted({j.backend for j in jobs}):
+    for name in sorted({b for _, b in waiting}):
         backend = backends[name]
         many = backend.submit_many if getattr(backend, "arrays", False) else None
-        mine = [j for j in jobs if j.backend == name][: array_limit if many else limit]
+        size = array_limit if many else limit
+        candidates = [i for i, b in waiting if b == name]
+        claimed = claim(db, candidates, size) if claim is not None else candidates[:size]
+        # read after the claim: a job another process settled before it is no longer Submitting
+        mine = db.scalars(
+            sa.select(Job).where(Job.id.in_(claimed), Job.status == JobStatus.SUBMITTING).order_by(Job.id)
+        ).all() if claimed else []  # fmt: skip
+        if not mine:
+            continue
         # all the backend needs, read now: the rows may be cancelled or deleted meanwhile
         specs = {j.id: job_spec(j) for j in mine}
         groups = {j.id: j.submission_id for j in mine}
@@ -68,6 +87,9 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
                 reason = "not accepted by the backend"
                 try:
                     ids = many([specs[i] for i in group])
+                except JobBusy as e:  # being prepared elsewhere: left Submitting, tried again
+                    log.info("jobs %s..%s are left for later: %s", group[0], group[-1], e)
+                    continue
                 except BatchError as e:
                     ids = {}
                     log.warning("jobs %s..%s could not be submitted: %s", group[0], group[-1], e)
@@ -81,6 +103,9 @@ def submit_pending(db, backends: Mapping[str, BatchBackend], limit: int = 25, ar
                     pool.map(_submit_one, [backend] * len(to_submit), [specs[i] for i in to_submit])
                 )
             for i, (backend_id, error) in zip(to_submit, results, strict=True):
+                if isinstance(error, JobBusy):  # being prepared elsewhere: left Submitting
+                    log.info("job %s is left for later: %s", i, error)
+                    continue
                 if error is not None:
                     log.warning("job %s could not be submitted: %s", i, error)
                 outcome[i] = (backend_id, f"could not be submitted: {error}")
@@ -98,6 +123,11 @@ def _unpaused(db, backends: Mapping[str, BatchBackend]) -> list[str]:
     """The backends whose waiting jobs are handed over now: a backend staff paused keeps
     its jobs waiting, Submitting, until it is resumed (ijpweb.console says why)."""
     return sorted(set(backends) - health.paused(db))
+
+
+CANDIDATES = 5000  # waiting jobs looked at per chunk (the oldest), across backends
+# claim(db, job_ids, limit) -> the job ids this transaction may hand over
+Claim = Callable[[Any, Sequence[int], int], list[int]]
 ORPHAN_GRACE = timedelta(minutes=10)
 
 
