@@ -40,6 +40,32 @@ def test_production_refuses_to_start_without_the_shared_secret():
         parse({"ijp.deployment": "prod"})
 
 
+def test_production_ini_is_production_with_the_scheduler_on_in_every_process(monkeypatch):
+    from pyramid.paster import get_appsettings
+
+    from ijpweb.settings import apply_environment
+
+    from ..conftest import ROOT
+
+    monkeypatch.delenv("IJP_AUTH_SECRET", raising=False)
+    raw = dict(get_appsettings(str(ROOT / "production.ini")))
+    apply_environment(raw)
+    with pytest.raises(SettingError, match="IJP_AUTH_SECRET"):
+        parse(raw)
+    monkeypatch.setenv("IJP_AUTH_SECRET", "p" * 64)
+    monkeypatch.setenv("IJP_IDS_KEY", "k" * 32)
+    raw = dict(get_appsettings(str(ROOT / "production.ini")))  # every process's [app:main]
+    apply_environment(raw)
+    settings = parse(raw)
+    assert settings.deployment == "production" and settings.scheduler_enabled
+    import configparser
+
+    servers = configparser.ConfigParser(interpolation=None)
+    servers.read(ROOT / "production.ini")
+    listen = {servers[s]["listen"] for s in servers.sections() if s.startswith("server:")}
+    assert len(listen) >= 2  # a second process has a port of its own
+
+
 def test_production_takes_the_secret_from_the_environment(monkeypatch):
     from ijpweb.settings import apply_environment
 
