@@ -338,6 +338,7 @@ def test_the_pages_through_apache(site):
 
 def test_the_apis_through_apache(site):
     url = site.url
+    root = url[: -len(P)]
     doc = requests.get(f"{url}/api/v1/openapi.json", timeout=10).json()
     assert doc["servers"] == [{"url": url + "/"}]
     api = requests.Session()
@@ -363,6 +364,11 @@ def test_the_apis_through_apache(site):
     missing = api.get(f"{url}/api/v1/jobs/999999999", timeout=10)
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
     assert api.get(f"{url}/api/v1/no-such-thing", timeout=10).json()["code"] == "not_found"
+
+    # an operator's monitor asks through Apache too, under the prefix
+    health = requests.get(f"{url}/healthz", timeout=30)
+    assert health.status_code in (200, 503) and health.headers["Content-Type"].startswith("application/json")
+    assert requests.get(f"{root}/healthz", timeout=10).status_code == 404  # (not the portal's)
 
     # /icat and /ids
     creds = {
