@@ -495,7 +495,7 @@ def parse_sinfo(text: str) -> list[Node]:
         if len(parts) != 5:
             continue
         name, state, cpus, load, reason = (p.strip() for p in parts)
-        if not NODE_NAME.fullmatch(name) or name.upper() == "ALL" or name in out or not state or len(state) > 32:
+        if not _one_node(name) or name in out or not state or len(state) > 32:
             continue
         counts = cpus.split("/")
         alloc, total = (_whole(counts[0]), _whole(counts[3])) if len(counts) == 4 else (None, None)
@@ -512,9 +512,14 @@ def parse_sinfo(text: str) -> list[Node]:
     return list(out.values())
 
 
+def _one_node(name: str) -> bool:
+    """One node's name (never a host list such as node[1-4] or a,b, an option, or ALL)."""
+    return bool(NODE_NAME.fullmatch(name)) and name.upper() != "ALL"
+
+
 def node_name(name: str) -> str:
     """A node's name as scontrol may be given it: one node, never a host list or an option."""
-    if not isinstance(name, str) or not NODE_NAME.fullmatch(name) or name.upper() == "ALL":
+    if not isinstance(name, str) or not _one_node(name):
         raise ValueError("must be one node's name: 1 to 64 letters, digits, dots, dashes or underscores")
     return name
 
