@@ -10,6 +10,7 @@ import logging
 
 import sqlalchemy as sa
 
+from .. import outages
 from ..catalog import Catalog, CatalogError
 from ..models import Job, PendingLogout, Submission, utcnow
 from ..states import LIVE
@@ -94,5 +95,6 @@ def keep_sessions_alive(db, catalog: Catalog, below_minutes: float = 20) -> int:
                 catalog.refresh(sid)
                 refreshed += 1
         except CatalogError as e:
-            log.warning("a catalog session of running jobs cannot be kept alive: %s", type(e).__name__)
+            # (one line a minute however many sessions fail: the catalog is down, ijpweb.outages)
+            outages.failed("keepalive of a catalog session", f"it cannot be kept alive: {type(e).__name__}")
     return refreshed
