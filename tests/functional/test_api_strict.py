@@ -96,7 +96,13 @@ def test_every_endpoint_refuses_an_unknown_query_parameter_and_changes_nothing(t
         0
     ]
     alice = token(testapp, "alice")  # staff, for the operator's console
-    values = {"name": "Date", "dataset_id": str(ds), "job_id": str(job["id"]), "stream": "stdout", "node": "n1"}
+    values = {
+        "name": "Date",
+        "dataset_id": str(ds),
+        "job_id": str(job["id"]),
+        "stream": "stdout",
+        "node": "n1",
+    }
     bodies = {"login": {"username": "bob", "password": "bob-demo"}, "submit": {"job_type": "Date"},
               "setJobTags": {"tags": ["x"]}, "adminDrainNode": {"reason": "x"}}  # fmt: skip
     before = jobs_written(dbsession), dbsession.scalar(sa.select(sa.func.count()).select_from(WebSession))
