@@ -29,6 +29,7 @@ No Pyramid here: it takes an SQLAlchemy engine.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -189,9 +190,12 @@ class Leaders:
             conn, self._conn = self._conn, None
             self._held.clear()
             if conn is not None:
+                # released now (the server would release them only once it noticed the
+                # connection closed), and closed for real, not returned to the pool: a
+                # pooled connection would keep the session's locks for whoever used it next
+                with contextlib.suppress(Exception):  # (closing it releases them too)
+                    conn.exec_driver_sql("SELECT pg_advisory_unlock_all()")
                 try:
-                    # closed for real, not returned to the pool: a pooled connection would
-                    # keep the session's locks for whichever request used it next
                     conn.invalidate()
                     conn.close()
                 except Exception:  # noqa: BLE001, S110 - stopping

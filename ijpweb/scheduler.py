@@ -36,6 +36,7 @@ from . import health, outages
 from .batch import BatchBackend
 from .batch.harvest import harvest, purge_expired_sessions
 from .batch.submitter import submit_pending
+from .catalog.ids import purge_prepared
 from .jobs.sessions import keep_sessions_alive, logout_pending
 from .leaders import Leaders, OneProcess, claim_jobs, is_postgresql
 from .models import get_tm_session
@@ -123,7 +124,8 @@ class Scheduler:
         self.run("keepalive", lambda db: keep_sessions_alive(db, self.catalog_for(db)))
 
     def purge(self) -> None:
-        self.run("purge", purge_expired_sessions)
+        # expired logins and catalog sessions, and IDS prepared ids that have had their day
+        self.run("purge", lambda db: purge_expired_sessions(db) + purge_prepared(db))
         if self.leaders.holds("purge"):
             # job directories a killed process left half-written (they may hold a session)
             for backend in self.backends.values():

@@ -32,12 +32,14 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from .. import inputs
+from ..models.catalog import CatalogSession, PreparedData
+from ..models.jobs import as_utc, utcnow
 from . import SessionError
 from .icatdb import TABLES as T
 
@@ -230,22 +232,56 @@ class Selection:
 
 
 class Prepared:
-    """Prepared selections by a random id, kept here (the session id they run as never
-    leaves the server). Bounded: the oldest are forgotten first."""
+    """Prepared selections by a random id (a bearer credential, as in IDS), kept in the
+    database by its SHA-256 (ids_prepared): any portal process answers for an id another
+    gave, after a restart too. The session id they run as never leaves the server. An id
+    is good for PREPARED_HOURS (the purge then forgets it)."""
 
-    def __init__(self, limit: int = 10_000):
-        self.limit = limit
-        self._items: dict[str, tuple] = {}
-
-    def add(self, value: tuple) -> str:
+    def add(self, db, value: tuple) -> str:
+        session_id, sel, zip_flag, compress = value
         token = secrets.token_urlsafe(24)
-        self._items[token] = value
-        while len(self._items) > self.limit:
-            self._items.pop(next(iter(self._items)))
+        db.add(
+            PreparedData(
+                key=_prepared_key(token),
+                catalog_session=session_id,
+                selection={
+                    "investigationIds": list(sel.investigation_ids),
+                    "datasetIds": list(sel.dataset_ids),
+                    "datafileIds": list(sel.datafile_ids),
+                },
+                zip=zip_flag,
+                compress=compress,
+                created_at=utcnow(),
+            )
+        )
+        db.flush()
         return token
 
-    def get(self, token: str) -> tuple | None:
-        return self._items.get(token)
+    def get(self, db, token: str) -> tuple | None:
+        if not token or len(token) > 200:
+            return None
+        row = db.get(PreparedData, _prepared_key(token))
+        if row is None or as_utc(row.created_at) < utcnow() - timedelta(hours=PREPARED_HOURS):
+            return None
+        sel = row.selection
+        selection = Selection(
+            tuple(sel["investigationIds"]), tuple(sel["datasetIds"]), tuple(sel["datafileIds"])
+        )
+        return row.catalog_session, selection, row.zip, row.compress
+
+
+PREPARED_HOURS = 24
+
+
+def purge_prepared(db) -> int:
+    """Forget prepared ids older than PREPARED_HOURS or whose catalog session has gone."""
+    old = PreparedData.created_at < utcnow() - timedelta(hours=PREPARED_HOURS)
+    gone = PreparedData.catalog_session.not_in(sa.select(CatalogSession.id))
+    return db.execute(sa.delete(PreparedData).where(old | gone)).rowcount
+
+
+def _prepared_key(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)

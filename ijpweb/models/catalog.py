@@ -1,5 +1,5 @@
 """What the embedded catalog keeps beside ICAT's own entities (see catalog/icatdb.py):
-the ``db`` authenticator's password store, and catalog sessions."""
+the ``db`` authenticator's password store, catalog sessions, and IDS's prepared ids."""
 
 from __future__ import annotations
 
@@ -27,3 +27,19 @@ class CatalogSession(Base):
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     user_name: Mapped[str] = mapped_column(sa.String(255))
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+
+
+class PreparedData(Base):
+    """An IDS ``prepareData``: the selection and the catalog session it runs as, found by
+    the SHA-256 of its preparedId (a bearer credential, never stored itself). Kept in the
+    database, so that every portal process answers ``getData`` for an id another gave;
+    the purge forgets it after a day, or once its catalog session has gone."""
+
+    __tablename__ = "ids_prepared"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    catalog_session: Mapped[str] = mapped_column(sa.String(255))
+    selection: Mapped[dict] = mapped_column(sa.JSON)
+    zip: Mapped[bool]
+    compress: Mapped[bool]
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)

@@ -137,11 +137,12 @@ def prepare_data(request):
     p = request.params
     sel = Selection.parse(p)
     request.ids.located(_sid(p), sel)
-    return _text(request.registry["ijp.prepared"].add((_sid(p), sel, _flag(p, "zip"), _flag(p, "compress"))))
+    prepared = (_sid(p), sel, _flag(p, "zip"), _flag(p, "compress"))
+    return _text(request.registry["ijp.prepared"].add(request.dbsession, prepared))
 
 
 def _prepared(request, prepared_id: str):
-    found = request.registry["ijp.prepared"].get(prepared_id)
+    found = request.registry["ijp.prepared"].get(request.dbsession, prepared_id)
     if found is None:
         raise IdsError("NotFoundException", "no such preparedId (it may have expired)")
     return found

@@ -8,7 +8,9 @@ two-process run with a SIGKILL is tests/integration/test_multiprocess.py."""
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -129,6 +131,30 @@ def test_a_process_with_another_secret_does_not_accept_the_login(app, other_proc
     assert a.get("/jobs").status_int == 200
 
 
+def test_an_ids_prepared_id_from_one_process_is_answered_by_another(app, other_processes, tm, dbsession):
+    """A job's IDS client calls prepareData, then getData: behind a balancer, perhaps of
+    another process. The id is in the database, stored only as its SHA-256."""
+    from ijpweb.models import PreparedData
+
+    same, _ = other_processes
+    a, b = make_testapp(app, tm, dbsession), make_testapp(same, tm, dbsession)
+    login = {"plugin": "db", "credentials": [{"username": "alice"}, {"password": "alice-demo"}]}
+    sid = a.post("/icat/session", {"json": json.dumps(login)}).json["sessionId"]
+    datafile = a.get(
+        "/icat/entityManager", {"sessionId": sid, "query": "SELECT df.id FROM Datafile df"}
+    ).json[0]
+    prepared = a.post("/ids/prepareData", {"sessionId": sid, "datafileIds": str(datafile)}).text
+    assert b.get("/ids/isPrepared", {"preparedId": prepared}).text == "true"
+    direct = a.get("/ids/getData", {"sessionId": sid, "datafileIds": str(datafile)}).body
+    assert b.get("/ids/getData", {"preparedId": prepared}).body == direct
+    keys = dbsession.scalars(sa.select(PreparedData.key)).all()
+    assert prepared not in keys and sid not in {k for k in keys}
+    # another id, or one a little changed, is not found (IDS's NotFoundException)
+    for wrong in (prepared[:-1] + ("A" if prepared[-1] != "A" else "B"), "x" * 5000):
+        r = b.get("/ids/isPrepared", {"preparedId": wrong}, status=404)
+        assert r.json["code"] == "NotFoundException"
+
+
 # --- leaders and claims (PostgreSQL) ----------------------------------------------------------
 
 
@@ -172,9 +198,9 @@ def test_a_leader_whose_connection_dies_is_replaced_and_knows_it(pg, caplog):
             ).scalar()
             assert pid is not None  # the lock connection says whose it is
             assert c.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
-        for _ in range(50):  # the server ends the backend asynchronously
-            if b.campaign()["harvest"]:
-                break
+        deadline = time.monotonic() + 10
+        while not b.campaign()["harvest"] and time.monotonic() < deadline:
+            time.sleep(0.01)  # the server ends the backend (and releases its locks) asynchronously
         assert b.leading() == dict.fromkeys(TASKS, True)
         caplog.set_level(logging.WARNING, logger="ijpweb.leaders")
         assert a.campaign() == dict.fromkeys(TASKS, False)  # it finds out, and leads nothing
