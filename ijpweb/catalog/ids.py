@@ -83,13 +83,19 @@ def server_key(key: str = "", key_file: str = "") -> bytes:
         )
     path = Path(key_file)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32) + "\n")
+    if not path.exists():
+        # written whole under another name, then linked into place (which fails if another
+        # portal process starting at the same moment was first: its key is the one kept),
+        # so that no process reads a key file another has created but not yet written
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            tmp.unlink()
     if stat.S_IMODE(path.stat().st_mode) & 0o077:
         raise ValueError(f"the IDS key file {path} may be read by others: chmod 600 it")
     text = path.read_text().strip()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 
 import pytest
@@ -153,6 +154,36 @@ def test_an_ids_prepared_id_from_one_process_is_answered_by_another(app, other_p
     for wrong in (prepared[:-1] + ("A" if prepared[-1] != "A" else "B"), "x" * 5000):
         r = b.get("/ids/isPrepared", {"preparedId": wrong}, status=404)
         assert r.json["code"] == "NotFoundException"
+
+
+def _key_when_told(key_file, go, out):
+    from ijpweb.catalog.ids import server_key
+
+    go.wait()
+    try:
+        out.put(server_key("", key_file))
+    except ValueError as e:
+        out.put(str(e))
+
+
+def test_processes_starting_at_once_share_one_ids_key(tmp_path):
+    """The first start creates the IDS key file: processes starting together all read the
+    same whole key (none reads a file created but not yet written)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(30):  # a matter of timing: the old code failed about one round in ten
+        key_file = str(tmp_path / str(round_) / "ids.key")
+        go, out = ctx.Event(), ctx.Queue()
+        procs = [ctx.Process(target=_key_when_told, args=(key_file, go, out)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        go.set()
+        keys = {out.get(timeout=30) for _ in procs}
+        for p in procs:
+            p.join(30)
+        assert len(keys) == 1 and len(next(iter(keys))) == 64, keys
+        assert os.listdir(tmp_path / str(round_)) == ["ids.key"]  # no temporary file left
 
 
 # --- leaders and claims (PostgreSQL) ----------------------------------------------------------
