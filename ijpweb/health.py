@@ -53,21 +53,31 @@ def ask(name: str, call, *args):
     return Check(time.monotonic() - started), result
 
 
-def observe(backends: Mapping[str, BatchBackend], asked: Mapping[str, Check]) -> dict[str, Check]:
+# a SLURM backend's nodes are listed at most this often (each sinfo is a call to slurmctld;
+# the harvest may run every few seconds)
+NODES_SECONDS = 30.0
+_listed: dict[str, float] = {}  # backend -> when this process last listed its nodes (monotonic)
+
+
+def observe(backends: Mapping[str, BatchBackend], asked: Mapping[str, Check],
+            nodes_every: float = NODES_SECONDS) -> dict[str, Check]:  # fmt: skip
     """Every backend's check of this cycle: ``asked`` holds those the harvest asked about
     their live jobs; the others are probed (``probe()``, where a backend has one: the
-    local backend's directory, the batch server's version, the SLURM controller), and a
-    SLURM backend's nodes are listed (``nodes()``, one sinfo call)."""
+    local backend's directory, the batch server's version, ``scontrol ping``). A SLURM
+    backend's nodes are listed (``nodes()``, one sinfo call) every ``nodes_every``
+    seconds, and not while it does not answer (they stay as last listed)."""
     out: dict[str, Check] = {}
     for name, backend in backends.items():
         check = asked.get(name)
         lister = getattr(backend, "nodes", None)
+        due = time.monotonic() - _listed.get(name, -nodes_every) >= nodes_every
         if check is not None and check.error is not None:
-            pass  # it did not answer the harvest: not asked again (its nodes stay as last listed)
-        elif lister is not None:
+            pass  # it did not answer the harvest: not asked again now
+        elif lister is not None and due:
             listed, nodes = ask(name, lister)
             if nodes is not None:
                 listed.nodes = [n.as_dict() for n in nodes]
+                _listed[name] = time.monotonic()
             check = _merge(check, listed)
         elif check is None and (probe := getattr(backend, "probe", None)) is not None:
             check, _ = ask(name, probe)

@@ -440,8 +440,12 @@ class SlurmBackend:
         return parse_sinfo(self._run(["sinfo", "--noheader", "--Node", f"--format={SINFO_FORMAT}"]))
 
     def probe(self) -> None:
-        """Whether the controller answers (the nodes, asked and dropped)."""
-        self.nodes()
+        """Whether the controller answers (``scontrol ping``, cheaper than listing the
+        nodes); BatchError with its first line if not."""
+        out = self._run(["scontrol", "ping"], ok_codes=(0, 1))
+        first = next((line.strip() for line in out.splitlines() if line.strip()), "no answer")
+        if " is UP" not in out:
+            raise BatchError(f"scontrol ping: {first}")
 
     def drain(self, node: str, reason: str) -> None:
         """Let ``node`` finish its jobs and take no new ones (``scontrol update ...

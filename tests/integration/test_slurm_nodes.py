@@ -30,6 +30,10 @@ def undrained(slurm_cluster):
 
 def test_list_drain_see_drain_resume(slurm_cluster, tmp_path, undrained):
     slurm = SlurmBackend("slurm", tmp_path / "jobs", slurm_conf=slurm_cluster)
+    slurm.probe()  # scontrol ping: the controller is up
+    dead = SlurmBackend("dead", tmp_path / "dead", slurm_conf=str(tmp_path / "nowhere.conf"), timeout=5)
+    with pytest.raises(BatchError, match="^scontrol (ping: |did not answer)"):
+        dead.probe()
     (node,) = slurm.nodes()
     assert (node.name, node.state, node.cpus_alloc, node.reason) == (NODE, "idle", 0, "")
     assert node.cpus_total >= 1 and (node.load is None or node.load >= 0)
