@@ -39,7 +39,8 @@ trap '"${RUN[@]}" "$PGBIN/pg_ctl -D $PGDATA -m immediate stop" >/dev/null 2>&1 |
 "${RUN[@]}" "$PGBIN/pg_ctl -D $PGDATA -l $PGDATA/server.log -w -o \"-p $PGPORT -k /tmp -c listen_addresses=127.0.0.1\" start" >/dev/null
 "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE ROLE ijp LOGIN PASSWORD 'ijp'" -c "CREATE DATABASE ijp_bench OWNER ijp" \
   -c "CREATE DATABASE ijp_bench_queries OWNER ijp" -c "CREATE DATABASE ijp_bench_writes OWNER ijp" \
-  -c "CREATE DATABASE ijp_bench_console OWNER ijp" -c "CREATE DATABASE ijp_bench_health OWNER ijp"
+  -c "CREATE DATABASE ijp_bench_console OWNER ijp" -c "CREATE DATABASE ijp_bench_health OWNER ijp" \
+  -c "CREATE DATABASE ijp_bench_takeover OWNER ijp"
 echo "== job list, PostgreSQL"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench" $PY bench/bench_joblist.py
 echo "== the operator's console with a million jobs, PostgreSQL"
@@ -50,3 +51,5 @@ echo "== catalog queries, PostgreSQL"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_queries" $PY bench/bench_queries.py
 echo "== catalog writes, PostgreSQL"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_writes" $PY bench/bench_writes.py
+echo "== several portal processes: a new leader after the leader's SIGKILL, PostgreSQL"
+IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_takeover" $PY bench/bench_takeover.py
