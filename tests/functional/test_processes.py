@@ -293,6 +293,16 @@ def test_a_task_runs_only_where_this_process_leads_it(app, pg):
         scheduler.leaders.close()
 
 
+def test_on_sqlite_the_log_says_it_is_for_one_process(app_settings, dbengine, caplog):
+    caplog.set_level(logging.INFO, logger="ijpweb.scheduler")
+    main({}, dbengine=dbengine, **app_settings)
+    said = [r.getMessage() for r in caplog.records if r.name == "ijpweb.scheduler"]
+    if dbengine.dialect.name == "sqlite":
+        assert "SQLite: run one portal process; for several, use PostgreSQL" in said
+    else:
+        assert not [m for m in said if "SQLite" in m]
+
+
 def test_on_sqlite_one_process_leads_everything(app):
     if app.registry["dbengine"].dialect.name != "sqlite":
         pytest.skip("the SQLite run's behaviour")
