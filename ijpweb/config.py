@@ -5,7 +5,7 @@ import logging
 
 from pyramid.events import NewRequest
 
-from .settings import apply_environment, parse
+from .settings import apply_environment, check_serving, parse
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ def includeme(config):
     settings = config.get_settings()
     apply_environment(settings)
     settings["ijp"] = parse(settings)
+    check_serving(settings["ijp"])  # production: not without the shared login secret
     if settings["ijp"].auth_secret_ephemeral:
         log.warning(
             "no IJP_AUTH_SECRET (auth.secret) is set: logins are signed with a secret made up for "

@@ -85,6 +85,20 @@ class Settings:
 MIN_SECRET_LENGTH = 32  # characters of auth.secret in production
 
 
+def check_serving(s: Settings) -> None:
+    """Raise SettingError where these settings must not serve the portal: in production,
+    without the login secret every portal process shares (``ijp-admin``'s commands, which
+    sign no logins, do not ask for it)."""
+    if s.deployment == "production" and (s.auth_secret_ephemeral or len(s.auth_secret) < MIN_SECRET_LENGTH):
+        given = "" if s.auth_secret_ephemeral else f" (the one given has {len(s.auth_secret)})"
+        raise SettingError(
+            f"ijp.deployment = production needs the login secret that every portal process "
+            f"shares: set IJP_AUTH_SECRET (or auth.secret) to at least {MIN_SECRET_LENGTH} random "
+            f"characters, e.g. the output of: python3 -c 'import secrets; print(secrets.token_hex(32))'"
+            + given
+        )
+
+
 def apply_environment(settings: dict) -> None:
     for key, var in ENVIRONMENT.items():
         if os.environ.get(var):
@@ -144,15 +158,9 @@ def parse(raw: Mapping[str, str]) -> Settings:
     deployment = _choice(raw, "ijp.deployment", ("development", "production"))
     secret = (raw.get("auth.secret") or "").strip()
     ephemeral = not secret
-    if deployment == "production" and len(secret) < MIN_SECRET_LENGTH:
-        raise SettingError(
-            f"ijp.deployment = production needs the login secret that every portal process "
-            f"shares: set IJP_AUTH_SECRET (or auth.secret) to at least {MIN_SECRET_LENGTH} random "
-            f"characters, e.g. the output of: python3 -c 'import secrets; print(secrets.token_hex(32))'"
-            + (f" (the one given has {len(secret)})" if secret else "")
-        )
     if ephemeral:
-        # Logins then last only as long as this process (config.includeme logs it).
+        # Logins then last only as long as this process (config.includeme logs it, and
+        # refuses it in production: check_serving).
         secret = secrets.token_hex(32)
     namespace = raw.get("ijp.scheduler.namespace", "ijpweb").strip()
     if not namespace or not namespace.isprintable():

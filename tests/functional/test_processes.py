@@ -30,17 +30,27 @@ TASKS = ("harvest", "keepalive", "purge")
 # --- the shared secret ----------------------------------------------------------------------
 
 
-def test_production_refuses_to_start_without_the_shared_secret():
+def serve(settings: dict):
+    """Start the portal's settings as a portal process does (ijpweb.config)."""
+    with Configurator(settings=dict(settings)) as config:
+        config.include("ijpweb.config")
+    return config.get_settings()["ijp"]
+
+
+def test_production_refuses_to_start_without_the_shared_secret(monkeypatch):
+    monkeypatch.delenv("IJP_AUTH_SECRET", raising=False)
     with pytest.raises(SettingError, match=r"ijp\.deployment = production .* set IJP_AUTH_SECRET"):
-        parse({"ijp.deployment": "production"})
+        serve({"ijp.deployment": "production"})
     with pytest.raises(SettingError, match=r"IJP_AUTH_SECRET .* at least 32 .*\(the one given has 6\)"):
-        parse({"ijp.deployment": "production", "auth.secret": "short1"})
-    ok = parse({"ijp.deployment": "production", "auth.secret": "x" * 32})
+        serve({"ijp.deployment": "production", "auth.secret": "short1"})
+    ok = serve({"ijp.deployment": "production", "auth.secret": "x" * 32})
     assert ok.auth_secret == "x" * 32 and not ok.auth_secret_ephemeral
     with pytest.raises(
         ValueError, match=r"ijp\.deployment must be one of development, production, not 'prod'"
     ):
         parse({"ijp.deployment": "prod"})
+    # ijp-admin's commands (migrate, load-demo, check-jobtypes) sign no logins: no secret asked
+    assert parse({"ijp.deployment": "production"}).deployment == "production"
 
 
 def test_production_ini_is_production_with_the_scheduler_on_in_every_process(monkeypatch):
@@ -54,7 +64,7 @@ def test_production_ini_is_production_with_the_scheduler_on_in_every_process(mon
     raw = dict(get_appsettings(str(ROOT / "production.ini")))
     apply_environment(raw)
     with pytest.raises(SettingError, match="IJP_AUTH_SECRET"):
-        parse(raw)
+        serve(raw)
     monkeypatch.setenv("IJP_AUTH_SECRET", "p" * 64)
     monkeypatch.setenv("IJP_IDS_KEY", "k" * 32)
     raw = dict(get_appsettings(str(ROOT / "production.ini")))  # every process's [app:main]
@@ -75,10 +85,11 @@ def test_production_takes_the_secret_from_the_environment(monkeypatch):
     monkeypatch.setenv("IJP_AUTH_SECRET", "s" * 40)
     raw = {"ijp.deployment": "production", "auth.secret": ""}
     apply_environment(raw)
-    assert parse(raw).auth_secret == "s" * 40
+    assert serve(raw).auth_secret == "s" * 40
 
 
-def test_development_without_a_secret_says_once_that_logins_end_with_the_process(caplog):
+def test_development_without_a_secret_says_once_that_logins_end_with_the_process(caplog, monkeypatch):
+    monkeypatch.delenv("IJP_AUTH_SECRET", raising=False)
     caplog.set_level(logging.WARNING, logger="ijpweb.config")
     with Configurator(settings={}) as config:
         config.include("ijpweb.config")
