@@ -108,7 +108,9 @@ def other_processes(app_settings, dbengine):
     """Two more portal apps on the same database, as other processes (or a restart) are:
     one with the same secret, one with another."""
     same = main({}, dbengine=dbengine, **app_settings)
-    other = main({}, dbengine=dbengine, **{**app_settings, "auth.secret": "another-secret-entirely"})
+    with pytest.MonkeyPatch.context() as mp:  # (IJP_AUTH_SECRET would win over the ini's)
+        mp.delenv("IJP_AUTH_SECRET", raising=False)
+        other = main({}, dbengine=dbengine, **{**app_settings, "auth.secret": "another-secret-entirely"})
     return same, other
 
 
