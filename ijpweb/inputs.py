@@ -8,6 +8,7 @@ reports it in its own format (views/errors.py, and ijp-batchserver's views).
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from itertools import accumulate
@@ -199,3 +200,32 @@ def undecodable_field(query: str) -> str | None:
         except UnicodeDecodeError:
             return decoded
     return None
+
+
+_CHARSET = re.compile(r';\s*charset\s*=\s*"?([^";\s]*)', re.I)
+# printable ASCII, and what an escaping codec (unicode_escape, UTF-7, IDNA) reads otherwise
+# (in this order: unicode_escape fails on the escapes before the last one makes it warn)
+_ASCII_PROBES = (b"\\u0041\\x41", b"+AEE-", b"xn--ls8h", bytes(range(0x20, 0x7F)))
+
+
+def declared_charset(content_type: str) -> str | None:
+    """The ``charset`` parameter of a Content-Type header, or None when there is none."""
+    found = _CHARSET.search(content_type or "")
+    return found.group(1) if found else None
+
+
+def is_utf8(charset: str) -> bool:
+    try:
+        return codecs.lookup(charset).name == "utf-8"
+    except LookupError:
+        return False
+
+
+def reads_ascii(charset: str) -> bool:
+    """Is ``charset`` a text encoding Python knows in which printable ASCII is itself
+    (ISO-8859-1, windows-1252, ...)? A form (``a=b&c=%E9``) can only be written in such
+    a one; UTF-7, UTF-16 or EBCDIC cannot carry it."""
+    try:
+        return all(probe.decode(charset) == probe.decode("ascii") for probe in _ASCII_PROBES)
+    except (LookupError, UnicodeError, ValueError):
+        return False

@@ -17,6 +17,7 @@ from enum import StrEnum
 from pyramid.authentication import AuthTktCookieHelper
 from pyramid.authorization import ACLHelper, Allow, Authenticated, Everyone
 from pyramid.csrf import CookieCSRFStoragePolicy
+from pyramid.events import NewResponse
 from pyramid.httpexceptions import HTTPNotFound
 from pyramid.request import RequestLocalCache
 from pyramid.security import remember
@@ -286,8 +287,21 @@ def job_factory(request):
     return JobResource(job)
 
 
+def not_stored(event) -> None:
+    """``Cache-Control: no-store`` on every answer of the portal that does not say its own
+    (the static files do: they are cached for an hour). Pages, fragments and JSON are a
+    user's (jobs, outputs, the console's logins and audit) or carry a CSRF token: after
+    logging out on a shared machine, Back and the disk cache must not show them, and no
+    cache between the browser and the proxy may keep them. (HTTP/1.0's ``Pragma`` is not
+    needed: every client and proxy of today reads Cache-Control.)"""
+    headers = event.response.headers
+    if "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
+
+
 def includeme(config):
     s = config.registry.settings["ijp"]
+    config.add_subscriber(not_stored, NewResponse)
     config.set_security_policy(SecurityPolicy(s.auth_secret, s.staff))
     config.set_csrf_storage_policy(CSRFCookie())
     config.set_default_csrf_options(require_csrf=True, callback=_csrf_applies)

@@ -53,19 +53,60 @@ def param_text(params, name: str, max_length: int = 200) -> str:
     return inputs.text(params.get(name, ""), name, max_length)
 
 
+MAX_REDIRECT = 2000  # characters of a next=/back= target (far below a proxy's header limit)
+_DOT = {".", "%2e"}
+_DOT_DOT = {"..", ".%2e", "%2e.", "%2e%2e"}
+
+
+def _without_dot_segments(path: str) -> str:
+    """``path`` (absolute) as a browser resolves it: ``.`` and ``..`` segments removed
+    (RFC 3986 5.2.4), also when written ``%2e`` (the URL standard reads them so)."""
+    segments = path.split("/")[1:]
+    kept: list[str] = []
+    for i, segment in enumerate(segments):
+        last, word = i == len(segments) - 1, segment.lower()
+        if word in _DOT_DOT:
+            if kept:
+                kept.pop()
+        elif word not in _DOT:
+            kept.append(segment)
+            continue
+        if last:  # "/a/b/.." is "/a/": the directory, not the file
+            kept.append("")
+    return "/" + "/".join(kept)
+
+
 def local_path(target: str, within: str = "") -> str | None:
-    """``target`` if it is a path on this site that can go in a Location header (no
-    scheme, host or control characters), else None: a redirect never leaves the site.
-    With ``within`` (the portal's prefix, ``request.script_name``) it must also be below
-    it: never another application's page on the same host."""
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    """Where a client's ``next=``/``back=`` may send the browser: ``target`` as a path of
+    this site that fits a Location header, or None (the caller's default page then).
+
+    Refused: anything but printable ASCII (controls, spaces, any other character: the
+    portal's own links are percent-encoded, and a header must be Latin-1; waitress fails
+    on anything else), more than :data:`MAX_REDIRECT` characters, a scheme or host, a
+    path not starting with one ``/``, ``//`` or a backslash (plain or ``%5c``) or an
+    encoded ``/`` (``%2f``) in the path. The ``.``/``..`` segments (also ``%2e``) are
+    resolved as a browser would, and the path returned is the resolved one. With
+    ``within`` (the portal's prefix, ``request.script_name``) it must be below it after
+    that: never another application's page on the same host."""
+    if not isinstance(target, str) or not 0 < len(target) <= MAX_REDIRECT:
         return None
-    if within and not (parts.path == within or parts.path.startswith(within + "/")):
+    if not all("!" <= c <= "~" for c in target) or "\\" in target:
         return None
-    if any(ord(c) < 32 or ord(c) == 127 for c in target) or "\\" in target:
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # ("//[x": a host that is no host)
         return None
-    return target
+    path = parts.path
+    if parts.scheme or parts.netloc or not path.startswith("/") or "//" in path:
+        return None
+    if "%2f" in path.lower() or "%5c" in path.lower():
+        return None
+    path = _without_dot_segments(path)
+    if within and not (path == within or path.startswith(within + "/")):
+        return None
+    return (
+        path + (f"?{parts.query}" if parts.query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+    )
 
 
 def path_id(request, name: str) -> int:

@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from transaction.interfaces import NoTransaction
 
 from ..catalog import QueryLimitError
-from ..inputs import InputError, undecodable_field
+from ..inputs import InputError, declared_charset, is_utf8, reads_ascii, undecodable_field
 from ..routes import jm_root
 from . import wants_json
 from .console import STAFF_ROUTES
@@ -215,12 +215,51 @@ def database_busy(exc, request):
     )  # fmt: skip
 
 
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+MAX_TRANSCODED = 1 << 20  # bytes of a form in another charset that is read (a form, not an upload)
+
+
+def _transcode_form(request, charset: str) -> None:
+    """A urlencoded form declared in ``charset`` (not UTF-8), rewritten in UTF-8 before
+    anything reads it (WebOb reads forms in UTF-8 only: request.decode is its way to read
+    another), or InputError naming the charset: one that cannot carry a form (UTF-7,
+    UTF-16, an unknown name), a body that is not in it, more than :data:`MAX_TRANSCODED`
+    bytes, or a multipart form (whose parts say their own charsets, RFC 7578)."""
+    shown = charset[:40]
+    if request.content_type == "multipart/form-data":  # (and WebOb's rewriting of one garbles it)
+        raise InputError("Content-Type", f"names the charset {shown!r}, which multipart/form-data does not "
+                         "take (RFC 7578): send the parts in UTF-8, without a charset", 415)  # fmt: skip
+    if not reads_ascii(charset):
+        raise InputError("Content-Type", f"names the charset {shown!r}, which a form cannot be read in; "
+                         "send it in UTF-8 (ISO-8859-1 is read too)", 415)  # fmt: skip
+    length = request.content_length
+    if length is not None and length > MAX_TRANSCODED:
+        raise InputError("Content-Type", f"names the charset {shown!r}: a form in another charset than "
+                         f"UTF-8 may have at most {MAX_TRANSCODED} bytes", 413)  # fmt: skip
+    try:
+        decoded = request.decode(charset)
+        body = decoded.body
+    except (UnicodeError, ValueError):
+        raise InputError(
+            "Content-Type", f"names the charset {shown!r}, but the form is not written in it"
+        ) from None
+    request.environ["CONTENT_TYPE"] = decoded.environ["CONTENT_TYPE"]
+    request.body = body
+    request.__dict__.pop("_charset", None)  # (WebOb keeps what it read of the header)
+
+
 @subscriber(ContextFound)
 def forms_are_utf8(event):
-    """WebOb decodes a form body that is not UTF-8 with replacement characters, silently
-    changing what was sent (an encoded surrogate becomes three U+FFFD): such a form is
-    refused instead, as a query string is, naming the field."""
+    """A form in another charset is read in it (ISO-8859-1, as Java clients may send) or
+    refused naming the charset (_transcode_form). WebOb decodes a form body that is not
+    UTF-8 with replacement characters, silently changing what was sent (an encoded
+    surrogate becomes three U+FFFD): such a form is refused instead, as a query string
+    is, naming the field."""
     request = event.request
+    if request.content_type in FORMS:
+        charset = declared_charset(request.headers.get("Content-Type", ""))
+        if charset is not None and not is_utf8(charset):
+            _transcode_form(request, charset)
     if request.content_type == "application/x-www-form-urlencoded" and request.method in ("POST", "PUT"):
         field = undecodable_field(request.body.decode("latin-1"))
         if field is not None:
@@ -295,8 +334,14 @@ def _scrub(request, text: str) -> str:
     """``text`` without any credential the request carried (session ids, tokens, cookies)."""
     secrets = []
     env = request.environ
-    with contextlib.suppress(UnicodeDecodeError):  # parameters that cannot be decoded: none readable
-        secrets += [v for key in ("sessionId", "jobSessionId") for v in request.params.getall(key)]
+    # parameters that cannot be read (not UTF-8, a form in a charset WebOb refuses): none
+    # readable there, so none to hide. Nothing here may raise: this is the error view.
+    for params in ("GET", "POST"):
+        with contextlib.suppress(Exception):
+            values = [
+                v for key in ("sessionId", "jobSessionId") for v in getattr(request, params).getall(key)
+            ]
+            secrets += [v for v in values if isinstance(v, str)]  # (not a multipart form's file)
     secrets += [(getattr(request, "matchdict", None) or {}).get("sid") or ""]
     # the login's catalog session (a catalog's error may quote it); the lookup itself may be
     # what failed, and then it has nothing to hide
