@@ -197,9 +197,13 @@ def test_the_portal_unit_is_a_template_over_the_ini_s_server_sections():
     assert argv[2:] == ["--server-name", "%i"]
     servers = configparser.ConfigParser(interpolation=None)
     servers.read(ROOT / "production.ini")
-    listen = {s.split(":", 1)[1]: servers[s]["listen"] for s in servers.sections() if s.startswith("server:")}
-    # the guide's ijpweb@main and ijpweb@second, on 6543 and 6544
-    assert listen["main"] == "127.0.0.1:6543" and listen["second"] == "127.0.0.1:6544"
+    listen = {
+        s.split(":", 1)[1]: servers[s]["unix_socket"] for s in servers.sections() if s.startswith("server:")
+    }
+    # the guide's ijpweb@main and ijpweb@second, each on its Unix socket in the unit's
+    # ReadWritePaths (the only way in: ijp.trusted_proxies = unix)
+    assert listen == {"main": "/run/ijpweb/main.sock", "second": "/run/ijpweb/second.sock"}
+    assert "/run/ijpweb" in unit("ijpweb@.service")["Service"]["ReadWritePaths"].split()
     for section in listen:
         assert servers[f"server:{section}"]["clear_untrusted_proxy_headers"] == "false"
 
