@@ -152,7 +152,9 @@ def check_jobtypes(ini: str) -> int:
 def listen_url(ini: str) -> str:
     """The URL the portal is served at by ``pserve INI``: waitress's ``listen`` (the first
     address; or ``host`` and ``port``) in [server:main], and the ijp.prefix. A wildcard
-    address is shown as 127.0.0.1 (it listens there too)."""
+    address is shown as 127.0.0.1 (it listens there too). A Unix socket (``unix_socket``,
+    production.ini's) is shown as Apache names it, ``unix:/run/ijpweb/main.sock|http://localhost/ijp/``
+    (curl: ``curl --unix-socket /run/ijpweb/main.sock http://localhost/ijp/``)."""
     import configparser
 
     from .proxy import parse_prefix
@@ -161,6 +163,9 @@ def listen_url(ini: str) -> str:
     cp.read(ini)
     server = cp["server:main"] if cp.has_section("server:main") else {}
     listen = (server.get("listen") or "").split()
+    prefix = parse_prefix(_settings(ini).get("ijp.prefix", ""))
+    if server.get("unix_socket"):  # (waitress then listens on nothing else)
+        return f"unix:{server['unix_socket']}|{server.get('url_scheme', 'http')}://localhost{prefix}/"
     if listen:
         host, _, port = listen[0].rpartition(":")
     else:
@@ -168,7 +173,6 @@ def listen_url(ini: str) -> str:
     if host in ("", "*", "::", "[::]") or host.strip("0.") == "":  # all addresses: 127.0.0.1 is one
         host = "127.0.0.1"
     scheme = server.get("url_scheme", "http")
-    prefix = parse_prefix(_settings(ini).get("ijp.prefix", ""))
     return f"{scheme}://{host}:{port}{prefix}/"
 
 

@@ -5,6 +5,7 @@ import logging
 
 from pyramid.events import NewRequest
 
+from .proxy import loopback_warnings
 from .settings import apply_environment, check_serving, parse
 
 log = logging.getLogger(__name__)
@@ -33,4 +34,7 @@ def includeme(config):
             "this process, so they end when it stops and work in no other portal process; set "
             "IJP_AUTH_SECRET (production.ini's ijp.deployment = production requires it)"
         )
+    # a job on this host must never be the trusted proxy (ijpweb.proxy)
+    for warning in loopback_warnings(settings["ijp"].trusted_proxies, settings["ijp"].backends):
+        log.warning(warning)
     config.add_subscriber(_close_spooled_body, NewRequest)

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from pyramid.settings import asbool, aslist  # noqa: F401  (re-exported for backends)
 
 from .planning import MAX_VALUE_LENGTH, MAX_VALUE_LENGTH_LIMIT
-from .proxy import Network, SettingError, parse_networks, parse_prefix
+from .proxy import SettingError, Trusted, parse_networks, parse_prefix
 
 ENVIRONMENT = {
     "auth.secret": "IJP_AUTH_SECRET",
@@ -72,7 +72,7 @@ class Settings:
     # where the portal is mounted ('' the root, or e.g. /ijp), and the proxies whose
     # X-Forwarded-* headers it believes (ijpweb.proxy)
     prefix: str = ""
-    trusted_proxies: tuple[Network, ...] = ()
+    trusted_proxies: tuple[Trusted, ...] = ()  # networks, and proxy.UNIX: the portal's Unix socket
     # development | production (production refuses to start without a shared auth.secret)
     deployment: str = "development"
     # True when auth.secret was not given and was made up for this process alone

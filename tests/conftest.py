@@ -243,12 +243,15 @@ def alice(testapp):
 @contextmanager
 def serving(app, threads: int = 4, port: int = 0, **adjustments):
     """Serve ``app`` with waitress on a thread (a free port unless given; more of
-    waitress's settings in ``adjustments``); yields its URL. Stopping closes the server
-    while its thread may be in select(): the OSError that raises there is the stop, not an
-    error."""
+    waitress's settings in ``adjustments``); yields its URL, or with ``unix_socket`` (and
+    then no TCP port) ``unix:<its path>``. Stopping closes the server while its thread may
+    be in select(): the OSError that raises there is the stop, not an error."""
     from waitress.server import create_server
 
-    server = create_server(app, host="127.0.0.1", port=port, threads=threads, **adjustments)
+    if "unix_socket" in adjustments:
+        server = create_server(app, threads=threads, **adjustments)
+    else:
+        server = create_server(app, host="127.0.0.1", port=port, threads=threads, **adjustments)
     stopping = threading.Event()
 
     def run():
@@ -261,7 +264,8 @@ def serving(app, threads: int = 4, port: int = 0, **adjustments):
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}"
+        unix = adjustments.get("unix_socket")
+        yield f"unix:{unix}" if unix else f"http://127.0.0.1:{server.effective_port}"
     finally:
         stopping.set()
         server.close()

@@ -23,6 +23,8 @@ from .runner import BWRAP, LIMITS, SETPRIV, _under, bwrap_argv, identity
 KINDS = ("bwrap", "none")
 CATALOG_FLAGS = ("--sessionId=", "--icatUrl=", "--idsUrl=")
 PROBE_SECONDS = 30
+# runtime sockets, the portal's among them (ijp.trusted_proxies = unix): never shown to a job
+RUN = "/run"
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,12 @@ def describe(sandbox: Sandbox, path: Sequence[str], root: Path, setting: str) ->
             if _under(root_, os.path.realpath(p)):
                 raise ValueError(
                     f"{setting}{key}: {p} holds the job directories ({root}); every job would see the others"
+                )
+            real = os.path.realpath(p)
+            if _under(RUN, real) or _under(real, RUN):
+                raise ValueError(
+                    f"{setting}{key}: {p} would show jobs {RUN}, where the portal's Unix socket is (a job "
+                    "that opens it is the trusted proxy) and other services' sockets"
                 )
     read_only = tuple(dict.fromkeys([*python_dirs(), *path, *sandbox.read_only]))
     why = probe(sandbox.bwrap, read_only, sandbox.user)

@@ -5,9 +5,12 @@ delete), /api/v1, the original API at /ijp/rest/jm, /icat, /ids and the ``ijp`` 
 
 Apache runs as a private instance (its own ServerRoot, PidFile and ErrorLog in a
 temporary directory, on a free loopback port); the configuration it is given defines
-the port of the portal and includes the shipped file unchanged. The portal (waitress on
-a thread, its scheduler on) is mounted at ``ijp.prefix = /ijp`` and trusts 127.0.0.1,
-and its ijp.url is Apache's, so jobs reach the catalog through Apache too."""
+where the portal listens and includes the shipped file unchanged. The portal (waitress
+on a thread, its scheduler on) listens as production.ini has it, on a Unix socket (0660,
+in a set-group-ID directory of Apache's group, as deploy/systemd/ijpweb-tmpfiles.conf
+makes /run/ijpweb) and on no TCP port, is mounted at ``ijp.prefix = /ijp`` and trusts
+what production.ini trusts (``unix``: that socket alone), and its ijp.url is Apache's, so
+jobs reach the catalog through Apache too."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +31,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from ijpweb import main
-from ijpweb.models import get_engine
+from ijpweb.models import LoginFailure, get_engine
 
 from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
 from ..functional.test_demo_jobs import datasets_of
@@ -61,11 +66,38 @@ pytestmark = [
 ]
 
 
-def production_server() -> dict[str, str]:
-    """production.ini's [server:main] settings for waitress, but where it listens."""
+def production(section: str) -> dict[str, str]:
     cp = configparser.ConfigParser(interpolation=None)
     cp.read(ROOT / "production.ini")
-    return {k: v for k, v in cp["server:main"].items() if k not in ("use", "listen", "host", "port")}
+    return dict(cp[section])
+
+
+def production_server() -> dict[str, str]:
+    """production.ini's [server:main] settings for waitress (a Unix socket, 0660), but
+    where the socket is."""
+    server = production("server:main")
+    assert server["unix_socket"].startswith("/run/ijpweb/")
+    return {k: v for k, v in server.items() if k not in ("use", "unix_socket")}
+
+
+def apache_group() -> str | None:
+    """The group Apache's workers run as here: nogroup (or nobody) as root, else ours."""
+    if os.geteuid() != 0:
+        return None
+    return "nogroup" if _group_exists("nogroup") else "nobody"
+
+
+def socket_dir() -> Path:
+    """/run/ijpweb as deploy/systemd/ijpweb-tmpfiles.conf makes it: the portal's, of
+    Apache's group, 2750 (outside pytest's temporary directories: only their owner may
+    enter those)."""
+    import grp
+
+    d = Path(tempfile.mkdtemp(prefix="ijpweb-run-"))
+    if group := apache_group():
+        os.chown(d, -1, grp.getgrnam(group).gr_gid)
+    d.chmod(0o2750)
+    return d
 
 
 def free_port() -> int:
@@ -84,10 +116,7 @@ def apache_conf(tmp: Path, port: int, portal: str, tls_port: int | None = None) 
         *(f"LoadModule {m}_module {MODULES}/mod_{m}.so" for m in NEEDED),
     ]  # fmt: skip
     if os.geteuid() == 0:  # Apache will not serve as root: its workers run as nobody
-        lines += [
-            "User nobody",
-            "Group nogroup" if _group_exists("nogroup") else "Group nobody",
-        ]
+        lines += ["User nobody", f"Group {apache_group()}"]
     lines += [
         f"Define IJP_PREFIX {P}",
         f"Define IJP_PORTAL {portal}",
@@ -135,6 +164,7 @@ class Site:
     engine: object
     https: str | None  # the same over https (None: no mod_ssl or openssl here)
     ca: str  # the certificate https is served with
+    socket: str  # the portal's Unix socket, Apache's way in
 
 
 def self_signed(tmp: Path) -> bool:
@@ -153,24 +183,28 @@ def site(tmp_path_factory):
     """Apache on free ports (http, and https where it can) in front of the portal
     mounted at /ijp."""
     tmp = tmp_path_factory.mktemp("apache")
-    port, portal_port = free_port(), free_port()
+    port = free_port()
+    run = socket_dir()
+    sock = run / "main.sock"
     tls_port = free_port() if self_signed(tmp) else None
     public = f"http://127.0.0.1:{port}"
     settings = portal_settings(
         str(ROOT / "testing.ini"), tmp, f"sqlite:///{tmp / 'portal.sqlite'}",
         **{"ijp.scheduler.enabled": "true", "ijp.harvest.seconds": "0.3", "ijp.prefix": P,
-           "ijp.trusted_proxies": "127.0.0.1", "ijp.url": public},
+           "ijp.trusted_proxies": production("app:main")["ijp.trusted_proxies"], "ijp.url": public,
+           "ijp.login.max_address_failures": production("app:main")["ijp.login.max_address_failures"]},
     )  # fmt: skip
     engine = get_engine(settings)
     migrate(engine)
     load_demo(engine, settings["ijp.filestore"])
     app = main({}, dbengine=engine, **settings)
     conf = tmp / "httpd.conf"
-    conf.write_text(apache_conf(tmp, port, f"http://127.0.0.1:{portal_port}", tls_port))
+    conf.write_text(apache_conf(tmp, port, f"unix:{sock}|http://localhost", tls_port))
     check = subprocess.run([APACHE, "-f", str(conf), "-t"], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
-    # waitress with production.ini's settings (it must pass X-Forwarded-* on: the portal judges them)
-    served = serving(app, port=portal_port, **production_server())
+    # waitress with production.ini's settings (a Unix socket, 0660; it must pass X-Forwarded-*
+    # on: the portal judges them)
+    served = serving(app, unix_socket=str(sock), **production_server())
     with served, open(tmp / "apache.stderr", "w") as stderr:
         proc = subprocess.Popen([APACHE, "-f", str(conf), "-DFOREGROUND"], stdout=subprocess.DEVNULL,
                                 stderr=stderr, start_new_session=True)  # fmt: skip
@@ -179,7 +213,7 @@ def site(tmp_path_factory):
             if tls_port:
                 wait_for_port(tls_port, proc, tmp / "error.log")
             https = f"https://127.0.0.1:{tls_port}{P}" if tls_port else None
-            yield Site(public + P, engine, https, str(tmp / "cert.pem"))
+            yield Site(public + P, engine, https, str(tmp / "cert.pem"), str(sock))
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -188,6 +222,7 @@ def site(tmp_path_factory):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
             app.registry["ijp.scheduler"].shutdown(wait=False)
+            shutil.rmtree(run, ignore_errors=True)
     engine.dispose()
 
 
@@ -490,7 +525,32 @@ def test_the_shipped_file_is_what_apache_was_given(site):
     url = site.url
     assert urlsplit(url).path == P
     text = SHIPPED.read_text()
-    for directive in ("ProxyPreserveHost On", 'RequestHeader set X-Forwarded-Proto "expr=%{REQUEST_SCHEME}"',
+    for directive in ("ProxyPreserveHost On", "Define IJP_PORTAL unix:/run/ijpweb/main.sock|http://localhost", 'RequestHeader set X-Forwarded-Proto "expr=%{REQUEST_SCHEME}"',
                       'RequestHeader set X-Forwarded-Prefix "${IJP_PREFIX}"', "RequestHeader unset X-Forwarded-Host",
                       "balancer://ijpweb", "mod_proxy_wstunnel", "<VirtualHost *:443>", "Strict-Transport-Security"):  # fmt: skip
         assert directive in text
+
+
+def test_apache_reaches_the_portal_on_its_unix_socket_and_is_trusted_there(site):
+    """The portal listens on its Unix socket alone (0660, of Apache's group), trusts what
+    comes on it (production.ini: ijp.trusted_proxies = unix), and so counts a failed login
+    by the client's address as Apache appends it, not by anything the client wrote in
+    X-Forwarded-For and not as one address for every client."""
+    import grp
+
+    mode = os.stat(site.socket)
+    assert mode.st_mode & 0o777 == 0o660
+    if group := apache_group():
+        assert grp.getgrgid(mode.st_gid).gr_name == group
+    with site.engine.begin() as conn:
+        conn.execute(LoginFailure.__table__.delete())
+    try:
+        res = requests.post(f"{site.url}/api/v1/session", json={"username": "nobody", "password": "guess"},
+                            headers={"X-Forwarded-For": "198.51.100.9"}, timeout=10)  # fmt: skip
+        assert res.status_code == 401, res.text
+        with site.engine.connect() as conn:
+            keys = {k for (k,) in conn.execute(sa.select(LoginFailure.key))}
+        assert "addr:127.0.0.1" in keys and not {"addr:198.51.100.9", "addr:localhost"} & keys, keys
+    finally:
+        with site.engine.begin() as conn:
+            conn.execute(LoginFailure.__table__.delete())

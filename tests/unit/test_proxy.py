@@ -2,6 +2,7 @@
 prefix and believes X-Forwarded-* headers only from the proxies it trusts. Driven through
 WebTest with an application that shows what it was given."""
 
+import ipaddress
 import json
 
 import pytest
@@ -9,7 +10,16 @@ import webtest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ijpweb.proxy import Mount, SettingError, parse_networks, parse_prefix, valid_prefix
+from ijpweb.proxy import (
+    UNIX,
+    Mount,
+    SettingError,
+    loopback,
+    loopback_warnings,
+    parse_networks,
+    parse_prefix,
+    valid_prefix,
+)
 
 PROXY = "127.0.0.1"
 
@@ -197,3 +207,98 @@ def test_whatever_is_accepted_is_a_safe_path(text):
     assert all(c.isascii() and (c.isalnum() or c in "/-._~") for c in prefix)
     seen = client(prefix=prefix).get(prefix + "/jobs").json
     assert (seen["SCRIPT_NAME"], seen["PATH_INFO"]) == (prefix, "/jobs")
+
+
+# --- "unix": the portal's Unix socket is the proxy (part X's finding 4) ---------------------------
+
+FORGED = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "portal.example.org",
+          "X-Forwarded-Prefix": "/facility/ijp"}  # fmt: skip
+
+
+def test_unix_is_a_trusted_proxy_of_its_own():
+    assert parse_networks("unix") == (UNIX,)
+    assert [str(n) for n in parse_networks("UNIX, 10.0.0.5 unix")] == ["unix", "10.0.0.5/32"]
+    with pytest.raises(
+        SettingError, match=r"^ijp\.trusted_proxies: 'unix:/run/x' is not an IP address .*nor unix"
+    ):
+        parse_networks("unix:/run/x")
+
+
+@pytest.mark.parametrize("remote", ["localhost", ""])  # waitress's and gunicorn's Unix-socket peer
+def test_a_connection_on_the_unix_socket_says_what_the_client_asked_for(remote):
+    seen = client(trusted="unix", remote=remote).get("/ijp/jobs", headers=FORGED).json
+    assert seen["REMOTE_ADDR"] == "203.0.113.7" and seen["wsgi.url_scheme"] == "https"
+    assert seen["HTTP_HOST"] == "portal.example.org" and seen["SCRIPT_NAME"] == "/facility/ijp"
+
+
+@pytest.mark.parametrize("remote", ["127.0.0.1", "::1", "::ffff:127.0.0.1", "10.0.0.5", "localhost.", "unix"])
+def test_with_unix_trusted_no_tcp_peer_is_the_proxy(remote):
+    """carol's job connects over TCP from this host: with ``unix`` trusted (production.ini)
+    its X-Forwarded-* are dropped like anyone's."""
+    seen = client(trusted="unix", remote=remote).get("/ijp/jobs", headers=FORGED).json
+    assert seen["REMOTE_ADDR"] == remote and seen["wsgi.url_scheme"] == "http"
+    assert seen["HTTP_HOST"] == "backend:6543" and seen["SCRIPT_NAME"] == "/ijp" and seen["forwarded"] == []
+
+
+def test_without_unix_the_socket_is_no_proxy():
+    for trusted in ("", "127.0.0.1 ::1"):
+        seen = client(trusted=trusted, remote="localhost").get("/ijp/jobs", headers=FORGED).json
+        assert (
+            seen["REMOTE_ADDR"] == "localhost"
+            and seen["wsgi.url_scheme"] == "http"
+            and seen["forwarded"] == []
+        )
+    # a server that gives no REMOTE_ADDR at all is no proxy either
+    app = Mount(echo, "/ijp", parse_networks("unix"))
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/ijp/", "SCRIPT_NAME": "", "HTTP_HOST": "backend:6543",
+               "SERVER_NAME": "backend", "SERVER_PORT": "6543", "wsgi.url_scheme": "http",
+               "HTTP_X_FORWARDED_PROTO": "https"}  # fmt: skip
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: None))
+    assert json.loads(body)["wsgi.url_scheme"] == "http"
+
+
+def test_behind_the_socket_the_list_counts_from_the_right_past_trusted_proxies():
+    """Apache on the socket appends its client; a load balancer in front of Apache
+    (10.0.0.0/8, trusted too) its own: the client is the first untrusted from the right."""
+    app = client(trusted="unix 10.0.0.0/8", remote="localhost")
+    assert (
+        app.get("/ijp/", headers={"X-Forwarded-For": "6.6.6.6, 198.51.100.4"}).json["REMOTE_ADDR"]
+        == "198.51.100.4"
+    )
+    xff = "6.6.6.6, 198.51.100.4, 10.1.2.3"
+    assert app.get("/ijp/", headers={"X-Forwarded-For": xff}).json["REMOTE_ADDR"] == "198.51.100.4"
+    # no list: the peer stays what the server said; junk: not taken
+    assert app.get("/ijp/").json["REMOTE_ADDR"] == "localhost"
+    assert app.get("/ijp/", headers={"X-Forwarded-For": "junk"}).json["REMOTE_ADDR"] == "localhost"
+
+
+def test_loopback_addresses_are_found_in_what_is_trusted():
+    assert loopback(parse_networks("unix 10.0.0.0/8 192.0.2.1 2001:db8::/32")) == []
+    assert loopback(parse_networks("unix 127.0.0.1 ::1 127.1.2.3 ::ffff:127.0.0.1 0.0.0.0/0 ::/0 10.0.0.0/8")) == [
+        "127.0.0.1/32", "::1/128", "127.1.2.3/32", "::ffff:7f00:1/128", "0.0.0.0/0", "::/0"]  # fmt: skip
+
+
+@given(st.ip_addresses(), st.integers(min_value=0, max_value=128))
+def test_every_trusted_network_holding_a_loopback_address_is_found(addr, bits):
+    """Hypothesis: whatever network is trusted, it is reported exactly when 127.0.0.1,
+    any 127.x, ::1 or an IPv4-mapped 127.x is in it."""
+    net = ipaddress.ip_network(f"{addr}/{min(bits, addr.max_prefixlen)}", strict=False)
+    holds = any(
+        net.version == lo.version and (lo.network_address in net or net.network_address in lo)
+        for lo in map(ipaddress.ip_network, ("127.0.0.0/8", "::1/128", "::ffff:127.0.0.0/104"))
+    )
+    assert (loopback([net]) == [str(net)]) == holds
+
+
+def test_the_warnings_at_start():
+    local = {"local": {"type": "local", "dir": "/var/lib/ijpweb/jobs"}}
+    (said,) = loopback_warnings(parse_networks("127.0.0.1 ::1"), local)
+    assert said.startswith("ijp.trusted_proxies trusts 127.0.0.1/32, ::1/128 (a loopback address")
+    assert "ijp.trusted_proxies = unix" in said
+    assert loopback_warnings(parse_networks("unix"), local) == []
+    assert loopback_warnings(parse_networks("10.0.0.5"), local) == []  # (another host's Apache)
+    assert loopback_warnings(parse_networks("127.0.0.1"), {"c": {"type": "slurm"}}) == []
+    (said,) = loopback_warnings(parse_networks("unix"), {"local": {"type": "local", "sandbox": "none"}})
+    assert "sandbox = none" in said and "can open the socket" in said
+    both = loopback_warnings(parse_networks("unix 127.0.0.1"), {"l": {"type": "local", "sandbox": " None "}})
+    assert len(both) == 2
