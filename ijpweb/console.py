@@ -6,6 +6,9 @@ views/admin.py (``/api/v1/admin``) are thin over this.
 No Pyramid here: it takes a database session, the backends, the catalog and plain
 values. Every action writes its :class:`~ijpweb.models.AuditEntry` into the caller's
 transaction, after the action has succeeded: both are committed together, or neither.
+Every staff action that may have changed something is audited: one that failed after
+the backend was asked (a cancel or delete that may have acted, a node's scontrol) is
+audited with its failure, and its views commit that row with their 409.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from . import health
 from .batch import BatchBackend, BatchError, slurm
 from .catalog import Catalog, CatalogError
 from .inputs import InputError, text
-from .jobs.actions import cancel_job, delete_job, owned_job
+from .jobs.actions import JobActionError, cancel_job, delete_job, owned_job
 from .jobs.sessions import end_login
 from .models import AuditEntry, Job, WebSession, utcnow
 from .states import LIVE, JobStatus
@@ -147,17 +150,33 @@ def find_job(db, actor: str, job_id: int) -> Job:
 
 
 def cancel(db, backends: Mapping[str, BatchBackend], actor: str, job: Job) -> None:
-    """Cancel any user's live job as staff (the same core action as the owner's cancel);
-    JobActionError (nothing changed, nothing audited) when it cannot be cancelled now."""
-    owner, before = job.owner, job.status
-    cancel_job(db, backends, job)
-    record(db, actor, "job.cancel", f"job {job.id}", f"{job.job_type} of {owner}: {before} -> {job.status}")
+    """Cancel any user's live job as staff (the same core action as the owner's cancel).
+    JobActionError when it cannot be done now: refused before the backend was asked,
+    nothing changed and nothing is audited; once the backend was asked (it may have
+    stopped the job: a cancel sent whose state could not be read back, a cancel that timed
+    out) the attempt is audited with what went wrong, and the caller must commit it."""
+    job_id, owner, before, what = job.id, job.owner, job.status, job.job_type
+    try:
+        cancel_job(db, backends, job)
+    except JobActionError as e:
+        if e.reached:
+            record(
+                db, actor, "job.cancel", f"job {job_id}", f"{what} of {owner}: {before}, not confirmed: {e}"
+            )
+        raise
+    record(db, actor, "job.cancel", f"job {job_id}", f"{what} of {owner}: {before} -> {job.status}")
 
 
 def delete(db, backends: Mapping[str, BatchBackend], actor: str, job: Job) -> None:
-    """Delete any user's ended job and its files as staff (the owner's delete)."""
+    """Delete any user's ended job and its files as staff (the owner's delete); audited,
+    also when it failed after the backend was asked (files may be gone), as cancel is."""
     job_id, what = job.id, f"{job.job_type} of {job.owner}, {job.status}"
-    delete_job(db, backends, job)
+    try:
+        delete_job(db, backends, job)
+    except JobActionError as e:
+        if e.reached:
+            record(db, actor, "job.delete", f"job {job_id}", f"{what}, not confirmed: {e}")
+        raise
     record(db, actor, "job.delete", f"job {job_id}", what)
 
 
@@ -331,13 +350,18 @@ def node_action(db, configured: Mapping[str, BatchBackend], actor: str, name: st
             raise InputError("reason", str(e)) from None
     try:
         listed = backend.nodes()
-        if node not in {n.name for n in listed}:
-            raise ConsoleError(f"backend {name} has no node {node!r}", "not_found", 404)
+    except BatchError as e:  # (nothing asked of the node yet: nothing to audit)
+        raise ConsoleError(f"SLURM refused to {verb} {node}: {e}", "refused", 409) from None
+    if node not in {n.name for n in listed}:
+        raise ConsoleError(f"backend {name} has no node {node!r}", "not_found", 404)
+    try:
         if verb == "drain":
             backend.drain(node, reason)
         else:
             backend.resume(node)
-    except BatchError as e:
+    except BatchError as e:  # refused, or no answer in time (then it may have been done): audited
+        detail = f"{reason} (not done, or not confirmed: {e})".lstrip()
+        record(db, actor, f"node.{verb}", f"node {node} of backend {name}", detail)
         raise ConsoleError(f"SLURM refused to {verb} {node}: {e}", "refused", 409) from None
     try:
         listed = backend.nodes()

@@ -29,7 +29,13 @@ def owned_job(db, user: str, job_id: int, *, staff: bool = False) -> Job | None:
 
 
 class JobActionError(Exception):
-    """A cancel or delete that cannot be done now; the message says why."""
+    """A cancel or delete that cannot be done now; the message says why. ``reached``: the
+    backend was asked and may have acted (a cancel that got there, whose state could not be
+    read back; a delete that may have removed files): not "nothing changed"."""
+
+    def __init__(self, message: str, *, reached: bool = False):
+        super().__init__(message)
+        self.reached = reached
 
 
 def list_jobs(
@@ -137,9 +143,16 @@ def cancel_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
         raise JobActionError(f"job {job.id} has no backend to cancel it on")
     try:
         backend.cancel(job.backend_job_id)
+    except BatchError as e:  # (one that timed out may still have got there)
+        raise JobActionError(str(e), reached=True) from None
+    try:
         state = backend.states([job.backend_job_id])[job.backend_job_id]
-    except BatchError as e:
-        raise JobActionError(str(e)) from None
+    except (BatchError, KeyError) as e:
+        raise JobActionError(
+            f"the cancel was sent to {job.backend}, but the job's state could not be read back ({e}); "
+            "its status follows when the backend answers again",
+            reached=True,
+        ) from None
     write_state(db, job, state)
 
 
@@ -148,16 +161,22 @@ def delete_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
     (and tags). A live job is refused: cancel it first (also one being submitted). The
     row goes only as it was read: if the submitter has just recorded the backend id of a
     job cancelled during its hand-over, that backend job is deleted too."""
+    reached = False  # (a backend asked to delete may have removed files, even if it failed)
     for _ in range(3):
         if job.live:
-            raise JobActionError(f"job {job.id} is {job.status}; cancel it before deleting it")
+            raise JobActionError(
+                f"job {job.id} is {job.status}; cancel it before deleting it", reached=reached
+            )
         backend_id = job.backend_job_id
         backend = backends.get(job.backend)
         if backend is not None and backend_id is not None:
+            reached = True
             try:
                 backend.delete(backend_id)
             except (BatchError, OSError) as e:
-                raise JobActionError(f"job {job.id} could not be deleted on {job.backend}: {e}") from None
+                raise JobActionError(
+                    f"job {job.id} could not be deleted on {job.backend}: {e}", reached=True
+                ) from None
         gone = sa.delete(Job).where(
             Job.id == job.id,
             Job.status.in_(list(TERMINAL)),
@@ -166,4 +185,4 @@ def delete_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
         if db.execute(gone.execution_options(synchronize_session=False)).rowcount or not _reload(db, job):
             db.expunge(job)
             return
-    raise JobActionError(f"job {job.id} keeps changing; try again")
+    raise JobActionError(f"job {job.id} keeps changing; try again", reached=reached)

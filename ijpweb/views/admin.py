@@ -32,6 +32,13 @@ def admin_job_json(job) -> dict:
     return job_json(job) | {"owner": job.owner}
 
 
+def _failed_after_asking(status: int, code: str, message: str) -> Response:
+    """The error of a staff action that failed after the backend was asked, answered (not
+    raised, which would roll the transaction back) so that its audit row is committed
+    (ijpweb.console: every staff action that may have changed something is audited)."""
+    return Response(status=status, json_body={"code": code, "message": message})
+
+
 def _job(request):
     try:
         return console.find_job(request.dbsession, request.identity.user_name, path_id(request, "job_id"))
@@ -84,6 +91,8 @@ def cancel(request):
     try:
         console.cancel(request.dbsession, request.backends, request.identity.user_name, job)
     except JobActionError as e:
+        if e.reached:
+            return _failed_after_asking(409, "conflict", str(e))
         raise ApiError(409, "conflict", str(e)) from None
     return admin_job_json(job)
 
@@ -99,6 +108,8 @@ def delete(request):
     try:
         console.delete(request.dbsession, request.backends, request.identity.user_name, job)
     except JobActionError as e:
+        if e.reached:
+            return _failed_after_asking(409, "conflict", str(e))
         raise ApiError(409, "conflict", str(e)) from None
     return Response(status=204)
 
@@ -300,5 +311,7 @@ def node_action(request):
         console.node_action(request.dbsession, request.backends, request.identity.user_name, m["name"],
                             m["node"], verb, reason)  # fmt: skip
     except console.ConsoleError as e:
+        if e.code == "refused":  # (scontrol was run: audited)
+            return _failed_after_asking(e.status, e.code, str(e))
         raise ApiError(e.status, e.code, str(e)) from None
     return _one_backend(request, m["name"])
