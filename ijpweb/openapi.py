@@ -710,7 +710,8 @@ def _document(server_url: str) -> dict:
                         "required": True,
                         "content": {"application/json": {"schema": _ref("Credentials")}},
                     },
-                    # 429: too many failed logins for the user name or the address (throttled)
+                    # 429: too many failed logins for the user name or the address (throttled),
+                    # or too_many_tokens: the user holds ijp.api.max_tokens live tokens already
                     "responses": {"201": _json(_ref("Token"), "logged in"), **_errors(400, 401, 429, 503)},
                 },
                 "get": {

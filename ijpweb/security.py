@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+import sqlalchemy as sa
 from pyramid.authentication import AuthTktCookieHelper
 from pyramid.authorization import ACLHelper, Allow, Authenticated, Everyone
 from pyramid.csrf import CookieCSRFStoragePolicy
@@ -141,8 +142,34 @@ def token_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class TooManyTokens(Exception):
+    """A user already holds ``live`` API tokens, the cap (``ijp.api.max_tokens``); the
+    first of them ends at ``first_end``."""
+
+    def __init__(self, user_name: str, live: int, first_end):
+        super().__init__(
+            f"{user_name} already has {live} live API tokens, the most one user may hold: end the "
+            "ones no longer used (DELETE /api/v1/session with each, or ijp logout), or wait until "
+            "one expires (see Retry-After)"
+        )
+        self.live, self.first_end = live, first_end
+
+
 def start_api_session(request, user_name: str, catalog_session: str, expires_at) -> str:
-    """Record an API login; return its bearer token (shown once, stored only hashed)."""
+    """Record an API login; return its bearer token (shown once, stored only hashed).
+    TooManyTokens when the user holds ``ijp.api.max_tokens`` live ones already (each is
+    a catalog session kept alive and a row; a script that never logs out would pile them
+    up): refused rather than ending the oldest, which another script may still be using.
+    (Counted at each login: logins at the same moment may pass it by a few.)"""
+    cap = request.registry.settings["ijp"].api_max_tokens
+    if cap:
+        live, first_end = request.dbsession.execute(
+            sa.select(sa.func.count(), sa.func.min(WebSession.expires_at)).where(
+                WebSession.user_name == user_name, WebSession.kind == "api", WebSession.expires_at > utcnow()
+            )
+        ).one()
+        if live >= cap:
+            raise TooManyTokens(user_name, live, as_utc(first_end))
     token = secrets.token_urlsafe(32)
     request.dbsession.add(
         WebSession(

@@ -68,6 +68,8 @@ class Settings:
     login_max_address_failures: int = 20
     login_window_minutes: float = 15.0
     login_lock_minutes: float = 15.0
+    # live API tokens one user may hold (0: no cap); a login past it is refused (429)
+    api_max_tokens: int = 50
     backends: dict[str, dict[str, str]] = field(default_factory=dict)
     # where the portal is mounted ('' the root, or e.g. /ijp), and the proxies whose
     # X-Forwarded-* headers it believes (ijpweb.proxy)
@@ -200,6 +202,7 @@ def parse(raw: Mapping[str, str]) -> Settings:
         login_max_address_failures=_number(raw, "ijp.login.max_address_failures", 20, 0, 100_000),
         login_window_minutes=_number(raw, "ijp.login.window_minutes", 15, 0.1, 7 * 24 * 60, float),
         login_lock_minutes=_number(raw, "ijp.login.lock_minutes", 15, 0, 7 * 24 * 60, float),
+        api_max_tokens=_number(raw, "ijp.api.max_tokens", 50, 0, 100_000),
         prefix=mount,
         trusted_proxies=parse_networks(raw.get("ijp.trusted_proxies", "")),
         deployment=deployment,

@@ -7,6 +7,8 @@ Authentication: the login cookie, or ``Authorization: Bearer <token>`` from
 
 from __future__ import annotations
 
+import contextlib
+import math
 import re
 from datetime import UTC, datetime
 
@@ -29,9 +31,9 @@ from ..catalog import (
 from ..jobs.actions import JobActionError, cancel_job, delete_job, list_jobs, owned_job, read_output
 from ..jobs.selection import dataset_detail, not_visible, resolve_selection
 from ..jobs.submission import SubmitError, SubmitRequest, clean_tags, resubmission
-from ..models import Job, WebSession, as_utc
+from ..models import Job, WebSession, as_utc, utcnow
 from ..openapi import document
-from ..security import Permission, bearer_token, catalog_login, end_session, start_api_session
+from ..security import Permission, TooManyTokens, bearer_token, catalog_login, end_session, start_api_session
 from ..states import JobStatus
 from ..throttle import LoginThrottled
 from . import submit_jobs
@@ -42,9 +44,11 @@ MAX_CHUNK = 1 << 20
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, fields: dict | None = None):
+    def __init__(self, status: int, code: str, message: str, fields: dict | None = None,
+                 headers: dict | None = None):  # fmt: skip
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields or {}
+        self.headers = headers or {}
 
 
 @view_config(context=ApiError, renderer="json")
@@ -53,6 +57,7 @@ def api_error(exc, request):
     request.response.status = exc.status
     if exc.status in (429, 503):
         request.response.headers["Retry-After"] = "2"
+    request.response.headers.update(exc.headers)
     body = {"code": exc.code, "message": exc.message}
     if exc.fields:
         body["fields"] = exc.fields
@@ -231,7 +236,13 @@ def login(request):
         raise ApiError(401, "unauthenticated", str(e)) from None
     except CatalogError as e:
         raise ApiError(503, "catalog_unavailable", f"the catalog cannot log you in now: {e}") from None
-    token = start_api_session(request, result.user_name, result.session_id, result.expires_at)
+    try:
+        token = start_api_session(request, result.user_name, result.session_id, result.expires_at)
+    except TooManyTokens as e:
+        with contextlib.suppress(CatalogError):  # (the catalog session just made is no one's)
+            request.catalog.logout(result.session_id)
+        wait = max(1, math.ceil((e.first_end - utcnow()).total_seconds()))
+        raise ApiError(429, "too_many_tokens", str(e), headers={"Retry-After": str(wait)}) from None
     request.response.status = 201
     return {"token": token, "user": result.user_name, "expires_at": _iso(result.expires_at)}
 
