@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from ijpweb import health, main
+from ijpweb.batch.harvest import harvest
 from ijpweb.batch.submitter import submit_pending
 from ijpweb.models import AuditEntry, Job, utcnow
 from ijpweb.states import JobStatus
@@ -117,6 +118,14 @@ def test_pause_refuses_new_submissions_keeps_waiting_jobs_and_resume_hands_them_
     submit_pending(dbsession, backends)
     dbsession.expire_all()
     assert dbsession.get(Job, waiting).status == JobStatus.SUBMITTING
+
+    # harvesting goes on while it is paused, and writing what it saw keeps the pause
+    asked = {}
+    harvest(dbsession, backends, asked)
+    health.record(dbsession, health.observe(backends, asked))
+    dbsession.flush()
+    paused = backend(doc, alice)
+    assert paused["paused"] is True and paused["paused_by"] == "db/alice" and paused["reachable"] is True
 
     # resume through the JSON face (the login cookie wants the CSRF token)
     url = f"{ADMIN}/backends/local/resume"
