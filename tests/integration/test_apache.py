@@ -199,7 +199,7 @@ def site(tmp_path_factory):
     load_demo(engine, settings["ijp.filestore"])
     app = main({}, dbengine=engine, **settings)
     conf = tmp / "httpd.conf"
-    conf.write_text(apache_conf(tmp, port, f"unix:{sock}|http://localhost", tls_port))
+    conf.write_text(apache_conf(tmp, port, f"unix:{sock}|http://main", tls_port))
     check = subprocess.run([APACHE, "-f", str(conf), "-t"], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
     # waitress with production.ini's settings (a Unix socket, 0660; it must pass X-Forwarded-*
@@ -525,7 +525,7 @@ def test_the_shipped_file_is_what_apache_was_given(site):
     url = site.url
     assert urlsplit(url).path == P
     text = SHIPPED.read_text()
-    for directive in ("ProxyPreserveHost On", "Define IJP_PORTAL unix:/run/ijpweb/main.sock|http://localhost", 'RequestHeader set X-Forwarded-Proto "expr=%{REQUEST_SCHEME}"',
+    for directive in ("ProxyPreserveHost On", "Define IJP_PORTAL unix:/run/ijpweb/main.sock|http://main", 'RequestHeader set X-Forwarded-Proto "expr=%{REQUEST_SCHEME}"',
                       'RequestHeader set X-Forwarded-Prefix "${IJP_PREFIX}"', "RequestHeader unset X-Forwarded-Host",
                       "balancer://ijpweb", "mod_proxy_wstunnel", "<VirtualHost *:443>", "Strict-Transport-Security"):  # fmt: skip
         assert directive in text

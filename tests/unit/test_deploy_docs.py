@@ -332,9 +332,9 @@ def test_the_guide_s_apache_lines_pass_apache2_t_with_the_shipped_file(tmp_path)
     check = subprocess.run([APACHE, "-f", str(conf), "-t"], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
     # and it can fail: a misspelt directive in the guide's lines is refused
-    conf.write_text(conf.read_text().replace("ProxyHCExpr", "ProxyHCExpression"))
+    conf.write_text(conf.read_text().replace("SetEnvIf", "SetEnvIff"))
     check = subprocess.run([APACHE, "-f", str(conf), "-t"], capture_output=True, text=True, timeout=30)
-    assert check.returncode != 0 and "ProxyHCExpression" in check.stderr
+    assert check.returncode != 0 and "SetEnvIff" in check.stderr
 
 
 @pytest.mark.skipif(_apache_missing() is not None, reason=f"no Apache to test with: {_apache_missing()}")
@@ -377,3 +377,96 @@ def test_with_the_guide_s_log_format_apache_logs_no_session_id(tmp_path):
     assert '"GET /ijp/rest/jm/status HTTP/1.1" 200' in log
     assert log.count("[an /icat/session/ path]") == 2
     assert secret not in log and other not in log
+
+
+def _socket_dir() -> Path:
+    """/run/ijpweb as deploy/systemd/ijpweb-tmpfiles.conf makes it (2750, of Apache's
+    group), outside pytest's temporary directories (only their owner may enter those)."""
+    import grp
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="ijpweb-run-"))
+    if os.geteuid() == 0:  # Apache's workers: nobody
+        os.chown(d, -1, grp.getgrnam("nogroup" if _group("nogroup") else "nobody").gr_gid)
+    d.chmod(0o2750)
+    return d
+
+
+# a portal process's stand-in, a process of its own on a Unix socket: says who it is and
+# what it was asked (argv: its name and socket); waitress as production.ini sets it up
+STAND_IN = """
+import json, sys
+from waitress import serve
+
+def app(environ, start_response):
+    seen = {"process": sys.argv[1], "path": environ["PATH_INFO"], "host": environ.get("HTTP_X_FORWARDED_HOST"),
+            "prefix": environ.get("HTTP_X_FORWARDED_PREFIX")}
+    body = json.dumps(seen).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+serve(app, unix_socket=sys.argv[2], unix_socket_perms="660", clear_untrusted_proxy_headers=False, _quiet=True)
+"""
+
+
+@pytest.mark.skipif(_apache_missing() is not None, reason=f"no Apache to test with: {_apache_missing()}")
+def test_the_guide_s_balancer_on_unix_sockets_goes_on_when_a_process_stops(tmp_path):
+    """The guide's <Proxy> block and VirtualHost lines as they are, but for the sockets'
+    directory: a real Apache reaches two waitress processes on their Unix sockets (0660,
+    in a 2750 directory of Apache's group), each in turn; with one stopped every request
+    is answered by the other; /ijp-process/<name>/ reaches that process alone, with
+    Apache's forwarded headers, and nothing else of it."""
+    run = _socket_dir()
+    port = _free_port()
+    members = re.findall(r'BalancerMember "([^"]+)"', guide_apache()[0])
+    assert all(m.startswith("unix:/run/ijpweb/") for m in members), members
+    conf = site_conf(tmp_path, port, [m.replace("/run/ijpweb/", f"{run}/") for m in members])
+    conf.write_text(conf.read_text().replace("/run/ijpweb/", f"{run}/"))
+    portals = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", STAND_IN, name, f"{run}/{name}.sock"], start_new_session=True
+        )
+        for name in ("main", "second")
+    }
+    proc = subprocess.Popen([APACHE, "-f", str(conf), "-DFOREGROUND"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        import requests
+
+        deadline = time.monotonic() + 20
+        while not _listening(port) or not all(Path(f"{run}/{n}.sock").exists() for n in portals):
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "error.log").read_text()
+            time.sleep(0.1)
+        base = f"http://127.0.0.1:{port}"
+
+        def who(path: str, **kw) -> dict:
+            res = requests.get(base + path, timeout=10, **kw)
+            assert res.status_code == 200, (path, res.status_code, res.text[:200])
+            return res.json()
+
+        assert {who("/ijp/jobs")["process"] for _ in range(6)} == {"main", "second"}
+        for name in ("main", "second"):
+            seen = who(f"/ijp-process/{name}/healthz", headers={"X-Forwarded-Host": "evil.example",
+                                                                "X-Forwarded-Prefix": "/evil"})  # fmt: skip
+            assert seen == {
+                "process": name,
+                "path": "/ijp/healthz",
+                "host": f"127.0.0.1:{port}",
+                "prefix": "/ijp",
+            }
+            assert who(f"/ijp-process/{name}/metrics")["path"] == "/ijp/metrics"
+        assert requests.get(f"{base}/ijp-process/main/login", timeout=10).status_code == 404
+        portals["second"].kill()  # its process dies: the socket refuses
+        portals["second"].wait(timeout=10)
+        assert [who("/ijp/jobs")["process"] for _ in range(10)] == ["main"] * 10
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        for portal in portals.values():
+            portal.kill()
+            portal.wait(timeout=10)
+        shutil.rmtree(run, ignore_errors=True)
