@@ -11,9 +11,11 @@ import string
 from urllib.parse import quote, urljoin, urlsplit
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ijpweb.models import CatalogSession, WebSession
 from ijpweb.states import JobStatus
 from ijpweb.views import MAX_REDIRECT, local_path
 
@@ -153,7 +155,16 @@ def test_redirect_targets_are_header_safe(web, dbsession, face, target):
     assert urlsplit(res.location).path == DEFAULT[face]
 
 
-def test_a_login_with_a_non_latin1_next_is_not_a_500_under_waitress(app):
+@pytest.fixture
+def forget_carols_logins(dbengine):
+    """Logins through a real server are committed (every other test's are rolled back)."""
+    yield
+    with dbengine.begin() as conn:
+        conn.execute(sa.delete(WebSession.__table__).where(WebSession.user_name == "db/carol"))
+        conn.execute(sa.delete(CatalogSession.__table__).where(CatalogSession.user_name == "db/carol"))
+
+
+def test_a_login_with_a_non_latin1_next_is_not_a_500_under_waitress(app, forget_carols_logins):
     """Through a real server: carol's link https://host/login?next=/%E2%80%A4 made every
     login through it a 500 (waitress cannot encode such a Location)."""
     with serving(app) as url:

@@ -5,6 +5,7 @@ removed files). The audit row is committed with the 409, on the pages and in
 /api/v1/admin; an action refused before any backend was asked changed nothing and is not
 audited."""
 
+# ruff: noqa: F811  (committed: a fixture of test_cancel_race, taken by the tests below)
 from __future__ import annotations
 
 import pytest
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from ijpweb import console
 from ijpweb.batch import BatchError
 from ijpweb.jobs.actions import JobActionError
-from ijpweb.models import AuditEntry, Job, Submission
+from ijpweb.models import AuditEntry, CatalogSession, Job, Submission, WebSession
 from ijpweb.states import JobStatus
 
 from ..conftest import TestApp
@@ -42,20 +43,24 @@ class DeleteFailsHalfway(SqueueTimesOut):
         raise OSError("Directory not empty")
 
 
-def audited(committed, job_id: int) -> list[AuditEntry]:  # noqa: F811
+def audited(committed, job_id: int) -> list[AuditEntry]:
     with committed() as db:
         return db.scalars(sa.select(AuditEntry).where(AuditEntry.target == f"job {job_id}")).all()
 
 
 @pytest.fixture
-def forget_audit(committed):  # noqa: F811
+def forget_audit(committed):
+    """Afterwards: the audit rows of the targets listed, and alice's logins (these tests'
+    requests commit, as in production; every other test's are rolled back)."""
     targets: list[str] = []
     yield targets
     with committed() as db, db.begin():
         db.execute(sa.delete(AuditEntry).where(AuditEntry.target.in_(targets)))
+        db.execute(sa.delete(WebSession).where(WebSession.user_name == "db/alice"))
+        db.execute(sa.delete(CatalogSession).where(CatalogSession.user_name == "db/alice"))
 
 
-def test_a_staff_cancel_that_stopped_the_job_is_audited(committed, backends, forget_audit):  # noqa: F811
+def test_a_staff_cancel_that_stopped_the_job_is_audited(committed, backends, forget_audit):
     """alice cancels carol's running job; the cancel reaches the backend (the program
     stops) but its state cannot be read back: 409, and the audit says alice did it."""
     job_id = running_job(committed, backends)
@@ -80,7 +85,7 @@ def staff_api(app) -> tuple[TestApp, dict]:
 
 def test_the_api_commits_the_audit_of_a_cancel_it_answers_409(
     app, committed, backends, forget_audit, monkeypatch
-):  # noqa: F811
+):
     job_id = running_job(committed, backends)
     forget_audit.append(f"job {job_id}")
     web, auth = staff_api(app)
@@ -98,7 +103,7 @@ def test_the_console_page_commits_the_audit_of_a_delete_that_failed_halfway(
     committed,
     backends,
     forget_audit,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     """The backend removed carol's output and then failed: the row stays (the delete
     can be tried again), the page says 409, and the audit says alice deleted files."""
@@ -123,11 +128,11 @@ def test_the_console_page_commits_the_audit_of_a_delete_that_failed_halfway(
     assert "not confirmed" in rows[1].detail and "Directory not empty" in rows[1].detail
 
 
-def test_a_staff_action_refused_before_the_backend_is_not_audited(app, committed, forget_audit):  # noqa: F811
+def test_a_staff_action_refused_before_the_backend_is_not_audited(app, committed, forget_audit):
     """An ended job cannot be cancelled: nothing was asked of any backend, nothing changed."""
     with committed() as db, db.begin():
-        sub = Submission(owner="db/carol", job_type="Date", mode="single")
-        job = Job(submission=sub, owner="db/carol", job_type="Date", argv=[], backend="local",
+        sub = Submission(owner="db/race-carol", job_type="Date", mode="single")  # (removed by committed)
+        job = Job(submission=sub, owner="db/race-carol", job_type="Date", argv=[], backend="local",
                   status=JobStatus.COMPLETED)  # fmt: skip
         db.add(job)
         db.flush()
