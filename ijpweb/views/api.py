@@ -367,7 +367,7 @@ def submit(request):
 @view_config(route_name="api.jobs", request_method="GET", permission=Permission.USE, renderer="json")
 def jobs(request):
     status = _text(request, "status")
-    if status and status != "live" and status not in {s.value for s in JobStatus}:
+    if "status" in request.GET and status != "live" and status not in {s.value for s in JobStatus}:
         raise ApiError(400, "bad_parameter", f"status {status!r} is not a job status", {"status": "unknown"})
     since, until = (_when(request, k) for k in ("since", "until"))
     page = _int(request, "page", 1, 1, 1_000_000)
