@@ -40,7 +40,7 @@ def includeme(config):
     config.add_request_method(lambda r: r.registry["ijp.catalog_for"](r.dbsession), "catalog", reify=True)
     # the IDS key signs datafile locations: without one the portal does not start
     config.registry["ijp.filestore"] = FileStore(s.filestore, server_key(s.ids_key, s.ids_key_file))
-    config.registry["ijp.prepared"] = Prepared()
+    config.registry["ijp.prepared"] = Prepared(s.ids_max_prepared)
     config.add_request_method(lambda r: Ids(r.catalog, r.registry["ijp.filestore"]), "ids", reify=True)
     # the embedded catalog's ICAT REST and IDS faces, at their standard paths
     config.add_route("ids", "/ids/{method}")

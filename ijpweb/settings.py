@@ -70,6 +70,8 @@ class Settings:
     login_lock_minutes: float = 15.0
     # live API tokens one user may hold (0: no cap); a login past it is refused (429)
     api_max_tokens: int = 50
+    # live IDS prepared ids one catalog user may hold (0: no cap); a prepareData past it: 400
+    ids_max_prepared: int = 100
     backends: dict[str, dict[str, str]] = field(default_factory=dict)
     # where the portal is mounted ('' the root, or e.g. /ijp), and the proxies whose
     # X-Forwarded-* headers it believes (ijpweb.proxy)
@@ -203,6 +205,7 @@ def parse(raw: Mapping[str, str]) -> Settings:
         login_window_minutes=_number(raw, "ijp.login.window_minutes", 15, 0.1, 7 * 24 * 60, float),
         login_lock_minutes=_number(raw, "ijp.login.lock_minutes", 15, 0, 7 * 24 * 60, float),
         api_max_tokens=_number(raw, "ijp.api.max_tokens", 50, 0, 100_000),
+        ids_max_prepared=_number(raw, "ijp.ids.max_prepared", 100, 0, 1_000_000),
         prefix=mount,
         trusted_proxies=parse_networks(raw.get("ijp.trusted_proxies", "")),
         deployment=deployment,

@@ -243,8 +243,35 @@ class Prepared:
     gave, after a restart too. The session id they run as never leaves the server. An id
     is good for PREPARED_HOURS (the purge then forgets it)."""
 
+    def __init__(self, max_live: int = 100):
+        self.max_live = max_live  # live prepared ids per catalog user (0: no cap)
+
     def add(self, db, value: tuple) -> str:
+        """A new prepared id for ``value`` (session id, selection, zip, compress); refused
+        (IdsError, 400) when the session's user already holds ``max_live`` live ones: each is a
+        row kept for PREPARED_HOURS, so one login could otherwise fill the table."""
         session_id, sel, zip_flag, compress = value
+        if self.max_live:
+            user = (
+                sa.select(CatalogSession.user_name).where(CatalogSession.id == session_id).scalar_subquery()
+            )
+            live = db.scalar(
+                sa.select(sa.func.count())
+                .select_from(PreparedData)
+                .join(CatalogSession, CatalogSession.id == PreparedData.catalog_session)
+                .where(
+                    CatalogSession.user_name == user,
+                    CatalogSession.expires_at > utcnow(),
+                    PreparedData.created_at >= utcnow() - timedelta(hours=PREPARED_HOURS),
+                )
+            )
+            if live >= self.max_live:
+                raise IdsError(
+                    "BadRequestException",
+                    f"at most {self.max_live} prepared ids may be live per user (ijp.ids.max_prepared); "
+                    f"they last {PREPARED_HOURS} hours or until their session ends: reuse one, or log out "
+                    "sessions you no longer need",
+                )
         token = secrets.token_urlsafe(24)
         db.add(
             PreparedData(
@@ -266,7 +293,13 @@ class Prepared:
     def get(self, db, token: str) -> tuple | None:
         if not token or len(token) > 200:
             return None
-        row = db.get(PreparedData, _prepared_key(token))
+        # one query: the id, if its catalog session still exists and has not expired (a
+        # logged-out session's ids are gone at once, not at the next purge)
+        row = db.scalar(
+            sa.select(PreparedData)
+            .join(CatalogSession, CatalogSession.id == PreparedData.catalog_session)
+            .where(PreparedData.key == _prepared_key(token), CatalogSession.expires_at > utcnow())
+        )
         if row is None or as_utc(row.created_at) < utcnow() - timedelta(hours=PREPARED_HOURS):
             return None
         sel = row.selection
