@@ -9,6 +9,13 @@ connection, PostgreSQL releases its locks, and another process takes them on its
 try. The connection asks the server to probe it with TCP keepalives, so that the locks of
 a leader whose host vanished are released within about half a minute too.
 
+Holding the lead is checked once, before each run; the run itself is fenced: its
+transaction first takes the task's transaction-level advisory lock (:func:`fence`, a key
+space of its own) and skips the run when another transaction holds it. So a leader whose
+lock connection dropped in the middle of a run (a network blip, a DBA's
+``pg_terminate_backend``, a pooler's idle timeout) finishes that run alone: the new
+leader's runs are skipped until it ends.
+
 The submitter runs in every such process instead, and claims the jobs it hands over
 (:func:`claim_jobs`): a transaction-level advisory lock per job, ``pg_try_advisory_xact_lock``,
 skipping jobs another process holds. A row lock (``FOR UPDATE SKIP LOCKED``) would claim
@@ -62,6 +69,29 @@ def claim_class(namespace: str) -> int:
     """The first of the two 32-bit keys of a job's claim (``pg_try_advisory_xact_lock(int,
     int)``, the job id the second; a key space apart from the tasks' 64-bit keys)."""
     return _signed(hashlib.sha256(f"{namespace}\0job-claim".encode()).digest(), 4)
+
+
+def fence_keys(namespace: str, task: str) -> tuple[int, int]:
+    """The two 32-bit keys of a led task's fence (``pg_try_advisory_xact_lock(int, int)``,
+    taken by the task's own transaction): a class apart from the jobs' claims, and a key
+    space apart from the leaders' 64-bit session locks (which it must not conflict with:
+    the leader holds its task's one while the task runs)."""
+    cls = _signed(hashlib.sha256(f"{namespace}\0task-fence".encode()).digest(), 4)
+    return cls, _signed(hashlib.sha256(f"{namespace}\0task-fence\0{task}".encode()).digest(), 4)
+
+
+def fence(db, namespace: str, task: str) -> bool:
+    """Whether this transaction may run the led ``task``: on PostgreSQL, whether it got the
+    task's fence, a transaction-level advisory lock held until it ends. A leader that lost
+    its lead while a run of the task was under way (its lock connection dropped) still
+    holds the fence in that run's transaction: the new leader's runs are skipped until it
+    ends, so the task never runs twice at once. Outside PostgreSQL (one process) always."""
+    if not is_postgresql(db.get_bind()):
+        return True
+    cls, key = fence_keys(namespace, task)
+    return bool(
+        db.execute(sa.text("SELECT pg_try_advisory_xact_lock(:cls, :key)"), {"cls": cls, "key": key}).scalar()
+    )
 
 
 def is_postgresql(bind) -> bool:

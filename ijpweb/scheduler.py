@@ -38,7 +38,7 @@ from .batch.harvest import harvest, purge_expired_sessions
 from .batch.submitter import submit_pending
 from .catalog.ids import purge_prepared
 from .jobs.sessions import keep_sessions_alive, logout_pending
-from .leaders import Leaders, OneProcess, claim_jobs, is_postgresql
+from .leaders import Leaders, OneProcess, claim_jobs, fence, is_postgresql
 from .models import get_tm_session
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,13 @@ class Scheduler:
         tm = transaction.TransactionManager(explicit=True)
         try:
             with tm:
-                result = work(get_tm_session(self.session_factory, tm))
+                db = get_tm_session(self.session_factory, tm)
+                # a led task runs in one transaction at a time, whoever leads it now: a run
+                # a former leader still has under way keeps the fence (ijpweb.leaders)
+                if task in LED and not fence(db, self.namespace, task):
+                    log.info("the background task %s is still running elsewhere: this run is skipped", task)
+                    return None
+                result = work(db)
         except Exception as e:
             # an outage (the database, a backend) fails every run alike: one line a minute
             # with the reason, not a traceback a second (ijpweb.outages)
