@@ -13,6 +13,14 @@ def main(global_config, **settings):
     # store -- is its own: 0600 files, 0700 directories
     os.umask(0o077)
 
+    # the Unix sockets the portal's processes listen on (their [server:...] sections): no
+    # job's sandbox may show them (ijpweb.batch checks at start)
+    from .settings import server_sockets
+
+    sockets = server_sockets((global_config or {}).get("__file__"))
+    if sockets:
+        settings = {**settings, "ijp.sockets": "\n".join([settings.get("ijp.sockets", ""), *sockets])}
+
     with Configurator(settings=settings) as config:
         # settings first: everything below reads the parsed, typed settings
         config.include(".config")

@@ -12,6 +12,7 @@ start (logins then end with the process, and the log says so once).
 
 from __future__ import annotations
 
+import configparser
 import os
 import secrets
 from collections.abc import Mapping
@@ -77,6 +78,9 @@ class Settings:
     # X-Forwarded-* headers it believes (ijpweb.proxy)
     prefix: str = ""
     trusted_proxies: tuple[Trusted, ...] = ()  # networks, and proxy.UNIX: the portal's Unix socket
+    # the portal's own Unix sockets (ijp.sockets, one a line, and every unix_socket of the
+    # [server:...] sections of the ini file it started from): no job's sandbox may show them
+    sockets: tuple[str, ...] = ()
     # development | production (production refuses to start without a shared auth.secret)
     deployment: str = "development"
     # True when auth.secret was not given and was made up for this process alone
@@ -138,6 +142,41 @@ def _number(raw: Mapping[str, str], key: str, default, low, high, kind=int):
     if value is None or not low <= value <= high:
         raise ValueError(f"{key} must be a number from {low} to {high}, not {text!r}")
     return value
+
+
+def parse_sockets(text: str) -> tuple[str, ...]:
+    """``ijp.sockets``: absolute paths of Unix sockets, one a line (a path may hold spaces)."""
+    out = []
+    for line in text.splitlines():
+        path = line.strip()
+        if not path:
+            continue
+        if not path.startswith("/") or "\0" in path:
+            raise SettingError(f"ijp.sockets: absolute paths of Unix sockets, one a line; not {path!r}")
+        out.append(path)
+    return tuple(dict.fromkeys(out))
+
+
+def server_sockets(ini_file: str | None) -> list[str]:
+    """The ``unix_socket`` of every ``[server:...]`` section of the ini file a portal process
+    started from (each of its processes listens on one): the portal's own sockets, so that
+    no job's sandbox shows them whichever process builds it. ``%(here)s`` is the file's
+    directory, as PasteDeploy reads it."""
+    if not ini_file:
+        return []
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        parser.read(ini_file, encoding="utf-8")
+    except (OSError, configparser.Error, UnicodeDecodeError):
+        return []  # pserve read it already; whatever it could not read it did not serve
+    here = os.path.dirname(os.path.abspath(ini_file))
+    out = []
+    for section in parser.sections():
+        if section.startswith("server:") and parser.has_option(section, "unix_socket"):
+            path = parser.get(section, "unix_socket").replace("%(here)s", here).strip()
+            if path:
+                out.append(os.path.join(here, path))  # (an absolute path stays as it is)
+    return out
 
 
 def public_url(raw: Mapping[str, str], prefix: str) -> str:
@@ -208,6 +247,7 @@ def parse(raw: Mapping[str, str]) -> Settings:
         ids_max_prepared=_number(raw, "ijp.ids.max_prepared", 100, 0, 1_000_000),
         prefix=mount,
         trusted_proxies=parse_networks(raw.get("ijp.trusted_proxies", "")),
+        sockets=parse_sockets(raw.get("ijp.sockets", "")),
         deployment=deployment,
         auth_secret_ephemeral=ephemeral,
         scheduler_namespace=namespace,

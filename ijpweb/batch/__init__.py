@@ -4,6 +4,7 @@ live jobs in one call per cycle."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,5 +95,35 @@ def includeme(config):
     from .registry import backends_from_settings
 
     settings = config.registry.settings["ijp"]
-    config.registry["ijp.backends"] = backends_from_settings(settings)
+    backends = backends_from_settings(settings)
+    check_sockets(backends, settings.sockets)
+    config.registry["ijp.backends"] = backends
     config.add_request_method(lambda r: r.registry["ijp.backends"], "backends", reify=True)
+
+
+def check_sockets(backends: Mapping[str, BatchBackend], sockets: Sequence[str]) -> None:
+    """Refuse to start (ValueError naming the setting) where a backend's sandbox would show
+    jobs a directory holding one of the portal's own Unix sockets: a read-only bind does not
+    stop connect(), and a connection on it is the trusted proxy (ijp.trusted_proxies = unix)."""
+    from .sandbox import exposed_sockets, python_dirs
+
+    ours = {os.path.realpath(p) for p in python_dirs()}
+    for name, backend in backends.items():
+        described = getattr(backend, "sandbox", None)
+        if not isinstance(described, Mapping):
+            continue  # (a remote backend's jobs run on another host)
+        path = {os.path.realpath(p) for p in getattr(backend, "path", ())}
+        for sock, shown in exposed_sockets(described, sockets):
+            if shown in path:
+                where = f"ijp.batch.{name}.path: {shown}, a job type program directory,"
+            elif shown in ours:
+                where = f"ijp.batch.{name}: the portal's Python environment {shown}, which every job sees,"
+            elif shown in {os.path.realpath(p) for p in described.get("read_only", ())}:
+                where = f"ijp.batch.{name}.read_only: {shown}"
+            else:
+                where = f"ijp.batch.{name}: the system directory {shown}, which every job sees,"
+            raise ValueError(
+                f"{where} holds the portal's Unix socket {sock} (unix_socket of a [server:...] section, "
+                "or ijp.sockets): every job could connect to it, and a connection on it is the trusted "
+                "proxy; put the socket in a directory no job sees (/run/ijpweb, as production.ini)"
+            )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from ..planning import SESSION_ARG
 from . import JobSpec
-from .runner import BWRAP, LIMITS, SETPRIV, _under, bwrap_argv, identity
+from .runner import BWRAP, ETC, LIMITS, SETPRIV, SYSTEM, _under, bwrap_argv, identity
 
 KINDS = ("bwrap", "none")
 CATALOG_FLAGS = ("--sessionId=", "--icatUrl=", "--idsUrl=")
@@ -111,6 +112,15 @@ def describe(sandbox: Sandbox, path: Sequence[str], root: Path, setting: str) ->
                     f"{setting}{key}: {p} would show jobs {RUN}, where the portal's Unix socket is (a job "
                     "that opens it is the trusted proxy) and other services' sockets"
                 )
+            # a read-only bind does not stop a job's connect(): a socket in a directory a
+            # job sees is open to it (the portal's own is the trusted proxy)
+            held = _sockets_in(real)
+            if held:
+                raise ValueError(
+                    f"{setting}{key}: {p} holds the Unix socket {held}: every job would see it and could "
+                    "connect to it (a read-only directory does not stop that), and a connection on the "
+                    "portal's own socket is the trusted proxy; show jobs a directory without sockets"
+                )
     read_only = tuple(dict.fromkeys([*python_dirs(), *path, *sandbox.read_only]))
     why = probe(sandbox.bwrap, read_only, sandbox.user)
     if why:
@@ -128,6 +138,41 @@ def describe(sandbox: Sandbox, path: Sequence[str], root: Path, setting: str) ->
         "tmp_size": sandbox.tmp_size,
         "limits": sandbox.limits(),
     }
+
+
+def _sockets_in(directory: str) -> str | None:
+    """The first Unix socket directly in ``directory`` (one listing: cheap), if any."""
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                try:
+                    if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
+                        return entry.path
+                except OSError:
+                    continue
+    except OSError:
+        return None
+    return None
+
+
+def shown_directories(described: Mapping) -> list[str]:
+    """Every directory a job of this sandbox sees (as bubblewrap shows them: the system's,
+    /etc, the portal's Python, the backend's path and read_only), resolved; none without
+    a sandbox (the job then sees all the portal's account can)."""
+    if described.get("type") != "bwrap":
+        return []
+    dirs = [p for p in SYSTEM if not os.path.islink(p) and os.path.isdir(p)] + [ETC]
+    return list(dict.fromkeys(os.path.realpath(p) for p in [*dirs, *described.get("read_only", ())]))
+
+
+def exposed_sockets(described: Mapping, sockets: Sequence[str]) -> list[tuple[str, str]]:
+    """The (socket, shown directory) pairs where one of ``sockets`` (the portal's own, which
+    need not exist yet: its directory is resolved) lies in a directory jobs see."""
+    out = []
+    for sock in sockets:
+        real = os.path.join(os.path.realpath(os.path.dirname(sock)), os.path.basename(sock))
+        out += [(sock, d) for d in shown_directories(described) if _under(real, d)]
+    return out
 
 
 def for_job(described: Mapping, spec: JobSpec) -> dict:
