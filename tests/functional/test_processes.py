@@ -204,8 +204,9 @@ def test_processes_starting_at_once_share_one_ids_key(tmp_path):
 
 @pytest.fixture
 def pg(dbengine):
-    if dbengine.dialect.name != "postgresql":
-        pytest.skip("advisory locks are PostgreSQL's: on SQLite one process runs everything")
+    """The database under test, in the PostgreSQL pass: advisory locks are PostgreSQL's (on
+    SQLite one process runs everything); tests using it are marked postgresql."""
+    assert dbengine.dialect.name == "postgresql"
     return dbengine
 
 
@@ -213,6 +214,7 @@ def leaders(engine, namespace="ijpweb"):
     return Leaders(engine, namespace, TASKS)
 
 
+@pytest.mark.postgresql
 def test_one_leader_per_task_and_a_clean_stop_hands_over_at_once(pg):
     a, b = leaders(pg), leaders(pg)
     try:
@@ -231,6 +233,7 @@ def test_one_leader_per_task_and_a_clean_stop_hands_over_at_once(pg):
     assert held == 0
 
 
+@pytest.mark.postgresql
 def test_a_leader_whose_connection_dies_is_replaced_and_knows_it(pg, caplog):
     """As a SIGKILL does: the connection drops, PostgreSQL releases the locks."""
     a, b = leaders(pg), leaders(pg)
@@ -255,6 +258,7 @@ def test_a_leader_whose_connection_dies_is_replaced_and_knows_it(pg, caplog):
         b.close()
 
 
+@pytest.mark.postgresql
 def test_portals_with_other_namespaces_or_databases_do_not_meet(pg):
     a, other_ns = leaders(pg), leaders(pg, "another-portal")
     other_db = sa.create_engine(pg.url.set(database="postgres"))
@@ -272,6 +276,7 @@ def test_portals_with_other_namespaces_or_databases_do_not_meet(pg):
     assert lock_key("ijpweb", "harvest") == lock_key("ijpweb", "harvest")  # stable, any process
 
 
+@pytest.mark.postgresql
 def test_the_submitters_claims_never_overlap_and_end_with_the_transaction(pg):
     ids = list(range(1, 11))
     with pg.connect() as one, pg.connect() as two:
@@ -289,6 +294,7 @@ def test_the_submitters_claims_never_overlap_and_end_with_the_transaction(pg):
         s2.rollback()
 
 
+@pytest.mark.postgresql
 def test_a_task_runs_only_where_this_process_leads_it(app, pg):
     scheduler = app.registry["ijp.scheduler"]
     assert isinstance(scheduler.leaders, Leaders)
@@ -316,9 +322,8 @@ def test_on_sqlite_the_log_says_it_is_for_one_process(app_settings, dbengine, ca
         assert not [m for m in said if "SQLite" in m]
 
 
+@pytest.mark.sqlite
 def test_on_sqlite_one_process_leads_everything(app):
-    if app.registry["dbengine"].dialect.name != "sqlite":
-        pytest.skip("the SQLite run's behaviour")
     scheduler = app.registry["ijp.scheduler"]
     assert isinstance(scheduler.leaders, OneProcess)
     assert scheduler.leadership() == {"submit": False, "harvest": False, "keepalive": False, "purge": False}

@@ -40,14 +40,9 @@ from ..functional.test_demo_jobs import datasets_of
 from .test_crash import slurm_names
 
 URL = os.environ.get("IJP_TEST_DATABASE_URL", "")
-pytestmark = [
-    pytest.mark.postgresql,
-    pytest.mark.skipif(
-        not URL.startswith("postgresql"),
-        reason="PostgreSQL only: several portal processes share one PostgreSQL database "
-        "(tests/run.sh runs this on a throw-away cluster); on SQLite there is one process",
-    ),
-]
+# several portal processes share one PostgreSQL database: the PostgreSQL pass only (on
+# SQLite there is one process)
+pytestmark = pytest.mark.postgresql
 SUBMISSIONS = 10  # of 30 datasets each: 300 jobs
 SECRET = "multiprocess-test-secret-0123456789abcdef"
 ENDED = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
