@@ -28,12 +28,11 @@ def _terminate(engine, name):
         )
 
 
+@pytest.mark.postgresql
 def test_a_task_running_when_its_lead_is_lost_does_not_run_beside_the_new_leaders(app, dbengine):
     """The tester's reproduction: inside a running harvest the lead's connection is
     terminated, and another process takes the lead; its harvest is skipped while the first
     one's transaction lasts, and runs once it has ended."""
-    if dbengine.dialect.name != "postgresql":
-        pytest.skip("advisory locks are PostgreSQL's (tests/run.sh's second run)")
     scheduler = app.registry["ijp.scheduler"]
     rival = _rival(scheduler, dbengine)
     assert isinstance(rival.leaders, Leaders)
@@ -70,11 +69,10 @@ def test_a_task_running_when_its_lead_is_lost_does_not_run_beside_the_new_leader
         scheduler.leaders.close()
 
 
+@pytest.mark.postgresql
 def test_two_processes_run_a_led_task_one_at_a_time_in_threads(app, dbengine):
     """Without any lost lead: a run holding the fence makes a concurrent run of the same
     task (another scheduler on its own connection) skip, and leaves other tasks alone."""
-    if dbengine.dialect.name != "postgresql":
-        pytest.skip("advisory locks are PostgreSQL's (tests/run.sh's second run)")
     scheduler = app.registry["ijp.scheduler"]
     other = _rival(scheduler, dbengine)
     # both "lead" as two processes do in the moment a lead changes hands
@@ -102,9 +100,8 @@ def test_two_processes_run_a_led_task_one_at_a_time_in_threads(app, dbengine):
     assert results["first"] == "first"
 
 
+@pytest.mark.sqlite
 def test_a_led_task_runs_on_sqlite_as_before(app, dbengine):
-    if dbengine.dialect.name == "postgresql":
-        pytest.skip("SQLite's case")
     scheduler = app.registry["ijp.scheduler"]
     assert scheduler.run("harvest", lambda db: "ran") == "ran"
 
