@@ -35,7 +35,7 @@ def test_list_drain_see_drain_resume(slurm_cluster, tmp_path, undrained):
     with pytest.raises(BatchError, match="^scontrol (ping: |did not answer)"):
         dead.probe()
     (node,) = slurm.nodes()
-    assert (node.name, node.state, node.cpus_alloc, node.reason) == (NODE, "idle", 0, "")
+    assert (node.name, node.state.rstrip("*"), node.cpus_alloc, node.reason) == (NODE, "idle", 0, "")
     assert node.cpus_total >= 1 and (node.load is None or node.load >= 0)
     slurm.drain(NODE, REASON)
     (node,) = slurm.nodes()
@@ -88,7 +88,8 @@ def test_the_console_drains_and_resumes_a_node(slurm_portal, tm, dbsession, undr
     (cluster,) = [b for b in listed if b["name"] == "cluster"]
     assert cluster["kind"] == "slurm" and cluster["reachable"] is True
     assert [n["name"] for n in cluster["nodes"]] == [NODE]
-    assert state(web) == ("idle", "")
+    node_state, reason = state(web)
+    assert (node_state.rstrip("*"), reason) == ("idle", "")  # (idle* if the last test just resumed it)
 
     page = web.get("/console/backends")
     form = next(
