@@ -13,7 +13,6 @@ rare), two backends, one submitted a minute.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -28,6 +27,8 @@ from pyramid.paster import get_appsettings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from timing import timed  # noqa: E402
+
 from ijpweb import main  # noqa: E402
 from ijpweb.catalog import demo  # noqa: E402
 from ijpweb.models import Job, Submission, get_engine, get_session_factory, get_tm_session, upgrade  # noqa: E402
@@ -36,11 +37,6 @@ from ijpweb.states import JobStatus  # noqa: E402
 JOBS = int(os.environ.get("IJP_BENCH_JOBS", 1_000_000))
 ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 100))
 BATCH = 20_000
-
-
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def status(i: int) -> JobStatus:
@@ -121,15 +117,7 @@ def main_() -> None:
         "page: /console (overview)": lambda: app.get("/console"),
     }
     for name, call in cases.items():
-        call()  # warm up
-        times = []
-        for _ in range(ROUNDS):
-            t = time.perf_counter()
-            call()
-            times.append((time.perf_counter() - t) * 1000)
-        print(
-            f"{name:40} p50 {statistics.median(times):6.1f} ms   p95 {percentile(times, 95):6.1f} ms   ({ROUNDS} requests)"
-        )
+        timed(name, call, ROUNDS, 40)
 
 
 if __name__ == "__main__":

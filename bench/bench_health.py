@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +30,8 @@ from pyramid.paster import get_appsettings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from timing import timed  # noqa: E402
+
 from ijpweb import health, main  # noqa: E402
 from ijpweb.catalog import demo  # noqa: E402
 from ijpweb.models import Job, Submission, get_engine, get_session_factory, get_tm_session, upgrade  # noqa: E402
@@ -40,11 +41,6 @@ JOBS = int(os.environ.get("IJP_BENCH_JOBS", 1_000_000))
 ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 50))
 BATCH = 20_000
 TOKEN = secrets.token_urlsafe(24)  # /metrics wants it
-
-
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def status(i: int) -> JobStatus:
@@ -74,18 +70,6 @@ def fill(engine, start: datetime) -> None:
                              "backend": "slurm" if i % 3 == 0 else "local", "backend_job_id": str(i), "status": s,
                              "submitted_at": at, "finished_at": None if s.live else at})  # fmt: skip
             c.execute(sa.insert(Job), rows)
-
-
-def timed(name: str, call, rounds: int = ROUNDS) -> None:
-    call()  # warm up
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - t) * 1000)
-    print(
-        f"{name:44} p50 {statistics.median(times):7.1f} ms   p95 {percentile(times, 95):7.1f} ms   ({rounds})"
-    )
 
 
 def main_() -> None:
@@ -131,13 +115,17 @@ def main_() -> None:
     print(
         f"/metrics: {len(scrape)} bytes, {sum(1 for line in scrape.splitlines() if not line.startswith('#'))} samples"
     )
-    timed("GET /metrics (scrape)", lambda: app.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}))
-    timed("GET /api/v1/admin/backends", lambda: app.get("/api/v1/admin/backends", headers=auth))
-    timed("page /console/backends", lambda: app.get("/console/backends"))
-    timed("page /console (overview)", lambda: app.get("/console"))
-    timed("harvest cycle: observe + record (1 backend)", cycle)
+    timed(
+        "GET /metrics (scrape)",
+        lambda: app.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}),
+        ROUNDS,
+    )
+    timed("GET /api/v1/admin/backends", lambda: app.get("/api/v1/admin/backends", headers=auth), ROUNDS)
+    timed("page /console/backends", lambda: app.get("/console/backends"), ROUNDS)
+    timed("page /console (overview)", lambda: app.get("/console"), ROUNDS)
+    timed("harvest cycle: observe + record (1 backend)", cycle, ROUNDS)
     cycle()  # (a harvest just now: /healthz answers 200)
-    timed("GET /healthz", lambda: app.get("/healthz", status=200))
+    timed("GET /healthz", lambda: app.get("/healthz", status=200), ROUNDS)
     with engine.connect() as c:
         t = time.perf_counter()
         c.execute(sa.select(Job.backend, Job.status, sa.func.count()).group_by(Job.backend, Job.status)).all()

@@ -11,7 +11,6 @@ portal's own time: routing, security, the database and the templates.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -26,11 +25,12 @@ from pyramid.paster import get_appsettings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from timing import timed  # noqa: E402
+
 from ijpweb import main  # noqa: E402
 from ijpweb.catalog import demo  # noqa: E402
 from ijpweb.models import (  # noqa: E402
     Job,
-    JobStatus,
     JobTag,
     Submission,
     get_engine,
@@ -38,14 +38,10 @@ from ijpweb.models import (  # noqa: E402
     get_tm_session,
     upgrade,
 )
+from ijpweb.states import JobStatus  # noqa: E402
 
 JOBS = int(os.environ.get("IJP_BENCH_JOBS", 100_000))
 ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 200))
-
-
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def main_() -> None:
@@ -97,15 +93,7 @@ def main_() -> None:
         "GET /jobs?tag=calib&page=50": lambda: app.get("/jobs", {"tag": "calib", "page": 50}),
     }
     for name, call in cases.items():
-        call()  # warm up
-        times = []
-        for _ in range(ROUNDS):
-            t = time.perf_counter()
-            call()
-            times.append((time.perf_counter() - t) * 1000)
-        print(
-            f"{name:36} p50 {statistics.median(times):6.1f} ms   p95 {percentile(times, 95):6.1f} ms   ({ROUNDS} requests)"
-        )
+        timed(name, call, ROUNDS, 36)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ from pyramid.paster import get_appsettings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from timing import percentile  # noqa: E402
+
 from ijpweb import main  # noqa: E402
 from ijpweb.catalog import demo  # noqa: E402
 from ijpweb.models import get_engine, get_session_factory, get_tm_session, upgrade  # noqa: E402
@@ -54,11 +56,6 @@ WIDE = (
     "SELECT df FROM Datafile df JOIN df.dataset ds JOIN ds.investigation i JOIN i.datasets ds2 "
     "JOIN ds2.datafiles df2 JOIN df2.dataset ds3 JOIN ds3.type t JOIN t.datasets ds4 WHERE ds4.investigation = i.id"
 )
-
-
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def settings_for(url: str, tmp: Path, **extra: str) -> dict:
