@@ -20,18 +20,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-import transaction
 import webtest
-from pyramid.paster import get_appsettings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from timing import timed  # noqa: E402
+from common import demo_database, settings_for, timed  # noqa: E402
 
 from ijpweb import main  # noqa: E402
-from ijpweb.catalog import demo  # noqa: E402
-from ijpweb.models import Job, Submission, get_engine, get_session_factory, get_tm_session, upgrade  # noqa: E402
+from ijpweb.models import Job, Submission  # noqa: E402
 from ijpweb.states import JobStatus  # noqa: E402
 
 JOBS = int(os.environ.get("IJP_BENCH_JOBS", 1_000_000))
@@ -68,17 +65,8 @@ def fill(engine, start: datetime) -> None:
 def main_() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ijp-bench-"))
     url = os.environ.get("IJP_BENCH_DATABASE_URL") or f"sqlite:///{tmp / 'bench.sqlite'}"
-    settings = dict(get_appsettings(str(ROOT / "testing.ini")))
-    settings.update({"sqlalchemy.url": url, "ijp.batch.local.dir": str(tmp / "jobs"), "ijp.filestore": str(tmp / "files"),
-                     "auth.secret": "bench", "ijp.jobtypes_dir": str(ROOT / "jobtypes"),
-                     "ijp.datasettypes_dir": str(ROOT / "datasettypes"), "ijp.batch.local.sandbox": "none"})  # fmt: skip
-    engine = get_engine(settings)
-    upgrade(engine, str(ROOT / "testing.ini"))
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        db = get_tm_session(get_session_factory(engine), tm)
-        if demo.is_empty(db):
-            demo.load(db)
+    settings = settings_for(url, tmp, **{"ijp.batch.local.sandbox": "none"})
+    engine = demo_database(settings)
     start = datetime(2024, 1, 1, tzinfo=UTC)
     began = time.monotonic()
     fill(engine, start)

@@ -35,16 +35,14 @@ from pathlib import Path
 import sqlalchemy as sa
 import transaction
 import webtest
-from pyramid.paster import get_appsettings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from timing import percentile  # noqa: E402
+from common import demo_database, percentile, settings_for  # noqa: E402
 
 from ijpweb import main  # noqa: E402
-from ijpweb.catalog import demo  # noqa: E402
-from ijpweb.models import get_engine, get_session_factory, get_tm_session, upgrade  # noqa: E402
+from ijpweb.models import get_engine, get_session_factory, get_tm_session  # noqa: E402
 
 ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 200))
 LONG = "SELECT COUNT(f) FROM Facility f " + " ".join(  # noqa: S608 - ICAT's JPQL, not SQL
@@ -58,25 +56,8 @@ WIDE = (
 )
 
 
-def settings_for(url: str, tmp: Path, **extra: str) -> dict:
-    settings = dict(get_appsettings(str(ROOT / "testing.ini")))
-    settings.update({"sqlalchemy.url": url, "ijp.batch.local.dir": str(tmp / "jobs"), "ijp.filestore": str(tmp / "files"),
-                     "auth.secret": "bench", "ijp.ids.key": "bench-ids-key-not-for-production",
-                     "ijp.jobtypes_dir": str(ROOT / "jobtypes"), "ijp.datasettypes_dir": str(ROOT / "datasettypes"),
-                     **extra})  # fmt: skip
-    return settings
-
-
 def prepare(url: str, tmp: Path):
-    settings = settings_for(url, tmp)
-    engine = get_engine(settings)
-    upgrade(engine, str(ROOT / "testing.ini"))
-    tm = transaction.TransactionManager(explicit=True)
-    with tm:
-        db = get_tm_session(get_session_factory(engine), tm)
-        if demo.is_empty(db):
-            demo.load(db)
-    return engine
+    return demo_database(settings_for(url, tmp))
 
 
 def icat_session(app: webtest.TestApp, user: str) -> str:

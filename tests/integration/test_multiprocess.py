@@ -226,8 +226,9 @@ def test_two_processes_share_the_work_and_survive_the_leaders_sigkill(database, 
         leader.kill()
         at_kill = counts(engine)
         half_written = [p.name for r in ("local", "cluster") for p in (tmp_path / r / ".new").glob("*")]
+        deadline = killed_at + 120  # (a bound against hanging; how fast: bench/bench_takeover.py)
         while leader_pid(engine, "harvest") != survivor.proc.pid:
-            assert time.monotonic() - killed_at < 30, survivor.tail()
+            assert time.monotonic() < deadline, f"the survivor never took the lead\n{survivor.tail()}"
             time.sleep(0.01)
         took_over = time.monotonic() - killed_at
         print(f"\nat the kill: {dict(at_kill)}, half-written job directories {half_written}; "
