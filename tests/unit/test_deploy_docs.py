@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from ..integration.test_apache import apache_group, free_port, socket_dir, wait_for_port
+
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "deploy.md"
 UNITS = {"ijpweb@.service": "pserve", "ijp-batchserver.service": "ijp-batchserver"}
@@ -277,7 +279,7 @@ def site_conf(tmp: Path, port: int, members: list[str]) -> Path:
         f"Define APACHE_LOG_DIR {tmp}", *(f"LoadModule {m}_module {MODULES}/mod_{m}.so" for m in NEEDED),
     ]  # fmt: skip
     if os.geteuid() == 0:  # Apache will not serve as root
-        lines += ["User nobody", "Group nogroup" if _group("nogroup") else "Group nobody"]
+        lines += ["User nobody", f"Group {apache_group()}"]
     lines += [
         f"<VirtualHost 127.0.0.1:{port}>",
         vhost.replace("Include /etc/apache2/ijpweb.conf", f'Include "{tmp}/ijpweb.conf"'),
@@ -286,22 +288,6 @@ def site_conf(tmp: Path, port: int, members: list[str]) -> Path:
     conf = tmp / "httpd.conf"
     conf.write_text("\n".join(lines) + "\n")
     return conf
-
-
-def _group(name: str) -> bool:
-    import grp
-
-    try:
-        grp.getgrnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening(port: int) -> bool:
@@ -328,7 +314,7 @@ class _Portal(http.server.BaseHTTPRequestHandler):
 
 @pytest.mark.skipif(_apache_missing() is not None, reason=f"no Apache to test with: {_apache_missing()}")
 def test_the_guide_s_apache_lines_pass_apache2_t_with_the_shipped_file(tmp_path):
-    conf = site_conf(tmp_path, _free_port(), ["http://127.0.0.1:6543", "http://127.0.0.1:6544"])
+    conf = site_conf(tmp_path, free_port(), ["http://127.0.0.1:6543", "http://127.0.0.1:6544"])
     check = subprocess.run([APACHE, "-f", str(conf), "-t"], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
     # and it can fail: a misspelt directive in the guide's lines is refused
@@ -344,16 +330,13 @@ def test_with_the_guide_s_log_format_apache_logs_no_session_id(tmp_path):
     servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Portal) for _ in range(2)]
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
-    port = _free_port()
+    port = free_port()
     conf = site_conf(tmp_path, port, [f"http://127.0.0.1:{s.server_address[1]}" for s in servers])
     proc = subprocess.Popen([APACHE, "-f", str(conf), "-DFOREGROUND"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     secret, other = "5e551011-1d0f-4b1c-a11c-e0000000beef", "c0ffee00-0000-4000-8000-00000000cafe"
     try:
-        deadline = time.monotonic() + 20
-        while not _listening(port):
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "error.log").read_text()
-            time.sleep(0.1)
+        wait_for_port(port, proc, tmp_path / "error.log")
         import requests
 
         base = f"http://127.0.0.1:{port}/ijp"
@@ -377,19 +360,6 @@ def test_with_the_guide_s_log_format_apache_logs_no_session_id(tmp_path):
     assert '"GET /ijp/rest/jm/status HTTP/1.1" 200' in log
     assert log.count("[an /icat/session/ path]") == 2
     assert secret not in log and other not in log
-
-
-def _socket_dir() -> Path:
-    """/run/ijpweb as deploy/systemd/ijpweb-tmpfiles.conf makes it (2750, of Apache's
-    group), outside pytest's temporary directories (only their owner may enter those)."""
-    import grp
-    import tempfile
-
-    d = Path(tempfile.mkdtemp(prefix="ijpweb-run-"))
-    if os.geteuid() == 0:  # Apache's workers: nobody
-        os.chown(d, -1, grp.getgrnam("nogroup" if _group("nogroup") else "nobody").gr_gid)
-    d.chmod(0o2750)
-    return d
 
 
 # a portal process's stand-in, a process of its own on a Unix socket: says who it is and
@@ -416,8 +386,8 @@ def test_the_guide_s_balancer_on_unix_sockets_goes_on_when_a_process_stops(tmp_p
     in a 2750 directory of Apache's group), each in turn; with one stopped every request
     is answered by the other; /ijp-process/<name>/ reaches that process alone, with
     Apache's forwarded headers, and nothing else of it."""
-    run = _socket_dir()
-    port = _free_port()
+    run = socket_dir()
+    port = free_port()
     members = re.findall(r'BalancerMember "([^"]+)"', guide_apache()[0])
     assert all(m.startswith("unix:/run/ijpweb/") for m in members), members
     conf = site_conf(tmp_path, port, [m.replace("/run/ijpweb/", f"{run}/") for m in members])
