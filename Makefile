@@ -36,6 +36,10 @@ test: setup
 	$(BIN)/ruff format --check .
 	tests/run.sh
 
+# every benchmark, on SQLite then a throw-away PostgreSQL (bench/README.md)
+bench: setup
+	bench/run.sh
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
