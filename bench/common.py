@@ -52,3 +52,15 @@ def timed(name: str, call, rounds: int, width: int = 44) -> None:
     print(
         f"{name:{width}} p50 {statistics.median(times):7.1f} ms   p95 {percentile(times, 95):7.1f} ms   ({rounds})"
     )
+
+
+def goal(
+    name: str, value: float, target: float, unit: str = "", *, at_least: bool = False, width: int = 60
+) -> bool:
+    """Print a measured figure beside its goal (at most ``target``, or at least with
+    ``at_least``) and whether it is met; return whether it is. Ratios are measured in one
+    run (both sides interleaved) so that the machine's noise cancels."""
+    met = value >= target if at_least else value <= target
+    sign = "≥" if at_least else "≤"
+    print(f"{name:{width}} {value:9.2f}{unit:3}  goal {sign} {target:g}{unit}   {'met' if met else 'MISSED'}")
+    return met

@@ -1,0 +1,103 @@
+"""Reading query plans in tests: which of the big tables (jobs, datasets, datafiles) a
+statement would read from end to end.
+
+SQLite: ``EXPLAIN QUERY PLAN``; a ``SCAN <table>`` line (with or without an index) is a
+full scan, a ``SEARCH <table> USING ...`` is not.
+
+PostgreSQL: ``EXPLAIN (FORMAT JSON)`` with ``enable_seqscan`` off, so that a small test
+table is planned as a big one would be wherever an index can serve the statement: a ``Seq
+Scan`` left on a watched table means no index can; an ``Index Scan``/``Index Only Scan``
+with no ``Index Cond`` (a walk of the whole index) counts as a full scan too, unless
+``ordered_walk`` is allowed and the walk sits under a ``Limit`` (a newest-first page
+read from an index in order stops after the page).
+"""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+
+WATCHED = ("job", "Dataset", "Datafile")
+
+
+def _compiled(conn, statement, params):
+    if isinstance(statement, str):
+        return sa.text(statement), params or {}
+    return statement, params or {}
+
+
+def _driver_sql(conn, statement, params):
+    """The statement's SQL text and its parameters as the driver takes them."""
+    stmt, params = _compiled(conn, statement, params)
+    if isinstance(stmt, sa.TextClause):
+        stmt = stmt.bindparams(**params) if params else stmt
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    values = compiled.construct_params()
+    processors = compiled._bind_processors
+
+    def processed(key):
+        value = values[key]
+        return processors[key](value) if key in processors else value
+
+    if compiled.positiontup is not None:
+        return str(compiled), tuple(processed(k) for k in compiled.positiontup)
+    return str(compiled), {k: processed(k) for k in values}
+
+
+def sqlite_plan(conn, statement, params=None) -> list[str]:
+    sql, args = _driver_sql(conn, statement, params)
+    return [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, args).all()]
+
+
+def postgresql_plan(conn, statement, params=None) -> list[dict]:
+    sql, args = _driver_sql(conn, statement, params)
+    savepoint = conn.begin_nested()
+    try:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql, args).scalar()
+    finally:
+        savepoint.rollback()
+    return json.loads(plan) if isinstance(plan, str) else plan
+
+
+def _pg_nodes(node, under_limit=False):
+    kind = node.get("Node Type")
+    yield node, under_limit
+    for child in node.get("Plans", []):
+        yield from _pg_nodes(child, under_limit or kind == "Limit")
+
+
+def full_scans(conn, statement, params=None, *, tables=WATCHED, ordered_walk: bool = False) -> list[str]:
+    """The full scans of ``tables`` in ``statement``'s plan, as lines to show in an
+    assertion (empty: every watched table is reached through an index condition)."""
+    watched = {t.lower() for t in tables}
+    found = []
+    if conn.dialect.name == "sqlite":
+        for line in sqlite_plan(conn, statement, params):
+            words = line.split()
+            if len(words) >= 2 and words[0] == "SCAN" and words[1].strip('"').lower() in watched:
+                found.append(line)
+        return found
+    for top in postgresql_plan(conn, statement, params):
+        for node, under_limit in _pg_nodes(top["Plan"]):
+            relation = (node.get("Relation Name") or "").lower()
+            if relation not in watched:
+                continue
+            kind = node["Node Type"]
+            if kind == "Seq Scan":
+                found.append(f"Seq Scan on {relation}")
+            elif (
+                kind in ("Index Scan", "Index Only Scan")
+                and "Index Cond" not in node
+                and not (ordered_walk and under_limit)
+            ):
+                found.append(f"{kind} on {relation} using {node.get('Index Name')} with no condition")
+    return found
+
+
+def plan_text(conn, statement, params=None) -> str:
+    """The whole plan, for an assertion's message."""
+    if conn.dialect.name == "sqlite":
+        return "\n".join(sqlite_plan(conn, statement, params))
+    return json.dumps(postgresql_plan(conn, statement, params), indent=1)
