@@ -8,6 +8,7 @@ from .catalog.jpql import Limits
 from .datasettypes import DatasetTypes
 from .families import load as load_families
 from .jobtypes import JobTypes
+from .paging import Cursors
 
 
 def includeme(config):
@@ -17,6 +18,10 @@ def includeme(config):
     config.add_request_method(lambda r: r.registry["ijp.jobtypes"].current(), "jobtypes", reify=True)
     config.add_request_method(lambda r: r.registry["ijp.datasettypes"], "datasettypes", reify=True)
     config.add_request_method(lambda r: r.registry.settings["ijp"], "ijp", reify=True)
+    # one signer of list cursors (ijpweb.paging), keyed from the auth secret that every
+    # process of a deployment shares: request.cursors on every face
+    config.registry["ijp.cursors"] = Cursors(s.auth_secret)
+    config.add_request_method(lambda r: r.registry["ijp.cursors"], "cursors", reify=True)
     config.registry["ijp.families"] = load_families(s.families_file)
 
     if s.catalog == "icat":
