@@ -411,13 +411,14 @@ def _wait_until_handed_over(api: Api, submission: int, total: int, show: bool, t
 
 
 def _all_jobs(api: Api, query: dict) -> list:
-    jobs, page = [], 1
+    """Every job of the list, newest first: its pages of 200, following each page's next cursor."""
+    jobs, cursor = [], None
     while True:
-        got = api.call("GET", "/jobs", query=query | {"page": page, "per_page": 200})
+        got = api.call("GET", "/jobs", query=query | {"per_page": 200, "cursor": cursor})
         jobs += got["jobs"]
-        if page * got["per_page"] >= got["total"]:
+        cursor = got["next"]
+        if cursor is None:
             return jobs
-        page += 1
 
 
 def _job_line(j: dict) -> list:

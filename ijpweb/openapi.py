@@ -288,9 +288,30 @@ SCHEMAS = {
     "JobList": _object(
         {
             "jobs": {"type": "array", "items": _ref("Job")},
-            "total": {"type": "integer"},
-            "page": {"type": "integer"},
-            "per_page": {"type": "integer"},
+            "total": {
+                "type": "integer",
+                "description": "how many jobs the list holds, counted up to 10,000 (see total_exact)",
+            },
+            "total_exact": {
+                "type": "boolean",
+                "description": "false: there are more than total (counting stops at 10,000)",
+            },
+            "per_page": {"type": "integer", "description": "the page size used (at most 200)"},
+            "per_page_capped": {
+                "type": "boolean",
+                "description": "true: per_page asked for more than 200, and 200 were given "
+                "(the X-Per-Page-Capped header says so too)",
+            },
+            "next": {
+                "type": ["string", "null"],
+                "description": "cursor= of the next (older) page; null: this is the last",
+            },
+            "next_url": {"type": ["string", "null"], "description": "the next page's URL (same filters)"},
+            "previous": {
+                "type": ["string", "null"],
+                "description": "cursor= of the previous (newer) page; null: this is the first",
+            },
+            "previous_url": {"type": ["string", "null"], "description": "the previous page's URL"},
         }
     ),
     "Output": _object(
@@ -831,8 +852,19 @@ def _document(server_url: str) -> dict:
                         {"name": "submission", "in": "query", "schema": JOB},
                         {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                         {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-                        PAGE,
-                        PER_PAGE,
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "schema": {"type": "string", "maxLength": 2048, "pattern": NO_NUL},
+                            "description": "the next or previous of a page of this very list (same filters, "
+                            "same user): another list's, or a changed one, is refused with 400",
+                        },
+                        {
+                            "name": "per_page",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                            "description": "jobs per page (25); more than 200 gives 200, and per_page_capped says so",
+                        },
                     ],
                     "responses": {"200": _json(_ref("JobList"), "a page of jobs"), **_errors(400, 401)},
                 }

@@ -7,12 +7,16 @@ No Pyramid here: it takes a database session, the backends and plain values.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .. import paging
 from ..batch import BatchBackend, BatchError
 from ..batch.harvest import write_state
+from ..inputs import InputError
 from ..models import Job, JobTag, Submission, utcnow
 from ..states import LIVE, TERMINAL, JobStatus
 
@@ -38,37 +42,136 @@ class JobActionError(Exception):
         self.reached = reached
 
 
-def list_jobs(
-    db,
-    owner: str,
-    *,
-    status: str = "",
-    job_type: str = "",
-    tag: str = "",
-    submission: int | None = None,
-    since=None,
-    until=None,
-    page: int = 1,
-    per_page: int = 25,
-) -> tuple[list[Job], int]:
-    q = sa.select(Job).where(Job.owner == owner)
-    if since is not None:
-        q = q.where(Job.submitted_at >= since)
-    if until is not None:
-        q = q.where(Job.submitted_at < until)
-    if status == "live":
-        q = q.where(Job.status.in_(list(LIVE)))
-    elif status:
-        q = q.where(Job.status == JobStatus(status))
-    if job_type:
-        q = q.where(Job.job_type == job_type)
-    if tag:
-        q = q.where(Job.id.in_(sa.select(JobTag.job_id).where(JobTag.owner == owner, JobTag.tag == tag)))
-    if submission is not None:
-        q = q.where(Job.submission_id == submission)
-    total = db.scalar(sa.select(sa.func.count()).select_from(q.subquery()))
-    jobs = db.scalars(q.order_by(Job.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
-    return list(jobs), total
+@dataclass(frozen=True)
+class JobQuery:
+    """Which of ``owner``'s jobs a list holds: every filter empty (or None) means any.
+    ``status`` is a status or "live" (not ended); ``since`` and ``until`` bound the
+    submission time (until excluded); ``tag`` one of the owner's tags."""
+
+    owner: str
+    status: str = ""
+    job_type: str = ""
+    tag: str = ""
+    submission: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def scope(self) -> str:
+        """The list's scope for its cursors (ijpweb.paging): another user's or another
+        filter's cursor does not verify here."""
+        filters = {"status": self.status, "job_type": self.job_type, "tag": self.tag,
+                   "submission": self.submission, "since": self.since and self.since.isoformat(),
+                   "until": self.until and self.until.isoformat()}  # fmt: skip
+        return paging.scope("jobs", self.owner, filters)
+
+
+def _id_column(q: JobQuery):
+    # with a tag, the list is read from job_tag's (owner, tag, job_id) index in job_id order
+    return JobTag.job_id if q.tag else Job.id
+
+
+def job_select(q: JobQuery) -> sa.Select:
+    """The jobs of ``q``, unordered: every list, page and count of a user's jobs is built
+    on this one statement (tests/functional/test_query_plans_jobs.py reads its plans)."""
+    stmt = sa.select(Job).where(Job.owner == q.owner)
+    if q.tag:
+        stmt = stmt.join(JobTag, JobTag.job_id == Job.id).where(JobTag.owner == q.owner, JobTag.tag == q.tag)
+    if q.since is not None:
+        stmt = stmt.where(Job.submitted_at >= q.since)
+    if q.until is not None:
+        stmt = stmt.where(Job.submitted_at < q.until)
+    if q.status == "live":
+        stmt = stmt.where(Job.status.in_(sorted(LIVE)))
+    elif q.status:
+        stmt = stmt.where(Job.status == JobStatus(q.status))
+    if q.job_type:
+        stmt = stmt.where(Job.job_type == q.job_type)
+    if q.submission is not None:
+        stmt = stmt.where(Job.submission_id == q.submission)
+    return stmt
+
+
+OLDER, NEWER = "<", ">"  # a cursor's direction: the page older (or newer) than its id
+
+
+def page_select(q: JobQuery, direction: str | None, position: int | None, limit: int) -> sa.Select:
+    """One page of ``q`` plus one row (to know whether there is more): the newest first
+    (``direction`` None), the ``limit`` + 1 jobs older than job ``position`` (OLDER,
+    newest first), or newer than it (NEWER, oldest first: the caller reverses them). A
+    keyset: however deep the page, it reads ``limit`` + 1 rows from an index."""
+    column = _id_column(q)
+    stmt = job_select(q)
+    if direction == NEWER:
+        return stmt.where(column > position).order_by(column.asc()).limit(limit + 1)
+    if direction == OLDER:
+        stmt = stmt.where(column < position)
+    return stmt.order_by(column.desc()).limit(limit + 1)
+
+
+def count_select(q: JobQuery, cap: int = paging.COUNT_CAP) -> sa.Select:
+    """How many jobs ``q`` holds, counting at most ``cap`` + 1 of them (paging.bounded_count's statement)."""
+    limited = job_select(q).with_only_columns(Job.id).limit(cap + 1).subquery()
+    return sa.select(sa.func.count()).select_from(limited)
+
+
+def count_jobs(db, q: JobQuery) -> paging.Count:
+    """How many jobs ``q`` holds, exactly up to paging.COUNT_CAP ("more than 10,000" past it)."""
+    n = db.scalar(count_select(q)) or 0
+    return paging.Count(paging.COUNT_CAP, False) if n > paging.COUNT_CAP else paging.Count(n, True)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """A page of jobs, newest first; ``newer``/``older``: the cursors of the pages beside
+    it (None: none; the first page is asked for without a cursor); ``total``: how many
+    jobs the list holds, counted up to paging.COUNT_CAP."""
+
+    jobs: list[Job]
+    total: paging.Count | None
+    newer: str | None
+    older: str | None
+    per_page: int
+    first: bool  # this is the newest page (no cursor)
+
+
+def read_cursor(cursors: paging.Cursors, q: JobQuery, token: str | None) -> tuple[str | None, int | None]:
+    """The direction and job id a cursor of this list holds; (None, None) for none; an
+    InputError naming ``cursor`` (a 400 on every face) for one that was changed or belongs
+    to another list (another user's, other filters)."""
+    if not token:
+        return None, None
+    try:
+        direction, position = cursors.decode(q.scope(), token, length=2)
+    except paging.CursorError as e:
+        raise InputError("cursor", str(e).removeprefix("cursor: ")) from None
+    if direction not in (OLDER, NEWER) or type(position) is not int:
+        raise InputError("cursor", "is not valid for this list")
+    return direction, position
+
+
+def list_jobs(db, cursors: paging.Cursors, q: JobQuery, cursor: str | None = None,
+              per_page: int = 25, *, count: bool = True) -> JobPage:  # fmt: skip
+    """A page of ``q``'s jobs: the newest, or the one ``cursor`` (from a JobPage of this
+    very list) points to. Costs what it shows: ``per_page`` + 1 rows read from an index,
+    and a count that stops at paging.COUNT_CAP."""
+    direction, position = read_cursor(cursors, q, cursor)
+    rows = list(db.scalars(page_select(q, direction, position, per_page)))
+    if direction == NEWER and len(rows) <= per_page:
+        # nothing newer beyond it: that is the first page (full, and its refresh shows new jobs)
+        direction, rows = None, list(db.scalars(page_select(q, None, None, per_page)))
+    scope = q.scope()
+    if direction == NEWER:
+        rows = rows[:per_page][::-1]
+        more_older, more_newer = True, True
+    else:
+        more_older, more_newer = len(rows) > per_page, direction == OLDER
+        rows = rows[:per_page]
+    if direction == OLDER and not rows:
+        more_newer = False  # past the end (jobs deleted meanwhile): only "first" leads back
+    newer = cursors.encode(scope, (NEWER, rows[0].id)) if more_newer and rows else None
+    older = cursors.encode(scope, (OLDER, rows[-1].id)) if more_older and rows else None
+    total = count_jobs(db, q) if count else None
+    return JobPage(rows, total, newer, older, per_page, direction is None)
 
 
 def submission_progress(db, owner: str, submission_id: int) -> dict[str, int] | None:

@@ -18,7 +18,7 @@ from pyramid.interfaces import IRoutesMapper
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from .. import declared, inputs, planning
+from .. import declared, inputs, paging, planning
 from ..batch import STREAMS, BatchError
 from ..catalog import (
     AuthenticationError,
@@ -28,7 +28,7 @@ from ..catalog import (
     QueryLimitError,
     SessionError,
 )
-from ..jobs.actions import JobActionError, cancel_job, delete_job, list_jobs, owned_job, read_output
+from ..jobs.actions import JobActionError, JobQuery, cancel_job, delete_job, list_jobs, owned_job, read_output
 from ..jobs.selection import dataset_detail, not_visible, resolve_selection
 from ..jobs.submission import SubmitError, SubmitRequest, clean_tags, resubmission
 from ..models import Job, WebSession, as_utc, utcnow
@@ -40,6 +40,7 @@ from . import submit_jobs
 from .jobs import decode_chunk
 
 MAX_PER_PAGE = 200
+MAX_ASKED_PER_PAGE = 1_000_000  # /jobs: a per_page past paging.MAX_PER_PAGE is capped, and says so
 MAX_CHUNK = 1 << 20
 
 
@@ -366,18 +367,38 @@ def submit(request):
 
 @view_config(route_name="api.jobs", request_method="GET", permission=Permission.USE, renderer="json")
 def jobs(request):
+    """A page of the caller's jobs, newest first: a keyset, followed with ``cursor`` (the
+    ``next`` or ``previous`` of a page of this very list; another list's is a 400)."""
     status = _text(request, "status")
     if "status" in request.GET and status != "live" and status not in {s.value for s in JobStatus}:
         raise ApiError(400, "bad_parameter", f"status {status!r} is not a job status", {"status": "unknown"})
     since, until = (_when(request, k) for k in ("since", "until"))
-    page = _int(request, "page", 1, 1, 1_000_000)
-    per_page = _int(request, "per_page", 25, 1, MAX_PER_PAGE)
+    asked = _int(request, "per_page", 25, 1, MAX_ASKED_PER_PAGE)
+    per_page, capped = paging.page_size(asked)
     submission = _int(request, "submission", 0, 1, inputs.MAX_JOB_ID) or None
-    rows, total = list_jobs(request.dbsession, request.identity.user_name, status=status,
-                            job_type=_text(request, "job_type"), tag=_text(request, "tag"),
-                            submission=submission, since=since, until=until,
-                            page=page, per_page=per_page)  # fmt: skip
-    return {"jobs": [job_json(j) for j in rows], "total": total, "page": page, "per_page": per_page}
+    query = JobQuery(request.identity.user_name, status=status, job_type=_text(request, "job_type"),
+                     tag=_text(request, "tag"), submission=submission, since=since, until=until)  # fmt: skip
+    found = list_jobs(request.dbsession, request.cursors, query, _text(request, "cursor", 2048), per_page)
+    if capped:
+        request.response.headers["X-Per-Page-Capped"] = str(paging.MAX_PER_PAGE)
+
+    def link(cursor):
+        if cursor is None:
+            return None
+        kept = {k: v for k, v in request.GET.items() if k != "cursor"}
+        return request.route_url("api.jobs", _query={**kept, "cursor": cursor})
+
+    return {
+        "jobs": [job_json(j) for j in found.jobs],
+        "total": found.total.value,
+        "total_exact": found.total.exact,
+        "per_page": per_page,
+        "per_page_capped": capped,
+        "next": found.older,
+        "next_url": link(found.older),
+        "previous": found.newer,
+        "previous_url": link(found.newer),
+    }
 
 
 def _when(request, name: str) -> datetime | None:

@@ -9,15 +9,24 @@ from pyramid.view import view_config
 
 from ..batch import STREAMS, BatchError
 from ..inputs import MAX_JOB_ID, MAX_OFFSET
-from ..jobs.actions import JobActionError, cancel_job, delete_job, list_jobs, read_output, submission_progress
+from ..jobs.actions import (
+    JobActionError,
+    JobQuery,
+    cancel_job,
+    delete_job,
+    list_jobs,
+    read_output,
+    submission_progress,
+)
 from ..jobs.submission import clean_tags, split_tags
 from ..models import user_tags
+from ..paging import MAX_PER_PAGE, page_size
 from ..security import Permission
 from ..states import JobStatus
 from . import HTMX, param_int, param_text, vary
 
 PER_PAGE = 25
-MAX_PAGE = 1_000_000
+MAX_ASKED = 1_000_000  # a per_page beyond paging.MAX_PER_PAGE is capped (and the page says so)
 CHUNK = 256 * 1024
 
 
@@ -27,32 +36,36 @@ def _list(request):
         status = ""
     job_type = param_text(request.GET, "job_type")
     tag = param_text(request.GET, "tag")
-    page = param_int(request.GET, "page", 1, 1, MAX_PAGE)
-    jobs, total = list_jobs(
-        request.dbsession,
-        request.identity.user_name,
-        status=status,
-        job_type=job_type,
-        tag=tag,
-        page=page,
-        per_page=PER_PAGE,
+    asked = param_int(request.GET, "per_page", None, 1, MAX_ASKED)
+    per_page, capped = page_size(asked, PER_PAGE)
+    query = JobQuery(request.identity.user_name, status=status, job_type=job_type, tag=tag)
+    found = list_jobs(
+        request.dbsession, request.cursors, query, param_text(request.GET, "cursor", 2048), per_page
     )
     submission = param_int(request.GET, "submission", None, 1, MAX_JOB_ID)
     progress = (
         submission_progress(request.dbsession, request.identity.user_name, submission) if submission else None
     )
+    # the links keep the filters (and a page size that was asked for), never the progress
+    keep = {"status": status, "job_type": job_type, "tag": tag, "per_page": asked and per_page}
+    keep = {k: v for k, v in keep.items() if v}
     return {
         "progress": progress,
-        "jobs": jobs,
-        "total": total,
-        "page": page,
-        "pages": max(1, -(-total // PER_PAGE)),
+        "found": found,
+        "jobs": found.jobs,
+        "capped": capped,
+        "max_per_page": MAX_PER_PAGE,
+        "links": keep,
+        "here": keep
+        | ({"cursor": request.GET["cursor"]} if not found.first else {})
+        | ({"submission": submission} if submission else {}),
         "status": status,
         "job_type": job_type,
         "tag": tag,
         "statuses": [s.value for s in JobStatus],
         "job_types": [jt.name for jt in request.jobtypes.all()],
-        "any_live": any(j.live for j in jobs) or bool(progress and progress["submitted"] < progress["total"]),
+        "any_live": any(j.live for j in found.jobs)
+        or bool(progress and progress["submitted"] < progress["total"]),
         "submission": submission,
     }
 

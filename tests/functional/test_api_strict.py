@@ -82,7 +82,7 @@ def test_the_document_is_the_declaration(doc):
     tags_body = doc["paths"]["/api/v1/jobs/{job_id}/tags"]["put"]["requestBody"]
     assert tags_body["content"]["application/json"]["schema"]["additionalProperties"] is False
     assert set(declared.accepts("listJobs").query) == {
-        "status", "job_type", "tag", "submission", "since", "until", "page", "per_page",
+        "status", "job_type", "tag", "submission", "since", "until", "cursor", "per_page",
     }  # fmt: skip
 
 
@@ -260,7 +260,7 @@ def test_random_extra_names_are_refused_and_declared_ones_pass_on(testapp, dbses
         assert resp.json["code"] == "unknown_parameter" and list(resp.json["fields"]) == [
             declared_name(extra)
         ]
-        value = {"status": "live", "since": "2026-01-01", "until": "2026-01-01"}.get(known, "1")
+        value = {"status": "live", "since": "2026-01-01", "until": "2026-01-01", "cursor": ""}.get(known, "1")
         assert testapp.get(API + "/jobs", {known: value}, headers=bob).json["jobs"] == []
 
     body_fields()

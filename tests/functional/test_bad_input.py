@@ -101,7 +101,7 @@ def test_api_ids_offsets_and_pages_out_of_range(testapp, bob):
     in_format(get(f"{API}/jobs/{bob.job_id}/output/stdout", offset=HUGE), "api", named="offset", status=400)
     in_format(get(f"{API}/jobs/{bob.job_id}/output/stdout", offset=-1), "api", named="offset", status=400)
     in_format(get(f"{API}/jobs", submission=JOB_HUGE), "api", named="submission", status=400)
-    in_format(get(f"{API}/jobs", page=HUGE), "api", named="page", status=400)
+    in_format(get(f"{API}/jobs", cursor="x" * 40), "api", named="cursor", status=400)
     in_format(get(f"{API}/datasets", page=HUGE), "api", named="page", status=400)
     in_format(get(f"{API}/datasets", per_page="1e3"), "api", named="per_page", status=400)
     in_format(get(f"{API}/jobtypes/Date/options", datasets=str(HUGE)), "api", named="datasets", status=400)
@@ -304,7 +304,8 @@ def test_pages_ids_pages_and_offsets(alice, dbsession):
     page = lambda url, **kw: alice.get(url, expect_errors=True, **kw)  # noqa: E731
     for url in (f"/jobs/{HUGE}", f"/jobs/{JOB_HUGE}", f"/datasets/{HUGE}", f"/jobs/{HUGE}/output/stdout"):
         in_format(page(url), "pages", status=404)
-    in_format(page("/jobs", params={"page": HUGE}), "pages", named="page", status=400)
+    in_format(page("/jobs", params={"cursor": "x" * 40}), "pages", named="cursor", status=400)
+    in_format(page("/jobs", params={"per_page": HUGE}), "pages", named="per_page", status=400)
     in_format(page("/jobs", params={"submission": JOB_HUGE}), "pages", named="submission", status=400)
     in_format(page("/datasets", params={"page": HUGE}), "pages", named="page", status=400)
     in_format(page("/submit", params={"like": JOB_HUGE}), "pages", named="like", status=400)
