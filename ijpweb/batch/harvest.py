@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from types import SimpleNamespace
+from datetime import datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from ..health import ask
 from ..models.catalog import CatalogSession
@@ -21,105 +23,147 @@ log = logging.getLogger(__name__)
 
 
 KEPT = ("status", "exit_code", "reason", "started_at", "finished_at", "nodes", "cores", "hosts")
+ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-def apply_state(job: Job, state: BatchState) -> bool:
-    """Copy ``state`` onto ``job``; return whether anything changed."""
-    before = [getattr(job, k) for k in KEPT]
-    job.status = state.status
-    if state.nodes or state.cores or state.hosts:  # kept once known: a finished job still ran there
-        job.nodes, job.cores, job.hosts = state.nodes, state.cores, state.hosts
-    job.exit_code = state.exit_code
-    job.reason = state.reason
-    if state.started_at and not job.started_at:
-        job.started_at = state.started_at
-    if state.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
-        job.finished_at = job.finished_at or state.finished_at or utcnow()
-    return before != [getattr(job, k) for k in KEPT]
+class Seen(NamedTuple):
+    """What the harvest reads of a live job, without an ORM object (no JSON columns, no
+    tags): whether a time is set, not the time (it is only ever set once)."""
+
+    status: JobStatus
+    exit_code: int | None
+    reason: str | None
+    unstarted: bool
+    unfinished: bool
+    nodes: int | None
+    cores: int | None
+    hosts: str | None
 
 
-def changes(job: Job, state: BatchState) -> dict | None:
-    """What ``state`` changes in ``job`` (the KEPT fields), or None; ``job`` is untouched."""
-    new = SimpleNamespace(**{k: getattr(job, k) for k in KEPT})
-    return {k: getattr(new, k) for k in KEPT} if apply_state(new, state) else None
+def _seen_columns(t: sa.Table) -> list:
+    return [t.c.status, t.c.exit_code, t.c.reason, t.c.started_at.is_(None), t.c.finished_at.is_(None),
+            t.c.nodes, t.c.cores, t.c.hosts]  # fmt: skip
 
 
-def write_states(db, changed: Sequence[tuple[Job, dict]]) -> int:
-    """Write each job's new values by its id, and only while its status is still the one
-    read: a cancel or delete by its user meanwhile wins (a flush would overwrite the
-    cancel, or fail with StaleDataError on a row deleted under it). One UPDATE for all
-    (executemany), then one read of which rows now hold what was written: those loaded
-    jobs show it, with nothing left to flush; the others are read again when next used.
-    Returns how many were written."""
+def seen(job: Job) -> Seen:
+    return Seen(job.status, job.exit_code, job.reason, job.started_at is None, job.finished_at is None,
+                job.nodes, job.cores, job.hosts)  # fmt: skip
+
+
+def update(was: Seen, state: BatchState, now: datetime) -> dict | None:
+    """What ``state`` changes in a job seen as ``was``, as the values to write (started_at
+    and finished_at: None keeps the stored one), or None when nothing changes. A job's
+    place (nodes, cores, hosts) is kept once known: a finished job still ran there; its
+    start and end times are set once."""
+    placed = state.nodes or state.cores or state.hosts
+    nodes, cores, hosts = (state.nodes, state.cores, state.hosts) if placed else was[5:]
+    started = state.started_at if was.unstarted else None
+    finished = (state.finished_at or now) if was.unfinished and state.status in ENDED else None
+    if (
+        started is None
+        and finished is None
+        and (state.status, state.exit_code, state.reason, nodes, cores, hosts) == (*was[:3], *was[5:])
+    ):
+        return None
+    return {"status": state.status, "exit_code": state.exit_code, "reason": state.reason,
+            "started_at": started, "finished_at": finished, "nodes": nodes, "cores": cores, "hosts": hosts}  # fmt: skip
+
+
+def write_states(db, changed: Sequence[tuple[int, JobStatus, dict]]) -> set[int]:
+    """Write each job's new values (:func:`update`) by its id, and only while its status is
+    still the one read (``(id, status read, values)``): a cancel or delete by its user
+    meanwhile wins (a flush would overwrite the cancel, or fail on a row deleted under
+    it). One UPDATE for all (executemany), then one read of which rows now hold what was
+    written: jobs this session has loaded show it, with nothing left to flush; the
+    others it has loaded are read again when next used. Returns the ids written."""
     if not changed:
-        return 0
+        return set()
     t = Job.__table__
     stmt = (
         sa.update(t)
         .where(t.c.id == sa.bindparam("job_id"), t.c.status == sa.bindparam("was"))
-        .values({k: sa.bindparam(f"new_{k}") for k in KEPT})
+        .values(
+            {k: sa.bindparam(f"new_{k}") for k in KEPT if k not in ("started_at", "finished_at")}
+            # set once: kept where the row has one already
+            | {
+                k: sa.func.coalesce(t.c[k], sa.bindparam(f"new_{k}", type_=t.c[k].type))
+                for k in ("started_at", "finished_at")
+            }  # fmt: skip
+        )
     )
     db.connection().execute(
         stmt,
         [
-            {"job_id": job.id, "was": job.status, **{f"new_{k}": v for k, v in values.items()}}
-            for job, values in changed
+            {"job_id": i, "was": was, **{f"new_{k}": v for k, v in values.items()}}
+            for i, was, values in changed
         ],
     )
     now: dict[int, str] = {}
-    ids = [job.id for job, _ in changed]
-    for i in range(0, len(ids), 5000):
-        now.update(db.execute(sa.select(t.c.id, t.c.status).where(t.c.id.in_(ids[i : i + 5000]))).all())
-    written = 0
-    for job, values in changed:
-        if now.get(job.id) == values["status"]:
+    ids = [i for i, _, _ in changed]
+    for n in range(0, len(ids), 5000):
+        now.update(db.execute(sa.select(t.c.id, t.c.status).where(t.c.id.in_(ids[n : n + 5000]))).all())
+    written = set()
+    for i, _, values in changed:
+        job = db.identity_map.get(identity_key(Job, i))
+        if now.get(i) != values["status"]:
+            if job is not None:
+                db.expire(job)
+            continue
+        written.add(i)
+        if job is not None:
             for key, value in values.items():
+                if key in ("started_at", "finished_at"):
+                    value = getattr(job, key) or value
                 set_committed_value(job, key, value)
-            written += 1
-        else:
-            db.expire(job)
     return written
 
 
 def write_state(db, job: Job, state: BatchState) -> bool:
-    """:func:`write_states` for one job; whether it changed."""
-    values = changes(job, state)
-    return values is not None and write_states(db, [(job, values)]) == 1
+    """:func:`write_states` for one loaded job; whether it changed."""
+    values = update(seen(job), state, utcnow())
+    return values is not None and job.id in write_states(db, [(job.id, job.status, values)])
 
 
 def harvest(dbsession, backends: Mapping[str, BatchBackend], checks: dict | None = None) -> dict[str, int]:
     """One cycle. Returns the number of jobs changed per backend. ``checks`` receives, for
     each backend asked about its live jobs, how long it took and whether it answered
-    (ijpweb.health.Check; a failure is logged at most once a minute, ijpweb.outages)."""
+    (ijpweb.health.Check; a failure is logged at most once a minute, ijpweb.outages).
+
+    The live jobs are read as plain rows (ids, backend ids, what a change needs), not ORM
+    objects, and only the rows whose state changed are written, in one executemany: a
+    steady cycle is one SELECT per backend and no UPDATE."""
+    t = Job.__table__
+    asked = [s for s in LIVE if s != JobStatus.SUBMITTING]
+    now = utcnow()
     changed: dict[str, int] = {}
     for name, backend in backends.items():
-        jobs = dbsession.scalars(
-            sa.select(Job).where(
-                Job.backend == name,
-                Job.status.in_([s for s in LIVE if s != JobStatus.SUBMITTING]),
-                Job.backend_job_id.is_not(None),
+        rows = dbsession.execute(
+            sa.select(t.c.id, t.c.backend_job_id, *_seen_columns(t)).where(
+                t.c.backend == name, t.c.status.in_(asked), t.c.backend_job_id.is_not(None)
             )
         ).all()
-        if not jobs:
+        if not rows:
             changed[name] = 0
             continue
-        check, states = ask(name, backend.states, [j.backend_job_id for j in jobs])
+        check, states = ask(name, backend.states, [r[1] for r in rows])
         if checks is not None:
             checks[name] = check
         if states is None:  # a dead backend must not stop the others
-            states = {
-                j.backend_job_id: BatchState(JobStatus.UNKNOWN, reason=f"backend {name} did not answer")
-                for j in jobs
-            }
+            gone = BatchState(JobStatus.UNKNOWN, reason=f"backend {name} did not answer")
+            states = {}
+        else:
+            gone = BatchState(JobStatus.UNKNOWN, reason="not reported by the backend")
         new = []
-        for job in jobs:
-            state = states.get(job.backend_job_id)
-            if state is None:
-                state = BatchState(JobStatus.UNKNOWN, reason="not reported by the backend")
-            values = changes(job, state)
+        decided: dict[tuple, dict | None] = {}  # many jobs are alike (a queue of pending tasks)
+        for job_id, backend_id, *rest in rows:
+            state = states.get(backend_id, gone)
+            key = (*rest, state)
+            values = (
+                decided[key] if key in decided else decided.setdefault(key, update(Seen(*rest), state, now))
+            )
             if values is not None:
-                new.append((job, values))
-        changed[name] = write_states(dbsession, new)
+                new.append((job_id, rest[0], values))
+        changed[name] = len(write_states(dbsession, new))
     return changed
 
 
