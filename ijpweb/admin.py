@@ -107,8 +107,8 @@ def load_catalog(ini: str, files: list[str]) -> int:
 def set_password(ini: str, names: list[str]) -> int:
     import getpass
 
-    from .catalog.embedded import hash_password
     from .models import DbCredential, get_session_factory
+    from .passwords import hash_password
 
     if len(names) != 1 or "/" in names[0]:
         print("set-password: give one db user name, without 'db/'", file=sys.stderr)

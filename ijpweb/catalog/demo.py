@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from ..models import DbCredential, utcnow
-from .embedded import hash_password
+from ..passwords import hash_password
 from .icatdb import TABLES as T
 
 FACILITY = ("LMF", "Lumen Microscopy Facility")

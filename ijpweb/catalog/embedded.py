@@ -29,9 +29,8 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerifyMismatchError
 
+from .. import passwords
 from ..models import CatalogSession, DbCredential, as_utc, utcnow
 from . import (
     AuthenticationError,
@@ -49,14 +48,7 @@ from . import (
 from .icatdb import TABLES
 from .jpql import LIMITS, Limits, QueryError, compile_query
 
-_hasher = PasswordHasher()
-# Verifying against this keeps the time of "no such user" equal to "wrong password".
-_DUMMY_HASH = _hasher.hash("not a password")
 T = TABLES
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
 
 
 def _like(text: str) -> str:
@@ -268,12 +260,12 @@ class EmbeddedCatalog:
         elif authenticator == "db":
             username = credentials.get("username", "")
             cred = self.db.get(DbCredential, username) if username else None
-            try:
-                _hasher.verify(cred.password_hash if cred else _DUMMY_HASH, credentials.get("password", ""))
-            except (VerifyMismatchError, InvalidHashError):
-                cred = None
-            if cred is None:
+            stored = cred.password_hash if cred else None
+            ok, rehashed = passwords.verify(stored, credentials.get("password", ""))
+            if not ok:
                 raise AuthenticationError("the user name or password is not correct")
+            if rehashed:  # made with other parameters than today's (ijpweb.passwords)
+                cred.password_hash = rehashed
             name = f"db/{username}"
         else:
             raise AuthenticationError(f"authenticator {authenticator!r} is not available")

@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from ijpweb.batch import BatchError, JobSpec
 from ijpweb.batch.remote import RemoteBackend
-from ijpweb.catalog.embedded import EmbeddedCatalog, hash_password
+from ijpweb.catalog.embedded import EmbeddedCatalog
 from ijpweb.models import DbCredential
+from ijpweb.passwords import hash_password
 from ijpweb.planning import SESSION_ARG, SESSION_ENV
 from ijpweb.states import JobStatus
 
