@@ -18,6 +18,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import shlex
 import sys
 import time
 import urllib.error
@@ -283,29 +284,65 @@ def jobtype(name, as_json):
         )
 
 
+def _page_note(found: dict, what: str, again: str) -> None:
+    """The count, the page's number and how to ask for the next page (on stderr)."""
+    total = f"{found['total']:,}" if found["total_exact"] else f"more than {found['total']:,}"
+    note = f"{total} {what}, page {found['page']}."
+    if found.get("per_page_capped"):
+        note += f" (at most {found['per_page']} per page)"
+    click.echo(note, err=True)
+    if found["next"]:
+        click.echo(f"next page: {again} --cursor {found['next']}", err=True)
+
+
 @main.command()
 @click.option("--type", "type_name", help="dataset type")
 @click.option("--investigation", help="investigation name")
 @click.option("--name", help="part of the dataset name")
-@click.option("--page", type=int, default=1, show_default=True)
+@click.option("--cursor", help="the next (or previous) page of the same search, as the last page said")
 @click.option("--per-page", type=int, default=25, show_default=True)
 @json_flag
-def datasets(type_name, investigation, name, page, per_page, as_json):
-    """Search the datasets you can see."""
-    query = {
-        "type": type_name,
-        "investigation": investigation,
-        "name": name,
-        "page": page,
-        "per_page": per_page,
-    }
+def datasets(type_name, investigation, name, cursor, per_page, as_json):
+    """Search the datasets you can see (by investigation, then name)."""
+    query = {"type": type_name, "investigation": investigation, "name": name, "cursor": cursor,
+             "per_page": per_page}  # fmt: skip
     found = _api().call("GET", "/datasets", query=query)
     if as_json:
         return _print_json(found)
     _table([[d["id"], d["name"], d["type"], d["investigation"], d["datafile_count"]] for d in found["datasets"]],
            ["ID", "NAME", "TYPE", "INVESTIGATION", "FILES"])  # fmt: skip
-    pages = max(1, -(-found["total"] // found["per_page"]))
-    click.echo(f"{found['total']} dataset(s), page {found['page']} of {pages}.", err=True)
+    again = "ijp datasets" + "".join(
+        f" --{k} {shlex.quote(v)}"
+        for k, v in (("type", type_name), ("investigation", investigation), ("name", name))
+        if v
+    )
+    _page_note(found, "dataset(s)", again)
+
+
+@main.command()
+@click.argument("dataset_id", type=int)
+@click.option("--name", help="part of the datafile name")
+@click.option("--cursor", help="the next (or previous) page, as the last page said")
+@click.option("--per-page", type=int, default=100, show_default=True)
+@click.option("--all", "every", is_flag=True, help="every page, one after the other")
+@json_flag
+def datafiles(dataset_id, name, cursor, per_page, every, as_json):
+    """A dataset's datafiles (those you may read), by name, a page at a time."""
+    api = _api()
+    query = {"file": name, "cursor": cursor, "per_page": per_page}
+    while True:
+        found = api.call("GET", f"/datasets/{dataset_id}/datafiles", query=query)
+        if as_json:
+            _print_json(found)
+        else:
+            _table([[f["id"], f["name"], f["format"], f["size"]] for f in found["datafiles"]],
+                   ["ID", "NAME", "FORMAT", "SIZE"])  # fmt: skip
+        if not every or not found["next"]:
+            break
+        query["cursor"] = found["next"]
+    if not as_json:
+        again = f"ijp datafiles {dataset_id}" + (f" --name {shlex.quote(name)}" if name else "")
+        _page_note(found, "datafile(s)", again)
 
 
 @main.command()

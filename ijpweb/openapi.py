@@ -62,6 +62,32 @@ def _object(properties: dict, *, optional: tuple[str, ...] = (), **extra) -> dic
 
 BEARER = [{"bearer": []}, {"cookie": []}]
 
+CATALOG_PAGE = {  # a page of a catalog list (datasets, a dataset's datafiles): keyset cursors
+    "total": {"type": "integer", "description": "how many the list holds, counted up to 10,000 (see total_exact)"},
+    "total_exact": {"type": "boolean", "description": "false: there are more than total"},
+    "page": {"type": "integer", "description": "the page's number (1: the first), for showing"},
+    "per_page": {"type": "integer", "description": "the page size used (at most 200)"},
+    "per_page_capped": {"type": "boolean", "description": "true: per_page asked for more than 200, and 200 "
+                        "were given (the X-Per-Page-Capped header says so too)"},
+    "next": {"type": ["string", "null"], "description": "cursor= of the next page; null: this is the last"},
+    "next_url": {"type": ["string", "null"]},
+    "previous": {"type": ["string", "null"], "description": "cursor= of the page before; null: this is the first"},
+    "previous_url": {"type": ["string", "null"]},
+}  # fmt: skip
+LIST_CURSOR = {
+    "name": "cursor",
+    "in": "query",
+    "schema": {"type": "string", "maxLength": 2048, "pattern": NO_NUL},
+    "description": "the next or previous of a page of this very list (same filters, same user): another "
+    "list's, or a changed one, is refused with 400",
+}
+CAPPED_PER_PAGE = {
+    "name": "per_page",
+    "in": "query",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+    "description": "how many per page; more than 200 gives 200, and per_page_capped says so",
+}
+
 SCHEMAS = {
     "Error": _object(
         {
@@ -184,7 +210,8 @@ SCHEMAS = {
             "investigation_title": {"type": "string"},
             "description": {"type": "string"},
             "complete": {"type": "boolean"},
-            "datafile_count": {"type": "integer"},
+            "datafile_count": {"type": "integer", "description": "the datafiles you may read"},
+            "datafile_size": {"type": "integer", "description": "their sizes' sum, in bytes"},
             "create_time": NULLABLE_TIME,
         }
     ),  # fmt: skip
@@ -205,31 +232,39 @@ SCHEMAS = {
                     },
                     "datafiles": {
                         "type": "array",
-                        "items": _object(
-                            {
-                                "id": {"type": "integer"},
-                                "name": {"type": "string"},
-                                "size": {"type": "integer"},
-                                "format": {"type": "string"},
-                            }
-                        ),
+                        "items": _ref("Datafile"),
+                        "description": "the first page of its datafiles (by name; per_page, file)",
                     },
+                    "datafiles_total": {"type": "integer", "description": "counted up to 10,000"},
+                    "datafiles_total_exact": {"type": "boolean"},
+                    "datafiles_next": {
+                        "type": ["string", "null"],
+                        "description": "cursor= of the next page at /api/v1/datasets/{dataset_id}/datafiles",
+                    },
+                    "datafiles_next_url": NULLABLE_STR,
                 }
             ),
         ]
     },
+    "Datafile": _object(
+        {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "size": {"type": "integer"},
+            "format": {"type": "string"},
+        }
+    ),
     "DatasetList": _object(
         {
             "datasets": {"type": "array", "items": _ref("Dataset")},
-            "total": {"type": "integer"},
-            "page": {"type": "integer"},
-            "per_page": {"type": "integer"},
+            **CATALOG_PAGE,
             "facets": {
                 "type": "object",
                 "additionalProperties": {"type": "array", "items": {"type": "string"}},
             },
         }
-    ),
+    ),  # fmt: skip
+    "DatafileList": _object({"datafiles": {"type": "array", "items": _ref("Datafile")}, **CATALOG_PAGE}),
     "SelectionOptions": _object(
         {
             "job_type": {"type": "string"},
@@ -346,6 +381,7 @@ OPERATION_IDS = {
     ("/api/v1/jobtypes/{name}/options", "get"): "getJobTypeOptions",
     ("/api/v1/datasets", "get"): "searchDatasets",
     ("/api/v1/datasets/{dataset_id}", "get"): "getDataset",
+    ("/api/v1/datasets/{dataset_id}/datafiles", "get"): "listDatasetDatafiles",
     ("/api/v1/jobs/{job_id}/tags", "put"): "setJobTags",
     ("/api/v1/submissions", "post"): "submit",
     ("/api/v1/jobs", "get"): "listJobs",
@@ -781,13 +817,13 @@ def _document(server_url: str) -> dict:
             },
             "/api/v1/datasets": {
                 "get": {
-                    "summary": "Datasets you can see",
+                    "summary": "Datasets you can see, by investigation then name (a keyset page)",
                     "parameters": [
                         _text_param("type"),
                         _text_param("investigation"),
                         _text_param("name", "part of it", 1000),
-                        PAGE,
-                        PER_PAGE,
+                        LIST_CURSOR,
+                        CAPPED_PER_PAGE,
                     ],
                     "responses": {
                         "200": _json(_ref("DatasetList"), "a page of datasets"),
@@ -797,18 +833,34 @@ def _document(server_url: str) -> dict:
             },
             "/api/v1/datasets/{dataset_id}": {
                 "get": {
-                    "summary": "A dataset with its parameters and datafiles",
+                    "summary": "A dataset with its parameters and the first page of its datafiles",
                     "parameters": [
                         {
                             "name": "dataset_id",
                             "in": "path",
                             "required": True,
                             "schema": ID,
-                        }
+                        },
+                        _text_param("file", "part of a datafile's name", 1000),
+                        CAPPED_PER_PAGE,
                     ],
                     "responses": {
                         "200": _json(_ref("DatasetDetail"), "the dataset"),
-                        # 400: more datafiles than ijp.catalog.max_entities (catalog_limit)
+                        **_errors(400, 401, 404, 503),
+                    },
+                }
+            },
+            "/api/v1/datasets/{dataset_id}/datafiles": {
+                "get": {
+                    "summary": "A page of a dataset's datafiles (those you may read), by name",
+                    "parameters": [
+                        {"name": "dataset_id", "in": "path", "required": True, "schema": ID},
+                        _text_param("file", "part of a datafile's name", 1000),
+                        LIST_CURSOR,
+                        CAPPED_PER_PAGE,
+                    ],
+                    "responses": {
+                        "200": _json(_ref("DatafileList"), "a page of datafiles"),
                         **_errors(400, 401, 404, 503),
                     },
                 }

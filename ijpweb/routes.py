@@ -53,6 +53,7 @@ def includeme(config):
     config.add_route("api.jobtype.options", "/api/v1/jobtypes/{name}/options")
     config.add_route("api.datasets", "/api/v1/datasets")
     config.add_route("api.dataset", "/api/v1/datasets/{dataset_id:\\d+}")
+    config.add_route("api.dataset.datafiles", "/api/v1/datasets/{dataset_id:\\d+}/datafiles")
     config.add_route("api.submissions", "/api/v1/submissions")
     config.add_route("api.jobs", "/api/v1/jobs")
     config.add_route("api.job", "/api/v1/jobs/{job_id}", factory=job_factory)

@@ -5,7 +5,6 @@ user sees the catalog."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,8 +58,10 @@ class DatasetView:
     investigation_title: str = ""
     description: str = ""
     complete: bool = False
-    datafile_count: int = 0
+    datafile_count: int = 0  # the datafiles the user may read
     create_time: datetime | None = None
+    datafile_size: int = 0  # their sizes' sum (bytes)
+    investigation_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,26 +81,56 @@ class ParameterView:
     units: str = ""
 
 
+Position = tuple  # a keyset position: the values of a list's order for one row
+
+
 @dataclass(frozen=True)
 class DatasetQuery:
+    """A search: filters, and which page (the one after ``after``, or before ``before``, a
+    position a previous Page gave out; neither: the first). Datasets come in the order of
+    their investigation (by id: oldest first) then name, the order :data:`DATASET_ORDER`."""
+
     type_name: str = ""
     investigation: str = ""
     name: str = ""
-    page: int = 1
     per_page: int = 20
+    after: Position | None = None
+    before: Position | None = None
+    facets: bool = True  # also the choices of type and investigation (a page's menus)
+
+
+DATASET_ORDER = ("investigation_id", "name", "id")  # a dataset's position: these values
+DATAFILE_ORDER = ("name", "id")  # a datafile's position in its dataset
+
+
+@dataclass(frozen=True)
+class DatafileQuery:
+    """A page of one dataset's datafiles (by name), optionally those whose name contains
+    ``name``; ``after``/``before`` as in :class:`DatasetQuery`."""
+
+    name: str = ""
+    per_page: int = 50
+    after: Position | None = None
+    before: Position | None = None
 
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
+    """One page of a list. ``total`` is counted up to a cap (``exact`` False: there are
+    more than ``total``); ``next``/``previous`` are the positions to ask for the page after
+    and before this one (None: there is none)."""
+
     items: Sequence[T]
     total: int
-    page: int
     per_page: int
+    exact: bool = True
+    next: Position | None = None
+    previous: Position | None = None
     facets: dict[str, list[str]] = field(default_factory=dict)
 
     @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
+    def shown_total(self) -> str:
+        return f"{self.total:,}" if self.exact else f"more than {self.total:,}"
 
 
 class Catalog(Protocol):
@@ -124,7 +155,13 @@ class Catalog(Protocol):
 
     def datafiles(self, session_id: str, ids: Sequence[int]) -> list[DatafileView]: ...
 
-    def dataset_datafiles(self, session_id: str, dataset_id: int) -> list[DatafileView]: ...
+    def dataset_datafiles(
+        self,
+        session_id: str,
+        dataset_id: int,
+        query: DatafileQuery = DatafileQuery(),  # noqa: B008
+    ) -> Page[DatafileView]:
+        """A page of the dataset's datafiles that the user may read."""
 
     def dataset_parameters(self, session_id: str, dataset_id: int) -> list[ParameterView]: ...
 

@@ -75,3 +75,15 @@ def restrict(select: sa.Select, entity: str, id_column, readable_ids) -> sa.Sele
     if readable_ids is ALL:
         return select
     return select.where(id_column.in_(readable_ids))
+
+
+def narrow(readable_ids, column: str, values):
+    """``readable_ids`` kept to the objects whose ``column`` (``id``, ``dataset_id``) is in
+    ``values`` (a list, or a SELECT): the condition goes into each rule's own SELECT, so the
+    database computes the readable set for those objects only (a page's datasets, one
+    dataset's datafiles), never the user's whole readable set."""
+    if readable_ids is ALL:
+        return ALL
+    arms = list(readable_ids.selects) if isinstance(readable_ids, sa.CompoundSelect) else [readable_ids]
+    kept = [arm.where(arm.selected_columns[0].table.c[column].in_(values)) for arm in arms]
+    return sa.union(*kept) if len(kept) > 1 else kept[0]

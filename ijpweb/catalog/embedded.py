@@ -30,16 +30,21 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import passwords
+from .. import paging, passwords
 from ..models import CatalogSession, DbCredential, as_utc, utcnow
+from ..paging import MAX_PER_PAGE
 from . import (
+    DATAFILE_ORDER,
+    DATASET_ORDER,
     AuthenticationError,
     CatalogLogin,
+    DatafileQuery,
     DatafileView,
     DatasetQuery,
     DatasetView,
     Page,
     ParameterView,
+    Position,
     QueryBusyError,
     QueryLimitError,
     SessionError,
@@ -446,31 +451,65 @@ class EmbeddedCatalog:
         return list(ids)
 
     # --- datasets ------------------------------------------------------------------------
+    #
+    # A restricted user's readable datasets are computed once per statement: the rules'
+    # SELECT is a MATERIALIZED common table expression that drives the search (each rule's
+    # SELECT is itself index-driven, e.g. user -> investigationUsers -> datasets), so the
+    # filters, the name search (ILIKE '%x%', which no btree serves) and the keyset run over
+    # the readable rows only, never over every Dataset. For a user whose rules read every
+    # Dataset (root), the order's index (investigation_id, name, id) is walked from the
+    # keyset position and the walk stops after the page.
 
-    def _datasets_select(self, session_id: str):
-        ds, dt, inv, df = T["Dataset"], T["DatasetType"], T["Investigation"], T["Datafile"]
-        readable_files = self._readable(session_id, "Datafile")
-        count = sa.select(sa.func.count(df.c.id)).where(df.c.dataset_id == ds.c.id)
-        count = authz.restrict(count, "Datafile", df.c.id, readable_files).correlate(ds).scalar_subquery()
+    def _readable_datasets(self, session_id: str):
+        """None (every dataset), or a CTE of the ids of the datasets the user may read."""
+        readable = self._readable(session_id, "Dataset")
+        if readable is authz.ALL:
+            return None
+        if not isinstance(readable, sa.CompoundSelect):
+            readable = readable.distinct()  # (a rule's joins may meet a dataset twice)
+        return readable.cte("readable_dataset").prefix_with("MATERIALIZED")
+
+    def _datasets_select(self, session_id: str, ids: Sequence[int] | None = None):
+        """The columns of a DatasetView (without file counts), of the datasets the user may
+        read (``ids``: of these only, the rules asked about them alone)."""
+        ds, dt, inv = T["Dataset"], T["DatasetType"], T["Investigation"]
+        q = sa.select(
+            ds.c.id, ds.c.name, ds.c.description, ds.c.complete, ds.c.createTime, ds.c.investigation_id,
+            dt.c.name.label("type_name"), inv.c.name.label("inv_name"), inv.c.title.label("inv_title"),
+        )  # fmt: skip
+        if ids is not None:
+            readable = authz.narrow(self._readable(session_id, "Dataset"), "id", ids)
+            q = q.select_from(ds).where(ds.c.id.in_(ids))
+            q = authz.restrict(q, "Dataset", ds.c.id, readable)
+        else:
+            readable = self._readable_datasets(session_id)
+            if readable is None:
+                q = q.select_from(ds)
+            else:
+                q = q.select_from(readable).join(ds, ds.c.id == readable.c.id)
+        return q.outerjoin(dt, ds.c.type_id == dt.c.id).outerjoin(inv, ds.c.investigation_id == inv.c.id)
+
+    def _file_totals(self, session_id: str, dataset_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """{dataset id: (number, total size)} of the datafiles the user may read in these
+        datasets: one grouped statement, the rules asked about these datasets' files only."""
+        if not dataset_ids:
+            return {}
+        df = T["Datafile"]
+        ids = list(dataset_ids)
+        readable = authz.narrow(self._readable(session_id, "Datafile"), "dataset_id", ids)
         q = (
             sa.select(
-                ds.c.id,
-                ds.c.name,
-                ds.c.description,
-                ds.c.complete,
-                ds.c.createTime,
-                dt.c.name.label("type_name"),
-                inv.c.name.label("inv_name"),
-                inv.c.title.label("inv_title"),
-                count.label("n_files"),
-            )  # fmt: skip
-            .outerjoin(dt, ds.c.type_id == dt.c.id)
-            .outerjoin(inv, ds.c.investigation_id == inv.c.id)
+                df.c.dataset_id, sa.func.count(df.c.id), sa.func.coalesce(sa.func.sum(df.c.fileSize), 0)
+            )
+            .where(df.c.dataset_id.in_(ids))
+            .group_by(df.c.dataset_id)
         )
-        return self.restrict(session_id, q, "Dataset", ds.c.id)
+        q = authz.restrict(q, "Datafile", df.c.id, readable)
+        return {k: (int(n), int(size)) for k, n, size in self.run(q).all()}
 
     @staticmethod
-    def _dataset_view(r) -> DatasetView:
+    def _dataset_view(r, totals: dict[int, tuple[int, int]]) -> DatasetView:
+        n, size = totals.get(r.id, (0, 0))
         return DatasetView(
             id=r.id,
             name=r.name,
@@ -479,43 +518,80 @@ class EmbeddedCatalog:
             investigation_title=r.inv_title or "",
             description=r.description or "",
             complete=bool(r.complete),
-            datafile_count=r.n_files or 0,
+            datafile_count=n,
             create_time=r.createTime,
+            datafile_size=size,
+            investigation_id=r.investigation_id or 0,
         )
+
+    def _keyset_page(self, select, order, query) -> tuple[list, Position | None, Position | None]:
+        """The rows of one page of ``select`` in the order of the columns ``order`` (which
+        identify a row): the page after ``query.after``, before ``query.before``, or the
+        first; with the positions of the page after and before it (None: none)."""
+        n = max(1, min(query.per_page, MAX_PER_PAGE))
+        if query.before is not None:
+            q = select.where(paging.keyset(order, query.before, descending=True))
+            rows = self.run(q.order_by(*[c.desc() for c in order]).limit(n + 1)).all()
+            more_before = len(rows) > n
+            rows = rows[:n][::-1]
+            nxt = self._position(rows[-1], order) if rows else None
+            previous = self._position(rows[0], order) if more_before else None
+            return rows, nxt, previous
+        q = select if query.after is None else select.where(paging.keyset(order, query.after))
+        rows = self.run(q.order_by(*order).limit(n + 1)).all()
+        nxt = self._position(rows[n - 1], order) if len(rows) > n else None
+        rows = rows[:n]
+        previous = self._position(rows[0], order) if rows and query.after is not None else None
+        return rows, nxt, previous
+
+    @staticmethod
+    def _position(row, order) -> Position:
+        return tuple(row._mapping[c] for c in order)
 
     def search_datasets(self, session_id: str, query: DatasetQuery) -> Page[DatasetView]:
         ds, dt, inv = T["Dataset"], T["DatasetType"], T["Investigation"]
         q = self._datasets_select(session_id)
         if query.type_name:
-            q = q.where(dt.c.name == query.type_name)
+            q = q.where(ds.c.type_id.in_(sa.select(dt.c.id).where(dt.c.name == query.type_name)))
         if query.investigation:
-            q = q.where(inv.c.name == query.investigation)
+            q = q.where(
+                ds.c.investigation_id.in_(sa.select(inv.c.id).where(inv.c.name == query.investigation))
+            )
         if query.name:
             q = q.where(ds.c.name.ilike(_like(query.name), escape="\\"))
-        total = self.run(sa.select(sa.func.count()).select_from(q.subquery())).scalar()
-        per_page = max(1, min(query.per_page, 200))
-        page = max(1, query.page)
-        rows = self.run(q.order_by(inv.c.name, ds.c.name).offset((page - 1) * per_page).limit(per_page)).all()
-        # the facets' choices: the first maxEntities names (a list for a menu, not a result)
-        most = self.limits.max_entities
-        types = self.restrict(session_id, sa.select(dt.c.name).distinct(), "DatasetType", dt.c.id)
-        invs = self.restrict(session_id, sa.select(inv.c.name).distinct(), "Investigation", inv.c.id)
-        facets = {
-            "types": list(self.run(types.order_by(dt.c.name).limit(most)).scalars()),
-            "investigations": list(self.run(invs.order_by(inv.c.name).limit(most)).scalars()),
-        }
-        return Page([self._dataset_view(r) for r in rows], total, page, per_page, facets)
+        # (a dataset has an investigation in ICAT; one without could not hold a position)
+        q = q.where(ds.c.investigation_id.is_not(None))
+        order = [ds.c[c] for c in DATASET_ORDER]
+        rows, nxt, previous = self._keyset_page(q, order, query)
+        count = paging.bounded_count(self.run, q)
+        totals = self._file_totals(session_id, [r.id for r in rows])
+        facets = {}
+        if query.facets:
+            # the choices of the menus: the first maxEntities names of the (small) type and
+            # investigation tables the user may read
+            most = self.limits.max_entities
+            types = self.restrict(session_id, sa.select(dt.c.name).distinct(), "DatasetType", dt.c.id)
+            invs = self.restrict(session_id, sa.select(inv.c.name).distinct(), "Investigation", inv.c.id)
+            facets = {
+                "types": list(self.run(types.order_by(dt.c.name).limit(most)).scalars()),
+                "investigations": list(self.run(invs.order_by(inv.c.name).limit(most)).scalars()),
+            }
+        items = [self._dataset_view(r, totals) for r in rows]
+        return Page(
+            items, count.value, max(1, min(query.per_page, MAX_PER_PAGE)), count.exact, nxt, previous, facets
+        )
 
     def datasets(self, session_id: str, ids: Sequence[int]) -> list[DatasetView]:
         if not ids:
             return []
-        rows = self.run(self._datasets_select(session_id).where(T["Dataset"].c.id.in_(self._few(ids)))).all()
-        by_id = {r.id: self._dataset_view(r) for r in rows}
+        rows = self.run(self._datasets_select(session_id, self._few(ids))).all()
+        totals = self._file_totals(session_id, [r.id for r in rows])
+        by_id = {r.id: self._dataset_view(r, totals) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     # --- datafiles -----------------------------------------------------------------------
 
-    def _datafiles_select(self, session_id: str):
+    def _datafiles_select(self, session_id: str, readable=None):
         df, fmt, ds = T["Datafile"], T["DatafileFormat"], T["Dataset"]
         q = (
             sa.select(
@@ -529,7 +605,9 @@ class EmbeddedCatalog:
             .outerjoin(fmt, df.c.datafileFormat_id == fmt.c.id)
             .outerjoin(ds, df.c.dataset_id == ds.c.id)
         )
-        return self.restrict(session_id, q, "Datafile", df.c.id)
+        if readable is None:
+            readable = self._readable(session_id, "Datafile")
+        return authz.restrict(q, "Datafile", df.c.id, readable)
 
     @staticmethod
     def _datafile_view(r) -> DatafileView:
@@ -538,16 +616,31 @@ class EmbeddedCatalog:
     def datafiles(self, session_id: str, ids: Sequence[int]) -> list[DatafileView]:
         if not ids:
             return []
-        rows = self.run(
-            self._datafiles_select(session_id).where(T["Datafile"].c.id.in_(self._few(ids)))
-        ).all()
+        ids = self._few(ids)
+        readable = authz.narrow(self._readable(session_id, "Datafile"), "id", ids)
+        rows = self.run(self._datafiles_select(session_id, readable).where(T["Datafile"].c.id.in_(ids))).all()
         by_id = {r.id: self._datafile_view(r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
-    def dataset_datafiles(self, session_id: str, dataset_id: int) -> list[DatafileView]:
+    def dataset_datafiles(
+        self,
+        session_id: str,
+        dataset_id: int,
+        query: DatafileQuery = DatafileQuery(),  # noqa: B008
+    ) -> Page[DatafileView]:
+        """A page of the dataset's datafiles the user may read, by name (the unique index
+        (dataset_id, name) serves the order and the keyset; the rules are asked about this
+        dataset's files only)."""
         df = T["Datafile"]
-        q = self._datafiles_select(session_id).where(df.c.dataset_id == dataset_id).order_by(df.c.name)
-        return [self._datafile_view(r) for r in self._bounded(q)]
+        readable = authz.narrow(self._readable(session_id, "Datafile"), "dataset_id", [dataset_id])
+        q = self._datafiles_select(session_id, readable).where(df.c.dataset_id == dataset_id)
+        if query.name:
+            q = q.where(df.c.name.ilike(_like(query.name), escape="\\"))
+        order = [df.c[c] for c in DATAFILE_ORDER]
+        rows, nxt, previous = self._keyset_page(q, order, query)
+        count = paging.bounded_count(self.run, q)
+        items = [self._datafile_view(r) for r in rows]
+        return Page(items, count.value, max(1, min(query.per_page, MAX_PER_PAGE)), count.exact, nxt, previous)
 
     def dataset_parameters(self, session_id: str, dataset_id: int) -> list[ParameterView]:
         p, pt = T["DatasetParameter"], T["ParameterType"]

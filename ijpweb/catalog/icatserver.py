@@ -16,10 +16,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..paging import MAX_PER_PAGE
 from . import (
     AuthenticationError,
     CatalogError,
     CatalogLogin,
+    DatafileQuery,
     DatafileView,
     DatasetQuery,
     DatasetView,
@@ -39,6 +41,44 @@ def jpql_string(value: str) -> str:
 
 def _id_list(ids: Sequence[int]) -> str:
     return ", ".join(str(int(i)) for i in ids)
+
+
+def _literal(value) -> str:
+    return str(int(value)) if isinstance(value, int) else jpql_string(value)
+
+
+def _after(columns: Sequence[str], position: Sequence, op: str) -> str:
+    """JPQL for "after (``op`` '>') or before ('<') ``position``" in the order of ``columns``
+    (ICAT's JPQL has no row values): a > x OR (a = x AND (b > y OR ...))."""
+    first, value = columns[0], _literal(position[0])
+    if len(columns) == 1:
+        return f"{first} {op} {value}"
+    return f"({first} {op} {value} OR ({first} = {value} AND {_after(columns[1:], position[1:], op)}))"
+
+
+def _and(base: str, extra: str) -> str:
+    if not extra:
+        return base
+    return f"{base} AND {extra}" if " WHERE " in base else f"{base} WHERE {extra}"
+
+
+def _per_page(query) -> int:
+    return max(1, min(query.per_page, MAX_PER_PAGE))
+
+
+def _keyset_page(search, columns, query, position):
+    """One keyset page through ``search(condition, order_by, how_many)``: (items, the
+    position of the page after, of the page before)."""
+    n = _per_page(query)
+    if query.before is not None:
+        got = list(search(_after(columns, query.before, "<"), ", ".join(f"{c} DESC" for c in columns), n + 1))
+        items = got[:n][::-1]
+        return items, (position(items[-1]) if items else None), (position(items[0]) if len(got) > n else None)
+    extra = _after(columns, query.after, ">") if query.after is not None else ""
+    got = list(search(extra, ", ".join(columns), n + 1))
+    items = got[:n]
+    nxt = position(items[-1]) if len(got) > n else None
+    return items, nxt, (position(items[0]) if items and query.after is not None else None)
 
 
 def _timeout_transport(seconds: float):
@@ -159,11 +199,16 @@ class IcatServerCatalog:
             investigation_title=getattr(inv, "title", "") or "",
             description=getattr(ds, "description", "") or "",
             complete=bool(getattr(ds, "complete", False)),
-            datafile_count=getattr(ds, "fileCount", None) or 0,
+            datafile_count=getattr(ds, "fileCount", None) or 0,  # ICAT 5+ keeps it with the dataset
             create_time=getattr(ds, "createTime", None),
+            datafile_size=getattr(ds, "fileSize", None) or 0,
+            investigation_id=getattr(inv, "id", 0) or 0,
         )
 
     def search_datasets(self, session_id: str, query: DatasetQuery) -> Page[DatasetView]:
+        """A keyset page, as on the embedded catalog: ordered by investigation id, name and
+        id, the page after (or before) a position, read with ICAT's LIMIT 0, n+1 (never an
+        offset that ICAT would walk)."""
         where = []
         if query.type_name:
             where.append(f"t.name = {jpql_string(query.type_name)}")
@@ -173,20 +218,28 @@ class IcatServerCatalog:
             where.append(f"ds.name LIKE {jpql_string('%' + query.name + '%')}")
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         base = "FROM Dataset ds JOIN ds.type t JOIN ds.investigation i" + cond
-        per_page = max(1, min(query.per_page, 200))
-        page = max(1, query.page)
+        order = ("i.id", "ds.name", "ds.id")
 
         def go(c):
             total = c.search(f"SELECT COUNT(ds) {base}")[0]
-            items = c.search(
-                f"SELECT ds {base} ORDER BY i.name, ds.name LIMIT {(page - 1) * per_page}, {per_page} "
-                "INCLUDE ds.type, ds.investigation"
+            items, nxt, previous = _keyset_page(
+                lambda extra, order_by, n: c.search(
+                    f"SELECT ds {_and(base, extra)} ORDER BY {order_by} LIMIT 0, {n} INCLUDE ds.type, ds.investigation"
+                ),
+                order,
+                query,
+                lambda d: (d.investigation.id, d.name, d.id),
             )
-            facets = {
-                "types": sorted({str(n) for n in c.search("SELECT t.name FROM DatasetType t")}),
-                "investigations": sorted({str(n) for n in c.search("SELECT i.name FROM Investigation i")}),
-            }
-            return Page([self._dataset_view(d) for d in items], int(total), page, per_page, facets)
+            facets = {}
+            if query.facets:
+                facets = {
+                    "types": sorted({str(n) for n in c.search("SELECT t.name FROM DatasetType t")}),
+                    "investigations": sorted(
+                        {str(n) for n in c.search("SELECT i.name FROM Investigation i")}
+                    ),
+                }
+            views = [self._dataset_view(d) for d in items]
+            return Page(views, int(total), _per_page(query), True, nxt, previous, facets)
 
         return self._call(session_id, go)
 
@@ -218,12 +271,31 @@ class IcatServerCatalog:
         by_id = {d.id: self._datafile_view(d) for d in self._call(session_id, lambda c: c.search(q))}
         return [by_id[i] for i in ids if i in by_id]
 
-    def dataset_datafiles(self, session_id: str, dataset_id: int) -> list[DatafileView]:
-        q = (
-            f"SELECT df FROM Datafile df WHERE df.dataset.id = {int(dataset_id)} ORDER BY df.name "
-            "INCLUDE df.datafileFormat, df.dataset"
-        )
-        return [self._datafile_view(d) for d in self._call(session_id, lambda c: c.search(q))]
+    def dataset_datafiles(
+        self,
+        session_id: str,
+        dataset_id: int,
+        query: DatafileQuery = DatafileQuery(),  # noqa: B008
+    ) -> Page[DatafileView]:
+        base = f"FROM Datafile df WHERE df.dataset.id = {int(dataset_id)}"
+        if query.name:
+            base += f" AND df.name LIKE {jpql_string('%' + query.name + '%')}"
+
+        def go(c):
+            total = c.search(f"SELECT COUNT(df) {base}")[0]
+            items, nxt, previous = _keyset_page(
+                lambda extra, order_by, n: c.search(
+                    f"SELECT df {_and(base, extra)} ORDER BY {order_by} LIMIT 0, {n} "
+                    "INCLUDE df.datafileFormat, df.dataset"
+                ),
+                ("df.name", "df.id"),
+                query,
+                lambda d: (d.name, d.id),
+            )
+            views = [self._datafile_view(d) for d in items]
+            return Page(views, int(total), _per_page(query), True, nxt, previous)
+
+        return self._call(session_id, go)
 
     def dataset_parameters(self, session_id: str, dataset_id: int) -> list[ParameterView]:
         q = f"SELECT p FROM DatasetParameter p WHERE p.dataset.id = {int(dataset_id)} INCLUDE p.type"

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..catalog import Catalog, DatafileView, DatasetView, ParameterView
+from ..catalog import Catalog, DatafileQuery, DatafileView, DatasetView, Page, ParameterView
 from ..planning import DatasetInfo, Selection
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,18 @@ class DatasetDetail:
     dataset: DatasetView
     parameters: list[ParameterView]  # the catalog's
     job_parameters: dict[str, object]  # the dataset type's, which option conditions use
-    datafiles: list[DatafileView]
+    datafiles: Page[DatafileView]  # one page of them
 
 
-def dataset_detail(catalog: Catalog, session_id: str, datasettypes, dataset_id: int) -> DatasetDetail | None:
-    """One dataset as this user sees it, with its parameters and datafiles; None if not visible."""
+def dataset_detail(
+    catalog: Catalog,
+    session_id: str,
+    datasettypes,
+    dataset_id: int,
+    files: DatafileQuery = DatafileQuery(),  # noqa: B008 - frozen
+) -> DatasetDetail | None:
+    """One dataset as this user sees it, with its parameters and a page of its datafiles
+    (``files``); None if not visible."""
     found = catalog.datasets(session_id, [dataset_id])
     if not found:
         return None
@@ -54,7 +61,7 @@ def dataset_detail(catalog: Catalog, session_id: str, datasettypes, dataset_id: 
         found[0],
         catalog.dataset_parameters(session_id, dataset_id),
         params.get(dataset_id, {}),
-        catalog.dataset_datafiles(session_id, dataset_id),
+        catalog.dataset_datafiles(session_id, dataset_id, files),
     )
 
 

@@ -23,11 +23,13 @@ from ..batch import STREAMS, BatchError
 from ..catalog import (
     AuthenticationError,
     CatalogError,
+    DatafileQuery,
     DatasetQuery,
     QueryBusyError,
     QueryLimitError,
     SessionError,
 )
+from ..catalog import pages as catalog_pages
 from ..jobs.actions import JobActionError, JobQuery, cancel_job, delete_job, list_jobs, owned_job, read_output
 from ..jobs.selection import dataset_detail, not_visible, resolve_selection
 from ..jobs.submission import SubmitError, SubmitRequest, clean_tags, resubmission
@@ -212,6 +214,7 @@ def dataset_json(ds) -> dict:
         "description": ds.description,
         "complete": ds.complete,
         "datafile_count": ds.datafile_count,
+        "datafile_size": ds.datafile_size,
         "create_time": _iso(ds.create_time),
     }
 
@@ -501,42 +504,123 @@ def _catalog(request, call):
         raise ApiError(503, "catalog_unavailable", f"the catalog could not be asked: {e}") from None
 
 
+def _dataset_page_json(request, found, where, list_scope: str, capped: bool, route: str, **route_kw) -> dict:
+    """A catalog list's page fields, as /api/v1/jobs has them: the bounded total, the cursors
+    of the pages after and before, and their URLs."""
+    links = catalog_pages.links(request.cursors, list_scope, found, where)
+    if capped:
+        request.response.headers["X-Per-Page-Capped"] = str(paging.MAX_PER_PAGE)
+
+    def link(cursor):
+        if cursor is None:
+            return None
+        kept = {k: v for k, v in request.GET.items() if k != "cursor"}
+        return request.route_url(route, **route_kw, _query={**kept, "cursor": cursor})
+
+    return {
+        "total": found.total,
+        "total_exact": found.exact,
+        "page": where.number,
+        "per_page": found.per_page,
+        "per_page_capped": capped,
+        "next": links.next,
+        "next_url": link(links.next),
+        "previous": links.previous,
+        "previous_url": link(links.previous),
+    }
+
+
 @view_config(route_name="api.datasets", request_method="GET", permission=Permission.USE, renderer="json")
 def datasets(request):
-    """Datasets you can see, by type, investigation and part of the name."""
+    """Datasets you can see, by type, investigation and part of the name: a keyset page,
+    followed with ``cursor`` (the ``next`` or ``previous`` of a page of this very search)."""
+    type_name, investigation = _text(request, "type"), _text(request, "investigation")
+    name = _text(request, "name", 1000)[:200]
+    per_page, capped = paging.page_size(_int(request, "per_page", 25, 1, MAX_ASKED_PER_PAGE))
+    scope = catalog_pages.dataset_scope(request.identity.user_name, type_name, investigation, name)
+    where = catalog_pages.decode(request.cursors, scope, _text(request, "cursor", 2048))
     q = DatasetQuery(
-        type_name=_text(request, "type"),
-        investigation=_text(request, "investigation"),
-        name=_text(request, "name", 1000)[:200],
-        page=_int(request, "page", 1, 1, 1_000_000),
-        per_page=_int(request, "per_page", 25, 1, MAX_PER_PAGE),
-    )
+        type_name=type_name, investigation=investigation, name=name, per_page=per_page,
+        after=where.after, before=where.before,
+    )  # fmt: skip
     found = _catalog(request, lambda c, sid: c.search_datasets(sid, q))
     return {
         "datasets": [dataset_json(d) for d in found.items],
-        "total": found.total,
-        "page": found.page,
-        "per_page": found.per_page,
+        **_dataset_page_json(request, found, where, scope, capped, "api.datasets"),
         "facets": found.facets,
     }
+
+
+def _dataset_id(request) -> int:
+    raw = request.matchdict["dataset_id"]
+    try:
+        return inputs.ident(raw, "dataset_id")
+    except inputs.InputError:  # (digits, but no id: none can be seen)
+        raise _unseen(not_visible([planning.shown_name(raw, 30)], [])) from None
+
+
+def _files(request, ds_id: int, default_per_page: int):
+    """The datafile page asked for (``file``: part of the name; ``cursor``; ``per_page``)."""
+    name = _text(request, "file", 1000)[:200]
+    per_page, capped = paging.page_size(_int(request, "per_page", default_per_page, 1, MAX_ASKED_PER_PAGE))
+    scope = catalog_pages.datafile_scope(request.identity.user_name, ds_id, name)
+    where = catalog_pages.decode(request.cursors, scope, _text(request, "cursor", 2048))
+    return (
+        DatafileQuery(name=name, per_page=per_page, after=where.after, before=where.before),
+        where,
+        scope,
+        capped,
+    )
+
+
+def _datafile_json(f) -> dict:
+    return {"id": f.id, "name": f.name, "size": f.size, "format": f.format}
 
 
 @view_config(route_name="api.dataset", request_method="GET", permission=Permission.USE, renderer="json")
 def dataset(request):
     """A dataset with its parameters (the catalog's, and the dataset type's that job
-    option conditions use) and its datafiles."""
-    raw = request.matchdict["dataset_id"]
-    try:
-        ds_id = inputs.ident(raw, "dataset_id")
-    except inputs.InputError:  # (digits, but no id: none can be seen)
-        raise _unseen(not_visible([planning.shown_name(raw, 30)], [])) from None
-    d = _catalog(request, lambda c, sid: dataset_detail(c, sid, request.datasettypes, ds_id))
+    option conditions use) and the first page of its datafiles (the rest: ``datafiles_next``
+    at /api/v1/datasets/{id}/datafiles)."""
+    ds_id = _dataset_id(request)
+    files, where, scope, capped = _files(request, ds_id, 50)
+    d = _catalog(request, lambda c, sid: dataset_detail(c, sid, request.datasettypes, ds_id, files))
     if d is None:
         raise _unseen(not_visible([ds_id], []))
+    page = _dataset_page_json(
+        request, d.datafiles, where, scope, capped, "api.dataset.datafiles", dataset_id=ds_id
+    )
     return dataset_json(d.dataset) | {
         "parameters": [{"name": p.name, "value": _plain(p.value), "units": p.units} for p in d.parameters],
         "job_parameters": {k: _plain(v) for k, v in d.job_parameters.items()},
-        "datafiles": [{"id": f.id, "name": f.name, "size": f.size, "format": f.format} for f in d.datafiles],
+        "datafiles": [_datafile_json(f) for f in d.datafiles.items],
+        "datafiles_total": page["total"],
+        "datafiles_total_exact": page["total_exact"],
+        "datafiles_next": page["next"],
+        "datafiles_next_url": page["next_url"],
+    }
+
+
+@view_config(
+    route_name="api.dataset.datafiles", request_method="GET", permission=Permission.USE, renderer="json"
+)
+def dataset_datafiles(request):
+    """A page of a dataset's datafiles (those you may read), by name; ``file``: part of the
+    name; followed with ``cursor``."""
+    ds_id = _dataset_id(request)
+    files, where, scope, capped = _files(request, ds_id, 100)
+
+    def go(c, sid):
+        if not c.datasets(sid, [ds_id]):
+            return None
+        return c.dataset_datafiles(sid, ds_id, files)
+
+    found = _catalog(request, go)
+    if found is None:
+        raise _unseen(not_visible([ds_id], []))
+    return {
+        "datafiles": [_datafile_json(f) for f in found.items],
+        **_dataset_page_json(request, found, where, scope, capped, "api.dataset.datafiles", dataset_id=ds_id),
     }
 
 

@@ -12,17 +12,19 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
 from .. import inputs, planning
-from ..catalog import DatasetQuery
+from ..catalog import DatafileQuery, DatasetQuery
+from ..catalog import pages as catalog_pages
 from ..jobs.actions import owned_job
 from ..jobs.selection import dataset_detail, resolve_selection
 from ..jobs.submission import SubmitError, SubmitRequest, resubmission, split_tags
 from ..models import WebSession
 from ..security import Permission
-from . import HTMX, local_path, param_int, param_text, path_id, submit_jobs, vary, wants_json
+from . import HTMX, local_path, param_text, path_id, submit_jobs, vary, wants_json
 
 OPT = "opt:"
 MAX_SELECTION = 1000
-MAX_PAGE = 1_000_000
+PER_PAGE = 20  # datasets on a page of the search
+FILES_PER_PAGE = 50  # datafiles on a page of a dataset's
 
 
 def _web_session(request) -> WebSession:
@@ -99,15 +101,33 @@ def panel(
 # --- dataset search ---------------------------------------------------------------------
 
 
+def _cursor(request, list_scope: str, field: str = "cursor") -> catalog_pages.Where:
+    """Where the ``cursor`` parameter leads; a 400 naming it if it is not one of this list's."""
+    return catalog_pages.decode(request.cursors, list_scope, param_text(request.params, field, 2048), field)
+
+
 def _search(request):
+    type_name = param_text(request.params, "type")
+    investigation = param_text(request.params, "investigation")
+    name = param_text(request.params, "name", 1000)[:200]
+    scope = catalog_pages.dataset_scope(request.identity.user_name, type_name, investigation, name)
+    where = _cursor(request, scope)
     q = DatasetQuery(
-        type_name=param_text(request.params, "type"),
-        investigation=param_text(request.params, "investigation"),
-        name=param_text(request.params, "name", 1000)[:200],
-        page=param_int(request.params, "page", 1, 1, MAX_PAGE),
-        per_page=20,
+        type_name=type_name,
+        investigation=investigation,
+        name=name,
+        per_page=PER_PAGE,
+        after=where.after,
+        before=where.before,
+        facets=request.headers.get("HX-Request") != "true",  # the menus are the page's
     )
-    return q, request.catalog.search_datasets(request.identity.catalog_session, q)
+    results = request.catalog.search_datasets(request.identity.catalog_session, q)
+    return {
+        "q": q,
+        "results": results,
+        "page_number": where.number,
+        "links": catalog_pages.links(request.cursors, scope, results, where),
+    }
 
 
 @view_config(route_name="home", permission=Permission.USE)
@@ -123,9 +143,8 @@ def home(request):
 )
 def datasets_page(request):
     vary(request)
-    q, results = _search(request)
     sel = _selection(request)
-    return {"q": q, "results": results, "selected": set(sel["datasets"]), **panel(request)}
+    return {**_search(request), "selected": set(sel["datasets"]), **panel(request)}
 
 
 @view_config(
@@ -137,13 +156,16 @@ def datasets_page(request):
 )
 def datasets_results(request):
     vary(request)
-    q, results = _search(request)
-    return {"q": q, "results": results, "selected": set(_selection(request)["datasets"])}
+    return {**_search(request), "selected": set(_selection(request)["datasets"])}
 
 
 def _detail(request):
     ds_id = path_id(request, "dataset_id")
-    d = dataset_detail(request.catalog, request.identity.catalog_session, request.datasettypes, ds_id)
+    name = param_text(request.params, "file", 1000)[:200]
+    scope = catalog_pages.datafile_scope(request.identity.user_name, ds_id, name)
+    where = _cursor(request, scope)
+    files = DatafileQuery(name=name, per_page=FILES_PER_PAGE, after=where.after, before=where.before)
+    d = dataset_detail(request.catalog, request.identity.catalog_session, request.datasettypes, ds_id, files)
     if d is None:
         raise HTTPNotFound()
     sel = _selection(request)
@@ -152,6 +174,9 @@ def _detail(request):
         "parameters": d.parameters,
         "job_parameters": d.job_parameters,
         "datafiles": d.datafiles,
+        "file_name": name,
+        "files_page": where.number,
+        "file_links": catalog_pages.links(request.cursors, scope, d.datafiles, where),
         "selected_files": set(sel["datafiles"]),
         "dataset_selected": ds_id in sel["datasets"],
     }

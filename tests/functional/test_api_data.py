@@ -32,8 +32,8 @@ def test_datasets_are_searched_and_read_as_the_user_sees_them(testapp, doc, dbse
     alices = dataset_ids(dbsession, "confocal", "LMF-2026-001")[0]
     gone = testapp.get(f"{API}/datasets/{alices}", headers=bob, status=404)
     assert check(doc, gone, "/api/v1/datasets/{dataset_id}", "get").json["code"] == "not_found"
-    assert testapp.get(API + "/datasets", {"page": "x"}, headers=bob, status=400).json["fields"] == {
-        "page": "must be a whole number from 1 to 1000000"
+    assert testapp.get(API + "/datasets", {"per_page": "x"}, headers=bob, status=400).json["fields"] == {
+        "per_page": "must be a whole number from 1 to 1000000"
     }
 
 

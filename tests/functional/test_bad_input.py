@@ -307,7 +307,7 @@ def test_pages_ids_pages_and_offsets(alice, dbsession):
     in_format(page("/jobs", params={"cursor": "x" * 40}), "pages", named="cursor", status=400)
     in_format(page("/jobs", params={"per_page": HUGE}), "pages", named="per_page", status=400)
     in_format(page("/jobs", params={"submission": JOB_HUGE}), "pages", named="submission", status=400)
-    in_format(page("/datasets", params={"page": HUGE}), "pages", named="page", status=400)
+    in_format(page("/datasets", params={"cursor": "x" * 40}), "pages", named="cursor", status=400)
     in_format(page("/submit", params={"like": JOB_HUGE}), "pages", named="like", status=400)
     in_format(
         page(f"/jobs/{job_id}/output/stdout", params={"offset": HUGE}), "pages", named="offset", status=400

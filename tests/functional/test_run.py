@@ -13,7 +13,8 @@ from .test_flow import dataset_ids, select, wait_for
 
 def test_search_filters_and_pages_in_place(alice):
     page = alice.get("/datasets")
-    assert "page 1 of 2" in page.text  # 30 datasets in alice's investigations
+    assert "30 dataset(s), page 1." in page.text  # in alice's investigations, 20 a page
+    assert 'rel="next"' in page.text and 'rel="prev"' not in page.text
     frag = alice.htmx("GET", "/datasets", {"type": "lightsheet"})
     assert "<html" not in frag.text and "10 dataset(s)" in frag.text
     assert frag.headers["Vary"] == "HX-Request"

@@ -1,0 +1,70 @@
+"""Cursors of the catalog's lists (a dataset search, a dataset's datafiles), the same on
+every face (pages, /api/v1, the CLI through the API). No Pyramid here.
+
+A cursor holds which way it goes (after or before a position), the number of the page it
+leads to (for "page 3" on a page; it decides nothing) and the position, signed by
+:class:`ijpweb.paging.Cursors` for the list's scope: the user and the filters. A cursor of
+another user's list, of another search, or one that was changed, is an InputError naming
+the field (a 400 on every face).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import paging
+from ..inputs import InputError
+from . import DATAFILE_ORDER, DATASET_ORDER, Page, Position
+
+_AFTER, _BEFORE = "a", "b"
+MAX_PAGE_NUMBER = 10**9
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a cursor leads: the page after or before a position (both None: the first)."""
+
+    after: Position | None = None
+    before: Position | None = None
+    number: int = 1  # the page's number, for showing
+
+
+def dataset_scope(user: str, type_name: str, investigation: str, name: str) -> str:
+    return paging.scope("datasets", user, {"type": type_name, "investigation": investigation, "name": name})
+
+
+def datafile_scope(user: str, dataset_id: int, name: str) -> str:
+    return paging.scope("datafiles", user, {"dataset": dataset_id, "name": name})
+
+
+def _length(list_scope: str) -> int:
+    return len(DATAFILE_ORDER if list_scope.startswith('["datafiles"') else DATASET_ORDER)
+
+
+def decode(cursors: paging.Cursors, list_scope: str, token: str, field: str = "cursor") -> Where:
+    """Where ``token`` leads in the list ``list_scope`` ('': the first page)."""
+    if not token:
+        return Where()
+    try:
+        values = cursors.decode(list_scope, token, field, length=_length(list_scope) + 2)
+    except paging.CursorError as e:
+        raise InputError(field, str(e).removeprefix(field + ": ")) from None
+    way, number, position = values[0], values[1], tuple(values[2:])
+    if way not in (_AFTER, _BEFORE) or type(number) is not int or not 1 <= number <= MAX_PAGE_NUMBER:
+        raise InputError(field, "is not valid for this list")
+    return Where(position, None, number) if way == _AFTER else Where(None, position, number)
+
+
+@dataclass(frozen=True)
+class Links:
+    """The cursors of the pages after and before a page (None: there is none)."""
+
+    next: str | None
+    previous: str | None
+
+
+def links(cursors: paging.Cursors, list_scope: str, page: Page, where: Where) -> Links:
+    nxt = page.next and cursors.encode(list_scope, (_AFTER, where.number + 1, *page.next))
+    before = max(1, where.number - 1)
+    previous = page.previous and cursors.encode(list_scope, (_BEFORE, before, *page.previous))
+    return Links(nxt or None, previous or None)
