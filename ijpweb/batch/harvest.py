@@ -154,15 +154,19 @@ def harvest(dbsession, backends: Mapping[str, BatchBackend], checks: dict | None
         else:
             gone = BatchState(JobStatus.UNKNOWN, reason="not reported by the backend")
         new = []
-        decided: dict[tuple, dict | None] = {}  # many jobs are alike (a queue of pending tasks)
-        for job_id, backend_id, *rest in rows:
-            state = states.get(backend_id, gone)
-            key = (*rest, state)
-            values = (
-                decided[key] if key in decided else decided.setdefault(key, update(Seen(*rest), state, now))
-            )
+        # Many jobs are alike (a queue of pending tasks, which a backend may answer with one
+        # state object): each pair of what was read and what is answered is decided once.
+        # (The states are kept alive by ``states`` meanwhile, so their ids are theirs.)
+        decided: dict[tuple, dict | None] = {}
+        for row in rows:
+            state = states.get(row[1], gone)
+            key = (row[2:], id(state))
+            if key in decided:
+                values = decided[key]
+            else:
+                values = decided[key] = update(Seen(*row[2:]), state, now)
             if values is not None:
-                new.append((job_id, rest[0], values))
+                new.append((row[0], row[2], values))
         changed[name] = len(write_states(dbsession, new))
     return changed
 

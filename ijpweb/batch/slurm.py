@@ -53,6 +53,8 @@ os.chdir(os.path.join(d, "work"))
 os.execv({launcher!r}, [{launcher!r}, "--slurm", d])
 """
 ID = re.compile(r"\d+(_\d+)?")  # a job, or a task of an array
+# what the harvest asks squeue of every job: id, state, reason, start, end, and where it runs
+SQUEUE_FORMAT = "%i|%T|%r|%S|%e|%D|%C|%N"
 # squeue/sacct state -> (status, reason for the user)
 STATES = {
     "PENDING": JobStatus.QUEUED,
@@ -331,23 +333,34 @@ class SlurmBackend:
         if not wanted:
             return out
         # One call for the whole queue (cheaper than naming thousands of ids); -r lists
-        # each task of an array on its own line.
-        queue: dict[str, list[str]] = {}
-        for line in self._run(
-            ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r|%S|%e|%D|%C|%N"]
-        ).splitlines():
-            parts = line.split("|")
-            if len(parts) == 8 and parts[0] in wanted:
-                queue[parts[0]] = parts[1:]
-        need_sacct = [i for i in wanted if i not in queue or STATES.get(queue[i][0]) == JobStatus.FAILED]
+        # each task of an array on its own line. A queue holds many alike jobs (a pending
+        # array's tasks): each distinct line after the id is read once per call.
+        queue: dict[str, BatchState] = {}
+        read: dict[str, BatchState | None] = {}
+        for line in self._run(["squeue", "-h", "-r", "-t", "all", "-o", SQUEUE_FORMAT]).splitlines():
+            i, _, rest = line.partition("|")
+            if i not in wanted:
+                continue
+            if rest in read:
+                state = read[rest]
+            else:
+                parts = rest.split("|")
+                state = read[rest] = (
+                    _placed(self._from_squeue(*parts[:4]), *parts[4:]) if len(parts) == 7 else None
+                )
+            if state is not None:
+                queue[i] = state
+        # a job that left the queue, or failed, is read from the job completion log
+        need_sacct = [i for i in wanted if (q := queue.get(i)) is None or q.status is JobStatus.FAILED]
         # sacct -c knows an array task only by its raw id, which the task recorded
         raw = {i: self._raw_id(i) for i in need_sacct}
         finished = self._sacct([r for r in raw.values() if r]) if need_sacct else {}
-        for i in wanted:
-            if raw.get(i) in finished:
+        out.update(queue)
+        for i in need_sacct:
+            if raw[i] in finished:
                 out[i] = finished[raw[i]]
-            elif i in queue:
-                out[i] = _placed(self._from_squeue(*queue[i][:4]), *queue[i][4:])
+            elif i in queue:  # failed, and not in the completion log yet: as squeue says
+                continue
             elif "_" in i and self._cancelled(i):
                 out[i] = BatchState(JobStatus.CANCELLED, None, "cancelled before it started")
             else:
