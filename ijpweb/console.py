@@ -25,7 +25,7 @@ from . import health
 from .batch import BatchBackend, BatchError, slurm
 from .catalog import Catalog, CatalogError
 from .inputs import InputError, text
-from .jobs.actions import JobActionError, cancel_job, delete_job, owned_job
+from .jobs.actions import JobActionError, cancel_job, delete_job, owned_job, submitted_between
 from .jobs.sessions import end_login
 from .models import AuditEntry, Job, WebSession, utcnow
 from .states import LIVE, JobStatus
@@ -91,10 +91,9 @@ class JobFilter:
             conditions.append(Job.job_type == self.job_type)
         if self.backend:
             conditions.append(Job.backend == self.backend)
-        if self.since is not None:
-            conditions.append(Job.submitted_at >= self.since)
-        if self.until is not None:
-            conditions.append(Job.submitted_at < self.until)
+        conditions += submitted_between(
+            self.since, self.until, *([Job.owner == self.user] if self.user else [])
+        )
         return conditions
 
 
@@ -108,27 +107,40 @@ class Page:
     older: int | None
 
 
+def keyset_select(query, id_column, before: int | None, after: int | None, limit: int) -> sa.Select:
+    """``query``'s page (``limit`` + 1 rows, to know whether there are more) by descending
+    id before the cursor id ``before``, or by ascending id after ``after`` (reversed by
+    :func:`_keyset`): however deep the page, it is read from an index."""
+    if after is not None:
+        return query.where(id_column > after).order_by(id_column.asc()).limit(limit + 1)
+    if before is not None:
+        query = query.where(id_column < before)
+    return query.order_by(id_column.desc()).limit(limit + 1)
+
+
 def _keyset(db, query, id_column, before: int | None, after: int | None, limit: int) -> Page:
     """A page of ``query`` by descending id (a keyset: each page reads ``limit`` + 1 rows
     from an index however deep it is), before or after a cursor id."""
     limit = max(1, min(limit, MAX_PAGE))
+    rows = list(db.scalars(keyset_select(query, id_column, before, after, limit)))
     if after is not None:
-        rows = list(db.scalars(query.where(id_column > after).order_by(id_column.asc()).limit(limit + 1)))
         more_newer = len(rows) > limit
         rows = rows[:limit][::-1]
         return Page(rows, rows[0].id if more_newer and rows else None, rows[-1].id if rows else after + 1)
-    if before is not None:
-        query = query.where(id_column < before)
-    rows = list(db.scalars(query.order_by(id_column.desc()).limit(limit + 1)))
     more_older = len(rows) > limit
     rows = rows[:limit]
     newer = (rows[0].id if rows else before) if before is not None else None
     return Page(rows, newer, rows[-1].id if more_older else None)
 
 
+def jobs_select(f: JobFilter) -> sa.Select:
+    """Every user's jobs that match ``f``, unordered (:func:`jobs` pages it; the plans test reads it)."""
+    return sa.select(Job).where(*f.where())
+
+
 def jobs(db, f: JobFilter, *, before: int | None = None, after: int | None = None, limit: int = 50) -> Page:
     """Every user's jobs that match ``f``, newest first."""
-    return _keyset(db, sa.select(Job).where(*f.where()), Job.id, before, after, limit)
+    return _keyset(db, jobs_select(f), Job.id, before, after, limit)
 
 
 def live_counts(db) -> dict[str, int]:

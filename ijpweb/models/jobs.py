@@ -59,6 +59,12 @@ class Job(Base):
     __tablename__ = "job"
     __table_args__ = (
         sa.Index("ix_job_owner_id", "owner", "id"),
+        # a user's list by each filter the faces offer, newest first, read from an index
+        # (ijpweb.jobs.actions.job_select; tests/functional/test_query_plans_jobs.py)
+        sa.Index("ix_job_owner_status_id", "owner", "status", "id"),
+        sa.Index("ix_job_owner_job_type_id", "owner", "job_type", "id"),
+        sa.Index("ix_job_owner_submission_id", "owner", "submission_id", "id"),
+        sa.Index("ix_job_owner_submitted_at_id", "owner", "submitted_at", "id"),
         sa.Index("ix_job_backend_status", "backend", "status"),
         # the console's list of every user's jobs, newest first, by status, job type or
         # date (ijpweb.console): a page is read from an index whatever the filter
@@ -118,8 +124,9 @@ class JobTag(Base):
     """A user's label on a job (given at submission, editable later); jobs are listed by tag."""
 
     __tablename__ = "job_tag"
-    # the owner's tags, and the owner's jobs with a tag, from the index alone
-    __table_args__ = (sa.Index("ix_job_tag_owner_tag", "owner", "tag"),)
+    # the owner's tags, and the owner's jobs with a tag newest first (a keyset on job_id),
+    # from the index alone
+    __table_args__ = (sa.Index("ix_job_tag_owner_tag_job", "owner", "tag", "job_id"),)
 
     job_id: Mapped[int] = mapped_column(sa.ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(sa.String(64), primary_key=True)

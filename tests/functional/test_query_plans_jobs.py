@@ -1,0 +1,121 @@
+"""Every job list reads an index, never the whole job table (issue 12, point 1): the plans
+of the statements the code itself builds (ijpweb.jobs.actions for a user's pages,
+/api/v1/jobs and the CLI; ijpweb.console for the staff console and /api/v1/admin/jobs), for
+every filter combination the faces offer, first, older and newer pages and the bounded
+count, read with tests/queryplans.full_scans on this pass's database (SQLite here, and
+PostgreSQL in its pass). test_an_index_dropped_is_seen shows the check can fail."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from ijpweb import console
+from ijpweb.jobs.actions import NEWER, OLDER, JobQuery, count_select, page_select
+from ijpweb.models import Job
+from ijpweb.models.meta import Base
+from tests.queryplans import full_scans, plan_text, sqlite_plan
+
+SINCE, UNTIL = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+DATES = [(None, None), (SINCE, None), (None, UNTIL), (SINCE, UNTIL)]
+DIRECTIONS = [(None, None), (OLDER, 1000), (NEWER, 1000)]
+
+
+def user_queries():
+    """Every JobQuery the pages (status, job type, tag) and /api/v1/jobs (also submission,
+    since, until) can ask for: each filter absent or present, in every combination."""
+    for status, job_type, tag, submission, (since, until) in itertools.product(
+        ["", "live", "Failed"], ["", "Date"], ["", "calib"], [None, 7], DATES
+    ):
+        yield JobQuery("db/bob", status, job_type, tag, submission, since, until)
+
+
+def console_filters():
+    """Every console.JobFilter the console's form and /api/v1/admin/jobs can ask for."""
+    for user, status, job_type, backend, (since, until) in itertools.product(
+        ["", "db/bob"], ["", "live", "Failed"], ["", "Date"], ["", "local"], DATES
+    ):
+        yield console.JobFilter(user, status, job_type, backend, since, until)
+
+
+@pytest.fixture
+def conn(dbengine):
+    with dbengine.connect() as c:
+        yield c
+
+
+def _sqlite_ordered_walk(conn, statement) -> bool:
+    """SQLite's "SCAN job" of a page with no condition that walks the table in the page's
+    order and stops at its LIMIT (no sort of everything first): the console's newest page
+    of every job. (PostgreSQL's pass allows the same through ordered_walk.)"""
+    plan = sqlite_plan(conn, statement)
+    return statement._limit_clause is not None and not any("TEMP B-TREE" in line for line in plan)
+
+
+def _scans(conn, statement, *, ordered_walk=False):
+    found = full_scans(conn, statement, ordered_walk=ordered_walk)
+    if ordered_walk and conn.dialect.name == "sqlite" and _sqlite_ordered_walk(conn, statement):
+        found = [line for line in found if line.split()[:2] != ["SCAN", "job"]]
+    return found
+
+
+def test_every_page_and_count_of_a_users_jobs_reads_an_index(conn):
+    checked = 0
+    for q in user_queries():
+        for direction, position in DIRECTIONS:
+            statement = page_select(q, direction, position, 25)
+            assert not _scans(conn, statement), f"{q} {direction}:\n{plan_text(conn, statement)}"
+            checked += 1
+        statement = count_select(q)
+        assert not _scans(conn, statement), f"count of {q}:\n{plan_text(conn, statement)}"
+    assert checked == 3 * 2 * 2 * 2 * 4 * 3
+
+
+def test_every_page_of_the_consoles_jobs_reads_an_index(conn):
+    for f in console_filters():
+        for before, after in [(None, None), (1000, None), (None, 1000)]:
+            statement = console.keyset_select(console.jobs_select(f), Job.id, before, after, 50)
+            # only the newest page of every job, unfiltered, may walk the table (in id order,
+            # stopping after the page): any condition must come from an index
+            walk = not any([f.user, f.status, f.job_type, f.backend, f.since, f.until, before, after])
+            found = _scans(conn, statement, ordered_walk=walk)
+            assert not found, f"{f} before={before} after={after}: {found}\n{plan_text(conn, statement)}"
+
+
+@pytest.fixture
+def scratch(conn):
+    """A connection whose schema a test may change: PostgreSQL's in a transaction rolled
+    back at the end; for SQLite (whose DDL the driver does not put in a transaction) a
+    database of its own in memory with the models' schema (test_migrations checks that it
+    is the migrated one)."""
+    if conn.dialect.name == "sqlite":
+        # (no statement cache: a cached EXPLAIN would show the plan from before a DROP INDEX)
+        engine = sa.create_engine("sqlite://", connect_args={"cached_statements": 0})
+        with engine.connect() as c:
+            Base.metadata.create_all(c)
+            yield c
+        engine.dispose()
+        return
+    with conn.begin() as tx:
+        yield conn
+        tx.rollback()
+
+
+def test_an_index_dropped_is_seen(scratch):
+    """The check fails where the indexes a list needs are missing: a console list by job
+    type without the two that lead to job_type; a user's list without those that start
+    with the owner."""
+    f = console.JobFilter(job_type="Date")
+    by_type = console.keyset_select(console.jobs_select(f), Job.id, None, None, 50)
+    mine = page_select(JobQuery("db/bob"), None, None, 25)
+    assert not _scans(scratch, by_type) and not _scans(scratch, mine)
+    for name in ("ix_job_job_type_id", "ix_job_owner_job_type_id"):
+        scratch.execute(sa.text(f"DROP INDEX {name}"))
+    assert _scans(scratch, by_type), plan_text(scratch, by_type)
+    for name in ("ix_job_owner_id", "ix_job_owner_status_id", "ix_job_owner_submission_id",
+                 "ix_job_owner_submitted_at_id"):  # fmt: skip
+        scratch.execute(sa.text(f"DROP INDEX {name}"))
+    assert _scans(scratch, mine), plan_text(scratch, mine)
