@@ -38,6 +38,7 @@ from .runner import (
     alive,
     dispatch,
     kill_sandbox,
+    launch_pending,
     launcher,
     launcher_alive,
     locked,
@@ -134,7 +135,7 @@ class LocalBackend:
             reason = "program not found or not executable" if code == 127 else f"exit code {code}"
             return BatchState(JobStatus.FAILED, code, reason, start_at, end_at)
         if started is not None:
-            if alive(started["pid"], d):
+            if alive(started, d):
                 if cancelled is not None:
                     return BatchState(JobStatus.CANCELLED, None, "cancelled", start_at)
                 return BatchState(JobStatus.RUNNING, started_at=start_at)
@@ -161,11 +162,10 @@ class LocalBackend:
 
     def _dispatch(self) -> None:
         """Start queued jobs, oldest first, while fewer than ``max_running`` run (see
-        runner.dispatch: only the markers are read, and nothing waits for a launcher)."""
+        runner.dispatch: only the markers are read, under the lock only the claim, and
+        nothing waits for a launcher)."""
         _reap()
-        if names(self.queue):
-            with locked(self.root):
-                _LAUNCHED.update(dispatch(self.root, self.max_running, self.python))
+        _LAUNCHED.update(dispatch(self.root, self.max_running, self.python))
 
     def clean_leftovers(self) -> None:
         """Remove job directories a killed process left half-written (they may hold a
@@ -226,21 +226,23 @@ class LocalBackend:
             (self.queue / job_id).unlink(missing_ok=True)
             (d / PRIVATE_ENV).unlink(missing_ok=True)  # its session: it will not be needed
         started = read_json(d / "started.json")
-        if started is None and launcher(d) is not None:  # starting: wait for its record
+        if started is None and (d / "launched").exists():  # starting: wait for its record
             deadline = time.monotonic() + 5.0
-            while started is None and launcher_alive(d) and time.monotonic() < deadline:
+            while (
+                started is None and (launch_pending(d) or launcher_alive(d)) and time.monotonic() < deadline
+            ):
                 time.sleep(0.01)
                 started = read_json(d / "started.json")
-        if started is not None and alive(started["pid"], d):
+        if started is not None and alive(started, d):
             # SIGTERM (the launcher passes it on to the job), and SIGKILL after a grace
             # period: once cancel returns the job has ended, so it can be deleted at once
             for sig, grace in ((signal.SIGTERM, CANCEL_GRACE), (signal.SIGKILL, 5.0)):
                 with suppress(ProcessLookupError):
                     os.killpg(started["pgid"], sig)
                 deadline = time.monotonic() + grace
-                while alive(started["pid"], d) and time.monotonic() < deadline:
+                while alive(started, d) and time.monotonic() < deadline:
                     time.sleep(0.05)
-                if not alive(started["pid"], d):
+                if not alive(started, d):
                     break
         self._dispatch()
 

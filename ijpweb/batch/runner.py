@@ -25,7 +25,6 @@ portal's Python read-only, its own ``work/`` and ``output/`` writable, a private
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -33,11 +32,13 @@ import pwd
 import select
 import signal
 import stat
-import subprocess
 import sys
 import time
-from datetime import UTC, datetime
-from pathlib import Path
+
+# What a launcher imports is paid again by every job it starts (about 30 ms of CPU for
+# subprocess, pathlib, contextlib and datetime, with what they import: locale, re, enum,
+# urllib.parse, ...; against 10 ms for the interpreter itself): only modules built into
+# the interpreter or small ones, and paths as strings. tests/unit/test_layout.py holds it.
 
 GRACE_SECONDS = 5.0
 SESSION_ENV = "IJP_SESSION_ID"  # as ijpweb.planning names it (the runner imports nothing of ijpweb)
@@ -54,12 +55,32 @@ ETC = "/etc"
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat()
+    """The time in ISO 8601, UTC, to the microsecond (as datetime's isoformat())."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}+00:00"
 
 
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
+def _join(d, *names: str) -> str:
+    return os.path.join(os.fspath(d), *names)
+
+
+def _read(path, mode: str = "r"):
+    with open(path, mode) as fh:
+        return fh.read()
+
+
+def _unlink(path) -> None:
+    try:  # noqa: SIM105 - contextlib's import costs each job more than this
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def write_json(path, data: dict) -> None:
+    path = os.fspath(path)
+    tmp = os.path.splitext(path)[0] + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps(data))
     os.replace(tmp, path)
 
 
@@ -215,13 +236,13 @@ def _resolve(executable: str, path: str) -> str | None:
 class JobSetup:
     """What one job starts with, read from its directory; the secret is removed from disk."""
 
-    def __init__(self, jobdir: Path):
-        self.jobdir = jobdir
-        spec = json.loads((jobdir / "spec.json").read_text())
+    def __init__(self, jobdir: str | os.PathLike):
+        self.jobdir = jobdir = os.fspath(jobdir)
+        spec = json.loads(_read(_join(jobdir, "spec.json")))
         self.secret = self._take_secret()
         self.sandbox = spec.get("sandbox") or {"type": "none"}
-        self.work = str(jobdir / "work")
-        self.output = str(jobdir / "output")
+        self.work = _join(jobdir, "work")
+        self.output = _join(jobdir, "output")
         env = dict(spec["env"])
         env.update(self.secret)
         self.env = env
@@ -233,14 +254,13 @@ class JobSetup:
                                  for a in spec["argv"]) if a is not None]  # fmt: skip
 
     def _take_secret(self) -> dict:
-        path = self.jobdir / PRIVATE_ENV
+        path = _join(self.jobdir, PRIVATE_ENV)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(_read(path))
         except FileNotFoundError:
             return {}
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            _unlink(path)
         return data
 
     @property
@@ -262,7 +282,7 @@ class JobSetup:
                 raise FileNotFoundError(2, f"{tool} is not installed on {HOST}")
         program = os.path.realpath(program)
         folder = os.path.dirname(program)
-        if _under(str(self.jobdir.parent), folder):
+        if _under(os.path.dirname(self.jobdir), folder):
             raise PermissionError(1, "its directory holds the job directories, which no job may see")
         sandbox = dict(self.sandbox, read_only=[*self.sandbox.get("read_only", ()), folder])
         self.env["TMPDIR"] = SANDBOX_TMP
@@ -284,9 +304,11 @@ def _namespace_members(init_pid: int) -> list[int]:
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != init_pid:
-            with contextlib.suppress(OSError):
+            try:
                 if os.readlink(f"/proc/{entry}/ns/pid") == ns:
                     out.append(int(entry))
+            except OSError:
+                continue
     return [*out, init_pid]
 
 
@@ -296,7 +318,7 @@ def _group_members(pgid: int) -> list[int]:
         if not entry.isdigit() or int(entry) == me:
             continue
         try:
-            stat_ = Path(f"/proc/{entry}/stat").read_text()
+            stat_ = _read(f"/proc/{entry}/stat")
         except OSError:
             continue
         fields = stat_[stat_.rindex(")") + 2 :].split()
@@ -307,23 +329,25 @@ def _group_members(pgid: int) -> list[int]:
 
 def _signal(pids: list[int], sig: int) -> None:
     for pid in pids:
-        with contextlib.suppress(OSError):
+        try:
             os.kill(pid, sig)
+        except OSError:
+            continue
 
 
-def kill_sandbox(jobdir: Path) -> list[int]:
+def kill_sandbox(jobdir: str | os.PathLike) -> list[int]:
     """Kill what is left of a job's sandbox once its launcher has gone without recording
     the end (killed, perhaps while bwrap was still setting up: bwrap binds its life to
     its parent's only just before it starts the program). bwrap's processes are known by
     their command line, which binds the job's work directory; killing the sandbox's init
     ends every process in it. The pids signalled."""
-    wanted = [b"--bind", str(jobdir / "work").encode()]
+    wanted = [b"--bind", _join(jobdir, "work").encode()]
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            argv = _read(f"/proc/{entry}/cmdline", "rb").split(b"\0")
         except OSError:
             continue
         if os.path.basename(argv[0]) == b"bwrap" and any(
@@ -334,37 +358,87 @@ def kill_sandbox(jobdir: Path) -> list[int]:
     return found
 
 
-def _dying_with(parent: int, sandbox: dict):
-    """A preexec_fn: the child is killed when this launcher ends, from before it execs
-    bwrap. bwrap's own --die-with-parent takes effect only once it has started: a launcher
-    killed in between left the sandbox running, orphaned. It also sets the sandbox's
-    resource limits."""
-    import ctypes
+# Python ignores these; a job must not inherit that (a file size limit ends it by SIGXFSZ)
+RESTORED_SIGNALS = ("SIGPIPE", "SIGXFZ", "SIGXFSZ")
 
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
 
-    def preexec() -> None:
-        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # it has ended already
-            os._exit(1)
-        set_limits(sandbox)
+def _spawn(command: list[str], env: dict, cwd: str, out: str, err: str, info_fd: int | None,
+           sandbox: dict | None) -> int:  # fmt: skip
+    """Start ``command`` (an absolute or relative path first, no PATH search) with stdin
+    from /dev/null, stdout and stderr appended to the files ``out`` and ``err``, in ``cwd``,
+    with ``env`` and no other descriptor than ``info_fd``; its pid. Raises OSError, with the
+    reason, when it cannot be started (the exec's error, passed back on a pipe).
 
-    return preexec
+    ``sandbox`` (a sandboxed job): in a process group of its own (a cancel signals this
+    launcher, which passes it on inside and kills the sandbox after the grace period),
+    killed when this launcher ends from before it execs bwrap (bwrap's own
+    --die-with-parent takes effect only once it has started: a launcher killed in between
+    left the sandbox running, orphaned), and with the sandbox's resource limits.
+
+    os.fork and os.execve rather than subprocess, whose import (with locale, selectors,
+    threading) would cost every job more than this whole launcher otherwise does."""
+    prctl = None
+    if sandbox is not None:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+    fds = [os.open(os.devnull, os.O_RDONLY), os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
+           os.open(err, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)]  # fmt: skip
+    errors_r, errors_w = os.pipe()  # closed by a successful exec (O_CLOEXEC)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: nothing here may return or raise
+            try:
+                for target, fd in enumerate(fds):
+                    os.dup2(fd, target)
+                if info_fd is not None:
+                    os.set_inheritable(info_fd, True)
+                for name in RESTORED_SIGNALS:
+                    if hasattr(signal, name):
+                        signal.signal(getattr(signal, name), signal.SIG_DFL)
+                if sandbox is not None:
+                    os.setpgid(0, 0)
+                    prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+                    if os.getppid() != parent:  # it has ended already
+                        os._exit(1)
+                    set_limits(sandbox)
+                os.chdir(cwd)
+                os.execve(command[0], command, env)  # noqa: S606 - an argv list, no shell
+            except OSError as e:
+                os.write(errors_w, f"{e.errno}:{e.strerror or ''}".encode())
+            except BaseException as e:  # noqa: BLE001 - whatever it is, the parent hears of it
+                os.write(errors_w, f"0:{e}".encode())
+            os._exit(NOT_STARTED)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        os.close(errors_w)
+    with os.fdopen(errors_r, "rb") as pipe:
+        failed = pipe.read()
+    if failed:
+        os.waitpid(pid, 0)
+        errno, _, reason = failed.decode(errors="replace").partition(":")
+        raise OSError(int(errno) if errno.isdigit() else 0, reason)
+    return pid
 
 
 def _ending(pid: int):
     """A function ``ended(seconds)``: whether the child ``pid`` has ended, waiting at most
-    that long and returning as soon as it ends (a pidfd; Popen.wait(timeout) polls, up to
-    50 ms late)."""
+    that long and returning as soon as it ends (a pidfd, which a polling wait would not be:
+    up to 50 ms late); and the pidfd, for the caller to close (None on an older kernel)."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:  # an older kernel
-        return lambda seconds: (
-            time.sleep(seconds) or os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        return (
+            lambda seconds: (
+                time.sleep(seconds) or os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            ),
+            None,
         )
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
-    return lambda seconds: bool(poller.poll(int(seconds * 1000)))
+    return lambda seconds: bool(poller.poll(int(seconds * 1000))), pidfd
 
 
 def _read_info(fd: int) -> int | None:
@@ -379,7 +453,7 @@ def _read_info(fd: int) -> int | None:
     return None
 
 
-def run(jobdir: Path) -> int:
+def run(jobdir: str) -> int:
     terminated = {"at": None}
 
     def on_term(_sig, _frame):
@@ -392,17 +466,20 @@ def run(jobdir: Path) -> int:
         setup = JobSetup(jobdir)
     finally:  # whatever happens, the record of the start: the backend waits for it
         write_json(
-            jobdir / "started.json",
+            _join(jobdir, "started.json"),
             {
                 "pid": os.getpid(),
                 "pgid": os.getpgrp(),
+                # when this process began (/proc/<pid>/stat): with the pid, which process
+                # it is (a launcher forked by another has that one's command line)
+                "began": began(os.getpid()),
                 "at": now(),
                 "host": HOST,
                 "cores": len(os.sched_getaffinity(0)),
             },
         )
-    if (jobdir / "cancelled.json").exists():
-        write_json(jobdir / "exit.json", {"code": None, "signal": None, "at": now()})
+    if os.path.exists(_join(jobdir, "cancelled.json")):
+        write_json(_join(jobdir, "exit.json"), {"code": None, "signal": None, "at": now()})
         start_next(jobdir)
         return 0
     info_r = info_w = None
@@ -410,25 +487,12 @@ def run(jobdir: Path) -> int:
         info_r, info_w = os.pipe()
     try:
         command = setup.command(info_w)
-        with open(jobdir / "stdout", "ab") as out, open(jobdir / "stderr", "ab") as err:
-            child = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                cwd=setup.work,
-                env=setup.env,
-                close_fds=True,
-                pass_fds=() if info_w is None else (info_w,),
-                # the sandbox in a group of its own: a cancel signals the wrapper, which
-                # passes it on inside and kills the sandbox after the grace period
-                process_group=0 if setup.sandboxed else None,
-                preexec_fn=_dying_with(os.getpid(), setup.sandbox) if setup.sandboxed else None,
-            )
+        child = _spawn(command, setup.env, setup.work, _join(jobdir, "stdout"), _join(jobdir, "stderr"), info_w,
+                       setup.sandbox if setup.sandboxed else None)  # fmt: skip
     except OSError as e:
-        with open(jobdir / "stderr", "a") as err:
+        with open(_join(jobdir, "stderr"), "a") as err:
             err.write(f"ijp: cannot start {setup.executable}: {e.strerror}\n")
-        write_json(jobdir / "exit.json", {"code": NOT_STARTED, "signal": None, "at": now()})
+        write_json(_join(jobdir, "exit.json"), {"code": NOT_STARTED, "signal": None, "at": now()})
         start_next(jobdir)
         return 0
     finally:
@@ -443,10 +507,10 @@ def run(jobdir: Path) -> int:
         return _namespace_members(init_pid) if init_pid else _group_members(pgid)
 
     forwarded = False
-    ended = _ending(child.pid)
+    ended, pidfd = _ending(child)
     while True:
         if ended(0.2):
-            rc = child.wait()
+            rc = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
             break
         if terminated["at"] is None:
             continue
@@ -456,25 +520,32 @@ def run(jobdir: Path) -> int:
         if time.monotonic() - terminated["at"] > GRACE_SECONDS:
             _signal(members(), signal.SIGKILL)  # init last: its end ends the namespace
             if init_pid:
-                with contextlib.suppress(OSError):
-                    os.kill(child.pid, signal.SIGKILL)
+                _signal([child], signal.SIGKILL)
+    if pidfd is not None:
+        os.close(pidfd)
     if terminated["at"] is not None and not init_pid:
         # The program is gone; make sure nothing it started lingers in the group.
         _signal(_group_members(pgid), signal.SIGKILL)
     code, sig = (rc, None) if rc >= 0 else (None, -rc)
     if init_pid and rc > 128 and rc - 128 in signal.valid_signals():
         code, sig = None, rc - 128  # bwrap reports a signal as 128 + its number
-    write_json(jobdir / "exit.json", {"code": code, "signal": sig, "at": now()})
+    write_json(_join(jobdir, "exit.json"), {"code": code, "signal": sig, "at": now()})
     start_next(jobdir)
     return 0
 
 
 # --- the local backend's queue -----------------------------------------------------------
 # <root>/queue/<id> marks a job waiting to start and <root>/running/<id> one started, until
-# its launcher ends; <root>/.lock serialises starts; <root>/.backend.json holds max_running.
-# The backend starts queued jobs when it is asked (a submit, a harvest, a cancel), and
-# each launcher starts the next as its own job ends, so a queue drains at once. A start
-# reads only these markers, never every job directory, and waits for no launcher.
+# its launcher ends; <root>/.lock serialises the claims; <root>/.backend.json holds
+# max_running. The backend starts queued jobs when it is asked (a submit, a harvest, a
+# cancel), and each launcher starts the next as its own job ends, so a queue drains at
+# once. A start reads only these markers, never every job directory.
+#
+# The lock covers only the claim (what runs, what may start, the markers moved): the
+# launchers are started once it is released, and nothing waits for them. A claimed job
+# shows ``launched`` (empty) until its launcher's pid is written there; it counts as
+# running meanwhile, and a claim whose start never came (the process stopped in between)
+# is queued again after UNFINISHED_START.
 
 QUEUE, STARTED, LOCK, CONFIG = "queue", "running", ".lock", ".backend.json"
 # a start the backend did not finish (it stopped between claiming the job and starting
@@ -482,44 +553,56 @@ QUEUE, STARTED, LOCK, CONFIG = "queue", "running", ".lock", ".backend.json"
 UNFINISHED_START = 60.0
 
 
-@contextlib.contextmanager
-def locked(root: Path):
-    fd = os.open(root / LOCK, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # and the lock with it
+class locked:
+    """``with locked(root):`` the backend's lock (an flock of ``root/.lock``)."""
+
+    def __init__(self, root):
+        self.path = _join(root, LOCK)
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)  # and the lock with it
 
 
-def read_json(path: Path) -> dict | None:
+def read_json(path) -> dict | None:
     """A record a job left on disk, or None while it is not there (or half-written)."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(_read(path))
     except (OSError, ValueError):
         return None
 
 
-def names(d: Path) -> list[str]:
+def names(d) -> list[str]:
     try:
         return [n for n in os.listdir(d) if n.isdigit()]
     except FileNotFoundError:
         return []
 
 
-def mark(d: Path, name: str) -> None:
+def _touch(path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+
+def mark(d, name: str) -> None:
     """The marker ``d/name`` (``d`` made, 0700, if needed: an operator may remove it)."""
     try:
-        (d / name).touch()
+        _touch(_join(d, name))
     except FileNotFoundError:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(d, 0o700)
-        (d / name).touch()
+        os.makedirs(d, 0o700, exist_ok=True)
+        _touch(_join(d, name))
 
 
-def age(path: Path) -> float:
+def age(path) -> float:
     try:
-        return time.time() - path.stat().st_mtime
+        return time.time() - os.stat(path).st_mtime
     except OSError:
         return 0.0
 
@@ -527,33 +610,45 @@ def age(path: Path) -> float:
 def stat_fields(pid: int) -> list[str] | None:
     """The fields of /proc/<pid>/stat after the command's name (state first)."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = _read(f"/proc/{pid}/stat")
     except OSError:
         return None
     return text[text.rindex(")") + 2 :].split()
 
 
-def alive(pid: int, jobdir: Path) -> bool:
-    """Is ``pid`` still the launcher of ``jobdir`` (and not a recycled pid)? For a launcher
-    that recorded its own start: its command line names the job's directory."""
+def began(pid: int) -> str | None:
+    """When process ``pid`` began, in clock ticks since boot (field 22 of its stat)."""
     fields = stat_fields(pid)
+    return fields[19] if fields else None
+
+
+def alive(started: dict, jobdir) -> bool:
+    """Is the launcher that recorded ``started`` (``started.json``) still running, and not a
+    recycled pid? By its pid and when it began; for a record without that (an older
+    version's launcher), by its command line, which named the job's directory."""
+    pid = started["pid"]
+    fields = stat_fields(pid)
+    if not fields or fields[0] == "Z":
+        return False
+    if started.get("began") is not None:
+        return fields[19] == started["began"]
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = _read(f"/proc/{pid}/cmdline", "rb").split(b"\0")
     except OSError:
         return False
-    return bool(fields) and fields[0] != "Z" and str(jobdir).encode() in cmdline
+    return os.fspath(jobdir).encode() in cmdline
 
 
-def launcher(d: Path) -> tuple[int, str] | None:
+def launcher(d) -> tuple[int, str] | None:
     """The pid of the job's launcher and when it began, once it has been started."""
     try:
-        pid, _, began = (d / "launched").read_text().strip().partition(" ")
+        pid, _, began = _read(_join(d, "launched")).strip().partition(" ")
     except OSError:
         return None
     return (int(pid), began) if pid.isdigit() else None
 
 
-def launcher_alive(d: Path) -> bool:
+def launcher_alive(d) -> bool:
     """Is the job's launcher still running? By pid and start time: its command line may
     not be there yet while it execs, and a pid may be reused."""
     started = launcher(d)
@@ -561,54 +656,88 @@ def launcher_alive(d: Path) -> bool:
     return bool(fields) and fields[0] != "Z" and fields[19] == started[1]
 
 
-def running(d: Path) -> bool:
+def launch_pending(d) -> bool:
+    """Claimed, and its launcher not started yet (nor given up on)."""
+    launched = _join(d, "launched")
+    return os.path.exists(launched) and launcher(d) is None and age(launched) <= UNFINISHED_START
+
+
+def running(d) -> bool:
     """Has the job started (or is it starting) and not ended?"""
-    if (d / "exit.json").exists():
+    if os.path.exists(_join(d, "exit.json")):
         return False
-    started = read_json(d / "started.json")
+    started = read_json(_join(d, "started.json"))
     if started is not None:
-        return alive(started["pid"], d)
-    if not (d / "launched").exists():
+        return alive(started, d)
+    if not os.path.exists(_join(d, "launched")):
         return False
     if launcher(d) is not None:
         return launcher_alive(d)
-    return not (d / "cancelled.json").exists()
+    return not os.path.exists(_join(d, "cancelled.json"))
 
 
-def count_running(root: Path) -> int:
+def count_running(root) -> int:
     """Jobs started and not ended; markers of ended ones go (a launcher killed before
     it could remove its own), and a start left unfinished is queued again."""
     count = 0
-    for name in names(root / STARTED):
-        d = root / name
+    for name in names(_join(root, STARTED)):
+        d = _join(root, name)
         if (
-            d.is_dir()
-            and (d / "launched").exists()
+            os.path.isdir(d)
+            and os.path.exists(_join(d, "launched"))
             and launcher(d) is None
-            and not (d / "started.json").exists()
-            and age(d / "launched") > UNFINISHED_START
+            and not os.path.exists(_join(d, "started.json"))
+            and age(_join(d, "launched")) > UNFINISHED_START
         ):
-            (d / "launched").unlink()
-            mark(root / QUEUE, name)
-            (root / STARTED / name).unlink(missing_ok=True)
-        elif d.is_dir() and running(d):
+            os.unlink(_join(d, "launched"))
+            mark(_join(root, QUEUE), name)
+            _unlink(_join(root, STARTED, name))
+        elif os.path.isdir(d) and running(d):
             count += 1
         else:
-            (root / STARTED / name).unlink(missing_ok=True)
+            _unlink(_join(root, STARTED, name))
     return count
 
 
-def launch(d: Path, python: str) -> int | None:
-    """Start the job's launcher (this file, by path, in a session of its own); its pid."""
-    root = d.parent
-    mark(root / STARTED, d.name)
-    (d / "launched").touch()
-    (root / QUEUE / d.name).unlink(missing_ok=True)
+def claim(root, max_running: int) -> list[str]:
+    """Take queued jobs, oldest first, while fewer than ``max_running`` run (the caller
+    holds :func:`locked`): each is marked running and ``launched`` (empty), its queue
+    marker removed; the caller starts their launchers (:func:`launch`) once the lock is
+    released. Their directory names."""
+    waiting = names(_join(root, QUEUE))
+    if not waiting:
+        return []
+    taken, count = [], count_running(root)
+    for name in sorted(waiting, key=int):
+        if count >= max_running:
+            break
+        d, marker = _join(root, name), _join(root, QUEUE, name)
+        if not os.path.isdir(d):  # being prepared, or gone (deleted, or a crash while preparing)
+            if age(marker) > UNFINISHED_START:
+                _unlink(marker)
+            continue
+        if any(os.path.exists(_join(d, f)) for f in ("launched", "cancelled.json", "started.json")):
+            _unlink(marker)
+            continue
+        mark(_join(root, STARTED), name)
+        _touch(_join(d, "launched"))
+        _unlink(marker)
+        taken.append(name)
+        count += 1
+    return taken
+
+
+def launch(d, python: str) -> int | None:
+    """Start the launcher of the claimed job ``d`` (this file, by path, in a session of its
+    own) and record its pid and start time in ``launched``; its pid. posix_spawn returns
+    once the child has exec'd the interpreter (a vfork), before the launcher's Python runs;
+    the caller holds no lock."""
+    d = os.fspath(d)
     env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
     try:
         pid = os.posix_spawn(
             python,
-            [python, "-I", "-S", os.path.abspath(__file__), str(d)],
+            [python, "-I", "-S", os.path.abspath(__file__), d],
             env,
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -618,54 +747,74 @@ def launch(d: Path, python: str) -> int | None:
             setsid=True,  # its own session and group: a cancel signals exactly it
         )
     except OSError as e:
-        with open(d / "stderr", "a") as err:
+        with open(_join(d, "stderr"), "a") as err:
             err.write(f"ijp: cannot start the job's launcher: {e.strerror}\n")
-        write_json(d / "exit.json", {"code": NOT_STARTED, "signal": None, "at": now()})
+        write_json(_join(d, "exit.json"), {"code": NOT_STARTED, "signal": None, "at": now()})
+        _unlink(_join(os.path.dirname(d), STARTED, os.path.basename(d)))
         return None
-    fields = stat_fields(pid)
-    (d / "launched").write_text(f"{pid} {fields[19] if fields else 0}")
+    _launched(d, pid)
     return pid
 
 
-def dispatch(root: Path, max_running: int, python: str) -> list[int]:
-    """Start queued jobs, oldest first, while fewer than ``max_running`` run (the caller
-    holds :func:`locked`); the pids of the launchers started."""
-    waiting = names(root / QUEUE)
-    if not waiting:
+def _launched(d: str, pid: int) -> None:
+    """``launched``: the launcher's pid and when it began (whole, or not there)."""
+    tmp = _join(d, "launched.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(f"{pid} {began(pid) or 0}")
+    os.replace(tmp, _join(d, "launched"))
+
+
+class _Next(Exception):  # noqa: N818 - not an error: this process becomes the next launcher
+    """Raised in a launcher forked to run the queued job ``jobdir``: it unwinds the ended
+    job's frames, and :func:`main` runs that job."""
+
+    def __init__(self, jobdir: str):
+        super().__init__(jobdir)
+        self.jobdir = jobdir
+
+
+def fork_launcher(d, python: str) -> int | None:
+    """Start the launcher of the claimed job ``d`` as a fork of this one, as a launcher
+    does for the jobs behind its own: the interpreter and its modules are loaded already,
+    which a fresh ``python -I -S`` (:func:`launch`) pays for again (most of a start's
+    cost). In a session of its own; the child raises :class:`_Next`."""
+    d = os.fspath(d)
+    try:
+        pid = os.fork()
+    except OSError:
+        return launch(d, python)
+    if pid == 0:
+        os.setsid()
+        raise _Next(d)
+    _launched(d, pid)
+    return pid
+
+
+def dispatch(root, max_running: int, python: str, start=launch) -> list[int]:
+    """Start queued jobs, oldest first, while fewer than ``max_running`` run: claimed under
+    the lock, their launchers started (``start(jobdir, python)``) after it is released;
+    the pids of the launchers started."""
+    if not names(_join(root, QUEUE)):
         return []
-    started, count = [], count_running(root)
-    for name in sorted(waiting, key=int):
-        if count >= max_running:
-            break
-        d, marker = root / name, root / QUEUE / name
-        if not d.is_dir():  # being prepared, or gone (deleted, or a crash while preparing)
-            if age(marker) > UNFINISHED_START:
-                marker.unlink(missing_ok=True)
-            continue
-        if any((d / f).exists() for f in ("launched", "cancelled.json", "started.json")):
-            marker.unlink(missing_ok=True)
-            continue
-        pid = launch(d, python)
-        if pid is not None:
-            started.append(pid)
-        count += 1
-    return started
+    with locked(root):
+        taken = claim(root, max_running)
+    return [pid for name in taken if (pid := start(_join(root, name), python)) is not None]
 
 
-def start_next(jobdir: Path) -> None:
-    """As a job ends: start what waits behind it (the backend would only at its next call)."""
-    root = jobdir.parent
-    (root / STARTED / jobdir.name).unlink(missing_ok=True)
-    config = read_json(root / CONFIG)
-    if config and names(root / QUEUE):
-        with locked(root):
-            dispatch(root, int(config["max_running"]), sys.executable)
+def start_next(jobdir) -> None:
+    """As a job ends: start what waits behind it (the backend would only at its next call),
+    each in a fork of this launcher."""
+    root = os.path.dirname(jobdir)
+    _unlink(_join(root, STARTED, os.path.basename(jobdir)))
+    config = read_json(_join(root, CONFIG))
+    if config:
+        dispatch(root, int(config["max_running"]), sys.executable, fork_launcher)
 
 
 # --- the SLURM launcher -----------------------------------------------------------------
 
 
-def exec_slurm(jobdir: Path) -> int:
+def exec_slurm(jobdir: str) -> int:
     """Inside a SLURM job (stdout and stderr are the job's files): replace this process
     with the sandbox. scancel signals every process of the job; the sandbox ends with
     bwrap (``--die-with-parent``)."""
@@ -675,6 +824,9 @@ def exec_slurm(jobdir: Path) -> int:
         command = setup.command()
         os.chdir(setup.work)
         set_limits(setup.sandbox)
+        for name in RESTORED_SIGNALS:  # as Python leaves them ignored
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_DFL)
         os.execve(command[0], command, env)  # noqa: S606 - an argv list, no shell
     except OSError as e:
         sys.stderr.write(f"ijp: cannot start {setup.executable}: {e.strerror}\n")
@@ -684,11 +836,16 @@ def exec_slurm(jobdir: Path) -> int:
 def main(argv: list[str]) -> int:
     os.umask(0o077)  # what the job writes is its owner's alone
     if len(argv) == 3 and argv[1] == "--slurm":
-        return exec_slurm(Path(argv[2]).resolve())
+        return exec_slurm(os.path.realpath(argv[2]))
     if len(argv) != 2:
         sys.stderr.write("usage: runner.py [--slurm] JOBDIR\n")
         return 2
-    return run(Path(argv[1]).resolve())
+    jobdir = os.path.realpath(argv[1])
+    while True:
+        try:
+            return run(jobdir)
+        except _Next as forked:  # a fork of this launcher, for the job behind its own
+            jobdir = forked.jobdir
 
 
 if __name__ == "__main__":
