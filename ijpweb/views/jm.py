@@ -12,7 +12,9 @@ form's validation accepts; anything else is a ParameterException naming the para
 Not copied either: CORS for every origin; the session id on the job's command line (a
 client's ``--sessionId=...`` parameter is dropped, and the job gets the session in its
 environment); a 500 for an unknown job type (400 here); status calls that reach the
-batch system (they read the database, which the harvester keeps current).
+batch system (they read the database, which the harvester keeps current); a status list
+without end: ``status`` gives the newest :data:`MAX_STATUS` jobs (the original has no
+paging to offer the rest; /api/v1/jobs pages through all of them).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..planning import PlanError, argv_fields, parse_argv, shown_name
 from . import submit_jobs
 
 MAX_OUTPUT = 16 << 20
+MAX_STATUS = 10_000  # jobs in a status list, the newest (the original listed all)
 # how a refused submission reads in the original's words (the rest are ParameterException)
 SUBMIT_CODES = {
     "forbidden_family": "ForbiddenException",
@@ -155,8 +158,10 @@ class JobManagement:
     def status(self):
         def work():
             user, _ = self._user()
-            jobs = self.request.dbsession.scalars(
-                sa.select(Job).where(Job.owner == user).order_by(Job.id.desc())
+            # the columns it shows, no Job objects (nor their tags), the newest MAX_STATUS
+            columns = (Job.id, Job.job_type, Job.submitted_at, Job.status, Job.provenance_id)
+            rows = self.request.dbsession.execute(
+                sa.select(*columns).where(Job.owner == user).order_by(Job.id.desc()).limit(MAX_STATUS)
             )
             return [
                 {
@@ -166,7 +171,7 @@ class JobManagement:
                     "status": STATUS_WORDS[j.status],
                     "provenanceId": j.provenance_id or 0,
                 }
-                for j in jobs
+                for j in rows
             ]
 
         return self._call(work)

@@ -286,3 +286,17 @@ def test_what_the_form_would_not_submit_as_one_job(testapp, sids, dbsession):
     # URLs only where the job type asks for them
     err = submit(testapp, sid, "Date", "--icatUrl=https://elsewhere", status=400).json
     assert err["message"] == "--icatUrl: job type Date does not ask for it"
+
+
+def test_the_status_list_is_the_newest_ten_thousand(testapp, sids, dbsession):
+    """The original lists every job of the user in one answer; here the newest MAX_STATUS
+    (a user with a million jobs would get a 100 MB answer built from a million rows)."""
+    from ijpweb.views.jm import MAX_STATUS
+
+    from .test_job_lists import add_jobs
+
+    ids = add_jobs(dbsession, "db/bob", MAX_STATUS + 5)
+    listed = testapp.get(JM + "status", {"sessionId": sids["bob"]}).json
+    assert [j["jobId"] for j in listed] == sorted(ids, reverse=True)[:MAX_STATUS]
+    assert listed[0] == {"jobId": ids[-1], "name": "Date", "date": listed[0]["date"], "status": "Completed",
+                         "provenanceId": 0}  # fmt: skip
