@@ -240,9 +240,11 @@ class LocalBackend:
                 with suppress(ProcessLookupError):
                     os.killpg(started["pgid"], sig)
                 deadline = time.monotonic() + grace
-                while alive(started, d) and time.monotonic() < deadline:
+                # ended once its end is recorded: the launcher may still be starting the
+                # job behind it, in a fork that is in its group until it makes its own
+                while alive(started, d) and not (d / "exit.json").exists() and time.monotonic() < deadline:
                     time.sleep(0.05)
-                if not alive(started, d):
+                if not alive(started, d) or (d / "exit.json").exists():
                     break
         self._dispatch()
 
