@@ -9,8 +9,10 @@ restart of the portal.
 At most ``max_running`` jobs run at once; the rest wait, Queued, and start in order
 whenever the backend is next asked (a submit, a harvest, a cancel). ``queue/<id>`` marks
 a job waiting to start and ``running/<id>`` one started, so a hand-over looks at those
-few, never at every job directory. The launcher is started by path with the standard
-library only, in a session of its own, and nothing waits for it.
+few, never at every job directory; the backend's lock covers only the claim of the jobs
+to start. The launcher is started by path with the standard library only, in a session
+of its own, once the lock is released, and nothing waits for it; a launcher whose job
+ends starts the next queued jobs as forks of itself.
 """
 
 from __future__ import annotations

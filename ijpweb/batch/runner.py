@@ -8,7 +8,9 @@ wait for it): records the start in ``started.json``, runs the program with stdou
 stderr going to files in JOBDIR, and records the end and the exit code in ``exit.json``,
 all on disk, so the portal can restart at any time without losing track. On SIGTERM (a
 cancel) it passes the signal on to the job's processes, and after a grace period kills
-whatever is left of them.
+whatever is left of them. As its job ends it starts the jobs queued behind it, each in a
+fork of itself (in a session of its own), so that a queue drains without a new
+interpreter per job.
 
 ``runner.py --slurm JOBDIR`` (the SLURM backend's launcher, a copy of this file): SLURM
 has opened stdout and stderr and keeps the records, so it only sets the job up and
