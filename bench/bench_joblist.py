@@ -1,84 +1,320 @@
-"""Benchmark (c) of issue 4: the job list page, its htmx fragment and a filtered list
-with 100,000 jobs in the database. Prints p50/p95 in ms.
+"""Benchmark of the job list (issue 12, points 1 and 6): ``/jobs``, its htmx rows and
+``/api/v1/jobs`` with 10,000, 100,000 and 1,000,000 jobs, through HTTP on waitress.
 
-    .venv/bin/python bench/bench_joblist.py                     # SQLite (a temp file)
-    IJP_BENCH_DATABASE_URL=postgresql+psycopg://... .venv/bin/python bench/bench_joblist.py
+    .venv/bin/python bench/bench_joblist.py                     # SQLite (files kept in IJP_BENCH_DIR)
+    IJP_BENCH_DATABASE_URL=postgresql+psycopg://.../ijp_bench .venv/bin/python bench/bench_joblist.py
 
-Requests go through the whole WSGI app in-process (WebTest), so the figures are the
-portal's own time: routing, security, the database and the templates.
+One database per size (SQLite: a file each under IJP_BENCH_DIR, default
+/tmp/ijp-bench-joblist, kept and reused by the next run; PostgreSQL: ``<database>_<size>``
+beside the one named, created when missing), filled with one INSERT ... SELECT each
+(a recursive CTE on SQLite, generate_series on PostgreSQL). One portal process per size
+(waitress, 8 threads, as testing.ini's [server:main]) and this process as the client,
+keep-alive connections: for each round every case is asked of every size in turn, so the
+ratio 1M/10k is measured in one run with the two sides interleaved. Then 8 clients at once
+on the 100,000-job portal. Each figure is printed beside its goal (bench/common.goal).
+
+The jobs: nine in ten db/alice's (the user who asks), one in ten db/bob's; one in 50
+Failed, the rest Completed; one in 200 of the job type Sleepcount; one in ten of alice's
+tagged calib; one submitted a minute.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-from datetime import UTC, datetime, timedelta
+import urllib.parse
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 import sqlalchemy as sa
-import webtest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import demo_database, settings_for, timed  # noqa: E402
+from common import demo_database, goal, percentile, settings_for  # noqa: E402
 
-from ijpweb import main  # noqa: E402
-from ijpweb.models import (  # noqa: E402
-    Job,
-    JobTag,
-    Submission,
-)
-from ijpweb.states import JobStatus  # noqa: E402
+from ijpweb.jobs.actions import OLDER, JobQuery  # noqa: E402
+from ijpweb.models import Job, Submission  # noqa: E402
+from ijpweb.paging import Cursors  # noqa: E402
 
-JOBS = int(os.environ.get("IJP_BENCH_JOBS", 100_000))
-ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 200))
+SIZES = [int(s) for s in os.environ.get("IJP_BENCH_SIZES", "10000,100000,1000000").split(",")]
+ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 60))
+CLIENTS = 8
+PER_CLIENT = int(os.environ.get("IJP_BENCH_PER_CLIENT", 40))
+THREADS = 8
+SECRET = "bench"  # noqa: S105  (common.settings_for's auth.secret: the cursors below are the portal's own)
+BATCH = 100_000
+
+SQLITE_FILL = """
+WITH RECURSIVE n(i) AS (SELECT :lo UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :hi)
+INSERT INTO job (submission_id, owner, job_type, dataset_ids, datafile_ids, options, argv, backend,
+                 backend_job_id, status, exit_code, submitted_at, finished_at)
+SELECT :sub, CASE WHEN i % 10 = 0 THEN 'db/bob' ELSE 'db/alice' END,
+       CASE WHEN i % 200 = 7 THEN 'Sleepcount' ELSE 'Date' END, '[1]', '[]', '{}', '[]', 'local',
+       CAST(i AS TEXT), CASE WHEN i % 50 = 1 THEN 'Failed' ELSE 'Completed' END,
+       CASE WHEN i % 50 = 1 THEN 1 ELSE 0 END,
+       strftime('%Y-%m-%d %H:%M:%S', '2024-01-01', '+' || i || ' minutes') || '.000000',
+       strftime('%Y-%m-%d %H:%M:%S', '2024-01-01', '+' || (i + 1) || ' minutes') || '.000000'
+FROM n
+"""
+POSTGRESQL_FILL = """
+INSERT INTO job (submission_id, owner, job_type, dataset_ids, datafile_ids, options, argv, backend,
+                 backend_job_id, status, exit_code, submitted_at, finished_at)
+SELECT :sub, CASE WHEN i % 10 = 0 THEN 'db/bob' ELSE 'db/alice' END,
+       CASE WHEN i % 200 = 7 THEN 'Sleepcount' ELSE 'Date' END, '[1]'::json, '[]'::json, '{}'::json,
+       '[]'::json, 'local', i::text, CASE WHEN i % 50 = 1 THEN 'Failed' ELSE 'Completed' END,
+       CASE WHEN i % 50 = 1 THEN 1 ELSE 0 END,
+       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 minute',
+       timestamptz '2024-01-01 00:00:00+00' + (i + 1) * interval '1 minute'
+FROM generate_series(:lo, :hi - 1) AS i
+"""
+TAGS = "INSERT INTO job_tag (job_id, tag, owner) SELECT id, 'calib', owner FROM job WHERE id % 10 = 3 AND id > :after"
+
+
+def database_url(size: int, tmp: Path) -> str:
+    base = os.environ.get("IJP_BENCH_DATABASE_URL")
+    if not base:
+        return f"sqlite:///{tmp / f'jobs-{size}.sqlite'}"
+    url = sa.engine.make_url(base)
+    name = f"{url.database}_{size}"
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:
+        if not c.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def fill(engine, size: int) -> float:
+    """``size`` jobs in the database (added to what is there); seconds it took."""
+    began = time.monotonic()
+    with engine.begin() as c:
+        have = c.execute(sa.select(sa.func.count(Job.id))).scalar()
+        if have >= size:
+            return 0.0
+        last = c.execute(sa.select(sa.func.max(Job.id))).scalar() or 0
+        sub = c.execute(sa.insert(Submission).values(owner="db/alice", job_type="Date", mode="each",
+                                                     executable="date")).inserted_primary_key[0]  # fmt: skip
+        fill_sql = sa.text(POSTGRESQL_FILL if engine.dialect.name == "postgresql" else SQLITE_FILL)
+        for lo in range(have, size, BATCH):
+            c.execute(fill_sql, {"sub": sub, "lo": lo, "hi": min(size, lo + BATCH)})
+        c.execute(sa.text(TAGS), {"after": last})
+    with engine.connect() as c:
+        c.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+    return time.monotonic() - began
+
+
+def serve(settings_file: str, port: str) -> None:
+    """The portal for one database, as a process of its own (``--serve``)."""
+    from waitress import serve as waitress_serve
+
+    from ijpweb import main
+
+    settings = json.loads(Path(settings_file).read_text())
+    waitress_serve(main({}, **settings), host="127.0.0.1", port=int(port), threads=THREADS, _quiet=True)
+
+
+class Client:
+    """One keep-alive HTTP connection, logged in as db/alice (the cookie for the pages, a
+    bearer token for the API)."""
+
+    def __init__(self, port: int, cookie: str = "", token: str = ""):
+        self.port, self.cookie, self.token = port, cookie, token
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def request(self, method, path, body=None, headers=None):
+        headers = {"Host": f"127.0.0.1:{self.port}", **(headers or {})}
+        self.conn.request(method, path, body=body, headers=headers)
+        resp = self.conn.getresponse()
+        data = resp.read()
+        return resp, data
+
+    def login(self) -> Client:
+        resp, _ = self.request("GET", "/login")
+        jar = SimpleCookie()
+        jar.load(", ".join(v for k, v in resp.getheaders() if k.lower() == "set-cookie"))
+        csrf = jar["csrf_token"].value
+        form = urllib.parse.urlencode({"username": "alice", "password": "alice-demo", "csrf_token": csrf})
+        resp, _ = self.request("POST", "/login", form, {"Content-Type": "application/x-www-form-urlencoded",
+                                                         "Cookie": f"csrf_token={csrf}"})  # fmt: skip
+        assert resp.status == 303, resp.status
+        for k, v in resp.getheaders():
+            if k.lower() == "set-cookie":
+                jar.load(v)
+        self.cookie = "; ".join(f"{k}={m.value}" for k, m in jar.items())
+        body = json.dumps({"username": "alice", "password": "alice-demo"})
+        resp, data = self.request("POST", "/api/v1/session", body, {"Content-Type": "application/json"})
+        assert resp.status == 201, (resp.status, data[:200])
+        self.token = json.loads(data)["token"]
+        return self
+
+    def copy(self) -> Client:
+        return Client(self.port, self.cookie, self.token)
+
+    def get(self, path: str, kind: str) -> int:
+        """GET ``path`` as a page, htmx rows or API call; the size of the body."""
+        headers = {"Cookie": self.cookie}
+        if kind == "rows":
+            headers["HX-Request"] = "true"
+        elif kind == "api":
+            headers = {"Authorization": f"Bearer {self.token}"}
+        resp, data = self.request("GET", path, headers=headers)
+        assert resp.status == 200, (path, resp.status, data[:300])
+        return len(data)
+
+
+def start_portal(settings: dict, tmp: Path, port: int) -> subprocess.Popen:
+    settings_file = tmp / f"settings-{port}.json"
+    settings_file.write_text(json.dumps(settings))
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(settings_file), str(port)])
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/login")
+            return proc
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"the portal on port {port} did not start") from None
+            time.sleep(0.2)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cases(size: int, deep_id: int) -> dict[str, tuple[str, str]]:
+    """Name -> (path, kind). The deep page is the one after job ``deep_id`` (half-way down
+    alice's list), with a cursor signed as the portal signs them (the same secret)."""
+    cursors = Cursors(SECRET)
+    deep = cursors.encode(JobQuery("db/alice").scope(), (OLDER, deep_id))
+    deep_failed = cursors.encode(JobQuery("db/alice", status="Failed").scope(), (OLDER, deep_id))
+    return {
+        "/jobs (page)": ("/jobs", "page"),
+        "/jobs (htmx rows)": ("/jobs", "rows"),
+        "/jobs?cursor=half-way (page)": (f"/jobs?cursor={deep}", "page"),
+        "/jobs?tag=calib (page)": ("/jobs?tag=calib", "page"),
+        "/api/v1/jobs": ("/api/v1/jobs", "api"),
+        "/api/v1/jobs?cursor=half-way": (f"/api/v1/jobs?cursor={deep}", "api"),
+        "/api/v1/jobs?status=Failed&cursor=half-way": (
+            f"/api/v1/jobs?status=Failed&cursor={deep_failed}",
+            "api",
+        ),
+    }
 
 
 def main_() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="ijp-bench-"))
-    url = os.environ.get("IJP_BENCH_DATABASE_URL") or f"sqlite:///{tmp / 'bench.sqlite'}"
-    settings = settings_for(url, tmp)
-    engine = demo_database(settings)
-    start = time.monotonic()
-    statuses = [JobStatus.COMPLETED] * 8 + [JobStatus.FAILED, JobStatus.RUNNING]
-    with engine.begin() as c:
-        if c.execute(sa.select(sa.func.count(Job.id))).scalar() < JOBS:
-            now = datetime.now(UTC)
-            sub = c.execute(sa.insert(Submission).values(owner="db/alice", job_type="Date", mode="each",
-                                                         executable="date", created_at=now)).inserted_primary_key[0]  # fmt: skip
-            rows = [
-                {"submission_id": sub, "owner": "db/alice" if i % 3 else "db/bob", "job_type": "Date" if i % 2 else "Sleepcount",
-                 "dataset_ids": [], "datafile_ids": [], "options": {}, "argv": [], "backend": "local",
-                 "backend_job_id": str(i), "status": statuses[i % len(statuses)],
-                 "submitted_at": now - timedelta(seconds=JOBS - i)}
-                for i in range(JOBS)
-            ]  # fmt: skip
-            for k in range(0, JOBS, 10_000):
-                c.execute(sa.insert(Job), rows[k : k + 10_000])
-            # tags: one job in ten "calib", one in seven one of 50 run tags
-            ids = c.execute(sa.select(Job.id, Job.owner).order_by(Job.id)).all()
-            tags = [{"job_id": j, "owner": o, "tag": "calib"} for j, o in ids[::10]]
-            tags += [{"job_id": j, "owner": o, "tag": f"run-{j % 50}"} for j, o in ids[::7]]
-            c.execute(sa.insert(JobTag), tags)
-    print(f"database: {engine.dialect.name}, {JOBS} jobs (loaded in {time.monotonic() - start:.1f} s)")
+    tmp = Path(os.environ.get("IJP_BENCH_DIR") or tempfile.gettempdir()) / "ijp-bench-joblist"
+    tmp.mkdir(parents=True, exist_ok=True)
+    portals, clients, engines = {}, {}, {}
+    try:
+        for size in SIZES:
+            settings = settings_for(
+                database_url(size, tmp), tmp / str(size), **{"ijp.batch.local.sandbox": "none"}
+            )
+            engine = engines[size] = demo_database(settings)
+            took = fill(engine, size)
+            print(
+                f"{engine.dialect.name}: {size:,} jobs"
+                + (f" (loaded in {took:.1f} s)" if took else " (kept)")
+            )
+            port = free_port()
+            portals[size] = start_portal(settings, tmp, port)
+            clients[size] = Client(port).login()
+        db_name = engines[SIZES[0]].dialect.name
+        deep = {}
+        for size, engine in engines.items():
+            with engine.connect() as c:
+                ids = c.execute(sa.select(sa.func.min(Job.id), sa.func.max(Job.id))).one()
+                deep[size] = (ids[0] + ids[1]) // 2
+        table = {size: cases(size, deep[size]) for size in SIZES}
+        times = {(size, name): [] for size in SIZES for name in table[size]}
+        sizes_seen = {}
+        for _ in range(3):  # warm up
+            for size in SIZES:
+                for name, (path, kind) in table[size].items():
+                    sizes_seen[(size, name)] = clients[size].get(path, kind)
+        for _ in range(ROUNDS):
+            for name in table[SIZES[0]]:
+                for size in SIZES:
+                    path, kind = table[size][name]
+                    t = time.perf_counter()
+                    clients[size].get(path, kind)
+                    times[(size, name)].append((time.perf_counter() - t) * 1000)
+        print(f"\nsingle client, {ROUNDS} rounds interleaved (p50 / p95 ms, body size):")
+        for name in table[SIZES[0]]:
+            cells = "  ".join(
+                f"{size:>9,}: {statistics.median(times[(size, name)]):6.1f} / {percentile(times[(size, name)], 95):6.1f}"
+                f" ({sizes_seen[(size, name)] / 1024:4.0f} KB)"
+                for size in SIZES
+            )
+            print(f"  {name:44} {cells}")
+        print()
+        small, big = SIZES[0], SIZES[-1]
+        for name in table[small]:
+            ratio = statistics.median(times[(big, name)]) / statistics.median(times[(small, name)])
+            goal(f"{db_name} {name}: p50 {big:,} / {small:,} jobs", ratio, 1.5, "x")
+        worst = max(times, key=lambda k: percentile(times[k], 95))
+        goal(
+            f"{db_name} single client p95, worst ({worst[1]} at {worst[0]:,})",
+            percentile(times[worst], 95),
+            100,
+            "ms",
+        )
+        concurrent(db_name, clients, table)
+    finally:
+        for proc in portals.values():
+            proc.terminate()
+        for proc in portals.values():
+            proc.wait(timeout=30)
+        for engine in engines.values():
+            engine.dispose()
 
-    app = webtest.TestApp(main({}, **settings), extra_environ={"HTTP_HOST": "localhost"})
-    app.get("/login")
-    token = app.cookies["csrf_token"]
-    app.post("/login", {"username": "alice", "password": "alice-demo", "csrf_token": token}, status=303)
-    cases = {
-        "GET /jobs (page)": lambda: app.get("/jobs"),
-        "GET /jobs (htmx rows)": lambda: app.get("/jobs", headers={"HX-Request": "true"}),
-        "GET /jobs?status=Failed&page=20": lambda: app.get("/jobs", {"status": "Failed", "page": 20}),
-        "GET /jobs?job_type=Date&page=500": lambda: app.get("/jobs", {"job_type": "Date", "page": 500}),
-        "GET /jobs?tag=calib&page=50": lambda: app.get("/jobs", {"tag": "calib", "page": 50}),
-    }
-    for name, call in cases.items():
-        timed(name, call, ROUNDS, 36)
+
+def concurrent(db_name: str, clients: dict, table: dict) -> None:
+    """CLIENTS clients at once on the 100,000-job portal, each asking PER_CLIENT times
+    for the page, the rows and the API's first page in turn."""
+    size = 100_000 if 100_000 in clients else sorted(clients)[len(clients) // 2]
+    mix = [table[size][n] for n in ("/jobs (page)", "/jobs (htmx rows)", "/api/v1/jobs")]
+    times: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(CLIENTS)
+
+    def run(client: Client):
+        mine = []
+        start.wait()
+        for k in range(PER_CLIENT):
+            path, kind = mix[k % len(mix)]
+            t = time.perf_counter()
+            client.get(path, kind)
+            mine.append((time.perf_counter() - t) * 1000)
+        with lock:
+            times.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(clients[size].copy(),)) for _ in range(CLIENTS)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - began
+    print(f"\n{CLIENTS} clients at {size:,} jobs: {len(times)} requests in {wall:.1f} s ({len(times) / wall:.0f}/s), "
+          f"p50 {statistics.median(times):.1f} ms")  # fmt: skip
+    goal(f"{db_name} {CLIENTS} clients at {size:,} jobs: p95", percentile(times, 95), 150, "ms")
 
 
 if __name__ == "__main__":
-    main_()
+    if sys.argv[1:2] == ["--serve"]:
+        serve(*sys.argv[2:4])
+    else:
+        main_()
