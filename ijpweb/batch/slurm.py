@@ -55,6 +55,18 @@ os.execv({launcher!r}, [{launcher!r}, "--slurm", d])
 ID = re.compile(r"\d+(_\d+)?")  # a job, or a task of an array
 # what the harvest asks squeue of every job: id, state, reason, start, end, and where it runs
 SQUEUE_FORMAT = "%i|%T|%r|%S|%e|%D|%C|%N"
+# finished jobs from the job completion log (it works without slurmdbd), then the ids;
+# the longest list of ids given to one call (Linux refuses an argument over 128 KiB)
+SACCT_ARGV = (
+    "sacct",
+    "-c",
+    "-n",
+    "-P",
+    "-o",
+    "JobID,State,ExitCode,Start,End,NNodes,AllocCPUS,NodeList",
+    "-j",
+)
+SACCT_IDS_CHARS = 100_000
 # squeue/sacct state -> (status, reason for the user)
 STATES = {
     "PENDING": JobStatus.QUEUED,
@@ -98,6 +110,8 @@ def _time(text: str) -> datetime | None:
 
 
 class SlurmBackend:
+    sacct_ids_chars = SACCT_IDS_CHARS
+
     def __init__(
         self,
         name: str,
@@ -395,13 +409,14 @@ class SlurmBackend:
         return BatchState(status, None, why, started)
 
     def _sacct(self, ids: list[str]) -> dict[str, BatchState]:
-        """Finished jobs from the job completion log (``sacct -c``)."""
+        """Finished jobs from the job completion log (``sacct -c``): one call for all, or
+        one per SACCT_IDS_CHARS of ids when many left the queue together (the kernel
+        refuses one argument longer than 128 KiB)."""
         out: dict[str, BatchState] = {}
-        text = self._run(
-            ["sacct", "-c", "-n", "-P", "-o", "JobID,State,ExitCode,Start,End,NNodes,AllocCPUS,NodeList",
-             "-j", ",".join(sorted(ids))],
-            ok_codes=(0, 1),
-        )  # fmt: skip
+        text = "\n".join(
+            self._run([*SACCT_ARGV, batch], ok_codes=(0, 1))
+            for batch in id_lists(sorted(ids), self.sacct_ids_chars)
+        )
         for line in text.splitlines():
             parts = line.split("|")
             if len(parts) != 8 or not parts[0].isdigit():
@@ -551,6 +566,23 @@ def drain_reason(reason: str) -> str:
     if not reason.isprintable() or any(0xD800 <= ord(c) <= 0xDFFF for c in reason):
         raise ValueError("must be printable characters on one line")
     return reason
+
+
+def id_lists(ids: Sequence[str], chars: int) -> list[str]:
+    """``ids`` as comma-separated lists of at most ``chars`` characters each (an id longer
+    than that goes alone), in order."""
+    out: list[str] = []
+    batch: list[str] = []
+    length = 0
+    for i in ids:
+        if batch and length + 1 + len(i) > chars:
+            out.append(",".join(batch))
+            batch, length = [], 0
+        length += len(i) + (1 if batch else 0)
+        batch.append(i)
+    if batch:
+        out.append(",".join(batch))
+    return out
 
 
 def _placed(state: BatchState, nodes: str, cores: str, hosts: str) -> BatchState:

@@ -96,6 +96,38 @@ def test_one_squeue_call_for_many_jobs(slurm):
     assert states["999999"].status == JobStatus.UNKNOWN  # never assumed to have succeeded
 
 
+def test_jobs_that_left_the_queue_together_are_read_from_sacct_in_batches(slurm):
+    # failed jobs: squeue still lists them, their exit codes are in the completion log
+    jobs = [slurm.submit(spec(f"exit {n + 1}")) for n in range(4)]
+    for j in jobs:
+        wait(slurm, j, {JobStatus.FAILED})
+    calls = []
+    run = slurm._run
+    slurm._run = lambda argv, **kw: calls.append(argv) or run(argv, **kw)
+    slurm.sacct_ids_chars = max(len(j) for j in jobs) + 1  # one id per call
+    states = slurm.states(jobs)
+    assert [a[0] for a in calls] == ["squeue"] + ["sacct"] * 4
+    assert sorted(a[-1] for a in calls[1:]) == sorted(jobs)
+    assert [(states[j].status, states[j].exit_code) for j in jobs] == [
+        (JobStatus.FAILED, n + 1) for n in range(4)
+    ]
+
+
+def test_twenty_thousand_jobs_gone_from_the_queue_are_unknown_not_an_error(slurm):
+    """All of them in one sacct argument would be refused by the kernel (E2BIG: over
+    128 KiB), and the harvest would call the whole backend dead."""
+    gone = [f"{9_000_000 + n // 1000}_{n % 1000}" for n in range(20_000)]
+    (slurm.root / "by-slurm-id").mkdir(exist_ok=True)
+    for i in gone[::1000]:  # some of them recorded their raw id, as array tasks do
+        d = slurm.root / "by-slurm-id" / i
+        d.mkdir()
+        (d / "slurm.json").write_text(f'{{"job_id": "{8_000_000 + int(i.split("_")[0])}"}}')
+    plain = [str(7_000_000 + n) for n in range(20_000)]  # and plain jobs, by their own ids
+    states = slurm.states(gone + plain)
+    assert {s.status for s in states.values()} == {JobStatus.UNKNOWN}
+    assert len(states) == 40_000
+
+
 def test_session_in_the_environment_not_in_argv(slurm):
     secret = "s3cr3t-session"
     job = slurm.submit(
