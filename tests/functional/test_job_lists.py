@@ -207,3 +207,22 @@ def test_counts_stop_at_ten_thousand_and_say_so(testapp, dbsession, face):
     else:
         page = login(testapp, "bob").get("/jobs").text
         assert "more than 10,000 job(s)" in page and len(ROW.findall(page)) == 25
+
+
+def test_the_tag_filter_offers_each_of_the_users_tags_once_in_order(testapp, dbsession):
+    from ijpweb.models import user_tags
+
+    ids = add_jobs(dbsession, "db/bob", 30)
+    carols = add_jobs(dbsession, "db/carol", 3)
+    tags = ["run-2", "calib", "Zeta", "run-10", "ä-umlaut"]
+    dbsession.execute(
+        sa.insert(JobTag),
+        [{"job_id": i, "tag": tags[k % len(tags)], "owner": "db/bob"} for k, i in enumerate(ids)],
+    )
+    dbsession.execute(sa.insert(JobTag), [{"job_id": carols[0], "tag": "carols-own", "owner": "db/carol"}])
+    assert user_tags(dbsession, "db/bob") == sorted(tags)  # (the database's order: both compare code points)
+    assert user_tags(dbsession, "db/bob", most=2) == sorted(tags)[:2]
+    assert user_tags(dbsession, "db/nobody") == []
+    page = login(testapp, "bob").get("/jobs").text
+    assert all(f"<option >{t}</option>" in page or f">{t}</option>" in page for t in tags)
+    assert "carols-own" not in page
