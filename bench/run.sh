@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the benchmarks: (a) and (b) against a throw-away SLURM cluster where SLURM is
 # installed, the local backend's hand-over and its sandbox, then (c) the job list with
-# 100,000 jobs and the catalog's bounded queries on SQLite and on a throw-away PostgreSQL
+# 10,000 to 1,000,000 jobs and the catalog's bounded queries on SQLite and on a throw-away PostgreSQL
 # where initdb/pg_ctl are installed.
 # Usage: bench/run.sh  (after make setup)
 set -euo pipefail
@@ -11,7 +11,7 @@ echo "== SLURM: fan-out and harvest"
 $PY bench/bench_slurm.py 2> >(grep -v "Unknown type Array" >&2)
 echo "== local backend: hand-over and the sandbox"
 $PY bench/bench_handover.py
-echo "== job list, SQLite"
+echo "== job list with 10k, 100k and 1M jobs, SQLite"
 $PY bench/bench_joblist.py
 echo "== the operator's console with a million jobs, SQLite"
 $PY bench/bench_console.py
@@ -41,7 +41,9 @@ trap '"${RUN[@]}" "$PGBIN/pg_ctl -D $PGDATA -m immediate stop" >/dev/null 2>&1 |
   -c "CREATE DATABASE ijp_bench_queries OWNER ijp" -c "CREATE DATABASE ijp_bench_writes OWNER ijp" \
   -c "CREATE DATABASE ijp_bench_console OWNER ijp" -c "CREATE DATABASE ijp_bench_health OWNER ijp" \
   -c "CREATE DATABASE ijp_bench_takeover OWNER ijp"
-echo "== job list, PostgreSQL"
+echo "== job list with 10k, 100k and 1M jobs, PostgreSQL"
+"$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE DATABASE ijp_bench_10000 OWNER ijp" \
+  -c "CREATE DATABASE ijp_bench_100000 OWNER ijp" -c "CREATE DATABASE ijp_bench_1000000 OWNER ijp"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench" $PY bench/bench_joblist.py
 echo "== the operator's console with a million jobs, PostgreSQL"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_console" $PY bench/bench_console.py
