@@ -138,3 +138,33 @@ def test_follow_the_output_of_a_running_job_and_watch_a_cancel(ijp):
     ijp("cancel", slow_id)
     watched = ijp("status", slow_id, "--watch", "--interval", "0.2", expect=7)
     assert "Cancelled" in watched.stdout
+
+
+def test_status_follows_every_page_of_a_long_list(ijp, live_server):
+    """``ijp status`` lists every job, page after page (200 a page, following each page's
+    next cursor): 450 jobs of carol's, each once, newest first."""
+    import sqlalchemy as sa
+
+    from ijpweb.models import Job, Submission
+    from ijpweb.states import JobStatus
+
+    _url, engine = live_server
+    with engine.begin() as c:
+        sub = c.execute(
+            sa.insert(Submission).values(owner="db/carol", job_type="Date", mode="each")
+        ).inserted_primary_key[0]
+        c.execute(sa.insert(Job), [{"submission_id": sub, "owner": "db/carol", "job_type": "Date", "backend": "local",
+                                     "status": JobStatus.COMPLETED, "dataset_ids": [], "datafile_ids": [], "options": {},
+                                     "argv": []} for _ in range(450)])  # fmt: skip
+        ids = list(c.scalars(sa.select(Job.id).where(Job.submission_id == sub).order_by(Job.id.desc())))
+    try:
+        ijp("login", "--url", ijp.url, "db", "username", "carol", "password", "-", stdin="carol-demo\n")
+        assert [j["id"] for j in _json(ijp("status", "--json"))] == ids
+        table = ijp("status").stdout.splitlines()
+        assert (
+            len(table) == 451 and table[1].split()[0] == str(ids[0]) and table[-1].split()[0] == str(ids[-1])
+        )
+    finally:
+        with engine.begin() as c:
+            c.execute(sa.delete(Job).where(Job.submission_id == sub))
+            c.execute(sa.delete(Submission).where(Submission.id == sub))
