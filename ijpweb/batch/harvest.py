@@ -11,7 +11,6 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from ..health import ask
 from ..models.catalog import CatalogSession
@@ -91,20 +90,21 @@ def write_states(db, changed: Sequence[tuple[int, JobStatus, dict]]) -> set[int]
             }  # fmt: skip
         )
     )
-    db.connection().execute(
-        stmt,
-        [
-            {"job_id": i, "was": was, **{f"new_{k}": v for k, v in values.items()}}
-            for i, was, values in changed
-        ],
-    )
+    # alike jobs share their values (harvest decides them once): named for the UPDATE once
+    named: dict[int, dict] = {}
+    for _, _, values in changed:
+        if id(values) not in named:
+            named[id(values)] = {f"new_{k}": v for k, v in values.items()}
+    db.connection().execute(stmt, [{**named[id(v)], "job_id": i, "was": was} for i, was, v in changed])
     now: dict[int, str] = {}
     ids = [i for i, _, _ in changed]
     for n in range(0, len(ids), 5000):
         now.update(db.execute(sa.select(t.c.id, t.c.status).where(t.c.id.in_(ids[n : n + 5000]))).all())
+    # the jobs this session holds (none, in the scheduler's harvest)
+    held = {key[1][0]: job for key, job in db.identity_map.items() if key[0] is Job}
     written = set()
     for i, _, values in changed:
-        job = db.identity_map.get(identity_key(Job, i))
+        job = held.get(i)
         if now.get(i) != values["status"]:
             if job is not None:
                 db.expire(job)
