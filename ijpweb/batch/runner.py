@@ -28,19 +28,30 @@ portal's Python read-only, its own ``work/`` and ``output/`` writable, a private
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import pwd
 import select
-import signal
-import stat
 import sys
 import time
 
-# What a launcher imports is paid again by every job it starts (about 30 ms of CPU for
-# subprocess, pathlib, contextlib and datetime, with what they import: locale, re, enum,
-# urllib.parse, ...; against 10 ms for the interpreter itself): only modules built into
-# the interpreter or small ones, and paths as strings. tests/unit/test_layout.py holds it.
+# What a launcher imports is paid again by every launcher the backend starts: only
+# modules built into the interpreter or small ones, and paths as strings. The profile
+# (bench/README.md) found 30 ms of imports against 10 ms for the interpreter itself:
+# subprocess (with locale, threading, selectors), pathlib (urllib.parse, ipaddress),
+# contextlib, datetime, and json and signal, which compile regular expressions (re) and
+# build enums (enum) as they load. json and signal are their C parts here, _json and
+# _signal, with the same behaviour (tests/unit/test_launcher_json.py); the pure-Python
+# modules where an interpreter lacks them. tests/unit/test_local_backend.py holds it.
+try:
+    import _signal as signal
+except ImportError:  # (not CPython)
+    import signal
+try:
+    from _json import encode_basestring_ascii as _quote
+    from _json import make_encoder as _make_encoder
+    from _json import make_scanner as _make_scanner
+except ImportError:  # (not CPython)
+    _make_scanner = None
 
 GRACE_SECONDS = 5.0
 SESSION_ENV = "IJP_SESSION_ID"  # as ijpweb.planning names it (the runner imports nothing of ijpweb)
@@ -78,15 +89,61 @@ def _unlink(path) -> None:
         pass
 
 
+class _Decoding:
+    """What _json's scanner reads from a decoder (as json.JSONDecoder's defaults)."""
+
+    strict = True
+    object_hook = object_pairs_hook = None
+    parse_float, parse_int = float, int
+    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
+
+
+def _unencodable(value):
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+if _make_scanner is not None:
+    _scan = _make_scanner(_Decoding())
+    _encode = _make_encoder(None, _unencodable, _quote, None, ": ", ", ", False, False, True)
+
+    def loads(text: str | bytes):
+        """json.loads, for a document as json.dumps writes it (ValueError if it is not one)."""
+        if isinstance(text, bytes):
+            text = text.decode()
+        start = len(text) - len(text.lstrip(" \t\n\r"))
+        try:
+            value, end = _scan(text, start)
+        except StopIteration as e:
+            raise ValueError(f"Expecting value: char {e.value}") from None
+        except SystemError:  # _json raises json.decoder's error class, found only once json is
+            import json  # loaded: for a broken document (a record half-written), json's word
+
+            return json.loads(text)
+        if text[end:].strip(" \t\n\r"):
+            raise ValueError(f"Extra data: char {end}")
+        return value
+
+    def dumps(value) -> str:
+        """json.dumps with its defaults."""
+        return "".join(_encode(value, 0))
+
+else:  # (not CPython)
+    from json import dumps, loads
+
+
 def write_json(path, data: dict) -> None:
     path = os.fspath(path)
     tmp = os.path.splitext(path)[0] + ".tmp"
     with open(tmp, "w") as fh:
-        fh.write(json.dumps(data))
+        fh.write(dumps(data))
     os.replace(tmp, path)
 
 
 # --- the sandbox -----------------------------------------------------------------------
+
+
+# the file type and permission bits hidden() reads (as the stat module names them)
+S_IFMT, S_IFDIR, S_IFLNK, S_IROTH, S_IXOTH = 0o170000, 0o040000, 0o120000, 0o004, 0o001
 
 
 def hidden(top: str = ETC) -> list[str]:
@@ -106,10 +163,11 @@ def hidden(top: str = ETC) -> list[str]:
                     st = e.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                if stat.S_ISLNK(st.st_mode):
+                kind = st.st_mode & S_IFMT
+                if kind == S_IFLNK:
                     continue
-                is_dir = stat.S_ISDIR(st.st_mode)
-                if not st.st_mode & stat.S_IROTH or (is_dir and not st.st_mode & stat.S_IXOTH):
+                is_dir = kind == S_IFDIR
+                if not st.st_mode & S_IROTH or (is_dir and not st.st_mode & S_IXOTH):
                     out.append(e.path)
                 elif is_dir:
                     stack.append(e.path)
@@ -240,7 +298,7 @@ class JobSetup:
 
     def __init__(self, jobdir: str | os.PathLike):
         self.jobdir = jobdir = os.fspath(jobdir)
-        spec = json.loads(_read(_join(jobdir, "spec.json")))
+        spec = loads(_read(_join(jobdir, "spec.json")))
         self.secret = self._take_secret()
         self.sandbox = spec.get("sandbox") or {"type": "none"}
         self.work = _join(jobdir, "work")
@@ -258,7 +316,7 @@ class JobSetup:
     def _take_secret(self) -> dict:
         path = _join(self.jobdir, PRIVATE_ENV)
         try:
-            data = json.loads(_read(path))
+            data = loads(_read(path))
         except FileNotFoundError:
             return {}
         finally:
@@ -449,7 +507,7 @@ def _read_info(fd: int) -> int | None:
     while chunk := os.read(fd, 4096):
         data += chunk
         try:
-            return int(json.loads(data)["child-pid"])
+            return int(loads(data)["child-pid"])
         except (ValueError, KeyError):
             continue
     return None
@@ -577,7 +635,7 @@ class locked:
 def read_json(path) -> dict | None:
     """A record a job left on disk, or None while it is not there (or half-written)."""
     try:
-        return json.loads(_read(path))
+        return loads(_read(path))
     except (OSError, ValueError):
         return None
 

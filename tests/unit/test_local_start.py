@@ -2,6 +2,7 @@
 backend's lock covers only the claim, a hand-over reads only the queue, jobs behind a
 running one start in forks of its launcher, and several processes share max_running."""
 
+import contextlib
 import fcntl
 import json
 import os
@@ -11,6 +12,9 @@ import textwrap
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
+from ijpweb.batch import BatchError
 from ijpweb.batch.local import LocalBackend
 from ijpweb.batch.runner import LOCK, QUEUE, STARTED, dispatch, launch
 from ijpweb.states import JobStatus
@@ -18,6 +22,23 @@ from ijpweb.states import JobStatus
 from .test_local_backend import _processes, _until, spec, wait
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def local(tmp_path):
+    """LocalBackend(...) on tmp_path/jobs; whatever its jobs left running is cancelled
+    afterwards, also when a test fails half-way (a job waiting for its gate)."""
+    made = []
+
+    def make(**kw):
+        made.append(LocalBackend("local", tmp_path / "jobs", **kw))
+        return made[-1]
+
+    yield make
+    for b in made[:1]:
+        for d in b.root.glob("[0-9]*"):
+            with contextlib.suppress(BatchError):
+                b.cancel(d.name)
 
 
 def _lock_is_free(root: Path) -> bool:
@@ -33,10 +54,10 @@ def _lock_is_free(root: Path) -> bool:
     return True
 
 
-def test_no_launcher_is_started_while_the_lock_is_held(tmp_path):
+def test_no_launcher_is_started_while_the_lock_is_held(local):
     """Five queued jobs claimed by one dispatch: each launcher is started after the lock
     is released, so a start that is slow (a loaded machine) holds up no other process."""
-    b = LocalBackend("local", tmp_path / "jobs", max_running=1)
+    b = local(max_running=1)
     b.submit(spec(1, "while [ ! -e gate ]; do sleep 0.05; done"))
     for i in range(2, 7):
         b.submit(spec(i, "echo $IJP_JOB_ID"))
@@ -73,11 +94,11 @@ AUDITED = textwrap.dedent(
 )
 
 
-def test_a_hand_over_reads_only_the_waiting_jobs(tmp_path):
+def test_a_hand_over_reads_only_the_waiting_jobs(local):
     """500 jobs that have ended, one running and one waiting: a dispatch opens and lists
     nothing of the 500 (Python's audit events of every open, listdir, scandir, mkdir,
     rename and remove it makes)."""
-    b = LocalBackend("local", tmp_path / "jobs", max_running=1)
+    b = local(max_running=1)
     b.submit(spec(1, "true"))
     wait(b, "1", {JobStatus.COMPLETED})
     done = b.root / "1"
@@ -103,10 +124,10 @@ def test_a_hand_over_reads_only_the_waiting_jobs(tmp_path):
     assert wait(b, "600", {JobStatus.COMPLETED}).exit_code == 0
 
 
-def test_jobs_behind_a_running_one_start_in_forks_of_its_launcher(tmp_path):
+def test_jobs_behind_a_running_one_start_in_forks_of_its_launcher(local):
     """No new interpreter for a queued job: the launcher whose job ends forks the next
     launcher. It is a process of its own (its group, its records), cancelled alone."""
-    b = LocalBackend("local", tmp_path / "jobs", max_running=1)
+    b = local(max_running=1)
     b.submit(spec(1, "while [ ! -e gate ]; do sleep 0.05; done"))
     b.submit(spec(2, "sleep 3021"))
     b.submit(spec(3, "echo three"))
@@ -128,10 +149,10 @@ def test_jobs_behind_a_running_one_start_in_forks_of_its_launcher(tmp_path):
     assert b.states(["1"])["1"].status == JobStatus.COMPLETED
 
 
-def test_a_recycled_pid_is_not_a_launcher(tmp_path):
+def test_a_recycled_pid_is_not_a_launcher(local):
     """A launcher is known by its pid and when it began: a live process that got its pid
     (here: this test's) is not taken for it, with or without the start time recorded."""
-    b = LocalBackend("local", tmp_path / "jobs", max_running=1)
+    b = local(max_running=1)
     b.submit(spec(1, "true"))
     wait(b, "1", {JobStatus.COMPLETED})
     d = b.root / "1"
@@ -183,12 +204,12 @@ def test_several_processes_share_max_running(tmp_path):
     assert peak == 2  # and the limit was used
 
 
-def test_a_launcher_that_cannot_start_fails_its_job_and_frees_its_slot(tmp_path):
-    b = LocalBackend("local", tmp_path / "jobs", max_running=1, python="/nonexistent/python")
+def test_a_launcher_that_cannot_start_fails_its_job_and_frees_its_slot(local):
+    b = local(max_running=1, python="/nonexistent/python")
     b.submit(spec(1, "true"))
     state = wait(b, "1", {JobStatus.FAILED})
     assert state.exit_code == 127 and b"cannot start the job's launcher" in b.read("1", "stderr")
     assert os.listdir(b.root / STARTED) == []
-    good = LocalBackend("local", tmp_path / "jobs", max_running=1)
+    good = local(max_running=1)
     good.submit(spec(2, "true"))
     assert wait(good, "2", {JobStatus.COMPLETED}).exit_code == 0
