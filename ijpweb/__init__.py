@@ -15,11 +15,15 @@ def main(global_config, **settings):
 
     # the Unix sockets the portal's processes listen on (their [server:...] sections): no
     # job's sandbox may show them (ijpweb.batch checks at start)
-    from .settings import server_sockets
+    from .settings import server_sockets, server_threads
 
     sockets = server_sockets((global_config or {}).get("__file__"))
     if sockets:
         settings = {**settings, "ijp.sockets": "\n".join([settings.get("ijp.sockets", ""), *sockets])}
+    # their request threads, which the database pool must serve (config checks it)
+    threads = server_threads((global_config or {}).get("__file__"))
+    if threads:
+        settings = {**settings, "ijp.server_threads": str(threads)}
 
     with Configurator(settings=settings) as config:
         # settings first: everything below reads the parsed, typed settings

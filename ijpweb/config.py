@@ -5,8 +5,9 @@ import logging
 
 from pyramid.events import NewRequest
 
+from . import passwords
 from .proxy import loopback_warnings
-from .settings import apply_environment, check_serving, parse
+from .settings import apply_environment, check_serving, parse, pool_problems
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,12 @@ def includeme(config):
             "this process, so they end when it stops and work in no other portal process; set "
             "IJP_AUTH_SECRET (production.ini's ijp.deployment = production requires it)"
         )
+    # argon2's memory held once per request thread, not once per thread that ever hashed
+    passwords.limit_malloc_arenas()
+    # a database pool too small for the server's threads (the ini's [server:...] sections)
+    threads = int(settings.get("ijp.server_threads") or 0)
+    for problem in pool_problems(settings, threads):
+        log.warning(problem)
     # a job on this host must never be the trusted proxy (ijpweb.proxy)
     for warning in loopback_warnings(settings["ijp"].trusted_proxies, settings["ijp"].backends):
         log.warning(warning)

@@ -179,6 +179,66 @@ def server_sockets(ini_file: str | None) -> list[str]:
     return out
 
 
+def server_threads(ini_file: str | None) -> int:
+    """The most request ``threads`` of any ``[server:...]`` section of the ini file a portal
+    process started from (waitress's default, 4, where a section does not say); 0 when
+    there is no such file or section (an app not started by pserve)."""
+    if not ini_file:
+        return 0
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        parser.read(ini_file, encoding="utf-8")
+    except (OSError, configparser.Error, UnicodeDecodeError):
+        return 0
+    most = 0
+    for section in parser.sections():
+        if section.startswith("server:"):
+            text = parser.get(section, "threads", fallback="4").strip()
+            most = max(most, int(text) if text.isdigit() else 0)
+    return most
+
+
+# Database connections a portal process uses besides its request threads: on PostgreSQL
+# one held for the background work's advisory locks (ijpweb.leaders), and the scheduler's
+# tasks (campaign, submit, harvest, keep-alive, purge), each holding one while it runs:
+# usually one or two of them at once, all five at worst.
+LOCK_CONNECTIONS = 1
+BACKGROUND_TASKS = 5
+USUAL_BACKGROUND = LOCK_CONNECTIONS + 1
+POOL_DEFAULTS = {"pool_size": 5, "max_overflow": 10}  # SQLAlchemy's own
+
+
+def pool_problems(raw: Mapping[str, str], threads: int, prefix: str = "sqlalchemy.") -> list[str]:
+    """What is wrong with the database pool (``sqlalchemy.pool_size``, ``max_overflow``) for
+    a portal process with ``threads`` request threads, each message naming the setting:
+    connections opened and closed for every request under load where the pool keeps fewer
+    than the threads and the usual background work use, and requests that wait for a
+    connection (then fail after ``pool_timeout``) where pool and overflow together are
+    fewer than the threads and all the background work at once. docs/capacity.md."""
+    if threads <= 0:
+        return []
+    try:
+        size = int(raw.get(prefix + "pool_size", POOL_DEFAULTS["pool_size"]))
+        overflow = int(raw.get(prefix + "max_overflow", POOL_DEFAULTS["max_overflow"]))
+    except ValueError:
+        return [f"{prefix}pool_size and {prefix}max_overflow must be whole numbers"]
+    problems = []
+    if size < threads + USUAL_BACKGROUND:
+        problems.append(
+            f"{prefix}pool_size = {size} keeps fewer connections than the {threads} request threads and the "
+            f"background work usually use ({threads + USUAL_BACKGROUND}): under load connections are opened and "
+            f"closed for every request; set it to at least {threads + USUAL_BACKGROUND} (docs/capacity.md)"
+        )
+    most = threads + LOCK_CONNECTIONS + BACKGROUND_TASKS
+    if overflow >= 0 and size + overflow < most:
+        problems.append(
+            f"{prefix}pool_size + {prefix}max_overflow = {size + overflow} is fewer than the {threads} request "
+            f"threads and all the background work at once ({most}): requests would wait for a connection; "
+            f"raise {prefix}max_overflow (docs/capacity.md)"
+        )
+    return problems
+
+
 def public_url(raw: Mapping[str, str], prefix: str) -> str:
     """``ijp.url``, the portal's public URL that jobs are given (``--ijpUrl``, and the
     embedded catalog's ``--icatUrl``/``--idsUrl``): as written when it has a path

@@ -1,6 +1,7 @@
 """The database: engine and per-request session (the Pyramid cookiecutter's wiring)."""
 
 import zope.sqlalchemy
+from pyramid.settings import asbool
 from sqlalchemy import engine_from_config, event
 from sqlalchemy.orm import configure_mappers, sessionmaker
 
@@ -18,7 +19,12 @@ configure_mappers()
 def get_engine(settings, prefix="sqlalchemy."):
     # hide_parameters: an error's message (and so the log) never shows bound values, which
     # include catalog session ids and token hashes
-    engine = engine_from_config(settings, prefix, hide_parameters=True)
+    # (SQLAlchemy converts pool_size, max_overflow and pool_timeout from the ini's text
+    # itself, but not pool_pre_ping: "false" would be true)
+    extra = {}
+    if prefix + "pool_pre_ping" in settings:
+        extra["pool_pre_ping"] = asbool(settings[prefix + "pool_pre_ping"])
+    engine = engine_from_config(settings, prefix, hide_parameters=True, **extra)
     # A write waits up to ijp.db.busy_seconds (10) for a lock another holds (a catalog
     # create holds it for at most ijp.catalog.query_seconds), then fails as a 503 with
     # Retry-After (views/errors.py) instead of holding its thread for ever.
@@ -65,6 +71,10 @@ def get_tm_session(session_factory, transaction_manager, request=None):
 def includeme(config):
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    # pyramid_tm would look up the login of every request before any view (to name it in
+    # the transaction, which nothing reads): a database read for requests that need no
+    # login, and outside the error views, so that a database busy then is no 503
+    settings["tm.annotate_user"] = "false"
     config.include("pyramid_tm")
     config.include("pyramid_retry")
 

@@ -20,9 +20,11 @@ from pyramid.csrf import BadCSRFToken
 from pyramid.events import ContextFound, subscriber
 from pyramid.exceptions import PredicateMismatch
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPSeeOther
+from pyramid.interfaces import ISecurityPolicy
 from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from transaction.interfaces import NoTransaction
 
 from ..catalog import QueryLimitError
@@ -212,6 +214,24 @@ def database_busy(exc, request):
     return face_error(
         request, BUSY, "The database is busy with other work; nothing was changed. Try again in a moment.",
         headers={"Retry-After": RETRY_AFTER},
+    )  # fmt: skip
+
+
+@exception_view_config(PoolTimeout, renderer="error.jinja2")
+def pool_exhausted(exc, request):
+    """Every database connection of this process stayed in use for ``sqlalchemy.pool_timeout``
+    seconds (more requests at once than ``sqlalchemy.pool_size`` + ``max_overflow``; see
+    docs/capacity.md): a 503 with Retry-After in the face's format, nothing was changed."""
+    _doom(request)
+    log.warning("no free database connection for %s %s within sqlalchemy.pool_timeout", request.method,
+                _where(request))  # fmt: skip
+    # the page's layout asks who is logged in, which needs a connection too: shown as no one
+    policy = request.registry.queryUtility(ISecurityPolicy)
+    with contextlib.suppress(AttributeError):
+        policy.identity_cache.set(request, None)
+    return face_error(
+        request, BUSY, "The portal is busy: no database connection came free in time; nothing was changed. "
+        "Try again in a moment.", headers={"Retry-After": RETRY_AFTER},
     )  # fmt: skip
 
 
