@@ -6,10 +6,14 @@
     loop of plain ``sbatch`` on the same cluster, as a ratio; with one sbatch per job
     and with job arrays. Jobs are submitted held (``--hold``) in both, so the cluster's
     scheduling is not measured, only the submission.
-(b) one harvest cycle with 10,000 live SLURM jobs in the database: backend calls made
-    and seconds, for the first cycle (every job changes state) and a steady one.
+(b) harvest cycles with 10,000 live SLURM jobs (held tasks of job arrays) in the
+    database: the first cycle (every job changes state), then steady cycles (nothing
+    changes) interleaved with ``squeue``'s own call, as a ratio (issue 12: at most 4);
+    and what a steady cycle sends to the database (no UPDATE, no Job object) and where
+    its time goes (reading the live rows, the backend's states(), deciding).
 
-    .venv/bin/python bench/bench_slurm.py
+    .venv/bin/python bench/bench_slurm.py            # both
+    IJP_BENCH_PARTS=harvest .venv/bin/python bench/bench_slurm.py
 """
 
 from __future__ import annotations
@@ -21,16 +25,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import goal  # noqa: E402
+
 from ijpweb.batch.harvest import harvest  # noqa: E402
-from ijpweb.batch.slurm import SlurmBackend  # noqa: E402
+from ijpweb.batch.slurm import SQUEUE_FORMAT, SlurmBackend  # noqa: E402
 from ijpweb.batch.submitter import submit_pending  # noqa: E402
 from ijpweb.models import Job, Submission, upgrade  # noqa: E402
 from ijpweb.states import JobStatus  # noqa: E402
@@ -38,6 +46,8 @@ from ijpweb.states import JobStatus  # noqa: E402
 FANOUT = int(os.environ.get("IJP_BENCH_FANOUT", 500))
 LIVE = int(os.environ.get("IJP_BENCH_LIVE", 10_000))
 ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 5))
+HARVEST_ROUNDS = int(os.environ.get("IJP_BENCH_HARVEST_ROUNDS", 15))
+PARTS = os.environ.get("IJP_BENCH_PARTS", "fanout,harvest").split(",")
 
 
 def database(tmp: Path) -> sa.Engine:
@@ -121,6 +131,42 @@ def bench_fanout(tmp: Path, conf: str, env) -> None:
         print(f"    {label:30} {t:7.2f} s   ratio {t / plain:.2f}")
 
 
+class Timed:
+    """The backend, with the moments its states() was entered and left."""
+
+    def __init__(self, backend):
+        self.backend, self.marks = backend, []
+
+    def states(self, ids):
+        self.marks.append(time.perf_counter())
+        try:
+            return self.backend.states(ids)
+        finally:
+            self.marks.append(time.perf_counter())
+
+
+def steady_cycle(engine, backend) -> tuple[float, float, float]:
+    """One harvest cycle as the scheduler runs it (one transaction), nothing changing:
+    seconds before the backend is asked (the transaction begins, the live rows are read),
+    asking it (states(): squeue and its parsing), and after (deciding, the commit)."""
+    timed = Timed(backend)
+    start = time.perf_counter()
+    with Session(engine) as db, db.begin():
+        changed = harvest(db, {"cluster": timed})["cluster"]
+    end = time.perf_counter()
+    assert changed == 0, f"{changed} jobs changed in a steady cycle"
+    asked, answered = timed.marks
+    return asked - start, answered - asked, end - answered
+
+
+def squeue_alone(env) -> float:
+    """squeue's own call, as the backend makes it (from this process, output read)."""
+    start = time.perf_counter()
+    subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", SQUEUE_FORMAT], env=env, capture_output=True,
+                   text=True, check=True)  # fmt: skip
+    return time.perf_counter() - start
+
+
 def bench_harvest(tmp: Path, conf: str, env) -> None:
     d = tmp / "harvest"
     engine = database(d)
@@ -142,13 +188,53 @@ def bench_harvest(tmp: Path, conf: str, env) -> None:
     calls: list[str] = []
     run = backend._run
     backend._run = lambda argv, **kw: calls.append(argv[0]) or run(argv, **kw)
-    for label in ("first cycle (all change to Held)", "steady cycle (nothing changes)"):
-        calls.clear()
-        start = time.perf_counter()
-        with Session(engine) as db, db.begin():
-            changed = harvest(db, {"cluster": backend})["cluster"]
-        took = time.perf_counter() - start
-        print(f"    {label:36} {took:6.2f} s, {len(calls)} call(s): {' '.join(calls)}; {changed} changed")
+    start = time.perf_counter()
+    with Session(engine) as db, db.begin():
+        changed = harvest(db, {"cluster": backend})["cluster"]
+    took = time.perf_counter() - start
+    print(f"    first cycle (all change to Held):     {took:6.2f} s, {len(calls)} call(s): {' '.join(calls)}; "
+          f"{changed} changed")  # fmt: skip
+    goal("    first cycle, seconds", took, 2, " s")
+
+    # what a steady cycle sends to the database and loads, observed on the real engine
+    statements: list[tuple[str, int]] = []
+    loaded: list[Job] = []
+
+    def sent(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement.lstrip().split()[0].upper(), len(parameters) if executemany else 1))
+
+    def load(target, context):
+        loaded.append(target)
+
+    calls.clear()
+    event.listen(engine, "before_cursor_execute", sent)
+    event.listen(Job, "load", load)
+    steady_cycle(engine, backend)
+    event.remove(engine, "before_cursor_execute", sent)
+    event.remove(Job, "load", load)
+    kinds = Counter(k for k, _ in statements)
+    print(f"    steady cycle: {len(calls)} call(s) ({' '.join(calls)}); statements: "
+          f"{', '.join(f'{k} x{n}' for k, n in sorted(kinds.items()))}; {kinds['UPDATE']} UPDATE, "
+          f"{len(loaded)} Job objects loaded")  # fmt: skip
+
+    # steady cycles and squeue alone, interleaved, HARVEST_ROUNDS rounds; medians
+    backend._run = run
+    parts, squeues = [], []
+    for _ in range(HARVEST_ROUNDS):
+        squeues.append(squeue_alone(env))
+        parts.append(steady_cycle(engine, backend))
+    cycle = statistics.median(sum(p) for p in parts)
+    alone = statistics.median(squeues)
+    read, ask, rest = (statistics.median(p[k] for p in parts) for k in range(3))
+    print(f"    steady cycle (nothing changes):       {cycle * 1000:6.1f} ms (median of {HARVEST_ROUNDS}, "
+          f"min {min(sum(p) for p in parts) * 1000:.1f})")  # fmt: skip
+    print(
+        f"    squeue alone, interleaved:            {alone * 1000:6.1f} ms (median, min {min(squeues) * 1000:.1f})"
+    )
+    goal("    steady harvest cycle / squeue (medians)", cycle / alone, 4, "x")
+    print(f"    where a steady cycle's time goes (medians): reading the live rows {read * 1000:.1f} ms, "
+          f"states() {ask * 1000:.1f} ms (of which squeue about {alone * 1000:.1f}), deciding and the commit "
+          f"{rest * 1000:.1f} ms")  # fmt: skip
     assert len(ids) == LIVE
     scancel_all(env)
 
@@ -166,8 +252,10 @@ def main() -> int:
         [str(script), "start", str(tmp / "cluster")], check=True, env={**env, "SLURM_MAX_JOBS": "60000"}
     )
     try:
-        bench_fanout(tmp, env["SLURM_CONF"], env)
-        bench_harvest(tmp, env["SLURM_CONF"], env)
+        if "fanout" in PARTS:
+            bench_fanout(tmp, env["SLURM_CONF"], env)
+        if "harvest" in PARTS:
+            bench_harvest(tmp, env["SLURM_CONF"], env)
     finally:
         subprocess.run([str(script), "stop", str(tmp / "cluster")], check=False)
         shutil.rmtree(tmp, ignore_errors=True)
