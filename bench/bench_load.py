@@ -521,6 +521,27 @@ def account(url: str, submitted: list[int], wait: float) -> dict[str, int]:
     return dict(counts)
 
 
+def hashers(rounds: int = 20) -> None:
+    """One login's argon2 verification with argon2-cffi's default parameters (what the
+    portal used before issue 12) and with the portal's (ijpweb.passwords), interleaved."""
+    from argon2 import PasswordHasher
+
+    from ijpweb import passwords
+
+    old = PasswordHasher()
+    stored = {"default (m=64 MiB, t=3, p=4)": (old, old.hash("pw")),
+              "portal (m=19 MiB, t=2, p=1)": (passwords.HASHER, passwords.hash_password("pw"))}  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name in stored}
+    for _ in range(rounds):
+        for name, (hasher, h) in stored.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            hasher.verify(h, "pw")
+            times[name].append(((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000))
+    for name, rows in times.items():
+        print(f"argon2 verify, {name}: p50 {statistics.median(w for w, _ in rows):6.1f} ms wall, "
+              f"{statistics.median(c for _, c in rows):6.1f} ms CPU (all cores)")  # fmt: skip
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-profiled":
         serve_profiled(*sys.argv[2:6])
@@ -567,6 +588,7 @@ def main() -> int:
     try:
         wait_ready(sockets, procs, prefix, time.monotonic() + 120)
         started = [_rss_mib(proc.pid)[0] for proc in procs]
+        db_pids = [] if sqlite else database_pids(url)
         pool = {
             k: v
             for k, v in configparser_items(ini).items()
@@ -591,6 +613,7 @@ def main() -> int:
         clients = [Client(k, names[k], sockets, prefix) for k in range(args.clients)]
         for c in clients:
             c.job_ids = owned[f"db/{c.user}"][:200] or [1]
+        hashers()
         took, login_ms, login_failed = logins(clients)
         n = len(login_ms)
         print(
@@ -607,12 +630,12 @@ def main() -> int:
         errors = login_failed
         p95s, rates = [], []
         for title, rate in phases:
-            before = cpu_snapshot(procs)
+            before = cpu_snapshot(procs, db_pids)
             records = run_clients(clients, args.seconds, rate)
             e, p95, rps = report(
                 f"{title}, {args.clients} clients, {args.seconds:g} s", records, args.seconds
             )
-            print_cpu(before, cpu_snapshot(procs), len(records))
+            print_cpu(before, cpu_snapshot(procs, db_pids), len(records))
             errors += e
             p95s.append((rate, p95))
             rates.append(rps)
@@ -671,35 +694,56 @@ def report(title: str, records, seconds: float) -> tuple[int, float, float]:
     return errors, p95, len(records) / seconds
 
 
-def cpu_snapshot(procs) -> dict[str, float]:
-    """CPU seconds so far: the portal processes', this client's, and the whole machine's
-    busy and total (all cores), from /proc."""
+def _stat(pid: int | str) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def database_pids(url: str) -> list[int]:
+    """The PostgreSQL server of ``url`` on this host and its backends (found by the port on
+    the postmaster's command line), so that its CPU is told apart from the rest."""
+    port = str(sa.engine.make_url(url).port or 5432)
+    masters, parents = [], {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            parents[int(proc.name)] = int(_stat(proc.name)[1])
+            if argv and argv[0].endswith(b"postgres") and port.encode() in argv:
+                masters.append(int(proc.name))
+    return masters + [pid for pid, ppid in parents.items() if ppid in masters]
+
+
+def cpu_snapshot(procs, db_pids: list[int]) -> dict[str, float]:
+    """CPU seconds so far: the portal processes', their finished children's (the jobs'
+    launchers and programs), the database's, this client's, and the whole machine's busy
+    and total (all cores), from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
-    portal = 0.0
+    out = dict.fromkeys(("portal", "jobs", "database"), 0.0)
     for proc in procs:
         with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            portal += (int(fields[11]) + int(fields[12])) / tick
+            fields = _stat(proc.pid)
+            out["portal"] += (int(fields[11]) + int(fields[12])) / tick
+            out["jobs"] += (int(fields[13]) + int(fields[14])) / tick
+    for pid in db_pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = _stat(pid)
+            out["database"] += (int(fields[11]) + int(fields[12])) / tick
     cpu = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = cpu[3] + cpu[4]
-    return {
-        "portal": portal,
-        "client": time.process_time(),
-        "busy": (sum(cpu) - idle) / tick,
-        "all": sum(cpu) / tick,
-    }
+    return {**out, "client": time.process_time(), "busy": (sum(cpu) - idle) / tick, "all": sum(cpu) / tick}
 
 
 def print_cpu(before: dict[str, float], after: dict[str, float], requests: int) -> None:
     """Where the machine's CPU went meanwhile, in cores and in ms per request."""
     d = {k: after[k] - before[k] for k in before}
     wall = d["all"] / (os.cpu_count() or 1)
-    other = d["busy"] - d["portal"] - d["client"]
+    other = d["busy"] - d["portal"] - d["client"] - d["jobs"] - d["database"]
     per = 1000 / max(1, requests)
-    print(f"   CPU, in cores of {os.cpu_count()}: portal processes {d['portal'] / wall:.2f} "
-          f"({d['portal'] * per:.1f} ms a request), this client {d['client'] / wall:.2f} ({d['client'] * per:.1f} ms), "
-          f"everything else (the database, the jobs, other work on the machine) {other / wall:.2f}; "
-          f"idle {(d['all'] - d['busy']) / wall:.2f}")  # fmt: skip
+    print(f"   CPU, in cores of {os.cpu_count()} (and ms a request): portal processes {d['portal'] / wall:.2f} "
+          f"({d['portal'] * per:.1f}), the database {d['database'] / wall:.2f} ({d['database'] * per:.1f}), "
+          f"the jobs {d['jobs'] / wall:.2f}, this client {d['client'] / wall:.2f} ({d['client'] * per:.1f}), "
+          f"other work on the machine {other / wall:.2f}, idle {(d['all'] - d['busy']) / wall:.2f}")  # fmt: skip
 
 
 def _rss_mib(pid: int) -> tuple[float, float]:
