@@ -7,14 +7,17 @@ full scan, a ``SEARCH <table> USING ...`` is not.
 PostgreSQL: ``EXPLAIN (FORMAT JSON)`` with ``enable_seqscan`` off, so that a small test
 table is planned as a big one would be wherever an index can serve the statement: a ``Seq
 Scan`` left on a watched table means no index can; an ``Index Scan``/``Index Only Scan``
-with no ``Index Cond`` (a walk of the whole index) counts as a full scan too, unless
-``ordered_walk`` is allowed and the walk sits under a ``Limit`` (a newest-first page
-read from an index in order stops after the page).
+with no ``Index Cond`` (a walk of the whole index), or one that is only ``IS NOT NULL``,
+counts as a full scan too (so does a ``Bitmap Heap Scan`` whose index scans have none), unless
+``ordered_walk`` is allowed and the walk sits under a ``Limit`` with no Sort, Hash or
+Aggregate between them (a newest-first page read from an index in order stops after the
+page; a walk that is sorted first reads everything).
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 import sqlalchemy as sa
 
@@ -61,11 +64,22 @@ def postgresql_plan(conn, statement, params=None) -> list[dict]:
     return json.loads(plan) if isinstance(plan, str) else plan
 
 
+# nodes that read all their input before giving a row: a Limit above them stops nothing below
+_BLOCKING = {"Sort", "Hash", "Aggregate", "SetOp", "WindowAgg"}
+
+
 def _pg_nodes(node, under_limit=False):
     kind = node.get("Node Type")
     yield node, under_limit
+    stops = (under_limit or kind == "Limit") and kind not in _BLOCKING
     for child in node.get("Plans", []):
-        yield from _pg_nodes(child, under_limit or kind == "Limit")
+        yield from _pg_nodes(child, stops)
+
+
+def _narrows(index_cond: str | None) -> bool:
+    """Whether an index condition picks part of the index: "(x IS NOT NULL)" alone picks
+    (nearly) all of it."""
+    return bool(index_cond) and not re.fullmatch(r"\(\(?[\w.\"]+\)? IS NOT NULL\)", index_cond)
 
 
 def full_scans(conn, statement, params=None, *, tables=WATCHED, ordered_walk: bool = False) -> list[str]:
@@ -87,9 +101,13 @@ def full_scans(conn, statement, params=None, *, tables=WATCHED, ordered_walk: bo
             kind = node["Node Type"]
             if kind == "Seq Scan":
                 found.append(f"Seq Scan on {relation}")
+            elif kind == "Bitmap Heap Scan" and not any(
+                _narrows(child.get("Index Cond")) for child in node.get("Plans", [])
+            ):
+                found.append(f"Bitmap Heap Scan on {relation} with no condition that narrows it")
             elif (
                 kind in ("Index Scan", "Index Only Scan")
-                and "Index Cond" not in node
+                and not _narrows(node.get("Index Cond"))
                 and not (ordered_walk and under_limit)
             ):
                 found.append(f"{kind} on {relation} using {node.get('Index Name')} with no condition")

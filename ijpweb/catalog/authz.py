@@ -82,8 +82,28 @@ def narrow(readable_ids, column: str, values):
     ``values`` (a list, or a SELECT): the condition goes into each rule's own SELECT, so the
     database computes the readable set for those objects only (a page's datasets, one
     dataset's datafiles), never the user's whole readable set."""
+    return narrow_by(readable_ids, lambda table: table.c[column].in_(values))
+
+
+def narrow_by(readable_ids, condition):
+    """``readable_ids`` kept to the objects for which ``condition(table)`` holds, ``table``
+    being each rule's own (aliased) table of the entity: the condition goes into each
+    rule's SELECT."""
     if readable_ids is ALL:
         return ALL
     arms = list(readable_ids.selects) if isinstance(readable_ids, sa.CompoundSelect) else [readable_ids]
-    kept = [arm.where(arm.selected_columns[0].table.c[column].in_(values)) for arm in arms]
+    kept = [arm.where(condition(arm.selected_columns[0].table)) for arm in arms]
     return sa.union(*kept) if len(kept) > 1 else kept[0]
+
+
+def probe(id_column, readable_ids):
+    """The condition that keeps the readable objects, as a check of each candidate row
+    (EXISTS with the row's id in each rule's SELECT, through the primary key and the rule's
+    own joins), or None when all are readable. For a statement whose candidates are few (a
+    batch of datasets' files): it never computes the user's whole readable set, as an IN
+    would (PostgreSQL plans it as a semi-join)."""
+    if readable_ids is ALL:
+        return None
+    arms = list(readable_ids.selects) if isinstance(readable_ids, sa.CompoundSelect) else [readable_ids]
+    checks = [sa.exists(arm.where(arm.selected_columns[0].table.c.id == id_column)) for arm in arms]
+    return sa.or_(*checks) if len(checks) > 1 else checks[0]

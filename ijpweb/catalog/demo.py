@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from ..models import DbCredential, utcnow
 from ..passwords import hash_password
 from .icatdb import TABLES as T
+from .icatdb import table_name
 
 FACILITY = ("LMF", "Lumen Microscopy Facility")
 USERS = [
@@ -193,3 +194,73 @@ def load(db, store=None) -> dict[str, int]:
             datafiles += len(files)
     db.flush()
     return {"users": len(users), "investigations": len(invs), "datasets": datasets, "datafiles": datafiles}
+
+
+def scale(conn, investigations: int, datasets_each: int, files_each: int, members: dict[str, int],
+          big_dataset_files: int = 0, prefix: str = "SCALE") -> dict[str, int]:  # fmt: skip
+    """Grow the demo catalog in bulk (for the benchmarks and the query-plan tests): more
+    investigations of ``datasets_each`` datasets (of the demo's types, in turn) of
+    ``files_each`` datafiles each, and one more dataset of ``big_dataset_files`` files in the
+    first of them; each demo user in ``members`` belongs to that many of the new
+    investigations (the first ones). Rows are written many at a time with ids of their
+    own, then the id sequences are moved past them (PostgreSQL)."""
+    rows = lambda entity: conn.execute(sa.select(sa.func.coalesce(sa.func.max(T[entity].c.id), 0))).scalar()  # noqa: E731
+    facility = conn.execute(sa.select(T["Facility"].c.id).limit(1)).scalar()
+    itype = conn.execute(sa.select(T["InvestigationType"].c.id).limit(1)).scalar()
+    types = list(conn.execute(sa.select(T["DatasetType"].c.id).order_by(T["DatasetType"].c.id)).scalars())
+    fmt = conn.execute(sa.select(T["DatafileFormat"].c.id).limit(1)).scalar()
+    users = dict(conn.execute(sa.select(T["User"].c.name, T["User"].c.id)).all())
+    now, who = utcnow(), "simple/root"
+    stamp = {"createId": who, "createTime": now, "modId": who, "modTime": now}
+    inv0, ds0, df0, iu0 = rows("Investigation"), rows("Dataset"), rows("Datafile"), rows("InvestigationUser")
+    conn.execute(T["Investigation"].insert(), [
+        {"id": inv0 + i, "name": f"{prefix}-{i:05d}", "visitId": "1", "title": f"Scale investigation {i}",
+         "facility_id": facility, "type_id": itype, **stamp} for i in range(1, investigations + 1)])  # fmt: skip
+    iu = [
+        {
+            "id": iu0 + n + 1,
+            "user_id": users[f"db/{login}"],
+            "investigation_id": inv0 + i,
+            "role": "member",
+            **stamp,
+        }
+        for n, (login, i) in enumerate((login, i) for login, k in members.items() for i in range(1, k + 1))
+    ]
+    if iu:
+        conn.execute(T["InvestigationUser"].insert(), iu)
+    datasets, datafiles = [], []
+    n_ds = n_df = 0
+
+    def dataset(inv: int, name: str, files: int) -> None:
+        nonlocal n_ds, n_df
+        n_ds += 1
+        datasets.append({"id": ds0 + n_ds, "name": name, "investigation_id": inv, "complete": True,
+                         "type_id": types[n_ds % len(types)], **stamp})  # fmt: skip
+        for f in range(files):
+            n_df += 1
+            datafiles.append({"id": df0 + n_df, "name": f"file-{f:05d}.h5", "dataset_id": ds0 + n_ds,
+                              "fileSize": 1000 + f, "datafileFormat_id": fmt, **stamp})  # fmt: skip
+
+    def flush(force: bool = False) -> None:
+        if force or len(datafiles) >= 50_000:
+            if datasets:
+                conn.execute(T["Dataset"].insert(), datasets)
+            if datafiles:
+                conn.execute(T["Datafile"].insert(), datafiles)
+            datasets.clear()
+            datafiles.clear()
+
+    for i in range(1, investigations + 1):
+        for d in range(1, datasets_each + 1):
+            dataset(inv0 + i, f"{prefix.lower()}-{i:05d}-{d:04d}", files_each)
+            flush()
+    if big_dataset_files:
+        dataset(inv0 + 1, f"{prefix.lower()}-big", big_dataset_files)
+    flush(force=True)
+    if conn.dialect.name == "postgresql":
+        for entity in ("Investigation", "InvestigationUser", "Dataset", "Datafile"):
+            top = sa.select(sa.func.max(T[entity].c.id)).scalar_subquery()
+            conn.execute(
+                sa.select(sa.func.setval(sa.func.pg_get_serial_sequence(table_name(entity), "id"), top))
+            )
+    return {"investigations": investigations, "datasets": n_ds, "datafiles": n_df}

@@ -412,9 +412,11 @@ class EmbeddedCatalog:
         """``select`` limited to the objects of ``entity`` the user may read (or C/U/D)."""
         return authz.restrict(select, entity, id_column, self._readable(session_id, entity, flag))
 
-    def _rules_for(self, session_id: str):
-        """The ``restrict`` of jpql.compile_query: what the user may read of an entity."""
-        return lambda entity, id_column: authz.condition(id_column, self._readable(session_id, entity))
+    def _rules_for(self, session_id: str, probe: bool = False):
+        """The ``restrict`` of jpql.compile_query: what the user may read of an entity (as
+        an IN of the readable set, or with ``probe`` a check of each candidate row)."""
+        check = authz.probe if probe else authz.condition
+        return lambda entity, id_column: check(id_column, self._readable(session_id, entity))
 
     def run(self, statement, params=None):
         """Execute one statement. A read runs within the time limit and its rows are
@@ -453,41 +455,61 @@ class EmbeddedCatalog:
     # --- datasets ------------------------------------------------------------------------
     #
     # A restricted user's readable datasets are computed once per statement: the rules'
-    # SELECT is a MATERIALIZED common table expression that drives the search (each rule's
-    # SELECT is itself index-driven, e.g. user -> investigationUsers -> datasets), so the
-    # filters, the name search (ILIKE '%x%', which no btree serves) and the keyset run over
-    # the readable rows only, never over every Dataset. For a user whose rules read every
-    # Dataset (root), the order's index (investigation_id, name, id) is walked from the
-    # keyset position and the walk stops after the page.
+    # SELECTs, each giving the columns the search filters and orders by (id, investigation,
+    # name, type), are one MATERIALIZED common table expression, itself index-driven (e.g.
+    # user -> investigationUsers -> datasets). The filters, the name search (ILIKE '%x%',
+    # which no btree serves), the keyset and the bounded count run over those rows only,
+    # never over every Dataset; only the page's rows are then read from Dataset (with their
+    # type and investigation). For a user whose rules read every Dataset (root), the
+    # order's index (investigation_id, name, id) is walked from the keyset position and the
+    # walk stops after the page.
 
-    def _readable_datasets(self, session_id: str):
-        """None (every dataset), or a CTE of the ids of the datasets the user may read."""
+    _SEARCHED = ("id", "investigation_id", "name", "type_id")  # what the search needs of a dataset
+
+    def _searchable(self, session_id: str):
+        """The datasets the user may read, as a FROM with the columns of _SEARCHED: the
+        Dataset table itself (every dataset), or a CTE of the rules' SELECTs."""
         readable = self._readable(session_id, "Dataset")
         if readable is authz.ALL:
-            return None
-        if not isinstance(readable, sa.CompoundSelect):
-            readable = readable.distinct()  # (a rule's joins may meet a dataset twice)
+            return T["Dataset"]
+
+        def columns(arm):
+            table = arm.selected_columns[0].table
+            return arm.with_only_columns(*[table.c[c] for c in self._SEARCHED])
+
+        if isinstance(readable, sa.CompoundSelect):
+            readable = sa.union(*[columns(arm) for arm in readable.selects])
+        else:
+            readable = columns(readable).distinct()  # (a rule's joins may meet a dataset twice)
         return readable.cte("readable_dataset").prefix_with("MATERIALIZED")
 
-    def _datasets_select(self, session_id: str, ids: Sequence[int] | None = None):
-        """The columns of a DatasetView (without file counts), of the datasets the user may
-        read (``ids``: of these only, the rules asked about them alone)."""
+    def _datasets_select(self, session_id: str, ids: Sequence[int], checked: bool = False):
+        """The columns of a DatasetView (without file counts) of the datasets ``ids`` that
+        the user may read (the rules asked about these alone; ``checked``: the caller has
+        just found them readable)."""
         ds, dt, inv = T["Dataset"], T["DatasetType"], T["Investigation"]
-        q = sa.select(
-            ds.c.id, ds.c.name, ds.c.description, ds.c.complete, ds.c.createTime, ds.c.investigation_id,
-            dt.c.name.label("type_name"), inv.c.name.label("inv_name"), inv.c.title.label("inv_title"),
-        )  # fmt: skip
-        if ids is not None:
-            readable = authz.narrow(self._readable(session_id, "Dataset"), "id", ids)
-            q = q.select_from(ds).where(ds.c.id.in_(ids))
-            q = authz.restrict(q, "Dataset", ds.c.id, readable)
-        else:
-            readable = self._readable_datasets(session_id)
-            if readable is None:
-                q = q.select_from(ds)
-            else:
-                q = q.select_from(readable).join(ds, ds.c.id == readable.c.id)
-        return q.outerjoin(dt, ds.c.type_id == dt.c.id).outerjoin(inv, ds.c.investigation_id == inv.c.id)
+        q = (
+            sa.select(
+                ds.c.id,
+                ds.c.name,
+                ds.c.description,
+                ds.c.complete,
+                ds.c.createTime,
+                ds.c.investigation_id,
+                dt.c.name.label("type_name"),
+                inv.c.name.label("inv_name"),
+                inv.c.title.label("inv_title"),
+            )  # fmt: skip
+            .select_from(ds)
+            .where(ds.c.id.in_(ids))
+            .outerjoin(dt, ds.c.type_id == dt.c.id)
+            .outerjoin(inv, ds.c.investigation_id == inv.c.id)
+        )
+        if checked:
+            return q
+        return authz.restrict(
+            q, "Dataset", ds.c.id, authz.narrow(self._readable(session_id, "Dataset"), "id", ids)
+        )
 
     def _file_totals(self, session_id: str, dataset_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """{dataset id: (number, total size)} of the datafiles the user may read in these
@@ -545,26 +567,34 @@ class EmbeddedCatalog:
         return rows, nxt, previous
 
     @staticmethod
-    def _position(row, order) -> Position:
-        return tuple(row._mapping[c] for c in order)
+    def _position(row, order) -> Position | None:
+        """The row's position; None for a row that cannot hold one (a dataset without an
+        investigation, which ICAT does not allow and /icat refuses: the list ends there)."""
+        position = tuple(getattr(row, c.name) for c in order)
+        return None if None in position else position
 
     def search_datasets(self, session_id: str, query: DatasetQuery) -> Page[DatasetView]:
-        ds, dt, inv = T["Dataset"], T["DatasetType"], T["Investigation"]
-        q = self._datasets_select(session_id)
+        dt, inv = T["DatasetType"], T["Investigation"]
+        found = self._searchable(session_id)
+        q = sa.select(found.c.id, found.c.investigation_id, found.c.name)
         if query.type_name:
-            q = q.where(ds.c.type_id.in_(sa.select(dt.c.id).where(dt.c.name == query.type_name)))
+            q = q.where(found.c.type_id.in_(sa.select(dt.c.id).where(dt.c.name == query.type_name)))
         if query.investigation:
             q = q.where(
-                ds.c.investigation_id.in_(sa.select(inv.c.id).where(inv.c.name == query.investigation))
+                found.c.investigation_id.in_(sa.select(inv.c.id).where(inv.c.name == query.investigation))
             )
         if query.name:
-            q = q.where(ds.c.name.ilike(_like(query.name), escape="\\"))
-        # (a dataset has an investigation in ICAT; one without could not hold a position)
-        q = q.where(ds.c.investigation_id.is_not(None))
-        order = [ds.c[c] for c in DATASET_ORDER]
+            q = q.where(found.c.name.ilike(_like(query.name), escape="\\"))
+        order = [found.c[c] for c in DATASET_ORDER]
         rows, nxt, previous = self._keyset_page(q, order, query)
         count = paging.bounded_count(self.run, q)
-        totals = self._file_totals(session_id, [r.id for r in rows])
+        ids = [r.id for r in rows]
+        details = (
+            {r.id: r for r in self.run(self._datasets_select(session_id, ids, checked=True)).all()}
+            if ids
+            else {}
+        )
+        totals = self._file_totals(session_id, ids)
         facets = {}
         if query.facets:
             # the choices of the menus: the first maxEntities names of the (small) type and
@@ -576,10 +606,9 @@ class EmbeddedCatalog:
                 "types": list(self.run(types.order_by(dt.c.name).limit(most)).scalars()),
                 "investigations": list(self.run(invs.order_by(inv.c.name).limit(most)).scalars()),
             }
-        items = [self._dataset_view(r, totals) for r in rows]
-        return Page(
-            items, count.value, max(1, min(query.per_page, MAX_PER_PAGE)), count.exact, nxt, previous, facets
-        )
+        items = [self._dataset_view(details[i], totals) for i in ids if i in details]
+        per_page = max(1, min(query.per_page, MAX_PER_PAGE))
+        return Page(items, count.value, per_page, count.exact, nxt, previous, facets)
 
     def datasets(self, session_id: str, ids: Sequence[int]) -> list[DatasetView]:
         if not ids:
@@ -660,13 +689,15 @@ class EmbeddedCatalog:
     # --- queries and dataset-type parameters ------------------------------------------
 
     def compile(self, session_id: str, text: str, params: dict[str, Any] | None = None, batch=None):
-        """A JPQL or concise query, within the limits, restricted by the user's rules."""
+        """A JPQL or concise query, within the limits, restricted by the user's rules (for a
+        ``batch`` query, whose rows are those of a few datasets, each row is checked rather
+        than the user's whole readable set computed)."""
         return compile_query(
             text,
             {**(params or {}), "user": self.user_name(session_id)},
             batch,
             limits=self.limits.query,
-            restrict=self._rules_for(session_id),
+            restrict=self._rules_for(session_id, probe=batch is not None),
             restrict_joins=self.limits.restrict_joins,
         )
 

@@ -23,6 +23,17 @@ _TYPES = {
     "enum": lambda: sa.String(32),
 }
 _LONG_TEXT = {("Rule", "what"), ("Job", "arguments"), ("DataPublication", "description")}
+# The catalog's lists read through indexes (migration a10c0de5e008): the dataset search's
+# order and keyset (investigation, name, id), also within a type; a dataset's datafiles by
+# (name, id); an investigation by name (the search's filter).
+INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
+    "Dataset": {
+        "ix_icat_dataset_order": ("investigation_id", "name", "id"),
+        "ix_icat_dataset_type_order": ("type_id", "investigation_id", "name", "id"),
+    },
+    "Datafile": {"ix_icat_datafile_order": ("dataset_id", "name", "id")},
+    "Investigation": {"ix_icat_investigation_name": ("name",)},
+}
 
 
 def table_name(entity: str) -> str:
@@ -56,6 +67,8 @@ def _table(entity: Entity, metadata: sa.MetaData) -> sa.Table:
         fields = UNIQUE[entity.name]
         cols = [fk_column(f) if f in entity.relations else f for f in fields]
         columns.append(sa.UniqueConstraint(*cols, name=f"uq_{table_name(entity.name)}"))
+    for name, cols in INDEXES.get(entity.name, {}).items():
+        columns.append(sa.Index(name, *cols))
     # ids are never reused (as in ICAT): on SQLite a deleted last row's id would come back
     return sa.Table(table_name(entity.name), metadata, *columns, sqlite_autoincrement=True)
 

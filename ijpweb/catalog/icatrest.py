@@ -28,6 +28,9 @@ STATUS = {
     "INTERNAL": 500,
     "NOT_IMPLEMENTED": 501,
 }
+# A relation ICAT requires (its JoinColumn nullable=false) that the portal's dataset search
+# relies on: a dataset's place in the search's order is its investigation's.
+REQUIRED_RELATIONS = {"Dataset": ("investigation",)}
 MAX_LOGIN_BYTES = 64 << 10
 MAX_ENTITIES_BYTES = 16 << 20
 # What jobs may write through this face (as the rules allow).
@@ -220,6 +223,9 @@ def create(
     for attr in e.attributes.values():
         if attr.required and values.get(attr.name) is None and attr.name != "id":
             raise IcatError("VALIDATION", f"{name}.{attr.name} cannot be null")
+    for rel in REQUIRED_RELATIONS.get(name, ()):
+        if values.get(fk_column(rel)) is None:
+            raise IcatError("VALIDATION", f"{name}.{rel} cannot be null")
     try:
         new_id = catalog.create(session_id, name, values, check=created is None)
     except sa.exc.IntegrityError as ex:
