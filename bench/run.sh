@@ -27,6 +27,8 @@ echo "== catalog writes, SQLite"
 $PY bench/bench_writes.py
 echo "== the prefix and the trusted proxy's headers (ijpweb.proxy)"
 $PY bench/bench_proxy.py
+echo "== fifty clients at once on the mixed workload, SQLite (one portal process; IJP_BENCH_LOAD_SECONDS, 60)"
+$PY bench/bench_load.py
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
   echo "== job list and catalog queries, PostgreSQL: SKIPPED (no initdb/pg_ctl; apt-get install postgresql)"
@@ -55,3 +57,6 @@ echo "== catalog writes, PostgreSQL"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_writes" $PY bench/bench_writes.py
 echo "== several portal processes: a new leader after the leader's SIGKILL, PostgreSQL"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_takeover" $PY bench/bench_takeover.py
+echo "== fifty clients at once on the mixed workload, PostgreSQL (two portal processes, as production.ini)"
+"$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE DATABASE ijp_bench_load OWNER ijp"
+IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_load" $PY bench/bench_load.py
