@@ -293,3 +293,33 @@ def test_tags_survive_a_harvest(committed):
             sa.select(JobTag.tag).where(JobTag.job_id.in_(list(jobs.values()))).order_by(JobTag.tag)
         )
         assert list(tags) == ["calib", "calib", "run0", "run1"]
+
+
+def test_the_schedulers_harvest_task_writes_no_job_in_a_steady_cycle(app, committed, dbengine):
+    """The task as the scheduler runs it (its fence, one transaction, the backends' health
+    recorded): in a steady cycle the job table is read once and not written."""
+    from ijpweb.models.health import BackendHealth
+    from ijpweb.scheduler import Scheduler
+
+    backend = Answers()
+    jobs = live_jobs(committed, n=50)
+    backend.table = {b: BatchState(JobStatus.QUEUED) for b in jobs}
+    s = app.registry["ijp.scheduler"]
+    scheduler = Scheduler(s.session_factory, {"harvested": backend}, s.catalog_for, s.settings, dbengine)
+    try:
+        scheduler.campaign()
+        with observed(dbengine) as (statements, loaded):
+            scheduler.harvest()
+        assert backend.asked, "the harvest task did not run"
+        assert [n for st, n in updates(statements) if st.split()[1] == "job"] == []
+        assert loaded == []
+        first = next(iter(jobs))
+        backend.table[first] = BatchState(JobStatus.RUNNING, started_at=T0)
+        with observed(dbengine) as (statements, loaded):
+            scheduler.harvest()
+        assert [n for st, n in updates(statements) if st.split()[1] == "job"] == [1]
+        assert rows(committed, [jobs[first]])[jobs[first]].status == JobStatus.RUNNING
+    finally:
+        scheduler.leaders.close()
+        with Session(dbengine) as db, db.begin():
+            db.execute(sa.delete(BackendHealth).where(BackendHealth.name == "harvested"))
