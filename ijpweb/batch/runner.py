@@ -174,6 +174,26 @@ def hidden(top: str = ETC) -> list[str]:
     return sorted(out)
 
 
+# A scan of /etc is 1,454 lstat()s here (7 ms, several times that on a loaded machine):
+# a launcher and the forks it starts for the jobs behind it share one for this long.
+# A file made private in /etc meanwhile shows for that long in the jobs started then, as it
+# shows in every job that is running already (/etc is bound as it is: what changes in it
+# later is seen inside; hidden() only covers what is private when a sandbox is set up).
+HIDDEN_SECONDS = 1.0
+_hidden: dict[str, tuple[float, list[str]]] = {}
+
+
+def hidden_now(top: str = ETC) -> list[str]:
+    """hidden(top), computed at most HIDDEN_SECONDS ago (in this process or the launcher
+    it was forked from)."""
+    at, found = _hidden.get(top, (None, None))
+    now_ = time.monotonic()
+    if at is None or now_ - at > HIDDEN_SECONDS:
+        found = hidden(top)
+        _hidden[top] = (now_, found)
+    return found
+
+
 def _under(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
@@ -209,7 +229,7 @@ def bwrap_argv(sandbox: dict, writable: list[str], cwd: str, info_fd: int | None
             shown.append(p)
     argv += ["--ro-bind", ETC, ETC]
     shown.append(ETC)
-    for h in hidden(ETC):
+    for h in hidden_now(ETC):
         if os.path.isdir(h):
             argv += ["--perms", "0700", "--tmpfs", h, "--remount-ro", h]
         else:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -213,3 +214,21 @@ def test_a_launcher_that_cannot_start_fails_its_job_and_frees_its_slot(local):
     good = local(max_running=1)
     good.submit(spec(2, "true"))
     assert wait(good, "2", {JobStatus.COMPLETED}).exit_code == 0
+
+
+def test_what_is_private_is_hidden_after_at_most_a_second(tmp_path):
+    """A launcher and its forks share one scan of /etc for HIDDEN_SECONDS: a file made
+    private shows no longer than that in sandboxes set up afterwards."""
+    from ijpweb.batch.runner import HIDDEN_SECONDS, hidden_now
+
+    top = tmp_path / "etc"
+    (top / "conf.d").mkdir(parents=True)
+    key = top / "conf.d" / "site.key"
+    key.write_text("k")
+    key.chmod(0o644)
+    assert hidden_now(str(top)) == []
+    key.chmod(0o600)
+    deadline = time.monotonic() + HIDDEN_SECONDS + 0.5
+    while hidden_now(str(top)) != [str(key)]:
+        assert time.monotonic() < deadline, "a private file still shows after the scan's time"
+        time.sleep(0.05)
