@@ -241,6 +241,7 @@ class Client:
                 if attempt:
                     raise
         self.last_ms = (time.monotonic() - t) * 1000
+        self.last = (method, path, r.status, data[:300])
         for value in r.headers.get_all("Set-Cookie") or []:
             name, _, rest = value.partition("=")
             self.cookies[name.strip()] = rest.split(";", 1)[0]
@@ -299,6 +300,7 @@ def run_clients(clients, seconds: float, rate: float = 0, seed: int = 12):
     begin = time.monotonic()
     end = begin + seconds
     interval = len(clients) / rate if rate else 0.0
+    failures: list = []
 
     def loop(client: Client):
         rng = random.Random(seed * 1000 + client.k)  # noqa: S311 - a workload, not a secret
@@ -315,6 +317,8 @@ def run_clients(clients, seconds: float, rate: float = 0, seed: int = 12):
             except Exception:  # noqa: BLE001 - counted as the error it is
                 results = [(kind, False, (time.monotonic() - t) * 1000)]
             mine += [(k, ok, t, ms) for k, ok, ms in results]
+            if not all(ok for _, ok, _ in results) and len(failures) < 5:
+                failures.append(getattr(client, "last", None))
         with lock:
             records.extend(mine)
 
@@ -323,6 +327,8 @@ def run_clients(clients, seconds: float, rate: float = 0, seed: int = 12):
         th.start()
     for th in threads:
         th.join()
+    for failure in failures:
+        print(f"   an error: {failure}")
     return records
 
 
