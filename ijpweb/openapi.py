@@ -63,7 +63,8 @@ def _object(properties: dict, *, optional: tuple[str, ...] = (), **extra) -> dic
 BEARER = [{"bearer": []}, {"cookie": []}]
 
 CATALOG_PAGE = {  # a page of a catalog list (datasets, a dataset's datafiles): keyset cursors
-    "total": {"type": "integer", "description": "how many the list holds, counted up to 10,000 (see total_exact)"},
+    "total": {"type": "integer", "description": "how many the list holds, counted up to 10,000 (see total_exact) "
+              "by its first page; the pages after it carry that count"},
     "total_exact": {"type": "boolean", "description": "false: there are more than total"},
     "page": {"type": "integer", "description": "the page's number (1: the first), for showing"},
     "per_page": {"type": "integer", "description": "the page size used (at most 200)"},

@@ -97,6 +97,7 @@ class DatasetQuery:
     after: Position | None = None
     before: Position | None = None
     facets: bool = True  # also the choices of type and investigation (a page's menus)
+    count: bool = True  # False: the caller knows the count (Page.total is then 0, not exact)
 
 
 DATASET_ORDER = ("investigation_id", "name", "id")  # a dataset's position: these values
@@ -112,6 +113,7 @@ class DatafileQuery:
     per_page: int = 50
     after: Position | None = None
     before: Position | None = None
+    count: bool = True  # as DatasetQuery's
 
 
 @dataclass(frozen=True)

@@ -587,7 +587,7 @@ class EmbeddedCatalog:
             q = q.where(found.c.name.ilike(_like(query.name), escape="\\"))
         order = [found.c[c] for c in DATASET_ORDER]
         rows, nxt, previous = self._keyset_page(q, order, query)
-        count = paging.bounded_count(self.run, q)
+        count = paging.bounded_count(self.run, q) if query.count else paging.Count(0, False)
         ids = [r.id for r in rows]
         details = (
             {r.id: r for r in self.run(self._datasets_select(session_id, ids, checked=True)).all()}
@@ -667,7 +667,7 @@ class EmbeddedCatalog:
             q = q.where(df.c.name.ilike(_like(query.name), escape="\\"))
         order = [df.c[c] for c in DATAFILE_ORDER]
         rows, nxt, previous = self._keyset_page(q, order, query)
-        count = paging.bounded_count(self.run, q)
+        count = paging.bounded_count(self.run, q) if query.count else paging.Count(0, False)
         items = [self._datafile_view(r) for r in rows]
         return Page(items, count.value, max(1, min(query.per_page, MAX_PER_PAGE)), count.exact, nxt, previous)
 

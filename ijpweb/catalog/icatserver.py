@@ -221,7 +221,7 @@ class IcatServerCatalog:
         order = ("i.id", "ds.name", "ds.id")
 
         def go(c):
-            total = c.search(f"SELECT COUNT(ds) {base}")[0]
+            total = c.search(f"SELECT COUNT(ds) {base}")[0] if query.count else 0
             items, nxt, previous = _keyset_page(
                 lambda extra, order_by, n: c.search(
                     f"SELECT ds {_and(base, extra)} ORDER BY {order_by} LIMIT 0, {n} INCLUDE ds.type, ds.investigation"
@@ -239,7 +239,7 @@ class IcatServerCatalog:
                     ),
                 }
             views = [self._dataset_view(d) for d in items]
-            return Page(views, int(total), _per_page(query), True, nxt, previous, facets)
+            return Page(views, int(total), _per_page(query), query.count, nxt, previous, facets)
 
         return self._call(session_id, go)
 
@@ -282,7 +282,7 @@ class IcatServerCatalog:
             base += f" AND df.name LIKE {jpql_string('%' + query.name + '%')}"
 
         def go(c):
-            total = c.search(f"SELECT COUNT(df) {base}")[0]
+            total = c.search(f"SELECT COUNT(df) {base}")[0] if query.count else 0
             items, nxt, previous = _keyset_page(
                 lambda extra, order_by, n: c.search(
                     f"SELECT df {_and(base, extra)} ORDER BY {order_by} LIMIT 0, {n} "
@@ -293,7 +293,7 @@ class IcatServerCatalog:
                 lambda d: (d.name, d.id),
             )
             views = [self._datafile_view(d) for d in items]
-            return Page(views, int(total), _per_page(query), True, nxt, previous)
+            return Page(views, int(total), _per_page(query), query.count, nxt, previous)
 
         return self._call(session_id, go)
 

@@ -541,9 +541,9 @@ def datasets(request):
     where = catalog_pages.decode(request.cursors, scope, _text(request, "cursor", 2048))
     q = DatasetQuery(
         type_name=type_name, investigation=investigation, name=name, per_page=per_page,
-        after=where.after, before=where.before,
+        after=where.after, before=where.before, count=where.count,
     )  # fmt: skip
-    found = _catalog(request, lambda c, sid: c.search_datasets(sid, q))
+    found = catalog_pages.counted(_catalog(request, lambda c, sid: c.search_datasets(sid, q)), where)
     return {
         "datasets": [dataset_json(d) for d in found.items],
         **_dataset_page_json(request, found, where, scope, capped, "api.datasets"),
@@ -566,7 +566,9 @@ def _files(request, ds_id: int, default_per_page: int):
     scope = catalog_pages.datafile_scope(request.identity.user_name, ds_id, name)
     where = catalog_pages.decode(request.cursors, scope, _text(request, "cursor", 2048))
     return (
-        DatafileQuery(name=name, per_page=per_page, after=where.after, before=where.before),
+        DatafileQuery(
+            name=name, per_page=per_page, after=where.after, before=where.before, count=where.count
+        ),
         where,
         scope,
         capped,
@@ -587,13 +589,14 @@ def dataset(request):
     d = _catalog(request, lambda c, sid: dataset_detail(c, sid, request.datasettypes, ds_id, files))
     if d is None:
         raise _unseen(not_visible([ds_id], []))
+    files_page = catalog_pages.counted(d.datafiles, where)
     page = _dataset_page_json(
-        request, d.datafiles, where, scope, capped, "api.dataset.datafiles", dataset_id=ds_id
+        request, files_page, where, scope, capped, "api.dataset.datafiles", dataset_id=ds_id
     )
     return dataset_json(d.dataset) | {
         "parameters": [{"name": p.name, "value": _plain(p.value), "units": p.units} for p in d.parameters],
         "job_parameters": {k: _plain(v) for k, v in d.job_parameters.items()},
-        "datafiles": [_datafile_json(f) for f in d.datafiles.items],
+        "datafiles": [_datafile_json(f) for f in files_page.items],
         "datafiles_total": page["total"],
         "datafiles_total_exact": page["total_exact"],
         "datafiles_next": page["next"],
@@ -618,6 +621,7 @@ def dataset_datafiles(request):
     found = _catalog(request, go)
     if found is None:
         raise _unseen(not_visible([ds_id], []))
+    found = catalog_pages.counted(found, where)
     return {
         "datafiles": [_datafile_json(f) for f in found.items],
         **_dataset_page_json(request, found, where, scope, capped, "api.dataset.datafiles", dataset_id=ds_id),

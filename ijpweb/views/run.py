@@ -120,12 +120,16 @@ def _search(request):
         after=where.after,
         before=where.before,
         facets=request.headers.get("HX-Request") != "true",  # the menus are the page's
+        count=where.count,
     )
-    results = request.catalog.search_datasets(request.identity.catalog_session, q)
+    results = catalog_pages.counted(
+        request.catalog.search_datasets(request.identity.catalog_session, q), where
+    )
     return {
         "q": q,
         "results": results,
         "page_number": where.number,
+        "counted_before": not where.count,
         "links": catalog_pages.links(request.cursors, scope, results, where),
     }
 
@@ -164,19 +168,23 @@ def _detail(request):
     name = param_text(request.params, "file", 1000)[:200]
     scope = catalog_pages.datafile_scope(request.identity.user_name, ds_id, name)
     where = _cursor(request, scope)
-    files = DatafileQuery(name=name, per_page=FILES_PER_PAGE, after=where.after, before=where.before)
+    files = DatafileQuery(
+        name=name, per_page=FILES_PER_PAGE, after=where.after, before=where.before, count=where.count
+    )
     d = dataset_detail(request.catalog, request.identity.catalog_session, request.datasettypes, ds_id, files)
     if d is None:
         raise HTTPNotFound()
+    datafiles = catalog_pages.counted(d.datafiles, where)
     sel = _selection(request)
     return {
         "ds": d.dataset,
         "parameters": d.parameters,
         "job_parameters": d.job_parameters,
-        "datafiles": d.datafiles,
+        "datafiles": datafiles,
         "file_name": name,
         "files_page": where.number,
-        "file_links": catalog_pages.links(request.cursors, scope, d.datafiles, where),
+        "files_counted_before": not where.count,
+        "file_links": catalog_pages.links(request.cursors, scope, datafiles, where),
         "selected_files": set(sel["datafiles"]),
         "dataset_selected": ds_id in sel["datasets"],
     }
