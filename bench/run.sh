@@ -11,6 +11,8 @@ echo "== SLURM: fan-out and harvest"
 $PY bench/bench_slurm.py 2> >(grep -v "Unknown type Array" >&2)
 echo "== local backend: hand-over and the sandbox"
 $PY bench/bench_handover.py
+echo "== 100 local jobs, click to all Completed, against a plain Popen loop (same sandbox)"
+$PY bench/bench_localjobs.py
 echo "== job list with 10k, 100k and 1M jobs, SQLite"
 $PY bench/bench_joblist.py
 echo "== the operator's console with a million jobs, SQLite"
