@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -232,3 +233,15 @@ def test_what_is_private_is_hidden_after_at_most_a_second(tmp_path):
     while hidden_now(str(top)) != [str(key)]:
         assert time.monotonic() < deadline, "a private file still shows after the scan's time"
         time.sleep(0.05)
+
+
+def test_a_job_does_not_inherit_pythons_ignored_signals(local):
+    """Python ignores SIGPIPE and SIGXFSZ; the launcher starts the job with them at their
+    defaults (as subprocess did), so `yes | head` ends and a file size limit kills."""
+    b = local(max_running=2)
+    b.submit(spec(1, "grep SigIgn /proc/self/status; yes | head -n 1"))
+    assert wait(b, "1", {JobStatus.COMPLETED}).exit_code == 0
+    first, second = b.read("1", "stdout").decode().splitlines()
+    ignored = int(first.split()[1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1)) and not ignored & (1 << (signal.SIGXFSZ - 1))
+    assert second == "y"
