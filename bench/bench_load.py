@@ -71,7 +71,8 @@ IDS_KEY = "bench-load-ids-key-not-for-production"
 
 
 def prepare(url: str, tmp: Path, jobs: int) -> list[str]:
-    """Migrate, load the demo, add the bench users and ``jobs`` finished jobs; return the
+    """Migrate, load the demo, add the bench users and finished jobs up to ``jobs`` of theirs
+    (a database of an earlier run keeps what it has and gets what is missing); return the
     users' names."""
     from ijpweb.catalog.icatdb import TABLES as T
     from ijpweb.models import DbCredential, Job, Submission
@@ -82,12 +83,13 @@ def prepare(url: str, tmp: Path, jobs: int) -> list[str]:
     names = [f"load{i:02d}" for i in range(USERS)]
     now = datetime.now(UTC)
     with engine.begin() as c:
-        if c.execute(
-            sa.select(sa.func.count()).select_from(DbCredential).where(DbCredential.username == names[0])
-        ).scalar():
-            return names  # (a database prepared by an earlier run)
+        known = {
+            r[0] for r in c.execute(sa.select(DbCredential.username).where(DbCredential.username.in_(names)))
+        }
         invs = [r.id for r in c.execute(sa.select(T["Investigation"].c.id).order_by(T["Investigation"].c.id))]
         for i, name in enumerate(names):
+            if name in known:
+                continue
             c.execute(
                 sa.insert(DbCredential).values(username=name, password_hash=hash_password(PASSWORD.format(i)))
             )
@@ -96,14 +98,17 @@ def prepare(url: str, tmp: Path, jobs: int) -> list[str]:
             for inv in (invs[i % len(invs)], invs[(i + 1) % len(invs)]):
                 c.execute(T["InvestigationUser"].insert().values(user_id=uid, investigation_id=inv, role="member",
                                                                  createId="simple/root", createTime=now))  # fmt: skip
+        have = c.execute(
+            sa.select(sa.func.count()).select_from(Job).where(Job.owner.like("db/load%"))
+        ).scalar()
+        share = max(0, jobs - have) // USERS
         statuses = [JobStatus.COMPLETED] * 8 + [JobStatus.FAILED, JobStatus.CANCELLED]
-        for k, name in enumerate(names):
+        for k, name in enumerate(names if share else []):
             sub = c.execute(sa.insert(Submission).values(owner=f"db/{name}", job_type="Date", mode="each",
                                                          executable="date", created_at=now)).inserted_primary_key[0]  # fmt: skip
-            share = jobs // USERS
             rows = [
                 {"submission_id": sub, "owner": f"db/{name}", "job_type": "Date", "dataset_ids": [], "datafile_ids": [],
-                 "options": {}, "argv": ["date"], "backend": "local", "backend_job_id": f"bench-{k}-{i}",
+                 "options": {}, "argv": ["date"], "backend": "local", "backend_job_id": f"bench-{k}-{have + i}",
                  "status": statuses[i % len(statuses)], "exit_code": 0,
                  "submitted_at": now - timedelta(minutes=share - i), "finished_at": now - timedelta(minutes=share - i)}
                 for i in range(share)
