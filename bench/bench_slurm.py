@@ -14,11 +14,17 @@
 
     .venv/bin/python bench/bench_slurm.py            # both
     IJP_BENCH_PARTS=harvest .venv/bin/python bench/bench_slurm.py
+    IJP_BENCH_PROFILE=1 ...                          # and cProfile one steady cycle
+    # (b) on PostgreSQL (its jobs and submissions are removed first)
+    IJP_BENCH_PARTS=harvest IJP_BENCH_DATABASE_URL=postgresql+psycopg://.../ijp_bench_harvest \
+        .venv/bin/python bench/bench_slurm.py
 """
 
 from __future__ import annotations
 
+import cProfile
 import os
+import pstats
 import shutil
 import statistics
 import subprocess
@@ -48,6 +54,7 @@ LIVE = int(os.environ.get("IJP_BENCH_LIVE", 10_000))
 ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 5))
 HARVEST_ROUNDS = int(os.environ.get("IJP_BENCH_HARVEST_ROUNDS", 15))
 PARTS = os.environ.get("IJP_BENCH_PARTS", "fanout,harvest").split(",")
+HARVEST_DATABASE = os.environ.get("IJP_BENCH_DATABASE_URL")  # (b) on this database, else SQLite
 
 
 def database(tmp: Path) -> sa.Engine:
@@ -167,9 +174,20 @@ def squeue_alone(env) -> float:
     return time.perf_counter() - start
 
 
+def harvest_database(tmp: Path) -> sa.Engine:
+    if not HARVEST_DATABASE:
+        return database(tmp)
+    engine = sa.create_engine(HARVEST_DATABASE)
+    upgrade(engine, str(ROOT / "testing.ini"))
+    with engine.begin() as conn:
+        conn.execute(sa.delete(Job))
+        conn.execute(sa.delete(Submission))
+    return engine
+
+
 def bench_harvest(tmp: Path, conf: str, env) -> None:
     d = tmp / "harvest"
-    engine = database(d)
+    engine = harvest_database(d)
     backend = SlurmBackend(
         "cluster", d / "jobs", slurm_conf=conf, sbatch_options=["--hold"], job_prefix="live"
     )
@@ -184,7 +202,7 @@ def bench_harvest(tmp: Path, conf: str, env) -> None:
             ["squeue", "-h", "-r", "-o", "%i"], env=env, capture_output=True, text=True
         ).stdout.split()
     )
-    print(f"(b) harvest with {queued} live jobs in the database ({listed} in squeue)")
+    print(f"(b) harvest with {queued} live jobs in the database ({engine.dialect.name}; {listed} in squeue)")
     calls: list[str] = []
     run = backend._run
     backend._run = lambda argv, **kw: calls.append(argv[0]) or run(argv, **kw)
@@ -235,8 +253,13 @@ def bench_harvest(tmp: Path, conf: str, env) -> None:
     print(f"    where a steady cycle's time goes (medians): reading the live rows {read * 1000:.1f} ms, "
           f"states() {ask * 1000:.1f} ms (of which squeue about {alone * 1000:.1f}), deciding and the commit "
           f"{rest * 1000:.1f} ms")  # fmt: skip
+    if os.environ.get("IJP_BENCH_PROFILE"):  # where a steady cycle's time goes, by function
+        profile = cProfile.Profile()
+        profile.runcall(steady_cycle, engine, backend)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(15)
     assert len(ids) == LIVE
     scancel_all(env)
+    engine.dispose()
 
 
 def main() -> int:
