@@ -62,3 +62,7 @@ IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench
 echo "== fifty clients at once on the mixed workload, PostgreSQL (two portal processes, as production.ini)"
 "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE DATABASE ijp_bench_load OWNER ijp"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_load" $PY bench/bench_load.py
+echo "== SLURM: harvest of 10,000 live jobs, PostgreSQL"
+"$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE DATABASE ijp_bench_harvest OWNER ijp"
+IJP_BENCH_PARTS=harvest IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_harvest" \
+  $PY bench/bench_slurm.py 2> >(grep -v "Unknown type Array" >&2)
