@@ -25,7 +25,16 @@ from . import health
 from .batch import BatchBackend, BatchError, slurm
 from .catalog import Catalog, CatalogError
 from .inputs import InputError, text
-from .jobs.actions import JobActionError, cancel_job, delete_job, owned_job, submitted_between
+from .jobs.actions import (
+    NEWER,
+    OLDER,
+    JobActionError,
+    cancel_job,
+    delete_job,
+    job_keyset,
+    owned_job,
+    submitted_between,
+)
 from .jobs.sessions import end_login
 from .models import AuditEntry, Job, WebSession, utcnow
 from .states import LIVE, JobStatus
@@ -91,10 +100,7 @@ class JobFilter:
             conditions.append(Job.job_type == self.job_type)
         if self.backend:
             conditions.append(Job.backend == self.backend)
-        conditions += submitted_between(
-            self.since, self.until, *([Job.owner == self.user] if self.user else [])
-        )
-        return conditions
+        return conditions + submitted_between(self.since, self.until)
 
 
 @dataclass(frozen=True)
@@ -107,10 +113,17 @@ class Page:
     older: int | None
 
 
-def keyset_select(query, id_column, before: int | None, after: int | None, limit: int) -> sa.Select:
+def keyset_select(query, id_column, before: int | None, after: int | None, limit: int,
+                  dated: bool = False) -> sa.Select:  # fmt: skip
     """``query``'s page (``limit`` + 1 rows, to know whether there are more) by descending
     id before the cursor id ``before``, or by ascending id after ``after`` (reversed by
-    :func:`_keyset`): however deep the page, it is read from an index."""
+    :func:`_keyset`): however deep the page, it is read from an index. A list of jobs
+    filtered by date (``dated``) is in (submitted_at, id) order (ijpweb.jobs.actions.job_keyset)."""
+    if dated:
+        direction, position = (
+            (NEWER, after) if after is not None else (OLDER if before is not None else None, before)
+        )
+        return job_keyset(query, id_column, True, direction, position, limit)
     if after is not None:
         return query.where(id_column > after).order_by(id_column.asc()).limit(limit + 1)
     if before is not None:
@@ -118,11 +131,13 @@ def keyset_select(query, id_column, before: int | None, after: int | None, limit
     return query.order_by(id_column.desc()).limit(limit + 1)
 
 
-def _keyset(db, query, id_column, before: int | None, after: int | None, limit: int) -> Page:
+def _keyset(
+    db, query, id_column, before: int | None, after: int | None, limit: int, dated: bool = False
+) -> Page:
     """A page of ``query`` by descending id (a keyset: each page reads ``limit`` + 1 rows
     from an index however deep it is), before or after a cursor id."""
     limit = max(1, min(limit, MAX_PAGE))
-    rows = list(db.scalars(keyset_select(query, id_column, before, after, limit)))
+    rows = list(db.scalars(keyset_select(query, id_column, before, after, limit, dated)))
     if after is not None:
         more_newer = len(rows) > limit
         rows = rows[:limit][::-1]
@@ -138,9 +153,16 @@ def jobs_select(f: JobFilter) -> sa.Select:
     return sa.select(Job).where(*f.where())
 
 
+def jobs_page_select(f: JobFilter, before: int | None, after: int | None, limit: int) -> sa.Select:
+    """The statement of a page of :func:`jobs` (the plans test reads it)."""
+    dated = f.since is not None or f.until is not None
+    return keyset_select(jobs_select(f), Job.id, before, after, max(1, min(limit, MAX_PAGE)), dated)
+
+
 def jobs(db, f: JobFilter, *, before: int | None = None, after: int | None = None, limit: int = 50) -> Page:
-    """Every user's jobs that match ``f``, newest first."""
-    return _keyset(db, jobs_select(f), Job.id, before, after, limit)
+    """Every user's jobs that match ``f``, newest first (by date: see keyset_select)."""
+    dated = f.since is not None or f.until is not None
+    return _keyset(db, jobs_select(f), Job.id, before, after, limit, dated)
 
 
 def live_counts(db) -> dict[str, int]:

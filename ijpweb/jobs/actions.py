@@ -70,21 +70,39 @@ def _id_column(q: JobQuery):
     return JobTag.job_id if q.tag else Job.id
 
 
-def submitted_between(since: datetime | None, until: datetime | None, *scope) -> list:
-    """The conditions "submitted at or after ``since``, before ``until``" for a list of
-    the jobs that match ``scope``, with what they imply for the id order the lists are
-    read in: ids at least the smallest id submitted since then, at most the largest
-    submitted before ``until`` (each found in an index on the submission time). The lists
-    then read only the id range of those dates (a list ordered by id and filtered by date
-    alone would otherwise walk every newer job, or sort every job in the range)."""
+OLDER, NEWER = "<", ">"  # a cursor's direction: the page older (or newer) than its id
+
+
+def submitted_between(since: datetime | None, until: datetime | None) -> list:
+    """The conditions "submitted at or after ``since``, before ``until``"."""
     conditions = []
     if since is not None:
-        first = sa.select(sa.func.min(Job.id)).where(*scope, Job.submitted_at >= since).scalar_subquery()
-        conditions += [Job.submitted_at >= since, Job.id >= first]
+        conditions.append(Job.submitted_at >= since)
     if until is not None:
-        last = sa.select(sa.func.max(Job.id)).where(*scope, Job.submitted_at < until).scalar_subquery()
-        conditions += [Job.submitted_at < until, Job.id <= last]
+        conditions.append(Job.submitted_at < until)
     return conditions
+
+
+def job_keyset(stmt: sa.Select, id_column, dated: bool, direction: str | None, position: int | None,
+               limit: int) -> sa.Select:  # fmt: skip
+    """``stmt``'s page of ``limit`` + 1 jobs, newest first (``direction`` None), older than
+    job ``position`` (OLDER) or newer (NEWER, oldest first: the caller reverses them); a
+    keyset, read from an index however deep the page. A list filtered by submission date
+    (``dated``) is in the order of (submitted_at, id), so that the date index gives both
+    its range and its order (by id alone, a date range would be read whole and sorted, or
+    every newer job walked); its position is then that of job ``position`` in it (a job
+    deleted meanwhile ends the list: the first page is a click away)."""
+    order = (Job.submitted_at, id_column) if dated else (id_column,)
+    if position is not None:
+        if dated:
+            when = sa.select(Job.submitted_at).where(Job.id == position).scalar_subquery()
+            left, right = sa.tuple_(*order), sa.tuple_(when, sa.literal(position, type_=id_column.type))
+        else:
+            left, right = id_column, sa.literal(position, type_=id_column.type)
+        stmt = stmt.where(left > right if direction == NEWER else left < right)
+    if direction == NEWER:
+        return stmt.order_by(*[c.asc() for c in order]).limit(limit + 1)
+    return stmt.order_by(*[c.desc() for c in order]).limit(limit + 1)
 
 
 def job_select(q: JobQuery) -> sa.Select:
@@ -93,7 +111,7 @@ def job_select(q: JobQuery) -> sa.Select:
     stmt = sa.select(Job).where(Job.owner == q.owner)
     if q.tag:
         stmt = stmt.join(JobTag, JobTag.job_id == Job.id).where(JobTag.owner == q.owner, JobTag.tag == q.tag)
-    stmt = stmt.where(*submitted_between(q.since, q.until, Job.owner == q.owner))
+    stmt = stmt.where(*submitted_between(q.since, q.until))
     if q.status == "live":
         stmt = stmt.where(Job.status.in_(sorted(LIVE)))
     elif q.status:
@@ -105,21 +123,10 @@ def job_select(q: JobQuery) -> sa.Select:
     return stmt
 
 
-OLDER, NEWER = "<", ">"  # a cursor's direction: the page older (or newer) than its id
-
-
 def page_select(q: JobQuery, direction: str | None, position: int | None, limit: int) -> sa.Select:
-    """One page of ``q`` plus one row (to know whether there is more): the newest first
-    (``direction`` None), the ``limit`` + 1 jobs older than job ``position`` (OLDER,
-    newest first), or newer than it (NEWER, oldest first: the caller reverses them). A
-    keyset: however deep the page, it reads ``limit`` + 1 rows from an index."""
-    column = _id_column(q)
-    stmt = job_select(q)
-    if direction == NEWER:
-        return stmt.where(column > position).order_by(column.asc()).limit(limit + 1)
-    if direction == OLDER:
-        stmt = stmt.where(column < position)
-    return stmt.order_by(column.desc()).limit(limit + 1)
+    """One page of ``q`` plus one row (to know whether there is more): see :func:`job_keyset`."""
+    dated = q.since is not None or q.until is not None
+    return job_keyset(job_select(q), _id_column(q), dated, direction, position, limit)
 
 
 def count_select(q: JobQuery, cap: int = paging.COUNT_CAP) -> sa.Select:

@@ -71,7 +71,8 @@ class Job(Base):
         sa.Index("ix_job_status_id", "status", "id"),
         sa.Index("ix_job_job_type_id", "job_type", "id"),
         sa.Index("ix_job_backend_id", "backend", "id"),
-        sa.Index("ix_job_submitted_at", "submitted_at"),
+        # (a list filtered by date is in (submitted_at, id) order: ijpweb.jobs.actions.job_keyset)
+        sa.Index("ix_job_submitted_at_id", "submitted_at", "id"),
         # the console's backends: the jobs that failed in the last hour (ijpweb.health)
         sa.Index("ix_job_status_finished_at", "status", "finished_at"),
         # ids are never reused: a job's id names its directory and output on the backends

@@ -31,9 +31,14 @@ def upgrade():
     # (owner, tag) index is its prefix, so it goes (after the new one is there)
     op.create_index("ix_job_tag_owner_tag_job", "job_tag", ["owner", "tag", "job_id"], unique=False)
     op.drop_index("ix_job_tag_owner_tag", table_name="job_tag")
+    # every user's jobs by date (the console) in (submitted_at, id) order: the same, with the id
+    op.create_index("ix_job_submitted_at_id", "job", ["submitted_at", "id"], unique=False)
+    op.drop_index("ix_job_submitted_at", table_name="job")
 
 
 def downgrade():
+    op.create_index("ix_job_submitted_at", "job", ["submitted_at"], unique=False)
+    op.drop_index("ix_job_submitted_at_id", table_name="job")
     op.create_index("ix_job_tag_owner_tag", "job_tag", ["owner", "tag"], unique=False)
     op.drop_index("ix_job_tag_owner_tag_job", table_name="job_tag")
     for name in reversed(list(JOB_INDEXES)):

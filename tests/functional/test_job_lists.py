@@ -7,6 +7,7 @@ and counts stop at 10,000 and say so."""
 from __future__ import annotations
 
 import re
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -226,3 +227,37 @@ def test_the_tag_filter_offers_each_of_the_users_tags_once_in_order(testapp, dbs
     page = login(testapp, "bob").get("/jobs").text
     assert all(f"<option >{t}</option>" in page or f">{t}</option>" in page for t in tags)
     assert "carols-own" not in page
+
+
+def test_a_list_by_date_pages_in_submission_order(testapp, dbsession):
+    """since/until: the jobs submitted in the range, newest first, page after page, on
+    /api/v1/jobs and on the console's /api/v1/admin/jobs (staff), with Newer back."""
+    ids = add_jobs(dbsession, "db/bob", 60)
+    inside = sorted(ids[10:50], reverse=True)  # submitted T0+10 min .. T0+49 min
+    since, until = (T0 + timedelta(minutes=10)).isoformat(), (T0 + timedelta(minutes=50)).isoformat()
+    auth = api_token(testapp, "bob")
+    seen, pages, url = (
+        [],
+        [],
+        f"{API}/jobs?per_page=7&since={urllib.parse.quote(since)}&until={urllib.parse.quote(until)}",
+    )
+    while url:
+        got = testapp.get(url, headers=auth).json
+        pages.append(got)
+        seen += [j["id"] for j in got["jobs"]]
+        url = got["next_url"]
+    assert seen == inside and len(pages) == 6
+    back = testapp.get(pages[2]["previous_url"], headers=auth).json
+    assert [j["id"] for j in back["jobs"]] == [j["id"] for j in pages[1]["jobs"]]
+    staff = api_token(testapp, "alice")
+    seen, params = [], {"user": "db/bob", "since": since, "until": until, "limit": 9}
+    while True:
+        got = testapp.get(f"{API}/admin/jobs", params, headers=staff).json
+        seen += [j["id"] for j in got["jobs"]]
+        if got["older"] is None:
+            break
+        params["before"] = got["older"]
+    assert seen == inside
+    del params["before"]
+    newer = testapp.get(f"{API}/admin/jobs", {**params, "after": seen[-1]}, headers=staff).json
+    assert [j["id"] for j in newer["jobs"]] == seen[-10:-1]

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 
 from ijpweb import console
 from ijpweb.jobs.actions import NEWER, OLDER, JobQuery, count_select, page_select
-from ijpweb.models import Job
 from ijpweb.models.meta import Base
 from tests.queryplans import full_scans, plan_text, sqlite_plan
 
@@ -77,7 +76,7 @@ def test_every_page_and_count_of_a_users_jobs_reads_an_index(conn):
 def test_every_page_of_the_consoles_jobs_reads_an_index(conn):
     for f in console_filters():
         for before, after in [(None, None), (1000, None), (None, 1000)]:
-            statement = console.keyset_select(console.jobs_select(f), Job.id, before, after, 50)
+            statement = console.jobs_page_select(f, before, after, 50)
             # only the newest page of every job, unfiltered, may walk the table (in id order,
             # stopping after the page): any condition must come from an index
             walk = not any([f.user, f.status, f.job_type, f.backend, f.since, f.until, before, after])
@@ -109,7 +108,7 @@ def test_an_index_dropped_is_seen(scratch):
     type without the two that lead to job_type; a user's list without those that start
     with the owner."""
     f = console.JobFilter(job_type="Date")
-    by_type = console.keyset_select(console.jobs_select(f), Job.id, None, None, 50)
+    by_type = console.jobs_page_select(f, None, None, 50)
     mine = page_select(JobQuery("db/bob"), None, None, 25)
     assert not _scans(scratch, by_type) and not _scans(scratch, mine)
     for name in ("ix_job_job_type_id", "ix_job_owner_job_type_id"):
