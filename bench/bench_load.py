@@ -630,18 +630,20 @@ def main() -> int:
         with engine.connect() as c:
             from ijpweb.models import Job
 
-            owned = collections.defaultdict(list)
-            for jid, owner in c.execute(
-                sa.select(Job.id, Job.owner)
-                .where(Job.owner.like("db/load%"))
-                .order_by(Job.id.desc())
-                .limit(200 * USERS)
-            ):
-                owned[owner].append(jid)
+            owned = {
+                name: c.execute(
+                    sa.select(Job.id).where(Job.owner == f"db/{name}").order_by(Job.id.desc()).limit(200)
+                )
+                .scalars()
+                .all()
+                for name in names
+            }  # (each user's newest 200: the pages they look at)
         engine.dispose()
         clients = [Client(k, names[k], sockets, prefix) for k in range(args.clients)]
         for c in clients:
-            c.job_ids = owned[f"db/{c.user}"][:200] or [1]
+            c.job_ids = owned[c.user]
+            if not c.job_ids:
+                p.error(f"{c.user} has no jobs: --jobs must be at least {USERS}")
         hashers()
         took, login_ms, login_failed = logins(clients)
         n = len(login_ms)
