@@ -776,6 +776,9 @@ def print_cpu(before: dict[str, float], after: dict[str, float], requests: int) 
           f"({d['portal'] * per:.1f}), the database {d['database'] / wall:.2f} ({d['database'] * per:.1f}), "
           f"the jobs {d['jobs'] / wall:.2f}, this client {d['client'] / wall:.2f} ({d['client'] * per:.1f}), "
           f"other work on the machine {other / wall:.2f}, idle {(d['all'] - d['busy']) / wall:.2f}")  # fmt: skip
+    ours = (d["portal"] + d["jobs"] + d["database"] + d["client"]) * per
+    print(f"   (computed, not measured: with the machine's {os.cpu_count()} cores to itself this mix would take "
+          f"{ours:.1f} ms of CPU a request, so at most {1000 * (os.cpu_count() or 1) / ours:.0f} requests/s)")  # fmt: skip
 
 
 def _rss_mib(pid: int) -> tuple[float, float]:
