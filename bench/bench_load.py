@@ -667,7 +667,7 @@ def main() -> int:
             e, p95, rps = report(
                 f"{title}, {args.clients} clients, {args.seconds:g} s", records, args.seconds
             )
-            print_cpu(before, cpu_snapshot(procs, db_pids), len(records))
+            print_cpu(before, cpu_snapshot(procs, db_pids), len(records), processes)
             errors += e
             p95s.append((rate, p95))
             rates.append(rps)
@@ -766,7 +766,7 @@ def cpu_snapshot(procs, db_pids: list[int]) -> dict[str, float]:
     return {**out, "client": time.process_time(), "busy": (sum(cpu) - idle) / tick, "all": sum(cpu) / tick}
 
 
-def print_cpu(before: dict[str, float], after: dict[str, float], requests: int) -> None:
+def print_cpu(before: dict[str, float], after: dict[str, float], requests: int, processes: int) -> None:
     """Where the machine's CPU went meanwhile, in cores and in ms per request."""
     d = {k: after[k] - before[k] for k in before}
     wall = d["all"] / (os.cpu_count() or 1)
@@ -777,8 +777,11 @@ def print_cpu(before: dict[str, float], after: dict[str, float], requests: int) 
           f"the jobs {d['jobs'] / wall:.2f}, this client {d['client'] / wall:.2f} ({d['client'] * per:.1f}), "
           f"other work on the machine {other / wall:.2f}, idle {(d['all'] - d['busy']) / wall:.2f}")  # fmt: skip
     ours = (d["portal"] + d["jobs"] + d["database"] + d["client"]) * per
-    print(f"   (computed, not measured: with the machine's {os.cpu_count()} cores to itself this mix would take "
-          f"{ours:.1f} ms of CPU a request, so at most {1000 * (os.cpu_count() or 1) / ours:.0f} requests/s)")  # fmt: skip
+    cores = os.cpu_count() or 1
+    # (a portal process runs Python on about one core at a time: the GIL)
+    most = min(1000 * cores / ours, 1000 * min(cores, processes) / max(0.1, d["portal"] * per))
+    print(f"   (computed, not measured: with the machine's {cores} cores to itself this mix would take "
+          f"{ours:.1f} ms of CPU a request, so at most about {most:.0f} requests/s with {processes} portal process(es))")  # fmt: skip
 
 
 def _rss_mib(pid: int) -> tuple[float, float]:
