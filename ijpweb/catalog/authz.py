@@ -97,13 +97,21 @@ def narrow_by(readable_ids, condition):
 
 
 def probe(id_column, readable_ids):
-    """The condition that keeps the readable objects, as a check of each candidate row
-    (EXISTS with the row's id in each rule's SELECT, through the primary key and the rule's
-    own joins), or None when all are readable. For a statement whose candidates are few (a
+    """The condition that keeps the readable objects, as a check of each candidate row (the
+    row's id looked up in each rule's SELECT, through the primary key and the rule's own
+    joins), or None when all are readable. For a statement whose candidates are few (a
     batch of datasets' files): it never computes the user's whole readable set, as an IN
-    would (PostgreSQL plans it as a semi-join)."""
+    would."""
     if readable_ids is ALL:
         return None
     arms = list(readable_ids.selects) if isinstance(readable_ids, sa.CompoundSelect) else [readable_ids]
-    checks = [sa.exists(arm.where(arm.selected_columns[0].table.c.id == id_column)) for arm in arms]
+    # (a scalar subquery, not EXISTS: PostgreSQL turns an EXISTS into a semi-join, which may
+    # compute the whole readable set after all; a scalar subquery stays a check per row)
+    # (each rule's SELECT in a derived table of its own: its aliases, t1, t2..., are those
+    # of the user's query too, and must not capture the outer row's)
+    inner = [arm.subquery() for arm in arms]
+    checks = [
+        sa.select(sa.literal(1)).where(rows.c.id == id_column).limit(1).scalar_subquery().is_not(None)
+        for rows in inner
+    ]
     return sa.or_(*checks) if len(checks) > 1 else checks[0]

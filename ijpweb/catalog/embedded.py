@@ -75,6 +75,9 @@ class CatalogLimits:
         return QueryLimitError(f"attempt to process more than {most or self.max_entities} entities")
 
 
+# How an entity's objects hang from a dataset: the column that holds the dataset's id.
+_DATASET_LINK = {"Dataset": "id", "Datafile": "dataset_id", "DatasetParameter": "dataset_id"}
+
 # How long a user's statement waits for one of their running ones to end before it is
 # refused: long enough for a user's few short reads at once (a page and its fragments),
 # short next to a query that holds its thread for seconds.
@@ -412,11 +415,23 @@ class EmbeddedCatalog:
         """``select`` limited to the objects of ``entity`` the user may read (or C/U/D)."""
         return authz.restrict(select, entity, id_column, self._readable(session_id, entity, flag))
 
-    def _rules_for(self, session_id: str, probe: bool = False):
-        """The ``restrict`` of jpql.compile_query: what the user may read of an entity (as
-        an IN of the readable set, or with ``probe`` a check of each candidate row)."""
-        check = authz.probe if probe else authz.condition
-        return lambda entity, id_column: check(id_column, self._readable(session_id, entity))
+    def _rules_for(self, session_id: str, batch: bool = False):
+        """The ``restrict`` of jpql.compile_query: what the user may read of an entity, as
+        an IN of the readable set. For a batch query (dataset-type parameters: its rows are
+        those of the datasets in ``:batch_values``), the readable set of an entity that
+        hangs from a dataset is asked for those datasets' objects only (authz.narrow); any
+        other entity is checked row by row (authz.probe): never the user's whole set."""
+
+        def check(entity: str, id_column):
+            readable = self._readable(session_id, entity)
+            if not batch:
+                return authz.condition(id_column, readable)
+            if entity in _DATASET_LINK:
+                values = sa.bindparam("batch_values", expanding=True)
+                return authz.condition(id_column, authz.narrow(readable, _DATASET_LINK[entity], values))
+            return authz.probe(id_column, readable)
+
+        return check
 
     def run(self, statement, params=None):
         """Execute one statement. A read runs within the time limit and its rows are
@@ -690,14 +705,13 @@ class EmbeddedCatalog:
 
     def compile(self, session_id: str, text: str, params: dict[str, Any] | None = None, batch=None):
         """A JPQL or concise query, within the limits, restricted by the user's rules (for a
-        ``batch`` query, whose rows are those of a few datasets, each row is checked rather
-        than the user's whole readable set computed)."""
+        ``batch`` query, asked about the batch's datasets only: see _rules_for)."""
         return compile_query(
             text,
             {**(params or {}), "user": self.user_name(session_id)},
             batch,
             limits=self.limits.query,
-            restrict=self._rules_for(session_id, probe=batch is not None),
+            restrict=self._rules_for(session_id, batch=batch is not None),
             restrict_joins=self.limits.restrict_joins,
         )
 

@@ -227,3 +227,39 @@ def test_the_catalog_core_pages_match_a_plain_sort(dbsession, user):
             page = catalog.search_datasets(sid, DatasetQuery(per_page=size, before=page.previous))
             back = list(page.items) + back
         assert [d.id for d in back] == [d.id for d in whole]
+
+
+def test_dataset_type_parameters_of_a_dataset_one_may_not_read_stay_hidden(dbsession, app):
+    """carol asks the catalog for the dataset-type parameters of bob's datasets directly (as a
+    selection naming them would): every value is null, although the queries check each
+    candidate row against her rules (the rules' SELECTs use the same aliases as the query:
+    a check that compared a row with itself would let every row through)."""
+    from ijpweb.datasettypes import DatasetTypes
+
+    types = DatasetTypes(app.registry.settings["ijp"].datasettypes_dir)
+    catalog = EmbeddedCatalog(dbsession)
+    bob = catalog.login("db", {"username": "bob", "password": "bob-demo"}).session_id
+    carol = catalog.login("db", {"username": "carol", "password": "carol-demo"}).session_id
+    bobs = catalog.datasets(bob, dataset_ids(dbsession, investigation="LMF-2026-002"))
+    seen = catalog.job_parameters(bob, bobs, types.parameters_for)
+    assert any(v is not None for values in seen.values() for v in values.values())
+    hidden = catalog.job_parameters(carol, bobs, types.parameters_for)
+    counts = {"numTiffFiles", "numHdfFiles", "numCsvFiles"}  # COUNTs: 0 when nothing is readable
+    for values in hidden.values():
+        assert all(v in (None, 0) if k in counts else v is None for k, v in values.items()), values
+
+
+def test_a_parameter_of_an_entity_checked_row_by_row_stays_hidden_too(dbsession):
+    """The same attack through an entity that does not hang from the dataset (Investigation:
+    each candidate row is checked against the rules, authz.probe)."""
+    from ijpweb.datasettypes import ParameterDef
+
+    defs = [ParameterDef("invName", "Investigation.name <-> Dataset [id=${datasetId}]", "test.xml")]
+    catalog = EmbeddedCatalog(dbsession)
+    bob = catalog.login("db", {"username": "bob", "password": "bob-demo"}).session_id
+    carol = catalog.login("db", {"username": "carol", "password": "carol-demo"}).session_id
+    bobs = catalog.datasets(bob, dataset_ids(dbsession, investigation="LMF-2026-002")[:3])
+    assert {v["invName"] for v in catalog.job_parameters(bob, bobs, lambda t: defs).values()} == {
+        "LMF-2026-002"
+    }
+    assert {v["invName"] for v in catalog.job_parameters(carol, bobs, lambda t: defs).values()} == {None}

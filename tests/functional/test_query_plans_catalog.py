@@ -110,7 +110,7 @@ def conn(dbsession):
     of the 100 new investigations), its statistics brought up to date: planned as a
     facility's catalog would be, not as 42 rows are (all within the test's transaction)."""
     conn = dbsession.connection()
-    demo.scale(conn, investigations=100, datasets_each=200, files_each=2, members={"bob": 4})
+    demo.scale(conn, investigations=100, datasets_each=200, files_each=2, members={"bob": 20})
     conn.execute(sa.text("ANALYZE"))
     return conn
 
