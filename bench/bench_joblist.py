@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
 
@@ -200,6 +201,9 @@ def cases(size: int, deep_id: int) -> dict[str, tuple[str, str]]:
     cursors = Cursors(SECRET)
     deep = cursors.encode(JobQuery("db/alice").scope(), (OLDER, deep_id))
     deep_failed = cursors.encode(JobQuery("db/alice", status="Failed").scope(), (OLDER, deep_id))
+    start = datetime(2024, 1, 1, tzinfo=UTC)  # (job i was submitted i minutes after it)
+    middle = urllib.parse.urlencode({"since": (start + timedelta(minutes=size // 4)).isoformat(),
+                                     "until": (start + timedelta(minutes=size * 3 // 4)).isoformat()})  # fmt: skip
     return {
         "/jobs (page)": ("/jobs", "page"),
         "/jobs (htmx rows)": ("/jobs", "rows"),
@@ -211,6 +215,7 @@ def cases(size: int, deep_id: int) -> dict[str, tuple[str, str]]:
             f"/api/v1/jobs?status=Failed&cursor={deep_failed}",
             "api",
         ),
+        "/api/v1/jobs?since=&until= (the middle half)": (f"/api/v1/jobs?{middle}", "api"),
     }
 
 

@@ -898,6 +898,9 @@ def _document(server_url: str) -> dict:
             "/api/v1/jobs": {
                 "get": {
                     "summary": "Your jobs, newest first",
+                    "description": "A keyset: each page has next (older) and previous (newer) cursors "
+                    "to pass as cursor=, with the same filters; next_url and previous_url are those pages' "
+                    "URLs. With since or until the order is by submission time (then id).",
                     "parameters": [
                         {"name": "status", "in": "query", "schema": {"enum": [*STATUSES, "live"]}},
                         _text_param("job_type"),
