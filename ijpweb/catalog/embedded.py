@@ -674,16 +674,26 @@ class EmbeddedCatalog:
     ) -> Page[DatafileView]:
         """A page of the dataset's datafiles the user may read, by name (the unique index
         (dataset_id, name) serves the order and the keyset; the rules are asked about this
-        dataset's files only)."""
+        dataset's files only). The page's rows are found first (ids and names), then only
+        they are read with their format and dataset."""
         df = T["Datafile"]
         readable = authz.narrow(self._readable(session_id, "Datafile"), "dataset_id", [dataset_id])
-        q = self._datafiles_select(session_id, readable).where(df.c.dataset_id == dataset_id)
+        q = authz.restrict(
+            sa.select(df.c.id, df.c.name).where(df.c.dataset_id == dataset_id), "Datafile", df.c.id, readable
+        )
         if query.name:
             q = q.where(df.c.name.ilike(_like(query.name), escape="\\"))
         order = [df.c[c] for c in DATAFILE_ORDER]
         rows, nxt, previous = self._keyset_page(q, order, query)
         count = paging.bounded_count(self.run, q) if query.count else paging.Count(0, False)
-        items = [self._datafile_view(r) for r in rows]
+        ids = [r.id for r in rows]
+        found = (
+            self.run(self._datafiles_select(session_id, authz.ALL).where(df.c.id.in_(ids))).all()
+            if ids
+            else []
+        )
+        by_id = {r.id: self._datafile_view(r) for r in found}
+        items = [by_id[i] for i in ids if i in by_id]
         return Page(items, count.value, max(1, min(query.per_page, MAX_PER_PAGE)), count.exact, nxt, previous)
 
     def dataset_parameters(self, session_id: str, dataset_id: int) -> list[ParameterView]:
