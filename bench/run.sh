@@ -25,6 +25,8 @@ echo "== request bodies: bounded JSON"
 $PY bench/bench_inputs.py
 echo "== catalog queries, SQLite"
 $PY bench/bench_queries.py
+echo "== dataset search and a dataset's datafiles: 100,000 datasets, 1,010,000 datafiles, SQLite"
+$PY bench/bench_catalog.py
 echo "== catalog writes, SQLite"
 $PY bench/bench_writes.py
 echo "== the prefix and the trusted proxy's headers (ijpweb.proxy)"
@@ -55,6 +57,9 @@ echo "== /metrics, the console's backends, /healthz with a million jobs, Postgre
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_health" $PY bench/bench_health.py
 echo "== catalog queries, PostgreSQL"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_queries" $PY bench/bench_queries.py
+echo "== dataset search and a dataset's datafiles: 100,000 datasets, 1,010,000 datafiles, PostgreSQL"
+"$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE DATABASE ijp_bench_catalog OWNER ijp"
+IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_catalog" $PY bench/bench_catalog.py
 echo "== catalog writes, PostgreSQL"
 IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_writes" $PY bench/bench_writes.py
 echo "== several portal processes: a new leader after the leader's SIGKILL, PostgreSQL"
