@@ -224,6 +224,8 @@ def test_what_is_private_is_hidden_after_at_most_a_second(tmp_path):
 
     top = tmp_path / "etc"
     (top / "conf.d").mkdir(parents=True)
+    for d in (top, top / "conf.d"):  # readable by all, whatever the umask (the portal's: 077)
+        d.chmod(0o755)
     key = top / "conf.d" / "site.key"
     key.write_text("k")
     key.chmod(0o644)
