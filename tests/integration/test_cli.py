@@ -78,7 +78,18 @@ def test_find_submit_follow_tag_resubmit_and_clean_up(ijp):
     assert len(ds) == 2 and found["total"] > 2
     table = ijp("datasets", "--type", "confocal", "--per-page", "2")
     assert table.stdout.splitlines()[0].split() == ["ID", "NAME", "TYPE", "INVESTIGATION", "FILES"]
-    assert table.stderr.startswith(f"{found['total']} dataset(s), page 1 of ")
+    assert table.stderr.startswith(f"{found['total']} dataset(s), page 1.\n")
+    again = table.stderr.splitlines()[1]  # how to ask for the next page: the same search's cursor
+    assert again.startswith("next page: ijp datasets --type confocal --cursor ")
+    second = _json(ijp(*again.removeprefix("next page: ijp ").split(), "--per-page", "2", "--json"))
+    assert second["page"] == 2 and not {d["id"] for d in second["datasets"]} & {int(i) for i in ds}
+    assert "cursor" in ijp("datasets", "--type", "widefield", "--cursor", found["next"], expect=1).stderr
+    files = ijp("datafiles", ds[0], "--per-page", "3", "--all")
+    names = [line.split()[1] for line in files.stdout.splitlines() if line and not line.startswith("ID")]
+    count = next(d["datafile_count"] for d in found["datasets"] if str(d["id"]) == ds[0])
+    assert len(names) == count and files.stderr.startswith(f"{count} datafile(s), page ")
+    tifs = _json(ijp("datafiles", ds[0], "--name", ".tif", "--json"))
+    assert tifs["datafiles"] and all(f["name"].endswith(".tif") for f in tifs["datafiles"])
     picks = [a for d in ds for a in ("--dataset", d)]
 
     # refusals: one line, nothing submitted, an exit status by kind
