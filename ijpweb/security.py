@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from pyramid.authentication import AuthTktCookieHelper
 from pyramid.authorization import ACLHelper, Allow, Authenticated, Everyone
 from pyramid.csrf import CookieCSRFStoragePolicy
-from pyramid.events import NewResponse
+from pyramid.events import ContextFound, NewResponse
 from pyramid.httpexceptions import HTTPNotFound
 from pyramid.request import RequestLocalCache
 from pyramid.security import remember
@@ -326,9 +326,18 @@ def not_stored(event) -> None:
         headers["Cache-Control"] = "no-store"
 
 
+def identify_early(event) -> None:
+    """Look the login up before the view runs (pyramid_tm did, outside the error views: see
+    models.includeme), so that an error page after a failed write, whose session can read
+    no more, still knows who is logged in; and so that a database that cannot be reached
+    then is answered by the error views (a 503), not by waitress."""
+    event.request.identity  # noqa: B018 - cached for the request (SecurityPolicy.identity_cache)
+
+
 def includeme(config):
     s = config.registry.settings["ijp"]
     config.add_subscriber(not_stored, NewResponse)
+    config.add_subscriber(identify_early, ContextFound)
     config.set_security_policy(SecurityPolicy(s.auth_secret, s.staff))
     config.set_csrf_storage_policy(CSRFCookie())
     config.set_default_csrf_options(require_csrf=True, callback=_csrf_applies)

@@ -71,9 +71,9 @@ def get_tm_session(session_factory, transaction_manager, request=None):
 def includeme(config):
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
-    # pyramid_tm would look up the login of every request before any view (to name it in
-    # the transaction, which nothing reads): a database read for requests that need no
-    # login, and outside the error views, so that a database busy then is no 503
+    # pyramid_tm would look up the login of every request (to name it in the transaction,
+    # which nothing reads) outside the error views, so that a database it cannot reach
+    # then is waitress's 500, not a 503: security.identify_early does it inside them
     settings["tm.annotate_user"] = "false"
     config.include("pyramid_tm")
     config.include("pyramid_retry")
