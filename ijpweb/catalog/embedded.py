@@ -18,6 +18,7 @@ hold every server thread.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import secrets
 import threading
@@ -74,6 +75,11 @@ class CatalogLimits:
     def too_many(self, most: int | None = None) -> QueryLimitError:
         return QueryLimitError(f"attempt to process more than {most or self.max_entities} entities")
 
+
+# Compiled batch queries (dataset-type parameters), by everything their SQL depends on:
+# the text, the user, whether root, the rules that apply to the user, the limits.
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_COMPILED_LOCK = threading.Lock()
 
 # How an entity's objects hang from a dataset: the column that holds the dataset's id.
 _DATASET_LINK = {"Dataset": "id", "Datafile": "dataset_id", "DatasetParameter": "dataset_id"}
@@ -561,11 +567,34 @@ class EmbeddedCatalog:
             investigation_id=r.investigation_id or 0,
         )
 
-    def _keyset_page(self, select, order, query) -> tuple[list, Position | None, Position | None]:
-        """The rows of one page of ``select`` in the order of the columns ``order`` (which
-        identify a row): the page after ``query.after``, before ``query.before``, or the
-        first; with the positions of the page after and before it (None: none)."""
+    def _counted_page(
+        self, select, order, query
+    ) -> tuple[list, Position | None, Position | None, paging.Count]:
+        """:meth:`_keyset_page` and, when ``query.count``, the list's bounded count, read in
+        the same statement (a scalar subquery beside the page's rows: the readable set, a
+        MATERIALIZED CTE, is computed once for both)."""
+        if not query.count:
+            return (*self._keyset_page(select, order, query), paging.Count(0, False))
+        cap = paging.COUNT_CAP
+        counted = sa.select(sa.func.count()).select_from(select.order_by(None).limit(cap + 1).subquery())
+        rows, nxt, previous = self._keyset_page(
+            select, order, query, counted.scalar_subquery().label("n_total")
+        )
+        if rows:
+            n = rows[0].n_total
+        elif query.after is None and query.before is None:
+            n = 0
+        else:
+            return rows, nxt, previous, paging.bounded_count(self.run, select)
+        return rows, nxt, previous, paging.Count(cap, False) if n > cap else paging.Count(n, True)
+
+    def _keyset_page(self, select, order, query, *extra) -> tuple[list, Position | None, Position | None]:
+        """The rows of one page of ``select`` (with the columns ``extra``) in the order of
+        the columns ``order`` (which identify a row): the page after ``query.after``, before
+        ``query.before``, or the first; with the positions of the page after and before it
+        (None: none)."""
         n = max(1, min(query.per_page, MAX_PER_PAGE))
+        select = select.add_columns(*extra) if extra else select
         if query.before is not None:
             q = select.where(paging.keyset(order, query.before, descending=True))
             rows = self.run(q.order_by(*[c.desc() for c in order]).limit(n + 1)).all()
@@ -601,8 +630,7 @@ class EmbeddedCatalog:
         if query.name:
             q = q.where(found.c.name.ilike(_like(query.name), escape="\\"))
         order = [found.c[c] for c in DATASET_ORDER]
-        rows, nxt, previous = self._keyset_page(q, order, query)
-        count = paging.bounded_count(self.run, q) if query.count else paging.Count(0, False)
+        rows, nxt, previous, count = self._counted_page(q, order, query)
         ids = [r.id for r in rows]
         details = (
             {r.id: r for r in self.run(self._datasets_select(session_id, ids, checked=True)).all()}
@@ -684,8 +712,7 @@ class EmbeddedCatalog:
         if query.name:
             q = q.where(df.c.name.ilike(_like(query.name), escape="\\"))
         order = [df.c[c] for c in DATAFILE_ORDER]
-        rows, nxt, previous = self._keyset_page(q, order, query)
-        count = paging.bounded_count(self.run, q) if query.count else paging.Count(0, False)
+        rows, nxt, previous, count = self._counted_page(q, order, query)
         ids = [r.id for r in rows]
         found = (
             self.run(self._datafiles_select(session_id, authz.ALL).where(df.c.id.in_(ids))).all()
@@ -715,15 +742,38 @@ class EmbeddedCatalog:
 
     def compile(self, session_id: str, text: str, params: dict[str, Any] | None = None, batch=None):
         """A JPQL or concise query, within the limits, restricted by the user's rules (for a
-        ``batch`` query, asked about the batch's datasets only: see _rules_for)."""
-        return compile_query(
-            text,
-            {**(params or {}), "user": self.user_name(session_id)},
-            batch,
-            limits=self.limits.query,
-            restrict=self._rules_for(session_id, batch=batch is not None),
-            restrict_joins=self.limits.restrict_joins,
-        )
+        ``batch`` query, asked about the batch's datasets only: see _rules_for). A batch
+        query (a dataset type's parameter, the same few texts on every dataset page) is
+        compiled once per user and set of rules that apply to them (_COMPILED)."""
+        user = self.user_name(session_id)
+
+        def build():
+            return compile_query(
+                text,
+                {**(params or {}), "user": user},
+                batch,
+                limits=self.limits.query,
+                restrict=self._rules_for(session_id, batch=batch is not None),
+                restrict_joins=self.limits.restrict_joins,
+            )
+
+        if batch is None or params:
+            return build()
+        if (user, "R") not in self._rules:
+            self._rules[user, "R"] = authz.applicable_rules(self.db.connection(), user, "R")
+        key = (text, batch, user, user in self.root_users, tuple(self._rules[user, "R"]), self.limits.query,
+               self.limits.restrict_joins)  # fmt: skip
+        with _COMPILED_LOCK:
+            compiled = _COMPILED.get(key)
+            if compiled is not None:
+                _COMPILED.move_to_end(key)
+                return compiled
+        compiled = build()
+        with _COMPILED_LOCK:
+            _COMPILED[key] = compiled
+            while len(_COMPILED) > 2048:
+                _COMPILED.popitem(last=False)
+        return compiled
 
     def run_query(self, session_id: str, text: str, params: dict[str, Any] | None = None):
         """Compile a JPQL or concise query and run it as the user: (compiled, rows), at most
