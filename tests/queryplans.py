@@ -82,6 +82,17 @@ def _narrows(index_cond: str | None) -> bool:
     return bool(index_cond) and not re.fullmatch(r"\(\(?[\w.\"]+\)? IS NOT NULL\)", index_cond)
 
 
+def _bitmap_narrows(node: dict) -> bool:
+    """Whether a bitmap (a Bitmap Index Scan, or a BitmapAnd/BitmapOr of them) picks part
+    of the table: an AND does if any of its parts does, an OR only if all of them do."""
+    kind, parts = node.get("Node Type"), node.get("Plans", [])
+    if kind == "BitmapAnd":
+        return any(_bitmap_narrows(p) for p in parts)
+    if kind == "BitmapOr":
+        return bool(parts) and all(_bitmap_narrows(p) for p in parts)
+    return _narrows(node.get("Index Cond"))
+
+
 def full_scans(conn, statement, params=None, *, tables=WATCHED, ordered_walk: bool = False) -> list[str]:
     """The full scans of ``tables`` in ``statement``'s plan, as lines to show in an
     assertion (empty: every watched table is reached through an index condition)."""
@@ -101,9 +112,7 @@ def full_scans(conn, statement, params=None, *, tables=WATCHED, ordered_walk: bo
             kind = node["Node Type"]
             if kind == "Seq Scan":
                 found.append(f"Seq Scan on {relation}")
-            elif kind == "Bitmap Heap Scan" and not any(
-                _narrows(child.get("Index Cond")) for child in node.get("Plans", [])
-            ):
+            elif kind == "Bitmap Heap Scan" and not any(_bitmap_narrows(c) for c in node.get("Plans", [])):
                 found.append(f"Bitmap Heap Scan on {relation} with no condition that narrows it")
             elif (
                 kind in ("Index Scan", "Index Only Scan")
