@@ -4,19 +4,26 @@ Each job has a directory ``<root>/<id>/`` (see jobdirs.py) holding ``spec.json``
 ``work/``, ``output/``, ``stdout``, ``stderr`` and the records the launcher
 (:mod:`ijpweb.batch.runner`) writes: ``started.json`` and ``exit.json``. A cancel leaves
 ``cancelled.json``. Everything is on disk, so running and finished jobs survive a
-restart of the portal.
+restart of the portal. A record that is not as the launcher writes it (an unsandboxed
+job can write its own) makes that job Unknown or Failed, with the reason, never an
+error for the others asked about with it.
 
-At most ``max_running`` jobs run at once; the rest wait, Queued, and start in order
-whenever the backend is next asked (a submit, a harvest, a cancel). ``queue/<id>`` marks
-a job waiting to start and ``running/<id>`` one started, so a hand-over looks at those
-few, never at every job directory; the backend's lock covers only the claim of the jobs
-to start. The launcher is started by path with the standard library only, in a session
-of its own, once the lock is released, and nothing waits for it; a launcher whose job
-ends starts the next queued jobs as forks of itself.
+At most ``max_running`` jobs run at once; the rest wait, Queued, and start whenever the
+backend is next asked (a submit, a harvest, a cancel), fairly among their owners: a free
+slot goes to the owner with the fewest jobs running (then the one served least recently),
+to that owner's oldest job (runner.claim). ``queue/<id>.<owner>`` marks a job waiting to
+start and ``running/<id>`` one started, so a hand-over looks at those few, never at every
+job directory; the backend's lock covers only the claim of the jobs to start. The
+launcher is started by path with the standard library only, in a session of its own,
+once the lock is released, and nothing waits for it; a launcher whose job ends starts
+the next queued jobs as forks of itself.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import shutil
 import signal
@@ -25,7 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..states import JobStatus
@@ -36,6 +43,7 @@ from .runner import (
     GRACE_SECONDS,
     PRIVATE_ENV,
     QUEUE,
+    RECORD_BYTES,
     STARTED,
     alive,
     dispatch,
@@ -46,8 +54,11 @@ from .runner import (
     locked,
     mark,
     names,
+    queue_marker,
+    queued,
     read_json,
     running,
+    valid_started,
     write_json,
 )
 from .sandbox import Sandbox, describe, for_job
@@ -56,10 +67,114 @@ from .sandbox import Sandbox, describe, for_job
 CANCEL_GRACE = GRACE_SECONDS + 1.0
 RUNNER = str(Path(__file__).resolve().with_name("runner.py"))
 _LAUNCHED: set[int] = set()  # launchers this process started and has not reaped yet
+log = logging.getLogger(__name__)
 
 
-def _ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+def owner_key(owner: str) -> str:
+    """The owner as the queue's markers name it (runner.claim shares slots by it): a
+    digest, letters and digits whatever the user name holds."""
+    return hashlib.blake2b(owner.encode(), digest_size=8).hexdigest()
+
+
+def _owner_key_of(d: Path) -> str:
+    """The owner key of the job in ``d``, from its ``spec.json`` ("" where it names none)."""
+    spec = read_json(d / "spec.json")
+    env = spec.get("env") if isinstance(spec, dict) else None
+    owner = env.get("IJP_USER") if isinstance(env, dict) else None
+    return owner_key(owner) if isinstance(owner, str) else ""
+
+
+def signal_name(number: int) -> str:
+    """A signal's name: SIGTERM, SIGRTMIN+6 (a real-time signal, which has no name of its
+    own in Python), or "signal 99"."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        pass
+    if signal.SIGRTMIN < number < signal.SIGRTMAX:
+        return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+    return f"signal {number}"
+
+
+class _Unreadable(Exception):  # noqa: N818 - a job's record, not the backend, is at fault
+    """A job's record is not as its launcher writes it; the message says which and why."""
+
+
+def _load(path: Path) -> dict | None:
+    """A job's record, or None when it is not there (:class:`_Unreadable` if it is not one)."""
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read(RECORD_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise _Unreadable(f"{path.name} cannot be read ({e.strerror})") from None
+    if len(text) > RECORD_BYTES:
+        raise _Unreadable(f"{path.name} is larger than any record")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _Unreadable(f"{path.name} is not JSON") from None
+    if not isinstance(value, dict):
+        raise _Unreadable(f"{path.name} is not a JSON object")
+    return value
+
+
+def _number(record: dict, field: str, file: str, low: int, high: int) -> int | None:
+    value = record.get(field)
+    if value is not None and (type(value) is not int or not low <= value <= high):
+        raise _Unreadable(f"{file}'s {field} is not one")
+    return value
+
+
+def _time(record: dict, field: str, file: str) -> datetime | None:
+    value = record.get(field)
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError(value)
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Unreadable(f"{file}'s {field} is not a time") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _started(d: Path) -> dict | None:
+    """``started.json``, checked, with its time parsed (:class:`_Unreadable` if odd)."""
+    record = _load(d / "started.json")
+    if record is None:
+        return None
+    if not valid_started(record):
+        raise _Unreadable("started.json's pid, pgid or began is not one")
+    host = record.get("host")
+    if host is not None and (not isinstance(host, str) or not 0 < len(host) <= 255):
+        raise _Unreadable("started.json's host is not one")
+    cores = _number(record, "cores", "started.json", 1, 2**31 - 1)
+    return dict(record, at=_time(record, "at", "started.json"), host=host, cores=cores)
+
+
+def _ended(d: Path) -> dict | None:
+    """``exit.json``, checked: a code a process can exit with or a signal's number."""
+    record = _load(d / "exit.json")
+    if record is None:
+        return None
+    return {
+        "code": _number(record, "code", "exit.json", 0, 255),
+        "signal": _number(record, "signal", "exit.json", 1, signal.NSIG - 1),
+        "at": _time(record, "at", "exit.json"),
+    }
+
+
+def _started_record(d: Path) -> dict | None:
+    """The job's launcher as ``started.json`` names it or, where that is not a launcher's
+    record, as ``launched`` does (a launcher leads its own session: its group is its pid)."""
+    started = read_json(d / "started.json")
+    if valid_started(started):
+        return started
+    if (d / "started.json").exists() and (known := launcher(d)) is not None:
+        return {"pid": known[0], "pgid": known[0], "began": known[1]}
+    return None
 
 
 class LocalBackend:
@@ -104,47 +219,72 @@ class LocalBackend:
         with locked(self.root):
             for name in names(self.root):
                 d = self.root / name
+                key = _owner_key_of(d)
                 if running(d):
-                    mark(self.started, name)
+                    mark(self.started, name, key)
                 elif not any((d / f).exists() for f in ("launched", "cancelled.json", "exit.json")):
-                    mark(self.queue, name)
+                    mark(self.queue, queue_marker(name, key))
             private_dir(self.queue)
 
     def _state(self, d: Path) -> BatchState:
-        if not d.is_dir():
-            return BatchState(JobStatus.UNKNOWN, reason="not found on the local backend")
-        started = read_json(d / "started.json")
-        state = self._lifecycle(d, started)
-        if started and "host" in started:  # one host; the cores its wrapper could use
-            return replace(state, nodes=1, cores=started.get("cores"), hosts=started["host"])
+        """The job's state; one whose records cannot be read is Unknown or Failed, with
+        the reason (never an error: the others asked about with it are answered)."""
+        try:
+            if not d.is_dir():
+                return BatchState(JobStatus.UNKNOWN, reason="not found on the local backend")
+            try:
+                started, odd = _started(d), None
+            except _Unreadable as e:
+                started, odd = None, str(e)
+            state = self._lifecycle(d, started, odd)
+        except Exception:  # noqa: BLE001 - one job's directory must not blind the backend to the others
+            log.exception("the state of local job %s", d.name)
+            return BatchState(JobStatus.UNKNOWN, reason="its records on the local backend cannot be read")
+        if started and started["host"]:  # one host; the cores its wrapper could use
+            return replace(state, nodes=1, cores=started["cores"], hosts=started["host"])
         return state
 
     @staticmethod
-    def _lifecycle(d: Path, started: dict | None) -> BatchState:
-        ended = read_json(d / "exit.json")
-        cancelled = read_json(d / "cancelled.json")
-        start_at = _ts(started["at"]) if started else None
+    def _lifecycle(d: Path, started: dict | None, odd: str | None = None) -> BatchState:
+        """``started``: its checked ``started.json``; ``odd``: why that cannot be read."""
+        cancelled = (d / "cancelled.json").exists()
+        start_at = started["at"] if started else None
+        try:
+            ended = _ended(d)
+        except _Unreadable as e:
+            if cancelled:
+                return BatchState(JobStatus.CANCELLED, None, "cancelled", start_at)
+            return BatchState(JobStatus.FAILED, None, f"it ended, but its end cannot be read: {e}", start_at)
         if ended is not None:
-            end_at = _ts(ended["at"])
-            if cancelled is not None:
+            end_at = ended["at"]
+            if cancelled:
                 return BatchState(JobStatus.CANCELLED, None, "cancelled", start_at, end_at)
-            if ended.get("signal"):
-                sig = signal.Signals(ended["signal"]).name
+            if ended["signal"]:
+                sig = signal_name(ended["signal"])
                 return BatchState(JobStatus.FAILED, None, f"killed by {sig}", start_at, end_at)
-            code = ended.get("code")
+            code = ended["code"]
             if code == 0:
                 return BatchState(JobStatus.COMPLETED, 0, None, start_at, end_at)
             reason = "program not found or not executable" if code == 127 else f"exit code {code}"
             return BatchState(JobStatus.FAILED, code, reason, start_at, end_at)
+        if odd is not None:  # its launcher, as ``launched`` names it
+            if launcher(d) is not None and not launcher_alive(d):
+                if (d / "exit.json").exists():  # it ended since exit.json was read above
+                    return LocalBackend._lifecycle(d, None, odd)
+                kill_sandbox(d)
+                if cancelled:
+                    return BatchState(JobStatus.CANCELLED, None, "cancelled")
+                return BatchState(JobStatus.FAILED, None, f"the job's wrapper ended; {odd}")
+            return BatchState(JobStatus.UNKNOWN, reason=f"its start cannot be read: {odd}")
         if started is not None:
             if alive(started, d):
-                if cancelled is not None:
+                if cancelled:
                     return BatchState(JobStatus.CANCELLED, None, "cancelled", start_at)
                 return BatchState(JobStatus.RUNNING, started_at=start_at)
             if (d / "exit.json").exists():  # it ended since exit.json was read above
                 return LocalBackend._lifecycle(d, started)
             kill_sandbox(d)  # its launcher has gone: nothing of the job may run on unwatched
-            if cancelled is not None:
+            if cancelled:
                 return BatchState(JobStatus.CANCELLED, None, "cancelled", start_at)
             return BatchState(
                 JobStatus.FAILED,
@@ -152,18 +292,21 @@ class LocalBackend:
                 "the job's wrapper ended without recording an exit code (killed, or the machine restarted)",
                 start_at,
             )
-        if cancelled is not None:
+        if cancelled:
             return BatchState(JobStatus.CANCELLED, None, "cancelled before it started")
         if (d / "launched").exists():
             if launcher(d) is not None and not launcher_alive(d):
-                if (again := read_json(d / "started.json")) is not None:  # it started meanwhile
-                    return LocalBackend._lifecycle(d, again)
+                if (d / "started.json").exists():  # it started meanwhile
+                    try:
+                        return LocalBackend._lifecycle(d, _started(d))
+                    except _Unreadable as e:
+                        return LocalBackend._lifecycle(d, None, str(e))
                 return BatchState(JobStatus.FAILED, None, "the job's wrapper ended before it started the job")
             return BatchState(JobStatus.QUEUED, reason="starting")
         return BatchState(JobStatus.QUEUED)
 
     def _dispatch(self) -> None:
-        """Start queued jobs, oldest first, while fewer than ``max_running`` run (see
+        """Start queued jobs, fairly among owners, while fewer than ``max_running`` run (see
         runner.dispatch: only the markers are read, under the lock only the claim, and
         nothing waits for a launcher)."""
         _reap()
@@ -191,7 +334,7 @@ class LocalBackend:
             self.path,
             self.session_in_argv,
             for_job(self.sandbox, spec),
-            before_rename=lambda name: mark(self.queue, name),
+            before_rename=lambda name: mark(self.queue, queue_marker(name, owner_key(spec.owner))),
         )
         if created:
             self._dispatch()
@@ -201,7 +344,7 @@ class LocalBackend:
         return {i: str(i) for i in job_ids if (self.root / str(i)).is_dir()}
 
     def estimate(self, spec: JobSpec) -> float | None:
-        waiting = len(names(self.queue))
+        waiting = len(queued(self.queue))
         return 0.0 if waiting == 0 and len(names(self.started)) < self.max_running else float(waiting + 1)
 
     def states(self, ids: Sequence[str]) -> dict[str, BatchState]:
@@ -225,16 +368,16 @@ class LocalBackend:
         with locked(self.root):
             if not (d / "cancelled.json").exists():
                 write_json(d / "cancelled.json", {"at": datetime.now().astimezone().isoformat()})
-            (self.queue / job_id).unlink(missing_ok=True)
+            self._unqueue(d)
             (d / PRIVATE_ENV).unlink(missing_ok=True)  # its session: it will not be needed
-        started = read_json(d / "started.json")
+        started = _started_record(d)
         if started is None and (d / "launched").exists():  # starting: wait for its record
             deadline = time.monotonic() + 5.0
             while (
                 started is None and (launch_pending(d) or launcher_alive(d)) and time.monotonic() < deadline
             ):
                 time.sleep(0.01)
-                started = read_json(d / "started.json")
+                started = _started_record(d)
         if started is not None and alive(started, d):
             # SIGTERM (the launcher passes it on to the job), and SIGKILL after a grace
             # period: once cancel returns the job has ended, so it can be deleted at once
@@ -260,9 +403,16 @@ class LocalBackend:
             JobStatus.CANCELLED,
         ) or running(d):
             raise BatchError(f"job {job_id} has not ended; cancel it first")
+        self._unqueue(d)
         shutil.rmtree(d)
-        (self.queue / job_id).unlink(missing_ok=True)
         (self.started / job_id).unlink(missing_ok=True)
+
+    def _unqueue(self, d: Path) -> None:
+        """Remove the job's queue marker (named with its owner, from its ``spec.json``; an
+        older version's without); one left behind is removed by the next claim."""
+        (self.queue / d.name).unlink(missing_ok=True)
+        if key := _owner_key_of(d):
+            (self.queue / queue_marker(d.name, key)).unlink(missing_ok=True)
 
 
 def _reap() -> None:

@@ -615,11 +615,19 @@ def run(jobdir: str) -> int:
 
 
 # --- the local backend's queue -----------------------------------------------------------
-# <root>/queue/<id> marks a job waiting to start and <root>/running/<id> one started, until
-# its launcher ends; <root>/.lock serialises the claims; <root>/.backend.json holds
-# max_running. The backend starts queued jobs when it is asked (a submit, a harvest, a
-# cancel), and each launcher starts the next as its own job ends, so a queue drains at
+# <root>/queue/<id>.<owner> marks a job waiting to start and <root>/running/<id> (holding
+# <owner>) one started, until its launcher ends; <owner> is a key the backend derives from
+# the job's owner (letters and digits; an older version's markers, queue/<id> and empty
+# running markers, are one owner of their own). <root>/.served/<owner>'s mtime is when
+# that owner's last job was claimed; <root>/.lock serialises the claims; <root>/.backend.json
+# holds max_running. The backend starts queued jobs when it is asked (a submit, a harvest,
+# a cancel), and each launcher starts the next as its own job ends, so a queue drains at
 # once. A start reads only these markers, never every job directory.
+#
+# Fair among owners: each free slot goes to the oldest waiting job of the owner with the
+# fewest jobs running, among those to the owner served least recently (one never served
+# first), then to the oldest job. So one owner's thousand queued jobs take turns with
+# another's one, rather than all starting before it.
 #
 # The lock covers only the claim (what runs, what may start, the markers moved): the
 # launchers are started once it is released, and nothing waits for them. A claimed job
@@ -627,7 +635,10 @@ def run(jobdir: str) -> int:
 # running meanwhile, and a claim whose start never came (the process stopped in between)
 # is queued again after UNFINISHED_START.
 
-QUEUE, STARTED, LOCK, CONFIG = "queue", "running", ".lock", ".backend.json"
+QUEUE, STARTED, LOCK, CONFIG, SERVED = "queue", "running", ".lock", ".backend.json", ".served"
+OLD_OWNER = "_"  # .served/_: the owner of an older version's markers (which name none)
+# A record the launcher or the backend writes is a few hundred bytes: one larger is not one.
+RECORD_BYTES = 65536
 # a start the backend did not finish (it stopped between claiming the job and starting
 # its launcher) is retried after this many seconds
 UNFINISHED_START = 60.0
@@ -652,32 +663,84 @@ class locked:
         os.close(self.fd)  # and the lock with it
 
 
-def read_json(path) -> dict | None:
-    """A record a job left on disk, or None while it is not there (or half-written)."""
+def read_json(path):
+    """A record a job left on disk (any JSON value: callers check its shape), or None
+    while it is not there, or when it is not JSON or larger than any record."""
     try:
-        return loads(_read(path))
-    except (OSError, ValueError):
+        with open(path, "rb") as fh:
+            text = fh.read(RECORD_BYTES + 1)
+        return loads(text) if len(text) <= RECORD_BYTES else None
+    except (OSError, ValueError, RecursionError):  # (RecursionError: [[[[...]]]])
         return None
+
+
+def job_name(name: str) -> bool:
+    """Whether ``name`` is a job's (its directory's): a portal job id, ASCII digits."""
+    return name.isascii() and name.isdigit() and len(name) <= 20
+
+
+def owner_key(key: str) -> bool:
+    """Whether ``key`` can name an owner in a marker: ASCII letters and digits, or empty."""
+    return not key or (key.isascii() and key.isalnum() and len(key) <= 64)
 
 
 def names(d) -> list[str]:
     try:
-        return [n for n in os.listdir(d) if n.isdigit()]
+        return [n for n in os.listdir(d) if job_name(n)]
     except FileNotFoundError:
         return []
+
+
+def queue_marker(name: str, key: str) -> str:
+    """The queue marker's name for job ``name`` of the owner ``key``."""
+    return f"{name}.{key}" if key else name
+
+
+def queued(d) -> list[tuple[str, str, str]]:
+    """The queue ``d``: (job name, owner key, marker name) of each marker (one listing)."""
+    try:
+        markers = os.listdir(d)
+    except FileNotFoundError:
+        return []
+    out = []
+    for marker in markers:
+        name, _, key = marker.partition(".")
+        if job_name(name) and owner_key(key):
+            out.append((name, key, marker))
+    return out
 
 
 def _touch(path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
 
 
-def mark(d, name: str) -> None:
-    """The marker ``d/name`` (``d`` made, 0700, if needed: an operator may remove it)."""
+def _put(path, content: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        _touch(_join(d, name))
+        if content:
+            os.write(fd, content.encode())
+    finally:
+        os.close(fd)
+
+
+def mark(d, name: str, content: str = "") -> None:
+    """The marker ``d/name`` holding ``content`` (``d`` made, 0700, if needed: an operator
+    may remove it)."""
+    try:
+        _put(_join(d, name), content)
     except FileNotFoundError:
         os.makedirs(d, 0o700, exist_ok=True)
-        _touch(_join(d, name))
+        _put(_join(d, name), content)
+
+
+def marked_owner(path) -> str:
+    """The owner key a running marker holds ("" for an older version's, or an odd one)."""
+    try:
+        with open(path, "rb") as fh:
+            key = fh.read(65).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+    return key if owner_key(key) else ""
 
 
 def age(path) -> float:
@@ -702,10 +765,28 @@ def began(pid: int) -> str | None:
     return fields[19] if fields else None
 
 
+def _pid(value) -> bool:
+    return type(value) is int and 0 < value < 1 << 31
+
+
+def valid_started(started) -> bool:
+    """Whether ``started`` (read from ``started.json``) is shaped as the launcher writes it:
+    an object whose pid and pgid are process ids and ``began`` a string (or absent)."""
+    return (
+        isinstance(started, dict)
+        and _pid(started.get("pid"))
+        and _pid(started.get("pgid"))
+        and isinstance(started.get("began", ""), (str, type(None)))
+    )
+
+
 def alive(started: dict, jobdir) -> bool:
     """Is the launcher that recorded ``started`` (``started.json``) still running, and not a
     recycled pid? By its pid and when it began; for a record without that (an older
-    version's launcher), by its command line, which named the job's directory."""
+    version's launcher), by its command line, which named the job's directory. A record
+    not shaped as a launcher's (:func:`valid_started`) names no live launcher."""
+    if not valid_started(started):
+        return False
     pid = started["pid"]
     fields = stat_fields(pid)
     if not fields or fields[0] == "Z":
@@ -722,10 +803,14 @@ def alive(started: dict, jobdir) -> bool:
 def launcher(d) -> tuple[int, str] | None:
     """The pid of the job's launcher and when it began, once it has been started."""
     try:
-        pid, _, began = _read(_join(d, "launched")).strip().partition(" ")
+        with open(_join(d, "launched"), "rb") as fh:
+            text = fh.read(64).decode("ascii", "replace")
     except OSError:
         return None
-    return (int(pid), began) if pid.isdigit() else None
+    pid, _, began = text.strip().partition(" ")
+    if not (pid.isascii() and pid.isdigit() and len(pid) <= 10 and _pid(int(pid))):
+        return None
+    return int(pid), began
 
 
 def launcher_alive(d) -> bool:
@@ -743,11 +828,12 @@ def launch_pending(d) -> bool:
 
 
 def running(d) -> bool:
-    """Has the job started (or is it starting) and not ended?"""
+    """Has the job started (or is it starting) and not ended? By its launcher's record,
+    or where that is not one (:func:`valid_started`) by ``launched``."""
     if os.path.exists(_join(d, "exit.json")):
         return False
     started = read_json(_join(d, "started.json"))
-    if started is not None:
+    if valid_started(started):
         return alive(started, d)
     if not os.path.exists(_join(d, "launched")):
         return False
@@ -756,12 +842,13 @@ def running(d) -> bool:
     return not os.path.exists(_join(d, "cancelled.json"))
 
 
-def count_running(root) -> int:
-    """Jobs started and not ended; markers of ended ones go (a launcher killed before
-    it could remove its own), and a start left unfinished is queued again."""
-    count = 0
+def count_running(root) -> dict[str, int]:
+    """Jobs started and not ended, per owner key (what their running markers hold);
+    markers of ended ones go (a launcher killed before it could remove its own), and a
+    start left unfinished is queued again."""
+    counts: dict[str, int] = {}
     for name in names(_join(root, STARTED)):
-        d = _join(root, name)
+        d, marker = _join(root, name), _join(root, STARTED, name)
         if (
             os.path.isdir(d)
             and os.path.exists(_join(d, "launched"))
@@ -770,28 +857,52 @@ def count_running(root) -> int:
             and age(_join(d, "launched")) > UNFINISHED_START
         ):
             os.unlink(_join(d, "launched"))
-            mark(_join(root, QUEUE), name)
-            _unlink(_join(root, STARTED, name))
+            mark(_join(root, QUEUE), queue_marker(name, marked_owner(marker)))
+            _unlink(marker)
         elif os.path.isdir(d) and running(d):
-            count += 1
+            key = marked_owner(marker)
+            counts[key] = counts.get(key, 0) + 1
         else:
-            _unlink(_join(root, STARTED, name))
-    return count
+            _unlink(marker)
+    return counts
+
+
+def _served(root, key: str) -> int:
+    """When the owner ``key`` last had a job claimed (ns; 0: never, or forgotten)."""
+    try:
+        return os.stat(_join(root, SERVED, key or OLD_OWNER)).st_mtime_ns
+    except OSError:
+        return 0
 
 
 def claim(root, max_running: int) -> list[str]:
-    """Take queued jobs, oldest first, while fewer than ``max_running`` run (the caller
-    holds :func:`locked`): each is marked running and ``launched`` (empty), its queue
-    marker removed; the caller starts their launchers (:func:`launch`) once the lock is
-    released. Their directory names."""
-    waiting = names(_join(root, QUEUE))
+    """Take queued jobs while fewer than ``max_running`` run (the caller holds
+    :func:`locked`), fairly among owners: each free slot to the owner with the fewest jobs
+    running, then the one served least recently, then the oldest job; that owner's oldest.
+    Each is marked running (with its owner) and ``launched`` (empty), its queue marker
+    removed; the caller starts their launchers (:func:`launch`) once the lock is released.
+    Their directory names. Reads the markers, the claimed jobs' directories and one
+    ``.served`` entry per owner waiting, nothing else."""
+    waiting = queued(_join(root, QUEUE))
     if not waiting:
         return []
-    taken, count = [], count_running(root)
-    for name in sorted(waiting, key=int):
-        if count >= max_running:
-            break
-        d, marker = _join(root, name), _join(root, QUEUE, name)
+    running_now = count_running(root)
+    count = sum(running_now.values())
+    if count >= max_running:
+        return []
+    by_owner: dict[str, list[tuple[int, str, str]]] = {}
+    for name, key, marker in waiting:
+        by_owner.setdefault(key, []).append((int(name), name, marker))
+    for jobs in by_owner.values():
+        jobs.sort(reverse=True)  # the oldest last, for pop()
+    served = {key: _served(root, key) for key in by_owner}
+    taken = []
+    while count < max_running and by_owner:
+        key = min(by_owner, key=lambda k: (running_now.get(k, 0), served[k], by_owner[k][-1][0]))
+        _, name, marker = by_owner[key].pop()
+        if not by_owner[key]:
+            del by_owner[key]
+        d, marker = _join(root, name), _join(root, QUEUE, marker)
         if not os.path.isdir(d):  # being prepared, or gone (deleted, or a crash while preparing)
             if age(marker) > UNFINISHED_START:
                 _unlink(marker)
@@ -799,11 +910,16 @@ def claim(root, max_running: int) -> list[str]:
         if any(os.path.exists(_join(d, f)) for f in ("launched", "cancelled.json", "started.json")):
             _unlink(marker)
             continue
-        mark(_join(root, STARTED), name)
+        mark(_join(root, STARTED), name, key)
         _touch(_join(d, "launched"))
         _unlink(marker)
         taken.append(name)
         count += 1
+        running_now[key] = running_now.get(key, 0) + 1
+        # served now: later than any other (the clock's ticks may be coarser than a claim)
+        served[key] = at = max(time.time_ns(), *served.values()) + 1
+        mark(_join(root, SERVED), key or OLD_OWNER)
+        os.utime(_join(root, SERVED, key or OLD_OWNER), ns=(at, at))
     return taken
 
 
@@ -871,10 +987,10 @@ def fork_launcher(d, python: str) -> int | None:
 
 
 def dispatch(root, max_running: int, python: str, start=launch) -> list[int]:
-    """Start queued jobs, oldest first, while fewer than ``max_running`` run: claimed under
-    the lock, their launchers started (``start(jobdir, python)``) after it is released;
-    the pids of the launchers started."""
-    if not names(_join(root, QUEUE)):
+    """Start queued jobs, fairly among owners (:func:`claim`), while fewer than
+    ``max_running`` run: claimed under the lock, their launchers started
+    (``start(jobdir, python)``) after it is released; the pids of the launchers started."""
+    if not queued(_join(root, QUEUE)):
         return []
     with locked(root):
         taken = claim(root, max_running)
@@ -887,8 +1003,8 @@ def start_next(jobdir) -> None:
     root = os.path.dirname(jobdir)
     _unlink(_join(root, STARTED, os.path.basename(jobdir)))
     config = read_json(_join(root, CONFIG))
-    if config:
-        dispatch(root, int(config["max_running"]), sys.executable, fork_launcher)
+    if isinstance(config, dict) and type(config.get("max_running")) is int:
+        dispatch(root, config["max_running"], sys.executable, fork_launcher)
 
 
 # --- the SLURM launcher -----------------------------------------------------------------

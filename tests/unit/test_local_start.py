@@ -18,7 +18,7 @@ import pytest
 
 from ijpweb.batch import BatchError
 from ijpweb.batch.local import LocalBackend
-from ijpweb.batch.runner import LOCK, QUEUE, STARTED, dispatch, launch
+from ijpweb.batch.runner import LOCK, QUEUE, SERVED, STARTED, dispatch, launch, queued
 from ijpweb.states import JobStatus
 
 from .test_local_backend import _processes, _until, spec, wait
@@ -63,7 +63,7 @@ def test_no_launcher_is_started_while_the_lock_is_held(local):
     b.submit(spec(1, "while [ ! -e gate ]; do sleep 0.05; done"))
     for i in range(2, 7):
         b.submit(spec(i, "echo $IJP_JOB_ID"))
-    assert sorted(os.listdir(b.root / QUEUE), key=int) == ["2", "3", "4", "5", "6"]
+    assert sorted((name for name, _, _ in queued(b.root / QUEUE)), key=int) == ["2", "3", "4", "5", "6"]
     free_at_start = []
 
     def start(d, python):
@@ -112,7 +112,7 @@ def test_a_hand_over_reads_only_the_waiting_jobs(local):
     b.submit(spec(600, "while [ ! -e gate ]; do sleep 0.05; done"))
     b.submit(spec(601, "echo waited"))  # behind it
     wait(b, "600", {JobStatus.RUNNING})
-    assert os.listdir(b.root / QUEUE) == ["601"]
+    assert [name for name, _, _ in queued(b.root / QUEUE)] == ["601"]
     res = subprocess.run(
         [sys.executable, "-c", AUDITED, str(b.root)], capture_output=True, text=True, timeout=60, check=True
     )
@@ -120,7 +120,8 @@ def test_a_hand_over_reads_only_the_waiting_jobs(local):
     assert pids == "pids 1"  # (max_running 4 in this call: 601 starts)
     inside = {Path(p).relative_to(b.root).parts or ("(the job directory root)",) for p in paths
               if Path(p).is_relative_to(b.root)}  # fmt: skip
-    assert {parts[0] for parts in inside} <= {QUEUE, STARTED, LOCK, "600", "601"}, sorted(inside)
+    # (and .served/<owner>: when the owner last had a job started)
+    assert {parts[0] for parts in inside} <= {QUEUE, STARTED, LOCK, SERVED, "600", "601"}, sorted(inside)
     assert wait(b, "601", {JobStatus.COMPLETED}).exit_code == 0
     (b.root / "600" / "work" / "gate").touch()
     assert wait(b, "600", {JobStatus.COMPLETED}).exit_code == 0
