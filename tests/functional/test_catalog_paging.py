@@ -263,3 +263,22 @@ def test_a_parameter_of_an_entity_checked_row_by_row_stays_hidden_too(dbsession)
         "LMF-2026-002"
     }
     assert {v["invName"] for v in catalog.job_parameters(carol, bobs, lambda t: defs).values()} == {None}
+
+
+@pytest.mark.postgresql
+def test_catalog_reads_are_planned_for_their_own_values_on_postgresql(dbsession):
+    """psycopg prepares a statement run five times; a generic plan of a keyset page (made
+    without the position) walked every file of the benchmark's 10,000-file dataset, past the
+    5 s limit. Inside a catalog read, PostgreSQL plans each statement for its values; after
+    it, the setting is as it was."""
+    import sqlalchemy as sa
+
+    from ijpweb.catalog.embedded import time_limit
+
+    conn = dbsession.connection()
+    mode = sa.select(sa.func.current_setting("plan_cache_mode"))
+    before = conn.execute(mode).scalar()
+    for seconds in (5, 0):
+        with time_limit(conn, seconds):
+            assert conn.execute(mode).scalar() == "force_custom_plan"
+        assert conn.execute(mode).scalar() == before
