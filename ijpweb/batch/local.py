@@ -199,7 +199,7 @@ class LocalBackend:
         self.python = python
         private_dir(self.root)
         self.sandbox = describe(sandbox or Sandbox(), self.path, self.root, setting or f"ijp.batch.{name}.")
-        self.queue = self.root / QUEUE  # queue/<id>: waiting to start
+        self.queue = self.root / QUEUE  # queue/<id>.<owner>: waiting to start
         self.started = self.root / STARTED  # running/<id>: started, until its launcher ends
         clean_leftovers(self.root)
         if not self.queue.is_dir():
