@@ -29,7 +29,7 @@ class Seen(NamedTuple):
     """What the harvest reads of a live job, without an ORM object (no JSON columns, no
     tags): whether a time is set, not the time (it is only ever set once)."""
 
-    status: JobStatus
+    status: str  # a JobStatus's value
     exit_code: int | None
     reason: str | None
     unstarted: bool
@@ -40,7 +40,9 @@ class Seen(NamedTuple):
 
 
 def _seen_columns(t: sa.Table) -> list:
-    return [t.c.status, t.c.exit_code, t.c.reason, t.c.started_at.is_(None), t.c.finished_at.is_(None),
+    # the status as the text stored (a JobStatus is a str, and equal to it): no conversion
+    # of each row's value to the enum
+    return [sa.type_coerce(t.c.status, sa.String), t.c.exit_code, t.c.reason, t.c.started_at.is_(None), t.c.finished_at.is_(None),
             t.c.nodes, t.c.cores, t.c.hosts]  # fmt: skip
 
 

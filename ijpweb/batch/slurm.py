@@ -350,6 +350,7 @@ class SlurmBackend:
         # each task of an array on its own line. A queue holds many alike jobs (a pending
         # array's tasks): each distinct line after the id is read once per call.
         queue: dict[str, BatchState] = {}
+        failed: list[str] = []
         read: dict[str, BatchState | None] = {}
         for line in self._run(["squeue", "-h", "-r", "-t", "all", "-o", SQUEUE_FORMAT]).splitlines():
             i, _, rest = line.partition("|")
@@ -364,8 +365,10 @@ class SlurmBackend:
                 )
             if state is not None:
                 queue[i] = state
+                if state.status is JobStatus.FAILED:
+                    failed.append(i)
         # a job that left the queue, or failed, is read from the job completion log
-        need_sacct = [i for i in wanted if (q := queue.get(i)) is None or q.status is JobStatus.FAILED]
+        need_sacct = [*wanted.difference(queue), *failed]
         # sacct -c knows an array task only by its raw id, which the task recorded
         raw = {i: self._raw_id(i) for i in need_sacct}
         finished = self._sacct([r for r in raw.values() if r]) if need_sacct else {}
