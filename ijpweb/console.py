@@ -21,17 +21,18 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from . import health
+from . import health, paging
 from .batch import BatchBackend, BatchError, slurm
 from .catalog import Catalog, CatalogError
 from .inputs import InputError, text
 from .jobs.actions import (
-    NEWER,
-    OLDER,
     JobActionError,
+    JobPage,
+    KeysetPage,
     cancel_job,
     delete_job,
     job_keyset,
+    keyset_page,
     owned_job,
     submitted_between,
 )
@@ -41,7 +42,6 @@ from .states import LIVE, JobStatus
 
 log = logging.getLogger(__name__)
 
-MAX_PAGE = 200  # rows on one page of jobs or audit entries
 HANDLE_LENGTH = 8
 
 
@@ -102,50 +102,13 @@ class JobFilter:
             conditions.append(Job.backend == self.backend)
         return conditions + submitted_between(self.since, self.until)
 
-
-@dataclass(frozen=True)
-class Page:
-    """A page of rows, newest first, and the cursors of its neighbours: ``older`` for
-    ``before=``, ``newer`` for ``after=`` (None where there is none)."""
-
-    rows: list
-    newer: int | None
-    older: int | None
-
-
-def keyset_select(query, id_column, before: int | None, after: int | None, limit: int,
-                  dated: bool = False) -> sa.Select:  # fmt: skip
-    """``query``'s page (``limit`` + 1 rows, to know whether there are more) by descending
-    id before the cursor id ``before``, or by ascending id after ``after`` (reversed by
-    :func:`_keyset`): however deep the page, it is read from an index. A list of jobs
-    filtered by date (``dated``) is in (submitted_at, id) order (ijpweb.jobs.actions.job_keyset)."""
-    if dated:
-        direction, position = (
-            (NEWER, after) if after is not None else (OLDER if before is not None else None, before)
-        )
-        return job_keyset(query, id_column, True, direction, position, limit)
-    if after is not None:
-        return query.where(id_column > after).order_by(id_column.asc()).limit(limit + 1)
-    if before is not None:
-        query = query.where(id_column < before)
-    return query.order_by(id_column.desc()).limit(limit + 1)
-
-
-def _keyset(
-    db, query, id_column, before: int | None, after: int | None, limit: int, dated: bool = False
-) -> Page:
-    """A page of ``query`` by descending id (a keyset: each page reads ``limit`` + 1 rows
-    from an index however deep it is), before or after a cursor id."""
-    limit = max(1, min(limit, MAX_PAGE))
-    rows = list(db.scalars(keyset_select(query, id_column, before, after, limit, dated)))
-    if after is not None:
-        more_newer = len(rows) > limit
-        rows = rows[:limit][::-1]
-        return Page(rows, rows[0].id if more_newer and rows else None, rows[-1].id if rows else after + 1)
-    more_older = len(rows) > limit
-    rows = rows[:limit]
-    newer = (rows[0].id if rows else before) if before is not None else None
-    return Page(rows, newer, rows[-1].id if more_older else None)
+    def scope(self, actor: str) -> str:
+        """The list's scope for its cursors (ijpweb.paging): ``actor``'s (the staff member
+        it was given to) with these filters; a cursor of other filters does not verify."""
+        filters = {"user": self.user, "status": self.status, "job_type": self.job_type,
+                   "backend": self.backend, "since": self.since and self.since.isoformat(),
+                   "until": self.until and self.until.isoformat()}  # fmt: skip
+        return paging.scope("console.jobs", actor, filters)
 
 
 def jobs_select(f: JobFilter) -> sa.Select:
@@ -153,16 +116,30 @@ def jobs_select(f: JobFilter) -> sa.Select:
     return sa.select(Job).where(*f.where())
 
 
-def jobs_page_select(f: JobFilter, before: int | None, after: int | None, limit: int) -> sa.Select:
-    """The statement of a page of :func:`jobs` (the plans test reads it)."""
+def jobs_page_select(f: JobFilter, direction: str | None, position: int | None, limit: int) -> sa.Select:
+    """The statement of a page of :func:`jobs`, ``limit`` + 1 jobs newest first, or older
+    or newer than job ``position`` (ijpweb.jobs.actions.job_keyset, as a user's own list:
+    filtered by date, in (submitted_at, id) order). The plans test reads it."""
     dated = f.since is not None or f.until is not None
-    return keyset_select(jobs_select(f), Job.id, before, after, max(1, min(limit, MAX_PAGE)), dated)
+    return job_keyset(jobs_select(f), Job.id, dated, direction, position, limit)
 
 
-def jobs(db, f: JobFilter, *, before: int | None = None, after: int | None = None, limit: int = 50) -> Page:
-    """Every user's jobs that match ``f``, newest first (by date: see keyset_select)."""
-    dated = f.since is not None or f.until is not None
-    return _keyset(db, jobs_select(f), Job.id, before, after, limit, dated)
+def jobs_count_select(f: JobFilter) -> sa.Select:
+    """How many jobs match ``f``, counting at most paging.COUNT_CAP + 1 of them (the plans test reads it)."""
+    return paging.bounded_count_select(jobs_select(f).with_only_columns(Job.id))
+
+
+def jobs(db, cursors: paging.Cursors, actor: str, f: JobFilter, cursor: str | None = None,
+         per_page: int = 50, *, count: bool = True) -> JobPage:  # fmt: skip
+    """Every user's jobs that match ``f``, newest first: the page ``cursor`` (a cursor
+    this list gave ``actor``, ijpweb.jobs.actions.keyset_page: another list's or a
+    changed one is an InputError naming ``cursor``) points to, and their count up to
+    paging.COUNT_CAP. Costs what it shows, as a user's own list does."""
+    per_page = max(1, min(per_page, paging.MAX_PER_PAGE))
+    page = keyset_page(db, cursors, f.scope(actor), cursor, per_page,
+                       lambda d, p, n: jobs_page_select(f, d, p, n))  # fmt: skip
+    total = paging.counted(db.scalar(jobs_count_select(f)) or 0) if count else None
+    return JobPage(page.rows, total, page.newer, page.older, per_page, page.first)
 
 
 def live_counts(db) -> dict[str, int]:
@@ -417,6 +394,22 @@ def record(db, actor: str, action: str, target: str, detail: str = "") -> AuditE
     return entry
 
 
-def audit(db, *, before: int | None = None, after: int | None = None, limit: int = 50) -> Page:
-    """The audit, newest first."""
-    return _keyset(db, sa.select(AuditEntry), AuditEntry.id, before, after, limit)
+def audit_scope(actor: str) -> str:
+    """The audit's scope for its cursors: it has no filters, and is ``actor``'s."""
+    return paging.scope("console.audit", actor, {})
+
+
+def audit_page_select(direction: str | None, position: int | None, limit: int) -> sa.Select:
+    """A page of the audit, newest first, by id (job_keyset, as the job lists)."""
+    return job_keyset(sa.select(AuditEntry), AuditEntry.id, False, direction, position, limit)
+
+
+def audit(db, cursors: paging.Cursors, actor: str, cursor: str | None = None, per_page: int = 50,
+          *, count: bool = True) -> tuple[KeysetPage, paging.Count | None]:  # fmt: skip
+    """A page of the audit, newest first (the page ``cursor`` points to, as :func:`jobs`),
+    and how many entries there are, up to paging.COUNT_CAP."""
+    per_page = max(1, min(per_page, paging.MAX_PER_PAGE))
+    page = keyset_page(db, cursors, audit_scope(actor), cursor, per_page, audit_page_select)
+    if not count:
+        return page, None
+    return page, paging.bounded_count(db.execute, sa.select(AuditEntry.id))

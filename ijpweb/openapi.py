@@ -89,6 +89,33 @@ CAPPED_PER_PAGE = {
     "description": "how many per page; more than 200 gives 200, and per_page_capped says so",
 }
 
+KEYSET_PAGE = {  # a page of a list paged by id (a user's jobs, the console's jobs and audit)
+    "total": {
+        "type": "integer",
+        "description": "how many the list holds (jobs, entries), counted up to 10,000 (see total_exact)",
+    },
+    "total_exact": {
+        "type": "boolean",
+        "description": "false: there are more than total (counting stops at 10,000)",
+    },
+    "per_page": {"type": "integer", "description": "the page size used (at most 200)"},
+    "per_page_capped": {
+        "type": "boolean",
+        "description": "true: per_page asked for more than 200, and 200 were given "
+        "(the X-Per-Page-Capped header says so too)",
+    },
+    "next": {
+        "type": ["string", "null"],
+        "description": "cursor= of the next (older) page; null: this is the last",
+    },
+    "next_url": {"type": ["string", "null"], "description": "the next page's URL (same filters)"},
+    "previous": {
+        "type": ["string", "null"],
+        "description": "cursor= of the previous (newer) page; null: this is the first",
+    },
+    "previous_url": {"type": ["string", "null"], "description": "the previous page's URL"},
+}
+
 SCHEMAS = {
     "Error": _object(
         {
@@ -321,35 +348,7 @@ SCHEMAS = {
             "tags": _ref("Tags"),
         }
     ),
-    "JobList": _object(
-        {
-            "jobs": {"type": "array", "items": _ref("Job")},
-            "total": {
-                "type": "integer",
-                "description": "how many jobs the list holds, counted up to 10,000 (see total_exact)",
-            },
-            "total_exact": {
-                "type": "boolean",
-                "description": "false: there are more than total (counting stops at 10,000)",
-            },
-            "per_page": {"type": "integer", "description": "the page size used (at most 200)"},
-            "per_page_capped": {
-                "type": "boolean",
-                "description": "true: per_page asked for more than 200, and 200 were given "
-                "(the X-Per-Page-Capped header says so too)",
-            },
-            "next": {
-                "type": ["string", "null"],
-                "description": "cursor= of the next (older) page; null: this is the last",
-            },
-            "next_url": {"type": ["string", "null"], "description": "the next page's URL (same filters)"},
-            "previous": {
-                "type": ["string", "null"],
-                "description": "cursor= of the previous (newer) page; null: this is the first",
-            },
-            "previous_url": {"type": ["string", "null"], "description": "the previous page's URL"},
-        }
-    ),
+    "JobList": _object({"jobs": {"type": "array", "items": _ref("Job")}, **KEYSET_PAGE}),
     "Output": _object(
         {
             "text": {"type": "string"},
@@ -396,23 +395,13 @@ OPERATION_IDS = {
 # --- the operator's console: /api/v1/admin, for staff (views/admin.py, ijpweb/console.py) ---
 
 STAFF_ONLY = "For staff (ijp.staff) only: anyone else gets 403. "
-CURSORS = [
-    {"name": "before", "in": "query", "schema": JOB, "description": "the page older than this id (its older cursor)"},
-    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_JOB_ID},
-     "description": "the page newer than this id (its newer cursor)"},
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-]  # fmt: skip
 WHEN = {"type": "string", "maxLength": 64, "pattern": NO_NUL}
-CURSOR = {
-    "type": ["integer", "null"],
-    "description": "before= (older) or after= (newer) of the next page; null: none",
-}
+ADMIN_PAGE = [LIST_CURSOR, {**CAPPED_PER_PAGE, "description": "how many per page (50); more than 200 gives 200, "
+                            "and per_page_capped says so"}]  # fmt: skip
 SCHEMAS.update(
     {
         "AdminJob": {"allOf": [_ref("Job"), _object({"owner": {"type": "string"}})]},
-        "AdminJobPage": _object(
-            {"jobs": {"type": "array", "items": _ref("AdminJob")}, "newer": CURSOR, "older": CURSOR}
-        ),
+        "AdminJobPage": _object({"jobs": {"type": "array", "items": _ref("AdminJob")}, **KEYSET_PAGE}),
         "Login": _object(
             {
                 "handle": {"type": "string", "description": "a short non-secret name of the login or token"},
@@ -483,9 +472,7 @@ SCHEMAS.update(
                 "detail": {"type": "string"},
             }
         ),
-        "AuditPage": _object(
-            {"entries": {"type": "array", "items": _ref("AuditEntry")}, "newer": CURSOR, "older": CURSOR}
-        ),
+        "AuditPage": _object({"entries": {"type": "array", "items": _ref("AuditEntry")}, **KEYSET_PAGE}),
     }
 )
 OPERATION_IDS.update(
@@ -507,7 +494,10 @@ def _admin_paths() -> dict:
         "/api/v1/admin/jobs": {
             "get": {
                 "summary": "Every user's jobs, newest first, filtered",
-                "description": STAFF_ONLY + "A keyset: follow older (before=) and newer (after=).",
+                "description": STAFF_ONLY + "A keyset, as /api/v1/jobs: each page has next (older) and "
+                "previous (newer) cursors to pass as cursor=, with the same filters (another list's, or a "
+                "changed one, is a 400 naming cursor); next_url and previous_url are those pages' URLs. "
+                "With since or until the order is by submission time (then id).",
                 "parameters": [
                     _text_param("user", "the owner, e.g. db/bob", 255),
                     {"name": "status", "in": "query", "schema": {"enum": [*STATUSES, "live"]}},
@@ -525,7 +515,7 @@ def _admin_paths() -> dict:
                         "schema": WHEN,
                         "description": "submitted before this time; a date includes that whole day",
                     },
-                    *CURSORS,
+                    *ADMIN_PAGE,
                 ],  # fmt: skip
                 "responses": {"200": _json(_ref("AdminJobPage"), "a page of jobs"), **_errors(400, 401, 403)},
             }
@@ -595,8 +585,8 @@ def _admin_paths() -> dict:
         "/api/v1/admin/audit": {
             "get": {
                 "summary": "What staff did, newest first",
-                "description": STAFF_ONLY,
-                "parameters": CURSORS,
+                "description": STAFF_ONLY + "A keyset, as adminListJobs: follow next and previous.",
+                "parameters": ADMIN_PAGE,
                 "responses": {
                     "200": _json(_ref("AuditPage"), "a page of the audit"),
                     **_errors(400, 401, 403),
@@ -908,13 +898,7 @@ def _document(server_url: str) -> dict:
                         {"name": "submission", "in": "query", "schema": JOB},
                         {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                         {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-                        {
-                            "name": "cursor",
-                            "in": "query",
-                            "schema": {"type": "string", "maxLength": 2048, "pattern": NO_NUL},
-                            "description": "the next or previous of a page of this very list (same filters, "
-                            "same user): another list's, or a changed one, is refused with 400",
-                        },
+                        LIST_CURSOR,
                         {
                             "name": "per_page",
                             "in": "query",

@@ -130,13 +130,23 @@ class Count:
         return f"{self.value:,}" if self.exact else f"more than {self.value:,}"
 
 
+def counted(n: int, cap: int = COUNT_CAP) -> Count:
+    """The Count of ``n`` rows counted by a statement that stops after ``cap`` + 1."""
+    return Count(cap, False) if n > cap else Count(n, True)
+
+
+def bounded_count_select(select: sa.Select, cap: int = COUNT_CAP) -> sa.Select:
+    """The statement that counts the rows of ``select`` up to ``cap`` + 1 (reading at most
+    that many): :func:`bounded_count`'s, reachable without running it (plans tests)."""
+    limited = select.order_by(None).limit(cap + 1).subquery()
+    return sa.select(sa.func.count()).select_from(limited)
+
+
 def bounded_count(run, select: sa.Select, cap: int = COUNT_CAP) -> Count:
     """Count the rows of ``select`` up to ``cap`` with one statement that reads at most
     ``cap + 1`` of them (``run`` executes a statement: a Session's or Connection's
     ``execute``, or the catalog's ``run``)."""
-    limited = select.order_by(None).limit(cap + 1).subquery()
-    n = run(sa.select(sa.func.count()).select_from(limited)).scalar() or 0
-    return Count(cap, False) if n > cap else Count(n, True)
+    return counted(run(bounded_count_select(select, cap)).scalar() or 0, cap)
 
 
 def keyset(columns: Sequence, position: Sequence, descending: bool = False):

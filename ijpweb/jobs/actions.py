@@ -142,8 +142,7 @@ def count_select(q: JobQuery, cap: int = paging.COUNT_CAP) -> sa.Select:
 
 def count_jobs(db, q: JobQuery) -> paging.Count:
     """How many jobs ``q`` holds, exactly up to paging.COUNT_CAP ("more than 10,000" past it)."""
-    n = db.scalar(count_select(q)) or 0
-    return paging.Count(paging.COUNT_CAP, False) if n > paging.COUNT_CAP else paging.Count(n, True)
+    return paging.counted(db.scalar(count_select(q)) or 0)
 
 
 @dataclass(frozen=True)
@@ -160,14 +159,14 @@ class JobPage:
     first: bool  # this is the newest page (no cursor)
 
 
-def read_cursor(cursors: paging.Cursors, q: JobQuery, token: str | None) -> tuple[str | None, int | None]:
-    """The direction and job id a cursor of this list holds; (None, None) for none; an
-    InputError naming ``cursor`` (a 400 on every face) for one that was changed or belongs
-    to another list (another user's, other filters)."""
+def read_cursor(cursors: paging.Cursors, list_scope: str, token: str | None) -> tuple[str | None, int | None]:
+    """The direction and id a cursor of the list ``list_scope`` holds; (None, None) for
+    none; an InputError naming ``cursor`` (a 400 on every face) for one that was changed or
+    belongs to another list (another user's, other filters)."""
     if not token:
         return None, None
     try:
-        direction, position = cursors.decode(q.scope(), token, length=2)
+        direction, position = cursors.decode(list_scope, token, length=2)
     except paging.CursorError as e:
         raise InputError("cursor", str(e).removeprefix("cursor: ")) from None
     if direction not in (OLDER, NEWER) or type(position) is not int:
@@ -175,17 +174,28 @@ def read_cursor(cursors: paging.Cursors, q: JobQuery, token: str | None) -> tupl
     return direction, position
 
 
-def list_jobs(db, cursors: paging.Cursors, q: JobQuery, cursor: str | None = None,
-              per_page: int = 25, *, count: bool = True) -> JobPage:  # fmt: skip
-    """A page of ``q``'s jobs: the newest, or the one ``cursor`` (from a JobPage of this
-    very list) points to. Costs what it shows: ``per_page`` + 1 rows read from an index,
-    and a count that stops at paging.COUNT_CAP."""
-    direction, position = read_cursor(cursors, q, cursor)
-    rows = list(db.scalars(page_select(q, direction, position, per_page)))
+@dataclass(frozen=True)
+class KeysetPage:
+    """The rows of one page, newest first, and the cursors of the pages beside it
+    (``newer``/``older``; None: none); ``first``: it is the newest page (no cursor)."""
+
+    rows: list
+    newer: str | None
+    older: str | None
+    first: bool
+
+
+def keyset_page(db, cursors: paging.Cursors, list_scope: str, cursor: str | None, per_page: int,
+                select_page) -> KeysetPage:  # fmt: skip
+    """A page of a list ordered newest first by id, by keyset: ``select_page(direction,
+    position, per_page)`` builds its statement of ``per_page`` + 1 rows (:func:`job_keyset`),
+    ``cursor`` (from a page of this very list, ``list_scope``) says which page. Every list
+    paged by id on every face is paged here: a user's jobs, the console's, the audit."""
+    direction, position = read_cursor(cursors, list_scope, cursor)
+    rows = list(db.scalars(select_page(direction, position, per_page)))
     if direction == NEWER and len(rows) <= per_page:
-        # nothing newer beyond it: that is the first page (full, and its refresh shows new jobs)
-        direction, rows = None, list(db.scalars(page_select(q, None, None, per_page)))
-    scope = q.scope()
+        # nothing newer beyond it: that is the first page (full, and its refresh shows new rows)
+        direction, rows = None, list(db.scalars(select_page(None, None, per_page)))
     if direction == NEWER:
         rows = rows[:per_page][::-1]
         more_older, more_newer = True, True
@@ -193,11 +203,20 @@ def list_jobs(db, cursors: paging.Cursors, q: JobQuery, cursor: str | None = Non
         more_older, more_newer = len(rows) > per_page, direction == OLDER
         rows = rows[:per_page]
     if direction == OLDER and not rows:
-        more_newer = False  # past the end (jobs deleted meanwhile): only "first" leads back
-    newer = cursors.encode(scope, (NEWER, rows[0].id)) if more_newer and rows else None
-    older = cursors.encode(scope, (OLDER, rows[-1].id)) if more_older and rows else None
+        more_newer = False  # past the end (rows deleted meanwhile): only "first" leads back
+    newer = cursors.encode(list_scope, (NEWER, rows[0].id)) if more_newer and rows else None
+    older = cursors.encode(list_scope, (OLDER, rows[-1].id)) if more_older and rows else None
+    return KeysetPage(rows, newer, older, direction is None)
+
+
+def list_jobs(db, cursors: paging.Cursors, q: JobQuery, cursor: str | None = None,
+              per_page: int = 25, *, count: bool = True) -> JobPage:  # fmt: skip
+    """A page of ``q``'s jobs: the newest, or the one ``cursor`` (from a JobPage of this
+    very list) points to. Costs what it shows: ``per_page`` + 1 rows read from an index,
+    and a count that stops at paging.COUNT_CAP."""
+    page = keyset_page(db, cursors, q.scope(), cursor, per_page, lambda d, p, n: page_select(q, d, p, n))
     total = count_jobs(db, q) if count else None
-    return JobPage(rows, total, newer, older, per_page, direction is None)
+    return JobPage(page.rows, total, page.newer, page.older, per_page, page.first)
 
 
 def submission_progress(db, owner: str, submission_id: int) -> dict[str, int] | None:

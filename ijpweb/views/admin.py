@@ -8,15 +8,16 @@ from __future__ import annotations
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from .. import console, inputs
+from .. import console, inputs, paging
 from ..jobs.actions import JobActionError
 from ..models import as_utc
 from ..security import Permission
 from . import path_id
-from .api import ApiError, _json, job_json
+from .api import MAX_ASKED_PER_PAGE, ApiError, _json, job_json, list_page_json
 from .console import job_filter
 
-MAX_PER_PAGE = console.MAX_PAGE
+DEFAULT_PER_PAGE = 50
+MAX_PER_PAGE = paging.MAX_PER_PAGE
 
 
 def _int(request, name: str, default, low: int, high: int):
@@ -46,12 +47,13 @@ def _job(request):
         raise ApiError(e.status, e.code, str(e)) from None
 
 
-def _cursors(request) -> dict:
-    return {
-        "before": _int(request, "before", None, 1, inputs.MAX_JOB_ID),
-        "after": _int(request, "after", None, 0, inputs.MAX_JOB_ID),
-        "limit": _int(request, "limit", 50, 1, MAX_PER_PAGE),
-    }
+def _per_page(request) -> tuple[int, bool]:
+    """per_page (50 unless asked), capped at paging.MAX_PER_PAGE and whether it was, as /api/v1/jobs."""
+    return paging.page_size(_int(request, "per_page", None, 1, MAX_ASKED_PER_PAGE), DEFAULT_PER_PAGE)
+
+
+def _cursor(request) -> str:
+    return inputs.text(request.GET.get("cursor", ""), "cursor", 2048)
 
 
 @view_config(
@@ -62,10 +64,13 @@ def _cursors(request) -> dict:
     api_operation="adminListJobs",
 )
 def jobs(request):
-    """Every user's jobs, newest first, filtered; ``older``/``newer`` are the cursors
-    (``before=``/``after=``) of the neighbouring pages."""
-    page = console.jobs(request.dbsession, job_filter(request.GET), **_cursors(request))
-    return {"jobs": [admin_job_json(j) for j in page.rows], "newer": page.newer, "older": page.older}
+    """Every user's jobs, newest first, filtered: a keyset followed with ``cursor`` (the
+    ``next`` or ``previous`` of a page of this very list), as /api/v1/jobs."""
+    per_page, capped = _per_page(request)
+    found = console.jobs(request.dbsession, request.cursors, request.identity.user_name, job_filter(request.GET),
+                         _cursor(request), per_page)  # fmt: skip
+    return {"jobs": [admin_job_json(j) for j in found.jobs],
+            **list_page_json(request, "api.admin.jobs", found, found.total, per_page, capped)}  # fmt: skip
 
 
 @view_config(
@@ -196,8 +201,10 @@ def jobtypes(request):
     api_operation="adminAudit",
 )
 def audit(request):
-    """What staff did, newest first."""
-    page = console.audit(request.dbsession, **_cursors(request))
+    """What staff did, newest first: a keyset followed with ``cursor``, as the jobs."""
+    per_page, capped = _per_page(request)
+    page, total = console.audit(request.dbsession, request.cursors, request.identity.user_name, _cursor(request),
+                                per_page)  # fmt: skip
     return {
         "entries": [
             {
@@ -210,8 +217,7 @@ def audit(request):
             }
             for e in page.rows
         ],  # fmt: skip
-        "newer": page.newer,
-        "older": page.older,
+        **list_page_json(request, "api.admin.audit", page, total, per_page, capped),
     }
 
 

@@ -382,6 +382,15 @@ def jobs(request):
     query = JobQuery(request.identity.user_name, status=status, job_type=_text(request, "job_type"),
                      tag=_text(request, "tag"), submission=submission, since=since, until=until)  # fmt: skip
     found = list_jobs(request.dbsession, request.cursors, query, _text(request, "cursor", 2048), per_page)
+    return {"jobs": [job_json(j) for j in found.jobs], **list_page_json(request, "api.jobs", found, found.total,
+                                                                        per_page, capped)}  # fmt: skip
+
+
+def list_page_json(request, route: str, page, total: paging.Count, per_page: int, capped: bool) -> dict:
+    """The fields of a page of a list paged by id (ijpweb.jobs.actions.keyset_page: a
+    user's jobs, the console's jobs and audit): the bounded total, the page size and
+    whether it was capped (also the X-Per-Page-Capped header), the next (older) and
+    previous (newer) cursors and their URLs at ``route`` with the request's other parameters."""
     if capped:
         request.response.headers["X-Per-Page-Capped"] = str(paging.MAX_PER_PAGE)
 
@@ -389,18 +398,17 @@ def jobs(request):
         if cursor is None:
             return None
         kept = {k: v for k, v in request.GET.items() if k != "cursor"}
-        return request.route_url("api.jobs", _query={**kept, "cursor": cursor})
+        return request.route_url(route, _query={**kept, "cursor": cursor})
 
     return {
-        "jobs": [job_json(j) for j in found.jobs],
-        "total": found.total.value,
-        "total_exact": found.total.exact,
+        "total": total.value,
+        "total_exact": total.exact,
         "per_page": per_page,
         "per_page_capped": capped,
-        "next": found.older,
-        "next_url": link(found.older),
-        "previous": found.newer,
-        "previous_url": link(found.newer),
+        "next": page.older,
+        "next_url": link(page.older),
+        "previous": page.newer,
+        "previous_url": link(page.newer),
     }
 
 

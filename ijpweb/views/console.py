@@ -9,8 +9,9 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from .. import console
-from ..inputs import MAX_JOB_ID, InputError
+from ..inputs import InputError
 from ..jobs.actions import JobActionError
+from ..paging import MAX_PER_PAGE, page_size
 from ..security import Permission
 from ..states import JobStatus
 from . import HTMX, local_path, param_int, param_text, path_id, vary
@@ -32,6 +33,7 @@ SECTIONS = (
     ("console.audit", "Audit"),
 )
 PER_PAGE = 50
+MAX_ASKED = 1_000_000  # a per_page beyond paging.MAX_PER_PAGE is capped (and the page says so)
 LOGINS_PER_PAGE = 100
 
 
@@ -44,6 +46,7 @@ def _page(request, section: str, **values) -> dict:
 def home(request):
     db = request.dbsession
     _, logins = console.logins(db, per_page=1)
+    recent, _ = console.audit(db, request.cursors, request.identity.user_name, per_page=10, count=False)
     return _page(
         request,
         "console.home",
@@ -51,7 +54,7 @@ def home(request):
         backends=console.backends(db, request.backends),
         logins=logins,
         problems=len(console.problems(request.jobtypes, request.datasettypes)),
-        recent=console.audit(db, limit=10).rows,
+        recent=recent.rows,
     )
 
 
@@ -74,21 +77,32 @@ def job_filter(params) -> console.JobFilter:
     )
 
 
+def _per_page(request, default: int) -> tuple[int, bool, int | None]:
+    """The page size (``default`` unless asked), whether it was capped at
+    paging.MAX_PER_PAGE (the page says so), and what was asked (kept in the links)."""
+    asked = param_int(request.GET, "per_page", None, 1, MAX_ASKED)
+    return (*page_size(asked, default), asked)
+
+
 def _jobs(request) -> dict:
     f = job_filter(request.GET)
-    before = param_int(request.GET, "before", None, 1, MAX_JOB_ID)
-    after = param_int(request.GET, "after", None, 0, MAX_JOB_ID)
-    page = console.jobs(request.dbsession, f, before=before, after=after, limit=PER_PAGE)
+    per_page, capped, asked = _per_page(request, PER_PAGE)
+    found = console.jobs(request.dbsession, request.cursors, request.identity.user_name, f,
+                         param_text(request.GET, "cursor", 2048), per_page)  # fmt: skip
     query = {k: request.GET.get(k, "") for k in ("user", "status", "jobtype", "backend", "since", "until")}
-    query = {k: v for k, v in query.items() if v}
+    query = {k: v for k, v in query.items() if v} | ({"per_page": per_page} if asked else {})
     return _page(
         request,
         "console.jobs",
-        page=page,
+        found=found,
+        capped=capped,
+        max_per_page=MAX_PER_PAGE,
         filter=f,
         query=query,
         here=request.path_qs,  # (where an action returns: a path on this site)
-        refresh=request.route_url("console.jobs", _query=list(request.GET.items())),
+        refresh=request.route_url(
+            "console.jobs", _query=query | ({"cursor": request.GET["cursor"]} if not found.first else {})
+        ),
         statuses=[s.value for s in JobStatus],
         job_types=[jt.name for jt in request.jobtypes.all()],
         backends=sorted(request.backends),
@@ -295,6 +309,8 @@ def old_jobtypes_page(request):
 @view_config(route_name="console.audit", request_method="GET", permission=Permission.STAFF,
              renderer="console/audit.jinja2")  # fmt: skip
 def audit_page(request):
-    before = param_int(request.GET, "before", None, 1, MAX_JOB_ID)
-    after = param_int(request.GET, "after", None, 0, MAX_JOB_ID)
-    return _page(request, "console.audit", page=console.audit(request.dbsession, before=before, after=after))
+    per_page, capped, asked = _per_page(request, PER_PAGE)
+    page, total = console.audit(request.dbsession, request.cursors, request.identity.user_name,
+                                param_text(request.GET, "cursor", 2048), per_page)  # fmt: skip
+    return _page(request, "console.audit", page=page, total=total, capped=capped, max_per_page=MAX_PER_PAGE,
+                 query={"per_page": per_page} if asked else {})  # fmt: skip

@@ -13,12 +13,14 @@ from ijpweb import console
 from ijpweb.batch.submitter import submit_pending
 from ijpweb.catalog import SessionError
 from ijpweb.models import AuditEntry, Job, PendingLogout, Submission, WebSession
+from ijpweb.paging import COUNT_CAP, MAX_PER_PAGE
 from ijpweb.security import token_key
 from ijpweb.states import JobStatus
 from ijpweb.views.console import STAFF_ROUTES
 
 from ..conftest import make_testapp
 from .test_api import API, check, token
+from .test_job_lists import ROW, _tampered, add_jobs, rows_and_links
 from .test_prefix import P, prefixed  # noqa: F401  (the portal mounted at /ijp, a fixture)
 from .test_prefix import make as make_prefixed
 
@@ -302,40 +304,145 @@ def test_bad_filters_are_named(testapp, doc):
     auth = token(testapp, "alice")
     for params, field in (({"status": "Sleeping"}, "status"), ({"since": "yesterday"}, "since"),
                           ({"until": "2026-13-01"}, "until"), ({"until": "9999-12-31"}, "until"),
-                          ({"limit": "0"}, "limit"), ({"before": "x"}, "before")):  # fmt: skip
+                          ({"per_page": "0"}, "per_page"), ({"cursor": "x"}, "cursor"),
+                          ({"cursor": "12"}, "cursor")):  # fmt: skip
         resp = testapp.get(ADMIN + "/jobs", params, headers=auth, status=400)
         body = check(doc, resp, "/api/v1/admin/jobs", "get").json
         assert field in body["fields"], body
     testapp.get(ADMIN + "/jobs", {"usr": "db/bob"}, headers=auth, status=400)  # a misspelt filter
+    # the unsigned ids of old are refused by name, not ignored (one way to page: cursor)
+    for old in ("before", "after", "limit"):
+        resp = testapp.get(ADMIN + "/jobs", {old: "3"}, headers=auth, status=400)
+        assert resp.json["code"] == "unknown_parameter" and old in resp.json["fields"]
     alice = testapp
     alice.login("alice")
     assert "since" in alice.get("/console/jobs", {"since": "soon"}, status=400).text
 
 
-def test_pages_of_jobs_walk_older_and_newer_by_cursor(testapp, doc, many):
+def walk(app, url, headers=None):
+    """Follow next_url from ``url`` to the end: the pages' JSON, in order."""
+    pages = []
+    while url:
+        pages.append(app.get(url, headers=headers).json)
+        url = pages[-1]["next_url"]
+    return pages
+
+
+def test_pages_of_jobs_walk_older_and_newer_by_cursor(testapp, doc, many, dbsession):
     auth = token(testapp, "alice")
-    everything = admin_ids(testapp, auth, user="db/bob")
-    seen, older, pages = [], None, 0
-    while True:
-        params = {"user": "db/bob", "limit": 2, **({"before": older} if older else {})}
-        page = check(
-            doc, testapp.get(ADMIN + "/jobs", params, headers=auth), "/api/v1/admin/jobs", "get"
-        ).json
-        seen += [j["id"] for j in page["jobs"]]
-        pages += 1
-        if page["older"] is None:
-            break
-        older = page["older"]
-    assert seen == everything and pages == 2  # 4 of bob's jobs, 2 a page
-    back = testapp.get(
-        ADMIN + "/jobs", {"user": "db/bob", "limit": 2, "after": page["newer"]}, headers=auth
-    ).json
-    assert [j["id"] for j in back["jobs"]] == everything[:2] and back["newer"] is None
-    # the pages link the same way
+    newest_first = sorted((j.id for j in many), reverse=True)
+    first = testapp.get(ADMIN + "/jobs", {"per_page": 5}, headers=auth)
+    first = check(doc, first, "/api/v1/admin/jobs", "get").json
+    assert first["total"] == 12 and first["total_exact"] and first["previous"] is None
+    pages = walk(testapp, ADMIN + "/jobs?per_page=5", auth)
+    seen = [j["id"] for p in pages for j in p["jobs"]]
+    assert seen == newest_first and [len(p["jobs"]) for p in pages] == [5, 5, 2]  # every job once, in order
+    assert pages[-1]["next"] is None and all(p["per_page"] == 5 and not p["per_page_capped"] for p in pages)
+    # back by previous: the same pages, newer first, to the first (which has no previous)
+    back, url = [], pages[-1]["previous_url"]
+    while url:
+        back.append(testapp.get(url, headers=auth).json)
+        url = back[-1]["previous_url"]
+    assert [[j["id"] for j in p["jobs"]] for p in back] == [
+        [j["id"] for j in p["jobs"]] for p in pages[1::-1]
+    ]
+    # with filters: they stay in next_url, and every page holds only what they select
+    bobs = [j.id for j in sorted(many, key=lambda j: -j.id) if j.owner == "db/bob"]
+    pages = walk(testapp, ADMIN + "/jobs?user=db%2Fbob&per_page=3", auth)
+    assert [j["id"] for p in pages for j in p["jobs"]] == bobs and len(pages) == 2
+    assert all(j["owner"] == "db/bob" for p in pages for j in p["jobs"])
+
+    # the page walks the same way by its Older and Newer links, with no link per page
     alice = testapp
     alice.login("alice")
-    html = alice.get("/console/jobs", {"user": "db/bob", "before": everything[1]}).text
-    assert f"after={everything[2]}" in html and "Newer" in html
+    seen, url, links_seen = [], "/console/jobs?per_page=5", []
+    while url:
+        rows, links = rows_and_links(alice.get(url).text)
+        seen += rows
+        links_seen.append(links)
+        url = links.get("next")
+    assert seen == newest_first and all(len(links) <= 3 for links in links_seen)
+    assert "first" not in links_seen[0] and "prev" in links_seen[-1] and "first" in links_seen[-1]
+    rows, _ = rows_and_links(alice.get(links_seen[-1]["prev"]).text)
+    assert rows == newest_first[5:10]
+    # and the htmx rows of a later page are that page's, refreshed with its cursor (a job shown is live)
+    frag = alice.htmx("GET", links_seen[1]["next"]).text
+    assert ROW.findall(frag) == [str(i) for i in newest_first[10:]] and "<html" not in frag
+    assert frag.startswith('<div id="console-jobs" hx-get=') and "cursor=" in frag.split(">")[0]
+
+
+def test_a_changed_cursor_or_one_of_another_list_is_refused_on_every_face(testapp, doc, many, dbsession):
+    """Staff's cursors are signed as a user's are: one changed, one of other filters, one
+    of another list (alice's own /api/v1/jobs, the audit) is a 400 naming cursor on the
+    admin API, the page and its htmx rows, and shows no row."""
+    auth = token(testapp, "alice")
+    bobs = testapp.get(ADMIN + "/jobs", {"user": "db/bob", "per_page": 2}, headers=auth).json
+    cursor = bobs["next"]
+    assert (
+        cursor
+        and testapp.get(ADMIN + "/jobs", {"user": "db/bob", "cursor": cursor}, headers=auth).json["jobs"]
+    )
+    console.record(dbsession, "db/alice", "job.cancel", "job 1")
+    console.record(dbsession, "db/alice", "job.cancel", "job 2")
+    audit_cursor = testapp.get(ADMIN + "/audit", {"per_page": 1}, headers=auth).json["next"]
+    own = testapp.get(API + "/jobs", {"per_page": 1}, headers=auth).json["next"]
+    assert audit_cursor and own
+    refused = [
+        {"user": "db/bob", "cursor": _tampered(cursor)},  # another position under the same signature
+        {"user": "db/bob", "cursor": cursor[:-2] + ("AA" if cursor[-2:] != "AA" else "BB")},  # signature
+        {"user": "db/carol", "cursor": cursor},  # another user's jobs
+        {"cursor": cursor},  # every user's
+        {"user": "db/bob", "status": "Failed", "cursor": cursor},
+        {"user": "db/bob", "backend": "slurm", "cursor": cursor},
+        {"user": "db/bob", "since": "2026-11-02", "cursor": cursor},
+        {"user": "db/bob", "cursor": audit_cursor},  # the audit's
+        {"cursor": own},  # alice's own job list's
+    ]
+    alice = testapp
+    alice.login("alice")
+    for params in refused:
+        resp = testapp.get(ADMIN + "/jobs", params, headers=auth, status=400)
+        assert list(check(doc, resp, "/api/v1/admin/jobs", "get").json["fields"]) == ["cursor"], params
+        assert "jobs" not in resp.json
+        for resp in (alice.get("/console/jobs", params, status=400), alice.htmx("GET", "/console/jobs", params,
+                                                                                   status=400)):  # fmt: skip
+            assert "cursor" in resp.text and not ROW.findall(resp.text), params
+    # the audit takes none of the jobs' cursors
+    for bad in (cursor, _tampered(audit_cursor)):
+        resp = testapp.get(ADMIN + "/audit", {"cursor": bad}, headers=auth, status=400)
+        assert "cursor" in check(doc, resp, "/api/v1/admin/audit", "get").json["fields"]
+        assert "audit-" not in alice.get("/console/audit", {"cursor": bad}, status=400).text
+
+
+def test_a_page_size_above_the_most_is_capped_and_says_so(testapp, doc, many):
+    auth = token(testapp, "alice")
+    resp = testapp.get(ADMIN + "/jobs", {"per_page": 5000}, headers=auth)
+    got = check(doc, resp, "/api/v1/admin/jobs", "get").json
+    assert got["per_page"] == MAX_PER_PAGE and got["per_page_capped"] is True and len(got["jobs"]) == 12
+    assert resp.headers["X-Per-Page-Capped"] == str(MAX_PER_PAGE)
+    resp = testapp.get(ADMIN + "/audit", {"per_page": 201}, headers=auth)
+    assert check(doc, resp, "/api/v1/admin/audit", "get").json["per_page_capped"] is True
+    assert "X-Per-Page-Capped" not in testapp.get(ADMIN + "/jobs", {"per_page": 200}, headers=auth).headers
+    alice = testapp
+    alice.login("alice")
+    assert (
+        f"At most {MAX_PER_PAGE} jobs are shown per page"
+        in alice.get("/console/jobs", {"per_page": 999}).text
+    )
+    assert "At most" not in alice.get("/console/jobs").text
+    assert f"At most {MAX_PER_PAGE} entries" in alice.get("/console/audit", {"per_page": 999}).text
+
+
+def test_the_count_stops_at_ten_thousand_and_says_so(testapp, dbsession):
+    add_jobs(dbsession, "db/carol", COUNT_CAP + 1)
+    got = testapp.get(ADMIN + "/jobs", headers=token(testapp, "alice")).json
+    assert got["total"] == COUNT_CAP and got["total_exact"] is False and len(got["jobs"]) == 50
+    alice = testapp
+    alice.login("alice")
+    assert "more than 10,000 job(s)" in alice.get("/console/jobs", {"user": "db/carol"}).text
+    # (the last two of carol's 10,001 jobs, one minute apart: the older one Failed)
+    assert ">1 job(s)." in alice.get("/console/jobs", {"user": "db/carol", "status": "Failed",
+                                                       "since": "2026-06-07T22:39:00Z"}).text  # fmt: skip
 
 
 # --- logins and API tokens ---------------------------------------------------------------
@@ -433,13 +540,19 @@ def test_the_audit_is_paged_newest_first(testapp, doc, dbsession):
     for i in range(5):
         console.record(dbsession, "db/alice", "job.cancel", f"job {i}")
     auth = token(testapp, "alice")
-    first = testapp.get(ADMIN + "/audit", {"limit": 2}, headers=auth).json
-    assert [e["target"] for e in first["entries"]] == ["job 4", "job 3"] and first["newer"] is None
-    second = testapp.get(ADMIN + "/audit", {"limit": 2, "before": first["older"]}, headers=auth)
+    first = testapp.get(ADMIN + "/audit", {"per_page": 2}, headers=auth).json
+    assert [e["target"] for e in first["entries"]] == ["job 4", "job 3"] and first["previous"] is None
+    assert first["total"] == 5 and first["total_exact"]
+    second = testapp.get(first["next_url"], headers=auth)
     second = check(doc, second, "/api/v1/admin/audit", "get").json
     assert [e["target"] for e in second["entries"]] == ["job 2", "job 1"]
-    page = testapp.get("/console/audit", {"before": first["older"]}, headers=auth).text
-    assert page.index("job 2") < page.index("job 1") and "job 3" not in page
+    pages = walk(testapp, ADMIN + "/audit?per_page=2", auth)
+    assert [e["target"] for p in pages for e in p["entries"]] == [f"job {i}" for i in range(4, -1, -1)]
+    back = testapp.get(pages[-1]["previous_url"], headers=auth).json
+    assert [e["target"] for e in back["entries"]] == ["job 2", "job 1"]
+    page = testapp.get("/console/audit", {"cursor": first["next"], "per_page": 2}, headers=auth).text
+    assert page.index("job 2") < page.index("job 1") and "job 3" not in page and "job 0" not in page
+    assert 'rel="next"' in page and 'rel="prev"' in page and 'rel="first"' in page
 
 
 def test_what_users_and_backends_wrote_is_shown_as_text(alice, dbsession):
