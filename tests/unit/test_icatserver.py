@@ -113,3 +113,26 @@ def test_privilege_errors_are_permission_errors():
     catalog = IcatServerCatalog("https://icat.example", client_factory=lambda: Refusing())
     with pytest.raises(PermissionError):
         catalog.datasets("sid-1", [1])
+
+
+def test_dataset_pages_are_keyset_pages_with_icats_limit():
+    """A page after a position: ICAT's JPQL has no row values, so the keyset is spelt out
+    (quoted as every value), read with LIMIT 0, n+1 (never an offset ICAT would walk); the
+    count is not asked again when the caller carries it."""
+    inv = Obj(id=3, name="INV-1", title="t")
+    rows = [Obj(id=i, name=f"d{i}", description=None, complete=False, fileCount=1, fileSize=10, createTime=None,
+                type=Obj(name="raw"), investigation=inv) for i in range(1, 4)]  # fmt: skip
+    fake = FakeClient([("SELECT COUNT(ds)", [9]), ("SELECT ds ", rows)])
+    catalog = IcatServerCatalog("https://icat.example", client_factory=lambda: fake)
+    page = catalog.search_datasets(
+        "sid-1", DatasetQuery(per_page=2, after=(3, "a'b", 7), count=False, facets=False)
+    )
+    sent = "\n".join(fake.sent)
+    assert "(i.id > 3 OR (i.id = 3 AND (ds.name > 'a''b' OR (ds.name = 'a''b' AND ds.id > 7))))" in sent
+    assert "ORDER BY i.id, ds.name, ds.id LIMIT 0, 3 INCLUDE" in sent and "COUNT" not in sent
+    assert [d.name for d in page.items] == ["d1", "d2"] and page.next == (3, "d2", 2)
+    assert page.previous == (3, "d1", 1) and page.items[0].datafile_size == 10
+    fake.sent.clear()
+    back = catalog.search_datasets("sid-1", DatasetQuery(per_page=2, before=(3, "d9", 9), facets=False))
+    assert "ds.name < 'd9'" in fake.sent[1] and "ORDER BY i.id DESC, ds.name DESC, ds.id DESC" in fake.sent[1]
+    assert back.total == 9 and back.previous == (3, "d2", 2)  # (the fake's rows, reversed: d2, d1)
