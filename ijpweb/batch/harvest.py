@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 KEPT = ("status", "exit_code", "reason", "started_at", "finished_at", "nodes", "cores", "hosts")
 ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+GROUP = 1000  # the most ids in one UPDATE ... WHERE id IN (...)
 
 
 class Seen(NamedTuple):
@@ -74,30 +75,43 @@ def write_states(db, changed: Sequence[tuple[int, JobStatus, dict]]) -> set[int]
     """Write each job's new values (:func:`update`) by its id, and only while its status is
     still the one read (``(id, status read, values)``): a cancel or delete by its user
     meanwhile wins (a flush would overwrite the cancel, or fail on a row deleted under
-    it). One UPDATE for all (executemany), then one read of which rows now hold what was
-    written: jobs this session has loaded show it, with nothing left to flush; the
+    it). Few statements however many rows (see below), then one read of which rows now
+    hold what was written: jobs this session has loaded show it, with nothing left to flush; the
     others it has loaded are read again when next used. Returns the ids written."""
     if not changed:
         return set()
     t = Job.__table__
-    stmt = (
+    columns = {k: sa.bindparam(f"new_{k}") for k in KEPT if k not in ("started_at", "finished_at")} | {
+        # set once: kept where the row has one already
+        k: sa.func.coalesce(t.c[k], sa.bindparam(f"new_{k}", type_=t.c[k].type))
+        for k in ("started_at", "finished_at")
+    }
+    one = (
         sa.update(t)
         .where(t.c.id == sa.bindparam("job_id"), t.c.status == sa.bindparam("was"))
-        .values(
-            {k: sa.bindparam(f"new_{k}") for k in KEPT if k not in ("started_at", "finished_at")}
-            # set once: kept where the row has one already
-            | {
-                k: sa.func.coalesce(t.c[k], sa.bindparam(f"new_{k}", type_=t.c[k].type))
-                for k in ("started_at", "finished_at")
-            }  # fmt: skip
-        )
+        .values(columns)
     )
-    # alike jobs share their values (harvest decides them once): named for the UPDATE once
-    named: dict[int, dict] = {}
-    for _, _, values in changed:
-        if id(values) not in named:
-            named[id(values)] = {f"new_{k}": v for k, v in values.items()}
-    db.connection().execute(stmt, [{**named[id(v)], "job_id": i, "was": was} for i, was, v in changed])
+    alike = (
+        sa.update(t)
+        .where(t.c.id.in_(sa.bindparam("job_ids", expanding=True)), t.c.status == sa.bindparam("was"))
+        .values(columns)
+    )
+    # Alike jobs share their values (harvest decides them once): those read with the same
+    # status are written by one UPDATE ... WHERE id IN (...) per GROUP of them; the others
+    # (a job that started has its own start time) by one executemany of them all.
+    groups: dict[tuple[int, str], tuple[dict, list[int]]] = {}
+    for i, was, new in changed:
+        groups.setdefault((id(new), was), (new, []))[1].append(i)
+    single = []
+    for (_, was), (new, ids) in groups.items():
+        named = {f"new_{k}": v for k, v in new.items()}
+        if len(ids) == 1:
+            single.append({**named, "job_id": ids[0], "was": was})
+            continue
+        for n in range(0, len(ids), GROUP):
+            db.connection().execute(alike, {**named, "job_ids": ids[n : n + GROUP], "was": was})
+    if single:
+        db.connection().execute(one, single)
     now: dict[int, str] = {}
     ids = [i for i, _, _ in changed]
     for n in range(0, len(ids), 5000):

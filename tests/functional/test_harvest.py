@@ -323,3 +323,27 @@ def test_the_schedulers_harvest_task_writes_no_job_in_a_steady_cycle(app, commit
         scheduler.leaders.close()
         with Session(dbengine) as db, db.begin():
             db.execute(sa.delete(BackendHealth).where(BackendHealth.name == "harvested"))
+
+
+def test_alike_changes_are_written_a_thousand_rows_per_update(committed, dbengine):
+    """A queue of 2,100 pending tasks held at once (one state for all): three UPDATEs by
+    id list, not 2,100 rows of parameters; every row written, and a job cancelled while
+    the backend was asked is still left alone."""
+    backend = Answers()
+    jobs = live_jobs(committed, n=2100)
+    held = BatchState(JobStatus.HELD, reason="JobHeldUser")
+    backend.table = dict.fromkeys(jobs, held)
+    victim = jobs[list(jobs)[1500]]
+
+    def cancel():
+        with committed() as db, db.begin():
+            db.execute(sa.update(Job).where(Job.id == victim).values(status=JobStatus.CANCELLED))
+
+    backend.during = cancel
+    with observed(dbengine) as (statements, loaded):
+        assert cycle(committed, backend) == 2099
+    harvests = [n for st, n in updates(statements) if "coalesce" in st.lower()]  # (not the cancel's)
+    assert harvests == [1, 1, 1] and loaded == []
+    now = rows(committed, jobs.values())
+    assert {(j.status, j.reason) for i, j in now.items() if i != victim} == {(JobStatus.HELD, "JobHeldUser")}
+    assert now[victim].status == JobStatus.CANCELLED
