@@ -9,7 +9,7 @@ table is planned as a big one would be wherever an index can serve the statement
 Scan`` left on a watched table means no index can; an ``Index Scan``/``Index Only Scan``
 with no ``Index Cond`` (a walk of the whole index), or one that is only ``IS NOT NULL``,
 counts as a full scan too (so does a ``Bitmap Heap Scan`` whose index scans have none), unless
-``ordered_walk`` is allowed and the walk sits under a ``Limit`` with no Sort, Hash or
+``ordered_walk`` is allowed and the scan sits under a ``Limit`` with no Sort, Hash or
 Aggregate between them (a newest-first page read from an index in order stops after the
 page; a walk that is sorted first reads everything).
 """
@@ -112,7 +112,11 @@ def full_scans(conn, statement, params=None, *, tables=WATCHED, ordered_walk: bo
             kind = node["Node Type"]
             if kind == "Seq Scan":
                 found.append(f"Seq Scan on {relation}")
-            elif kind == "Bitmap Heap Scan" and not any(_bitmap_narrows(c) for c in node.get("Plans", [])):
+            elif (
+                kind == "Bitmap Heap Scan"
+                and not any(_bitmap_narrows(c) for c in node.get("Plans", []))
+                and not (ordered_walk and under_limit)
+            ):
                 found.append(f"Bitmap Heap Scan on {relation} with no condition that narrows it")
             elif (
                 kind in ("Index Scan", "Index Only Scan")
