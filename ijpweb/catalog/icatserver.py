@@ -1,6 +1,14 @@
 """The Catalog for a facility's real ICAT (4.x–6.x) and IDS, through python-icat.
 
 Every call runs with the user's own ICAT session, so ICAT's rules decide what they see.
+ICAT applies the rules of every entity named in a query's SELECT clause (icat.server's
+parser/FromClause: each path there becomes an ``IN (rule's SELECT)`` condition), also
+inside aggregates: ``COUNT(df)`` counts only the datafiles the user may read, whereas a
+Dataset's stored ``fileCount``/``fileSize`` (ICAT 5+) count all of them, so those are
+never shown. A name search is literal as in the embedded catalog: ``%``, ``_`` and the
+escape character are escaped, with ``ESCAPE '!'`` (ICAT's WHERE clause passes ESCAPE and
+string literals through to JPQL; '!' rather than a backslash, which MySQL reads inside a
+literal). Counts stop at :data:`paging.COUNT_CAP` as on the embedded catalog.
 Clients are made lazily, one per thread (suds clients are not thread-safe), so the
 portal starts and shows a clear message while ICAT is down. Values put into queries are
 quoted as JPQL string literals or are integers; nothing else from a user reaches ICAT.
@@ -14,9 +22,10 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from ..paging import MAX_PER_PAGE
+from ..paging import COUNT_CAP, MAX_PER_PAGE, Count
 from . import (
     AuthenticationError,
     CatalogError,
@@ -37,6 +46,55 @@ DATASET_ID = "${datasetId}"
 def jpql_string(value: str) -> str:
     """A JPQL string literal: quotes doubled, so the value cannot end the literal."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+LIKE_ESCAPE = "!"
+
+
+def jpql_contains(path: str, text: str) -> str:
+    """JPQL for "``path`` contains ``text``" taken literally: the LIKE wildcards ``%`` and
+    ``_`` and the escape character itself are escaped, so what a user types is never a
+    pattern ICAT's database has to match (``a_b`` does not find ``axb``)."""
+    escaped = "".join(LIKE_ESCAPE + ch if ch in "%_" + LIKE_ESCAPE else ch for ch in str(text))
+    return f"{path} LIKE {jpql_string('%' + escaped + '%')} ESCAPE '{LIKE_ESCAPE}'"
+
+
+def _bounded_count(c, base: str, alias: str) -> Count:
+    """The rows of ``SELECT alias <base>`` counted up to COUNT_CAP, as the embedded
+    catalog's paging.bounded_count: first whether a row lies beyond the cap (one id at
+    offset COUNT_CAP, no ORDER BY, so the database stops after COUNT_CAP + 1 rows; an id
+    query, not entities, so ICAT's maxEntities is not reached), and only if none, the
+    exact COUNT of at most COUNT_CAP rows."""
+    if list(c.search(f"SELECT {alias}.id {base} LIMIT {COUNT_CAP}, 1")):
+        return Count(COUNT_CAP, False)
+    found = list(c.search(f"SELECT COUNT({alias}) {base}"))
+    return Count(_int(found[0]) if found else 0, True)
+
+
+def _int(value) -> int:
+    """An ICAT number (int, or Decimal/text from Oracle through SOAP; None: 0)."""
+    return 0 if value is None else int(Decimal(str(value)))
+
+
+def _file_counts(c, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """(count, sizes' sum) of the datafiles the user may read, for the datasets ``ids``
+    (a page's): one grouped query, which ICAT restricts by the user's Datafile rules
+    before it groups. ICAT before 4.11.1 cannot send several values per row (no SOAP
+    fieldSet): there, a COUNT and a SUM per dataset, bounded by the page's size."""
+    if not ids:
+        return {}
+    if c._has_wsdl_type("fieldSet"):
+        rows = c.search(
+            "SELECT df.dataset.id, COUNT(df), SUM(df.fileSize) FROM Datafile df "
+            f"WHERE df.dataset.id IN ({_id_list(ids)}) GROUP BY df.dataset.id"
+        )
+        return {_int(r[0]): (_int(r[1]), _int(r[2])) for r in rows}
+    out = {}
+    for i in ids:
+        base = f"FROM Datafile df WHERE df.dataset.id = {int(i)}"
+        n = _int(next(iter(c.search(f"SELECT COUNT(df) {base}")), 0))
+        out[int(i)] = (n, _int(next(iter(c.search(f"SELECT SUM(df.fileSize) {base}")), 0)) if n else 0)
+    return out
 
 
 def _id_list(ids: Sequence[int]) -> str:
@@ -188,7 +246,9 @@ class IcatServerCatalog:
         return self._call(session_id, lambda c: list(c.search(text)))
 
     @staticmethod
-    def _dataset_view(ds) -> DatasetView:
+    def _dataset_view(ds, files: tuple[int, int] = (0, 0)) -> DatasetView:
+        """``files``: (count, size) of the datafiles the user may read (_file_counts), never
+        the Dataset's fileCount/fileSize, which count the datafiles of every user."""
         inv = getattr(ds, "investigation", None)
         dtype = getattr(ds, "type", None)
         return DatasetView(
@@ -199,9 +259,9 @@ class IcatServerCatalog:
             investigation_title=getattr(inv, "title", "") or "",
             description=getattr(ds, "description", "") or "",
             complete=bool(getattr(ds, "complete", False)),
-            datafile_count=getattr(ds, "fileCount", None) or 0,  # ICAT 5+ keeps it with the dataset
+            datafile_count=files[0],
             create_time=getattr(ds, "createTime", None),
-            datafile_size=getattr(ds, "fileSize", None) or 0,
+            datafile_size=files[1],
             investigation_id=getattr(inv, "id", 0) or 0,
         )
 
@@ -215,13 +275,13 @@ class IcatServerCatalog:
         if query.investigation:
             where.append(f"i.name = {jpql_string(query.investigation)}")
         if query.name:
-            where.append(f"ds.name LIKE {jpql_string('%' + query.name + '%')}")
+            where.append(jpql_contains("ds.name", query.name))
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         base = "FROM Dataset ds JOIN ds.type t JOIN ds.investigation i" + cond
         order = ("i.id", "ds.name", "ds.id")
 
         def go(c):
-            total = c.search(f"SELECT COUNT(ds) {base}")[0] if query.count else 0
+            total = _bounded_count(c, base, "ds") if query.count else Count(0, False)
             items, nxt, previous = _keyset_page(
                 lambda extra, order_by, n: c.search(
                     f"SELECT ds {_and(base, extra)} ORDER BY {order_by} LIMIT 0, {n} INCLUDE ds.type, ds.investigation"
@@ -238,21 +298,24 @@ class IcatServerCatalog:
                         {str(n) for n in c.search("SELECT i.name FROM Investigation i")}
                     ),
                 }
-            views = [self._dataset_view(d) for d in items]
-            return Page(views, int(total), _per_page(query), query.count, nxt, previous, facets)
+            files = _file_counts(c, [d.id for d in items])
+            views = [self._dataset_view(d, files.get(d.id, (0, 0))) for d in items]
+            return Page(views, total.value, _per_page(query), total.exact, nxt, previous, facets)
 
         return self._call(session_id, go)
 
     def datasets(self, session_id: str, ids: Sequence[int]) -> list[DatasetView]:
         if not ids:
             return []
-        found = self._call(
-            session_id,
-            lambda c: c.search(
+
+        def go(c):
+            found = c.search(
                 f"SELECT ds FROM Dataset ds WHERE ds.id IN ({_id_list(ids)}) INCLUDE ds.type, ds.investigation"
-            ),
-        )
-        by_id = {d.id: self._dataset_view(d) for d in found}
+            )
+            files = _file_counts(c, [d.id for d in found])
+            return {d.id: self._dataset_view(d, files.get(d.id, (0, 0))) for d in found}
+
+        by_id = self._call(session_id, go)
         return [by_id[i] for i in ids if i in by_id]
 
     @staticmethod
@@ -279,10 +342,10 @@ class IcatServerCatalog:
     ) -> Page[DatafileView]:
         base = f"FROM Datafile df WHERE df.dataset.id = {int(dataset_id)}"
         if query.name:
-            base += f" AND df.name LIKE {jpql_string('%' + query.name + '%')}"
+            base += " AND " + jpql_contains("df.name", query.name)
 
         def go(c):
-            total = c.search(f"SELECT COUNT(df) {base}")[0] if query.count else 0
+            total = _bounded_count(c, base, "df") if query.count else Count(0, False)
             items, nxt, previous = _keyset_page(
                 lambda extra, order_by, n: c.search(
                     f"SELECT df {_and(base, extra)} ORDER BY {order_by} LIMIT 0, {n} "
@@ -293,7 +356,7 @@ class IcatServerCatalog:
                 lambda d: (d.name, d.id),
             )
             views = [self._datafile_view(d) for d in items]
-            return Page(views, int(total), _per_page(query), query.count, nxt, previous)
+            return Page(views, total.value, _per_page(query), total.exact, nxt, previous)
 
         return self._call(session_id, go)
 
@@ -312,8 +375,10 @@ class IcatServerCatalog:
     def job_parameters(
         self, session_id: str, datasets: Sequence[DatasetView], definitions
     ) -> dict[int, dict[str, Any]]:
-        """As the original IJP did: one ICAT query per dataset and parameter (ICAT's JPQL
-        has no GROUP BY to answer for many datasets at once)."""
+        """As the original IJP did: one ICAT query per dataset and parameter. The
+        definitions are the dataset types' own queries, in ICAT's old concise syntax with
+        the dataset's id put in (``[id=${datasetId}]``), which has no GROUP BY to answer
+        for many datasets at once."""
         out: dict[int, dict[str, Any]] = {d.id: {} for d in datasets}
 
         def go(c):
