@@ -7,8 +7,9 @@ inside aggregates: ``COUNT(df)`` counts only the datafiles the user may read, wh
 Dataset's stored ``fileCount``/``fileSize`` (ICAT 5+) count all of them, so those are
 never shown. A name search is literal as in the embedded catalog: ``%``, ``_`` and the
 escape character are escaped, with ``ESCAPE '!'`` (ICAT's WHERE clause passes ESCAPE and
-string literals through to JPQL; '!' rather than a backslash, which MySQL reads inside a
-literal). Counts stop at :data:`paging.COUNT_CAP` as on the embedded catalog.
+string literals through to JPQL since ICAT 4.6, icat.server#146; '!' rather than a
+backslash, which MySQL reads inside a literal; an older ICAT refuses the query, a clear
+"ICAT refused" rather than a pattern). Counts stop at :data:`paging.COUNT_CAP` as on the embedded catalog.
 Clients are made lazily, one per thread (suds clients are not thread-safe), so the
 portal starts and shows a clear message while ICAT is down. Values put into queries are
 quoted as JPQL string literals or are integers; nothing else from a user reaches ICAT.
