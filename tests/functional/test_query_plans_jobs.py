@@ -8,7 +8,7 @@ PostgreSQL in its pass). test_an_index_dropped_is_seen shows the check can fail.
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -40,10 +40,39 @@ def console_filters():
         yield console.JobFilter(user, status, job_type, backend, since, until)
 
 
+def _grow(c, jobs: int = 20_000) -> None:
+    """Jobs none of which the filters above select (another user, job type and backend,
+    ended, submitted a year before SINCE), ANALYZEd: PostgreSQL plans by its statistics,
+    which then say that every filter value asked for is rare, as a facility's values are
+    among a million jobs, so a list that has an index for its filter must use it. (With the
+    rows other tests happened to leave, mostly live jobs, it walked pk_job for status=live:
+    a plan of that table's statistics, not of the code.)"""
+    from ijpweb.models import Job, Submission
+    from ijpweb.states import JobStatus
+
+    sub = c.execute(sa.insert(Submission).values(owner="db/other", job_type="Other", mode="each",
+                                                  executable="date")).inserted_primary_key[0]  # fmt: skip
+    c.execute(sa.insert(Job), [
+        {"submission_id": sub, "owner": f"db/user{i % 100}", "job_type": "Other", "backend": "slurm",
+         "status": JobStatus.COMPLETED, "submitted_at": SINCE - timedelta(days=365, minutes=i),
+         "dataset_ids": [], "datafile_ids": [], "options": {}, "argv": []}
+        for i in range(jobs)
+    ])  # fmt: skip
+    c.exec_driver_sql("ANALYZE job")
+
+
 @pytest.fixture
 def conn(dbengine):
+    """A connection to read plans on; on PostgreSQL with the job table grown by _grow, in a
+    transaction rolled back at the end (ANALYZE's statistics with it)."""
     with dbengine.connect() as c:
-        yield c
+        if c.dialect.name != "postgresql":
+            yield c
+            return
+        with c.begin() as tx:
+            _grow(c)
+            yield c
+            tx.rollback()
 
 
 def _sqlite_ordered_walk(conn, statement) -> bool:
@@ -103,7 +132,7 @@ def test_every_page_and_count_of_the_consoles_jobs_reads_an_index(conn):
 
 @pytest.fixture
 def scratch(conn):
-    """A connection whose schema a test may change: PostgreSQL's in a transaction rolled
+    """A connection whose schema a test may change: PostgreSQL's in a savepoint rolled
     back at the end; for SQLite (whose DDL the driver does not put in a transaction) a
     database of its own in memory with the models' schema (test_migrations checks that it
     is the migrated one)."""
@@ -115,9 +144,9 @@ def scratch(conn):
             yield c
         engine.dispose()
         return
-    with conn.begin() as tx:
+    with conn.begin_nested() as savepoint:  # (conn is in _grow's transaction)
         yield conn
-        tx.rollback()
+        savepoint.rollback()
 
 
 def test_an_index_dropped_is_seen(scratch):
