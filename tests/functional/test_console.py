@@ -493,6 +493,35 @@ def test_logins_are_listed_by_handle_and_revoked(app, testapp, tm, doc, dbsessio
     ]
 
 
+def test_the_logins_pager_links_a_window_of_pages_not_every_page(testapp, dbsession):
+    """3,000 live logins are 30 pages: page 15 links the first and last page and the
+    pages around it, never a link per page."""
+    from ijpweb.views.console import LOGINS_PER_PAGE
+
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    dbsession.execute(sa.insert(WebSession), [
+        {"id": f"pager-{i:05d}", "user_name": f"db/pager{i % 7}", "catalog_session": "x",
+         "expires_at": soon, "selection": {}, "kind": "web"}
+        for i in range(LOGINS_PER_PAGE * 30)
+    ])  # fmt: skip
+    testapp.login("alice")
+    page = testapp.get("/console/logins", {"page": 15})
+    pager = page.html.find("nav", {"aria-label": "Login pages"})
+    linked = [int(a.text) for a in pager.find_all("a")]
+    current = int(pager.find(attrs={"aria-current": "page"}).text)
+    last = max(linked)
+    assert current == 15 and last >= 30
+    assert linked == [1, 12, 13, 14, 16, 17, 18, last]
+    assert (
+        len(
+            testapp.get("/console/logins", {"page": 1})
+            .html.find("nav", {"aria-label": "Login pages"})
+            .find_all("a")
+        )
+        == 4
+    )
+
+
 def test_revoking_a_login_keeps_its_catalog_session_for_live_jobs(app, testapp, dbsession, only_bob):
     """The logout rules of issue 10: the login ends at once, the jobs keep running with
     the catalog session, which is logged out once the last of them ends."""
