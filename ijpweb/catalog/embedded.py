@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import secrets
 import threading
 import time
@@ -182,28 +183,41 @@ def time_limit(conn, seconds: float) -> Iterator[None]:
                 conn.info[_SQLITE_LIMIT] = outer
                 raw.set_progress_handler(outer[1], PROGRESS_STEPS)
     elif conn.dialect.name == "postgresql":
-        # The timeout is local to a savepoint, which is rolled back afterwards (these are
-        # reads): that undoes the setting, and a failed statement does not abort the
-        # request's transaction.
+        # The settings are local to a savepoint, which is rolled back afterwards (these are
+        # reads): that undoes them, and a failed statement does not abort the request's
+        # transaction. The savepoint and the settings are one round trip, the rollback and
+        # release another (with no parameters psycopg sends several statements at once; the
+        # values are the portal's own): SQLAlchemy's begin_nested and a SELECT set_config()
+        # were three, with their Python, around every catalog read.
         # Each catalog read is planned for its own values (plan_cache_mode): psycopg prepares a
         # statement run five times, and PostgreSQL's generic plan of a keyset page, made
         # without the position, walked all 10,000 files of a dataset per page (over 5 s).
-        savepoint = conn.begin_nested()
+        conn.exec_driver_sql(_pg_limit_start(seconds))
         try:
-            settings = [sa.func.set_config("plan_cache_mode", "force_custom_plan", True)]
-            if seconds > 0:
-                ms = str(max(1, round(seconds * 1000)))
-                settings.append(sa.func.set_config("statement_timeout", ms, True))
-            conn.execute(sa.select(*settings))
             yield
         except sa.exc.OperationalError as e:
             if getattr(e.orig, "sqlstate", None) == QUERY_CANCELED:
                 raise QueryLimitError(message, 503) from None
             raise
         finally:
-            savepoint.rollback()
+            if not conn.invalidated:
+                conn.exec_driver_sql(_PG_LIMIT_END)
     else:
         yield
+
+
+_PG_SAVEPOINT = "ijp_time_limit"  # (a limit inside another makes a second of this name: the newest is meant)
+_PG_LIMIT_END = f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}; RELEASE SAVEPOINT {_PG_SAVEPOINT}"
+
+
+@functools.lru_cache(maxsize=16)
+def _pg_limit_start(seconds: float) -> str:
+    """The statements that open a catalog read's savepoint and set its limit (no user value
+    in them: the milliseconds are an int of the portal's setting)."""
+    start = f"SAVEPOINT {_PG_SAVEPOINT}; SET LOCAL plan_cache_mode = force_custom_plan"
+    if seconds > 0:
+        start += f"; SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}"
+    return start
 
 
 @contextmanager
