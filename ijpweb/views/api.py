@@ -386,11 +386,11 @@ def jobs(request):
                                                                         per_page, capped)}  # fmt: skip
 
 
-def list_page_json(request, route: str, page, total: paging.Count, per_page: int, capped: bool) -> dict:
-    """The fields of a page of a list paged by id (ijpweb.jobs.actions.keyset_page: a
-    user's jobs, the console's jobs and audit): the bounded total, the page size and
-    whether it was capped (also the X-Per-Page-Capped header), the next (older) and
-    previous (newer) cursors and their URLs at ``route`` with the request's other parameters."""
+def page_fields(request, route: str, *, total, exact, per_page, capped, next_cursor, previous_cursor,
+                **route_kw) -> dict:  # fmt: skip
+    """The fields every keyset list of /api/v1 answers with: the bounded total, the page
+    size and whether it was capped (also the X-Per-Page-Capped header), the next and
+    previous cursors and their URLs at ``route`` with the request's other parameters."""
     if capped:
         request.response.headers["X-Per-Page-Capped"] = str(paging.MAX_PER_PAGE)
 
@@ -398,18 +398,25 @@ def list_page_json(request, route: str, page, total: paging.Count, per_page: int
         if cursor is None:
             return None
         kept = {k: v for k, v in request.GET.items() if k != "cursor"}
-        return request.route_url(route, _query={**kept, "cursor": cursor})
+        return request.route_url(route, **route_kw, _query={**kept, "cursor": cursor})
 
     return {
-        "total": total.value,
-        "total_exact": total.exact,
+        "total": total,
+        "total_exact": exact,
         "per_page": per_page,
         "per_page_capped": capped,
-        "next": page.older,
-        "next_url": link(page.older),
-        "previous": page.newer,
-        "previous_url": link(page.newer),
+        "next": next_cursor,
+        "next_url": link(next_cursor),
+        "previous": previous_cursor,
+        "previous_url": link(previous_cursor),
     }
+
+
+def list_page_json(request, route: str, page, total: paging.Count, per_page: int, capped: bool) -> dict:
+    """The page fields of a list paged by id (ijpweb.jobs.actions.keyset_page: a user's
+    jobs, the console's jobs and audit); the next page is the older one."""
+    return page_fields(request, route, total=total.value, exact=total.exact, per_page=per_page, capped=capped,
+                       next_cursor=page.older, previous_cursor=page.newer)  # fmt: skip
 
 
 def _when(request, name: str) -> datetime | None:
@@ -513,28 +520,21 @@ def _catalog(request, call):
 
 
 def _dataset_page_json(request, found, where, list_scope: str, capped: bool, route: str, **route_kw) -> dict:
-    """A catalog list's page fields, as /api/v1/jobs has them: the bounded total, the cursors
-    of the pages after and before, and their URLs."""
+    """A catalog list's page fields, as /api/v1/jobs has them, and its page number."""
     links = catalog_pages.links(request.cursors, list_scope, found, where)
-    if capped:
-        request.response.headers["X-Per-Page-Capped"] = str(paging.MAX_PER_PAGE)
-
-    def link(cursor):
-        if cursor is None:
-            return None
-        kept = {k: v for k, v in request.GET.items() if k != "cursor"}
-        return request.route_url(route, **route_kw, _query={**kept, "cursor": cursor})
-
     return {
-        "total": found.total,
-        "total_exact": found.exact,
         "page": where.number,
-        "per_page": found.per_page,
-        "per_page_capped": capped,
-        "next": links.next,
-        "next_url": link(links.next),
-        "previous": links.previous,
-        "previous_url": link(links.previous),
+        **page_fields(
+            request,
+            route,
+            total=found.total,
+            exact=found.exact,
+            per_page=found.per_page,
+            capped=capped,
+            next_cursor=links.next,
+            previous_cursor=links.previous,
+            **route_kw,
+        ),  # fmt: skip
     }
 
 
