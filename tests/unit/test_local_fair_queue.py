@@ -3,16 +3,13 @@ launchers and processes: a free slot goes to the owner with the fewest jobs runn
 to the one served least recently, and to that owner's oldest job. One FIFO for everyone
 let carol's thousand queued jobs all start before bob's one."""
 
-import contextlib
 import json
 import os
 import sys
 from datetime import datetime
 
-import pytest
-
-from ijpweb.batch import BatchError, JobSpec
-from ijpweb.batch.local import LocalBackend, owner_key
+from ijpweb.batch import JobSpec
+from ijpweb.batch.local import owner_key
 from ijpweb.batch.runner import QUEUE, STARTED, dispatch, queued
 from ijpweb.states import JobStatus
 
@@ -23,23 +20,6 @@ GATED = "while [ ! -e gate ]; do sleep 0.05; done"
 
 def job(job_id, owner, script):
     return JobSpec(job_id, owner, "/bin/sh", ("-c", script), {})
-
-
-@pytest.fixture
-def local(tmp_path):
-    made = []
-
-    def make(**kw):
-        made.append(LocalBackend("local", tmp_path / "jobs", **kw))
-        return made[-1]
-
-    yield make
-    for b in made[:1]:
-        for d in b.root.glob("[0-9]*"):
-            with contextlib.suppress(OSError):
-                (d / "work" / "gate").touch()
-            with contextlib.suppress(BatchError):
-                b.cancel(d.name)
 
 
 def _started(b, ids):

@@ -11,7 +11,6 @@ carol's job could not be deleted. An unsandboxed job (``sandbox = none``) can wr
 records itself: whatever they hold, the answer for one job is that job's own.
 """
 
-import contextlib
 import json
 import signal
 
@@ -19,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ijpweb.batch import BatchError, JobSpec
+from ijpweb.batch import JobSpec
 from ijpweb.batch.local import LocalBackend, signal_name
 from ijpweb.batch.runner import launcher_alive, read_json, running
 from ijpweb.batch.sandbox import Sandbox
@@ -33,25 +32,6 @@ ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 def job(job_id, owner, script):
     return JobSpec(job_id, owner, "/bin/sh", ("-c", script), {})
-
-
-@pytest.fixture
-def local(tmp_path):
-    """LocalBackend(...) on tmp_path/jobs; its gated jobs are let go and whatever is left
-    is cancelled afterwards, also when a test fails half-way."""
-    made = []
-
-    def make(**kw):
-        made.append(LocalBackend("local", tmp_path / "jobs", **kw))
-        return made[-1]
-
-    yield make
-    for b in made[:1]:
-        for d in b.root.glob("[0-9]*"):
-            with contextlib.suppress(OSError):
-                (d / "work" / "gate").touch()
-            with contextlib.suppress(BatchError):
-                b.cancel(d.name)
 
 
 def test_signal_names():

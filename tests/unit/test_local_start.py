@@ -2,7 +2,6 @@
 backend's lock covers only the claim, a hand-over reads only the queue, jobs behind a
 running one start in forks of its launcher, and several processes share max_running."""
 
-import contextlib
 import fcntl
 import json
 import os
@@ -14,9 +13,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
-from ijpweb.batch import BatchError
 from ijpweb.batch.local import LocalBackend
 from ijpweb.batch.runner import LOCK, QUEUE, SERVED, STARTED, dispatch, launch, queued
 from ijpweb.states import JobStatus
@@ -24,23 +20,6 @@ from ijpweb.states import JobStatus
 from .test_local_backend import _processes, _until, spec, wait
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def local(tmp_path):
-    """LocalBackend(...) on tmp_path/jobs; whatever its jobs left running is cancelled
-    afterwards, also when a test fails half-way (a job waiting for its gate)."""
-    made = []
-
-    def make(**kw):
-        made.append(LocalBackend("local", tmp_path / "jobs", **kw))
-        return made[-1]
-
-    yield make
-    for b in made[:1]:
-        for d in b.root.glob("[0-9]*"):
-            with contextlib.suppress(BatchError):
-                b.cancel(d.name)
 
 
 def _lock_is_free(root: Path) -> bool:
