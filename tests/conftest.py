@@ -28,7 +28,15 @@ from ijpweb import main
 from ijpweb.batch.runner import kill_sandbox
 from ijpweb.catalog import demo
 from ijpweb.catalog.ids import FileStore
-from ijpweb.models import LoginFailure, get_engine, get_session_factory, get_tm_session, upgrade
+from ijpweb.models import (
+    Job,
+    LoginFailure,
+    Submission,
+    get_engine,
+    get_session_factory,
+    get_tm_session,
+    upgrade,
+)
 from ijpweb.models.meta import Base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -328,3 +336,27 @@ def slurm_cluster(tmp_path_factory):
         pytest.fail(f"the test SLURM cluster did not start: {started.stderr.strip()}")
     yield str(base / "slurm.conf")
     subprocess.run([str(script), "stop", str(base)], capture_output=True, timeout=120)
+
+
+@contextmanager
+def committing_sessions(dbengine, owners_like: str):
+    """Sessions that commit (one per request or background cycle, as the portal's), each
+    closed afterwards; the jobs and submissions of owners LIKE ``owners_like`` (the test's
+    own, committed) are removed at the end."""
+    from sqlalchemy.orm import Session
+
+    opened = []
+
+    def session():
+        s = Session(dbengine, expire_on_commit=False)
+        opened.append(s)
+        return s
+
+    try:
+        yield session
+    finally:
+        for s in opened:
+            s.close()
+        with Session(dbengine) as s, s.begin():
+            s.execute(sa.delete(Job).where(Job.owner.like(owners_like)))
+            s.execute(sa.delete(Submission).where(Submission.owner.like(owners_like)))

@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from ijpweb.batch.harvest import harvest
 from ijpweb.batch.submitter import submit_pending
@@ -26,25 +24,16 @@ from ijpweb.jobs.actions import JobActionError, cancel_job, delete_job
 from ijpweb.models import Job, Submission
 from ijpweb.states import JobStatus
 
+from ..conftest import committing_sessions
+
 OWNER = "db/race-carol"  # rows of these tests are committed: removed by owner afterwards
 
 
 @pytest.fixture
 def committed(dbengine):
     """Sessions that commit, one per request (or submitter cycle)."""
-    opened: list[Session] = []
-
-    def session() -> Session:
-        s = Session(dbengine, expire_on_commit=False)
-        opened.append(s)
-        return s
-
-    yield session
-    for s in opened:
-        s.close()
-    with Session(dbengine) as s, s.begin():
-        s.execute(sa.delete(Job).where(Job.owner.like("db/race-%")))
-        s.execute(sa.delete(Submission).where(Submission.owner.like("db/race-%")))
+    with committing_sessions(dbengine, "db/race-%") as session:
+        yield session
 
 
 def pending_job(committed, owner: str = OWNER, count: int = 60) -> int:

@@ -25,6 +25,8 @@ from ijpweb.models import Job, JobTag, Submission
 from ijpweb.models.jobs import as_utc
 from ijpweb.states import JobStatus
 
+from ..conftest import committing_sessions
+
 OWNER = "db/harvest-bob"  # rows of these tests are committed: removed by owner afterwards
 N = 120
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -53,19 +55,8 @@ class Answers:
 
 @pytest.fixture
 def committed(dbengine):
-    opened: list[Session] = []
-
-    def session() -> Session:
-        s = Session(dbengine, expire_on_commit=False)
-        opened.append(s)
-        return s
-
-    yield session
-    for s in opened:
-        s.close()
-    with Session(dbengine) as s, s.begin():
-        s.execute(sa.delete(Job).where(Job.owner.like("db/harvest-%")))
-        s.execute(sa.delete(Submission).where(Submission.owner.like("db/harvest-%")))
+    with committing_sessions(dbengine, "db/harvest-%") as session:
+        yield session
 
 
 def live_jobs(committed, n: int = N, owner: str = OWNER, backend: str = "harvested") -> dict[str, int]:
