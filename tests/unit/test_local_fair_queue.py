@@ -42,12 +42,13 @@ def test_carols_full_queue_does_not_hold_back_bobs_job(local):
     b.submit(job(1, "db/carol", GATED))
     for i in (2, 3, 4):
         b.submit(job(i, "db/carol", GATED))
-    b.submit(job(5, "db/bob", "echo bob"))
+    b.submit(job(5, "db/bob", GATED))  # (gated: it holds the slot while the test looks)
     wait(b, "1", {JobStatus.RUNNING})
     (b.root / "1" / "work" / "gate").touch()
     wait(b, "1", {JobStatus.COMPLETED})
     _until(lambda: _started(b, (2, 3, 4, 5)), timeout=20)
     assert _started(b, (2, 3, 4, 5)) == [5], "after carol's first job the slot went to carol's next job"
+    (b.root / "5" / "work" / "gate").touch()
     assert wait(b, "5", {JobStatus.COMPLETED}).exit_code == 0
     _until(lambda: _started(b, (2, 3, 4)) == [2], timeout=20)  # then carol's, oldest first
 
