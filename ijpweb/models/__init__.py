@@ -1,12 +1,9 @@
 """The database: engine and per-request session (the Pyramid cookiecutter's wiring)."""
 
-import threading
-import weakref
-
+import zope.sqlalchemy
 from pyramid.settings import asbool
 from sqlalchemy import engine_from_config, event
 from sqlalchemy.orm import configure_mappers, sessionmaker
-from zope.sqlalchemy import datamanager
 
 from ..catalog import icatdb  # noqa: E402, F401  (the embedded ICAT's tables join the metadata)
 from .audit import AuditEntry  # noqa: F401
@@ -60,65 +57,15 @@ def get_session_factory(engine):
 
 
 def get_tm_session(session_factory, transaction_manager, request=None):
-    # zope.sqlalchemy's listeners join the session to its transaction manager's transaction,
+    dbsession = session_factory(info={"request": request})
     # "changed" from the start: the catalog writes through SQLAlchemy Core, which
-    # zope.sqlalchemy cannot see, and would otherwise roll back at commit. They are
-    # registered once per session factory, not per session as zope.sqlalchemy.register does
-    # (seven event.listen calls a request): each finds its session's manager in its info.
-    _listen_once(session_factory)
-    return session_factory(info={"request": request, _TM: transaction_manager})
-
-
-_TM = "ijp.transaction_manager"  # the session's info: the manager its transaction joins
-_listened: "weakref.WeakSet[sessionmaker]" = weakref.WeakSet()
-_listening = threading.Lock()
-
-
-def _listen_once(session_factory) -> None:
-    if session_factory in _listened:
-        return
-    with _listening:
-        if session_factory not in _listened:
-            for name, listener in _TM_LISTENERS.items():
-                event.listen(session_factory, name, listener)
-            _listened.add(session_factory)
-
-
-def _join(session, *_args) -> None:
-    tm = session.info.get(_TM)
-    if tm is not None:
-        datamanager.join_transaction(session, datamanager.STATUS_CHANGED, tm)
-
-
-def _changed(session) -> None:
-    tm = session.info.get(_TM)
-    if tm is not None:
-        datamanager.mark_changed(session, tm)
-
-
-def _before_commit(session) -> None:
-    tm = session.info.get(_TM)
-    if tm is not None:
-        assert session.in_nested_transaction() or tm.get().status == datamanager.ZopeStatus.COMMITTING, (
-            "Transaction must be committed using the transaction manager"
-        )
-
-
-def _orm_execute(state) -> None:
-    if state.is_orm_statement and (state.is_update or state.is_insert or state.is_delete):
-        _changed(state.session)
-
-
-# zope.sqlalchemy.register's events, each as its ZopeTransactionEvents handles it
-_TM_LISTENERS = {
-    "after_begin": _join,
-    "after_attach": _join,
-    "after_flush": lambda session, _context: _changed(session),
-    "after_bulk_update": lambda context: _changed(context.session),
-    "after_bulk_delete": lambda context: _changed(context.session),
-    "before_commit": _before_commit,
-    "do_orm_execute": _orm_execute,
-}
+    # zope.sqlalchemy cannot see, and would otherwise roll back at commit.
+    zope.sqlalchemy.register(
+        dbsession,
+        transaction_manager=transaction_manager,
+        initial_state=zope.sqlalchemy.datamanager.STATUS_CHANGED,
+    )
+    return dbsession
 
 
 def includeme(config):
