@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Run the benchmarks: (a) and (b) against a throw-away SLURM cluster where SLURM is
-# installed, the local backend's hand-over and its sandbox, then (c) the job list with
-# 10,000 to 1,000,000 jobs and the catalog's bounded queries on SQLite and on a throw-away PostgreSQL
-# where initdb/pg_ctl are installed.
+# Run every benchmark of bench/README.md: SLURM's fan-out and harvest against a throw-away
+# cluster where SLURM is installed, the local backend (hand-over, 100 jobs click to
+# Completed), then each list, catalog, console and load benchmark on SQLite and again on
+# a throw-away PostgreSQL where initdb/pg_ctl are installed. Each prints its figures
+# beside their goals (bench/common.goal).
 # Usage: bench/run.sh  (after make setup)
 set -euo pipefail
 cd "$(dirname "$0")/.."
