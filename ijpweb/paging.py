@@ -30,11 +30,12 @@ class CursorError(ValueError):
     """A cursor that is not one this list gave out: its message is fit to show."""
 
     def __init__(self, field: str = "cursor"):
-        super().__init__(
-            f"{field}: this cursor is not valid for this list (it was changed, has expired with "
-            "the portal's secret, or belongs to another search); start again from the first page"
-        )
         self.field = field
+        self.reason = (
+            "is not valid for this list (it was changed, has expired with the portal's secret, "
+            "or belongs to another search); start again from the first page"
+        )
+        super().__init__(f"{field} {self.reason}")
 
 
 def scope(name: str, user: str, filters: Mapping[str, object]) -> str:

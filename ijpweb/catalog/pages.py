@@ -55,7 +55,7 @@ def decode(cursors: paging.Cursors, list_scope: str, token: str, field: str = "c
     try:
         values = cursors.decode(list_scope, token, field, length=_length(list_scope) + 4)
     except paging.CursorError as e:
-        raise InputError(field, str(e).removeprefix(field + ": ").removeprefix("this cursor ")) from None
+        raise InputError(e.field, e.reason) from None
     way, number, total, exact, position = values[0], values[1], values[2], values[3], tuple(values[4:])
     if (
         way not in (_AFTER, _BEFORE)

@@ -168,7 +168,7 @@ def read_cursor(cursors: paging.Cursors, list_scope: str, token: str | None) -> 
     try:
         direction, position = cursors.decode(list_scope, token, length=2)
     except paging.CursorError as e:
-        raise InputError("cursor", str(e).removeprefix("cursor: ")) from None
+        raise InputError(e.field, e.reason) from None
     if direction not in (OLDER, NEWER) or type(position) is not int:
         raise InputError("cursor", "is not valid for this list")
     return direction, position
