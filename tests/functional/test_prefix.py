@@ -324,3 +324,25 @@ def test_other_bad_settings_stop_the_start(app_settings, dbengine, tmp_path, key
     settings = portal_settings(INI, tmp_path, app_settings["sqlalchemy.url"], **{key: value})
     with pytest.raises(ValueError, match=message):
         main({}, dbengine=dbengine, **settings)
+
+
+def test_keyset_pages_and_their_cursors_work_behind_the_prefix(proxied, dbsession):
+    """Older/Newer and Next links, next_url and the cursors in them carry the prefix and
+    lead to the next page through the proxy (the job list, /api/v1/jobs, the search)."""
+    from .test_job_lists import add_jobs
+
+    base = "https://portal.example.org/ijp"
+    ids = add_jobs(dbsession, "db/alice", 60)
+    proxied.login("alice")
+    first = proxied.get(P + "/jobs", {"per_page": 25})
+    older = [u for u in urls_in(first.text) if "cursor=" in u and "/jobs?" in u]
+    assert older and all(u.startswith(base + "/jobs?") for u in older)
+    second = proxied.get(older[0])
+    assert f'id="job-{ids[-26]}"' in second.text and f'id="job-{ids[-1]}"' not in second.text
+    api = proxied.get(P + "/api/v1/jobs", {"per_page": 25}).json
+    assert api["next_url"].startswith(base + "/api/v1/jobs?")
+    assert proxied.get(api["next_url"]).json["jobs"][0]["id"] == ids[-26]
+    search = proxied.get(P + "/datasets")
+    nxt = [u for u in urls_in(search.text) if "cursor=" in u]
+    assert nxt and all(u.startswith(base + "/datasets?") for u in nxt)
+    assert proxied.get(nxt[0]).status_int == 200
