@@ -12,6 +12,36 @@ def _when(value):
     return as_utc(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _iso(value):
+    """A time as HTML's ``<time datetime>`` wants it (UTC, to the second)."""
+    if value is None:
+        return ""
+    return as_utc(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ago(value, now=None):
+    """How long ago, as a person says it: "just now", "5 min ago", "3 h ago", "2 days ago";
+    a time older than a week is its date. The exact time goes beside it (``rel`` macro)."""
+    if value is None:
+        return ""
+    now = as_utc(now) if now is not None else datetime.now(UTC)
+    seconds = (now - as_utc(value)).total_seconds()
+    if seconds < 0:
+        return "in the future" if seconds < -60 else "just now"
+    for limit, unit, label in (
+        (60, 1, None),
+        (3600, 60, "min"),
+        (86400, 3600, "h"),
+        (7 * 86400, 86400, "day"),
+    ):
+        if seconds < limit:
+            if label is None:
+                return "just now"
+            n = int(seconds // unit)
+            return f"{n} {label}{'s' if label == 'day' and n != 1 else ''} ago"
+    return as_utc(value).astimezone(UTC).strftime("%Y-%m-%d")
+
+
 def _duration(seconds):
     if seconds is None:
         return ""
@@ -51,7 +81,8 @@ def includeme(config):
             "jinja2.trim_blocks": "true",
             "jinja2.lstrip_blocks": "true",
             "jinja2.filters": "\n".join(
-                f"{name} = ijpweb.templating:_{name}" for name in ("when", "duration", "size", "command")
+                f"{name} = ijpweb.templating:_{name}"
+                for name in ("when", "iso", "ago", "duration", "size", "command")
             ),
             "jinja2.globals": "elapsed = ijpweb.templating:_elapsed",
         }
