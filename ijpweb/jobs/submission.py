@@ -184,8 +184,9 @@ class Submitter:
             raise SubmitError(bad_tags["tags"], "invalid_tags", fields=bad_tags)
         try:
             return create_jobs(
-                db, self.backends, p, user, session_id, settings.url, settings.estimate_seconds, tags
-            )
+                db, self.backends, p, user, session_id, settings.url, settings.estimate_seconds, tags,
+                names=InputNames.of(resolved.datasets, resolved.datafiles),
+            )  # fmt: skip
         except BatchError as e:
             raise SubmitError(str(e), "no_backend", 503) from None
 
@@ -193,6 +194,27 @@ class Submitter:
         """Hand the jobs just recorded (and committed) to their backends now, not at the
         background submitter's next round (a no-op where this process does not run it)."""
         self._wake()
+
+
+@dataclass(frozen=True)
+class InputNames:
+    """The names of a submission's inputs as the catalog showed them to its owner (from the
+    lookup the submission made anyway): each job records those of its own inputs."""
+
+    datasets: Mapping[int, str]
+    datafiles: Mapping[int, tuple[str, str]]  # id -> (name, its dataset's name)
+
+    @classmethod
+    def of(cls, datasets, datafiles) -> InputNames:
+        return cls({d.id: d.name for d in datasets}, {f.id: (f.name, f.dataset_name) for f in datafiles})
+
+    def for_job(self, dataset_ids: Sequence[int], datafile_ids: Sequence[int]) -> dict:
+        """A job's ``input_names``: {"datasets": [[id, name]...], "datafiles": [[id, name,
+        dataset name]...]} in the job's order (an input without a name: "")."""
+        return {
+            "datasets": [[i, self.datasets.get(i, "")] for i in dataset_ids],
+            "datafiles": [[i, *self.datafiles.get(i, ("", ""))] for i in datafile_ids],
+        }
 
 
 def create_jobs(
@@ -204,6 +226,8 @@ def create_jobs(
     ijp_url: str,
     deadline: float = 5.0,
     tags: Sequence[str] = (),
+    *,
+    names: InputNames | None = None,
 ) -> Submission:
     """Choose the backend (a paused one never; BatchError, and nothing recorded, if none
     answers or every one is paused) and record the jobs, status Submitting. The backends
@@ -242,6 +266,7 @@ def create_jobs(
             dataset_ids=list(jp.dataset_ids),
             datafile_ids=list(jp.datafile_ids),
             options=dict(plan.values),
+            input_names=names.for_job(jp.dataset_ids, jp.datafile_ids) if names else None,
             argv=list(jp.args),
             backend=backend_name,
             status=JobStatus.SUBMITTING,

@@ -86,6 +86,10 @@ class Job(Base):
     dataset_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
     datafile_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
     options: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # the inputs' names as the catalog showed them to the owner at submission, so that the
+    # job list names them without asking the catalog: {"datasets": [[id, name], ...],
+    # "datafiles": [[id, name, dataset name], ...]}; None for jobs from before (ids only)
+    input_names: Mapped[dict | None] = mapped_column(sa.JSON)
     argv: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     backend: Mapped[str] = mapped_column(sa.String(64))
     backend_job_id: Mapped[str | None] = mapped_column(sa.String(255))
@@ -119,6 +123,18 @@ class Job(Base):
     @property
     def live(self) -> bool:
         return self.status.live
+
+    @property
+    def named_datasets(self) -> list[tuple[int, str]]:
+        """(id, name) of each input dataset; the name is "" when not recorded (older jobs)."""
+        names = {int(i): str(n) for i, n, *_ in (self.input_names or {}).get("datasets", [])}
+        return [(i, names.get(i, "")) for i in self.dataset_ids]
+
+    @property
+    def named_datafiles(self) -> list[tuple[int, str, str]]:
+        """(id, name, dataset name) of each input datafile; "" where not recorded."""
+        names = {int(r[0]): (str(r[1]), str(r[2])) for r in (self.input_names or {}).get("datafiles", [])}
+        return [(i, *names.get(i, ("", ""))) for i in self.datafile_ids]
 
 
 class JobTag(Base):

@@ -7,6 +7,9 @@ Create Date: 2026-11-30 15:10:00
 A revision must work with the code of the previous release too: add before you drop.
 """
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "a10c0de5e010"
 down_revision = "a10c0de5e009"
 branch_labels = None
@@ -14,8 +17,12 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    # the names of a job's datasets and datafiles as the owner saw them at submission, so
+    # that the job list names them without asking the catalog; NULL for the jobs before
+    with op.batch_alter_table("job", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("input_names", sa.JSON(), nullable=True))
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table("job", schema=None) as batch_op:
+        batch_op.drop_column("input_names")
