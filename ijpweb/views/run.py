@@ -216,13 +216,45 @@ def dataset_fragment(request):
 # --- selection --------------------------------------------------------------------------
 
 
+MAX_SHOWN = 200  # ids one "update" may name: more than a page of datasets or datafiles
+
+
+def _id_list(request, field: str) -> list[int]:
+    """Every ``field`` value of the form as an id (repeated fields); 400 naming it if one is
+    not, or if there are more than :data:`MAX_SHOWN`."""
+    raw = request.POST.getall(field)
+    if len(raw) > MAX_SHOWN:
+        raise inputs.InputError(field, f"names {len(raw)} ids; at most {MAX_SHOWN} at once")
+    return [inputs.ident(i, field) for i in raw]
+
+
 def _update_selection(request) -> str | None:
+    """Change the selection as the form says. The actions:
+
+    - ``update`` (the no-JS contract, used by the search results and a dataset's datafile
+      table alike): ``kind=dataset|datafile``, ``shown=<id>`` for every id the page
+      listed, ``checked=<id>`` for the ticked ones: each shown id is selected iff ticked;
+      nothing else changes. A ``checked`` id that was not ``shown`` is ignored.
+    - ``set`` (one checkbox, htmx): ``id`` selected iff ``checked`` came;
+    - ``add`` / ``remove``: the ``id`` values; ``clear``: everything.
+
+    Ids are not looked up here, as with ``add``: one the catalog does not show the user
+    is listed as "not found or not visible" in the panel, by number only, and a
+    submission with it is refused."""
     sel = _selection(request)
     action = request.POST.get("action", "")
     kind = request.POST.get("kind", "dataset")
+    if action == "update" and kind not in ("dataset", "datafile"):
+        raise inputs.InputError("kind", "must be dataset or datafile")
     key = "datafiles" if kind == "datafile" else "datasets"
     ids = [inputs.ident(i, "id") for i in request.POST.getall("id")]
-    if action == "clear":
+    if action == "update":
+        shown = _id_list(request, "shown")
+        checked = set(_id_list(request, "checked"))
+        shown_set = set(shown)
+        kept = [i for i in sel[key] if i not in shown_set]
+        sel[key] = kept + [i for i in dict.fromkeys(shown) if i in checked]
+    elif action == "clear":
         sel["datasets"], sel["datafiles"] = [], []
     elif action == "set":  # one checkbox: selected iff it came ticked
         for i in ids:
