@@ -364,3 +364,126 @@ def _eight_bit(im):
         scale = 255.0 / (hi - lo) if hi > lo else 0.0
         return f.point(lambda v: (v - lo) * scale).convert("L")
     return im.convert("RGB")
+
+
+# --- datafiles: thumbnails and HDF5's tree (part X) -------------------------------------------
+
+THUMB_SIDE = 160  # pixels: a thumbnail's longest side
+# HDF5: the tree shown stops at this depth and this many groups and datasets, with at most
+# MAX_HDF5_ATTRS attributes (their names, shapes and types: values are never read) each;
+# a file is read for it only up to MAX_HDF5_BYTES (h5py needs to seek: the caller spools)
+MAX_HDF5_DEPTH = 8
+MAX_HDF5_ENTRIES = 300
+MAX_HDF5_ATTRS = 20
+MAX_HDF5_NAME = 120
+MAX_HDF5_BYTES = 64 * 1024 * 1024
+
+
+def thumbnail(source, side: int = THUMB_SIDE, max_pixels: int = MAX_PIXELS) -> bytes:
+    """A small PNG (at most ``side`` pixels a side) of the image read from ``source`` (a
+    binary file object: PNG, JPEG, GIF or TIFF); a decompression bomb or an unreadable
+    image is a :class:`PreviewError` whose message says so."""
+    return image_to_png(source, max_side=side, max_pixels=max_pixels)
+
+
+def _h5_name(name: str) -> str:
+    name = "".join("?" if not c.isprintable() else c for c in name)
+    return name if len(name) <= MAX_HDF5_NAME else name[:MAX_HDF5_NAME] + "…"
+
+
+def _h5_shape(shape) -> str:
+    if shape is None:
+        return "null"
+    return "scalar" if shape == () else "×".join(str(n) for n in shape)
+
+
+def _h5_attrs(obj) -> list[str]:
+    """The attributes' names with their shapes and types (never their values)."""
+    out = []
+    try:
+        names = iter(obj.attrs)
+        for i, key in enumerate(names):
+            if i >= MAX_HDF5_ATTRS:
+                out.append(f"… more attributes than {MAX_HDF5_ATTRS}")
+                break
+            try:
+                aid = obj.attrs.get_id(key)
+                out.append(f"@{_h5_name(key)}  {aid.dtype}  {_h5_shape(aid.shape)}")
+            except Exception:  # noqa: BLE001 - h5py raises many kinds for a damaged attribute
+                out.append(f"@{_h5_name(key)}  (unreadable)")
+    except Exception:  # noqa: BLE001
+        out.append("(attributes unreadable)")
+    return out
+
+
+def hdf5_tree(
+    source, name: str = "", max_depth: int = MAX_HDF5_DEPTH, max_entries: int = MAX_HDF5_ENTRIES
+) -> Preview:
+    """HDF5's tree of groups and datasets (shapes and types; attributes' names, shapes and
+    types), read from ``source`` (a seekable binary file object) as a text preview. Bounded:
+    at most ``max_depth`` levels and ``max_entries`` objects; no dataset or attribute value
+    is read; links are shown, never followed (an external link would open another file);
+    an object met twice (a hard-link cycle) is not walked again. A file that is not HDF5,
+    or is damaged, is a preview of kind ``none`` saying so."""
+    import h5py
+
+    lines: list[str] = []
+    notes: list[str] = []
+    count = 0
+    seen: set = set()
+    truncated = False
+
+    def walk(group, depth: int) -> None:
+        nonlocal count, truncated
+        indent = "  " * depth
+        for key in group:
+            if count >= max_entries:
+                truncated = True
+                return
+            count += 1
+            label = _h5_name(key)
+            link = group.get(key, getlink=True)
+            if isinstance(link, h5py.SoftLink):
+                lines.append(f"{indent}{label} → {_h5_name(link.path)}  (soft link, not followed)")
+                continue
+            if isinstance(link, h5py.ExternalLink):
+                lines.append(
+                    f"{indent}{label} → {_h5_name(link.filename)}:{_h5_name(link.path)}  (external link, not followed)"
+                )
+                continue
+            try:
+                obj = group[key]
+            except Exception:  # noqa: BLE001 - a damaged object
+                lines.append(f"{indent}{label}  (unreadable)")
+                continue
+            if isinstance(obj, h5py.Dataset):
+                lines.append(f"{indent}{label}  dataset  {obj.dtype}  {_h5_shape(obj.shape)}")
+                lines.extend(f"{indent}  {a}" for a in _h5_attrs(obj))
+            elif isinstance(obj, h5py.Group):
+                addr = obj.id.__hash__()
+                lines.append(f"{indent}{label}/  group")
+                lines.extend(f"{indent}  {a}" for a in _h5_attrs(obj))
+                if addr in seen:
+                    lines.append(f"{indent}  (already shown above: a link back)")
+                elif depth + 1 >= max_depth:
+                    if len(obj):
+                        lines.append(f"{indent}  … deeper than {max_depth} levels, not shown")
+                        truncated = True
+                else:
+                    seen.add(addr)
+                    walk(obj, depth + 1)
+            else:
+                lines.append(f"{indent}{label}  (named type)")
+
+    try:
+        with h5py.File(source, "r") as f:
+            lines.append("/")
+            lines.extend(f"  {a}" for a in _h5_attrs(f))
+            seen.add(f.id.__hash__())
+            walk(f, 1)
+    except Exception:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError... for damage
+        return Preview(name, "none", message="not a readable HDF5 file: it cannot be shown")
+    if truncated:
+        notes.append(f"the tree is cut at {max_entries} objects and {max_depth} levels")
+    notes.append("HDF5: groups and datasets with types and shapes; no values are read")
+    return Preview(name, "text", text="\n".join(lines), truncated=False, notes=tuple(notes))
