@@ -91,6 +91,69 @@ class JobOption:
         return jo
 
 
+# <inputs> attributes: how many datasets and datafiles one job of the type takes
+INPUT_BOUNDS = ("minDatasets", "maxDatasets", "minDatafiles", "maxDatafiles")
+MAX_INPUT_BOUND = 1_000_000
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+@dataclass(frozen=True)
+class InputsRule:
+    """How many datasets and datafiles one job takes (``<inputs>``); None: no bound.
+
+    The rule is per job: with one job per input (multiple="false", or the user's choice
+    of one job per input) each job has one dataset or one datafile and that is what is
+    checked; with one job for all inputs, the whole selection is."""
+
+    min_datasets: int | None = None
+    max_datasets: int | None = None
+    min_datafiles: int | None = None
+    max_datafiles: int | None = None
+
+    def _need(self, low: int | None, high: int | None, noun: str) -> str | None:
+        if not low and high is None:
+            return None
+        if high == 0:
+            return f"no {noun}s"
+        if low == high:
+            return f"exactly {_count(low, noun)}"
+        if high is None:
+            return f"at least {_count(low, noun)}"
+        if not low:
+            return f"at most {_count(high, noun)}"
+        return f"{low} to {high} {noun}s"
+
+    def needs(self) -> str:
+        """What it needs in words: "exactly 1 dataset and 1 datafile"."""
+        parts = [
+            self._need(self.min_datasets, self.max_datasets, "dataset"),
+            self._need(self.min_datafiles, self.max_datafiles, "datafile"),
+        ]
+        parts = [p for p in parts if p]
+        if len(parts) == 2 and parts[0].startswith("exactly ") and parts[1].startswith("exactly "):
+            parts[1] = parts[1].removeprefix("exactly ")
+        return " and ".join(parts)
+
+    def allows(self, datasets: int, datafiles: int) -> bool:
+        def within(n: int, low: int | None, high: int | None) -> bool:
+            return (low is None or n >= low) and (high is None or n <= high)
+
+        return within(datasets, self.min_datasets, self.max_datasets) and within(
+            datafiles, self.min_datafiles, self.max_datafiles
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "minDatasets": self.min_datasets,
+            "maxDatasets": self.max_datasets,
+            "minDatafiles": self.min_datafiles,
+            "maxDatafiles": self.max_datafiles,
+        }
+
+
 @dataclass(frozen=True)
 class JobType:
     name: str
@@ -110,6 +173,10 @@ class JobType:
     source: str = ""
     # what a cluster should allocate (<resources>), as (name, value) pairs
     resources: tuple[tuple[str, str], ...] = ()
+    # ijpweb: what the job type does, in plain text (<description>; "" when absent)
+    description: str = ""
+    # ijpweb: how many datasets and datafiles one job takes (<inputs>); None: any
+    inputs: InputsRule | None = None
 
     @property
     def interactive(self) -> bool:
@@ -145,6 +212,14 @@ class JobType:
             "jobOptions": [o.to_ijp_json() for o in self.options],
         }
         return d
+
+    def to_api_json(self) -> dict:
+        """/api/v1's form: the original's JSON with ijpweb's description and inputs rule
+        (null when the file has none)."""
+        return self.to_ijp_json() | {
+            "description": self.description,
+            "inputs": self.inputs.to_json() if self.inputs else None,
+        }
 
 
 def parse_bool(text: str) -> bool | None:
@@ -275,6 +350,33 @@ def _parse_resources(el: etree._Element, file: str) -> tuple[tuple[str, str], ..
     return tuple(sorted(out))
 
 
+def _parse_inputs(el: etree._Element, file: str, flags: dict[str, bool]) -> InputsRule:
+    """``<inputs minDatasets=".." maxDatasets=".." minDatafiles=".." maxDatafiles=".."/>``:
+    whole numbers from 0 to :data:`MAX_INPUT_BOUND`, each min at most its max, and no
+    datasets (datafiles) required of a type that does not accept them."""
+    got: dict[str, int] = {}
+    for key, value in el.attrib.items():
+        if key not in INPUT_BOUNDS:
+            raise _problem(file, el, f"<inputs> has no attribute {key!r} (it has {', '.join(INPUT_BOUNDS)})")
+        text = value.strip(BLANKS)
+        if not re.fullmatch(r"[0-9]{1,7}", text) or int(text) > MAX_INPUT_BOUND:
+            raise _problem(
+                file, el, f"<inputs> {key} must be a whole number from 0 to {MAX_INPUT_BOUND}, not {value!r}"
+            )
+        got[key] = int(text)
+    for kind, accepts in (("Datasets", "acceptsDatasets"), ("Datafiles", "acceptsDatafiles")):
+        low, high = got.get("min" + kind), got.get("max" + kind)
+        if low is not None and high is not None and low > high:
+            raise _problem(file, el, f"<inputs> min{kind} ({low}) is more than max{kind} ({high})")
+        if low and not flags.get(accepts, False):
+            raise _problem(
+                file, el, f"<inputs> min{kind} is {low} but the job type does not set {accepts}='true'"
+            )
+    return InputsRule(
+        got.get("minDatasets"), got.get("maxDatasets"), got.get("minDatafiles"), got.get("maxDatafiles")
+    )
+
+
 def parse_jobtype(data: bytes, file: str) -> JobType:
     """Parse one job type file; raise :class:`XMLFileError` naming file, line and reason."""
     root = parse_bytes(data, file)
@@ -291,10 +393,21 @@ def parse_jobtype(data: bytes, file: str) -> JobType:
     dataset_types: list[str] = []
     options: list[JobOption] = []
     resources: tuple[tuple[str, str], ...] = ()
+    description: etree._Element | None = None
+    rule: InputsRule | None = None
+    inputs_el: etree._Element | None = None
     for child in root:
         name = local(child)
         if name == "resources":
             resources = _parse_resources(child, file)
+        elif name == "description":
+            if description is not None:
+                raise _problem(file, child, "<description> is given twice")
+            description = child
+        elif name == "inputs":
+            if inputs_el is not None:
+                raise _problem(file, child, "<inputs> is given twice")
+            inputs_el = child
         elif name == "jobOptions":
             options.append(_parse_option(child, file))
         elif name == "datasetTypes":
@@ -322,6 +435,8 @@ def parse_jobtype(data: bytes, file: str) -> JobType:
             if fs_value is None:
                 raise _problem(file, m, f"forceSingleJob must be true or false, not {fs!r}")
             force_single = fs_value
+    if inputs_el is not None:
+        rule = _parse_inputs(inputs_el, file, flags)
     seen: set[str] = set()
     for o in options:
         if o.is_radio:
@@ -346,7 +461,19 @@ def parse_jobtype(data: bytes, file: str) -> JobType:
         options=tuple(options),
         source=file,
         resources=resources,
+        description=_description(description),
+        inputs=rule,
     )
+
+
+def _description(el: etree._Element | None) -> str:
+    """The text of ``<description>`` (its elements' text too, never markup), with each
+    paragraph's lines joined: paragraphs are separated by a blank line."""
+    if el is None:
+        return ""
+    text = "".join(el.itertext())
+    paragraphs = re.split(r"\n[ \t\r]*\n", text.strip())
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs if p.strip())
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ real responses against it (tests/functional/test_api.py) and schemathesis runs i
 from __future__ import annotations
 
 from .inputs import MAX_ID, MAX_IDS, MAX_JOB_ID, MAX_OFFSET
+from .models.comments import MAX_COMMENT_LENGTH
 from .states import JobStatus
 
 STATUSES = [s.value for s in JobStatus]
@@ -171,9 +172,23 @@ SCHEMAS = {
             "idsUrlRequired": {"type": "boolean"},
             "datasetTypes": {"type": "array", "items": {"type": "string"}},
             "jobOptions": {"type": "array", "items": _ref("JobOption")},
+            "description": {"type": "string", "description": "what it does, plain text; empty if none"},
+            "inputs": {
+                "oneOf": [{"type": "null"}, _ref("InputsRule")],
+                "description": "how many datasets and datafiles one job takes; null: no rule",
+            },
         },
         optional=("family",),
-        description="The original IJP's job type JSON (ijp-formats.md §1.6)",
+        description="The original IJP's job type JSON (ijp-formats.md §1.6) with ijpweb's "
+        "description and inputs rule",
+    ),
+    "InputsRule": _object(
+        {
+            k: {"type": ["integer", "null"], "minimum": 0, "maximum": 1_000_000}
+            for k in ("minDatasets", "maxDatasets", "minDatafiles", "maxDatafiles")
+        },
+        description="The <inputs> rule, per job: a submission that breaks it is refused "
+        "(400, wrong_inputs); null: no bound",
     ),
     "JobOption": _object(
         {
@@ -714,10 +729,90 @@ def _backend_paths() -> dict:
     }
 
 
+# --- comments on a job (views/comments.py, ijpweb/jobs/comments.py) ---
+
+COMMENT_TEXT = {
+    **TEXT,
+    "minLength": 1,
+    "maxLength": MAX_COMMENT_LENGTH,
+    "description": f"plain text (line breaks kept, never HTML), at most {MAX_COMMENT_LENGTH:,} characters",
+}
+COMMENT_ID = {"name": "comment_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+SCHEMAS.update(
+    {
+        "Comment": _object(
+            {
+                "id": {"type": "integer"},
+                "job": {"type": "integer"},
+                "author": {"type": "string"},
+                "text": {"type": "string"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "edited_at": {**NULLABLE_TIME, "description": "the last edit; null if never edited"},
+                "edited": {"type": "boolean"},
+                "url": {"type": "string"},
+            }
+        ),
+        "CommentList": _object({"comments": {"type": "array", "items": _ref("Comment")}}),
+        "CommentRequest": _object({"text": COMMENT_TEXT}, **STRICT),
+    }
+)
+OPERATION_IDS.update(
+    {
+        ("/api/v1/jobs/{job_id}/comments", "get"): "listJobComments",
+        ("/api/v1/jobs/{job_id}/comments", "post"): "addJobComment",
+        ("/api/v1/jobs/{job_id}/comments/{comment_id}", "patch"): "editJobComment",
+        ("/api/v1/jobs/{job_id}/comments/{comment_id}", "delete"): "deleteJobComment",
+    }
+)
+
+
+def _comment_paths() -> dict:
+    body = {"required": True, "content": {"application/json": {"schema": _ref("CommentRequest")}}}
+    note = "The job's owner only: another user's job, or a comment of another job, is 404. "
+    return {
+        "/api/v1/jobs/{job_id}/comments": {
+            "get": {
+                "summary": "A job's comments, oldest first",
+                "parameters": [JOB_ID],
+                "responses": {"200": _json(_ref("CommentList"), "the comments"), **_errors(401, 404)},
+            },
+            "post": {
+                "summary": "Comment on a job",
+                "description": note + "422 invalid_comment: empty, too long or not plain text.",
+                "parameters": [JOB_ID],
+                "requestBody": body,
+                "responses": {
+                    "201": _json(_ref("Comment"), "the comment (Location: its URL)"),
+                    **_errors(400, 401, 403, 404, 409, 422),
+                },
+            },
+        },
+        "/api/v1/jobs/{job_id}/comments/{comment_id}": {
+            "patch": {
+                "summary": "Change a comment's text",
+                "description": note,
+                "parameters": [JOB_ID, COMMENT_ID],
+                "requestBody": body,
+                "responses": {
+                    "200": _json(_ref("Comment"), "the comment, edited"),
+                    **_errors(400, 401, 403, 404, 422),
+                },
+            },
+            "delete": {
+                "summary": "Delete a comment",
+                "description": note,
+                "parameters": [JOB_ID, COMMENT_ID],
+                "responses": {"204": {"description": "deleted"}, **_errors(401, 403, 404)},
+            },
+        },
+    }
+
+
 def document(server_url: str = "/") -> dict:
     doc = _document(server_url)
     doc["paths"].update(_admin_paths())
     doc["paths"].update(_backend_paths())
+    doc["paths"].update(_comment_paths())
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             operation["operationId"] = OPERATION_IDS[(path, method)]

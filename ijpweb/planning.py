@@ -106,6 +106,35 @@ def incompatibility(jt: JobType, sel: Selection) -> str | None:
     return None
 
 
+def _noun(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def inputs_problem(jt: JobType, sel: Selection, mode: str) -> str | None:
+    """Why ``jt``'s ``<inputs>`` rule refuses ``sel`` submitted as ``mode`` (single: one
+    job with it all; each: one job per input), or None. The rule is per job."""
+    rule = jt.inputs
+    if rule is None:
+        return None
+    n_ds, n_df = len(sel.datasets), len(sel.datafile_ids)
+    if mode == "single":
+        if rule.allows(n_ds, n_df):
+            return None
+        return (
+            f"{jt.name} needs {rule.needs()}; you selected "
+            f"{_noun(n_ds, 'dataset')} and {_noun(n_df, 'datafile')}"
+        )
+    if (not n_ds or rule.allows(1, 0)) and (not n_df or rule.allows(0, 1)):
+        return None
+    return f"{jt.name} needs {rule.needs()} in each job; one job per input gives each job a single dataset or datafile"
+
+
+def possible_modes(jt: JobType, sel: Selection) -> tuple[str, ...]:
+    """The ways ``sel`` can be submitted to ``jt``: see :func:`choice_needed`."""
+    need = choice_needed(jt, sel)
+    return {"confirm": ("each",), "mode": ("single", "each")}.get(need, ("single",))
+
+
 def compatible(job_types: Sequence[JobType], sel: Selection) -> list[JobType]:
     return [jt for jt in job_types if incompatibility(jt, sel) is None]
 
@@ -578,6 +607,9 @@ def plan(
         submitted = absent_values(shown, submitted)
     values = validate(shown, submitted, strict=strict, all_options=jt.options, max_length=max_length)
     chosen = resolve_mode(jt, sel, mode, confirmed)
+    why = inputs_problem(jt, sel, chosen)
+    if why:  # at the job-count choice when the other choice would do
+        raise PlanError(why, {"mode": why} if len(possible_modes(jt, sel)) > 1 else None, code="wrong_inputs")
     opts = option_args(shown, values)
     if chosen == "single":
         inputs = [(sel.dataset_ids, sel.datafile_ids)]

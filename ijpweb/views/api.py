@@ -274,7 +274,7 @@ def revoke(request):
 
 @view_config(route_name="api.jobtypes", request_method="GET", permission=Permission.USE, renderer="json")
 def jobtypes(request):
-    return {"jobtypes": [jt.to_ijp_json() for jt in request.jobtypes.all()]}
+    return {"jobtypes": [jt.to_api_json() for jt in request.jobtypes.all()]}
 
 
 def _jobtype(request):
@@ -286,7 +286,7 @@ def _jobtype(request):
 
 @view_config(route_name="api.jobtype", request_method="GET", permission=Permission.USE, renderer="json")
 def jobtype(request):
-    return _jobtype(request).to_ijp_json()
+    return _jobtype(request).to_api_json()
 
 
 # --- submissions and jobs --------------------------------------------------------------------

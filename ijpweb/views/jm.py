@@ -57,6 +57,8 @@ def _refused(jt, e: SubmitError) -> IjpError:
             "ParameterException",
             f"Job type {jt.name} takes one dataset or datafile per job: submit one job per input",
         )
+    if e.code == "wrong_inputs":  # the job type's <inputs> rule: its own words
+        return IjpError("ParameterException", str(e))
     if e.fields:
         return IjpError("ParameterException", "; ".join(argv_fields(jt, e.fields).values()))
     return IjpError(SUBMIT_CODES.get(e.code, "ParameterException"), str(e))
