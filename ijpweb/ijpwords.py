@@ -30,6 +30,7 @@ ERROR_STATUS = {
     "ParameterException": 400,
     "SessionException": 403,
     "ForbiddenException": 403,
+    "NotFoundException": 404,  # (ijp-batchserver's outputs extension: no such output file)
     "InternalException": 500,
 }
 

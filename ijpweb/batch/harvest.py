@@ -183,8 +183,44 @@ def harvest(dbsession, backends: Mapping[str, BatchBackend], checks: dict | None
                 values = decided[key] = update(Seen(*row[2:]), state, now)
             if values is not None:
                 new.append((row[0], row[2], values))
-        changed[name] = len(write_states(dbsession, new))
+        written = write_states(dbsession, new)
+        changed[name] = len(written)
+        ended = [
+            (row[0], row[1]) for row in rows if row[0] in written and states.get(row[1], gone).status in ENDED
+        ]
+        if ended:
+            capture_vars(dbsession, backend, ended)
     return changed
+
+
+def capture_vars(db, backend: BatchBackend, jobs: Sequence[tuple[int, str]]) -> int:
+    """Store the output variables each of ``jobs`` (portal id, backend id), just ended,
+    wrote (``JOB_OUTPUT_VARS``; parsed and bounded by ijpweb.outputs). A backend that
+    keeps none, or cannot be read now, leaves them unset: never an error of the harvest.
+    Returns how many jobs had some."""
+    read = getattr(backend, "output_vars", None)
+    if read is None:
+        return 0
+    t = Job.__table__
+    found = []
+    for job_id, backend_job_id in jobs:
+        try:
+            got = read(backend_job_id)
+        except Exception as e:  # noqa: BLE001 - a job's files, or a batch server, may fail in any way
+            log.warning("job %s: its output variables could not be read: %s", job_id, e)
+            continue
+        if got is not None and (got.values or got.skipped or got.cut):
+            found.append({"job_id": job_id, "vars": got.as_json()})
+    if found:
+        db.connection().execute(
+            sa.update(t).where(t.c.id == sa.bindparam("job_id")).values(output_vars=sa.bindparam("vars")),
+            found,
+        )
+        held = {key[1][0]: job for key, job in db.identity_map.items() if key[0] is Job}
+        for f in found:
+            if (job := held.get(f["job_id"])) is not None:
+                set_committed_value(job, "output_vars", f["vars"])
+    return len(found)
 
 
 def purge_expired_sessions(dbsession) -> int:

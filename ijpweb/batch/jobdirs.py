@@ -1,8 +1,9 @@
 """Job directories on disk, as the local and SLURM backends keep them (mode 0700, files
 0600): ``spec.json`` (the program, its argv, its environment without secrets, and its
 sandbox), ``secret.json`` (the catalog session; the launcher deletes it before the
-program starts), ``work/`` (the job's working directory and HOME), ``output/`` (what it
-leaves for the user), ``stdout`` and ``stderr``. And the argv and environment a job
+program starts), ``work/`` (the job's working directory and HOME; the job writes its output variables to
+``work/output-vars``, ``JOB_OUTPUT_VARS``), ``output/`` (what it leaves for the user,
+``JOB_OUTPUT_DIR``), ``stdout`` and ``stderr``. And the argv and environment a job
 starts with."""
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .. import outputs as outputs_core
+from ..outputs import VARS_FILE
 from ..planning import SESSION_ARG
 from . import STREAMS, BatchError, JobBusy, JobSpec
 from .runner import PRIVATE_ENV, locked, read_json
@@ -41,6 +44,8 @@ def job_env(spec: JobSpec, path: Sequence[str], jobdir: Path) -> dict[str, str]:
     env["HOME"] = str(jobdir / "work")
     env["JOB_WORK_DIR"] = str(jobdir / "work")
     env["JOB_OUTPUT_DIR"] = str(jobdir / "output")
+    # OUT_NAME=value lines the job writes here are its output variables (ijpweb.outputs)
+    env["JOB_OUTPUT_VARS"] = str(jobdir / "work" / VARS_FILE)
     env["IJP_JOB_ID"] = str(spec.job_id)
     env["IJP_USER"] = spec.owner
     return env
@@ -196,3 +201,24 @@ def read_stream(d: Path, stream: str, offset: int, limit: int) -> bytes:
             return fh.read(limit)
     except FileNotFoundError:
         return b""
+
+
+class DirOutputs:
+    """A job's output files and variables where the backend keeps job directories on a
+    filesystem the portal reads (local, SLURM's shared one; the batch server's own):
+    ``output/`` and ``work/output-vars``, read through :mod:`ijpweb.outputs` (bounded, no
+    symlink followed). Needs the backend's ``_dir(job_id)``."""
+
+    outputs = True  # whether this backend offers output files (an original batch server does not)
+
+    def output_files(self, job_id: str, limit: int = outputs_core.MAX_LISTED) -> outputs_core.Listing:
+        return outputs_core.list_outputs(self._dir(job_id) / "output", limit)
+
+    def open_output(self, job_id: str, name: str):
+        return outputs_core.open_output(self._dir(job_id) / "output", name)
+
+    def output_zip_entries(self, job_id: str):
+        return outputs_core.zip_entries(self._dir(job_id) / "output")
+
+    def output_vars(self, job_id: str) -> outputs_core.OutputVars | None:
+        return outputs_core.read_vars(self._dir(job_id) / "work" / VARS_FILE)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from ..states import JobStatus
 from . import BatchError, BatchState, JobSpec
-from .jobdirs import clean_leftovers, prepare, private_dir, read_stream
+from .jobdirs import DirOutputs, clean_leftovers, prepare, private_dir, read_stream
 from .runner import (
     CONFIG,
     GRACE_SECONDS,
@@ -177,7 +177,7 @@ def _started_record(d: Path) -> dict | None:
     return None
 
 
-class LocalBackend:
+class LocalBackend(DirOutputs):
     def __init__(
         self,
         name: str,

@@ -8,12 +8,14 @@ user's session travels only to the job, as ``jobSessionId`` in a POST body.
 
 With ``ijp-batchserver`` (it lists its extensions at ``/batch/version``) the portal also
 uses ``owner``, ``clientRef`` + ``find`` (nothing lost or run twice after a crash),
-``states`` (one call per harvest) and output ``offset``. Against an original server it
+``states`` (one call per harvest), output ``offset`` and ``outputs`` (a job's output
+files and variables). Against an original server it
 falls back to one ``status`` call per job, and cannot recover a crash mid-submission.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import threading
@@ -23,6 +25,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from .. import outputs as outs
 from ..ijpwords import FROM_WORDS
 from ..planning import SESSION_ENV
 from ..states import JobStatus
@@ -87,8 +90,10 @@ class RemoteBackend:
                 self._session = self._login()
             return self._session
 
-    def _call(self, method: str, path: str, params=(), *, raw: bool = False):
-        """One protocol call; a SessionException renews the portal's login once."""
+    def _call(self, method: str, path: str, params=(), *, raw: bool = False, output: bool = False):
+        """One protocol call; a SessionException renews the portal's login once. With
+        ``output`` (the outputs extension), a name refused or not found is an
+        OutputError of its kind."""
         for attempt in (0, 1):
             fields = [("sessionId", self._sid(renew=attempt == 1)), ("icatUrl", self.icat_url), *params]
             query = urllib.parse.urlencode(fields)
@@ -104,6 +109,10 @@ class RemoteBackend:
                 message, code = _message(e, with_code=True)
                 if code == "SessionException" and attempt == 0:
                     continue
+                if output and code == "NotFoundException":
+                    raise outs.OutputError(message) from None
+                if output and code == "ParameterException":
+                    raise outs.BadName(message) from None
                 raise BatchError(f"{self.name}: {message}") from None
             except (OSError, ValueError) as e:
                 raise BatchError(f"{self.name}: batch server at {self.url} did not answer: {e}") from None
@@ -197,11 +206,91 @@ class RemoteBackend:
             return self._call("GET", path, [("offset", str(offset)), ("limit", str(limit))], raw=True)
         return self._call("GET", path, raw=True)[offset : offset + limit]
 
+    # --- outputs (the batch server's "outputs" extension) ---------------------------------
+
+    @property
+    def outputs(self) -> bool:
+        """Whether the batch server offers output files and variables (ijp-batchserver
+        does; an original server does not)."""
+        return self._has("outputs")
+
+    def output_files(self, job_id: str, limit: int = outs.MAX_LISTED) -> outs.Listing:
+        if not self.outputs:
+            raise outs.NoOutput("this batch server does not offer output files")
+        reply = self._call("GET", f"outputs/{_q(job_id)}", [("limit", str(limit))])
+        try:
+            files = tuple(
+                outs.OutputFile(str(f["name"]), int(f["size"]), datetime.fromisoformat(f["modified"]))
+                for f in reply["files"][:limit]
+            )
+            return outs.Listing(files, int(reply["total"]), int(reply["totalSize"]),
+                                   int(reply.get("others", 0)), bool(reply.get("more")))  # fmt: skip
+        except (KeyError, TypeError, ValueError) as e:
+            raise BatchError(
+                f"{self.name}: the batch server's list of output files is not readable: {e}"
+            ) from None
+
+    def read_output_file(self, job_id: str, name: str, offset: int, limit: int) -> bytes:
+        outs.check_name(name)
+        params = [("name", name), ("offset", str(offset)), ("limit", str(limit))]
+        return self._call("GET", f"outputfile/{_q(job_id)}", params, raw=True, output=True)
+
+    def open_output(self, job_id: str, name: str):
+        """The output file as a file object reading it from the batch server by offset
+        (one request per MB). Its first read is made here: a name not found is an
+        OutputError at once."""
+        if not self.outputs:
+            raise outs.NoOutput("this batch server does not offer output files")
+        raw = _RemoteFile(self, job_id, name)
+        raw.first = self.read_output_file(job_id, name, 0, READ_CHUNK)
+        return io.BufferedReader(raw, READ_CHUNK)
+
+    def output_zip_entries(self, job_id: str):
+        for f in self.output_files(job_id, outs.MAX_ZIPPED).files:
+            try:
+                fh = self.open_output(job_id, f.name)
+            except outs.OutputError:
+                continue
+            yield f.name, (lambda fh=fh: fh)
+
+    def output_vars(self, job_id: str) -> outs.OutputVars | None:
+        if not self.outputs:
+            return None
+        data = self._call("GET", f"outputvars/{_q(job_id)}", raw=True)
+        return outs.parse_vars(data) if data else None
+
     def cancel(self, job_id: str) -> None:
         self._call("POST", f"cancel/{_q(job_id)}")
 
     def delete(self, job_id: str) -> None:
         self._call("DELETE", f"delete/{_q(job_id)}")
+
+
+READ_CHUNK = 1 << 20
+
+
+class _RemoteFile(io.RawIOBase):
+    """An output file on the batch server, read by offset as it is consumed."""
+
+    def __init__(self, backend: RemoteBackend, job_id: str, name: str):
+        self.backend, self.job_id, self.name = backend, job_id, name
+        self.pos = 0
+        self.first: bytes | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self.first is not None and self.pos == 0:
+            data, self.first = self.first, None
+        else:
+            data = self.backend.read_output_file(
+                self.job_id, self.name, self.pos, min(len(buf), READ_CHUNK) or 1
+            )
+        data = data[: len(buf)]
+        buf[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
 
 
 def _request(url: str, data: bytes | None = None, method: str | None = None) -> urllib.request.Request:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..states import JobStatus
 from . import BatchError, BatchState, JobSpec
-from .jobdirs import clean_leftovers, prepare, private_dir, read_stream
+from .jobdirs import DirOutputs, clean_leftovers, prepare, private_dir, read_stream
 from .runner import PRIVATE_ENV, read_json
 from .sandbox import Sandbox, describe, for_job
 
@@ -109,7 +109,7 @@ def _time(text: str) -> datetime | None:
         return None
 
 
-class SlurmBackend:
+class SlurmBackend(DirOutputs):
     sacct_ids_chars = SACCT_IDS_CHARS
 
     def __init__(

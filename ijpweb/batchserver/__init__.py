@@ -17,7 +17,7 @@ from pyramid.httpexceptions import HTTPException
 from pyramid.response import Response
 from pyramid.view import notfound_view_config, view_config
 
-from .. import inputs
+from .. import inputs, outputs
 from ..batch import BatchError
 from ..ijpwords import IjpError
 from .auth import CACHE_SECONDS, IcatSessions
@@ -187,6 +187,51 @@ def error(request):
     return _read(request, "stderr")
 
 
+@view_config(route_name="outputs", request_method="GET", renderer="json")
+def output_files(request):
+    """The outputs extension: the job's output files (at most ``limit`` listed)."""
+
+    def work(s, c):
+        limit = inputs.whole_number(
+            _text(request, "limit", str(outputs.MAX_LISTED)), "limit", 0, outputs.MAX_ZIPPED
+        )
+        found = s.output_files(c, request.matchdict["id"], limit)
+        return {
+            "files": [
+                {"name": f.name, "size": f.size, "modified": f.modified.isoformat()} for f in found.files
+            ],
+            "total": found.total,
+            "totalSize": found.total_size,
+            "others": found.others,
+            "more": found.more,
+        }
+
+    return _call(request, work)
+
+
+@view_config(route_name="outputfile", request_method="GET")
+def output_file(request):
+    """The outputs extension: ``limit`` bytes of the output file ``name`` from ``offset``."""
+
+    def work(s, c):
+        name = request.params.get("name", "")
+        offset = inputs.offset(_text(request, "offset", "0"), "offset")
+        limit = inputs.whole_number(_text(request, "limit", str(1 << 20)), "limit", 1, 1 << 24)
+        data = s.read_output_file(c, request.matchdict["id"], name, offset, limit)
+        return Response(body=data, content_type="application/octet-stream")
+
+    return _call(request, work)
+
+
+@view_config(route_name="outputvars", request_method="GET")
+def output_vars(request):
+    def work(s, c):
+        data = s.output_vars(c, request.matchdict["id"])
+        return Response(body=data, content_type="text/plain", charset="utf-8")
+
+    return _call(request, work)
+
+
 @view_config(route_name="cancel", request_method="POST")
 def cancel(request):
     return _call(request, _no_content(lambda s, c: s.cancel(c, request.matchdict["id"])))
@@ -242,7 +287,8 @@ def make_app(global_config=None, **settings):
             ("submit", "submit"), ("estimate", "estimate"), ("status", "status/{id}"),
             ("states", "states"), ("output", "output/{id}"), ("error", "error/{id}"),
             ("cancel", "cancel/{id}"), ("delete", "delete/{id}"), ("list", "list"),
-            ("find", "find"), ("version", "version"),
+            ("find", "find"), ("version", "version"), ("outputs", "outputs/{id}"),
+            ("outputfile", "outputfile/{id}"), ("outputvars", "outputvars/{id}"),
         ):  # fmt: skip
             config.add_route(name, f"/batch/{pattern}")
         config.scan(__name__)

@@ -5,7 +5,8 @@ It speaks the original IJP batch protocol (ijp-formats.md §5) for any client, p
 few extensions the portal uses: ``owner`` (a trusted portal submits for its users),
 ``clientRef`` with ``find`` (so a portal that crashed mid-submission learns which of
 its jobs arrived, and nothing runs twice), ``states`` (every job's state in one call)
-and ``offset``/``limit`` on output.
+and ``offset``/``limit`` on output, and ``outputs`` (a job's output files and output
+variables, read through :mod:`ijpweb.outputs`: bounded, no symlink followed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from .. import outputs
 from ..batch import STREAMS, BatchBackend, BatchError, BatchState, JobSpec
 from ..batch.sandbox import needs_catalog
 from ..ijpwords import STATUS_WORDS, IjpError
@@ -30,7 +32,9 @@ from ..states import JobStatus
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("owner", "clientRef", "find", "states", "offset")
+# "outputs" (1): a job's output files listed (outputs/{id}), read by name and offset
+# (outputfile/{id}) and its output variables' file (outputvars/{id})
+EXTENSIONS = ("owner", "clientRef", "find", "states", "offset", "outputs")
 
 
 def _job_number(job_id: str) -> int | None:
@@ -238,6 +242,49 @@ class BatchServer:
             return self.backend.read(row.backend_job_id, stream, offset, limit)
         except BatchError as e:
             raise IjpError("InternalException", str(e)) from None
+
+    def _backend_id(self, caller: Caller, job_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return self._row(conn, caller, job_id).backend_job_id
+
+    def output_files(self, caller: Caller, job_id: str, limit: int) -> outputs.Listing:
+        backend_id = self._backend_id(caller, job_id)
+        if not backend_id:
+            return outputs.Listing((), 0, 0)
+        try:
+            return self.backend.output_files(backend_id, limit)
+        except BatchError as e:
+            raise IjpError("InternalException", str(e)) from None
+
+    def read_output_file(self, caller: Caller, job_id: str, name: str, offset: int, limit: int) -> bytes:
+        """``limit`` bytes of the output file ``name`` from ``offset``."""
+        backend_id = self._backend_id(caller, job_id)
+        try:
+            if not backend_id:
+                raise outputs.OutputError("no such output file")
+            with self.backend.open_output(backend_id, name) as fh:
+                if offset >= os.fstat(fh.fileno()).st_size:
+                    return b""
+                fh.seek(offset)
+                return fh.read(limit)
+        except outputs.BadName as e:
+            raise IjpError("ParameterException", str(e)) from None
+        except outputs.OutputError as e:
+            raise IjpError("NotFoundException", str(e)) from None
+        except BatchError as e:
+            raise IjpError("InternalException", str(e)) from None
+
+    def output_vars(self, caller: Caller, job_id: str) -> bytes:
+        """The output variables the job wrote, as ``OUT_NAME=value`` lines (parsed and
+        bounded here; the portal parses them again): empty when none."""
+        backend_id = self._backend_id(caller, job_id)
+        try:
+            found = self.backend.output_vars(backend_id) if backend_id else None
+        except BatchError as e:
+            raise IjpError("InternalException", str(e)) from None
+        if found is None:
+            return b""
+        return "".join(f"{n}={v}\n" for n, v in found.values).encode()
 
     def cancel(self, caller: Caller, job_id: str) -> None:
         with self.engine.connect() as conn:

@@ -30,10 +30,11 @@ import stat
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import sqlalchemy as sa
 
@@ -391,10 +392,14 @@ def zip_name(part: str) -> str:
     return "_" if clean in ("", ".", "..") else clean
 
 
-def zip_stream(entries: list[tuple[str, Path]], offset: int = 0, compress: bool = False) -> Iterator[bytes]:
+def zip_stream(
+    entries: Iterable[tuple[str, Path | Callable[[], BinaryIO]]], offset: int = 0, compress: bool = False
+) -> Iterator[bytes]:
     """A zip of the files, produced as it is sent (never held whole), from ``offset``.
     As ids.server does, entries are deflated at level 0 (stored blocks: fast) unless
-    ``compress``."""
+    ``compress``. An entry's file is a path, or a function that opens it (a job's output
+    files are opened without following links: ijpweb.outputs.zip_entries); ``entries``
+    may be a generator, taken one at a time."""
     sink, skip = _Sink(), offset
 
     def pending() -> bytes:
@@ -407,7 +412,7 @@ def zip_stream(entries: list[tuple[str, Path]], offset: int = 0, compress: bool 
 
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED, compresslevel=6 if compress else 0) as z:
         for arcname, path in entries:
-            with open(path, "rb") as src:
+            with path() if callable(path) else open(path, "rb") as src:
                 size = os.fstat(src.fileno()).st_size
                 with z.open(arcname, "w", force_zip64=size >= zipfile.ZIP64_LIMIT) as dst:
                     while chunk := src.read(CHUNK):

@@ -105,6 +105,8 @@ class Job(Base):
     nodes: Mapped[int | None]
     cores: Mapped[int | None]
     hosts: Mapped[str | None] = mapped_column(sa.String(1024))
+    # what the program wrote to JOB_OUTPUT_VARS, captured when it ended (ijpweb.outputs.OutputVars.as_json)
+    output_vars: Mapped[dict | None] = mapped_column(sa.JSON)
 
     submission: Mapped[Submission] = relationship(back_populates="jobs")
     tag_rows: Mapped[list[JobTag]] = relationship(

@@ -7,6 +7,9 @@ Create Date: 2026-11-30 15:10:00
 A revision must work with the code of the previous release too: add before you drop.
 """
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "a10c0de5e011"
 down_revision = "a10c0de5e010"
 branch_labels = None
@@ -14,8 +17,12 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    # OUT_NAME=value lines the job wrote to JOB_OUTPUT_VARS, captured when it ended:
+    # {"values": [[name, value], ...], "skipped": n, "left_out": n, "cut": bool}
+    with op.batch_alter_table("job", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("output_vars", sa.JSON(), nullable=True))
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table("job", schema=None) as batch_op:
+        batch_op.drop_column("output_vars")
