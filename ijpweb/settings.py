@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from pyramid.settings import asbool, aslist  # noqa: F401  (re-exported for backends)
 
+from . import branding as _branding
 from .planning import MAX_VALUE_LENGTH, MAX_VALUE_LENGTH_LIMIT
 from .proxy import SettingError, Trusted, parse_networks, parse_prefix
 
@@ -88,6 +89,8 @@ class Settings:
     # what the advisory locks of the background work are named by (several portals in
     # one PostgreSQL database need different ones; different databases never clash)
     scheduler_namespace: str = "ijpweb"
+    # the facility's name, logo and accent colour (ijp.site.*: ijpweb.branding)
+    branding: _branding.Branding = field(default_factory=_branding.Branding)
 
 
 MIN_SECRET_LENGTH = 32  # characters of auth.secret in production
@@ -311,4 +314,5 @@ def parse(raw: Mapping[str, str]) -> Settings:
         deployment=deployment,
         auth_secret_ephemeral=ephemeral,
         scheduler_namespace=namespace,
+        branding=_branding.parse(raw),
     )

@@ -134,11 +134,6 @@ def _search(request):
     }
 
 
-@view_config(route_name="home", permission=Permission.USE)
-def home(request):
-    return HTTPSeeOther(location=request.route_url("datasets.search"))
-
-
 @view_config(
     route_name="datasets.search",
     request_method="GET",
