@@ -361,6 +361,7 @@ SCHEMAS = {
             },
             "hosts": {**NULLABLE_STR, "description": "the hosts it ran on (SLURM's node list)"},
             "tags": _ref("Tags"),
+            "inputs": _ref("JobInputs"),
         }
     ),
     "JobList": _object({"jobs": {"type": "array", "items": _ref("Job")}, **KEYSET_PAGE}),
@@ -808,11 +809,136 @@ def _comment_paths() -> dict:
     }
 
 
+# --- several jobs at once and the list as a file (views/api.py; ijpweb.jobs.actions, .export) ---
+
+MAX_BULK = 200  # ijpweb.jobs.actions.MAX_BULK: a page of the list
+BULK_IDS = {"type": "array", "minItems": 1, "maxItems": MAX_BULK, "items": JOB,
+            "description": f"the jobs, by id (at most {MAX_BULK}: a page of the list); more is a 400"}  # fmt: skip
+SCHEMAS.update(
+    {
+        "JobInputs": _object(
+            {
+                "datasets": {
+                    "type": "array",
+                    "items": _object({"id": {"type": "integer"}, "name": NULLABLE_STR}),
+                },
+                "datafiles": {
+                    "type": "array",
+                    "items": _object(
+                        {"id": {"type": "integer"}, "name": NULLABLE_STR, "dataset": NULLABLE_STR}
+                    ),
+                },
+            },
+            description="the inputs by name, as the catalog showed them to you at submission (null: a job "
+            "from before names were kept)",
+        ),  # fmt: skip
+        "BulkRequest": _object({"ids": BULK_IDS}, **STRICT),
+        "BulkTagRequest": _object(
+            {"ids": BULK_IDS, "add": _ref("Tags"), "remove": _ref("Tags")},
+            optional=("add", "remove"),
+            **STRICT,
+        ),
+        "BulkResult": _object(
+            {
+                "summary": {
+                    "type": "string",
+                    "description": "e.g. Cancelled 3; 1 had already ended; 1 not found",
+                },
+                "results": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "id": {"type": "integer"},
+                            "result": {
+                                "enum": ["done", "skipped", "failed", "not_found"],
+                                "description": "skipped: nothing to do (a cancel of an ended job, a delete of a "
+                                "live one); not_found: no job of yours has this id",
+                            },
+                            "message": {"type": "string"},
+                        }
+                    ),
+                },
+            }
+        ),
+    }
+)
+OPERATION_IDS.update(
+    {
+        ("/api/v1/jobs/cancel", "post"): "cancelJobs",
+        ("/api/v1/jobs/delete", "post"): "deleteJobs",
+        ("/api/v1/jobs/tags", "post"): "tagJobs",
+        ("/api/v1/jobs/export", "get"): "exportJobs",
+    }
+)
+LIST_FILTERS = [
+    {"name": "status", "in": "query", "schema": {"enum": [*STATUSES, "live"]}},
+    _text_param("job_type"),
+    _text_param("tag"),
+    {"name": "submission", "in": "query", "schema": JOB},
+    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+    {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+]
+
+
+def _joblist_paths() -> dict:
+    each = ("Each job is acted on as its own endpoint does, in one request, and reported one by one: a job "
+            "that is not yours is not_found exactly like a missing one, and nothing else is said of it.")  # fmt: skip
+
+    def bulk(summary: str, schema: str) -> dict:
+        return {
+            "post": {
+                "summary": summary,
+                "description": each,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(schema)}}},
+                "responses": {
+                    "200": _json(_ref("BulkResult"), "what was done, job by job"),
+                    **_errors(400, 401, 422),
+                },
+            }
+        }
+
+    return {
+        "/api/v1/jobs/cancel": bulk("Cancel several of your jobs", "BulkRequest"),
+        "/api/v1/jobs/delete": bulk("Delete several of your ended jobs and their files", "BulkRequest"),
+        "/api/v1/jobs/tags": bulk(
+            "Add tags to several of your jobs, or take tags off them", "BulkTagRequest"
+        ),
+        "/api/v1/jobs/export": {
+            "get": {
+                "summary": "Your jobs with the list's filters as one CSV or JSON file, streamed",
+                "description": "Every job of the filtered list, newest first (by submission time with since or "
+                "until); no paging: the file is written while it is read. CSV cells that a spreadsheet would "
+                "run as a formula (starting with = + - @) start with '.",
+                "parameters": [
+                    *LIST_FILTERS,
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "schema": {"enum": ["csv", "json"]},
+                        "description": "csv (the default) or json",
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the file (Content-Disposition: attachment)",
+                        "content": {
+                            "text/csv": {"schema": {"type": "string"}},
+                            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                        },
+                    },
+                    **_errors(400, 401),
+                },
+            }
+        },
+    }
+
+
 def document(server_url: str = "/") -> dict:
     doc = _document(server_url)
     doc["paths"].update(_admin_paths())
     doc["paths"].update(_backend_paths())
     doc["paths"].update(_comment_paths())
+    doc["paths"].update(_joblist_paths())
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             operation["operationId"] = OPERATION_IDS[(path, method)]

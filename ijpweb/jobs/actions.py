@@ -19,6 +19,7 @@ from ..batch.harvest import write_state
 from ..inputs import InputError
 from ..models import Job, JobTag, Submission, utcnow
 from ..states import LIVE, TERMINAL, JobStatus
+from .submission import clean_tags
 
 
 def owned_job(db, user: str, job_id: int, *, staff: bool = False) -> Job | None:
@@ -234,6 +235,28 @@ def submission_progress(db, owner: str, submission_id: int) -> dict[str, int] | 
     return {"total": total, "submitted": total - waiting}
 
 
+def submission_counts(db, owner: str, submission_ids) -> dict[int, dict[str, int]]:
+    """For each of ``owner``'s submissions ``submission_ids`` (those on a page of the job
+    list), how many jobs it has and how many of them are done (Completed), failed (Failed
+    or Cancelled) and live: one statement, read through (owner, submission_id, id)."""
+    ids = sorted(set(submission_ids))
+    if not ids:
+        return {}
+    rows = db.execute(
+        sa.select(Job.submission_id, Job.status, sa.func.count())
+        .where(Job.owner == owner, Job.submission_id.in_(ids))
+        .group_by(Job.submission_id, Job.status)
+    ).all()
+    out: dict[int, dict[str, int]] = {}
+    for sub, status, n in rows:
+        c = out.setdefault(sub, {"total": 0, "done": 0, "failed": 0, "live": 0})
+        c["total"] += n
+        status = JobStatus(status)
+        key = "done" if status == JobStatus.COMPLETED else "live" if status.live else "failed"
+        c[key] += n
+    return out
+
+
 def read_output(backends: Mapping[str, BatchBackend], job: Job, stream: str, offset: int = 0,
                 limit: int = 65536) -> bytes:  # fmt: skip
     """Bytes of a job's stdout or stderr from ``offset`` (none while no backend holds
@@ -334,3 +357,143 @@ def delete_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
             db.expunge(job)
             return
     raise JobActionError(f"job {job.id} keeps changing; try again", reached=reached)
+
+
+# --- several jobs at once: the list's bulk actions (the pages and /api/v1 alike) -----------------
+
+MAX_BULK = paging.MAX_PER_PAGE  # ids in one bulk request: at most a page of the list
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a bulk action did to one job: ``result`` is done, skipped (nothing to do: a
+    cancel of an ended job, a delete of a live one), failed (``message`` says why) or
+    not_found (no such job of yours: another user's id is reported exactly like a missing one)."""
+
+    job_id: int
+    result: str
+    message: str = ""
+
+
+BULK_VERBS = ("cancel", "delete", "tag")
+
+
+def check_bulk_ids(ids: list[int]) -> list[int]:
+    """The ids of one bulk request, each once in the order given: at least one and at most
+    MAX_BULK (an InputError naming ``ids`` otherwise)."""
+    unique = list(dict.fromkeys(ids))
+    if not unique:
+        raise InputError("ids", "must name at least one job")
+    if len(unique) > MAX_BULK:
+        raise InputError("ids", f"must name at most {MAX_BULK} jobs at once (a page of the list)")
+    return unique
+
+
+def owned_jobs(db, owner: str, ids: list[int]) -> dict[int, Job]:
+    """Those of jobs ``ids`` that are ``owner``'s, by id: one query whose WHERE holds the
+    owner (another user's job is not read at all, as if it did not exist)."""
+    if not ids:
+        return {}
+    return {j.id: j for j in db.scalars(sa.select(Job).where(Job.owner == owner, Job.id.in_(ids)))}
+
+
+def _each(db, owner: str, ids: list[int], act) -> list[Outcome]:
+    ids = check_bulk_ids(ids)
+    jobs = owned_jobs(db, owner, ids)
+    return [
+        act(jobs[i]) if i in jobs else Outcome(i, "not_found", f"there is no job {i} of yours") for i in ids
+    ]
+
+
+def cancel_jobs(db, backends: Mapping[str, BatchBackend], owner: str, ids: list[int]) -> list[Outcome]:
+    """Cancel each of the owner's jobs ``ids`` that is live, as :func:`cancel_job` does one."""
+
+    def act(job: Job) -> Outcome:
+        if not job.live:
+            return Outcome(job.id, "skipped", f"job {job.id} had already ended ({job.status})")
+        try:
+            cancel_job(db, backends, job)
+        except JobActionError as e:
+            return Outcome(job.id, "failed", str(e))
+        return Outcome(job.id, "done", f"job {job.id} cancelled")
+
+    return _each(db, owner, ids, act)
+
+
+def delete_jobs(db, backends: Mapping[str, BatchBackend], owner: str, ids: list[int]) -> list[Outcome]:
+    """Delete each of the owner's jobs ``ids`` that has ended, as :func:`delete_job` does one."""
+
+    def act(job: Job) -> Outcome:
+        job_id = job.id
+        if job.live:
+            return Outcome(job_id, "skipped", f"job {job_id} is {job.status}: cancel it before deleting it")
+        try:
+            delete_job(db, backends, job)
+        except JobActionError as e:
+            return Outcome(job_id, "failed", str(e))
+        return Outcome(job_id, "done", f"job {job_id} deleted")
+
+    return _each(db, owner, ids, act)
+
+
+def tag_jobs(db, owner: str, ids: list[int], add: list[str], remove: list[str]) -> list[Outcome]:
+    """Add the tags ``add`` to the owner's jobs ``ids`` and take ``remove`` off them (both
+    checked by the caller, ijpweb.jobs.submission.clean_tags); a job that would carry more
+    tags than allowed keeps its own and says so."""
+
+    def act(job: Job) -> Outcome:
+        before = job.tags
+        after = (set(before) | set(add)) - set(remove)
+        try:
+            job.tags = clean_tags(sorted(after))
+        except ValueError as e:
+            return Outcome(job.id, "failed", f"job {job.id}: {e}")
+        if job.tags == before:
+            return Outcome(job.id, "skipped", f"job {job.id} already had those tags")
+        return Outcome(job.id, "done", f"job {job.id} tagged")
+
+    return _each(db, owner, ids, act)
+
+
+_SAID = {  # how a summary says each result, by verb: (done, skipped, failed)
+    "cancel": ("Cancelled {n}", "{n} had already ended", "{n} could not be cancelled"),
+    "delete": ("Deleted {n}", "{n} {were} still live (cancel first)", "{n} could not be deleted"),
+    "tag": ("Tagged {n}", "{n} already had those tags", "{n} could not be tagged"),
+}
+
+
+def summary(verb: str, outcomes: list[Outcome]) -> str:
+    """One sentence for a person: "Cancelled 3; 1 had already ended; 1 not found"."""
+    counts = {r: sum(o.result == r for o in outcomes) for r in ("done", "skipped", "failed", "not_found")}
+    done, skipped, failed = _SAID[verb]
+    parts = [done.format(n=counts["done"])]
+    for template, n in ((skipped, counts["skipped"]), (failed, counts["failed"])):
+        if n:
+            parts.append(template.format(n=n, were="was" if n == 1 else "were"))
+    if counts["not_found"]:
+        parts.append(f"{counts['not_found']} not found")
+    return "; ".join(parts)
+
+
+# --- the filtered list as a file: CSV or JSON, streamed -------------------------------------------
+
+EXPORT_PAGE = 1000  # jobs read per statement while exporting
+
+
+def export_pages(session_factory, q: JobQuery, page: int = EXPORT_PAGE):
+    """Every job of ``q``, newest first (by date, with since or until), in pages of
+    ``page``: each read by keyset in a short session of its own (a list of a million jobs
+    is never held, nor one transaction kept open for the whole download). The session
+    closes after each page: its jobs stay readable (their columns are loaded) and go with it."""
+    dated = q.since is not None or q.until is not None
+    position = None
+    while True:
+        with session_factory() as db:
+            stmt = job_keyset(job_select(q), _id_column(q), dated, position and OLDER, position, page)
+            rows = list(db.scalars(stmt))[:page]  # (with their tags: loaded at once, selectin)
+        if not rows:
+            return
+        yield rows
+        if len(rows) < page:
+            return
+        position = rows[-1].id

@@ -30,7 +30,21 @@ from ..catalog import (
     SessionError,
 )
 from ..catalog import pages as catalog_pages
-from ..jobs.actions import JobActionError, JobQuery, cancel_job, delete_job, list_jobs, owned_job, read_output
+from ..jobs.actions import (
+    MAX_BULK,
+    JobActionError,
+    JobQuery,
+    cancel_job,
+    cancel_jobs,
+    check_bulk_ids,
+    delete_job,
+    delete_jobs,
+    list_jobs,
+    owned_job,
+    read_output,
+    summary,
+    tag_jobs,
+)
 from ..jobs.selection import dataset_detail, not_visible, resolve_selection
 from ..jobs.submission import SubmitError, SubmitRequest, clean_tags, resubmission
 from ..models import Job, WebSession, as_utc, utcnow
@@ -39,7 +53,7 @@ from ..security import Permission, TooManyTokens, bearer_token, catalog_login, e
 from ..states import JobStatus
 from ..throttle import LoginThrottled
 from . import submit_jobs
-from .jobs import decode_chunk
+from .jobs import decode_chunk, export_response
 
 MAX_PER_PAGE = 200
 MAX_ASKED_PER_PAGE = 1_000_000  # /jobs: a per_page past paging.MAX_PER_PAGE is capped, and says so
@@ -201,6 +215,15 @@ def job_json(job: Job) -> dict:
         "cores": job.cores,
         "hosts": job.hosts,
         "tags": job.tags,
+        "inputs": job_inputs_json(job),
+    }
+
+
+def job_inputs_json(job: Job) -> dict:
+    """The job's inputs by name, as its owner saw them at submission (None: not recorded)."""
+    return {
+        "datasets": [{"id": i, "name": n or None} for i, n in job.named_datasets],
+        "datafiles": [{"id": i, "name": n or None, "dataset": d or None} for i, n, d in job.named_datafiles],
     }
 
 
@@ -372,18 +395,74 @@ def submit(request):
 def jobs(request):
     """A page of the caller's jobs, newest first: a keyset, followed with ``cursor`` (the
     ``next`` or ``previous`` of a page of this very list; another list's is a 400)."""
+    query = _job_query(request)
+    asked = _int(request, "per_page", 25, 1, MAX_ASKED_PER_PAGE)
+    per_page, capped = paging.page_size(asked)
+    found = list_jobs(request.dbsession, request.cursors, query, _text(request, "cursor", 2048), per_page)
+    return {"jobs": [job_json(j) for j in found.jobs], **list_page_json(request, "api.jobs", found, found.total,
+                                                                        per_page, capped)}  # fmt: skip
+
+
+def _bulk(request, verb: str, act) -> dict:
+    """Several jobs at once (``ids``, at most a page of the list): each acted on as its own
+    endpoint does, and reported one by one (another user's job is not_found like a missing one)."""
+    body = _json(request)
+    try:
+        ids = check_bulk_ids(inputs.json_ids(body.get("ids"), "ids", MAX_BULK))
+    except inputs.InputError as e:
+        raise ApiError(400, "bad_request", e.message, {"ids": e.reason}) from None
+    outcomes = act(request.identity.user_name, ids)
+    return {"summary": summary(verb, outcomes),
+            "results": [{"id": o.job_id, "result": o.result, "message": o.message} for o in outcomes]}  # fmt: skip
+
+
+@view_config(route_name="api.jobs.cancel", request_method="POST", permission=Permission.USE, renderer="json")
+def cancel_many(request):
+    return _bulk(
+        request, "cancel", lambda owner, ids: cancel_jobs(request.dbsession, request.backends, owner, ids)
+    )
+
+
+@view_config(route_name="api.jobs.delete", request_method="POST", permission=Permission.USE, renderer="json")
+def delete_many(request):
+    return _bulk(
+        request, "delete", lambda owner, ids: delete_jobs(request.dbsession, request.backends, owner, ids)
+    )
+
+
+@view_config(route_name="api.jobs.tags", request_method="POST", permission=Permission.USE, renderer="json")
+def tag_many(request):
+    """Add ``add`` to the jobs ``ids`` and take ``remove`` off them."""
+    body, lists = _json(request), {}
+    for key in ("add", "remove"):
+        try:
+            lists[key] = clean_tags(body.get(key, []))
+        except ValueError as e:
+            raise ApiError(422, "invalid_tags", f"{key}: {e}", {key: str(e)}) from None
+    if not lists["add"] and not lists["remove"]:
+        raise ApiError(400, "bad_request", "add or remove must name a tag", {"add": "required"})
+    return _bulk(request, "tag", lambda owner, ids: tag_jobs(request.dbsession, owner, ids, lists["add"],
+                                                              lists["remove"]))  # fmt: skip
+
+
+@view_config(route_name="api.jobs.export", request_method="GET", permission=Permission.USE)
+def export(request):
+    """The filtered list (the filters of GET /api/v1/jobs) as one CSV or JSON file, streamed."""
+    fmt = _text(request, "format") or "csv"
+    if fmt not in ("csv", "json"):
+        raise ApiError(400, "bad_parameter", "format must be csv or json", {"format": "csv or json"})
+    return export_response(request, _job_query(request), fmt)
+
+
+def _job_query(request) -> JobQuery:
+    """The caller's jobs with the filters of GET /api/v1/jobs (a bad one is a 400 naming it)."""
     status = _text(request, "status")
     if "status" in request.GET and status != "live" and status not in {s.value for s in JobStatus}:
         raise ApiError(400, "bad_parameter", f"status {status!r} is not a job status", {"status": "unknown"})
     since, until = (_when(request, k) for k in ("since", "until"))
-    asked = _int(request, "per_page", 25, 1, MAX_ASKED_PER_PAGE)
-    per_page, capped = paging.page_size(asked)
     submission = _int(request, "submission", 0, 1, inputs.MAX_JOB_ID) or None
-    query = JobQuery(request.identity.user_name, status=status, job_type=_text(request, "job_type"),
-                     tag=_text(request, "tag"), submission=submission, since=since, until=until)  # fmt: skip
-    found = list_jobs(request.dbsession, request.cursors, query, _text(request, "cursor", 2048), per_page)
-    return {"jobs": [job_json(j) for j in found.jobs], **list_page_json(request, "api.jobs", found, found.total,
-                                                                        per_page, capped)}  # fmt: skip
+    return JobQuery(request.identity.user_name, status=status, job_type=_text(request, "job_type"),
+                    tag=_text(request, "tag"), submission=submission, since=since, until=until)  # fmt: skip
 
 
 def page_fields(request, route: str, *, total, exact, per_page, capped, next_cursor, previous_cursor,

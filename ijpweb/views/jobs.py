@@ -3,21 +3,35 @@ database (the harvester keeps it current); output is read from the backend by of
 
 from __future__ import annotations
 
+import contextlib
+from datetime import UTC, date, datetime, timedelta
+
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
+from pyramid.renderers import render_to_response
 from pyramid.response import Response
 from pyramid.view import view_config
 
 from ..batch import STREAMS, BatchError
-from ..inputs import MAX_JOB_ID, MAX_OFFSET
+from ..inputs import MAX_JOB_ID, MAX_OFFSET, InputError, job_id
 from ..jobs.actions import (
+    MAX_BULK,
     JobActionError,
     JobQuery,
     cancel_job,
+    cancel_jobs,
+    check_bulk_ids,
     delete_job,
+    delete_jobs,
+    export_pages,
     list_jobs,
+    owned_jobs,
     read_output,
+    submission_counts,
     submission_progress,
+    summary,
+    tag_jobs,
 )
+from ..jobs.export import csv_rows, json_rows
 from ..jobs.submission import clean_tags, split_tags
 from ..models import user_tags
 from ..paging import MAX_PER_PAGE, page_size
@@ -30,43 +44,101 @@ MAX_ASKED = 1_000_000  # a per_page beyond paging.MAX_PER_PAGE is capped (and th
 CHUNK = 256 * 1024
 
 
-def _list(request):
-    status = param_text(request.GET, "status")
+def _day(params, name: str) -> date | None:
+    """A date filter of the page (``YYYY-MM-DD``, as an ``<input type="date">`` sends it)."""
+    raw = param_text(params, name, 32)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InputError(name, "must be a date, YYYY-MM-DD") from None
+
+
+def list_query(request, params) -> tuple[JobQuery, dict]:
+    """The list's filters from the page's parameters, as a JobQuery of the caller's jobs and
+    as the parameters that name them again (for links, the export and the bulk form). A
+    status that is no status means any (the form only offers real ones)."""
+    status = param_text(params, "status")
     if status and status != "live" and status not in {s.value for s in JobStatus}:
         status = ""
-    job_type = param_text(request.GET, "job_type")
-    tag = param_text(request.GET, "tag")
+    job_type, tag = param_text(params, "job_type"), param_text(params, "tag")
+    submission = param_int(params, "submission", None, 1, MAX_JOB_ID)
+    since, until = _day(params, "since"), _day(params, "until")
+    query = JobQuery(
+        request.identity.user_name, status=status, job_type=job_type, tag=tag, submission=submission,
+        since=since and datetime(since.year, since.month, since.day, tzinfo=UTC),
+        # (until: that whole day)
+        until=until and datetime(until.year, until.month, until.day, tzinfo=UTC) + timedelta(days=1),
+    )  # fmt: skip
+    named = {"status": status, "job_type": job_type, "tag": tag, "submission": submission,
+             "since": since and since.isoformat(), "until": until and until.isoformat()}  # fmt: skip
+    return query, {k: v for k, v in named.items() if v}
+
+
+def grouped_rows(jobs: list, counts: dict[int, dict]) -> list[dict]:
+    """The page's jobs with the consecutive jobs of one submission of several jobs gathered
+    into a group (``{"submission", "counts", "jobs"}``); a job alone is ``{"job"}``. Paging
+    stays by job: a submission cut by a page's end shows as a group on both pages."""
+    out: list[dict] = []
+    for job in jobs:
+        c = counts.get(job.submission_id)
+        if c is None or c["total"] < 2:
+            out.append({"job": job})
+        elif out and out[-1].get("submission") == job.submission_id:
+            out[-1]["jobs"].append(job)
+        else:
+            out.append(
+                {"submission": job.submission_id, "counts": c, "jobs": [job], "job_type": job.job_type}
+            )
+    return out
+
+
+def _list(request):
+    query, named = list_query(request, request.GET)
     asked = param_int(request.GET, "per_page", None, 1, MAX_ASKED)
     per_page, capped = page_size(asked, PER_PAGE)
-    query = JobQuery(request.identity.user_name, status=status, job_type=job_type, tag=tag)
     found = list_jobs(
         request.dbsession, request.cursors, query, param_text(request.GET, "cursor", 2048), per_page
     )
-    submission = param_int(request.GET, "submission", None, 1, MAX_JOB_ID)
+    submission = query.submission
     progress = (
         submission_progress(request.dbsession, request.identity.user_name, submission) if submission else None
     )
-    # the links keep the filters (and a page size that was asked for), never the progress
-    keep = {"status": status, "job_type": job_type, "tag": tag, "per_page": asked and per_page}
-    keep = {k: v for k, v in keep.items() if v}
+    # grouped by submission unless asked not to (or the list is one submission's already)
+    grouped = param_text(request.GET, "grouped") != "0" and submission is None
+    counts = (
+        submission_counts(request.dbsession, query.owner, {j.submission_id for j in found.jobs})
+        if grouped
+        else {}
+    )
+    # the links keep the filters (and a page size that was asked for)
+    keep = named | ({"per_page": per_page} if asked else {}) | ({} if grouped else {"grouped": "0"})
     return {
         "progress": progress,
         "found": found,
         "jobs": found.jobs,
+        "rows": grouped_rows(found.jobs, counts) if grouped else [{"job": j} for j in found.jobs],
+        "grouped": grouped,
         "capped": capped,
         "max_per_page": MAX_PER_PAGE,
         "links": keep,
-        "here": keep
-        | ({"cursor": request.GET["cursor"]} if not found.first else {})
-        | ({"submission": submission} if submission else {}),
-        "status": status,
-        "job_type": job_type,
-        "tag": tag,
+        "filters": named,
+        "here": keep | ({"cursor": request.GET["cursor"]} if not found.first else {}),
+        "status": query.status,
+        "job_type": query.job_type,
+        "tag": query.tag,
+        "since": named.get("since", ""),
+        "until": named.get("until", ""),
+        "selected": set(),
+        "select_all": param_text(request.GET, "select") == "all",
         "statuses": [s.value for s in JobStatus],
         "job_types": [jt.name for jt in request.jobtypes.all()],
         "any_live": any(j.live for j in found.jobs)
         or bool(progress and progress["submitted"] < progress["total"]),
         "submission": submission,
+        "result": None,
+        "bulk_error": None,
     }
 
 
@@ -87,8 +159,120 @@ def jobs_page(request):
     renderer="jobs/_rows.jinja2",
 )
 def jobs_rows(request):
+    """The rows (their refresh every 3 s while a job is live), or the whole list with its
+    toolbar when the filters changed (htmx targets ``#job-list``: the export links and the
+    bulk form carry the filters)."""
     vary(request)
+    if request.headers.get("HX-Target") == "job-list":
+        values = _list(request)
+        return render_to_response("jobs/_list.jinja2", values, request=request, response=request.response)
     return _list(request)
+
+
+# --- several jobs at once ------------------------------------------------------------------------
+
+BULK_ACTIONS = ("cancel", "delete", "tag", "untag")
+
+
+def bulk_ids(params) -> list[int]:
+    """The jobs ticked (``id``, repeated): each a job id, at most MAX_BULK (a page): a 400
+    naming ``ids`` above; an empty list is for the caller to refuse."""
+    raw = params.getall("id")
+    if len(raw) > MAX_BULK:
+        raise InputError("ids", f"must name at most {MAX_BULK} jobs at once (a page of the list)")
+    return list(dict.fromkeys(job_id(r, "id") for r in raw))
+
+
+@view_config(route_name="jobs.bulk", request_method="POST", permission=Permission.USE)
+def bulk(request):
+    """Cancel, delete, tag or untag the jobs ticked in the list (``id``, repeated). Cancel
+    and delete first show what they will do (``confirm=1`` does it: the confirmation page
+    and htmx's dialog send it); then the list again with what was done, job by job. The
+    list's filters come in the query string and are kept."""
+    action = param_text(request.POST, "action", 16)
+    if action not in BULK_ACTIONS:
+        raise InputError("action", f"must be one of {', '.join(BULK_ACTIONS)}")
+    ids = bulk_ids(request.POST)
+    owner, db = request.identity.user_name, request.dbsession
+    htmx = request.headers.get("HX-Request") == "true"
+    template = "jobs/_list.jinja2" if htmx else "jobs/index.jinja2"
+    if not ids:
+        return _bulk_list(request, template, None, "Tick one or more jobs first.", status=400)
+    tags: list[str] = []
+    if action in ("tag", "untag"):
+        try:
+            tags = clean_tags(split_tags(param_text(request.POST, "tags", 2000)))
+        except ValueError as e:
+            return _bulk_list(request, template, None, f"Tags: {e}", status=422, ticked=ids)
+        if not tags:
+            return _bulk_list(request, template, None, "Type the tags to add or remove first.", status=400,
+                              ticked=ids)  # fmt: skip
+    if action in ("cancel", "delete") and param_text(request.POST, "confirm", 8) != "1":
+        jobs = owned_jobs(db, owner, check_bulk_ids(ids))
+        return render_to_response(
+            "jobs/bulk_confirm.jinja2",
+            {"verb": action, "jobs": [jobs[i] for i in ids if i in jobs],
+             "missing": [i for i in ids if i not in jobs], "filters": _kept(request)},
+            request=request,
+        )  # fmt: skip
+    if action == "cancel":
+        outcomes = cancel_jobs(db, request.backends, owner, ids)
+    elif action == "delete":
+        outcomes = delete_jobs(db, request.backends, owner, ids)
+    else:
+        outcomes = tag_jobs(db, owner, ids, *((tags, []) if action == "tag" else ([], tags)))
+    verb = "tag" if action == "untag" else action
+    result = {"summary": summary(verb, outcomes), "outcomes": outcomes, "verb": action}
+    return _bulk_list(request, template, result, None)
+
+
+def _kept(request) -> dict:
+    """The list's filters, as the bulk form's query string carries them (checked again)."""
+    return list_query(request, request.GET)[1]
+
+
+def _bulk_list(request, template: str, result, error, status: int = 200, ticked=()):
+    """The list as it is now (its filters from the query string) with the outcome of a
+    bulk action, or why it was not done (the jobs ticked stay ticked)."""
+    values = _list(request) | {"result": result, "bulk_error": error, "selected": set(ticked)}
+    values["tags"] = user_tags(request.dbsession, request.identity.user_name)
+    response = render_to_response(template, values, request=request)
+    response.status = status
+    response.vary = ("HX-Request",)
+    return response
+
+
+# --- the list as a file ----------------------------------------------------------------------------
+
+EXPORTS = {"csv": ("text/csv", csv_rows), "json": ("application/json", json_rows)}
+
+
+def export_response(request, query: JobQuery, fmt: str) -> Response:
+    """The jobs of ``query`` (the caller's: the query holds the owner) as a CSV or JSON
+    file, streamed: the rows are read a keyset page at a time while the file is sent, in
+    sessions of their own (the request's has ended by then), never the whole list at once."""
+    if fmt not in EXPORTS:
+        raise InputError("format", "must be csv or json")
+    content_type, write = EXPORTS[fmt]
+    shared = request.environ.get("app.dbsession")  # (the tests': their rows are not committed)
+    factory = (
+        (lambda: contextlib.nullcontext(shared))
+        if shared is not None
+        else request.registry["dbsession_factory"]
+    )
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    resp = Response(app_iter=write(export_pages(factory, query)), content_type=content_type, charset="utf-8")
+    resp.headers["Content-Disposition"] = f'attachment; filename="jobs-{stamp}.{fmt}"'
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
+@view_config(route_name="jobs.export", request_method="GET", permission=Permission.USE)
+def export(request):
+    """The list with the page's filters (status, job type, tag, submission, dates) as a
+    file: ``format=csv`` or ``json``."""
+    query, _ = list_query(request, request.GET)
+    return export_response(request, query, param_text(request.GET, "format", 8) or "csv")
 
 
 def _job(request):
@@ -101,8 +285,10 @@ def _job(request):
     route_name="jobs.detail", request_method="GET", permission=Permission.USE, renderer="jobs/detail.jinja2"
 )
 def job_page(request):
+    from .outputs import page_context  # (views.outputs imports this module)
+
     vary(request)
-    return _job(request)
+    return _job(request) | page_context(request, request.context.job)
 
 
 @view_config(
