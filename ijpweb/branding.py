@@ -160,7 +160,7 @@ def parse(raw) -> Branding:
         accent=hex_colour(rgb),
         text_accent=hex_colour(text),
         accent_soft=hex_colour(tint(text)),
-        accent_given=bool(given),
+        accent_given=bool(given) and hex_colour(rgb) != DEFAULT_ACCENT,
         logo=logo,
         logo_type=logo_type,
     )

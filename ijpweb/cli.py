@@ -615,5 +615,61 @@ def tag(job_id, tags, add, remove, as_json):
     click.echo(" ".join(current) if current else f"Job {job_id} has no tags.")
 
 
+def _comment_text(text: str) -> str:
+    """The text given, or standard input for ``-`` (a long note from a file)."""
+    return sys.stdin.read() if text == "-" else text
+
+
+def _show_comment(c: dict) -> None:
+    edited = f", edited {_when(c['edited_at'])}" if c["edited"] else ""
+    click.echo(f"#{c['id']} {c['author']} {_when(c['created_at'])}{edited}")
+    for line in c["text"].splitlines() or [""]:
+        click.echo(f"    {line}")
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@click.argument("text", required=False)
+@click.option("--edit", "edit_id", type=int, metavar="ID", help="change comment ID's text to TEXT")
+@click.option("--delete", "delete_id", type=int, metavar="ID", help="delete comment ID")
+@json_flag
+def comment(job_id, text, edit_id, delete_id, as_json):
+    """Comment on a job of yours (TEXT, or - to read it from standard input); or --edit ID
+    TEXT, or --delete ID. The comments: ijp comments JOB_ID."""
+    if edit_id is not None and delete_id is not None:
+        raise click.UsageError("give --edit or --delete, not both")
+    api = _api()
+    if delete_id is not None:
+        if text is not None:
+            raise click.UsageError("--delete takes no TEXT")
+        api.call("DELETE", f"/jobs/{job_id}/comments/{delete_id}")
+        click.echo(f"Comment {delete_id} on job {job_id} deleted.")
+        return
+    if text is None:
+        raise click.UsageError("give the comment's TEXT (or - to read it from standard input)")
+    body = {"text": _comment_text(text)}
+    if edit_id is not None:
+        c = api.call("PATCH", f"/jobs/{job_id}/comments/{edit_id}", body)
+    else:
+        c = api.call("POST", f"/jobs/{job_id}/comments", body)
+    if as_json:
+        return _print_json(c)
+    click.echo(f"Comment {c['id']} on job {job_id} {'changed' if edit_id is not None else 'added'}.")
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@json_flag
+def comments(job_id, as_json):
+    """A job's comments, oldest first."""
+    found = _api().call("GET", f"/jobs/{job_id}/comments")
+    if as_json:
+        return _print_json(found)
+    if not found["comments"]:
+        click.echo(f"Job {job_id} has no comments.")
+    for c in found["comments"]:
+        _show_comment(c)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
