@@ -8,6 +8,8 @@ selection or the job type changes.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.view import view_config
 
@@ -23,6 +25,8 @@ from . import HTMX, local_path, param_text, path_id, submit_jobs, vary, wants_js
 
 OPT = "opt:"
 MAX_SELECTION = 1000
+# refusals that belong to a field of the form: the job-count choice
+FIELD_OF = {"mode_required": "mode", "confirmation_required": "confirm"}
 PER_PAGE = 20  # datasets on a page of the search
 FILES_PER_PAGE = 50  # datafiles on a page of a dataset's
 
@@ -77,7 +81,23 @@ def panel(
     if values:
         form_values.update(values)
     need = planning.choice_needed(chosen, resolved.selection) if chosen and not why_not else None
+    # the <inputs> rule, for each way this selection can be submitted (one job, one per input)
+    modes = planning.possible_modes(chosen, resolved.selection) if chosen and not why_not else ()
+    blocked = {m: planning.inputs_problem(chosen, resolved.selection, m) for m in modes}
+    blocked = {m: why for m, why in blocked.items() if why}
+    submit_why = next(iter(blocked.values())) if modes and len(blocked) == len(modes) else None
+    errors = dict(errors or {})
+    if errors and need == "mode" and mode not in ("single", "each") and "mode" not in errors:
+        errors["mode"] = "choose one job for all inputs or one job per input"
+    if errors and need == "confirm" and not confirmed and mode != "each" and "confirm" not in errors:
+        errors["confirm"] = "tick to confirm the number of jobs"
+    summary = _error_summary(shown, errors, blocked)
     return {
+        "back": _here(request),
+        "summary": summary,
+        "first_invalid": summary[0][0] if summary else None,
+        "blocked": blocked,
+        "submit_why": submit_why,
         "sel": resolved,
         "job_types": all_types,
         "compatible": compatible,
@@ -85,7 +105,7 @@ def panel(
         "why_not": why_not,
         "options": shown,
         "values": form_values,
-        "errors": errors or {},
+        "errors": errors,
         "message": message,
         "notice": notice,
         "need": need,
@@ -96,6 +116,30 @@ def panel(
         if chosen and ident.staff
         else [],
     }
+
+
+def _error_summary(options, errors: dict, blocked: dict) -> list[tuple[str, str]]:
+    """(field id, message) for every error at a field, in the form's order: the ids the
+    panel gives the fields (run/_panel.jinja2: ``opt-N``, a radio group's first ``opt-N-1``)."""
+    ids: dict[str, str] = {}
+    for i, o in enumerate(options, 1):
+        ids.setdefault(o.key, f"opt-{i}-1" if o.is_radio else f"opt-{i}")
+    ids["confirm"] = "confirm"
+    ids["mode"] = "mode-each" if blocked.get("single") else "mode-single"
+    ids["tags"] = "tags"
+    return [(fid, errors[key]) for key, fid in ids.items() if errors.get(key)]
+
+
+def _here(request) -> str:
+    """The page the panel is shown on, for its forms' ``back``: this page, or for an htmx
+    fragment the page it was asked from (HX-Current-URL, kept under the prefix)."""
+    if request.headers.get("HX-Request") == "true":
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        here = local_path(current.path + (f"?{current.query}" if current.query else ""), request.script_name)
+        return here or request.route_path("datasets.search")
+    if request.method == "GET":
+        return request.path_qs
+    return request.route_path("submit")
 
 
 # --- dataset search ---------------------------------------------------------------------
@@ -119,7 +163,9 @@ def _search(request):
         per_page=PER_PAGE,
         after=where.after,
         before=where.before,
-        facets=request.headers.get("HX-Request") != "true",  # the menus are the page's
+        # the menus are the page's (a history restore asks for the whole page)
+        facets=request.headers.get("HX-Request") != "true"
+        or request.headers.get("HX-History-Restore-Request") == "true",
         count=where.count,
     )
     results = catalog_pages.counted(
@@ -155,6 +201,9 @@ def datasets_page(request):
 )
 def datasets_results(request):
     vary(request)
+    if request.headers.get("HX-History-Restore-Request") == "true":  # Back: the whole page
+        request.override_renderer = "datasets/index.jinja2"
+        return datasets_page(request)
     return {**_search(request), "selected": set(_selection(request)["datasets"])}
 
 
@@ -182,7 +231,16 @@ def _detail(request):
         "file_links": catalog_pages.links(request.cursors, scope, datafiles, where),
         "selected_files": set(sel["datafiles"]),
         "dataset_selected": ds_id in sel["datasets"],
+        **_back(request),
     }
+
+
+def _back(request) -> dict:
+    """Where a dataset page's back link leads: its ``back`` parameter (the search it was
+    opened from) kept to a path under the portal, else the search page."""
+    search = request.route_path("datasets.search")
+    back = local_path(request.GET.get("back", ""), request.script_name)
+    return {"back": back or search, "back_is_search": (back or search).split("?")[0] == search}
 
 
 @view_config(
@@ -193,7 +251,10 @@ def _detail(request):
 )
 def dataset_page(request):
     vary(request)
-    return _detail(request)
+    found = _detail(request)
+    # the page offers an upload where the user may write (views/data.py; IDS's put decides)
+    found["may_upload"] = request.data.may_write(request.identity.catalog_session, found["ds"].id)
+    return found
 
 
 @view_config(
@@ -383,8 +444,12 @@ def submit(request):
     try:
         sub = submit_jobs(request, req)
     except SubmitError as e:
+        fields = dict(e.fields)
+        if e.code in FIELD_OF and not wants_json(request):  # said at the job-count choice
+            fields.setdefault(FIELD_OF[e.code], str(e))
+        message = str(e) if wants_json(request) or str(e) not in fields.values() else None
         return _refused(
-            request, str(e), e.code, e.status, values=values, errors=e.fields, mode=mode, tags=tags
+            request, message, e.code, e.status, values=values, errors=fields, mode=mode, tags=tags
         )
     where = request.route_url("jobs.list", _query={"submission": sub.id})
     if wants_json(request):
