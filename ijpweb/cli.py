@@ -16,6 +16,7 @@ status says what happened (see EXIT below).
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import os
 import shlex
@@ -546,6 +547,70 @@ def _show_job(j: dict) -> None:
     for k, v in rows:
         if v not in (None, ""):
             click.echo(f"{k + ':':12} {v}")
+
+
+def _inputs_text(j: dict) -> str:
+    """A job's inputs by name (its ids where no name was kept), the first two and "+ N more"."""
+    inputs = j.get("inputs") or {}
+    names = [d["name"] or f"dataset {d['id']}" for d in inputs.get("datasets", [])]
+    names += [f["name"] or f"datafile {f['id']}" for f in inputs.get("datafiles", [])]
+    return ", ".join(names[:2]) + (f" + {len(names) - 2} more" if len(names) > 2 else "")
+
+
+def _stream_to(api: Api, path: str, query: dict, out) -> None:
+    """Copy the answer of GET ``path`` to ``out`` (bytes) as it comes: a file of any size."""
+    url = f"{api.url}/api/v1{path}?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
+    req = urllib.request.Request(url)  # noqa: S310 (http(s), checked)
+    if api.token:
+        req.add_header("Authorization", f"Bearer {api.token}")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (http(s), checked)
+            while chunk := resp.read(65536):
+                out.write(chunk)
+    except urllib.error.HTTPError as e:
+        raise _refusal(e, logged_in=api.token is not None, url=api.url) from None
+    except (urllib.error.URLError, OSError) as e:
+        raise Failure(
+            f"cannot reach the portal at {api.url}: {getattr(e, 'reason', e)}", UNAVAILABLE
+        ) from None
+
+
+JOBS_HEAD = ["ID", "JOB TYPE", "STATUS", "SUBMITTED (UTC)", "INPUTS", "TAGS"]
+
+
+@main.command()
+@click.option("--status", "status_", help="only jobs with this status (or 'live')")
+@click.option("--type", "job_type", help="only jobs of this job type")
+@click.option("--tag", help="only jobs with this tag")
+@click.option("--submission", type=int, help="only the jobs of this submission")
+@click.option("--since", help="only jobs submitted at or after this ISO 8601 date or time (UTC)")
+@click.option("--until", help="only jobs submitted before this ISO 8601 date or time (UTC)")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+    help="csv and json: every job of the list as one file, streamed from the portal",
+)  # fmt: skip
+@click.option(
+    "-o", "--output", "out", type=click.Path(dir_okay=False, writable=True), help="write to this file"
+)
+def jobs(status_, job_type, tag, submission, since, until, fmt, out):
+    """Your jobs, newest first, with their inputs by name; or the list as CSV or JSON."""
+    api = _api()
+    query = {"status": status_, "job_type": job_type, "tag": tag, "submission": submission, "since": since,
+             "until": until}  # fmt: skip
+    if fmt in ("csv", "json"):
+        if out:
+            with open(out, "wb") as f:
+                _stream_to(api, "/jobs/export", query | {"format": fmt}, f)
+        else:
+            _stream_to(api, "/jobs/export", query | {"format": fmt}, click.get_binary_stream("stdout"))
+        return
+    rows = [[j["id"], j["job_type"], j["status"] + (f" ({j['exit_code']})" if j["exit_code"] not in (None, 0) else ""),
+             _when(j["submitted_at"]), _inputs_text(j), " ".join(j["tags"])] for j in _all_jobs(api, query)]  # fmt: skip
+    if out:
+        with open(out, "w", encoding="utf-8") as f, contextlib.redirect_stdout(f):
+            _table(rows, JOBS_HEAD)
+    else:
+        _table(rows, JOBS_HEAD)
 
 
 def _seconds(s: float | None) -> str:
