@@ -512,7 +512,18 @@ def _when(request, name: str) -> datetime | None:
 
 @view_config(route_name="api.job", request_method="GET", permission=Permission.USE, renderer="json")
 def job(request):
-    return job_json(request.context.job)
+    """The job, with its output files (``output_files``, each with its ``download_url``;
+    ``outputs_zip_url`` for them all) and output variables (``output_vars``)."""
+    from .outputs import files_json, vars_json  # (views.outputs imports this module)
+
+    job = request.context.job
+    files = files_json(request, job)
+    found = {
+        "output_files": files["files"],
+        "output_files_total": files["total"],
+        "outputs_zip_url": files["zip_url"],
+    }
+    return job_json(job) | found | vars_json(job)
 
 
 @view_config(route_name="api.job", request_method="DELETE", permission=Permission.USE)
