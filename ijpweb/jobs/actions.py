@@ -235,6 +235,16 @@ def submission_progress(db, owner: str, submission_id: int) -> dict[str, int] | 
     return {"total": total, "submitted": total - waiting}
 
 
+def submission_counts_select(owner: str, submission_ids: list[int]) -> sa.Select:
+    """(submission, status, jobs) of ``owner``'s submissions ``submission_ids``
+    (tests/functional/test_joblist_plans.py reads its plan)."""
+    return (
+        sa.select(Job.submission_id, Job.status, sa.func.count())
+        .where(Job.owner == owner, Job.submission_id.in_(submission_ids))
+        .group_by(Job.submission_id, Job.status)
+    )
+
+
 def submission_counts(db, owner: str, submission_ids) -> dict[int, dict[str, int]]:
     """For each of ``owner``'s submissions ``submission_ids`` (those on a page of the job
     list), how many jobs it has and how many of them are done (Completed), failed (Failed
@@ -242,11 +252,7 @@ def submission_counts(db, owner: str, submission_ids) -> dict[int, dict[str, int
     ids = sorted(set(submission_ids))
     if not ids:
         return {}
-    rows = db.execute(
-        sa.select(Job.submission_id, Job.status, sa.func.count())
-        .where(Job.owner == owner, Job.submission_id.in_(ids))
-        .group_by(Job.submission_id, Job.status)
-    ).all()
+    rows = db.execute(submission_counts_select(owner, ids)).all()
     out: dict[int, dict[str, int]] = {}
     for sub, status, n in rows:
         c = out.setdefault(sub, {"total": 0, "done": 0, "failed": 0, "live": 0})
@@ -485,11 +491,10 @@ def export_pages(session_factory, q: JobQuery, page: int = EXPORT_PAGE):
     ``page``: each read by keyset in a short session of its own (a list of a million jobs
     is never held, nor one transaction kept open for the whole download). The session
     closes after each page: its jobs stay readable (their columns are loaded) and go with it."""
-    dated = q.since is not None or q.until is not None
     position = None
     while True:
         with session_factory() as db:
-            stmt = job_keyset(job_select(q), _id_column(q), dated, position and OLDER, position, page)
+            stmt = page_select(q, position and OLDER, position, page)
             rows = list(db.scalars(stmt))[:page]  # (with their tags: loaded at once, selectin)
         if not rows:
             return
