@@ -933,12 +933,135 @@ def _joblist_paths() -> dict:
     }
 
 
+# --- a job's output files and variables (views/outputs.py) ----------------------------------
+
+OUTPUT_NAME = {
+    "name": "name",
+    "in": "query",
+    "required": True,
+    "schema": {**TEXT, "minLength": 1, "maxLength": 4096},
+    "description": "the file's path inside the job's output directory, as listed ('/' between "
+    "directories); '..', absolute paths and NUL are 400, a name that is not a regular file there "
+    "(or leads through a symlink) 404",
+}
+SCHEMAS.update(
+    {
+        "OutputFile": _object(
+            {
+                "name": {"type": "string"},
+                "size": {"type": "integer"},
+                "modified": {"type": "string", "format": "date-time"},
+                "download_url": {"type": "string"},
+            }
+        ),
+        "OutputFileList": _object(
+            {
+                "files": {"type": "array", "items": _ref("OutputFile"), "maxItems": 500},
+                "total": {"type": "integer", "description": "regular files in the output directory"},
+                "total_size": {"type": "integer"},
+                "more": {
+                    "type": "boolean",
+                    "description": "more files than are listed: the zip holds them all",
+                },
+                "zip_url": {**NULLABLE_STR, "description": "all of them as one zip"},
+                "unavailable": {"type": "string", "description": "why the backend offers no files now"},
+            },
+            optional=("unavailable",),
+        ),
+        "JobDetail": {
+            "allOf": [
+                _ref("Job"),
+                _object(
+                    {
+                        "output_files": {"type": "array", "items": _ref("OutputFile"), "maxItems": 500},
+                        "output_files_total": {"type": "integer"},
+                        "outputs_zip_url": NULLABLE_STR,
+                        "output_vars": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                            "description": "OUT_NAME=value lines the job wrote to $JOB_OUTPUT_VARS "
+                            "(captured when it ended; at most 1,000 and 64 KB)",
+                        },
+                        "output_vars_skipped": {
+                            "type": "integer",
+                            "description": "lines that were not OUT_NAME=value",
+                        },
+                        "output_vars_incomplete": {
+                            "type": "boolean",
+                            "description": "some were left out (bounds)",
+                        },
+                    }
+                ),
+            ]
+        },
+    }
+)
+OPERATION_IDS.update(
+    {
+        ("/api/v1/jobs/{job_id}/files", "get"): "listJobOutputFiles",
+        ("/api/v1/jobs/{job_id}/file", "get"): "downloadJobOutputFile",
+        ("/api/v1/jobs/{job_id}/outputs.zip", "get"): "downloadJobOutputsZip",
+    }
+)
+
+
+def _output_paths() -> dict:
+    binary = {
+        "application/octet-stream": {
+            "schema": {"type": "string", "contentMediaType": "application/octet-stream"}
+        }
+    }
+    note = "The job's owner only: another user's job is 404. "
+    return {
+        "/api/v1/jobs/{job_id}/files": {
+            "get": {
+                "summary": "A job's output files (the first 500 by name), with download URLs",
+                "description": note + "Symlinks and special files are never listed nor served.",
+                "parameters": [JOB_ID],
+                "responses": {"200": _json(_ref("OutputFileList"), "the files"), **_errors(401, 404, 503)},
+            }
+        },
+        "/api/v1/jobs/{job_id}/file": {
+            "get": {
+                "summary": "Download one output file (streamed, as an attachment)",
+                "description": note,
+                "parameters": [JOB_ID, OUTPUT_NAME],
+                "responses": {
+                    "200": {"description": "the file's bytes", "content": binary},
+                    **_errors(400, 401, 404, 503),
+                },
+            }
+        },
+        "/api/v1/jobs/{job_id}/outputs.zip": {
+            "get": {
+                "summary": "All of a job's output files as one zip (streamed)",
+                "description": note,
+                "parameters": [JOB_ID],
+                "responses": {
+                    "200": {
+                        "description": "a zip",
+                        "content": {
+                            "application/zip": {
+                                "schema": {"type": "string", "contentMediaType": "application/zip"}
+                            }
+                        },
+                    },
+                    **_errors(401, 404, 503),
+                },
+            }
+        },
+    }
+
+
 def document(server_url: str = "/") -> dict:
     doc = _document(server_url)
     doc["paths"].update(_admin_paths())
     doc["paths"].update(_backend_paths())
     doc["paths"].update(_comment_paths())
     doc["paths"].update(_joblist_paths())
+    doc["paths"].update(_output_paths())
+    job_get = doc["paths"]["/api/v1/jobs/{job_id}"]["get"]
+    job_get["responses"]["200"] = _json(_ref("JobDetail"), "the job with its output files and variables")
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             operation["operationId"] = OPERATION_IDS[(path, method)]

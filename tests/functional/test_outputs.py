@@ -19,6 +19,7 @@ from ijpweb.models import Job, Submission
 from ijpweb.states import JobStatus
 
 from ..conftest import make_testapp
+from .test_api import check, token
 from .test_flow import wait_for
 
 API = "/api/v1"
@@ -107,7 +108,11 @@ def test_the_job_page_lists_outputs_and_variables(jobs):
     assert f"/jobs/{job.id}/outputs.zip" in page.text
     # the variables, in the order written, escaped
     rows = [(tr.th.get_text(), tr.td.get_text()) for tr in page.html.select("table.vars tbody tr")]
-    assert rows == [("OUT_ENERGY", "12.4 keV"), ("OUT_HTML", '<b onmouseover="x">bold</b>'), ("OUT_EMPTY", "")]
+    assert rows == [
+        ("OUT_ENERGY", "12.4 keV"),
+        ("OUT_HTML", '<b onmouseover="x">bold</b>'),
+        ("OUT_EMPTY", ""),
+    ]
     assert '<b onmouseover="x">' not in page.text and "&lt;b onmouseover=" in page.text
     assert "1 line that was not" in page.text
     # a name with HTML is text in the page, never markup
@@ -122,15 +127,26 @@ def test_downloads_are_attachments_streamed_as_written(jobs):
     assert res.body == CSV.encode()
     assert res.headers["Content-Type"] == "application/octet-stream"
     assert res.headers["Content-Disposition"].startswith('attachment; filename="result.csv"')
-    assert res.headers["X-Content-Type-Options"] == "nosniff" and "sandbox" in res.headers["Content-Security-Policy"]
+    assert (
+        res.headers["X-Content-Type-Options"] == "nosniff"
+        and "sandbox" in res.headers["Content-Security-Policy"]
+    )
     assert res.headers["Content-Length"] == str(len(CSV))
-    assert json.loads(carol.get(f"/jobs/{job.id}/file", {"name": "sub/deep/summary.json"}).body) == {"energy": 12.4, "ok": True}
+    assert json.loads(carol.get(f"/jobs/{job.id}/file", {"name": "sub/deep/summary.json"}).body) == {
+        "energy": 12.4,
+        "ok": True,
+    }
     # the page with a script: a file to save, not a page
     evil = carol.get(f"/jobs/{job.id}/file", {"name": HTML_NAME})
     assert evil.headers["Content-Type"] == "application/octet-stream"
-    assert evil.headers["Content-Disposition"].startswith("attachment;") and "\n" not in evil.headers["Content-Disposition"]
+    assert (
+        evil.headers["Content-Disposition"].startswith("attachment;")
+        and "\n" not in evil.headers["Content-Disposition"]
+    )
     svg = carol.get(f"/jobs/{job.id}/file", {"name": "plot.svg"})
-    assert svg.headers["Content-Type"] == "application/octet-stream" and svg.headers["Content-Disposition"].startswith("attachment")
+    assert svg.headers["Content-Type"] == "application/octet-stream" and svg.headers[
+        "Content-Disposition"
+    ].startswith("attachment")
 
 
 @pytest.mark.parametrize("name", ["passwd", "bob/secret.txt", "database", "nothing.txt", "sub", "sub/deep"])
@@ -200,20 +216,26 @@ def test_zip_of_all_outputs(jobs):
         assert b"bob secret" not in b"".join(z.read(n) for n in z.namelist())
 
 
-def test_api_lists_files_and_variables(jobs):
+def test_api_lists_files_and_variables(jobs, doc):
     carol, job, _, _ = jobs
-    body = carol.get(f"{API}/jobs/{job.id}").json
-    assert body["output_vars"] == {"OUT_ENERGY": "12.4 keV", "OUT_HTML": '<b onmouseover="x">bold</b>', "OUT_EMPTY": ""}
+    auth = token(carol, "carol")  # (an API client: a bearer token, no cookie needed)
+    body = check(doc, carol.get(f"{API}/jobs/{job.id}", headers=auth), "/api/v1/jobs/{job_id}", "get").json
+    assert body["output_vars"] == {
+        "OUT_ENERGY": "12.4 keV",
+        "OUT_HTML": '<b onmouseover="x">bold</b>',
+        "OUT_EMPTY": "",
+    }
     assert body["output_vars_skipped"] == 1 and body["output_vars_incomplete"] is False
     files = {f["name"]: f for f in body["output_files"]}
     assert set(files) == LISTED and files["result.csv"]["size"] == len(CSV)
-    got = carol.get(files["result.csv"]["download_url"])
+    got = carol.get(files["result.csv"]["download_url"], headers=auth)
     assert got.body == CSV.encode() and got.headers["Content-Disposition"].startswith("attachment")
     assert body["outputs_zip_url"].endswith(f"/api/v1/jobs/{job.id}/outputs.zip")
     assert carol.get(body["outputs_zip_url"]).headers["Content-Type"] == "application/zip"
-    listed = carol.get(f"{API}/jobs/{job.id}/files").json
+    listed = check(doc, carol.get(f"{API}/jobs/{job.id}/files"), "/api/v1/jobs/{job_id}/files", "get").json
     assert {f["name"] for f in listed["files"]} == LISTED and listed["total"] == len(LISTED)
-    assert carol.get(f"{API}/jobs/{job.id}/file", status=400).json["fields"] == {"name": "required"}
+    missing = carol.get(f"{API}/jobs/{job.id}/file", status=400)
+    assert check(doc, missing, "/api/v1/jobs/{job_id}/file", "get").json["fields"] == {"name": "required"}
 
 
 def test_carol_cannot_reach_bobs_outputs_by_id(jobs):
@@ -231,7 +253,9 @@ def test_carol_cannot_reach_bobs_outputs_by_id(jobs):
 def test_outputs_fragment_and_page(jobs):
     carol, job, _, _ = jobs
     frag = carol.htmx("GET", f"/jobs/{job.id}/outputs")
-    assert frag.html.select_one("#job-outputs") is not None and "hx-trigger" not in frag.text  # ended: no refresh
+    assert (
+        frag.html.select_one("#job-outputs") is not None and "hx-trigger" not in frag.text
+    )  # ended: no refresh
     assert "<html" not in frag.text
     res = carol.get(f"/jobs/{job.id}/outputs", status=303)
     assert res.location.endswith(f"/jobs/{job.id}#files-h")
