@@ -418,10 +418,11 @@ def _action(request, action, verb):
     except JobActionError as e:
         request.response.status = 409
         return {"job": job, "verb": verb, "error": str(e)}
+    # where the focus lands next: the notice saying what was done (autofocus)
     if verb == "delete":
-        target = request.route_url("jobs.list")
+        target = request.route_url("jobs.list", _query={"deleted": job.id})
     else:
-        target = request.route_url("jobs.detail", job_id=job.id)
+        target = request.route_url("jobs.detail", job_id=job.id, _query={"cancelled": 1})
     if request.headers.get("HX-Request") == "true":
         return Response(status=204, headers={"HX-Redirect": target})  # (no body, so no type)
     return HTTPSeeOther(location=target)

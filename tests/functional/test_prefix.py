@@ -165,7 +165,7 @@ def test_redirects_carry_the_prefix(web, dbsession):
         assert res.location == "http://example.com/ijp/", other
     job = make_job(dbsession, "db/bob", JobStatus.COMPLETED)
     res = web.post(P + f"/jobs/{job.id}/delete", {"csrf_token": token}, status=303)
-    assert res.location == "http://example.com/ijp/jobs"
+    assert res.location == f"http://example.com/ijp/jobs?deleted={job.id}"
     res = web.post(P + "/logout", {"csrf_token": token}, status=303)
     assert res.location == "http://example.com/ijp/login"
     # outside the prefix there is no portal
@@ -179,7 +179,7 @@ def test_htmx_redirects_carry_the_prefix(web, dbsession):
     live.backend_job_id = None
     ended = make_job(dbsession, "db/bob", JobStatus.COMPLETED)
     res = web.htmx("POST", P + f"/jobs/{ended.id}/delete", {}, status=204)
-    assert res.headers["HX-Redirect"] == "http://example.com/ijp/jobs"
+    assert res.headers["HX-Redirect"] == f"http://example.com/ijp/jobs?deleted={ended.id}"
     # a login that ended during an htmx request sends the browser to the login page
     web.post(P + "/logout", {"csrf_token": web.get_csrf_token()}, status=303)
     res = web.htmx(
