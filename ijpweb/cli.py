@@ -5,6 +5,8 @@
     ijp submit "Test Options" --dataset 27 --dataset 28 --each --option Index=3 --tag run-7
     ijp status 12 --watch
     ijp output 12 --follow
+    ijp outputs 12
+    ijp output 12 results/summary.csv -o summary.csv
 
 The server URL is kept in ``$XDG_CONFIG_HOME/ijp/config`` (``~/.config/ijp``; the
 directory can be set with ``IJP_CONFIG_DIR``, the URL with ``IJP_URL``) and the token
@@ -622,12 +624,31 @@ def _seconds(s: float | None) -> str:
 
 @main.command()
 @click.argument("job_id", type=int)
+@click.argument("name", required=False)
 @click.option("-e", "--error", is_flag=True, help="stderr instead of stdout")
 @click.option("-f", "--follow", is_flag=True, help="keep printing as the job writes, until it ends")
 @click.option("--interval", type=float, default=1.0, show_default=True)
-def output(job_id, error, follow, interval):
-    """A job's output (stdout), or its errors (-e)."""
+@click.option("--all", "all_", is_flag=True, help="all the job's output files, as one zip")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, writable=True),
+              help="write the output file (or the zip) to this file")  # fmt: skip
+def output(job_id, name, error, follow, interval, all_, out):
+    """A job's output (stdout), or its errors (-e); or one of its output files by NAME (as
+    `ijp outputs` lists it), or all of them as a zip (--all), to stdout or to -o FILE."""
     api = _api()
+    if name is not None or all_:
+        if error or follow:
+            raise Failure("-e and --follow are for the job's stdout and stderr, not its output files", USAGE)
+        if name is not None and all_:
+            raise Failure("give a NAME or --all, not both", USAGE)
+        path, query = (
+            (f"/jobs/{job_id}/outputs.zip", {}) if all_ else (f"/jobs/{job_id}/file", {"name": name})
+        )
+        _download(api, path, query, out, zip_=all_)
+        return
+    if out:
+        raise Failure(
+            "-o is for an output file (NAME) or --all; redirect stdout to save the job's output", USAGE
+        )
     stream, offset = ("stderr" if error else "stdout"), 0
     while True:
         chunk = api.call("GET", f"/jobs/{job_id}/output/{stream}", query={"offset": offset, "limit": 1 << 20})
@@ -639,6 +660,52 @@ def output(job_id, error, follow, interval):
             return
         if not moved:
             time.sleep(interval)
+
+
+def _download(api: Api, path: str, query: dict, out: str | None, zip_: bool) -> None:
+    """Stream a file of any size to ``out`` (removed again if the download fails) or to
+    stdout (a zip is not written to a terminal)."""
+    if not out:
+        stdout = click.get_binary_stream("stdout")
+        if zip_ and stdout.isatty():
+            raise Failure("a zip is not for the terminal: give -o FILE (or redirect stdout)", USAGE)
+        _stream_to(api, path, query, stdout)
+        return
+    try:
+        with open(out, "wb") as f:
+            _stream_to(api, path, query, f)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(out)
+        raise
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@json_flag
+def outputs(job_id, as_json):
+    """A job's output files (name, size, modified) and its output variables."""
+    api = _api()
+    job = api.call("GET", f"/jobs/{job_id}")
+    if as_json:
+        _print_json({k: job[k] for k in ("id", "output_files", "output_files_total", "outputs_zip_url",
+                                        "output_vars", "output_vars_skipped", "output_vars_incomplete")})  # fmt: skip
+        return
+    files = job["output_files"]
+    if files:
+        _table([[f["name"].replace("\n", "\\n"), f["size"], _when(f["modified"])] for f in files],
+               ["NAME", "SIZE (BYTES)", "MODIFIED (UTC)"])  # fmt: skip
+        if job["output_files_total"] > len(files):
+            click.echo(
+                f"... and {job['output_files_total'] - len(files)} more: ijp output {job_id} --all -o FILE.zip"
+            )
+    else:
+        click.echo("No output files." + (" (The job is still running.)" if job["live"] else ""))
+    if job["output_vars"]:
+        click.echo()
+        _table([[k, v] for k, v in job["output_vars"].items()], ["VARIABLE", "VALUE"])
+    if job["output_vars_incomplete"]:
+        click.echo("(some output variables were left out: at most 1,000 and 64 KB are kept)")
 
 
 @main.command()
