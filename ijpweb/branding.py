@@ -68,7 +68,7 @@ class Branding:
         """The CSS that sets the accent's custom properties (served at /brand.css)."""
         return (
             f":root{{--accent:{self.text_accent};--accent-line:{self.accent};"
-            f"--accent-soft:{self.accent_soft};--live:{self.text_accent};}}\n"
+            f"--accent-soft:{self.accent_soft};}}\n"
         )
 
 
