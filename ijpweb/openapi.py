@@ -809,6 +809,151 @@ def _comment_paths() -> dict:
     }
 
 
+# --- data in and out through IDS (views/data.py) ---
+
+DATASET_ID = {"name": "dataset_id", "in": "path", "required": True, "schema": ID}
+DATAFILE_ID = {"name": "datafile_id", "in": "path", "required": True, "schema": ID}
+BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
+SCHEMAS.update(
+    {
+        "StoredDatafiles": _object(
+            {
+                "dataset": {"type": "integer"},
+                "datafiles": {
+                    "type": "array",
+                    "items": _object({"id": {"type": "integer"}, "name": {"type": "string"}}),
+                },
+            }
+        ),
+        "NewDataset": _object(
+            {
+                "investigation": {
+                    "type": ["integer", "string"],
+                    "description": "the investigation's id, or its name",
+                },
+                "name": {**TEXT, "minLength": 1, "maxLength": 255},
+                "type": {**TEXT, "minLength": 1, "maxLength": 300, "description": "a dataset type's name"},
+                "description": {**TEXT, "maxLength": 4000},
+            },
+            optional=("description",),
+            **STRICT,
+        ),
+        "CreatedDataset": _object(
+            {"id": {"type": "integer"}, "name": {"type": "string"}, "url": {"type": "string"}}
+        ),
+        "DatasetTypes": _object({"types": {"type": "array", "items": {"type": "string"}}}),
+    }
+)
+OPERATION_IDS.update(
+    {
+        ("/api/v1/datafiles/{datafile_id}/content", "get"): "getDatafileContent",
+        ("/api/v1/datafiles/{datafile_id}/download", "get"): "downloadDatafile",
+        ("/api/v1/datasets/{dataset_id}/zip", "get"): "getDatasetZip",
+        ("/api/v1/zip", "get"): "getZip",
+        ("/api/v1/datasets/{dataset_id}/datafiles", "post"): "uploadDatafiles",
+        ("/api/v1/datasets", "post"): "createDataset",
+        ("/api/v1/datasettypes", "get"): "listDatasetTypes",
+    }
+)
+FILE_BODY = {"description": "the contents, streamed from IDS as you (an attachment)",
+             "content": {"application/octet-stream": {"schema": BINARY}}}  # fmt: skip
+ZIP_BODY = {"description": "a zip, streamed as it is made: <investigation>/<dataset>/<file>",
+            "content": {"application/zip": {"schema": BINARY}}}  # fmt: skip
+NOT_YOURS = (
+    "What you may not read is answered as what does not exist (404 not_found, 'not found or not "
+    "visible to you: datafile 7')."
+)
+
+
+def _data_paths() -> dict:
+    content = {
+        "get": {
+            "summary": "A datafile's contents, from IDS with your session",
+            "description": NOT_YOURS,
+            "parameters": [DATAFILE_ID],
+            "responses": {"200": FILE_BODY, **_errors(401, 404, 503)},
+        }
+    }
+    return {
+        "/api/v1/datafiles/{datafile_id}/content": content,
+        "/api/v1/datafiles/{datafile_id}/download": {
+            "get": {**content["get"], "summary": "The same as .../content"}
+        },
+        "/api/v1/datasets/{dataset_id}/zip": {
+            "get": {
+                "summary": "A dataset's datafiles as a zip",
+                "description": NOT_YOURS
+                + " More files than ijp.download.zip_max_files: 413 too_large, naming it.",
+                "parameters": [DATASET_ID],
+                "responses": {"200": ZIP_BODY, **_errors(401, 404, 413, 503)},
+            }
+        },
+        "/api/v1/zip": {
+            "get": {
+                "summary": "Datasets' and datafiles' contents as one zip",
+                "description": NOT_YOURS + " Every id must be one you may read: one that is not refuses the "
+                "whole zip. More files than ijp.download.zip_max_files: 413 too_large.",
+                "parameters": [_ids_param("dataset_ids"), _ids_param("datafile_ids")],
+                "responses": {"200": ZIP_BODY, **_errors(401, 404, 413, 503)},
+            }
+        },
+        "/api/v1/datasets/{dataset_id}/datafiles": {
+            "post": {
+                "summary": "Upload datafiles into a dataset (IDS put, as you)",
+                "description": (
+                    "A multipart form with one or more 'file' parts (their file names are the datafiles' "
+                    "names), or the raw contents as application/octet-stream named by 'name'. The catalog's "
+                    "C rule on Datafile decides (403 forbidden); a name must be a plain file name (no '/', "
+                    "'\\', '..' or control characters, at most 255 characters); a name the dataset has "
+                    "already is 409 exists. Content-Length is required (411); a body larger than "
+                    "ijp.upload.max_bytes is 413 too_large, naming the limit. Nothing is stored unless "
+                    "every file is. " + CSRF_NOTE
+                ),
+                "parameters": [
+                    DATASET_ID,
+                    _text_param("name", "the datafile's name (raw body only)", 10_000),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"file": {"type": "array", "items": BINARY}},
+                            }
+                        },
+                        "application/octet-stream": {"schema": BINARY},
+                    },
+                },
+                "responses": {
+                    "201": _json(_ref("StoredDatafiles"), "stored"),
+                    **_errors(400, 401, 403, 404, 409, 411, 413, 503),
+                },
+            }
+        },
+        "/api/v1/datasets": {
+            "post": {
+                "summary": "Create a dataset in an investigation you may write",
+                "description": "The catalog's C rule on Dataset decides (403 forbidden). " + CSRF_NOTE,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("NewDataset")}},
+                },
+                "responses": {
+                    "201": _json(_ref("CreatedDataset"), "created"),
+                    **_errors(400, 401, 403, 404, 409, 503),
+                },
+            }
+        },
+        "/api/v1/datasettypes": {
+            "get": {
+                "summary": "The facility's dataset types (for a new dataset)",
+                "responses": {"200": _json(_ref("DatasetTypes"), "their names"), **_errors(401, 503)},
+            }
+        },
+    }
+
+
 # --- several jobs at once and the list as a file (views/api.py; ijpweb.jobs.actions, .export) ---
 
 MAX_BULK = 200  # ijpweb.jobs.actions.MAX_BULK: a page of the list
@@ -1062,6 +1207,8 @@ def document(server_url: str = "/") -> dict:
     doc["paths"].update(_output_paths())
     job_get = doc["paths"]["/api/v1/jobs/{job_id}"]["get"]
     job_get["responses"]["200"] = _json(_ref("JobDetail"), "the job with its output files and variables")
+    for path, operations in _data_paths().items():  # (two of its paths have a GET already)
+        doc["paths"].setdefault(path, {}).update(operations)
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             operation["operationId"] = OPERATION_IDS[(path, method)]

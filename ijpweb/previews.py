@@ -391,6 +391,12 @@ def _h5_name(name: str) -> str:
     return name if len(name) <= MAX_HDF5_NAME else name[:MAX_HDF5_NAME] + "…"
 
 
+def _h5_type(dtype) -> str:
+    import h5py
+
+    return "string" if h5py.check_string_dtype(dtype) is not None else str(dtype)
+
+
 def _h5_shape(shape) -> str:
     if shape is None:
         return "null"
@@ -408,7 +414,7 @@ def _h5_attrs(obj) -> list[str]:
                 break
             try:
                 aid = obj.attrs.get_id(key)
-                out.append(f"@{_h5_name(key)}  {aid.dtype}  {_h5_shape(aid.shape)}")
+                out.append(f"@{_h5_name(key)}  {_h5_type(aid.dtype)}  {_h5_shape(aid.shape)}")
             except Exception:  # noqa: BLE001 - h5py raises many kinds for a damaged attribute
                 out.append(f"@{_h5_name(key)}  (unreadable)")
     except Exception:  # noqa: BLE001
@@ -457,7 +463,7 @@ def hdf5_tree(
                 lines.append(f"{indent}{label}  (unreadable)")
                 continue
             if isinstance(obj, h5py.Dataset):
-                lines.append(f"{indent}{label}  dataset  {obj.dtype}  {_h5_shape(obj.shape)}")
+                lines.append(f"{indent}{label}  dataset  {_h5_type(obj.dtype)}  {_h5_shape(obj.shape)}")
                 lines.extend(f"{indent}  {a}" for a in _h5_attrs(obj))
             elif isinstance(obj, h5py.Group):
                 addr = obj.id.__hash__()

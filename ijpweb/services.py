@@ -2,8 +2,8 @@
 ones (the embedded catalog, which reads the request's database session)."""
 
 from .catalog.embedded import CatalogLimits, EmbeddedCatalog
-from .catalog.icatserver import IcatServerCatalog
-from .catalog.ids import FileStore, Ids, Prepared, server_key
+from .catalog.icatserver import IcatData, IcatServerCatalog
+from .catalog.ids import EmbeddedData, FileStore, Ids, Prepared, server_key
 from .catalog.jpql import Limits
 from .datasettypes import DatasetTypes
 from .families import load as load_families
@@ -29,6 +29,8 @@ def includeme(config):
         catalog = IcatServerCatalog(s.icat_url, s.ids_url, s.catalog_timeout)
         config.registry["ijp.catalog_for"] = lambda db: catalog
         config.add_request_method(lambda r: catalog, "catalog", reify=True)
+        # downloads and uploads through the facility's IDS with the user's session
+        config.add_request_method(lambda r: IcatData(catalog), "data", reify=True)
         return
     # the catalog for a database session (a request's, or a scheduled job's)
     limits = CatalogLimits(
@@ -47,6 +49,8 @@ def includeme(config):
     config.registry["ijp.filestore"] = FileStore(s.filestore, server_key(s.ids_key, s.ids_key_file))
     config.registry["ijp.prepared"] = Prepared(s.ids_max_prepared)
     config.add_request_method(lambda r: Ids(r.catalog, r.registry["ijp.filestore"]), "ids", reify=True)
+    # downloads and uploads of the pages and /api/v1 through the embedded IDS, as the user
+    config.add_request_method(lambda r: EmbeddedData(r.ids, s.zip_max_files), "data", reify=True)
     # the embedded catalog's ICAT REST and IDS faces, at their standard paths
     config.add_route("ids", "/ids/{method}")
     config.add_route("icat.session", "/icat/session")

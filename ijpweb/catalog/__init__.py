@@ -171,3 +171,93 @@ class Catalog(Protocol):
         self, session_id: str, datasets: Sequence[DatasetView], definitions
     ) -> dict[int, dict[str, Any]]:
         """Dataset-type parameters of each dataset: {dataset id: {name: value}}."""
+
+
+# --- data in and out (IDS) ------------------------------------------------------------------
+
+
+class DataError(CatalogError):
+    """IDS or the catalog refused a download, an upload or a new dataset; the message is
+    fit to show a user and names the field or limit concerned. ``status`` is the HTTP
+    status a face answers with: 404 for what the user may not read (the same answer as for
+    what does not exist), 403 for a write the rules refuse, 400/409/413 for bad input."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "bad_parameter", field: str = ""):
+        super().__init__(message)
+        self.message, self.status, self.code, self.field = message, status, code, field
+
+
+@dataclass
+class Download:
+    """Contents to send: a file name, a content type, the body (an iterable of bytes that
+    may have a ``close()``, as a WSGI app_iter) and its length when known."""
+
+    name: str
+    content_type: str
+    body: Any
+    length: int | None = None
+
+    def close(self) -> None:
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()
+
+    def read(self, most: int) -> bytes:
+        """At most ``most`` bytes from the start of the body, then the body is closed (a
+        preview or a thumbnail reads a bounded head, never the whole file)."""
+        parts, got = [], 0
+        try:
+            for chunk in self.body:
+                parts.append(chunk[: most - got])
+                got += len(parts[-1])
+                if got >= most:
+                    break
+        finally:
+            self.close()
+        return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class InvestigationView:
+    id: int
+    name: str
+    title: str = ""
+
+
+class DataAccess(Protocol):
+    """Contents through IDS, with the user's session: the embedded IDS
+    (:class:`ijpweb.catalog.ids.EmbeddedData`) or a facility's IDS through python-icat
+    (:class:`ijpweb.catalog.icatserver.IcatData`). Reading answers only what the user may
+    read (anything else is the 404 of a missing object); writing is decided by the
+    catalog's C rules."""
+
+    def datafile(self, session_id: str, datafile_id: int) -> Download: ...
+
+    def zip(
+        self, session_id: str, dataset_ids: Sequence[int], datafile_ids: Sequence[int], name: str
+    ) -> Download:
+        """The datafiles of the datasets and the datafiles named, as a zip streamed as it
+        is sent; every id must be one the user may read."""
+
+    def put(self, session_id: str, dataset_id: int, name: str, stream) -> int:
+        """A new datafile ``name`` in the dataset, its contents read from ``stream`` in
+        chunks; its id."""
+
+    def undo(self) -> None:
+        """Take back every put of this request (an upload is all or nothing)."""
+
+    def discard(self) -> None:
+        """After a transaction that did not commit: remove contents its puts stored."""
+
+    def new_dataset(
+        self, session_id: str, investigation_id: int, name: str, type_name: str, description: str = ""
+    ) -> int: ...
+
+    def dataset_types(self, session_id: str) -> list[str]: ...
+
+    def investigations(self, session_id: str) -> list[InvestigationView]:
+        """The investigations the user may read (where a new dataset may go if the rules
+        let them create one there)."""
+
+    def may_write(self, session_id: str, dataset_id: int) -> bool:
+        """Whether to offer an upload into the dataset (the put itself decides)."""

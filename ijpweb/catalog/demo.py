@@ -86,6 +86,30 @@ def tiff(width: int, height: int, pixels: bytes) -> bytes:
     return out.getvalue()
 
 
+def hdf5(noise: bytes, dataset: str) -> bytes:
+    """A small real HDF5 file (h5py), so that the dataset page's preview shows its tree: a
+    NeXus-like entry with an image stack made from ``noise`` and a few attributes."""
+    import h5py
+    import numpy as np
+
+    out = io.BytesIO()
+    with h5py.File(out, "w") as f:
+        f.attrs["facility"] = FACILITY[1]
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        entry.attrs["title"] = dataset
+        data = entry.create_group("data")
+        data.attrs["NX_class"] = "NXdata"
+        frames = np.frombuffer(noise, dtype=np.uint8)[: len(noise) // 64 * 64].reshape(-1, 8, 8)
+        stack = data.create_dataset("stack", data=frames, compression="gzip")
+        stack.attrs["units"] = "counts"
+        data.create_dataset("z_um", data=np.linspace(0.0, 2.0 * len(frames), len(frames)))
+        instrument = entry.create_group("instrument")
+        instrument.create_dataset("objective", data="20x/0.8 air")
+        instrument.create_dataset("exposure_ms", data=50.0)
+    return out.getvalue()
+
+
 def contents(rng: random.Random, name: str, fmt: str, dataset: str) -> bytes:
     """Small real contents for a demo datafile, so demo jobs have data to read."""
     if fmt == "TIFF":
@@ -99,7 +123,7 @@ def contents(rng: random.Random, name: str, fmt: str, dataset: str) -> bytes:
             {"dataset": dataset, "microscope": rng.choice(["LMF-A", "LMF-B"])}, indent=2
         ).encode()
     if fmt == "HDF5":
-        return b"\x89HDF\r\n\x1a\n" + bytes(rng.randrange(256) for _ in range(504))
+        return hdf5(bytes(rng.randrange(256) for _ in range(504)), dataset)
     return f"Notes for {dataset}: sample mounted, focus checked.\n".encode()
 
 

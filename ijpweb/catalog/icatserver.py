@@ -391,3 +391,215 @@ class IcatServerCatalog:
             return out
 
         return self._call(session_id, go)
+
+
+class _Response:
+    """An IDS response (python-icat's getData) as a WSGI body: chunks, then closed."""
+
+    def __init__(self, response, chunk: int = 1 << 16):
+        self.response, self.chunk = response, chunk
+
+    def __iter__(self):
+        while data := self.response.read(self.chunk):
+            yield data
+
+    def close(self) -> None:
+        self.response.close()
+
+
+class IcatData:
+    """catalog.DataAccess for a facility's IDS, through python-icat's IDS client with the
+    user's own session: IDS and ICAT's rules decide what may be read and written, and the
+    portal never reads a file the user could not get from IDS themselves."""
+
+    def __init__(self, catalog: IcatServerCatalog):
+        self.catalog = catalog
+        self._created: list[tuple[str, int]] = []  # this request's puts: (session, datafile id)
+
+    def _ids(self, session_id: str):
+        client = self.catalog._client(session_id)
+        if not getattr(client, "ids", None):
+            raise CatalogError("no IDS is configured (ijp.ids_url): data cannot be downloaded or uploaded")
+        return client
+
+    def _ids_call(self, session_id: str, fn, unseen_as=None):
+        from icat.exception import (
+            IDSBadRequestError,
+            IDSError,
+            IDSInsufficientPrivilegesError,
+            IDSNotFoundError,
+        )
+
+        from .ids import DataError
+
+        client = self._ids(session_id)
+        try:
+            return fn(client)
+        except (IDSNotFoundError, IDSInsufficientPrivilegesError) as e:
+            if unseen_as is not None:
+                raise unseen_as from None
+            raise DataError(f"IDS refused: {getattr(e, 'message', e)}", 403, "forbidden") from None
+        except IDSBadRequestError as e:
+            raise DataError(f"IDS refused: {getattr(e, 'message', e)}") from None
+        except IDSError as e:
+            raise CatalogError(f"IDS refused: {getattr(e, 'message', e)}") from None
+        except OSError as e:
+            raise CatalogError(f"IDS at {self.catalog.ids_url} did not answer: {e}") from None
+
+    def datafile(self, session_id: str, datafile_id: int):
+        from .ids import Download, unseen
+
+        found = self.catalog.datafiles(session_id, [datafile_id])
+        if not found:
+            raise unseen("datafile", datafile_id)
+        selection = {"datafileIds": [int(datafile_id)]}
+        response = self._ids_call(
+            session_id, lambda c: c.ids.getData(selection), unseen("datafile", datafile_id)
+        )
+        length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
+        return Download(
+            found[0].name, "application/octet-stream", _Response(response), int(length) if length else None
+        )
+
+    def zip(self, session_id: str, dataset_ids, datafile_ids, name: str):
+        from .ids import DataError, Download, unseen
+
+        dataset_ids, datafile_ids = list(dict.fromkeys(dataset_ids)), list(dict.fromkeys(datafile_ids))
+        if not dataset_ids and not datafile_ids:
+            raise DataError("nothing to download: no datasets or datafiles named", field="ids")
+        seen = {d.id for d in self.catalog.datasets(session_id, dataset_ids)}
+        for i in dataset_ids:
+            if i not in seen:
+                raise unseen("dataset", i)
+        seen = {f.id for f in self.catalog.datafiles(session_id, datafile_ids)}
+        for i in datafile_ids:
+            if i not in seen:
+                raise unseen("datafile", i)
+        selection = {"datasetIds": dataset_ids, "datafileIds": datafile_ids}
+        response = self._ids_call(
+            session_id,
+            lambda c: c.ids.getData(selection, zipFlag=True),
+            DataError("IDS refused the download: one of the datafiles may not be read", 404, "not_found"),
+        )
+        return Download(name, "application/zip", _Response(response))
+
+    def _formats(self, session_id: str) -> dict[str, int]:
+        found = self.catalog._call(
+            session_id, lambda c: c.search("SELECT f FROM DatafileFormat f LIMIT 0, 500")
+        )
+        return {str(f.name): int(f.id) for f in found}
+
+    def put(self, session_id: str, dataset_id: int, name: str, stream) -> int:
+        from .ids import DataError, check_file_name, format_for, unseen
+
+        check_file_name(name)
+        if not self.catalog.datasets(session_id, [dataset_id]):
+            raise unseen("dataset", dataset_id)
+        formats = self._formats(session_id)
+        format_id = format_for(name, formats)
+        if format_id is None:  # IDS wants one: the facility's catch-all, else the first
+            fallback = {k.lower(): v for k, v in formats.items()}
+            format_id = next((fallback[n] for n in ("other", "unknown", "binary") if n in fallback), None)
+            if format_id is None and formats:
+                format_id = formats[sorted(formats)[0]]
+        if format_id is None:
+            raise DataError(
+                "the facility's ICAT has no datafile formats: IDS cannot take a file", 503, "catalog"
+            )
+        exists = self.catalog._call(
+            session_id,
+            lambda c: c.search(
+                f"SELECT df.id FROM Datafile df WHERE df.dataset.id = {int(dataset_id)} "
+                f"AND df.name = {jpql_string(name)}"
+            ),
+        )
+        if exists:
+            raise DataError(
+                f"dataset {dataset_id} already has a datafile named {name!r}: rename the file "
+                "or delete the old one first",
+                409,
+                "exists",
+                "name",
+            )
+        new_id = int(
+            self._ids_call(session_id, lambda c: c.ids.put(stream, name, int(dataset_id), format_id))
+        )
+        self._created.append((session_id, new_id))
+        return new_id
+
+    def undo(self) -> None:
+        """Take back this request's puts (an upload of several files is all or nothing):
+        IDS deletes what it stored, as the user."""
+        created, self._created = self._created, []
+        for session_id, new_id in created:
+            with contextlib.suppress(CatalogError, PermissionError):
+                self._ids_call(session_id, lambda c, i=new_id: c.ids.delete({"datafileIds": [i]}))
+
+    def discard(self) -> None:
+        """(IDS keeps the contents with the catalog rows it wrote: nothing else to remove.)"""
+
+    def new_dataset(
+        self, session_id: str, investigation_id: int, name: str, type_name: str, description: str = ""
+    ) -> int:
+        from icat.exception import ICATObjectExistsError
+
+        from .ids import DataError, check_dataset_name, unseen
+
+        name = check_dataset_name(name)
+        invs = self.catalog._call(
+            session_id,
+            lambda c: c.search(f"SELECT i FROM Investigation i WHERE i.id = {int(investigation_id)}"),
+        )
+        if not invs:
+            raise unseen("investigation", investigation_id)
+        types = self.catalog._call(
+            session_id,
+            lambda c: c.search(f"SELECT t FROM DatasetType t WHERE t.name = {jpql_string(type_name)}"),
+        )
+        if not types:
+            choices = ", ".join(self.dataset_types(session_id)) or "(none)"
+            raise DataError(f"type must be one of the facility's dataset types: {choices}", field="type")
+
+        def go(c):
+            ds = c.new("Dataset", name=name, investigation=invs[0], type=types[0], complete=False)
+            if description:
+                ds.description = description
+            try:
+                return int(c.create(ds))
+            except ICATObjectExistsError:
+                raise DataError(
+                    f"this investigation already has a dataset named {name!r}", 409, "exists", "name"
+                ) from None
+
+        try:
+            return self.catalog._call(session_id, go)
+        except PermissionError:
+            raise DataError(
+                f"you may not create datasets in investigation {investigation_id} (the catalog's rules decide)",
+                403,
+                "forbidden",
+            ) from None
+
+    def dataset_types(self, session_id: str) -> list[str]:
+        found = self.catalog._call(
+            session_id, lambda c: c.search("SELECT t.name FROM DatasetType t ORDER BY t.name LIMIT 0, 500")
+        )
+        return [str(n) for n in found]
+
+    def investigations(self, session_id: str):
+        from . import InvestigationView
+
+        found = self.catalog._call(
+            session_id, lambda c: c.search("SELECT i FROM Investigation i ORDER BY i.name LIMIT 0, 500")
+        )
+        return [InvestigationView(int(i.id), str(i.name), str(getattr(i, "title", "") or "")) for i in found]
+
+    def may_write(self, session_id: str, dataset_id: int) -> bool:
+        def go(c):
+            probe = c.new("Datafile", name="probe", dataset=c.new("Dataset", id=int(dataset_id)))
+            return bool(c.isAccessAllowed(probe, "CREATE"))
+
+        try:
+            return self.catalog._call(session_id, go)
+        except (CatalogError, PermissionError):
+            return False

@@ -160,6 +160,10 @@ strict_request.options = ("api_operation",)
 def _sent_fields(request) -> list[str]:
     """The fields of the JSON object in the body of a request that takes none ([] when
     there is no body, or it is no JSON object: such a body is not read at all)."""
+    if request.content_type.startswith("multipart/") or request.content_type == "application/octet-stream":
+        return []  # an upload's data (views/data.py streams it): never read whole here
+    if (request.content_length or 0) > inputs.MAX_JSON_BYTES:
+        return []  # (no JSON the API reads is that large: not read to look for fields)
     if not request.body.strip():
         return []
     try:
