@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import paging
 from ..batch import BatchBackend, BatchError
-from ..batch.harvest import write_state
+from ..batch.harvest import capture_vars, write_state
 from ..inputs import InputError
 from ..models import Job, JobTag, Submission, utcnow
 from ..states import LIVE, TERMINAL, JobStatus
@@ -330,7 +330,8 @@ def cancel_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
             "its status follows when the backend answers again",
             reached=True,
         ) from None
-    write_state(db, job, state)
+    if write_state(db, job, state) and not job.live:  # (the harvest no longer sees it end)
+        capture_vars(db, backend, [(job.id, job.backend_job_id)])
 
 
 def delete_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 import zipfile
 
 import pytest
@@ -288,3 +289,28 @@ def test_vars_file_as_a_link_is_not_read(app, tm, dbsession, backends):
     job = run_job(dbsession, backends, "db/carol", 'ln -s /etc/passwd "$JOB_OUTPUT_VARS"')
     assert job.output_vars is None
     assert json.dumps(job.output_vars) == "null"
+
+
+def test_a_cancelled_job_keeps_the_variables_it_wrote(app, tm, dbsession, backends):
+    sub = Submission(owner="db/carol", job_type="Date", mode="single")
+    job = Job(
+        submission=sub, owner="db/carol", job_type="Date", argv=[], backend="local", status=JobStatus.QUEUED
+    )
+    dbsession.add(job)
+    dbsession.flush()
+    script = 'echo "OUT_STEP=3" > "$JOB_OUTPUT_VARS"; echo started; exec sleep 60'
+    job.backend_job_id = backends["local"].submit(JobSpec(job.id, "db/carol", "/bin/sh", ("-c", script)))
+    dbsession.flush()
+    carol = make_testapp(app, tm, dbsession)
+    carol.login("carol")
+    deadline = time.monotonic() + 20
+    while b"started" not in backends["local"].read(job.backend_job_id, "stdout"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    carol.post(f"/jobs/{job.id}/cancel", {"csrf_token": carol.get_csrf_token()}, status=303)
+    for _ in range(50):
+        if not job.live:
+            break
+        wait_for(dbsession, backends, [job.id])
+    assert job.status == JobStatus.CANCELLED
+    assert carol.get(f"{API}/jobs/{job.id}").json["output_vars"] == {"OUT_STEP": "3"}
