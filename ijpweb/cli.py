@@ -7,6 +7,9 @@
     ijp output 12 --follow
     ijp outputs 12
     ijp output 12 results/summary.csv -o summary.csv
+    ijp download 4711 4712 -o data/      ijp download --dataset 27 -o ds27.zip
+    ijp mkdataset LMF-2026-003 my-scan --type confocal
+    ijp upload 27 scan1.tif scan2.tif
 
 The server URL is kept in ``$XDG_CONFIG_HOME/ijp/config`` (``~/.config/ijp``; the
 directory can be set with ``IJP_CONFIG_DIR``, the URL with ``IJP_URL``) and the token
@@ -801,6 +804,212 @@ def comments(job_id, as_json):
         click.echo(f"Job {job_id} has no comments.")
     for c in found["comments"]:
         _show_comment(c)
+
+
+# --- data in and out (IDS, through the portal with your rights) ------------------------------
+
+
+def _disposition_name(header: str | None) -> str | None:
+    """The file name a Content-Disposition gives (RFC 5987 UTF-8 first), or None."""
+    if not header:
+        return None
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "filename*" and value.lower().startswith("utf-8''"):
+            return urllib.parse.unquote(value[7:])
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "filename":
+            return value.strip('"')
+    return None
+
+
+def _safe_name(name: str | None, fallback: str) -> str:
+    """A name to create in a directory: one plain component (a catalog name is someone's
+    text: never a path out of the directory)."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable())
+    return fallback if name in ("", ".", "..") else name
+
+
+class _Progress:
+    """Bytes so far, on stderr when it is a terminal (one line, rewritten)."""
+
+    def __init__(self, label: str, total: int | None):
+        self.label, self.total, self.done = label, total, 0
+        self.shown = sys.stderr.isatty()
+        self.last = 0.0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.shown and (now - self.last > 0.2 or (self.total and self.done >= self.total)):
+            self.last = now
+            if self.total:
+                text = f"{self.label}: {self.done * 100 // max(self.total, 1)}% of {self.total:,} bytes"
+            else:
+                text = f"{self.label}: {self.done:,} bytes"
+            click.echo(f"\r{text}", err=True, nl=False)
+
+    def end(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
+
+
+def _save(api: Api, path: str, query: dict, target: Path | None, directory: Path, fallback: str,
+          force: bool) -> Path:  # fmt: skip
+    """GET ``path`` streamed into ``target`` (or, when None, into ``directory`` under the
+    name the portal gives), written under a temporary name and moved into place at the
+    end: an existing file is kept unless ``force``; a failed download leaves nothing."""
+    url = f"{api.url}/api/v1{path}" + ("?" + urllib.parse.urlencode(query) if query else "")
+    req = urllib.request.Request(url)  # noqa: S310 (http(s), checked)
+    if api.token:
+        req.add_header("Authorization", f"Bearer {api.token}")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (http(s), checked)
+            if target is None:
+                target = directory / _safe_name(
+                    _disposition_name(resp.headers.get("Content-Disposition")), fallback
+                )
+            if target.exists() and not force:
+                raise Failure(f"{target} exists: give --force to overwrite it", CONFLICT)
+            length = resp.headers.get("Content-Length")
+            progress = _Progress(target.name, int(length) if length and length.isdigit() else None)
+            tmp = target.with_name(f".{target.name}.part{os.getpid()}")
+            try:
+                with open(tmp, "xb") as out:
+                    while chunk := resp.read(65536):
+                        out.write(chunk)
+                        progress.add(len(chunk))
+                if force:
+                    os.replace(tmp, target)
+                else:
+                    try:
+                        os.link(tmp, target)  # (fails if the name was taken meanwhile)
+                    except FileExistsError:
+                        raise Failure(f"{target} exists: give --force to overwrite it", CONFLICT) from None
+            finally:
+                progress.end()
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+    except urllib.error.HTTPError as e:
+        raise _refusal(e, logged_in=api.token is not None, url=api.url) from None
+    except (urllib.error.URLError, OSError) as e:
+        raise Failure(f"cannot download: {getattr(e, 'reason', e)}", UNAVAILABLE) from None
+    return target
+
+
+@main.command()
+@click.argument("datafile_ids", nargs=-1, type=int)
+@click.option("--dataset", "dataset_id", type=int, help="a whole dataset, as one zip")
+@click.option("-o", "--output", "out", type=click.Path(),
+              help="a directory to save into (default: here), or the file to write (one datafile or --dataset)")  # fmt: skip
+@click.option("--force", is_flag=True, help="overwrite files that exist")
+def download(datafile_ids, dataset_id, out, force):
+    """Download datafiles (by id, as `ijp datafiles` lists them) or a whole dataset as a
+    zip, through IDS with your rights, streamed to disk; an existing file is kept unless
+    --force. Progress goes to stderr when it is a terminal."""
+    if bool(datafile_ids) == (dataset_id is not None):
+        raise Failure("give DATAFILE_ID... or --dataset ID", USAGE)
+    api = _api()
+    single = dataset_id is not None or len(datafile_ids) == 1
+    target, directory = None, Path(out or ".")
+    if out and not Path(out).is_dir():
+        if not single:
+            raise Failure(f"{out} is not a directory: several datafiles go into a directory", USAGE)
+        target, directory = Path(out), Path(out).parent
+    if not directory.is_dir():
+        raise Failure(f"{directory} is not a directory", USAGE)
+    if dataset_id is not None:
+        saved = _save(
+            api, f"/datasets/{dataset_id}/zip", {}, target, directory, f"dataset-{dataset_id}.zip", force
+        )
+        click.echo(f"{saved}")
+        return
+    for i in datafile_ids:
+        saved = _save(api, f"/datafiles/{i}/content", {}, target, directory, f"datafile-{i}", force)
+        click.echo(f"{saved}")
+
+
+class _Reading:
+    """A file read by http.client for a request body, counting what has been sent."""
+
+    def __init__(self, f, progress: _Progress):
+        self.f, self.progress = f, progress
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.f.read(size if size and size > 0 else 65536)
+        self.progress.add(len(chunk))
+        return chunk
+
+
+@main.command()
+@click.argument("dataset_id", type=int)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--name", help="the datafile's name (one file only; default: the file's own name)")
+@json_flag
+def upload(dataset_id, files, name, as_json):
+    """Upload files into a dataset you may write (IDS put, with your rights), each streamed
+    as it is read; progress on stderr when it is a terminal. A name the dataset has already
+    is refused (exit 5); the files before it stay uploaded."""
+    if name and len(files) > 1:
+        raise Failure("--name is for one file", USAGE)
+    api = _api()
+    stored = []
+    for path in files:
+        p = Path(path)
+        size = p.stat().st_size
+        label = name or p.name
+        progress = _Progress(label, size)
+        query = urllib.parse.urlencode({"name": label})
+        with open(p, "rb") as f:
+            req = urllib.request.Request(  # noqa: S310 (http(s), checked)
+                f"{api.url}/api/v1/datasets/{dataset_id}/datafiles?{query}",
+                data=_Reading(f, progress), method="POST",
+            )  # fmt: skip
+            req.add_header("Content-Type", "application/octet-stream")
+            req.add_header("Content-Length", str(size))
+            req.add_header("Accept", "application/json")
+            if api.token:
+                req.add_header("Authorization", f"Bearer {api.token}")
+            try:
+                with urllib.request.urlopen(req, timeout=600) as resp:  # noqa: S310 (http(s), checked)
+                    got = json.loads(resp.read())
+            except urllib.error.HTTPError as e:
+                raise _refusal(e, logged_in=api.token is not None, url=api.url) from None
+            except (urllib.error.URLError, OSError) as e:
+                raise Failure(f"cannot upload {p}: {getattr(e, 'reason', e)}", UNAVAILABLE) from None
+            finally:
+                progress.end()
+        stored += got["datafiles"]
+        if not as_json:
+            click.echo(f"{p} -> datafile {got['datafiles'][0]['id']} ({label})")
+    if as_json:
+        _print_json({"dataset": dataset_id, "datafiles": stored})
+
+
+@main.command()
+@click.argument("investigation")
+@click.argument("name")
+@click.option(
+    "--type",
+    "type_name",
+    required=True,
+    help="a dataset type of the facility (a wrong one is refused, listing them)",
+)
+@click.option("--description", default="", help="what the dataset holds")
+@json_flag
+def mkdataset(investigation, name, type_name, description, as_json):
+    """Create a dataset NAME in INVESTIGATION (its name, or its id) where you may write;
+    then `ijp upload` into it."""
+    body = {"investigation": int(investigation) if investigation.isdigit() else investigation,
+            "name": name, "type": type_name}  # fmt: skip
+    if description:
+        body["description"] = description
+    got = _api().call("POST", "/datasets", body)
+    if as_json:
+        return _print_json(got)
+    click.echo(f"Created dataset {got['id']} ({got['name']}): ijp upload {got['id']} FILE...")
 
 
 if __name__ == "__main__":  # pragma: no cover
