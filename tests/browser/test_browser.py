@@ -51,6 +51,9 @@ def test_select_two_datasets_run_one_job_each_and_read_the_output(live_server, b
     page.get_by_label("User name").fill("alice")
     page.get_by_label("Password").fill("alice-demo")
     page.get_by_role("button", name="Log in").click()
+    # the login lands on the dashboard; the datasets are one click away
+    expect(page.get_by_role("heading", name="Your jobs at a glance")).to_be_visible()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Datasets").click()
     expect(page.get_by_role("heading", name="Datasets")).to_be_visible()
 
     # narrow the search in place, then tick two datasets
