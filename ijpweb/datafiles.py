@@ -21,10 +21,11 @@ SPOOL_MEMORY = 1 << 20  # bytes of a spooled file kept in memory before it goes 
 
 
 def human_bytes(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    """A size as the pages show sizes (decimal units: 1 GB is 10^9 bytes)."""
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
         if n >= size:
             value = n / size
-            return f"{value:g} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+            return f"{value:.0f} {unit}" if value == round(value) else f"{value:.1f} {unit}"
     return f"{n} bytes"
 
 
@@ -117,7 +118,8 @@ class Bounded:
 
 def too_large(limit: int, setting: str = "ijp.upload.max_bytes") -> DataError:
     return DataError(
-        f"the upload is larger than the limit of {human_bytes(limit)} ({setting}); nothing was stored",
+        f"the upload is larger than the limit of {human_bytes(limit)}"
+        f"{f' ({limit:,} bytes, {setting})' if limit >= 1000 else f' ({setting})'}; nothing was stored",
         413,
         "too_large",
         "file",

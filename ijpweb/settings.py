@@ -76,7 +76,7 @@ class Settings:
     ids_max_prepared: int = 100
     # data in and out (views/data.py): the most one upload may carry (all its files), and
     # the most files one download zip may hold
-    upload_max_bytes: int = 1 << 30
+    upload_max_bytes: int = 1_000_000_000
     zip_max_files: int = 10_000
     backends: dict[str, dict[str, str]] = field(default_factory=dict)
     # where the portal is mounted ('' the root, or e.g. /ijp), and the proxies whose
@@ -312,7 +312,7 @@ def parse(raw: Mapping[str, str]) -> Settings:
         login_lock_minutes=_number(raw, "ijp.login.lock_minutes", 15, 0, 7 * 24 * 60, float),
         api_max_tokens=_number(raw, "ijp.api.max_tokens", 50, 0, 100_000),
         ids_max_prepared=_number(raw, "ijp.ids.max_prepared", 100, 0, 1_000_000),
-        upload_max_bytes=_number(raw, "ijp.upload.max_bytes", 1 << 30, 1, 1 << 50),
+        upload_max_bytes=_number(raw, "ijp.upload.max_bytes", 1_000_000_000, 1, 10**15),
         zip_max_files=_number(raw, "ijp.download.zip_max_files", 10_000, 1, 10_000_000),
         prefix=mount,
         trusted_proxies=parse_networks(raw.get("ijp.trusted_proxies", "")),

@@ -337,7 +337,7 @@ def test_an_upload_over_the_limit_stores_nothing(testapp, app, carols, dbsession
     login(testapp, "carol")
     # two files: the first within the limit, the second takes the upload past it
     res = upload(testapp, carols, [("first.bin", b"1" * 600), ("second.bin", b"2" * 600)], status=413)
-    assert "limit of 1000 bytes (ijp.upload.max_bytes)" in res.text and "nothing was stored" in res.text
+    assert "limit of 1 KB (1,000 bytes, ijp.upload.max_bytes)" in res.text and "nothing was stored" in res.text
     df = T["Datafile"]
     assert (
         not dbsession.connection()
