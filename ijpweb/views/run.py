@@ -93,7 +93,7 @@ def panel(
         errors["confirm"] = "tick to confirm the number of jobs"
     summary = _error_summary(shown, errors, blocked)
     return {
-        "back": _here(request),
+        "here": _here(request),
         "summary": summary,
         "first_invalid": summary[0][0] if summary else None,
         "blocked": blocked,
@@ -250,8 +250,10 @@ def _back(request) -> dict:
     renderer="datasets/detail.jinja2",
 )
 def dataset_page(request):
+    """A dataset's own page, with the run panel beside it (datafiles ticked there show in
+    the selection at once)."""
     vary(request)
-    found = _detail(request)
+    found = {**panel(request), **_detail(request)}
     # the page offers an upload where the user may write (views/data.py; IDS's put decides)
     found["may_upload"] = request.data.may_write(request.identity.catalog_session, found["ds"].id)
     return found
