@@ -6,6 +6,11 @@
   function boxes(root) {
     return Array.prototype.slice.call((root || document).querySelectorAll('input[name="id"][form="bulk-form"]'));
   }
+  // a group's own box ticks its jobs: it needs this script, so it shows only with it
+  function showGroupBoxes() {
+    document.querySelectorAll("input.pick-group").forEach(function (g) { g.hidden = false; });
+  }
+  document.addEventListener("DOMContentLoaded", showGroupBoxes);
   document.addEventListener("click", function (evt) {
     var link = evt.target.closest && evt.target.closest("#select-page");
     if (link) {
@@ -36,6 +41,7 @@
     open = Array.prototype.map.call(document.querySelectorAll("#job-rows details[open]"), function (d) { return d.id; });
   });
   document.addEventListener("htmx:afterSwap", function () {
+    showGroupBoxes();
     open.forEach(function (id) {
       var d = document.getElementById(id);
       if (d) { d.open = true; }

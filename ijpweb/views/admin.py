@@ -30,7 +30,11 @@ def _iso(value) -> str | None:
 
 
 def admin_job_json(job) -> dict:
-    return job_json(job) | {"owner": job.owner}
+    """A job as staff see it: with its owner; its inputs by id only (their names are the
+    owner's catalog data, shown to the owner alone)."""
+    unnamed = {"datasets": [{"id": i, "name": None} for i in job.dataset_ids],
+               "datafiles": [{"id": i, "name": None, "dataset": None} for i in job.datafile_ids]}  # fmt: skip
+    return job_json(job) | {"owner": job.owner, "inputs": unnamed}
 
 
 def _failed_after_asking(status: int, code: str, message: str) -> Response:

@@ -339,3 +339,15 @@ def test_job_tag_rows_follow_bulk_tags(testapp, dbsession):
     bulk(login(testapp, "alice"), "tag", [job.id], tags="one")
     rows = dbsession.scalars(sa.select(JobTag.tag).where(JobTag.job_id == job.id)).all()
     assert rows == ["one"]
+
+
+def test_staff_see_a_jobs_inputs_by_id_not_by_the_owners_names(testapp, dbsession, doc):
+    from .test_api import check
+
+    _, (job,) = add_submission(dbsession, "db/bob", [JobStatus.COMPLETED])
+    res = check(doc, testapp.get(f"{API}/admin/jobs/{job.id}", headers=token(testapp, "alice")),
+                "/api/v1/admin/jobs/{job_id}", "get")  # fmt: skip
+    assert res.json["owner"] == "db/bob" and res.json["inputs"]["datasets"] == [{"id": 1000, "name": None}]
+    assert "bob-sample" not in res.text
+    console = login(testapp, "alice").get("/console/jobs").text
+    assert f"{job.id}" in console and "bob-sample" not in console
