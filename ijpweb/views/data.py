@@ -326,14 +326,15 @@ class _QueryOnly:
 
 
 def _dataset_page_with_error(request, dataset_id: int, e: _Refused):
-    """The dataset page again, with the refusal at the upload's file field."""
-    from .run import _detail
+    """The dataset page again (as views/run.py makes it), with the refusal at the upload's
+    file field."""
+    from .run import dataset_page
 
     request.tm.doom()
     if e.status == 404:
         return _page_error(request, e)
     try:
-        values = _detail(_QueryOnly(request))  # (the page's own parameters, not the form's)
+        values = dataset_page(_QueryOnly(request))  # (the page's own parameters, not the form's)
     except HTTPNotFound:
         return _page_error(request, e)
     values = {**values, "upload_error": e.message}
