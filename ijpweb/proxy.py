@@ -36,8 +36,9 @@ directory no job's sandbox shows (it binds no /run), which only Apache's group m
 
 **Headers** on every response that does not set its own: ``X-Content-Type-Options:
 nosniff``, ``Referrer-Policy: same-origin``, ``X-Frame-Options: DENY`` and
-``Content-Security-Policy: frame-ancestors 'none'`` (no page of the portal may be framed,
-so no click on it can be hijacked). A response that must be framed by the portal's own
+``Content-Security-Policy`` (:data:`CONTENT_SECURITY_POLICY`: scripts and styles from the
+portal alone, nothing inline, and ``frame-ancestors 'none'``: no page of the portal may be
+framed, so no click on it can be hijacked). A response that must be framed by the portal's own
 pages (an interactive job's viewer, later) sets its own ``frame-ancestors 'self'``, for
 itself alone.
 """
@@ -63,11 +64,20 @@ _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-
                    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")  # fmt: skip
 FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT",
              "HTTP_X_FORWARDED_PREFIX", "HTTP_X_FORWARDED_SERVER", "HTTP_FORWARDED")  # fmt: skip
+# The pages' Content-Security-Policy: scripts, styles, fonts and fetches from the portal's
+# own origin only (htmx and the pages' own files under /static; no inline <script>, no
+# style= attribute, no eval: htmx's indicator styles are off, ijp.css styles them), images
+# also as data: and blob: URLs (previews), no plugins, forms and <base> only to the portal,
+# and no framing. A response that needs another (a job's output file, a logo) sets its own.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "same-origin"),
     ("X-Frame-Options", "DENY"),
-    ("Content-Security-Policy", "frame-ancestors 'none'"),
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
 )
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Trusted = Network | str  # a network, or UNIX
