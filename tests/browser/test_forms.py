@@ -86,6 +86,14 @@ def test_focus_history_sticky_and_tab_order_with_javascript(live_server, browser
     ds_name = first.inner_text()
     first.click()
     expect(page.get_by_role("heading", name=ds_name, exact=True)).to_be_visible()
+    # the run panel is beside it: a datafile ticked there is in the selection at once
+    settled(page)
+    page.get_by_label(re.compile(r"^Select datafile ")).first.check()
+    expect(page.locator("#run-panel")).to_contain_text("Selected (1)")
+    settled(page)
+    page.get_by_label(re.compile(r"^Select datafile ")).first.uncheck()
+    expect(page.locator("#run-panel")).to_contain_text("Selected (0)")
+    settled(page)
     page.get_by_role("link", name="← Back to the search").click()
     expect(page).to_have_url(re.compile(r"/datasets\?name=confocal-003"))
     expect(page.get_by_label("Name contains")).to_have_value("confocal-003")
@@ -152,7 +160,9 @@ def test_the_whole_flow_without_javascript(live_server, browser):  # noqa: F811
     page.goto(url + "/datasets?name=confocal-002")
     # tick two datasets and press Update selection: a plain form post and back to this search
     boxes = page.get_by_label(re.compile(r"^Select dataset "))
-    names = [n.removeprefix("Select dataset ") for n in (boxes.nth(i).get_attribute("aria-label") for i in (0, 1))]
+    names = [
+        n.removeprefix("Select dataset ") for n in (boxes.nth(i).get_attribute("aria-label") for i in (0, 1))
+    ]
     boxes.nth(0).check()
     boxes.nth(1).check()
     page.get_by_role("button", name="Update selection").click()
@@ -160,6 +170,19 @@ def test_the_whole_flow_without_javascript(live_server, browser):  # noqa: F811
     expect(page.locator("#run-panel")).to_contain_text("Selected (2)")
     for n in names:
         expect(page.locator("#run-panel")).to_contain_text(n)
+    # a datafile on a dataset's page, the same way (its table uses the same form contract)
+    page.get_by_role("link", name=names[0], exact=True).first.click()
+    page.get_by_label(re.compile(r"^Select datafile ")).first.check()
+    page.get_by_role("button", name="Update the selection").click()
+    expect(page.locator("#run-panel")).to_contain_text("Selected (3)")
+    page.get_by_role("link", name="← Back to the search").click()
+    expect(page).to_have_url(re.compile(r"/datasets\?name=confocal-002$"))
+    page.get_by_role("button", name="Clear the selection").click()
+    expect(page.locator("#run-panel")).to_contain_text("Selected (0)")
+    for n in names:
+        page.get_by_label(f"Select dataset {n}").check()
+    page.get_by_role("button", name="Update selection").click()
+    expect(page.locator("#run-panel")).to_contain_text("Selected (2)")
     # untick one the same way
     page.get_by_label(f"Select dataset {names[1]}").uncheck()
     page.get_by_role("button", name="Update selection").click()
