@@ -1363,6 +1363,9 @@ def _document(server_url: str) -> dict:
             "/api/v1/submissions": {
                 "post": {
                     "summary": "Submit one job, or one per input",
+                    "description": "400 wrong_inputs: the job type's inputs rule (see JobType.inputs; "
+                    "checked per job) does not allow this selection; the message says what it needs "
+                    "and what was selected.",
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": _ref("SubmissionRequest")}},
