@@ -393,6 +393,13 @@ class IcatServerCatalog:
         return self._call(session_id, go)
 
 
+def _selection(ids: dict):
+    """python-icat's DataSelection of ids ({"datasetIds": [...], "datafileIds": [...]})."""
+    from icat.ids import DataSelection
+
+    return DataSelection(ids)
+
+
 class _Response:
     """An IDS response (python-icat's getData) as a WSGI body: chunks, then closed."""
 
@@ -454,7 +461,7 @@ class IcatData:
             raise unseen("datafile", datafile_id)
         selection = {"datafileIds": [int(datafile_id)]}
         response = self._ids_call(
-            session_id, lambda c: c.ids.getData(selection), unseen("datafile", datafile_id)
+            session_id, lambda c: c.ids.getData(_selection(selection)), unseen("datafile", datafile_id)
         )
         length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
         return Download(
@@ -478,7 +485,7 @@ class IcatData:
         selection = {"datasetIds": dataset_ids, "datafileIds": datafile_ids}
         response = self._ids_call(
             session_id,
-            lambda c: c.ids.getData(selection, zipFlag=True),
+            lambda c: c.ids.getData(_selection(selection), zipFlag=True),
             DataError("IDS refused the download: one of the datafiles may not be read", 404, "not_found"),
         )
         return Download(name, "application/zip", _Response(response))
@@ -533,7 +540,7 @@ class IcatData:
         created, self._created = self._created, []
         for session_id, new_id in created:
             with contextlib.suppress(CatalogError, PermissionError):
-                self._ids_call(session_id, lambda c, i=new_id: c.ids.delete({"datafileIds": [i]}))
+                self._ids_call(session_id, lambda c, i=new_id: c.ids.delete(_selection({"datafileIds": [i]})))
 
     def discard(self) -> None:
         """(IDS keeps the contents with the catalog rows it wrote: nothing else to remove.)"""
