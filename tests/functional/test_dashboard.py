@@ -136,11 +136,12 @@ def test_the_dashboard_reads_no_job_table_end_to_end(conn):  # noqa: F811
 
 
 def test_a_dropped_index_is_seen(scratch):  # noqa: F811
-    """The check can fail: without the indexes that start with the owner, the counts read
-    the whole table."""
+    """The check can fail: without the indexes that start with the owner (every one of
+    them), the counts read the whole table."""
     statement = dash.counts_select("db/bob")
     assert not full_scans(scratch, statement)
-    for name in ("ix_job_owner_id", "ix_job_owner_status_id", "ix_job_owner_job_type_id",
-                 "ix_job_owner_submission_id", "ix_job_owner_submitted_at_id"):  # fmt: skip
+    owners = [i["name"] for i in sa.inspect(scratch).get_indexes("job") if i["column_names"][0] == "owner"]
+    assert "ix_job_owner_status_id" in owners
+    for name in owners:
         scratch.execute(sa.text(f"DROP INDEX {name}"))
     assert full_scans(scratch, statement), plan_text(scratch, statement)
