@@ -10,7 +10,8 @@ The accent and contrast: links, primary buttons (white text on the accent) and t
 current page in the navigation use the accent as text or under text, so it must reach
 WCAG AA's 4.5:1 against white. A colour that is too light is kept as given for decoration
 only (the stripe above the header) and darkened, keeping its hue, until it reaches 4.5:1
-for every text use; ``text_accent`` is that darker colour. Nothing is refused for being
+for every text use (also on the accent's pale tint, behind secondary buttons);
+``text_accent`` is that darker colour. Nothing is refused for being
 light; a value that is not a colour stops start-up with a message naming the key.
 
 Pure: no Pyramid imports.
@@ -103,15 +104,17 @@ def contrast(a: tuple[int, int, int], b: tuple[int, int, int] = (255, 255, 255))
     return (la + 0.05) / (lb + 0.05)
 
 
-def text_colour(rgb: tuple[int, int, int], minimum: float = AA_TEXT) -> tuple[int, int, int]:
-    """The colour itself when it reaches ``minimum`` against white, else the same hue
-    darkened (scaled towards black) just enough to reach it."""
-    if contrast(rgb) >= minimum:
+def text_colour(
+    rgb: tuple[int, int, int], minimum: float = AA_TEXT, background: tuple[int, int, int] = (255, 255, 255)
+) -> tuple[int, int, int]:
+    """The colour itself when it reaches ``minimum`` against ``background`` (white), else
+    the same hue darkened (scaled towards black) just enough to reach it."""
+    if contrast(rgb, background) >= minimum:
         return rgb
     low, high = 0.0, 1.0  # scale factors: low always passes (black), high fails
     for _ in range(30):
         mid = (low + high) / 2
-        if contrast(tuple(int(c * mid) for c in rgb)) >= minimum:
+        if contrast(tuple(int(c * mid) for c in rgb), background) >= minimum:
             low = mid
         else:
             high = mid
@@ -150,7 +153,10 @@ def parse(raw) -> Branding:
         raise BrandingError(f"ijp.site.name must be printable text of at most {MAX_NAME_LENGTH} characters")
     given = (raw.get("ijp.site.accent") or "").strip()
     rgb = parse_colour(given) if given else parse_colour(DEFAULT_ACCENT)
-    text = text_colour(rgb)
+    # the accent's text reaches 4.5:1 on its pale tint (secondary buttons, the current
+    # console section), and so on white too
+    soft = tint(rgb)
+    text = text_colour(rgb, AA_TEXT, soft)
     logo, logo_type = b"", ""
     path = (raw.get("ijp.site.logo") or "").strip()
     if path:
@@ -159,7 +165,7 @@ def parse(raw) -> Branding:
         name=name,
         accent=hex_colour(rgb),
         text_accent=hex_colour(text),
-        accent_soft=hex_colour(tint(text)),
+        accent_soft=hex_colour(soft),
         accent_given=bool(given) and hex_colour(rgb) != DEFAULT_ACCENT,
         logo=logo,
         logo_type=logo_type,

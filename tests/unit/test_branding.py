@@ -41,6 +41,8 @@ def test_a_dark_accent_is_kept_and_a_light_one_darkened_for_text():
     assert r > g > b  # the same hue, darker
     short = parse({"ijp.site.accent": "#fc0"})
     assert short.accent == "#ffcc00"
+    for b in (dark, light, short, parse({})):  # also on the pale tint behind secondary buttons
+        assert contrast(parse_colour(b.text_accent), parse_colour(b.accent_soft)) >= AA_TEXT
     css = light.stylesheet
     assert f"--accent:{light.text_accent};" in css and "--accent-line:#ffd700;" in css
 
@@ -53,7 +55,7 @@ def test_text_colour_always_reaches_aa(rgb):
         assert out == rgb
 
 
-@given(st.text(max_size=20))
+@given(st.one_of(st.text(max_size=20), st.from_regex(r"#[0-9a-fA-F]{6}", fullmatch=True)))
 def test_any_accent_text_is_a_colour_or_refused_by_name(text):
     try:
         b = parse({"ijp.site.accent": text})
@@ -61,6 +63,7 @@ def test_any_accent_text_is_a_colour_or_refused_by_name(text):
         assert str(e).startswith("ijp.site.accent ")
     else:
         assert b.accent.startswith("#") and len(b.accent) == 7 and ";" not in b.stylesheet.split("{")[0]
+        assert contrast(parse_colour(b.text_accent), parse_colour(b.accent_soft)) >= AA_TEXT
 
 
 def test_the_name(tmp_path):
