@@ -45,9 +45,14 @@ class OutputError(Exception):
 
 
 class BadName(OutputError):
-    """A name that cannot be one (``..``, absolute, NUL, too long): 400."""
+    """A name that cannot be one (``..``, absolute, NUL, too long): 400. ``reason`` is
+    what is wrong with it, after the field's name ("name must be relative ...")."""
 
     status = 400
+
+    def __init__(self, reason: str):
+        self.reason = reason.removeprefix("name: ").removeprefix("name ")
+        super().__init__(f"name {self.reason}")
 
 
 class NoOutput(OutputError):
@@ -130,23 +135,23 @@ def check_name(name: str) -> list[str]:
     """The components of a relative name inside the output directory; BadName if it
     cannot be one."""
     if not isinstance(name, str) or not name:
-        raise BadName("name: give the name of an output file")
+        raise BadName("is required: give the name of an output file")
     if "\x00" in name:
-        raise BadName("name: a file name cannot hold a NUL character")
+        raise BadName("cannot hold a NUL character")
     try:
         raw = name.encode("utf-8", errors="surrogateescape")
     except UnicodeEncodeError:
-        raise BadName("name: not a file name") from None
+        raise BadName("is not a file name") from None
     if len(raw) > MAX_NAME:
-        raise BadName(f"name: longer than {MAX_NAME} bytes")
+        raise BadName(f"is longer than {MAX_NAME} bytes")
     if name.startswith("/"):
-        raise BadName("name: must be relative to the job's output directory")
+        raise BadName("must be relative to the job's output directory")
     parts = name.split("/")
     for p in parts:
         if p in ("", ".", ".."):
-            raise BadName("name: '.', '..' and empty path components are not allowed")
+            raise BadName("cannot have '.', '..' or empty path components")
         if len(p.encode("utf-8", errors="surrogateescape")) > MAX_COMPONENT:
-            raise BadName(f"name: a component is longer than {MAX_COMPONENT} bytes")
+            raise BadName(f"has a component longer than {MAX_COMPONENT} bytes")
     return parts
 
 
@@ -176,7 +181,7 @@ def open_output(root: Path, name: str) -> BinaryIO:
             f = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
         except OSError as e:
             if e.errno == errno.ENAMETOOLONG:
-                raise BadName("name: too long") from None
+                raise BadName("is too long") from None
             raise _not_found(name) from None
     finally:
         os.close(fd)

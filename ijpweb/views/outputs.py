@@ -13,12 +13,13 @@ import io
 import os
 import tempfile
 
-from pyramid.httpexceptions import HTTPBadRequest, HTTPNotFound, HTTPSeeOther
+from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.response import FileIter, Response
 from pyramid.view import view_config
 
 from .. import outputs, previews
 from ..batch import STREAMS, BatchError
+from ..inputs import InputError
 from ..jobs.actions import read_output
 from ..security import Permission
 from . import HTMX, vary
@@ -207,7 +208,7 @@ def _page_errors(fn):
         try:
             return fn(request)
         except outputs.BadName as e:
-            raise HTTPBadRequest(str(e)) from None
+            raise InputError("name", e.reason) from None  # (views/errors.py: a 400 naming it)
         except outputs.OutputError as e:
             raise HTTPNotFound(str(e)) from None
         except Unavailable as e:
@@ -342,7 +343,7 @@ def _api_errors(fn):
         try:
             return fn(request)
         except outputs.BadName as e:
-            raise ApiError(400, "bad_parameter", str(e), {"name": str(e).removeprefix("name: ")}) from None
+            raise ApiError(400, "bad_parameter", str(e), {"name": e.reason}) from None
         except outputs.OutputError as e:
             raise ApiError(404, "not_found", str(e), {"name": "no such output file"}) from None
         except Unavailable as e:

@@ -165,7 +165,7 @@ def test_links_lead_nowhere(jobs, name):
 def test_bad_names_are_400_naming_the_field(jobs, name):
     carol, job, _, _ = jobs
     res = carol.get(f"/jobs/{job.id}/file", {"name": name}, status=400)
-    assert "name" in res.text
+    assert res.html.select_one("main") is not None and "name " in res.html.select_one("main").get_text()
     res = carol.get(f"/jobs/{job.id}/preview", {"name": name}, status=400)
     api = carol.get(f"{API}/jobs/{job.id}/file", {"name": name}, status=400)
     assert api.json["code"] == "bad_parameter" and "name" in api.json["fields"]

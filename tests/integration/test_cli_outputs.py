@@ -36,7 +36,10 @@ def test_outputs_listed_and_downloaded(ijp, tmp_path):  # noqa: F811 - the fixtu
 
     # refusals: one line, an exit status by kind, no file left behind
     bad = ijp("output", job, "../../etc/passwd", "-o", str(tmp_path / "x"), expect=1)
-    assert bad.stderr.startswith("ijp: name: ") and not (tmp_path / "x").exists()
+    assert (
+        bad.stderr.startswith("ijp: name cannot have '.', '..' or empty path components")
+        and not (tmp_path / "x").exists()
+    )
     assert "no such output file" in ijp("output", job, "nothing.txt", expect=4).stderr
     assert "not both" in ijp("output", job, "scan.csv", "--all", expect=2).stderr
     assert "--follow" in ijp("output", job, "scan.csv", "-f", expect=2).stderr
