@@ -50,7 +50,7 @@ def includeme(config):
     config.registry["ijp.prepared"] = Prepared(s.ids_max_prepared)
     config.add_request_method(lambda r: Ids(r.catalog, r.registry["ijp.filestore"]), "ids", reify=True)
     # downloads and uploads of the pages and /api/v1 through the embedded IDS, as the user
-    config.add_request_method(lambda r: EmbeddedData(r.ids, s.zip_max_files), "data", reify=True)
+    config.add_request_method(lambda r: EmbeddedData(r.ids, r.ijp.zip_max_files), "data", reify=True)
     # the embedded catalog's ICAT REST and IDS faces, at their standard paths
     config.add_route("ids", "/ids/{method}")
     config.add_route("icat.session", "/icat/session")

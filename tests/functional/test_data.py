@@ -337,7 +337,9 @@ def test_an_upload_over_the_limit_stores_nothing(testapp, app, carols, dbsession
     login(testapp, "carol")
     # two files: the first within the limit, the second takes the upload past it
     res = upload(testapp, carols, [("first.bin", b"1" * 600), ("second.bin", b"2" * 600)], status=413)
-    assert "limit of 1 KB (1,000 bytes, ijp.upload.max_bytes)" in res.text and "nothing was stored" in res.text
+    assert (
+        "limit of 1 KB (1,000 bytes, ijp.upload.max_bytes)" in res.text and "nothing was stored" in res.text
+    )
     df = T["Datafile"]
     assert (
         not dbsession.connection()
@@ -515,3 +517,31 @@ def test_api_creates_a_dataset_by_investigation_name_or_id(testapp, doc, dbsessi
     res = testapp.post_json(f"{API}/datasets", {"investigation": "LMF-2026-002", "name": "c", "type": "confocal"},
                             headers=carol, status=404)  # fmt: skip
     assert NOT_YOURS in res.json["message"]
+
+
+def test_the_first_field_in_error_gets_the_focus(testapp, dbsession):
+    login(testapp, "bob")
+    token_ = testapp.get_csrf_token()
+    res = testapp.post(
+        "/datasets/new", {"csrf_token": token_, "investigation": "", "name": "", "type": ""}, status=400
+    )
+    focused = res.html.select("[autofocus]")
+    assert [e["id"] for e in focused] == ["nd-investigation"]
+    inv = _investigation(dbsession, "LMF-2026-003")
+    res = testapp.post("/datasets/new", {"csrf_token": token_, "investigation": str(inv), "name": "ok", "type": ""},
+                       status=400)  # fmt: skip
+    assert [e["id"] for e in res.html.select("[autofocus]")] == ["nd-type"]
+
+
+def test_a_zip_past_the_file_limit_is_refused_naming_it(testapp, app, monkeypatch, bobs):
+    settings = app.registry.settings
+    monkeypatch.setitem(settings, "ijp", dataclasses.replace(settings["ijp"], zip_max_files=3))
+    login(testapp, "bob")
+    res = testapp.get(f"/datasets/{bobs['dataset']}/download.zip", status=413)
+    assert "at most 3 (ijp.download.zip_max_files)" in alert(res)
+    bob = token(testapp, "bob")
+    res = testapp.get(f"{API}/datasets/{bobs['dataset']}/zip", headers=bob, status=413)
+    assert res.json["code"] == "too_large" and "ijp.download.zip_max_files" in res.json["message"]
+    # within it: a selection of two files
+    res = testapp.get(f"{API}/zip", {"datafile_ids": f"{bobs['csv']},{bobs['txt']}"}, headers=bob)
+    assert len(zipfile.ZipFile(io.BytesIO(res.body)).namelist()) == 2
