@@ -22,6 +22,7 @@ echo "== /metrics, the console's backends, /healthz with a million jobs, SQLite"
 $PY bench/bench_health.py
 echo "== the embedded IDS: streaming and location checks"
 $PY bench/bench_ids.py
+$PY bench/bench_data.py
 echo "== request bodies: bounded JSON"
 $PY bench/bench_inputs.py
 echo "== catalog queries, SQLite"
