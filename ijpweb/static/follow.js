@@ -13,7 +13,7 @@
   function say(el, following) {
     el.dataset.following = following ? "true" : "false";
     var state = document.querySelector('.follow-state[data-for="' + el.id + '"]');
-    if (state) {
+    if (state && el.dataset.complete !== "true") {
       state.textContent = following ? "following the end" : "paused: scroll to the bottom to follow";
     }
   }
@@ -24,9 +24,17 @@
     el.addEventListener("scroll", function () {
       say(el, atBottom(el));
     });
-    new MutationObserver(function () {
+    new MutationObserver(function (records, observer) {
       if (el.dataset.following === "true") {
         el.scrollTop = el.scrollHeight;
+      }
+      if (!el.querySelector("span.tail")) { // the job has ended and all of it is here
+        observer.disconnect();
+        el.dataset.complete = "true";
+        var state = document.querySelector('.follow-state[data-for="' + el.id + '"]');
+        if (state) {
+          state.textContent = "complete";
+        }
       }
     }).observe(el, { childList: true, subtree: true, characterData: true });
   }

@@ -98,6 +98,8 @@ def test_follow_stops_on_scroll_up_and_outputs_preview(live_server, browser):  #
 
     # the job ends: its files and variables appear (the outputs refresh while it runs)
     expect(page.locator("#job-status")).to_contain_text("Completed", timeout=60_000)
+    expect(page.locator('.follow-state[data-for="stdout"]')).to_have_text("complete")
+    expect(out).to_contain_text("line 599 of the log")
     files = page.locator("table.outputs")
     expect(files).to_contain_text("curve.csv", timeout=30_000)
     expect(page.locator("table.vars")).to_contain_text("OUT_FINAL_LOSS")
