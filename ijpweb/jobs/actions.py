@@ -237,11 +237,13 @@ def submission_progress(db, owner: str, submission_id: int) -> dict[str, int] | 
 
 
 def submission_counts_select(owner: str, submission_ids: list[int]) -> sa.Select:
-    """(submission, status, jobs) of ``owner``'s submissions ``submission_ids``
+    """(submission, status, jobs) of ``owner``'s submissions ``submission_ids`` (a
+    submission's jobs are its owner's): counted in (submission_id, status) alone
     (tests/functional/test_joblist_plans.py reads its plan)."""
+    owned = sa.select(Submission.id).where(Submission.owner == owner, Submission.id.in_(submission_ids))
     return (
         sa.select(Job.submission_id, Job.status, sa.func.count())
-        .where(Job.owner == owner, Job.submission_id.in_(submission_ids))
+        .where(Job.submission_id.in_(submission_ids), Job.submission_id.in_(owned))
         .group_by(Job.submission_id, Job.status)
     )
 
@@ -249,7 +251,7 @@ def submission_counts_select(owner: str, submission_ids: list[int]) -> sa.Select
 def submission_counts(db, owner: str, submission_ids) -> dict[int, dict[str, int]]:
     """For each of ``owner``'s submissions ``submission_ids`` (those on a page of the job
     list), how many jobs it has and how many of them are done (Completed), failed (Failed
-    or Cancelled) and live: one statement, read through (owner, submission_id, id)."""
+    or Cancelled) and live: one statement, read from (submission_id, status)."""
     ids = sorted(set(submission_ids))
     if not ids:
         return {}

@@ -65,8 +65,8 @@ class Job(Base):
         sa.Index("ix_job_owner_job_type_id", "owner", "job_type", "id"),
         sa.Index("ix_job_owner_submission_id", "owner", "submission_id", "id"),
         # the job list's groups: a submission's jobs counted by status from the index alone
-        # (ijpweb.jobs.actions.submission_counts)
-        sa.Index("ix_job_owner_submission_status", "owner", "submission_id", "status"),
+        # (ijpweb.jobs.actions.submission_counts; the owner is the submission's)
+        sa.Index("ix_job_submission_status", "submission_id", "status"),
         sa.Index("ix_job_owner_submitted_at_id", "owner", "submitted_at", "id"),
         sa.Index("ix_job_backend_status", "backend", "status"),
         # the console's list of every user's jobs, newest first, by status, job type or

@@ -22,10 +22,10 @@ def upgrade():
     with op.batch_alter_table("job", schema=None) as batch_op:
         batch_op.add_column(sa.Column("input_names", sa.JSON(), nullable=True))
     # the job list's groups count a submission's jobs by status from this index alone
-    op.create_index("ix_job_owner_submission_status", "job", ["owner", "submission_id", "status"])
+    op.create_index("ix_job_submission_status", "job", ["submission_id", "status"])
 
 
 def downgrade():
-    op.drop_index("ix_job_owner_submission_status", table_name="job")
+    op.drop_index("ix_job_submission_status", table_name="job")
     with op.batch_alter_table("job", schema=None) as batch_op:
         batch_op.drop_column("input_names")
