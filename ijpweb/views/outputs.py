@@ -44,8 +44,8 @@ def _backend(request, job):
         offers = getattr(backend, "outputs", False)
     except BatchError as e:
         raise Unavailable(f"the batch system {job.backend} does not answer now: {e}") from None
-    if not offers:
-        raise Unavailable(
+    if not offers:  # (for good: a 404 for a file; the page and listing say why)
+        raise outputs.NoOutput(
             f"the batch system {job.backend} does not offer output files (an original IJP batch server): "
             "only the job's output and errors below"
         )
@@ -54,10 +54,10 @@ def _backend(request, job):
 
 def listing(request, job, limit: int = outputs.MAX_LISTED) -> outputs.Listing:
     """The job's output files (bounded); Unavailable when they cannot be listed."""
-    backend = _backend(request, job)
-    if backend is None:
-        return outputs.Listing((), 0, 0)
     try:
+        backend = _backend(request, job)
+        if backend is None:
+            return outputs.Listing((), 0, 0)
         return backend.output_files(job.backend_job_id, limit)
     except outputs.OutputError as e:
         raise Unavailable(str(e)) from None

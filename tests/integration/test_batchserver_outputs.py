@@ -128,8 +128,16 @@ def test_the_portal_shows_a_remote_jobs_outputs(batch_server, tmp_path, monkeypa
         assert z.read("scan.csv") == csv
     bob.get(f"/jobs/{job_id}/file", {"name": "nothing"}, status=404)
     bob.get(f"/jobs/{job_id}/file", {"name": "../x"}, status=400)
-    # the batch server gone: the page says the files cannot be listed now, never a 500
     remote = app.registry["ijp.backends"]["cluster"]
+    # as an original batch server: the page says it offers no files, the rest still works
+    remote._extensions = frozenset({"owner", "states", "offset"})
+    original = bob.get(f"/jobs/{job_id}")
+    assert "does not offer output files (an original IJP batch server)" in original.text
+    assert "Scanned 50 points" in original.html.select_one("pre#stdout").get_text()
+    bob.get(f"/jobs/{job_id}/file", {"name": "scan.csv"}, status=404)
+    assert bob.get(f"/api/v1/jobs/{job_id}").json["output_files"] == []
+    assert "does not offer" in bob.get(f"/api/v1/jobs/{job_id}/files").json["unavailable"]
+    # the batch server gone: the page says the files cannot be listed now, never a 500
     remote.url = "http://127.0.0.1:9/batch/"
     remote._extensions = None
     down = bob.get(f"/jobs/{job_id}")
