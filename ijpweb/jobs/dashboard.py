@@ -1,10 +1,12 @@
 """What the dashboard shows a user (issue 13, point 2): their jobs counted by status, the
 live ones, their recent submissions with how far each has got, and recent failures.
 
-Every statement is bounded and read from an index that starts with the owner (a user with
-a million jobs costs the same pages as one with ten, but for the grouped count, which reads
-(owner, status) alone and no row of the table); tests/functional/test_dashboard.py checks
-their plans. No Pyramid here.
+Every statement is bounded and read from an index that starts with the owner: a user with
+a million jobs costs what one with ten thousand costs. The counts by status are one
+statement that counts each status in (owner, status, id) up to paging.COUNT_CAP (10,000:
+"10,000+"), reading at most that many index entries per status and no row of the table
+(an unbounded GROUP BY read all 900,000 of a user's entries, 180 ms on SQLite: bench/
+bench_dashboard.py). tests/functional/test_dashboard.py checks their plans. No Pyramid here.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from ..models import Job, Submission
+from ..paging import COUNT_CAP, Count, counted
 from ..states import LIVE, JobStatus
 
 LIVE_SHOWN = 10  # live jobs listed
@@ -45,27 +48,35 @@ class SubmissionSummary:
 
 @dataclass
 class Dashboard:
-    counts: dict[JobStatus, int] = field(default_factory=dict)
+    counts: dict[JobStatus, Count] = field(default_factory=dict)  # the statuses there are jobs in
     live: list[Job] = field(default_factory=list)
     submissions: list[SubmissionSummary] = field(default_factory=list)
     failures: list[Job] = field(default_factory=list)
 
     @property
-    def total(self) -> int:
-        return sum(self.counts.values())
+    def total(self) -> Count:
+        return Count(sum(c.value for c in self.counts.values()), all(c.exact for c in self.counts.values()))
 
     @property
-    def live_count(self) -> int:
-        return sum(n for s, n in self.counts.items() if s in LIVE)
+    def live_count(self) -> Count:
+        live = [c for s, c in self.counts.items() if s in LIVE]
+        return Count(sum(c.value for c in live), all(c.exact for c in live))
 
     @property
     def any_live(self) -> bool:
-        return self.live_count > 0
+        return self.live_count.value > 0
 
 
-def counts_select(owner: str) -> sa.Select:
-    """The owner's jobs by status: one grouped statement over (owner, status, id)."""
-    return sa.select(Job.status, sa.func.count()).where(Job.owner == owner).group_by(Job.status)
+def counts_select(owner: str, cap: int = COUNT_CAP) -> sa.Select:
+    """The owner's jobs in each status, each counted up to ``cap`` + 1: one statement of
+    a bounded count per status (a column each, in ORDER's order), each a range of
+    (owner, status, id) that stops after ``cap`` + 1 entries."""
+
+    def bounded(status: JobStatus):
+        some = sa.select(Job.id).where(Job.owner == owner, Job.status == status).limit(cap + 1).subquery()
+        return sa.select(sa.func.count()).select_from(some).scalar_subquery()
+
+    return sa.select(*(bounded(s).label(f"n{i}") for i, s in enumerate(ORDER)))
 
 
 def status_select(owner: str, status: JobStatus, limit: int) -> sa.Select:
@@ -108,15 +119,16 @@ def statements(owner: str) -> list[sa.Select]:
 
 def dashboard(db, owner: str) -> Dashboard:
     d = Dashboard()
-    for status, n in db.execute(counts_select(owner)).all():
-        d.counts[JobStatus(status)] = n
+    for status, n in zip(ORDER, db.execute(counts_select(owner)).one(), strict=True):
+        if n:
+            d.counts[status] = counted(n)
     # the newest live jobs: the newest few of each live status there are any of, merged
     live: list[Job] = []
     for status in ORDER:
-        if status in LIVE and d.counts.get(status):
+        if status in LIVE and status in d.counts:
             live.extend(db.scalars(status_select(owner, status, LIVE_SHOWN)))
     d.live = sorted(live, key=lambda j: j.id, reverse=True)[:LIVE_SHOWN]
-    if d.counts.get(JobStatus.FAILED):
+    if JobStatus.FAILED in d.counts:
         d.failures = list(db.scalars(status_select(owner, JobStatus.FAILED, FAILURES_SHOWN)))
     ids = list(db.scalars(recent_submissions_select(owner)))
     if ids:
