@@ -314,3 +314,19 @@ def test_a_cancelled_job_keeps_the_variables_it_wrote(app, tm, dbsession, backen
         wait_for(dbsession, backends, [job.id])
     assert job.status == JobStatus.CANCELLED
     assert carol.get(f"{API}/jobs/{job.id}").json["output_vars"] == {"OUT_STEP": "3"}
+
+
+def test_a_long_stdout_is_in_the_page_up_to_64_kb(app, tm, dbsession, backends):
+    script = "i=0; while [ $i -lt 2000 ]; do echo \"line $i: $(printf '%060d' $i)\"; i=$((i+1)); done"
+    job = run_job(dbsession, backends, "db/carol", script)
+    carol = make_testapp(app, tm, dbsession)
+    carol.login("carol")
+    page = carol.get(f"/jobs/{job.id}")
+    pre = page.html.select_one("pre#stdout")
+    text = pre.get_text()
+    assert text.startswith("line 0: ") and "line 1999" not in text and len(text.encode()) == 64 * 1024
+    # without JavaScript: a link to the whole; with it, the rest follows from where this ends
+    assert f"/jobs/{job.id}/output/stdout" in page.html.find("noscript").decode()
+    assert pre.select_one("span.tail")["hx-get"].endswith("offset=65536")
+    rest = carol.htmx("GET", f"/jobs/{job.id}/output/stdout", {"offset": 65536})
+    assert (text + rest.text).splitlines()[-1].startswith("line 1999: ")
