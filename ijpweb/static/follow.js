@@ -1,7 +1,7 @@
 // Follow a job's stdout and stderr as they grow (the job page's pre[data-follow]; htmx
 // appends to them): keep the newest line in view, until the reader scrolls up to read;
 // following resumes when they scroll back to the bottom. Without this file the text is
-// still there, and still grows.
+// still there, and still grows. (And the job page's one other nicety: focus on a preview.)
 (function () {
   "use strict";
   var SLACK = 24; // pixels from the bottom that still count as "at the bottom"
@@ -45,6 +45,17 @@
       follow(els[i]);
     }
   }
+
+  // a preview opened in the page: the keyboard's focus goes to its heading, where it is
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var target = e.detail && e.detail.target;
+    if (target && target.id === "output-preview") {
+      var heading = target.querySelector("h3");
+      if (heading) {
+        heading.focus();
+      }
+    }
+  });
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", start);

@@ -107,6 +107,7 @@ def test_follow_stops_on_scroll_up_and_outputs_preview(live_server, browser):  #
     files.get_by_role("link", name="curve.csv", exact=True).click()
     preview = page.locator("#output-preview")
     expect(preview.get_by_role("heading", name="Preview of curve.csv")).to_be_visible()
+    expect(preview.get_by_role("heading", name="Preview of curve.csv")).to_be_focused()
     expect(preview.locator("figure.plot svg polyline")).to_have_count(2)
     expect(preview.locator("table.grid tbody tr")).to_have_count(40)
     page.screenshot(path=str(SHOTS / "outputs-csv-preview.png"), full_page=True)
