@@ -326,8 +326,10 @@ def image_to_png(source, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS)
                     f"the image is {w} x {h} pixels, more than the {max_pixels:,} a preview decodes: download it"
                 )
             im.load()
+            if im.mode.startswith("I;16"):  # (16-bit greys resize as 32-bit ones)
+                im = im.convert("I")
+            im.thumbnail((max_side, max_side))  # first: the scaling below is per pixel
             im = _eight_bit(im)
-            im.thumbnail((max_side, max_side))
             out = io.BytesIO()
             im.save(out, "PNG")
             return out.getvalue()

@@ -133,3 +133,12 @@ def test_any_table_parses_and_plots_inside_the_box(rows):
 def test_only_the_bound_is_read():
     p = preview("big.txt", b"a\n" * PREVIEW_BYTES, size=10**9)
     assert p.truncated and len(p.text) <= PREVIEW_BYTES
+
+
+def test_a_16_bit_gradient_keeps_its_range_once_scaled():
+    ramp = Image.linear_gradient("L").resize((600, 300)).convert("I").point(lambda v: v * 200)
+    src = io.BytesIO()
+    ramp.save(src, "TIFF")
+    src.seek(0)
+    out = Image.open(io.BytesIO(image_to_png(src, max_side=100)))
+    assert out.mode == "L" and out.size == (100, 50) and out.getextrema() == (0, 255)
