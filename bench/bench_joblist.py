@@ -56,25 +56,38 @@ BATCH = 100_000
 SQLITE_FILL = """
 WITH RECURSIVE n(i) AS (SELECT :lo UNION ALL SELECT i + 1 FROM n WHERE i + 1 < :hi)
 INSERT INTO job (submission_id, owner, job_type, dataset_ids, datafile_ids, options, argv, backend,
-                 backend_job_id, status, exit_code, submitted_at, finished_at)
-SELECT :sub, CASE WHEN i % 10 = 0 THEN 'db/bob' ELSE 'db/alice' END,
+                 backend_job_id, status, exit_code, submitted_at, finished_at, input_names)
+SELECT :sub + i / 20, CASE WHEN i % 10 = 0 THEN 'db/bob' ELSE 'db/alice' END,
        CASE WHEN i % 200 = 7 THEN 'Sleepcount' ELSE 'Date' END, '[1]', '[]', '{}', '[]', 'local',
        CAST(i AS TEXT), CASE WHEN i % 50 = 1 THEN 'Failed' ELSE 'Completed' END,
        CASE WHEN i % 50 = 1 THEN 1 ELSE 0 END,
        strftime('%Y-%m-%d %H:%M:%S', '2024-01-01', '+' || i || ' minutes') || '.000000',
-       strftime('%Y-%m-%d %H:%M:%S', '2024-01-01', '+' || (i + 1) || ' minutes') || '.000000'
+       strftime('%Y-%m-%d %H:%M:%S', '2024-01-01', '+' || (i + 1) || ' minutes') || '.000000',
+       '{"datasets": [[1, "scan-' || i || '.tif"]], "datafiles": []}'
 FROM n
 """
 POSTGRESQL_FILL = """
 INSERT INTO job (submission_id, owner, job_type, dataset_ids, datafile_ids, options, argv, backend,
-                 backend_job_id, status, exit_code, submitted_at, finished_at)
-SELECT :sub, CASE WHEN i % 10 = 0 THEN 'db/bob' ELSE 'db/alice' END,
+                 backend_job_id, status, exit_code, submitted_at, finished_at, input_names)
+SELECT :sub + i / 20, CASE WHEN i % 10 = 0 THEN 'db/bob' ELSE 'db/alice' END,
        CASE WHEN i % 200 = 7 THEN 'Sleepcount' ELSE 'Date' END, '[1]'::json, '[]'::json, '{}'::json,
        '[]'::json, 'local', i::text, CASE WHEN i % 50 = 1 THEN 'Failed' ELSE 'Completed' END,
        CASE WHEN i % 50 = 1 THEN 1 ELSE 0 END,
        timestamptz '2024-01-01 00:00:00+00' + i * interval '1 minute',
-       timestamptz '2024-01-01 00:00:00+00' + (i + 1) * interval '1 minute'
+       timestamptz '2024-01-01 00:00:00+00' + (i + 1) * interval '1 minute',
+       ('{"datasets": [[1, "scan-' || i || '.tif"]], "datafiles": []}')::json
 FROM generate_series(:lo, :hi - 1) AS i
+"""
+# one submission per 20 jobs (a click of one job per input; the job list groups them), made first
+SQLITE_SUBMISSIONS = """
+WITH RECURSIVE n(k) AS (SELECT :lo UNION ALL SELECT k + 1 FROM n WHERE k + 1 < :hi)
+INSERT INTO submission (id, owner, job_type, mode, created_at, executable, interactive, resources)
+SELECT :sub + k, 'db/alice', 'Date', 'each', '2024-01-01 00:00:00.000000', 'date', 0, '{}' FROM n
+"""
+POSTGRESQL_SUBMISSIONS = """
+INSERT INTO submission (id, owner, job_type, mode, created_at, executable, interactive, resources)
+SELECT :sub + k, 'db/alice', 'Date', 'each', timestamptz '2024-01-01 00:00:00+00', 'date', false, '{}'::json
+FROM generate_series(:lo, :hi - 1) AS k
 """
 TAGS = "INSERT INTO job_tag (job_id, tag, owner) SELECT id, 'calib', owner FROM job WHERE id % 10 = 3 AND id > :after"
 
@@ -101,10 +114,17 @@ def fill(engine, size: int) -> float:
         if have >= size:
             return 0.0
         last = c.execute(sa.select(sa.func.max(Job.id))).scalar() or 0
-        sub = c.execute(sa.insert(Submission).values(owner="db/alice", job_type="Date", mode="each",
-                                                     executable="date")).inserted_primary_key[0]  # fmt: skip
-        fill_sql = sa.text(POSTGRESQL_FILL if engine.dialect.name == "postgresql" else SQLITE_FILL)
-        for lo in range(have, size, BATCH):
+        if have:
+            raise SystemExit(f"{engine.url!r} holds {have:,} jobs, not {size:,}: remove it to load it afresh")
+        # job i belongs to submission sub + i // 20
+        sub = (c.execute(sa.select(sa.func.max(Submission.id))).scalar() or 0) + 1
+        pg = engine.dialect.name == "postgresql"
+        c.execute(sa.text(POSTGRESQL_SUBMISSIONS if pg else SQLITE_SUBMISSIONS),
+                  {"sub": sub, "lo": 0, "hi": (size + 19) // 20})  # fmt: skip
+        if pg:  # (ids given: the sequence follows)
+            c.exec_driver_sql("SELECT setval('submission_id_seq', (SELECT max(id) FROM submission))")
+        fill_sql = sa.text(POSTGRESQL_FILL if pg else SQLITE_FILL)
+        for lo in range(0, size, BATCH):
             c.execute(fill_sql, {"sub": sub, "lo": lo, "hi": min(size, lo + BATCH)})
         c.execute(sa.text(TAGS), {"after": last})
     return time.monotonic() - began
@@ -214,6 +234,7 @@ def cases(size: int, deep_id: int) -> dict[str, tuple[str, str]]:
     return {
         "/jobs (page)": ("/jobs", "page"),
         "/jobs (htmx rows)": ("/jobs", "rows"),
+        "/jobs?grouped=0 (page, no groups)": ("/jobs?grouped=0", "page"),
         "/jobs?cursor=half-way (page)": (f"/jobs?cursor={deep}", "page"),
         "/jobs?tag=calib (page)": ("/jobs?tag=calib", "page"),
         "/api/v1/jobs": ("/api/v1/jobs", "api"),
@@ -287,6 +308,9 @@ def main_() -> None:
             "ms",
         )
         concurrent(db_name, clients, table)
+        big_group(db_name, engines[SIZES[-1]])
+        for size in SIZES:
+            export(db_name, size, clients[size], portals[size].pid)
     finally:
         for proc in portals.values():
             proc.terminate()
@@ -326,6 +350,72 @@ def concurrent(db_name: str, clients: dict, table: dict) -> None:
     print(f"\n{CLIENTS} clients at {size:,} jobs: {len(times)} requests in {wall:.1f} s ({len(times) / wall:.0f}/s), "
           f"p50 {statistics.median(times):.1f} ms")  # fmt: skip
     goal(f"{db_name} {CLIENTS} clients at {size:,} jobs: p95", percentile(times, 95), 150, "ms")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def export(db_name: str, size: int, client: Client, pid: int) -> None:
+    """GET /jobs/export?format=csv (every one of alice's jobs), read in 64 KB chunks as it
+    comes, while another thread samples the portal process's RSS every 20 ms: its peak
+    over the RSS before shows whether the export is held in memory."""
+    before = rss_kib(pid)
+    peak, done = [before], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kib(pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=600)
+    t = time.perf_counter()
+    conn.request("GET", "/jobs/export?format=csv", headers={"Cookie": client.cookie})
+    resp = conn.getresponse()
+    assert resp.status == 200, resp.status
+    total, lines = 0, 0
+    while chunk := resp.read(65536):
+        total += len(chunk)
+        lines += chunk.count(b"\n")
+    took = time.perf_counter() - t
+    done.set()
+    sampler.join()
+    conn.close()
+    print(f"{db_name} export of {lines - 1:,} jobs (of {size:,}): {total / 1e6:.1f} MB in {took:.1f} s "
+          f"({(lines - 1) / took:,.0f} jobs/s); portal RSS {before / 1024:.0f} MiB before, "
+          f"peak {peak[0] / 1024:.0f} MiB (+{(peak[0] - before) / 1024:.1f})")  # fmt: skip
+
+
+def big_group(db_name: str, engine, jobs: int = 20_000, rounds: int = 30) -> None:
+    """The most a group's meter counts: a submission of 20,000 jobs (the API's 10,000
+    datasets and 10,000 datafiles, one job each) added in a transaction rolled back after;
+    the time of ijpweb.jobs.actions.submission_counts for it."""
+    from sqlalchemy.orm import Session
+
+    from ijpweb.jobs.actions import submission_counts
+
+    with engine.connect() as c, c.begin() as tx:
+        sub = c.execute(sa.insert(Submission).values(owner="db/alice", job_type="Date", mode="each",
+                                                     executable="date")).inserted_primary_key[0]  # fmt: skip
+        c.execute(sa.insert(Job), [{"submission_id": sub, "owner": "db/alice", "job_type": "Date", "backend": "local",
+                                    "status": "Completed" if i % 3 else "Failed", "dataset_ids": [], "datafile_ids": [],
+                                    "options": {}, "argv": []} for i in range(jobs)])  # fmt: skip
+        db = Session(bind=c)
+        counts = submission_counts(db, "db/alice", [sub])
+        assert counts[sub]["total"] == jobs, counts
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            submission_counts(db, "db/alice", [sub])
+            times.append((time.perf_counter() - t) * 1000)
+        tx.rollback()
+    print(f"{db_name} a group of {jobs:,} jobs counted (submission_counts): p50 {statistics.median(times):.1f} / "
+          f"p95 {percentile(times, 95):.1f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":
