@@ -306,11 +306,20 @@ def _depth(value, limit: int = MAX_JSON_DEPTH + 1) -> int:
     return depth
 
 
-def image_to_png(source, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> bytes:
+def check_image(source, max_pixels: int = MAX_PIXELS) -> None:
+    """Whether :func:`image_to_png` can convert the image in ``source``: decoded (within
+    the same bounds), not converted; PreviewError saying why not."""
+    image_to_png(source, max_pixels=max_pixels, decode_only=True)
+
+
+def image_to_png(
+    source, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS, decode_only: bool = False
+) -> bytes:
     """A PNG of the image read from the binary file object ``source`` (TIFF, PNG, JPEG...;
     the first frame), scaled to at most ``max_side`` pixels a side; 16-bit and float
     images are scaled to their range. An image of more than ``max_pixels`` (a
-    decompression bomb), or one that cannot be read, is a :class:`PreviewError`."""
+    decompression bomb), or one that cannot be read, is a :class:`PreviewError`.
+    (``decode_only``: stop once it is decoded, and return nothing.)"""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -326,6 +335,8 @@ def image_to_png(source, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS)
                     f"the image is {w} x {h} pixels, more than the {max_pixels:,} a preview decodes: download it"
                 )
             im.load()
+            if decode_only:
+                return b""
             if im.mode.startswith("I;16"):  # (16-bit greys resize as 32-bit ones)
                 im = im.convert("I")
             im.thumbnail((max_side, max_side))  # first: the scaling below is per pixel

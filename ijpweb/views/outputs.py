@@ -9,6 +9,7 @@ whose type its bytes prove) with ``nosniff`` and a CSP that runs nothing: a job'
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -119,42 +120,47 @@ def zip_response(request, job, filename: str) -> Response:
     return _safe_headers(resp, outputs.content_disposition(filename))
 
 
+@contextlib.contextmanager
+def _seekable(request, job, name: str):
+    """The output file opened where Pillow can seek in it: itself, or (a remote file) a
+    bounded spool of it. A file over previews.MAX_IMAGE_BYTES is a PreviewError."""
+    fh = _open(request, job, name)
+    with fh, tempfile.SpooledTemporaryFile(8 << 20) as spool:
+        size = _size(fh)
+        if size is not None:
+            if size > previews.MAX_IMAGE_BYTES:
+                raise previews.PreviewError(
+                    f"an image of more than {previews.MAX_IMAGE_BYTES >> 20} MB is not previewed"
+                )
+            yield fh
+            return
+        copied = 0
+        while chunk := fh.read(BLOCK):
+            copied += len(chunk)
+            if copied > previews.MAX_IMAGE_BYTES:
+                raise previews.PreviewError(
+                    f"an image of more than {previews.MAX_IMAGE_BYTES >> 20} MB is not previewed"
+                )
+            spool.write(chunk)
+        spool.seek(0)
+        yield spool
+
+
 def image_response(request, job, name: str) -> Response:
     """The image ``name``: PNG, JPEG and GIF as they are (their magic bytes checked,
     the type from them, never from the name), TIFF converted to PNG (bounded)."""
-    fh = _open(request, job, name)
-    head = fh.read(16)
-    kind = previews.image_type(head)
+    with _open(request, job, name) as fh:
+        kind = previews.image_type(fh.read(16))
     if kind in IMAGE_TYPES:
-        fh.close()
         fh = _open(request, job, name)  # from the start (a remote file cannot seek back)
         resp = Response(app_iter=FileIter(fh, BLOCK), content_type=kind)
         if (size := _size(fh)) is not None:
             resp.content_length = size
         return _safe_headers(resp, outputs.content_disposition(name, attachment=False))
     if kind != "image/tiff":
-        fh.close()
         raise outputs.OutputError("not an image that can be shown (PNG, JPEG, GIF or TIFF)")
-    size = _size(fh)
-    if size is not None and size > previews.MAX_IMAGE_BYTES:
-        fh.close()
-        raise previews.PreviewError(
-            f"a TIFF image of more than {previews.MAX_IMAGE_BYTES >> 20} MB is not previewed"
-        )
-    fh.close()
-    fh = _open(request, job, name)
-    with fh, tempfile.SpooledTemporaryFile(8 << 20) as spool:
-        if _size(fh) is None:  # (a remote file: into a bounded spool Pillow can seek in)
-            copied = 0
-            while chunk := fh.read(BLOCK):
-                copied += len(chunk)
-                if copied > previews.MAX_IMAGE_BYTES:
-                    raise previews.PreviewError("the TIFF image is too large to preview")
-                spool.write(chunk)
-            spool.seek(0)
-            png = previews.image_to_png(spool)
-        else:
-            png = previews.image_to_png(fh)
+    with _seekable(request, job, name) as src:
+        png = previews.image_to_png(src)
     resp = Response(body=png, content_type="image/png")
     return _safe_headers(resp, outputs.content_disposition(name.rsplit(".", 1)[0] + ".png", attachment=False))
 
@@ -268,9 +274,10 @@ def _preview(request):
         p = make_preview(request, job, name)
     except previews.PreviewError as e:
         p = previews.Preview(name, "none", message=str(e))
-    if p.kind == "image" and p.media_type == "image/png" and p.notes:  # (TIFF: is it readable?)
+    if p.kind == "image" and p.media_type == "image/png" and p.notes:  # (TIFF: can it be read?)
         try:
-            image_response(request, job, name)
+            with _seekable(request, job, name) as src:
+                previews.check_image(src)
         except previews.PreviewError as e:
             p = previews.Preview(name, "none", message=str(e))
     return {"job": job, "name": name, "p": p}

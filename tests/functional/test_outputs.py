@@ -330,3 +330,15 @@ def test_a_long_stdout_is_in_the_page_up_to_64_kb(app, tm, dbsession, backends):
     assert pre.select_one("span.tail")["hx-get"].endswith("offset=65536")
     rest = carol.htmx("GET", f"/jobs/{job.id}/output/stdout", {"offset": 65536})
     assert (text + rest.text).splitlines()[-1].startswith("line 1999: ")
+
+
+def test_a_corrupt_tiff_says_it_cannot_be_shown(app, tm, dbsession, backends):
+    job = run_job(
+        dbsession, backends, "db/carol", "printf 'II*\\000garbage' > \"$JOB_OUTPUT_DIR/broken.tif\""
+    )
+    carol = make_testapp(app, tm, dbsession)
+    carol.login("carol")
+    for get in (carol.get, lambda url, params: carol.htmx("GET", url, params)):
+        res = get(f"/jobs/{job.id}/preview", {"name": "broken.tif"})
+        assert "cannot be shown" in res.text and "<img" not in res.html.select_one(".preview").decode()
+    carol.get(f"/jobs/{job.id}/image", {"name": "broken.tif"}, status=404)
