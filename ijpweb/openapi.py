@@ -733,12 +733,22 @@ def _backend_paths() -> dict:
 # --- comments on a job (views/comments.py, ijpweb/jobs/comments.py) ---
 
 COMMENT_TEXT = {
-    **TEXT,
+    "type": "string",
     "minLength": 1,
     "maxLength": MAX_COMMENT_LENGTH,
+    # plain text: no control character but tab and line breaks, and not only white space
+    "allOf": [
+        {"pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"},
+        {"pattern": "\\S"},
+    ],
     "description": f"plain text (line breaks kept, never HTML), at most {MAX_COMMENT_LENGTH:,} characters",
 }
-COMMENT_ID = {"name": "comment_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+COMMENT_ID = {
+    "name": "comment_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
 SCHEMAS.update(
     {
         "Comment": _object(
@@ -1196,6 +1206,13 @@ def _output_paths() -> dict:
             }
         },
     }
+
+
+# GET /api/v1/jobs/{id} also says how many comments the job has (views/comments.py), and
+# where they are
+SCHEMAS["JobDetail"]["allOf"].append(
+    _object({"comments": {"type": "integer", "minimum": 0}, "comments_url": {"type": "string"}})
+)
 
 
 def document(server_url: str = "/") -> dict:

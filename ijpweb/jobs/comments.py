@@ -21,8 +21,11 @@ from ..models.comments import MAX_COMMENT_LENGTH, MAX_COMMENTS_PER_JOB, JobComme
 
 FIELD = "text"
 # NUL cannot be stored (PostgreSQL); a lone surrogate is not Unicode; the other C0
-# controls (but tab and line breaks) and DEL are never what a person typed
-_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# controls (but tab and line breaks), DEL and the C1 controls are never what a person
+# typed (the OpenAPI document's pattern for text says the same)
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# nothing but white space (as JSON Schema's \S sees it: Python's, and the BOM)
+_BLANK = re.compile("[\\s\ufeff]*")
 
 
 class CommentNotFound(LookupError):
@@ -37,13 +40,13 @@ def clean_text(raw) -> str:
     """The comment's text as stored, or InputError naming the field ``text``."""
     if not isinstance(raw, str):
         raise InputError(FIELD, "must be text")
-    text = raw.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.strip():
+    if _BLANK.fullmatch(raw):
         raise InputError(FIELD, "must not be empty")
-    if len(text) > MAX_COMMENT_LENGTH:
+    if len(raw) > MAX_COMMENT_LENGTH:  # (as sent: the document's maxLength counts the same)
         raise InputError(
-            FIELD, f"is {len(text):,} characters long; a comment may have at most {MAX_COMMENT_LENGTH:,}"
+            FIELD, f"is {len(raw):,} characters long; a comment may have at most {MAX_COMMENT_LENGTH:,}"
         )
+    text = raw.replace("\r\n", "\n").replace("\r", "\n")
     if _NOT_TEXT.search(text):
         raise InputError(FIELD, "must be plain text (no control characters other than tabs and line breaks)")
     return text.strip("\n")

@@ -45,6 +45,7 @@ from ..jobs.actions import (
     summary,
     tag_jobs,
 )
+from ..jobs.comments import count_comments
 from ..jobs.selection import dataset_detail, not_visible, resolve_selection
 from ..jobs.submission import SubmitError, SubmitRequest, clean_tags, resubmission
 from ..models import Job, WebSession, as_utc, utcnow
@@ -527,7 +528,11 @@ def job(request):
         "output_files_total": files["total"],
         "outputs_zip_url": files["zip_url"],
     }
-    return job_json(job) | found | vars_json(job)
+    comments = {
+        "comments": count_comments(request.dbsession, job),
+        "comments_url": request.route_url("api.job.comments", job_id=job.id),
+    }
+    return job_json(job) | found | vars_json(job) | comments
 
 
 @view_config(route_name="api.job", request_method="DELETE", permission=Permission.USE)

@@ -106,8 +106,10 @@ def test_every_endpoint_refuses_an_unknown_query_parameter_and_changes_nothing(t
         "node": "n1",
     }
     values["datafile_id"] = "1"  # (the datafiles' routes: refused before anything is read)
+    values["comment_id"] = "1"  # (a comment's routes: refused before it is looked for)
     bodies = {"login": {"username": "bob", "password": "bob-demo"}, "submit": {"job_type": "Date"},
-              "setJobTags": {"tags": ["x"]}, "adminDrainNode": {"reason": "x"}}  # fmt: skip
+              "setJobTags": {"tags": ["x"]}, "adminDrainNode": {"reason": "x"}, "addJobComment": {"text": "x"},
+              "editJobComment": {"text": "x"}}  # fmt: skip
     before = jobs_written(dbsession), dbsession.scalar(sa.select(sa.func.count()).select_from(WebSession))
     seen = set()
     for path, ops in doc["paths"].items():

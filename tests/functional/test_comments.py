@@ -94,6 +94,9 @@ def test_the_api_lists_adds_edits_and_deletes(testapp, doc, dbsession):
     assert edited["text"] == "changed" and edited["edited"] is True and edited["edited_at"]
     listed = check(doc, testapp.get(f"{API}/jobs/{job.id}/comments", headers=auth), path, "get").json
     assert [x["text"] for x in listed["comments"]] == ["changed"]
+    # the job says how many it has and where they are
+    got = check(doc, testapp.get(f"{API}/jobs/{job.id}", headers=auth), "/api/v1/jobs/{job_id}", "get").json
+    assert got["comments"] == 1 and got["comments_url"] == f"http://example.com{API}/jobs/{job.id}/comments"
     # bad bodies, named
     bad = check(doc, testapp.post_json(f"{API}/jobs/{job.id}/comments", {"text": "x" * (MAX_COMMENT_LENGTH + 1)},
                                        headers=auth, status=422), path, "post").json  # fmt: skip
