@@ -351,3 +351,24 @@ def test_staff_see_a_jobs_inputs_by_id_not_by_the_owners_names(testapp, dbsessio
     assert "bob-sample" not in res.text
     console = login(testapp, "alice").get("/console/jobs").text
     assert f"{job.id}" in console and "bob-sample" not in console
+
+
+def test_the_original_api_records_names_and_never_says_bobs(testapp, dbsession):
+    from .test_jm import JM, datafile_ids, session, submit
+
+    ds, df = T["Dataset"], T["Datafile"]
+    bob = session(testapp, "bob")
+    mine = dataset_ids(dbsession, investigation="LMF-2026-003")[0]
+    file = datafile_ids(dbsession, "LMF-2026-003")[0]
+    job_id = submit(testapp, bob, "Test args - multiple datasets or datafiles",
+                    f"--datasetIds={mine}", f"--datafileIds={file}").json["jobId"]  # fmt: skip
+    names = dbsession.connection().execute(sa.select(ds.c.name).where(ds.c.id == mine)).scalar_one()
+    file_name = dbsession.connection().execute(sa.select(df.c.name).where(df.c.id == file)).scalar_one()
+    job = dbsession.get(Job, job_id)
+    assert job.named_datasets == [(mine, names)] and job.named_datafiles[0][:2] == (file, file_name)
+    carol = session(testapp, "carol")
+    alices = dataset_ids(dbsession, "confocal", "LMF-2026-001")[0]
+    alices_name = dbsession.connection().execute(sa.select(ds.c.name).where(ds.c.id == alices)).scalar_one()
+    err = testapp.post(JM + "submit", {"jobName": "Test args - multiple datasets or datafiles", "sessionId": carol,
+                                       "parameter": [f"--datasetIds={alices}"]}, status=403)  # fmt: skip
+    assert alices_name not in err.text
