@@ -93,8 +93,10 @@ def _page_error(request, e: _Refused):
     )
 
 
-def _file_response(download, inline_type: str | None = None) -> Response:
-    resp = Response(app_iter=download.body, content_type=inline_type or download.content_type)
+def _file_response(download) -> Response:
+    """The contents as an attachment, streamed (never shown inline: a datafile is anyone's
+    bytes), with the sandboxing headers."""
+    resp = Response(app_iter=download.body, content_type=download.content_type)
     resp.content_disposition = _disposition(download.name)
     if download.length is not None:
         resp.content_length = download.length

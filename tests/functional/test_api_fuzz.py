@@ -23,6 +23,7 @@ import requests
 import sqlalchemy as sa
 
 from ijpweb import main
+from ijpweb.openapi import OPERATION_IDS
 
 from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
 
@@ -57,6 +58,24 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401"]
 # and a dataset's datafiles' (of a dataset the user may not read: 404)
 include-operation-id = "listDatasetDatafiles"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404"]
+
+[[operations]]
+# a zip names datasets or datafiles (one of the two parameters, which the document cannot
+# require), each one the user may read (404 otherwise), at most ijp.download.zip_max_files (413)
+include-operation-id = "getZip"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404", "413"]
+
+[[operations]]
+# a new dataset's investigation must be one the user may read (404), its type one of the
+# facility's and its name a plain name (400), new in the investigation (409); the rules decide (403)
+include-operation-id = "createDataset"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
+
+[[operations]]
+# an upload's name goes with a raw body only, must be a plain file name and new in the
+# dataset (409); a multipart form must hold a file part; the dataset must be readable (404)
+include-operation-id = "uploadDatafiles"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "411", "413"]
 
 [[operations]]
 # tags are Unicode letters and digits and . _ - : @ + /, which JSON Schema cannot say
@@ -121,6 +140,7 @@ def test_the_document_names_every_operation(live_portal):
     url, _ = live_portal
     doc = requests.get(url + "/api/v1/openapi.json", timeout=30).json()
     ids = [op["operationId"] for path in doc["paths"].values() for op in path.values()]
-    assert len(ids) == len(set(ids)) == 29 and "revokeToken" in ids  # (5 of them the backends')
+    # (one each, and every id ijpweb/openapi.py names is an operation's: none left over)
+    assert len(ids) == len(set(ids)) == len(OPERATION_IDS) and "revokeToken" in ids
     links = doc["paths"]["/api/v1/submissions"]["post"]["responses"]["201"]["links"]
     assert {link["operationId"] for link in links.values()} <= set(ids)

@@ -545,3 +545,19 @@ def test_a_zip_past_the_file_limit_is_refused_naming_it(testapp, app, monkeypatc
     # within it: a selection of two files
     res = testapp.get(f"{API}/zip", {"datafile_ids": f"{bobs['csv']},{bobs['txt']}"}, headers=bob)
     assert len(zipfile.ZipFile(io.BytesIO(res.body)).namelist()) == 2
+
+
+def test_datafiles_are_ticked_without_javascript_through_the_page_form(testapp, dbsession, bobs):
+    from ijpweb.models import WebSession
+
+    login(testapp, "bob")
+    page = testapp.get(f"/datasets/{bobs['dataset']}")
+    form = page.forms[f"files-form-{bobs['dataset']}"]
+    form.get(
+        "checked", index=[f._value for f in form.fields["checked"]].index(str(bobs["csv"]))
+    ).checked = True
+    back = form.submit(status=303)
+    assert f"/datasets/{bobs['dataset']}" in back.location
+    (ws,) = dbsession.scalars(sa.select(WebSession)).all()
+    assert ws.selection["datafiles"] == [bobs["csv"]]
+    assert 'value="{}" checked'.format(bobs["csv"]) in back.follow().text
