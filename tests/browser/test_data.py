@@ -131,3 +131,46 @@ def test_upload_without_javascript(live_server, browser, tmp_path):  # noqa: F81
     expect(page.locator("pre.output")).to_contain_text("no script needed")
     page.screenshot(path=str(SHOTS / "data-preview-nojs.png"), full_page=True)
     context.close()
+
+
+def test_the_data_pages_keep_to_the_csp_and_fit_a_half_screen(live_server, browser):  # noqa: F811
+    """The new-dataset page and the preview pages (CSV with its plot, HDF5's tree, an
+    image, text), at a laptop's full and half width: no CSP violation, no script error, no
+    sideways scroll."""
+    from .test_design import WATCH_CSP
+
+    url, engine = live_server
+    ds = _dataset(engine, "LMF-2026-002", "lightsheet")
+    df = T["Datafile"]
+    with engine.connect() as conn:
+        files = dict(conn.execute(sa.select(df.c.name, df.c.id).where(df.c.dataset_id == ds)).all())
+    paths = ["/datasets/new", f"/datasets/{ds}"] + [
+        f"/datafiles/{files[n]}/preview" for n in ("intensities.csv", "stack.h5", "c1_t001.tif", "notes.txt")
+    ]
+    problems = []
+    for width in (1280, 680):
+        context = browser.new_context(viewport={"width": width, "height": 900})
+        context.add_init_script(WATCH_CSP)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        errors = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))  # noqa: B023
+        page.on("pageerror", lambda e: errors.append(str(e)))  # noqa: B023
+        _login(page, url, "bob")
+        for path in paths:
+            errors.clear()
+            page.goto(url + path)
+            page.wait_for_load_state("networkidle")
+            if path == f"/datasets/{ds}":  # with two previews open in place
+                for name in ("intensities.csv", "stack.h5"):
+                    page.locator("details.df-preview summary", has_text=name).click()
+                page.wait_for_load_state("networkidle")
+            violations = page.evaluate("window.__csp")
+            if violations or errors:
+                problems.append(f"{width} {path}: {violations} {errors}")
+            wide, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+            if wide > inner:
+                problems.append(f"{width} {path}: the page scrolls sideways ({wide} > {inner})")
+            page.screenshot(path=str(SHOTS / f"data{path.replace('/', '_')}-{width}.png"), full_page=True)
+        context.close()
+    assert not problems, "\n".join(problems)
