@@ -60,7 +60,18 @@ def preview(data: DataAccess, session_id: str, df: DatafileView) -> previews.Pre
     head = data.datafile(session_id, df.id).read(previews.PREVIEW_BYTES + 1)
     if previews.is_hdf5(head):
         return _hdf5(data, session_id, df)
-    return previews.preview(df.name, head, df.size or None)
+    found = previews.preview(df.name, head, df.size or None)
+    if found.kind == "image":  # decoded once (bounded) so that a damaged one says so here
+        try:
+            with _spool(data.datafile(session_id, df.id), previews.MAX_IMAGE_BYTES, "an image") as spooled:
+                previews.check_image(spooled)
+        except previews.PreviewError as e:
+            return previews.Preview(df.name, "none", message=str(e))
+        except DataError as e:
+            if e.status != 413:
+                raise
+            return previews.Preview(df.name, "none", message=e.message)
+    return found
 
 
 def _hdf5(data: DataAccess, session_id: str, df: DatafileView) -> previews.Preview:

@@ -561,3 +561,14 @@ def test_datafiles_are_ticked_without_javascript_through_the_page_form(testapp, 
     (ws,) = dbsession.scalars(sa.select(WebSession)).all()
     assert ws.selection["datafiles"] == [bobs["csv"]]
     assert 'value="{}" checked'.format(bobs["csv"]) in back.follow().text
+
+
+def test_a_corrupt_tiff_or_png_preview_says_it_cannot_be_shown(testapp, carols):
+    login(testapp, "carol")
+    upload(testapp, carols, [("broken.tif", b"II*\x00" + b"\x08\x00\x00\x00" + b"\xff" * 200),
+                             ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)])  # fmt: skip
+    ids = files_on(testapp.get(f"/datasets/{carols}", {"file": "broken"}))
+    for name in ("broken.tif", "broken.png"):
+        res = testapp.get(f"/datafiles/{ids[name]}/preview")
+        assert "cannot be shown" in res.text and "<img" not in res.html.find("div", class_="preview").decode()
+        assert "cannot be shown" in testapp.get(f"/datafiles/{ids[name]}/thumbnail.png", status=422).text
