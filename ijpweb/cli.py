@@ -841,6 +841,8 @@ class _Progress:
         self.last = 0.0
 
     def add(self, n: int) -> None:
+        if not n:
+            return  # (the end of the file: its last line was shown)
         self.done += n
         now = time.monotonic()
         if self.shown and (now - self.last > 0.2 or (self.total and self.done >= self.total)):
