@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from .. import inputs
 from ..models.catalog import CatalogSession, PreparedData
 from ..models.jobs import as_utc, utcnow
-from . import SessionError
+from . import DataError, Download, InvestigationView, SessionError
 from .icatdb import TABLES as T
 
 VERSION = "2.1.0"
@@ -579,7 +579,11 @@ class Ids:
             raise IdsError("InsufficientPrivilegesException", str(e)) from None
         except sa.exc.IntegrityError:
             raise IdsError("BadRequestException", f"datafileFormat {format_id} does not exist") from None
-        location, size, crc = self.store.put(new_id, stream)
+        try:
+            location, size, crc = self.store.put(new_id, stream)
+        except BaseException:  # (the stream failed, or went past a limit: no datafile without contents)
+            self.catalog.run(T["Datafile"].delete().where(T["Datafile"].c.id == new_id))
+            raise
         self.catalog.run(
             T["Datafile"].update().where(T["Datafile"].c.id == new_id)
             .values(location=location, fileSize=size, checksum=f"{crc:08x}")
@@ -601,3 +605,247 @@ class Ids:
                 with contextlib.suppress(IdsError):
                     paths.append(self.store.file(f.id, f.location))
         return paths
+
+
+# --- the portal's own downloads and uploads (catalog.DataAccess) ------------------------------
+
+# a new datafile's format, by the end of its name (matched to the facility's format names,
+# case-insensitively); a name that fits none gets no format, or on ICAT the fallback
+FORMAT_BY_EXTENSION = {
+    ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
+    ".h5": "HDF5", ".hdf5": "HDF5", ".hdf": "HDF5", ".nxs": "NeXus", ".csv": "CSV",
+    ".txt": "Text", ".log": "Text", ".md": "Text", ".json": "JSON", ".xml": "XML",
+}  # fmt: skip
+MAX_NAME = 255  # characters of a datafile or dataset name (ICAT's column)
+MAX_DESCRIPTION = 4000
+
+
+def format_for(name: str, formats: dict[str, int]) -> int | None:
+    """The id of the format (of ``formats``, name -> id) that the file name's extension
+    suggests, or None."""
+    ext = os.path.splitext(name)[1].lower()
+    wanted = FORMAT_BY_EXTENSION.get(ext, "").lower()
+    by_lower = {k.lower(): v for k, v in formats.items()}
+    return by_lower.get(wanted) if wanted else None
+
+
+def check_file_name(name: str, field: str = "name") -> str:
+    """A datafile name a user gives (an upload's file name): one plain path component
+    (:func:`plain_name`), or a DataError naming the field and what is wrong."""
+    if not isinstance(name, str) or not name:
+        raise DataError(f"{field} is required: the file's name", field=field)
+    if len(name) > MAX_NAME:
+        raise DataError(f"{field} has {len(name)} characters; at most {MAX_NAME}", field=field)
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise DataError(f"{field} must be a plain file name, without '/', '\\' or '..'", field=field)
+    if has_control(name):
+        raise DataError(f"{field} must not hold control characters (NUL, newlines...)", field=field)
+    return name
+
+
+def check_dataset_name(name: str, field: str = "name") -> str:
+    name = name.strip() if isinstance(name, str) else ""
+    if not name:
+        raise DataError(f"{field} is required: the new dataset's name", field=field)
+    if len(name) > MAX_NAME:
+        raise DataError(f"{field} has {len(name)} characters; at most {MAX_NAME}", field=field)
+    if has_control(name):
+        raise DataError(f"{field} must not hold control characters (NUL, newlines...)", field=field)
+    return name
+
+
+def unseen(kind: str, object_id) -> DataError:
+    """What one may not read, whether it exists or not: one answer for both."""
+    return DataError(f"not found or not visible to you: {kind} {object_id}", 404, "not_found")
+
+
+def zip_entry(investigation: str, dataset: str, name: str) -> str:
+    """A datafile's path in a download zip: ``<investigation>/<dataset>/<name>``, each part
+    made safe (:func:`zip_name`)."""
+    return "/".join(zip_name(p) for p in (investigation or "investigation", dataset or "dataset", name))
+
+
+class EmbeddedData:
+    """catalog.DataAccess for the embedded IDS: every read and write goes through
+    :class:`Ids` with the user's session, as a client of /ids would."""
+
+    def __init__(self, ids: Ids, max_zip_files: int = 10_000):
+        self.ids = ids
+        self.catalog = ids.catalog
+        self.max_zip_files = max_zip_files
+        self.stored: list[Path] = []  # store files written by put in this request
+        self.created: list[int] = []  # and their datafiles
+
+    def _session(self, session_id: str) -> None:
+        self.catalog.user_name(session_id)  # SessionError when expired
+
+    def datafile(self, session_id: str, datafile_id: int) -> Download:
+        self._session(session_id)
+        try:
+            _, name, body = self.ids.data(session_id, Selection(datafile_ids=(datafile_id,)), False)
+        except IdsError as e:
+            missing = e.code == "NotFoundException" and (
+                "has no contents" in e.message or "not in the store" in e.message
+            )
+            if missing and self.catalog.datafiles(session_id, [datafile_id]):
+                raise DataError(f"datafile {datafile_id} has no contents in IDS", 404, "not_found") from None
+            raise unseen("datafile", datafile_id) from None
+        return Download(name, "application/octet-stream", body, body.length)
+
+    def zip(self, session_id: str, dataset_ids, datafile_ids, name: str) -> Download:
+        self._session(session_id)
+        sel = Selection(
+            dataset_ids=tuple(dict.fromkeys(dataset_ids)), datafile_ids=tuple(dict.fromkeys(datafile_ids))
+        )
+        if not sel.dataset_ids and not sel.datafile_ids:
+            raise DataError("nothing to download: no datasets or datafiles named", field="ids")
+        for kind, ids in (("dataset", sel.dataset_ids), ("datafile", sel.datafile_ids)):
+            if len(ids) > inputs.MAX_IDS:
+                raise DataError(f"{kind} ids: at most {inputs.MAX_IDS} at once", field=f"{kind}_ids")
+        # every id must be one the user may read: else the answer of a missing one, naming
+        # the first (the zip never leaves out quietly what one named)
+        seen_ds = (
+            {d.id for d in self.catalog.datasets(session_id, list(sel.dataset_ids))}
+            if sel.dataset_ids
+            else set()
+        )
+        for i in sel.dataset_ids:
+            if i not in seen_ds:
+                raise unseen("dataset", i)
+        if sel.datafile_ids:
+            seen_df = {f.id for f in self.catalog.datafiles(session_id, list(sel.datafile_ids))}
+            for i in sel.datafile_ids:
+                if i not in seen_df:
+                    raise unseen("datafile", i)
+        try:
+            files = self.ids.located(session_id, sel, resolve=True)
+        except IdsError as e:
+            raise DataError(f"IDS refused the download: {e.message}", 404, "not_found") from None
+        if len(files) > self.max_zip_files:
+            raise DataError(
+                f"the zip would hold {len(files):,} files; at most {self.max_zip_files:,} "
+                "(ijp.download.zip_max_files): download fewer datasets at once",
+                413,
+                "too_large",
+            )
+        if not files:
+            raise DataError(
+                "there is nothing to download: no datafile there has contents in IDS", 404, "not_found"
+            )
+        entries, seen = [], set()
+        for f, path in files:
+            if not path.is_file():
+                raise DataError(f"the contents of datafile {f.id} are missing from IDS", 404, "not_found")
+            arcname = zip_entry(f.investigation, f.dataset, f.name)
+            if arcname in seen:  # (a name twice: datafiles of two datasets of one name)
+                arcname = f"{arcname}.{f.id}"
+            seen.add(arcname)
+            entries.append((arcname, path))
+        return Download(name, "application/zip", zip_stream(entries))
+
+    def put(self, session_id: str, dataset_id: int, name: str, stream) -> int:
+        self._session(session_id)
+        check_file_name(name)
+        if not self.catalog.datasets(session_id, [dataset_id]):
+            raise unseen("dataset", dataset_id)
+        formats = dict(
+            self.catalog.run(sa.select(T["DatafileFormat"].c.name, T["DatafileFormat"].c.id)).all()
+        )
+        try:
+            new_id, _ = self.ids.put(session_id, stream, name, dataset_id, format_for(name, formats))
+        except IdsError as e:
+            if "already has a datafile" in e.message:
+                raise DataError(
+                    f"dataset {dataset_id} already has a datafile named {name!r}: rename the file "
+                    "or delete the old one first",
+                    409,
+                    "exists",
+                    "name",
+                ) from None
+            if e.code == "InsufficientPrivilegesException":
+                raise DataError(
+                    f"you may not add datafiles to dataset {dataset_id} (the catalog's rules decide)",
+                    403,
+                    "forbidden",
+                ) from None
+            raise DataError(f"IDS refused the upload: {e.message}", e.status, "bad_parameter") from None
+        location = self.catalog.run(
+            sa.select(T["Datafile"].c.location).where(T["Datafile"].c.id == new_id)
+        ).scalar()
+        self.created.append(new_id)
+        with contextlib.suppress(IdsError):
+            self.stored.append(self.ids.store.file(new_id, location))
+        return new_id
+
+    def undo(self) -> None:
+        """Take back every put of this request (an upload of several files is all or
+        nothing): their datafiles and their contents."""
+        if self.created:
+            self.catalog.run(T["Datafile"].delete().where(T["Datafile"].c.id.in_(self.created)))
+            self.created.clear()
+        self.discard()
+
+    def discard(self) -> None:
+        """Remove the store files this request's puts wrote (its transaction did not commit:
+        their catalog rows are gone, so must their contents be)."""
+        for path in self.stored:
+            self.ids.store.remove(path)
+        self.stored.clear()
+
+    def new_dataset(
+        self, session_id: str, investigation_id: int, name: str, type_name: str, description: str = ""
+    ) -> int:
+        self._session(session_id)
+        name = check_dataset_name(name)
+        if len(description or "") > MAX_DESCRIPTION or has_control(
+            (description or "").replace("\n", "").replace("\r", "").replace("\t", "")
+        ):
+            raise DataError(f"description: at most {MAX_DESCRIPTION} characters of text", field="description")
+        inv = T["Investigation"]
+        q = self.catalog.restrict(
+            session_id, sa.select(inv.c.id).where(inv.c.id == investigation_id), "Investigation", inv.c.id
+        )
+        if self.catalog.run(q).first() is None:
+            raise unseen("investigation", investigation_id)
+        dt = T["DatasetType"]
+        types = dict(self.catalog.run(sa.select(dt.c.name, dt.c.id)).all())
+        if type_name not in types:
+            raise DataError(
+                f"type must be one of the facility's dataset types: {', '.join(sorted(types)) or '(none)'}",
+                field="type",
+            )
+        ds = T["Dataset"]
+        if self.catalog.run(
+            sa.select(ds.c.id).where(ds.c.investigation_id == investigation_id, ds.c.name == name)
+        ).first():
+            raise DataError(f"this investigation already has a dataset named {name!r}", 409, "exists", "name")
+        values = {"name": name, "investigation_id": investigation_id, "type_id": types[type_name],
+                  "description": description or None, "complete": False}  # fmt: skip
+        try:
+            return self.catalog.create(session_id, "Dataset", values)
+        except PermissionError:
+            raise DataError(
+                f"you may not create datasets in investigation {investigation_id} (the catalog's rules decide)",
+                403,
+                "forbidden",
+            ) from None
+
+    def dataset_types(self, session_id: str) -> list[str]:
+        dt = T["DatasetType"]
+        q = self.catalog.restrict(
+            session_id, sa.select(dt.c.name).order_by(dt.c.name), "DatasetType", dt.c.id
+        )
+        return list(self.catalog.run(q).scalars())
+
+    def investigations(self, session_id: str) -> list[InvestigationView]:
+        inv = T["Investigation"]
+        q = self.catalog.restrict(
+            session_id, sa.select(inv.c.id, inv.c.name, inv.c.title).order_by(inv.c.name).limit(500),
+            "Investigation", inv.c.id,
+        )  # fmt: skip
+        return [InvestigationView(r.id, r.name, r.title or "") for r in self.catalog.run(q)]
+
+    def may_write(self, session_id: str, dataset_id: int) -> bool:
+        # the C rule of a datafile not yet made cannot be asked without making it: the form
+        # is offered where the user may update the dataset, and the put decides
+        return self.catalog.allowed(session_id, "Dataset", dataset_id, "U")
