@@ -414,6 +414,8 @@ def _bulk(request, verb: str, act) -> dict:
     body = _json(request)
     try:
         ids = check_bulk_ids(inputs.json_ids(body.get("ids"), "ids", MAX_BULK))
+        if any(i > inputs.MAX_JOB_ID for i in ids):
+            raise inputs.InputError("ids", f"must be job ids (whole numbers from 1 to {inputs.MAX_JOB_ID})")
     except inputs.InputError as e:
         raise ApiError(400, "bad_request", e.message, {"ids": e.reason}) from None
     outcomes = act(request.identity.user_name, ids)
@@ -440,6 +442,8 @@ def tag_many(request):
     """Add ``add`` to the jobs ``ids`` and take ``remove`` off them."""
     body, lists = _json(request), {}
     for key in ("add", "remove"):
+        if not isinstance(body.get(key, []), list):
+            raise ApiError(400, "bad_request", f"{key} must be a list of tags", {key: "a list of tags"})
         try:
             lists[key] = clean_tags(body.get(key, []))
         except ValueError as e:

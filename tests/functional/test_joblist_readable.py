@@ -243,6 +243,12 @@ def test_the_api_does_several_jobs_at_once_and_reports_each(testapp, dbsession):
     assert testapp.post_json(API + "/jobs/cancel", {"ids": []}, headers=auth, status=400).json["fields"] == {
         "ids": "must name at least one job"
     }
+    huge = testapp.post_json(API + "/jobs/cancel", {"ids": [2**31]}, headers=auth, status=400)
+    assert huge.json["fields"] == {"ids": "must be job ids (whole numbers from 1 to 2147483647)"}
+    null = testapp.post_json(
+        API + "/jobs/tags", {"ids": [live.id], "add": [], "remove": None}, headers=auth, status=400
+    )
+    assert null.json["fields"] == {"remove": "a list of tags"}
     bad = testapp.post_json(API + "/jobs/tags", {"ids": [live.id], "add": ["=x y"]}, headers=auth, status=422)
     assert bad.json["code"] == "invalid_tags" and "add" in bad.json["fields"]
 
