@@ -339,22 +339,48 @@ def test_the_pages_through_apache(site):
     # cancel a running job (htmx: HX-Redirect under /ijp); Sleepcount takes no inputs
     res = htmx(web, "POST", f"{url}/selection", token, data={"action": "clear"})
     assert res.status_code == 200
-    res = web.post(f"{url}/submit", data={"csrf_token": token, "jobtype": "Sleepcount", "opt:Count": "10",
-                                          "opt:Sleep Time": "60"}, allow_redirects=False, timeout=30)  # fmt: skip
-    assert res.status_code == 303, res.text
-    rows = web.get(res.headers["Location"], timeout=10).text
-    sleeper = max(int(i) for i in re.findall(r'id="job-(\d+)"', rows))
+    sleepers = []
+    for _ in range(2):  # one cancelled with htmx, one with the plain form
+        res = web.post(f"{url}/submit", data={"csrf_token": token, "jobtype": "Sleepcount", "opt:Count": "10",
+                                              "opt:Sleep Time": "60"}, allow_redirects=False, timeout=30)  # fmt: skip
+        assert res.status_code == 303, res.text
+        rows = web.get(res.headers["Location"], timeout=10).text
+        sleepers.append(max(int(i) for i in re.findall(r'id="job-(\d+)"', rows)))
+    sleeper, plain = sleepers
     assert wait_status(web, url, sleeper, ("Running",)) == "Running"
+    # (the job's page with a notice saying so, which takes the focus: part F's cancelled=1)
     res = htmx(web, "POST", f"{url}/jobs/{sleeper}/cancel", token, data={})
-    assert res.status_code == 204 and res.headers["HX-Redirect"] == f"{url}/jobs/{sleeper}"
+    assert res.status_code == 204 and res.headers["HX-Redirect"] == f"{url}/jobs/{sleeper}?cancelled=1"
+    notice = web.get(res.headers["HX-Redirect"], timeout=10)
+    assert notice.status_code == 200 and f"You cancelled job {sleeper}" in notice.text
+    assert 'id="action-notice"' in notice.text and "autofocus" in notice.text
+    assert_under(notice.text, url)
     assert wait_status(web, url, sleeper, ("Cancelled",)) == "Cancelled"
+    # without JavaScript: the confirmation page's form, then a 303 to the same notice under /ijp
+    res = web.get(f"{url}/jobs/{plain}/cancel", timeout=10)
+    assert res.status_code == 200 and f'action="{url}/jobs/{plain}/cancel"' in res.text
+    res = web.post(
+        f"{url}/jobs/{plain}/cancel", data={"csrf_token": token}, allow_redirects=False, timeout=30
+    )
+    assert res.status_code == 303 and res.headers["Location"] == f"{url}/jobs/{plain}?cancelled=1"
+    assert f"You cancelled job {plain}" in web.get(res.headers["Location"], timeout=10).text
+    assert wait_status(web, url, plain, ("Cancelled",)) == "Cancelled"
+    # cancelled already: the confirmation page again, saying so (409), under /ijp
+    res = web.post(
+        f"{url}/jobs/{plain}/cancel", data={"csrf_token": token}, allow_redirects=False, timeout=30
+    )
+    assert res.status_code == 409 and "has already ended" in res.text
+    assert_under(res.text, url)
 
-    # delete (the form, then htmx): back to the list under /ijp
+    # delete (the form, then htmx): back to the list under /ijp, saying which job went
     res = web.post(f"{url}/jobs/{job_ids[0]}/delete", data={"csrf_token": token}, allow_redirects=False,
                    timeout=30)  # fmt: skip
-    assert res.status_code == 303 and res.headers["Location"] == f"{url}/jobs"
+    assert res.status_code == 303 and res.headers["Location"] == f"{url}/jobs?deleted={job_ids[0]}"
+    notice = web.get(res.headers["Location"], timeout=10)
+    assert f"You deleted job {job_ids[0]}." in notice.text
+    assert_under(notice.text, url)
     res = htmx(web, "POST", f"{url}/jobs/{sleeper}/delete", token, data={})
-    assert res.status_code == 204 and res.headers["HX-Redirect"] == f"{url}/jobs"
+    assert res.status_code == 204 and res.headers["HX-Redirect"] == f"{url}/jobs?deleted={sleeper}"
     assert web.get(f"{url}/jobs/{job_ids[0]}", timeout=10).status_code == 404
 
     # a forged proxy header from the browser is replaced by Apache's own
