@@ -8,7 +8,7 @@ import pytest
 from pyramid.interfaces import IRoutesMapper
 
 from ijpweb.batch.submitter import submit_pending
-from ijpweb.models import Job, WebSession
+from ijpweb.models import Job, JobComment, WebSession
 
 from ..conftest import make_testapp
 from .test_api import API, token
@@ -33,6 +33,12 @@ WEB = [
     ("jobs.tags", "POST", "/jobs/{id}/tags", {"tags": "mine"}),
     ("jobs.resubmit", "POST", "/jobs/{id}/resubmit", {}),
     ("submit", "GET", "/submit?like={id}", {}),
+    # comments ({cid}: alice's own comment on that job)
+    ("jobs.comments", "GET", "/jobs/{id}/comments", {}),
+    ("jobs.comments", "GET*", "/jobs/{id}/comments", {}),
+    ("jobs.comments", "POST", "/jobs/{id}/comments", {"text": "mine"}),
+    ("jobs.comment", "POST", "/jobs/{id}/comments/{cid}", {"text": "mine"}),
+    ("jobs.comment.delete", "POST", "/jobs/{id}/comments/{cid}/delete", {}),
     # the operator's console: staff's alone (tests/functional/test_console.py)
     ("console.job.cancel", "GET", "/console/jobs/{id}/cancel", {}),
     ("console.job.cancel", "POST", "/console/jobs/{id}/cancel", {}),
@@ -50,6 +56,10 @@ BEARER = [
     ("api.job.zip", "GET", API + "/jobs/{id}/outputs.zip", None),
     ("api.job.tags", "PUT", API + "/jobs/{id}/tags", {"tags": ["mine"]}),
     ("api.submissions", "POST", API + "/submissions", {"like": "{id}"}),
+    ("api.job.comments", "GET", API + "/jobs/{id}/comments", None),
+    ("api.job.comments", "POST", API + "/jobs/{id}/comments", {"text": "mine"}),
+    ("api.job.comment", "PATCH", API + "/jobs/{id}/comments/{cid}", {"text": "mine"}),
+    ("api.job.comment", "DELETE", API + "/jobs/{id}/comments/{cid}", None),
     ("api.admin.job", "GET", API + "/admin/jobs/{id}", None),
     ("api.admin.job.cancel", "POST", API + "/admin/jobs/{id}/cancel", None),
     ("api.admin.job.delete", "POST", API + "/admin/jobs/{id}/delete", None),
@@ -84,6 +94,10 @@ def alices_jobs(testapp, dbsession, backends):
     wait_for(dbsession, backends, [ended])
     live = post({"job_type": "Sleepcount", "options": {"Sleep Time": "60"}, "tags": ["alices"]})
     submit_pending(dbsession, backends)
+    for job_id in (ended, live):
+        testapp.post_json(
+            f"{API}/jobs/{job_id}/comments", {"text": "alice's note"}, headers=alice, status=201
+        )
     yield {"ended": ended, "live": live}
     backends["local"].cancel(dbsession.get(Job, live).backend_job_id)
 
@@ -94,8 +108,9 @@ def _snapshot(dbsession, backends, ids):
     out = {}
     for name, i in ids.items():
         j = dbsession.get(Job, i)
+        comments = [(c.id, c.body, c.edited_at) for c in dbsession.query(JobComment).filter_by(job_id=i)]
         out[name] = (j.status, j.tags, j.provenance_id, j.options, j.dataset_ids,
-                     (backends["local"].root / j.backend_job_id).exists())  # fmt: skip
+                     (backends["local"].root / j.backend_job_id).exists(), comments)  # fmt: skip
     return out, dbsession.query(Job).count()
 
 
@@ -109,8 +124,9 @@ def test_another_users_job_is_refused_everywhere_and_unchanged(
     selection_before = _bobs_selection(dbsession)
     refusals = []
     for which, job_id in alices_jobs.items():
+        cid = dbsession.query(JobComment).filter_by(job_id=job_id).one().id
         for route, method, path, params in WEB:
-            url = path.replace("{id}", str(job_id))
+            url = path.replace("{id}", str(job_id)).replace("{cid}", str(cid))
             if method.startswith("GET"):
                 headers = {"HX-Request": "true"} if method == "GET*" else {}
                 resp = bob_web.get(url, headers=headers, expect_errors=True)
@@ -121,7 +137,7 @@ def test_another_users_job_is_refused_everywhere_and_unchanged(
             refusals.append(("web", route, method, which, resp.status_int))
         for route, method, path, body in BEARER:
             body = {k: (job_id if v == "{id}" else v) for k, v in body.items()} if body else None
-            resp = bob_web.request(path.replace("{id}", str(job_id)), method=method, headers=bob_token, expect_errors=True,
+            resp = bob_web.request(path.replace("{id}", str(job_id)).replace("{cid}", str(cid)), method=method, headers=bob_token, expect_errors=True,
                                    **({"json": body} if body is not None else {}))  # fmt: skip
             refusals.append(("api", route, method, which, resp.status_int))
             assert resp.content_type == "application/json", (route, resp.text[:200])
