@@ -826,10 +826,15 @@ def _disposition_name(header: str | None) -> str | None:
 
 def _safe_name(name: str | None, fallback: str) -> str:
     """A name to create in a directory: one plain component (a catalog name is someone's
-    text: never a path out of the directory)."""
+    text: never a path out of the directory), without invisible or control characters,
+    and never a hidden file nor an option: leading dots and dashes become '_', as browsers
+    do (another member's ``.bash_profile`` must not land in one's home as that)."""
     name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if c.isprintable())
-    return fallback if name in ("", ".", "..") else name
+    if name in ("", ".", ".."):
+        return fallback
+    lead = len(name) - len(name.lstrip(".-"))
+    return "_" * lead + name[lead:]
 
 
 class _Progress:
@@ -870,9 +875,10 @@ def _save(api: Api, path: str, query: dict, target: Path | None, directory: Path
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (http(s), checked)
             if target is None:
-                target = directory / _safe_name(
-                    _disposition_name(resp.headers.get("Content-Disposition")), fallback
-                )
+                given = _disposition_name(resp.headers.get("Content-Disposition"))
+                target = directory / _safe_name(given, fallback)
+                if given and target.name != given:
+                    click.echo(f"note: {given!r} is saved as {target.name!r} (a safe file name)", err=True)
             if target.exists() and not force:
                 raise Failure(f"{target} exists: give --force to overwrite it", CONFLICT)
             length = resp.headers.get("Content-Length")

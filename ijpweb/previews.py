@@ -329,10 +329,13 @@ def image_to_png(
             im = Image.open(source)
             if im.format not in ("TIFF", "PNG", "JPEG", "GIF"):
                 raise PreviewError(f"{im.format} images are not converted for a preview")
+            if im.format == "JPEG" and not decode_only:
+                im.draft(im.mode, (max_side, max_side))  # (decodes at 1/2, 1/4 or 1/8 of its size)
             w, h = im.size
             if w <= 0 or h <= 0 or w * h > max_pixels:
+                what = "a thumbnail" if max_pixels < MAX_PIXELS else "a preview"
                 raise PreviewError(
-                    f"the image is {w} x {h} pixels, more than the {max_pixels:,} a preview decodes: download it"
+                    f"the image is {w} x {h} pixels, more than the {max_pixels:,} {what} decodes: download it"
                 )
             im.load()
             if decode_only:
@@ -390,9 +393,15 @@ MAX_HDF5_ENTRIES = 300
 MAX_HDF5_ATTRS = 20
 MAX_HDF5_NAME = 120
 MAX_HDF5_BYTES = 64 * 1024 * 1024
+MAX_HDF5_TYPE = 200  # characters of a type's description (a compound's first fields)
+MAX_HDF5_FIELDS = 5  # a compound type's fields named before "…"
+MAX_HDF5_TEXT = 256 * 1024  # characters of the whole tree: the walk stops there
+# thumbnails decode at most this many pixels (after Image.draft, which lets JPEG decode
+# at a fraction of its size): a 2000 x 2000 frame; a larger image says so instead
+THUMB_MAX_PIXELS = 4_000_000
 
 
-def thumbnail(source, side: int = THUMB_SIDE, max_pixels: int = MAX_PIXELS) -> bytes:
+def thumbnail(source, side: int = THUMB_SIDE, max_pixels: int = THUMB_MAX_PIXELS) -> bytes:
     """A small PNG (at most ``side`` pixels a side) of the image read from ``source`` (a
     binary file object: PNG, JPEG, GIF or TIFF); a decompression bomb or an unreadable
     image is a :class:`PreviewError` whose message says so."""
@@ -405,9 +414,25 @@ def _h5_name(name: str) -> str:
 
 
 def _h5_type(dtype) -> str:
+    """A type in a few words: a compound as its field count and first fields, an enum or
+    array by what it holds; at most MAX_HDF5_TYPE characters whatever the file holds."""
     import h5py
 
-    return "string" if h5py.check_string_dtype(dtype) is not None else str(dtype)
+    if h5py.check_string_dtype(dtype) is not None:
+        return "string"
+    if h5py.check_enum_dtype(dtype) is not None:
+        text = f"enum of {dtype.base} ({len(h5py.check_enum_dtype(dtype))} values)"
+    elif dtype.fields is not None:
+        names = dtype.names or ()
+        shown = ", ".join(f"{_h5_name(n)}: {_h5_type(dtype.fields[n][0])}" for n in names[:MAX_HDF5_FIELDS])
+        more = ", …" if len(names) > MAX_HDF5_FIELDS else ""
+        text = f"compound, {len(names)} field{'s' if len(names) != 1 else ''} ({shown}{more})"
+    elif dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        text = f"array {_h5_shape(shape)} of {_h5_type(base)}"
+    else:
+        text = str(dtype)
+    return text if len(text) <= MAX_HDF5_TYPE else text[:MAX_HDF5_TYPE] + "…"
 
 
 def _h5_shape(shape) -> str:
@@ -446,17 +471,17 @@ def hdf5_tree(
     or is damaged, is a preview of kind ``none`` saying so."""
     import h5py
 
-    lines: list[str] = []
     notes: list[str] = []
     count = 0
     seen: set = set()
     truncated = False
+    lines = _Lines(MAX_HDF5_TEXT)
 
     def walk(group, depth: int) -> None:
         nonlocal count, truncated
         indent = "  " * depth
         for key in group:
-            if count >= max_entries:
+            if count >= max_entries or lines.full:
                 truncated = True
                 return
             count += 1
@@ -502,7 +527,33 @@ def hdf5_tree(
             walk(f, 1)
     except Exception:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError... for damage
         return Preview(name, "none", message="not a readable HDF5 file: it cannot be shown")
-    if truncated:
+    if lines.full:
+        notes.append(f"the tree is cut at {MAX_HDF5_TEXT // 1024} KB of text")
+    elif truncated:
         notes.append(f"the tree is cut at {max_entries} objects and {max_depth} levels")
     notes.append("HDF5: groups and datasets with types and shapes; no values are read")
     return Preview(name, "text", text="\n".join(lines), truncated=False, notes=tuple(notes))
+
+
+class _Lines(list):
+    """Lines of text, each cut at MAX_LINE_CHARS, that stop being added to once their
+    total passes ``most`` characters (``full`` then says so)."""
+
+    def __init__(self, most: int):
+        super().__init__()
+        self.most, self.chars, self.full = most, 0, False
+
+    def append(self, line: str) -> None:
+        if self.full:
+            return
+        if len(line) > MAX_LINE_CHARS:
+            line = line[:MAX_LINE_CHARS] + " …"
+        self.chars += len(line) + 1
+        if self.chars > self.most:
+            self.full = True
+            return
+        super().append(line)
+
+    def extend(self, lines) -> None:
+        for line in lines:
+            self.append(line)

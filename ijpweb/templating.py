@@ -72,6 +72,16 @@ def _elapsed(start, end=None):
     return (as_utc(end) - as_utc(start)).total_seconds()
 
 
+def _visible(name):
+    """A catalog name (user data) as a reader can trust it: a control, invisible or
+    direction-changing character (a bidi override that makes ``report\u202efdp.exe`` show
+    as ``reportexe.pdf``, a zero-width space) is shown as U+FFFD. Put it in a <bdi> so that
+    a right-to-left name does not reorder the text around it."""
+    from .catalog.ids import has_control, invisible
+
+    return "".join("\ufffd" if has_control(c) or invisible(c) else c for c in str(name))
+
+
 def includeme(config):
     settings = config.get_settings()
     settings.update(
@@ -82,7 +92,7 @@ def includeme(config):
             "jinja2.lstrip_blocks": "true",
             "jinja2.filters": "\n".join(
                 f"{name} = ijpweb.templating:_{name}"
-                for name in ("when", "iso", "ago", "duration", "size", "command")
+                for name in ("when", "iso", "ago", "duration", "size", "command", "visible")
             ),
             "jinja2.globals": "elapsed = ijpweb.templating:_elapsed",
         }

@@ -377,8 +377,15 @@ class _Sink:
 
 
 def plain_name(name: str) -> bool:
-    """A datafile name put may store: one path component of printable characters."""
-    return 0 < len(name) <= 255 and name not in (".", "..") and "/" not in name and not has_control(name)
+    """A datafile name put may store: one path component of printable characters, none
+    invisible (:func:`invisible`)."""
+    return (
+        0 < len(name) <= 255
+        and name not in (".", "..")
+        and "/" not in name
+        and not has_control(name)
+        and invisible(name) is None
+    )
 
 
 def has_control(text: str) -> bool:
@@ -386,10 +393,24 @@ def has_control(text: str) -> bool:
     return any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
 
 
+# Unicode categories of characters a name must not hold besides controls: format
+# characters (bidi overrides and isolates, zero-width spaces and joiners, BOM, soft
+# hyphen...) and line/paragraph separators: they make a name display as another
+# ("report\u202efdp.exe" shows as "reportexe.pdf")
+INVISIBLE_CATEGORIES = ("Cf", "Zl", "Zp")
+
+
+def invisible(text: str) -> str | None:
+    """The first character of ``text`` that is invisible or reorders what follows (see
+    INVISIBLE_CATEGORIES), or None."""
+    return next((c for c in text if unicodedata.category(c) in INVISIBLE_CATEGORIES), None)
+
+
 def zip_name(part: str) -> str:
-    """One component of a name inside a zip: no separators, no '..', no control
-    characters (catalog names are user data; a client unzipping must not be led out)."""
-    clean = "".join("_" if c in "/\\" or has_control(c) else c for c in part)
+    """One component of a name inside a zip: no separators, no '..', no control or
+    invisible characters (catalog names are user data, which may have come in through
+    /icat: a client unzipping must not be led out, nor shown one name for another)."""
+    clean = "".join("_" if c in "/\\" or has_control(c) or invisible(c) else c for c in part)
     return "_" if clean in ("", ".", "..") else clean
 
 
@@ -640,6 +661,7 @@ def check_file_name(name: str, field: str = "name") -> str:
         raise DataError(f"{field} must be a plain file name, without '/', '\\' or '..'", field=field)
     if has_control(name):
         raise DataError(f"{field} must not hold control characters (NUL, newlines...)", field=field)
+    _check_visible(name, field)
     return name
 
 
@@ -651,7 +673,18 @@ def check_dataset_name(name: str, field: str = "name") -> str:
         raise DataError(f"{field} has {len(name)} characters; at most {MAX_NAME}", field=field)
     if has_control(name):
         raise DataError(f"{field} must not hold control characters (NUL, newlines...)", field=field)
+    _check_visible(name, field)
     return name
+
+
+def _check_visible(name: str, field: str) -> None:
+    c = invisible(name)
+    if c is not None:
+        raise DataError(
+            f"{field} must not hold invisible or direction-changing characters: it holds U+{ord(c):04X}"
+            f" ({unicodedata.name(c, 'a format character')}), which would make it display as another name",
+            field=field,
+        )
 
 
 def unseen(kind: str, object_id) -> DataError:

@@ -31,7 +31,9 @@ from .api import ApiError
 from .ids import _disposition
 
 IMAGE_SIDE = previews.MAX_SIDE  # the preview's image
-THUMB_CACHE = "private, max-age=600"  # the user's own: never a shared cache's
+# the user's own (never a shared cache's), and asked again on each use: nothing of one
+# user's stays usable in the browser's cache after logout (see _image)
+IMAGE_CACHE = "private, no-cache"
 MULTIPART_SLACK = 1 << 20  # a multipart body's boundaries and fields, over its files' bytes
 MAX_FILES = 100  # files in one upload
 
@@ -190,19 +192,30 @@ def preview(request):
 
 
 def _image(request, side: int):
+    """The PNG, revalidated on every use (``private, no-cache`` and an ETag: a browser
+    asks each time, so the catalog and IDS check the user again; 304 when unchanged)."""
     datafile_id = path_id(request, "datafile_id")
     try:
         df = _datafile(request, datafile_id)
-        png = _call(lambda: datafiles.image_png(request.data, _sid(request), df, side))
+        png = _call(lambda: datafiles.image_png(request.data, _sid(request), df, side, request.if_none_match))
     except _Refused as e:
         return _page_error(request, e)
+    except datafiles.Busy as e:
+        resp = Response(str(e), status=503, content_type="text/plain", charset="utf-8")
+        resp.headers["Retry-After"] = str(e.retry_after)
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        return resp
     except previews.PreviewError as e:
         resp = Response(str(e), status=422, content_type="text/plain", charset="utf-8")
         resp.headers["X-Content-Type-Options"] = "nosniff"
         return resp
-    resp = Response(body=png, content_type="image/png")
-    resp.cache_control = THUMB_CACHE  # authorisation is checked on every request all the same
-    resp.headers["X-Content-Type-Options"] = "nosniff"
+    if png.body is None:
+        resp = Response(status=304)
+    else:
+        resp = Response(body=png.body, content_type="image/png")
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.etag = png.etag
+    resp.cache_control = IMAGE_CACHE
     return resp
 
 

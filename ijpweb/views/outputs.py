@@ -97,6 +97,9 @@ def _safe_headers(resp: Response, disposition: str) -> Response:
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": PLAIN_CSP,
             "Content-Disposition": disposition,
+            # a job's bytes (downloads, zips, preview images): never kept by any cache, so
+            # nothing of a user's is usable from a shared browser's cache after logout
+            "Cache-Control": "private, no-store",
         }
     )
     return resp
