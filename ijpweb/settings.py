@@ -25,6 +25,12 @@ from . import branding as _branding
 from .planning import MAX_VALUE_LENGTH, MAX_VALUE_LENGTH_LIMIT
 from .proxy import SettingError, Trusted, parse_networks, parse_prefix
 
+# the most a request's body may carry but an upload's (ijp.max_form_bytes): the largest the
+# portal's own forms and JSON send is far less (a submission of 200 datafiles with options,
+# a bulk action of 200 ids: a few KB); an ICAT create of ijp.catalog.max_writes (1,000)
+# entities with long text values, form-encoded, a few MB
+MAX_FORM_BYTES = 16 << 20
+
 ENVIRONMENT = {
     "auth.secret": "IJP_AUTH_SECRET",
     "sqlalchemy.url": "IJP_DATABASE_URL",
@@ -77,6 +83,9 @@ class Settings:
     # data in and out (views/data.py): the most one upload may carry (all its files), and
     # the most files one download zip may hold
     upload_max_bytes: int = 1_000_000_000
+    # the most any other request's body may carry (a form, JSON, an ICAT create): refused
+    # (413) before any of it is read (views/bodies.py)
+    max_form_bytes: int = MAX_FORM_BYTES
     zip_max_files: int = 10_000
     backends: dict[str, dict[str, str]] = field(default_factory=dict)
     # where the portal is mounted ('' the root, or e.g. /ijp), and the proxies whose
@@ -313,6 +322,7 @@ def parse(raw: Mapping[str, str]) -> Settings:
         api_max_tokens=_number(raw, "ijp.api.max_tokens", 50, 0, 100_000),
         ids_max_prepared=_number(raw, "ijp.ids.max_prepared", 100, 0, 1_000_000),
         upload_max_bytes=_number(raw, "ijp.upload.max_bytes", 1_000_000_000, 1, 10**15),
+        max_form_bytes=_number(raw, "ijp.max_form_bytes", MAX_FORM_BYTES, 1024, 10**12),
         zip_max_files=_number(raw, "ijp.download.zip_max_files", 10_000, 1, 10_000_000),
         prefix=mount,
         trusted_proxies=parse_networks(raw.get("ijp.trusted_proxies", "")),

@@ -21,8 +21,9 @@ from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.renderers import render_to_response
 from pyramid.response import Response
 from pyramid.view import view_config
+from webob.multidict import MultiDict
 
-from .. import datafiles, inputs, previews
+from .. import bodies, datafiles, inputs, previews
 from ..catalog import CatalogError, DataError, QueryBusyError, QueryLimitError, SessionError
 from ..catalog.ids import check_dataset_name, check_file_name, has_control
 from ..security import Permission, _csrf_applies
@@ -243,6 +244,28 @@ def _check_length(request) -> None:
         raise _Refused(413, "too_large", datafiles.too_large(limit).message, "file")
 
 
+def _read_form(request) -> None:
+    """An upload's multipart form, parsed (ijpweb.bodies) before anything else reads it
+    (the CSRF check, request.POST): its files into temporary files, and every other part at
+    most bodies.MAX_FIELD_BYTES (413 naming it), never read whole into memory as WebOb's
+    parser would. request.POST is then what was parsed."""
+    if request.content_type != "multipart/form-data":
+        return
+    try:
+        mark = bodies.boundary(request.headers.get("Content-Type", ""))
+        if request.is_body_seekable:
+            request.body_file_raw.seek(0)
+        items = bodies.parse_multipart(request.body_file, mark)
+    except inputs.InputError as e:
+        # the refusal's page must not have WebOb read the form after all: it has no fields
+        request.environ["webob._parsed_post_vars"] = (MultiDict(), request.body_file_raw)
+        code = "too_large" if e.status == 413 else "bad_parameter"
+        raise _Refused(e.status, code, e.message, e.field) from None
+    files = [v for _name, v in items if isinstance(v, bodies.FilePart)]
+    request.add_finished_callback(lambda r: [f.file.close() for f in files])
+    request.environ["webob._parsed_post_vars"] = (MultiDict(items), request.body_file_raw)
+
+
 def _put_all(request, dataset_id: int, files) -> list[dict]:
     """Put each (name, stream) into the dataset; all or nothing (the caller's transaction
     is doomed on a refusal, and files written are removed)."""
@@ -311,6 +334,7 @@ def upload(request):
     dataset_id = path_id(request, "dataset_id")
     try:
         _check_length(request)
+        _read_form(request)
         check_csrf_origin(request, raises=True)
         check_csrf_token(request, raises=True)
         _dataset(request, dataset_id)
@@ -346,6 +370,8 @@ def _dataset_page_with_error(request, dataset_id: int, e: _Refused):
     from .run import dataset_page
 
     request.tm.doom()
+    # the page reads no field of a refused form (unread: WebOb would read it whole now)
+    request.environ.setdefault("webob._parsed_post_vars", (MultiDict(), request.body_file_raw))
     if e.status == 404:
         return _page_error(request, e)
     try:
@@ -495,8 +521,9 @@ def api_upload(request):
     dataset_id = _api_id(request, "dataset_id", "dataset")
     try:
         _check_length(request)
+        _read_form(request)
     except _Refused as e:
-        raise ApiError(e.status, e.code, e.message, {e.field: e.message}) from None
+        raise ApiError(e.status, e.code, e.message, {e.field: e.message} if e.field else None) from None
     if _csrf_applies(request):  # the login cookie: the X-CSRF-Token header, as elsewhere
         check_csrf_origin(request, raises=True)
         check_csrf_token(request, raises=True)

@@ -31,6 +31,7 @@ from ..catalog import QueryLimitError
 from ..inputs import InputError, declared_charset, is_utf8, reads_ascii, undecodable_field
 from ..routes import jm_root
 from . import wants_json
+from .bodies import bound_body
 from .console import STAFF_ROUTES
 
 log = logging.getLogger(__name__)
@@ -274,8 +275,10 @@ def forms_are_utf8(event):
     refused naming the charset (_transcode_form). WebOb decodes a form body that is not
     UTF-8 with replacement characters, silently changing what was sent (an encoded
     surrogate becomes three U+FFFD): such a form is refused instead, as a query string
-    is, naming the field."""
+    is, naming the field. First of all, the body's size is checked (views/bodies.py: none
+    of a body past its bound is read, here or by the CSRF check or WebOb)."""
     request = event.request
+    bound_body(request)
     if request.content_type in FORMS:
         charset = declared_charset(request.headers.get("Content-Type", ""))
         if charset is not None and not is_utf8(charset):
