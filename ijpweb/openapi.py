@@ -1118,6 +1118,14 @@ SCHEMAS.update(
                     "type": "boolean",
                     "description": "more files than are listed: the zip holds them all",
                 },
+                "others": {
+                    "type": "integer",
+                    "description": "symlinks and special files in the output directory: neither listed nor served",
+                },
+                "unnamed": {
+                    "type": "integer",
+                    "description": "entries whose names are not UTF-8 (cannot be shown): neither listed nor served",
+                },
                 "zip_url": {**NULLABLE_STR, "description": "all of them as one zip"},
                 "unavailable": {"type": "string", "description": "why the backend offers no files now"},
             },

@@ -7,6 +7,15 @@ component from the output directory with ``O_NOFOLLOW`` (a symlink anywhere, to
 ``/etc/passwd``, to another job's directory or to the portal's database, is refused, and
 nothing is read through it), takes only regular files, and refuses ``..``, absolute
 names, NUL and overlong names (:class:`BadName`). Listings and variables are bounded.
+
+Everything a job can write or replace is read through directory descriptors: the
+directory the caller names as ``base`` (the job's directory, which a sandboxed job cannot
+see, let alone swap) is opened, and each component below it with ``O_NOFOLLOW``
+relative to its parent's descriptor (``dir_fd=``). A running job that swaps a
+subdirectory of its output for a symlink between a listing's look and its descent gets
+the link counted, never followed: nothing outside the output directory is ever listed,
+zipped or read. A name that is not UTF-8 cannot be shown, put in a URL or a zip: it is
+counted (``Listing.unnamed``), never listed nor served.
 """
 
 from __future__ import annotations
@@ -114,18 +123,77 @@ def parse_vars(data: bytes, cut: bool = False) -> OutputVars:
     return OutputVars(tuple(values.items()), skipped, left_out, cut)
 
 
-def read_vars(path: Path) -> OutputVars | None:
-    """The variables of the file at ``path`` (a regular file, not followed if a link), or
-    None when the job wrote none."""
+def read_vars(path: Path, base: Path | None = None) -> OutputVars | None:
+    """The variables of the file at ``path`` (a regular file), or None when the job wrote
+    none. Nothing below ``base`` (default: the file's directory) is followed if a link:
+    with the job's directory as ``base``, a job that makes ``work/`` itself, or the file,
+    a link to another job's gets nothing."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None  # absent, or a link (a job pointing it elsewhere gets nothing)
+        d = open_dir(path.parent, base)
+    except (OSError, ValueError):
+        return None
+    try:
+        fd = _open_file(path.name, d)
+    finally:
+        os.close(d)
+    if fd is None:
+        return None  # absent, a link (a job pointing it elsewhere gets nothing), not a file
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
         data = fh.read(MAX_VARS_BYTES + 1)
     return parse_vars(data)
+
+
+# --- descriptors --------------------------------------------------------------------------
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_NOFOLLOW = os.O_NOFOLLOW
+
+
+def open_dir(path: Path, base: Path | None = None) -> int:
+    """A descriptor of the directory ``path``: ``base`` (default: the parent of
+    ``path``; the portal's own, a job cannot swap it) opened as it is, then each component
+    of ``path`` below it relative to the one before, a symlink not followed (OSError:
+    ELOOP or ENOTDIR). ValueError if ``path`` is not under ``base``."""
+    path = Path(path)
+    base = path.parent if base is None else Path(base)
+    parts = path.relative_to(base).parts
+    fd = os.open(base, _DIR)
+    try:
+        for p in parts:
+            nxt = os.open(p, _DIR | _NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_file(name: str, dir_fd: int) -> int | None:
+    """The regular file ``name`` in the directory ``dir_fd``, not followed if a link and
+    without hanging on a FIFO (O_NONBLOCK, cleared once it is known a file); None if it
+    is not one (or gone). ENAMETOOLONG is raised."""
+    try:
+        f = os.open(name, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise
+        return None
+    if not stat.S_ISREG(os.fstat(f).st_mode):
+        os.close(f)
+        return None
+    os.set_blocking(f, True)
+    return f
+
+
+def showable(name: str) -> bool:
+    """Whether a name read from the disk is text (UTF-8: it can go in a page, a URL, a zip
+    and a header); one that is not holds surrogate escapes."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --- names --------------------------------------------------------------------------------
@@ -159,37 +227,31 @@ def _not_found(name: str) -> OutputError:
     return OutputError("no such output file (or it is not a regular file)")
 
 
-def open_output(root: Path, name: str) -> BinaryIO:
+def open_output(root: Path, name: str, base: Path | None = None) -> BinaryIO:
     """The output file ``name`` under ``root`` (the job's output directory), opened for
-    reading without following any symlink: a regular file, or OutputError/BadName."""
+    reading without following any symlink below ``base`` (default: the parent of
+    ``root``): a regular file, or OutputError/BadName."""
     parts = check_name(name)
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(root, flags | os.O_DIRECTORY)
-    except OSError:
+        fd = open_dir(root, base)
+    except (OSError, ValueError):
         raise _not_found(name) from None
     try:
         for p in parts[:-1]:
             try:
-                nxt = os.open(p, flags | os.O_DIRECTORY, dir_fd=fd)
+                nxt = os.open(p, _DIR | _NOFOLLOW, dir_fd=fd)
             except OSError:
                 raise _not_found(name) from None
             os.close(fd)
             fd = nxt
         try:
-            # O_NONBLOCK: a FIFO the job left must not hang the portal (it is refused below)
-            f = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
-        except OSError as e:
-            if e.errno == errno.ENAMETOOLONG:
-                raise BadName("is too long") from None
-            raise _not_found(name) from None
+            f = _open_file(parts[-1], fd)  # (a FIFO the job left does not hang the portal)
+        except OSError:
+            raise BadName("is too long") from None
     finally:
         os.close(fd)
-    st = os.fstat(f)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(f)
+    if f is None:
         raise _not_found(name)
-    os.set_blocking(f, True)
     return os.fdopen(f, "rb")
 
 
@@ -210,91 +272,130 @@ class Listing:
     total_size: int
     others: int = 0  # symlinks and special files: never listed nor served
     more: bool = False  # the scan stopped at MAX_SCANNED entries: there may be more
+    unnamed: int = 0  # entries whose names are not UTF-8 (not shown: never listed nor served)
 
     @property
     def hidden(self) -> int:
         return self.total - len(self.files)
 
 
-def _walk(root: Path, budget: int) -> Iterator[tuple[str, os.stat_result | None]]:
-    """(name, stat) of every entry under ``root`` in name order, not following links;
-    a stat of None for a symlink or special file. At most ``budget`` entries."""
-    stack: list[tuple[str, str]] = [("", str(root))]
+# what _walk yields: a regular file, a link or special file (or a directory that stopped
+# being one before it was entered), a name that cannot be shown, and the budget spent
+FILE, OTHER, UNNAMED, MORE = "file", "other", "unnamed", "more"
+
+
+def _walk(root: Path, base: Path | None, budget: int):
+    """(kind, name, stat, dir_fd, entry) of every entry under ``root`` in name order, a
+    directory's files before its subdirectories', each subdirectory entered through its
+    parent's descriptor with O_NOFOLLOW (a directory swapped for a link meanwhile is an
+    OTHER, never followed). ``name`` is the "/"-separated path; ``dir_fd`` (open while
+    the caller holds the entry) and ``entry`` open the file safely. A directory whose
+    name cannot be shown is one UNNAMED entry, not entered. At most ``budget`` entries;
+    then MORE. Nothing if ``root`` is not a directory (or a link)."""
+    try:
+        top = open_dir(root, base)
+    except (OSError, ValueError):
+        return
+    frames: list[list] = [["", top, None]]  # [prefix, dir fd, subdirectories left (reversed)]
     seen = 0
-    while stack:
-        prefix, path = stack.pop()
-        try:
-            with os.scandir(path) as it:
-                # (a directory of a million entries is read only as far as the budget)
-                entries = sorted(itertools.islice(it, budget - seen + 1), key=lambda e: e.name, reverse=True)
-        except OSError:
-            continue
-        subdirs = []
-        for e in reversed(entries):
-            seen += 1
-            if seen > budget:
-                yield "", None  # the marker: the budget is spent
-                return
-            name = f"{prefix}{e.name}"
+    try:
+        while frames:
+            frame = frames[-1]
+            prefix, fd, pending = frame
+            if pending is None:
+                try:
+                    with os.scandir(fd) as it:
+                        # (a directory of a million entries is read only as far as the budget)
+                        entries = sorted(itertools.islice(it, budget - seen + 1), key=lambda e: e.name)
+                except OSError:
+                    entries = []
+                pending = []
+                for e in entries:
+                    seen += 1
+                    if seen > budget:
+                        yield MORE, "", None, fd, ""
+                        return
+                    if not showable(e.name):
+                        yield UNNAMED, "", None, fd, ""
+                        continue
+                    try:
+                        st = e.stat(follow_symlinks=False)  # (fstatat on fd: the entry itself)
+                    except OSError:
+                        continue
+                    if stat.S_ISDIR(st.st_mode):
+                        pending.append(e.name)
+                    elif stat.S_ISREG(st.st_mode):
+                        yield FILE, prefix + e.name, st, fd, e.name
+                    else:
+                        yield OTHER, prefix + e.name, None, fd, e.name
+                pending.reverse()
+                frame[2] = pending
+                continue
+            if not pending:
+                frames.pop()
+                os.close(fd)
+                continue
+            sub = pending.pop()
             try:
-                st = e.stat(follow_symlinks=False)
+                nxt = os.open(sub, _DIR | _NOFOLLOW, dir_fd=fd)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):  # made a link (or a file) meanwhile
+                    yield OTHER, prefix + sub, None, fd, sub
+                continue
+            frames.append([f"{prefix}{sub}/", nxt, None])
+    finally:
+        for frame in frames:
+            os.close(frame[1])
+
+
+def list_outputs(root: Path, limit: int = MAX_LISTED, budget: int = MAX_SCANNED,
+                 base: Path | None = None) -> Listing:  # fmt: skip
+    """The regular files under ``root`` (subdirectories' files as paths), bounded; no
+    link below ``base`` (default: the parent of ``root``) followed."""
+    files: list[OutputFile] = []
+    total = total_size = others = unnamed = 0
+    more = False
+    with contextlib.closing(_walk(root, base, budget)) as walk:
+        for kind, name, st, _, _ in walk:
+            if kind == MORE:
+                more = True
+                break
+            if kind == UNNAMED:
+                unnamed += 1
+                continue
+            if kind == OTHER:
+                others += 1
+                continue
+            total += 1
+            total_size += st.st_size
+            if len(files) < limit:
+                files.append(OutputFile(name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)))
+    return Listing(tuple(files), total, total_size, others, more, unnamed)
+
+
+def zip_entries(
+    root: Path, limit: int = MAX_ZIPPED, base: Path | None = None
+) -> Iterator[tuple[str, object]]:
+    """(name, opener) for ijpweb.catalog.ids.zip_stream: every regular file under
+    ``root`` (at most ``limit``) whose name can be shown, each opened through its
+    directory's descriptor as the walk reaches it (a file gone or made a link meanwhile
+    is left out); no link below ``base`` followed."""
+    n = 0
+    with contextlib.closing(_walk(root, base, MAX_SCANNED)) as walk:
+        for kind, name, _, dir_fd, entry in walk:
+            if kind == MORE or n >= limit:
+                return
+            if kind != FILE:
+                continue
+            try:
+                f = _open_file(entry, dir_fd)
             except OSError:
                 continue
-            if stat.S_ISDIR(st.st_mode):
-                subdirs.append((name + "/", e.path))
-            elif stat.S_ISREG(st.st_mode):
-                yield name, st
-            else:
-                yield name, None
-        stack.extend(reversed(subdirs))
-
-
-def _is_dir(root: Path) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(root).st_mode)
-    except OSError:
-        return False
-
-
-def list_outputs(root: Path, limit: int = MAX_LISTED, budget: int = MAX_SCANNED) -> Listing:
-    """The regular files under ``root`` (subdirectories' files as paths), bounded."""
-    if not _is_dir(root):  # (none yet; or the output directory itself made a link)
-        return Listing((), 0, 0)
-    files: list[OutputFile] = []
-    total = total_size = others = 0
-    more = False
-    for name, st in _walk(root, budget):
-        if not name:
-            more = True
-            break
-        if st is None:
-            others += 1
-            continue
-        total += 1
-        total_size += st.st_size
-        if len(files) < limit:
-            files.append(OutputFile(name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)))
-    return Listing(tuple(files), total, total_size, others, more)
-
-
-def zip_entries(root: Path, limit: int = MAX_ZIPPED) -> Iterator[tuple[str, object]]:
-    """(name, opener) for ijpweb.catalog.ids.zip_stream: every regular file under
-    ``root`` (at most ``limit``), each opened safely when its turn comes (a file gone or
-    made a link meanwhile is left out)."""
-    if not _is_dir(root):
-        return
-    n = 0
-    for name, st in _walk(root, MAX_SCANNED):
-        if not name or n >= limit:
-            return
-        if st is None:
-            continue
-        try:
-            fh = open_output(root, name)
-        except OutputError:
-            continue
-        n += 1
-        yield name, (lambda fh=fh: fh)
+            if f is None:
+                continue
+            n += 1
+            fh = os.fdopen(f, "rb")
+            yield name, (lambda fh=fh: fh)
 
 
 def content_disposition(name: str, attachment: bool = True) -> str:
@@ -303,6 +404,8 @@ def content_disposition(name: str, attachment: bool = True) -> str:
     from urllib.parse import quote
 
     base = name.rsplit("/", 1)[-1]
+    if not showable(base):  # (bytes that are not UTF-8, escaped: shown as U+FFFD)
+        base = base.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;%' else "_" for c in base) or "output"
     kind = "attachment" if attachment else "inline"
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base, safe='')}"

@@ -9,10 +9,12 @@ starts with."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import socket
+import stat
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -189,36 +191,54 @@ def prepare(
 
 
 def read_stream(d: Path, stream: str, offset: int, limit: int) -> bytes:
+    """``limit`` bytes of the job's ``stdout`` or ``stderr`` from ``offset``: the file in
+    the job's directory ``d`` itself, never a link put in its place (an unsandboxed job
+    could make one) nor anything but a regular file (a FIFO would hang the portal)."""
     if stream not in STREAMS:
         raise BatchError(f"no such stream {stream!r}")
     try:
-        with open(d / stream, "rb") as fh:
-            # Past the end there is nothing to read; seeking there may even fail (EINVAL
-            # beyond the filesystem's largest file size, while offsets go up to 2^63-1).
-            if max(0, offset) >= os.fstat(fh.fileno()).st_size:
-                return b""
-            fh.seek(max(0, offset))
-            return fh.read(limit)
+        fd = os.open(d / stream, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return b""
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return b""  # a link: not the job's record
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        # Past the end there is nothing to read; seeking there may even fail (EINVAL
+        # beyond the filesystem's largest file size, while offsets go up to 2^63-1).
+        if not stat.S_ISREG(st.st_mode) or max(0, offset) >= st.st_size:
+            return b""
+        os.set_blocking(fd, True)
+        fh.seek(max(0, offset))
+        return fh.read(limit)
 
 
 class DirOutputs:
     """A job's output files and variables where the backend keeps job directories on a
     filesystem the portal reads (local, SLURM's shared one; the batch server's own):
-    ``output/`` and ``work/output-vars``, read through :mod:`ijpweb.outputs` (bounded, no
-    symlink followed). Needs the backend's ``_dir(job_id)``."""
+    ``output/`` and ``work/output-vars``, read through :mod:`ijpweb.outputs` (bounded),
+    from the job's directory: ``work/`` and ``output/`` themselves, and everything in
+    them, opened with ``O_NOFOLLOW`` relative to their parent's descriptor. (A sandboxed
+    job cannot swap them: they are its bind mounts, and it cannot see the job's directory;
+    an unsandboxed one that makes them links gets nothing through them.) Needs the
+    backend's ``_dir(job_id)``."""
 
     outputs = True  # whether this backend offers output files (an original batch server does not)
 
     def output_files(self, job_id: str, limit: int = outputs_core.MAX_LISTED) -> outputs_core.Listing:
-        return outputs_core.list_outputs(self._dir(job_id) / "output", limit)
+        d = self._dir(job_id)
+        return outputs_core.list_outputs(d / "output", limit, base=d)
 
     def open_output(self, job_id: str, name: str):
-        return outputs_core.open_output(self._dir(job_id) / "output", name)
+        d = self._dir(job_id)
+        return outputs_core.open_output(d / "output", name, base=d)
 
     def output_zip_entries(self, job_id: str):
-        return outputs_core.zip_entries(self._dir(job_id) / "output")
+        d = self._dir(job_id)
+        return outputs_core.zip_entries(d / "output", base=d)
 
     def output_vars(self, job_id: str) -> outputs_core.OutputVars | None:
-        return outputs_core.read_vars(self._dir(job_id) / "work" / VARS_FILE)
+        d = self._dir(job_id)
+        return outputs_core.read_vars(d / "work" / VARS_FILE, base=d)

@@ -219,12 +219,15 @@ class RemoteBackend:
             raise outs.NoOutput("this batch server does not offer output files")
         reply = self._call("GET", f"outputs/{_q(job_id)}", [("limit", str(limit))])
         try:
-            files = tuple(
+            listed = [
                 outs.OutputFile(str(f["name"]), int(f["size"]), datetime.fromisoformat(f["modified"]))
                 for f in reply["files"][:limit]
-            )
-            return outs.Listing(files, int(reply["total"]), int(reply["totalSize"]),
-                                   int(reply.get("others", 0)), bool(reply.get("more")))  # fmt: skip
+            ]
+            # (a server of an older version lists names that are not UTF-8: counted, not shown)
+            files = tuple(f for f in listed if outs.showable(f.name))
+            unnamed = int(reply.get("unnamed", 0)) + len(listed) - len(files)
+            return outs.Listing(files, int(reply["total"]) - (len(listed) - len(files)), int(reply["totalSize"]),
+                                int(reply.get("others", 0)), bool(reply.get("more")), unnamed)  # fmt: skip
         except (KeyError, TypeError, ValueError) as e:
             raise BatchError(
                 f"{self.name}: the batch server's list of output files is not readable: {e}"

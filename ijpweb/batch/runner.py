@@ -144,6 +144,7 @@ def write_json(path, data: dict) -> None:
 
 # the file type and permission bits hidden() reads (as the stat module names them)
 S_IFMT, S_IFDIR, S_IFLNK, S_IROTH, S_IXOTH = 0o170000, 0o040000, 0o120000, 0o004, 0o001
+S_IFREG = 0o100000
 
 
 def hidden(top: str = ETC) -> list[str]:
@@ -663,11 +664,24 @@ class locked:
         os.close(self.fd)  # and the lock with it
 
 
+def _open_record(path) -> int:
+    """A record in a job's directory opened for reading: the file itself, never a link put
+    in its place (an unsandboxed job runs as the portal's account and could make one) nor
+    a FIFO (which would hang the reader): OSError for those."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if os.fstat(fd).st_mode & S_IFMT != S_IFREG:
+        os.close(fd)
+        raise OSError(22, "not a regular file")
+    os.set_blocking(fd, True)
+    return fd
+
+
 def read_json(path):
     """A record a job left on disk (any JSON value: callers check its shape), or None
-    while it is not there, or when it is not JSON or larger than any record."""
+    while it is not there, or when it is not JSON, larger than any record, a link or not
+    a regular file."""
     try:
-        with open(path, "rb") as fh:
+        with os.fdopen(_open_record(path), "rb") as fh:
             text = fh.read(RECORD_BYTES + 1)
         return loads(text) if len(text) <= RECORD_BYTES else None
     except (OSError, ValueError, RecursionError):  # (RecursionError: [[[[...]]]])
@@ -803,7 +817,7 @@ def alive(started: dict, jobdir) -> bool:
 def launcher(d) -> tuple[int, str] | None:
     """The pid of the job's launcher and when it began, once it has been started."""
     try:
-        with open(_join(d, "launched"), "rb") as fh:
+        with os.fdopen(_open_record(_join(d, "launched")), "rb") as fh:
             text = fh.read(64).decode("ascii", "replace")
     except OSError:
         return None

@@ -203,6 +203,7 @@ def output_files(request):
             "total": found.total,
             "totalSize": found.total_size,
             "others": found.others,
+            "unnamed": found.unnamed,  # entries whose names are not UTF-8: neither listed nor served
             "more": found.more,
         }
 

@@ -317,6 +317,8 @@ def files_json(request, job, limit: int = outputs.MAX_LISTED) -> dict:
             "total": 0,
             "total_size": 0,
             "more": False,
+            "others": 0,
+            "unnamed": 0,
             "zip_url": None,
             "unavailable": str(e),
         }
@@ -333,6 +335,8 @@ def files_json(request, job, limit: int = outputs.MAX_LISTED) -> dict:
         "total": found.total,
         "total_size": found.total_size,
         "more": found.more or found.hidden > 0,
+        "others": found.others,
+        "unnamed": found.unnamed,
         "zip_url": request.route_url("api.job.zip", job_id=job.id),
     }
 
