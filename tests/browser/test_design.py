@@ -191,3 +191,33 @@ def test_no_csp_violation_and_no_sideways_scroll_on_the_main_pages(live_server, 
     finally:
         _api(url, "/jobs/cancel", {"ids": [job]}, token)
     assert not problems, "\n".join(problems)
+
+
+def test_a_job_page_prints_without_navigation_or_buttons(live_server, browser):  # noqa: F811
+    url, _ = live_server
+    token = _api(url, "/session", {"username": "bob", "password": "bob-demo"})["token"]
+    job = _api(url, "/submissions", {"job_type": "Sleepcount", "options": {"Count": "5", "Sleep Time": "1"}},
+               token)["jobs"][0]["id"]  # fmt: skip
+    _api(url, f"/jobs/{job}/comments", {"text": "printed"}, token)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(20_000)
+    _login(page, url, "bob")
+    page.goto(f"{url}/jobs/{job}")
+    page.wait_for_function("document.querySelector('pre#stdout').textContent.split('\\n').length > 3")
+    page.emulate_media(media="print")
+    shown = page.evaluate(
+        """() => {
+        const visible = el => el && getComputedStyle(el).display !== 'none';
+        const out = document.querySelector('pre#stdout');
+        return {
+          nav: visible(document.querySelector('nav[aria-label=Main]')),
+          logout: visible(document.querySelector('.logout')),
+          buttons: [...document.querySelectorAll('main button')].filter(visible).length,
+          clipped: out.scrollHeight > out.clientHeight + 1 || getComputedStyle(out).maxHeight !== 'none',
+          comment: document.querySelector('.comment-body').textContent,
+        };
+    }"""
+    )
+    assert shown == {"nav": False, "logout": False, "buttons": 0, "clipped": False, "comment": "printed"}
+    page.pdf(path=str(SHOTS / "job-print.pdf"))
+    page.close()
