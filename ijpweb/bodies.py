@@ -155,7 +155,8 @@ def _headers(raw: bytes) -> tuple[str, str | None, str]:
     name = collapse_rfc2231_value(name) if name is not None else None
     if not isinstance(name, str) or not name:
         raise InputError(FORM, "has a part without a name")
-    filename = msg.get_filename()
+    filename = msg.get_param("filename", header="content-disposition")
+    filename = collapse_rfc2231_value(filename) if filename is not None else None
     if msg.get_content_maintype() == "multipart":
         raise InputError(name[:60], "is a multipart part inside the form, which is not taken")
     return name, filename, msg.get_content_type()
