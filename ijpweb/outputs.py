@@ -129,7 +129,7 @@ def read_vars(path: Path, base: Path | None = None) -> OutputVars | None:
     with the job's directory as ``base``, a job that makes ``work/`` itself, or the file,
     a link to another job's gets nothing."""
     try:
-        d = open_dir(path.parent, base)
+        d = open_dir(path.parent, path.parent if base is None else base)
     except (OSError, ValueError):
         return None
     try:
