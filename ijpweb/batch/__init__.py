@@ -71,10 +71,38 @@ class BatchBackend(Protocol):
     def read(self, job_id: str, stream: str, offset: int = 0, limit: int = 65536) -> bytes:
         """Bytes of ``stdout`` or ``stderr`` from ``offset``."""
 
-    def cancel(self, job_id: str) -> None: ...
+    def cancel_many(self, job_ids: Sequence[str]) -> dict[str, BatchError | None]:
+        """Cancel each of ``job_ids`` in one pass over the backend (one ``scancel``, one
+        request to a batch server): for each, None (cancelled, or it had ended already) or
+        the BatchError saying why not. BatchError when the backend cannot be asked at all
+        (then that is every job's answer)."""
+
+    def cancel(self, job_id: str) -> None:
+        """cancel_many() of one job (:class:`Batched`): BatchError if it was not cancelled."""
+
+    def delete_many(self, job_ids: Sequence[str]) -> dict[str, BatchError | None]:
+        """Remove each job's files, only once it has ended, in one pass (its answers as
+        cancel_many's)."""
 
     def delete(self, job_id: str) -> None:
-        """Remove the job's files; only once it has ended."""
+        """delete_many() of one job (:class:`Batched`)."""
+
+
+class Batched:
+    """A backend's cancel and delete of one job, as its cancel_many() and delete_many() of
+    one: one way to do each, whether one job is cancelled or a page of them."""
+
+    def cancel(self, job_id: str) -> None:
+        _one(self.cancel_many([job_id]), job_id)
+
+    def delete(self, job_id: str) -> None:
+        _one(self.delete_many([job_id]), job_id)
+
+
+def _one(answers: Mapping[str, BatchError | None], job_id: str) -> None:
+    error = answers.get(job_id, BatchError(f"the backend did not answer for job {job_id}"))
+    if error is not None:
+        raise error
 
 
 class ArrayBackend(BatchBackend, Protocol):

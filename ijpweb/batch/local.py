@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..states import JobStatus
-from . import BatchError, BatchState, JobSpec
+from . import Batched, BatchError, BatchState, JobSpec
 from .jobdirs import DirOutputs, clean_leftovers, prepare, private_dir, read_stream
 from .runner import (
     CONFIG,
@@ -177,7 +177,7 @@ def _started_record(d: Path) -> dict | None:
     return None
 
 
-class LocalBackend(DirOutputs):
+class LocalBackend(Batched, DirOutputs):
     def __init__(
         self,
         name: str,
@@ -359,41 +359,81 @@ class LocalBackend(DirOutputs):
     def read(self, job_id: str, stream: str, offset: int = 0, limit: int = 65536) -> bytes:
         return read_stream(self._dir(job_id), stream, offset, limit)
 
-    def cancel(self, job_id: str) -> None:
-        d = self._dir(job_id)
-        if not d.is_dir():
-            raise BatchError(f"job {job_id} is not known to the local backend")
-        if (d / "exit.json").exists():
-            return
+    def cancel_many(self, job_ids: Sequence[str]) -> dict[str, BatchError | None]:
+        """Cancel the jobs together: each marked cancelled (one lock), then SIGTERM to every
+        one running (the launcher passes it on to its job), one grace period for them all,
+        and SIGKILL to those still running after it. Once it returns they have ended, so
+        they can be deleted at once. A job that has ended already is cancelled (None)."""
+        out: dict[str, BatchError | None] = {}
+        dirs: dict[str, Path] = {}
+        for job_id in dict.fromkeys(job_ids):
+            try:
+                d = self._dir(job_id)
+            except BatchError as e:
+                out[job_id] = e
+                continue
+            if not d.is_dir():
+                out[job_id] = BatchError(f"job {job_id} is not known to the local backend")
+            elif (d / "exit.json").exists():
+                out[job_id] = None
+            else:
+                dirs[job_id] = d
+        if not dirs:
+            return out
         with locked(self.root):
-            if not (d / "cancelled.json").exists():
-                write_json(d / "cancelled.json", {"at": datetime.now().astimezone().isoformat()})
-            self._unqueue(d)
-            (d / PRIVATE_ENV).unlink(missing_ok=True)  # its session: it will not be needed
-        started = _started_record(d)
-        if started is None and (d / "launched").exists():  # starting: wait for its record
-            deadline = time.monotonic() + 5.0
-            while (
-                started is None and (launch_pending(d) or launcher_alive(d)) and time.monotonic() < deadline
-            ):
-                time.sleep(0.01)
-                started = _started_record(d)
-        if started is not None and alive(started, d):
-            # SIGTERM (the launcher passes it on to the job), and SIGKILL after a grace
-            # period: once cancel returns the job has ended, so it can be deleted at once
-            for sig, grace in ((signal.SIGTERM, CANCEL_GRACE), (signal.SIGKILL, 5.0)):
+            for d in dirs.values():
+                if not (d / "cancelled.json").exists():
+                    write_json(d / "cancelled.json", {"at": datetime.now().astimezone().isoformat()})
+                self._unqueue(d)
+                (d / PRIVATE_ENV).unlink(missing_ok=True)  # its session: it will not be needed
+        started = {job_id: _started_record(d) for job_id, d in dirs.items()}
+        # those starting: wait for their launchers' records (5 s for them all)
+        starting = [i for i, rec in started.items() if rec is None and (dirs[i] / "launched").exists()]
+        deadline = time.monotonic() + 5.0
+        while starting and time.monotonic() < deadline:
+            time.sleep(0.01)
+            still = []
+            for i in starting:
+                started[i] = _started_record(dirs[i])
+                if started[i] is None and (launch_pending(dirs[i]) or launcher_alive(dirs[i])):
+                    still.append(i)
+            starting = still
+        running_ = {i: rec for i, rec in started.items() if rec is not None and alive(rec, dirs[i])}
+        for sig, grace in ((signal.SIGTERM, CANCEL_GRACE), (signal.SIGKILL, 5.0)):
+            for rec in running_.values():
                 with suppress(ProcessLookupError):
-                    os.killpg(started["pgid"], sig)
-                deadline = time.monotonic() + grace
+                    os.killpg(rec["pgid"], sig)
+            deadline = time.monotonic() + grace
+            while running_:
                 # ended once its end is recorded: the launcher may still be starting the
                 # job behind it, in a fork that is in its group until it makes its own
-                while alive(started, d) and not (d / "exit.json").exists() and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                if not alive(started, d) or (d / "exit.json").exists():
+                running_ = {
+                    i: rec
+                    for i, rec in running_.items()
+                    if alive(rec, dirs[i]) and not (dirs[i] / "exit.json").exists()
+                }
+                if not running_ or time.monotonic() >= deadline:
                     break
+                time.sleep(0.05)
+            if not running_:
+                break
         self._dispatch()
+        out.update(dict.fromkeys(dirs))
+        return out
 
-    def delete(self, job_id: str) -> None:
+    def delete_many(self, job_ids: Sequence[str]) -> dict[str, BatchError | None]:
+        out: dict[str, BatchError | None] = {}
+        for job_id in dict.fromkeys(job_ids):
+            try:
+                self._delete(job_id)
+                out[job_id] = None
+            except BatchError as e:
+                out[job_id] = e
+            except OSError as e:
+                out[job_id] = BatchError(f"job {job_id}'s files could not be removed ({e.strerror})")
+        return out
+
+    def _delete(self, job_id: str) -> None:
         d = self._dir(job_id)
         if not d.is_dir():
             return

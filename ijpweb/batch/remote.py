@@ -8,9 +8,9 @@ user's session travels only to the job, as ``jobSessionId`` in a POST body.
 
 With ``ijp-batchserver`` (it lists its extensions at ``/batch/version``) the portal also
 uses ``owner``, ``clientRef`` + ``find`` (nothing lost or run twice after a crash),
-``states`` (one call per harvest), output ``offset`` and ``outputs`` (a job's output
-files and variables). Against an original server it
-falls back to one ``status`` call per job, and cannot recover a crash mid-submission.
+``states`` (one call per harvest), output ``offset``, ``outputs`` (a job's output
+files and variables) and ``bulk`` (cancel or delete many jobs in one call). Against an
+original server it falls back to one ``status`` call per job, and cannot recover a crash mid-submission.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import io
 import json
 import os
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,16 +30,24 @@ from .. import outputs as outs
 from ..ijpwords import FROM_WORDS
 from ..planning import SESSION_ENV
 from ..states import JobStatus
-from . import BatchError, BatchState, JobSpec
+from . import Batched, BatchError, BatchState, JobSpec
 
 STATUSES = {s.value: s for s in JobStatus}
+BULK_IDS = 500  # job ids in one call of the "bulk" extension (the batch server takes up to 1000)
+ONE_TIMEOUT = 10.0  # seconds for each cancel or delete of one job (an original server)
+ONE_BY_ONE_SECONDS = 30.0  # and for all of them, one after another
+
+
+class Unreachable(BatchError):
+    """The batch server cannot be used at all: it did not answer (no connection, a
+    timeout), or the portal cannot log in to the ICAT its calls need."""
 
 
 def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-class RemoteBackend:
+class RemoteBackend(Batched):
     def __init__(
         self,
         name: str,
@@ -78,11 +87,11 @@ class RemoteBackend:
             ) as resp:
                 return json.load(resp)["sessionId"]
         except urllib.error.HTTPError as e:
-            raise BatchError(
+            raise Unreachable(
                 f"{self.name}: the portal cannot log in to ICAT as {self.username}: {_message(e)}"
             ) from None
         except (OSError, ValueError, KeyError) as e:
-            raise BatchError(f"{self.name}: cannot reach ICAT at {self.icat_url}: {e}") from None
+            raise Unreachable(f"{self.name}: cannot reach ICAT at {self.icat_url}: {e}") from None
 
     def _sid(self, renew: bool = False) -> str:
         with self._lock:
@@ -90,10 +99,13 @@ class RemoteBackend:
                 self._session = self._login()
             return self._session
 
-    def _call(self, method: str, path: str, params=(), *, raw: bool = False, output: bool = False):
+    def _call(self, method: str, path: str, params=(), *, raw: bool = False, output: bool = False,
+              timeout: float | None = None):  # fmt: skip
         """One protocol call; a SessionException renews the portal's login once. With
         ``output`` (the outputs extension), a name refused or not found is an
-        OutputError of its kind."""
+        OutputError of its kind. ``timeout``: at most the backend's own. A server that
+        does not answer is :class:`Unreachable`."""
+        timeout = self.timeout if timeout is None else min(timeout, self.timeout)
         for attempt in (0, 1):
             fields = [("sessionId", self._sid(renew=attempt == 1)), ("icatUrl", self.icat_url), *params]
             query = urllib.parse.urlencode(fields)
@@ -102,7 +114,7 @@ class RemoteBackend:
             else:
                 req = _request(f"{self.url}{path}?{query}", method=method)
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - see _request
+                with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - see _request
                     body = resp.read()
                     return body if raw else (json.loads(body) if body else None)
             except urllib.error.HTTPError as e:
@@ -115,7 +127,7 @@ class RemoteBackend:
                     raise outs.BadName(message) from None
                 raise BatchError(f"{self.name}: {message}") from None
             except (OSError, ValueError) as e:
-                raise BatchError(f"{self.name}: batch server at {self.url} did not answer: {e}") from None
+                raise Unreachable(f"{self.name}: batch server at {self.url} did not answer: {e}") from None
         raise AssertionError("unreachable")
 
     def _has(self, extension: str) -> bool:
@@ -262,11 +274,52 @@ class RemoteBackend:
         data = self._call("GET", f"outputvars/{_q(job_id)}", raw=True)
         return outs.parse_vars(data) if data else None
 
-    def cancel(self, job_id: str) -> None:
-        self._call("POST", f"cancel/{_q(job_id)}")
+    # --- cancel and delete: many jobs in one call (the batch server's "bulk" extension) -----
 
-    def delete(self, job_id: str) -> None:
-        self._call("DELETE", f"delete/{_q(job_id)}")
+    def cancel_many(self, job_ids: Sequence[str]) -> dict[str, BatchError | None]:
+        return self._many("cancels", job_ids, lambda i: self._call(
+            "POST", f"cancel/{_q(i)}", timeout=ONE_TIMEOUT))  # fmt: skip
+
+    def delete_many(self, job_ids: Sequence[str]) -> dict[str, BatchError | None]:
+        return self._many("deletes", job_ids, lambda i: self._call(
+            "DELETE", f"delete/{_q(i)}", timeout=ONE_TIMEOUT))  # fmt: skip
+
+    def _many(self, path: str, job_ids: Sequence[str], one) -> dict[str, BatchError | None]:
+        """With the "bulk" extension (ijp-batchserver), one call per BULK_IDS jobs, each
+        job answered on its own. Against an original server, one call per job, each with a
+        short timeout and all within ONE_BY_ONE_SECONDS: a server that does not answer at
+        all is not asked again for the others, and those left when the time is up are
+        answered "not tried", never held for minutes."""
+        ids = list(dict.fromkeys(job_ids))
+        out: dict[str, BatchError | None] = {}
+        if self._has("bulk"):
+            for n in range(0, len(ids), BULK_IDS):
+                part = ids[n : n + BULK_IDS]
+                reply = self._call("POST", path, [("jobId", i) for i in part])
+                results = reply.get("results") if isinstance(reply, dict) else None
+                if not isinstance(results, dict):
+                    raise BatchError(f"{self.name}: the batch server's answer to {path} is not readable")
+                for i in part:
+                    said = results.get(i, {"message": "the batch server did not answer for this job"})
+                    out[i] = None if said is None else BatchError(f"{self.name}: {_said(said)}")
+            return out
+        deadline = time.monotonic() + ONE_BY_ONE_SECONDS
+        stop: BatchError | None = None
+        for i in ids:
+            if stop is None and time.monotonic() > deadline:
+                stop = BatchError(f"{self.name}: not tried: the batch server took over "
+                                  f"{ONE_BY_ONE_SECONDS:g} s for the others; try again")  # fmt: skip
+            if stop is not None:
+                out[i] = stop
+                continue
+            try:
+                one(i)
+                out[i] = None
+            except Unreachable as e:
+                out[i] = stop = e
+            except BatchError as e:
+                out[i] = e
+        return out
 
 
 READ_CHUNK = 1 << 20
@@ -303,6 +356,12 @@ def _request(url: str, data: bytes | None = None, method: str | None = None) -> 
 
 def _q(job_id: str) -> str:
     return urllib.parse.quote(job_id, safe="")
+
+
+def _said(error) -> str:
+    """A job's error in a "bulk" answer ({"code", "message"}), as a bounded line."""
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message)[:500] if message else "refused"
 
 
 def _message(e: urllib.error.HTTPError, with_code: bool = False):

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..states import JobStatus
-from . import BatchError, BatchState, JobSpec
+from . import Batched, BatchError, BatchState, JobSpec
 from .jobdirs import DirOutputs, clean_leftovers, prepare, private_dir, read_stream
 from .runner import PRIVATE_ENV, read_json
 from .sandbox import Sandbox, describe, for_job
@@ -66,7 +66,9 @@ SACCT_ARGV = (
     "JobID,State,ExitCode,Start,End,NNodes,AllocCPUS,NodeList",
     "-j",
 )
-SACCT_IDS_CHARS = 100_000
+SACCT_IDS_CHARS = 100_000  # (also the bound of one scancel's ids, each its own argument)
+# scancel's error about one job: "scancel: error: Kill job error on job id 12: <why>"
+SCANCEL_ERROR = re.compile(r"job id (\d+(?:_\d+)?)\b:?(.*)")
 # squeue/sacct state -> (status, reason for the user)
 STATES = {
     "PENDING": JobStatus.QUEUED,
@@ -109,7 +111,7 @@ def _time(text: str) -> datetime | None:
         return None
 
 
-class SlurmBackend(DirOutputs):
+class SlurmBackend(Batched, DirOutputs):
     sacct_ids_chars = SACCT_IDS_CHARS
 
     def __init__(
@@ -175,15 +177,19 @@ class SlurmBackend(DirOutputs):
             os.replace(tmp, path)
         return path
 
-    def _run(self, argv: list[str], ok_codes=(0,)) -> str:
+    def _exec(self, argv: list[str]) -> subprocess.CompletedProcess:
+        """One SLURM command (argv a list, never a shell), within the backend's timeout."""
         try:
-            res = subprocess.run(
+            return subprocess.run(
                 argv, capture_output=True, text=True, env=self.env, timeout=self.timeout, check=False
             )
         except FileNotFoundError:
             raise BatchError(f"{argv[0]} is not installed on this host") from None
         except subprocess.TimeoutExpired:
             raise BatchError(f"{argv[0]} did not answer within {self.timeout:g} s") from None
+
+    def _run(self, argv: list[str], ok_codes=(0,)) -> str:
+        res = self._exec(argv)
         if res.returncode not in ok_codes:
             first = (res.stderr or res.stdout).strip().splitlines()
             raise BatchError(f"{argv[0]} failed: {first[-1] if first else f'exit {res.returncode}'}")
@@ -449,19 +455,72 @@ class SlurmBackend(DirOutputs):
     def read(self, job_id: str, stream: str, offset: int = 0, limit: int = 65536) -> bytes:
         return read_stream(self._dir(job_id), stream, offset, limit)
 
-    def cancel(self, job_id: str) -> None:
-        d = self._dir(job_id)
-        (d / "cancelled").touch()  # an array task cancelled while pending leaves no record
-        (d / PRIVATE_ENV).unlink(missing_ok=True)  # its session, if it has not started: not needed
-        self._run(["scancel", job_id])
+    def cancel_many(self, job_ids: Sequence[str]) -> dict[str, BatchError | None]:
+        """One ``scancel`` for all of them, the ids as its arguments (one call per
+        SACCT_IDS_CHARS of them, as sacct's lists). scancel says nothing of a job that has
+        ended or left the queue (exit 0: cancelled, as far as the portal is concerned);
+        when it fails, the jobs it names in its errors are the ones refused, or all of them
+        when it names none."""
+        out: dict[str, BatchError | None] = {}
+        ours: list[str] = []
+        for job_id in dict.fromkeys(job_ids):
+            try:
+                d = self._dir(job_id)
+            except BatchError as e:
+                out[job_id] = e
+                continue
+            (d / "cancelled").touch()  # an array task cancelled while pending leaves no record
+            (d / PRIVATE_ENV).unlink(missing_ok=True)  # its session, if it has not started: not needed
+            ours.append(job_id)
+        failed: BatchError | None = None
+        for batch in id_batches(ours, self.sacct_ids_chars):
+            if failed is None:
+                try:
+                    out.update(self._scancel(batch))
+                    continue
+                except BatchError as e:  # (SLURM does not answer: not asked again for the rest)
+                    failed = e
+            out.update(dict.fromkeys(batch, failed))
+        return out
 
-    def delete(self, job_id: str) -> None:
-        d = self._dir(job_id)
-        state = self.states([job_id])[job_id]
-        if state.status.live:
-            raise BatchError(f"SLURM job {job_id} has not ended ({state.status}); cancel it first")
-        shutil.rmtree(d)
-        (self.root / "by-slurm-id" / job_id).unlink(missing_ok=True)
+    def _scancel(self, ids: list[str]) -> dict[str, BatchError | None]:
+        res = self._exec(["scancel", *ids])
+        if res.returncode == 0:
+            return dict.fromkeys(ids)
+        lines = (res.stderr or res.stdout).strip().splitlines()
+        named: dict[str, BatchError | None] = {}
+        for line in lines:
+            if (m := SCANCEL_ERROR.search(line)) and m[1] in ids:
+                named[m[1]] = BatchError(f"scancel: {m[2].strip() or 'refused'}")
+        if not named:
+            raise BatchError(f"scancel failed: {lines[-1] if lines else f'exit {res.returncode}'}")
+        return dict.fromkeys(ids) | named
+
+    def delete_many(self, job_ids: Sequence[str]) -> dict[str, BatchError | None]:
+        """Whether each has ended is asked of SLURM once for them all (:meth:`states`)."""
+        out: dict[str, BatchError | None] = {}
+        dirs: dict[str, Path] = {}
+        for job_id in dict.fromkeys(job_ids):
+            try:
+                dirs[job_id] = self._dir(job_id)
+            except BatchError as e:
+                out[job_id] = e
+        states = self.states(list(dirs)) if dirs else {}
+        for job_id, d in dirs.items():
+            state = states[job_id]
+            if state.status.live:
+                out[job_id] = BatchError(
+                    f"SLURM job {job_id} has not ended ({state.status}); cancel it first"
+                )
+                continue
+            try:
+                shutil.rmtree(d)
+            except OSError as e:
+                out[job_id] = BatchError(f"SLURM job {job_id}'s files could not be removed ({e.strerror})")
+                continue
+            (self.root / "by-slurm-id" / job_id).unlink(missing_ok=True)
+            out[job_id] = None
+        return out
 
     # --- the cluster's nodes (the operator's console) --------------------------------------
 
@@ -571,21 +630,27 @@ def drain_reason(reason: str) -> str:
     return reason
 
 
-def id_lists(ids: Sequence[str], chars: int) -> list[str]:
-    """``ids`` as comma-separated lists of at most ``chars`` characters each (an id longer
-    than that goes alone), in order."""
-    out: list[str] = []
+def id_batches(ids: Sequence[str], chars: int) -> list[list[str]]:
+    """``ids`` in runs of at most ``chars`` characters each, counting one separator between
+    two (an id longer than that goes alone), in order: the bound of one command's ids."""
+    out: list[list[str]] = []
     batch: list[str] = []
     length = 0
     for i in ids:
         if batch and length + 1 + len(i) > chars:
-            out.append(",".join(batch))
+            out.append(batch)
             batch, length = [], 0
         length += len(i) + (1 if batch else 0)
         batch.append(i)
     if batch:
-        out.append(",".join(batch))
+        out.append(batch)
     return out
+
+
+def id_lists(ids: Sequence[str], chars: int) -> list[str]:
+    """``ids`` as comma-separated lists of at most ``chars`` characters each (an id longer
+    than that goes alone), in order."""
+    return [",".join(batch) for batch in id_batches(ids, chars)]
 
 
 def _placed(state: BatchState, nodes: str, cores: str, hosts: str) -> BatchState:

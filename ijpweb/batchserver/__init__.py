@@ -21,7 +21,7 @@ from .. import inputs, outputs
 from ..batch import BatchError
 from ..ijpwords import IjpError
 from .auth import CACHE_SECONDS, IcatSessions
-from .core import EXTENSIONS, BatchServer
+from .core import EXTENSIONS, MAX_BULK, BatchServer
 
 log = logging.getLogger(__name__)
 # the longest text parameter: a program's argument, a family, an owner, a reference
@@ -243,6 +243,31 @@ def delete(request):
     return _call(request, _no_content(lambda s, c: s.delete(c, request.matchdict["id"])))
 
 
+def _many(request) -> list[str]:
+    ids = list(dict.fromkeys(_texts(request, "jobId")))
+    if not ids:
+        raise inputs.InputError("jobId", "must name at least one job")
+    if len(ids) > MAX_BULK:
+        raise inputs.InputError("jobId", f"must name at most {MAX_BULK} jobs at once")
+    return ids
+
+
+def _results(answers) -> dict:
+    return {"results": {i: None if e is None else e.body() for i, e in answers.items()}}
+
+
+@view_config(route_name="cancels", request_method="POST", renderer="json")
+def cancel_many(request):
+    """The bulk extension: cancel the jobs ``jobId`` (repeated), each answered on its own."""
+    return _call(request, lambda s, c: _results(s.cancel_many(c, _many(request))))
+
+
+@view_config(route_name="deletes", request_method="POST", renderer="json")
+def delete_many(request):
+    """The bulk extension: delete the jobs ``jobId`` (repeated) that have ended."""
+    return _call(request, lambda s, c: _results(s.delete_many(c, _many(request))))
+
+
 @view_config(route_name="list", request_method="GET", renderer="json")
 def list_(request):
     return _call(request, lambda s, c: s.list(c))
@@ -290,6 +315,7 @@ def make_app(global_config=None, **settings):
             ("cancel", "cancel/{id}"), ("delete", "delete/{id}"), ("list", "list"),
             ("find", "find"), ("version", "version"), ("outputs", "outputs/{id}"),
             ("outputfile", "outputfile/{id}"), ("outputvars", "outputvars/{id}"),
+            ("cancels", "cancels"), ("deletes", "deletes"),
         ):  # fmt: skip
             config.add_route(name, f"/batch/{pattern}")
         config.scan(__name__)

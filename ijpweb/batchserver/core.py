@@ -5,8 +5,9 @@ It speaks the original IJP batch protocol (ijp-formats.md §5) for any client, p
 few extensions the portal uses: ``owner`` (a trusted portal submits for its users),
 ``clientRef`` with ``find`` (so a portal that crashed mid-submission learns which of
 its jobs arrived, and nothing runs twice), ``states`` (every job's state in one call)
-and ``offset``/``limit`` on output, and ``outputs`` (a job's output files and output
-variables, read through :mod:`ijpweb.outputs`: bounded, no symlink followed).
+and ``offset``/``limit`` on output, ``outputs`` (a job's output files and output
+variables, read through :mod:`ijpweb.outputs`: bounded, no symlink followed), and
+``bulk`` (cancel or delete many jobs with one backend call).
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ log = logging.getLogger(__name__)
 
 # "outputs" (1): a job's output files listed (outputs/{id}), read by name and offset
 # (outputfile/{id}) and its output variables' file (outputvars/{id})
-EXTENSIONS = ("owner", "clientRef", "find", "states", "offset", "outputs")
+# "bulk" (1): cancel or delete many jobs in one call (POST cancels, POST deletes, jobId
+# repeated, at most MAX_BULK): {"results": {jobId: null (done) | {"code", "message"}}}
+EXTENSIONS = ("owner", "clientRef", "find", "states", "offset", "outputs", "bulk")
+MAX_BULK = 1000
 
 
 def _job_number(job_id: str) -> int | None:
@@ -48,6 +52,17 @@ def _job_number(job_id: str) -> int | None:
 
 def forbidden() -> IjpError:
     return IjpError("ForbiddenException", "Job does not belong to you")
+
+
+def _refused(answers, backend_id: str) -> IjpError | None:
+    """The backend's answer for one job, as the protocol says a refusal."""
+    error = answers.get(backend_id, BatchError("the backend did not answer for this job"))
+    return None if error is None else IjpError("ParameterException", str(error))
+
+
+def _one(answers: dict[str, IjpError | None], job_id: str) -> None:
+    if (error := answers[job_id]) is not None:
+        raise error
 
 
 metadata = sa.MetaData()
@@ -286,30 +301,75 @@ class BatchServer:
             return b""
         return "".join(f"{n}={v}\n" for n, v in found.values).encode()
 
-    def cancel(self, caller: Caller, job_id: str) -> None:
+    def _rows(self, caller: Caller, job_ids: Sequence[str]) -> dict[str, sa.Row]:
+        """The caller's rows of ``job_ids``, by the id as given (one query)."""
+        numbers = {i: n for i in job_ids if (n := _job_number(i)) is not None}
+        if not numbers:
+            return {}
         with self.engine.connect() as conn:
-            row = self._row(conn, caller, job_id)
-        if not row.backend_job_id:
-            raise IjpError("ParameterException", f"Job {job_id} is still being submitted")
-        try:
-            self.backend.cancel(row.backend_job_id)
-        except BatchError as e:
-            raise IjpError("ParameterException", str(e)) from None
+            rows = conn.execute(
+                sa.select(batch_jobs).where(batch_jobs.c.id.in_(set(numbers.values())), self._visible(caller))
+            ).all()
+        by_number = {r.id: r for r in rows}
+        return {i: by_number[n] for i, n in numbers.items() if n in by_number}
+
+    def cancel(self, caller: Caller, job_id: str) -> None:
+        _one(self.cancel_many(caller, [job_id]), job_id)
 
     def delete(self, caller: Caller, job_id: str) -> None:
-        """Only once the job has ended (the original's rule), then its files go too."""
-        with self.engine.connect() as conn:
-            row = self._row(conn, caller, job_id)
-        if row.backend_job_id:
-            state = self.states(caller, [job_id])[job_id]
-            if state.status.live:
-                raise IjpError("ParameterException", f"Job {job_id} is {STATUS_WORDS[state.status]}")
-            try:
-                self.backend.delete(row.backend_job_id)
-            except BatchError as e:
-                raise IjpError("ParameterException", str(e)) from None
-        with self.engine.begin() as conn:
-            conn.execute(batch_jobs.delete().where(batch_jobs.c.id == row.id))
+        _one(self.delete_many(caller, [job_id]), job_id)
+
+    def cancel_many(self, caller: Caller, job_ids: Sequence[str]) -> dict[str, IjpError | None]:
+        """Cancel each of the caller's jobs ``job_ids`` in one backend call: for each, None
+        or why not (another user's job is refused as one that does not exist). A backend
+        that does not answer is a BatchError (every job's answer)."""
+        rows = self._rows(caller, job_ids)
+        out: dict[str, IjpError | None] = {}
+        asked: dict[str, str] = {}  # backend id -> job id
+        for i in dict.fromkeys(job_ids):
+            row = rows.get(i)
+            if row is None:
+                out[i] = forbidden()
+            elif not row.backend_job_id:
+                out[i] = IjpError("ParameterException", f"Job {i} is still being submitted")
+            else:
+                asked[row.backend_job_id] = i
+        answers = self.backend.cancel_many(list(asked)) if asked else {}
+        for backend_id, i in asked.items():
+            out[i] = _refused(answers, backend_id)
+        return out
+
+    def delete_many(self, caller: Caller, job_ids: Sequence[str]) -> dict[str, IjpError | None]:
+        """Delete each of the caller's jobs ``job_ids`` that has ended (the original's rule),
+        its files too: their states asked of the backend once, and one backend call for
+        those that have ended; their rows go in one statement."""
+        rows = self._rows(caller, job_ids)
+        unique = list(dict.fromkeys(job_ids))
+        held = [i for i in unique if i in rows and rows[i].backend_job_id]
+        states = self.states(caller, held) if held else {}
+        out: dict[str, IjpError | None] = {}
+        asked: dict[str, str] = {}
+        gone: list[int] = []
+        for i in unique:
+            row = rows.get(i)
+            if row is None:
+                out[i] = forbidden()
+            elif not row.backend_job_id:
+                out[i] = None
+                gone.append(row.id)
+            elif states[i].status.live:
+                out[i] = IjpError("ParameterException", f"Job {i} is {STATUS_WORDS[states[i].status]}")
+            else:
+                asked[row.backend_job_id] = i
+        answers = self.backend.delete_many(list(asked)) if asked else {}
+        for backend_id, i in asked.items():
+            out[i] = _refused(answers, backend_id)
+            if out[i] is None:
+                gone.append(rows[i].id)
+        if gone:
+            with self.engine.begin() as conn:
+                conn.execute(batch_jobs.delete().where(batch_jobs.c.id.in_(gone)))
+        return out
 
     def list(self, caller: Caller) -> list[str]:
         with self.engine.connect() as conn:

@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import paging
 from ..batch import BatchBackend, BatchError
-from ..batch.harvest import capture_vars, write_state
+from ..batch.harvest import capture_vars, seen, update, write_states
 from ..inputs import InputError
 from ..models import Job, JobTag, Submission, utcnow
 from ..models.jobs import named_datafiles, named_datasets
@@ -307,66 +307,155 @@ def _reload(db, job: Job) -> bool:
 
 
 def cancel_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
-    """Cancel a live job. One not yet with its backend never gets there (the submitter
-    withdraws it if it got there meanwhile); one the submitter has just handed over is
-    cancelled on the backend."""
-    if job.status == JobStatus.SUBMITTING and job.backend_job_id is None:
-        early = {"status": JobStatus.CANCELLED, "reason": CANCELLED_EARLY, "finished_at": utcnow()}
-        if _update(db, job, job.id, early, Job.status == JobStatus.SUBMITTING):
-            return
-        if not _reload(db, job):  # handed over meanwhile, or deleted
-            raise JobActionError(f"job {job.id} no longer exists")
-    if not job.live:
-        raise JobActionError(f"job {job.id} has already ended ({job.status})")
-    backend = backends.get(job.backend)
-    if backend is None or job.backend_job_id is None:
-        raise JobActionError(f"job {job.id} has no backend to cancel it on")
-    try:
-        backend.cancel(job.backend_job_id)
-    except BatchError as e:  # (one that timed out may still have got there)
-        raise JobActionError(str(e), reached=True) from None
-    try:
-        state = backend.states([job.backend_job_id])[job.backend_job_id]
-    except (BatchError, KeyError) as e:
-        raise JobActionError(
-            f"the cancel was sent to {job.backend}, but the job's state could not be read back ({e}); "
-            "its status follows when the backend answers again",
-            reached=True,
-        ) from None
-    if write_state(db, job, state) and not job.live:  # (the harvest no longer sees it end)
-        capture_vars(db, backend, [(job.id, job.backend_job_id)])
+    """Cancel a live job (:func:`cancel_all` of one): JobActionError saying why not."""
+    _raise(cancel_all(db, backends, [job])[job.id])
 
 
 def delete_job(db, backends: Mapping[str, BatchBackend], job: Job) -> None:
-    """Delete an ended job: first its directory and output on the backend, then its row
-    (and tags). A live job is refused: cancel it first (also one being submitted). The
-    row goes only as it was read: if the submitter has just recorded the backend id of a
-    job cancelled during its hand-over, that backend job is deleted too."""
-    reached = False  # (a backend asked to delete may have removed files, even if it failed)
-    for _ in range(3):
-        if job.live:
-            raise JobActionError(
-                f"job {job.id} is {job.status}; cancel it before deleting it", reached=reached
+    """Delete an ended job (:func:`delete_all` of one): JobActionError saying why not."""
+    _raise(delete_all(db, backends, [job])[job.id])
+
+
+def _raise(error: JobActionError | None) -> None:
+    if error is not None:
+        raise error
+
+
+def _cancel_early(db, job: Job) -> bool:
+    """Cancel a job not yet with its backend, which then never gets there (the submitter
+    withdraws it if it got there meanwhile); False when it is with its backend (read
+    again: the submitter may have just handed it over)."""
+    if job.status != JobStatus.SUBMITTING or job.backend_job_id is not None:
+        return False
+    early = {"status": JobStatus.CANCELLED, "reason": CANCELLED_EARLY, "finished_at": utcnow()}
+    if _update(db, job, job.id, early, Job.status == JobStatus.SUBMITTING):
+        return True
+    if not _reload(db, job):  # handed over meanwhile, or deleted
+        raise JobActionError(f"job {job.id} no longer exists")
+    return False
+
+
+def cancel_all(db, backends: Mapping[str, BatchBackend], jobs: list[Job]) -> dict[int, JobActionError | None]:
+    """Cancel live jobs, each backend asked once for all of its jobs (its cancel_many),
+    then once for their states (written, and the output variables of those that ended
+    captured: the harvest no longer sees them end). For each job None (cancelled) or
+    why not; a backend that does not answer fails its own jobs, never the others'."""
+    out: dict[int, JobActionError | None] = {}
+    asked: dict[str, list[Job]] = {}
+    for job in jobs:
+        try:
+            if _cancel_early(db, job):
+                out[job.id] = None
+                continue
+        except JobActionError as e:
+            out[job.id] = e
+            continue
+        if not job.live:
+            out[job.id] = JobActionError(f"job {job.id} has already ended ({job.status})")
+        elif backends.get(job.backend) is None or job.backend_job_id is None:
+            out[job.id] = JobActionError(f"job {job.id} has no backend to cancel it on")
+        else:
+            asked.setdefault(job.backend, []).append(job)
+    for name, group in asked.items():
+        out.update(_cancel_on(db, name, backends[name], group))
+    return out
+
+
+def _cancel_on(db, name: str, backend: BatchBackend, jobs: list[Job]) -> dict[int, JobActionError | None]:
+    out: dict[int, JobActionError | None] = {}
+    try:
+        answers = backend.cancel_many([j.backend_job_id for j in jobs])
+    except (BatchError, OSError) as e:  # (one that timed out may still have got there)
+        return {j.id: JobActionError(str(e), reached=True) for j in jobs}
+    sent = []
+    for j in jobs:
+        error = answers.get(j.backend_job_id, BatchError(f"{name} did not answer for job {j.id}"))
+        if error is None:
+            sent.append(j)
+        else:
+            out[j.id] = JobActionError(str(error), reached=True)
+    if not sent:
+        return out
+    try:
+        states = backend.states([j.backend_job_id for j in sent])
+    except (BatchError, OSError) as e:
+        states, why = {}, str(e)
+    else:
+        why = "no answer for it"
+    now, changed, held = utcnow(), [], {}
+    for j in sent:
+        state = states.get(j.backend_job_id)
+        if state is None:
+            out[j.id] = JobActionError(
+                f"the cancel was sent to {name}, but the job's state could not be read back ({why}); "
+                "its status follows when the backend answers again",
+                reached=True,
             )
-        backend_id = job.backend_job_id
-        backend = backends.get(job.backend)
-        if backend is not None and backend_id is not None:
-            reached = True
+            continue
+        out[j.id] = None
+        if (values := update(seen(j), state, now)) is not None:
+            changed.append((j.id, j.status, values))
+            held[j.id] = j
+    written = write_states(db, changed)
+    ended = [(i, held[i].backend_job_id) for i in written if not held[i].live]
+    if ended:
+        capture_vars(db, backend, ended)
+    return out
+
+
+def delete_all(db, backends: Mapping[str, BatchBackend], jobs: list[Job]) -> dict[int, JobActionError | None]:
+    """Delete ended jobs: first their directories and output on their backends (each
+    backend asked once for all of its jobs: its delete_many), then their rows (and tags).
+    A live job is refused: cancel it first (also one being submitted). A row goes only as
+    it was read: if the submitter has just recorded the backend id of a job cancelled
+    during its hand-over, that backend job is deleted too (the job is tried again, up to
+    three times). For each job None (deleted) or why not."""
+    out: dict[int, JobActionError | None] = {}
+    reached: set[int] = set()  # (a backend asked to delete may have removed files, even if it failed)
+    pending = list(jobs)
+    for _ in range(3):
+        ready: list[tuple[Job, str | None]] = []
+        asked: dict[str, list[Job]] = {}
+        for job in pending:
+            if job.live:
+                out[job.id] = JobActionError(
+                    f"job {job.id} is {job.status}; cancel it before deleting it", reached=job.id in reached
+                )
+            elif backends.get(job.backend) is not None and job.backend_job_id is not None:
+                asked.setdefault(job.backend, []).append(job)
+            else:
+                ready.append((job, job.backend_job_id))
+        for name, group in asked.items():
+            reached.update(j.id for j in group)
             try:
-                backend.delete(backend_id)
+                answers = backends[name].delete_many([j.backend_job_id for j in group])
             except (BatchError, OSError) as e:
-                raise JobActionError(
-                    f"job {job.id} could not be deleted on {job.backend}: {e}", reached=True
-                ) from None
-        gone = sa.delete(Job).where(
-            Job.id == job.id,
-            Job.status.in_(list(TERMINAL)),
-            Job.backend_job_id.is_not_distinct_from(backend_id),
-        )
-        if db.execute(gone.execution_options(synchronize_session=False)).rowcount or not _reload(db, job):
-            db.expunge(job)
-            return
-    raise JobActionError(f"job {job.id} keeps changing; try again", reached=reached)
+                answers = dict.fromkeys((j.backend_job_id for j in group), e)
+            for j in group:
+                error = answers.get(j.backend_job_id, BatchError(f"{name} did not answer for it"))
+                if error is None:
+                    ready.append((j, j.backend_job_id))
+                else:
+                    out[j.id] = JobActionError(
+                        f"job {j.id} could not be deleted on {name}: {error}", reached=True
+                    )
+        pending = []
+        for job, backend_id in ready:
+            gone = sa.delete(Job).where(
+                Job.id == job.id,
+                Job.status.in_(list(TERMINAL)),
+                Job.backend_job_id.is_not_distinct_from(backend_id),
+            )
+            if db.execute(gone.execution_options(synchronize_session=False)).rowcount or not _reload(db, job):
+                db.expunge(job)
+                out[job.id] = None
+            else:
+                pending.append(job)
+        if not pending:
+            break
+    for job in pending:
+        out[job.id] = JobActionError(f"job {job.id} keeps changing; try again", reached=job.id in reached)
+    return out
 
 
 # --- several jobs at once: the list's bulk actions (the pages and /api/v1 alike) -----------------
@@ -415,35 +504,44 @@ def _each(db, owner: str, ids: list[int], act) -> list[Outcome]:
     ]
 
 
+def _all_at_once(db, owner: str, ids: list[int], skip, act_all, done: str) -> list[Outcome]:
+    """The owner's jobs ``ids``: those ``skip`` says why to leave alone are skipped, the
+    others acted on together (``act_all``: each backend asked once), reported one by one."""
+    ids = check_bulk_ids(ids)
+    jobs = owned_jobs(db, owner, ids)
+    skipped = {i: why for i, job in jobs.items() if (why := skip(job))}
+    errors = act_all([job for i, job in jobs.items() if i not in skipped])
+    out = []
+    for i in ids:
+        if i not in jobs:
+            out.append(Outcome(i, "not_found", f"there is no job {i} of yours"))
+        elif i in skipped:
+            out.append(Outcome(i, "skipped", skipped[i]))
+        elif errors[i] is not None:
+            out.append(Outcome(i, "failed", str(errors[i])))
+        else:
+            out.append(Outcome(i, "done", f"job {i} {done}"))
+    return out
+
+
 def cancel_jobs(db, backends: Mapping[str, BatchBackend], owner: str, ids: list[int]) -> list[Outcome]:
-    """Cancel each of the owner's jobs ``ids`` that is live, as :func:`cancel_job` does one."""
+    """Cancel each of the owner's jobs ``ids`` that is live (:func:`cancel_all`: each
+    backend asked once)."""
 
-    def act(job: Job) -> Outcome:
-        if not job.live:
-            return Outcome(job.id, "skipped", f"job {job.id} had already ended ({job.status})")
-        try:
-            cancel_job(db, backends, job)
-        except JobActionError as e:
-            return Outcome(job.id, "failed", str(e))
-        return Outcome(job.id, "done", f"job {job.id} cancelled")
+    def skip(job: Job) -> str | None:
+        return None if job.live else f"job {job.id} had already ended ({job.status})"
 
-    return _each(db, owner, ids, act)
+    return _all_at_once(db, owner, ids, skip, lambda jobs: cancel_all(db, backends, jobs), "cancelled")
 
 
 def delete_jobs(db, backends: Mapping[str, BatchBackend], owner: str, ids: list[int]) -> list[Outcome]:
-    """Delete each of the owner's jobs ``ids`` that has ended, as :func:`delete_job` does one."""
+    """Delete each of the owner's jobs ``ids`` that has ended (:func:`delete_all`: each
+    backend asked once)."""
 
-    def act(job: Job) -> Outcome:
-        job_id = job.id
-        if job.live:
-            return Outcome(job_id, "skipped", f"job {job_id} is {job.status}: cancel it before deleting it")
-        try:
-            delete_job(db, backends, job)
-        except JobActionError as e:
-            return Outcome(job_id, "failed", str(e))
-        return Outcome(job_id, "done", f"job {job_id} deleted")
+    def skip(job: Job) -> str | None:
+        return f"job {job.id} is {job.status}: cancel it before deleting it" if job.live else None
 
-    return _each(db, owner, ids, act)
+    return _all_at_once(db, owner, ids, skip, lambda jobs: delete_all(db, backends, jobs), "deleted")
 
 
 def tag_jobs(db, owner: str, ids: list[int], add: list[str], remove: list[str]) -> list[Outcome]:
