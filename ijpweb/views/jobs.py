@@ -37,6 +37,7 @@ from ..models import user_tags
 from ..paging import MAX_PER_PAGE, page_size
 from ..security import Permission
 from ..states import JobStatus
+from ..templating import _duration, _elapsed, badge, inputs_short, rel
 from . import HTMX, param_int, param_text, vary
 
 PER_PAGE = 25
@@ -94,6 +95,64 @@ def grouped_rows(jobs: list, counts: dict[int, dict]) -> list[dict]:
     return out
 
 
+class ListRow:
+    """What a row of the job list shows of a job, computed once in Python (a page has up
+    to 200 rows; each value worked out in the template was a call from Jinja, several
+    times what it costs here): jobs/_rows.jinja2 prints them. ``ran`` says what ``run``
+    is: "ended" (its run time), "running" (so far), "waiting" (since submitted) or ""."""
+
+    __slots__ = ("id", "url", "job_type", "status", "exit_code", "inputs", "submitted", "ran", "run", "tags")
+
+    def __init__(self, job, url: str, tag_url):
+        self.id, self.url, self.job_type = job.id, url, job.job_type
+        self.status = badge(job.status.value)
+        self.exit_code = job.exit_code if job.exit_code not in (None, 0) else None
+        self.inputs = inputs_short(job)
+        self.submitted = rel(job.submitted_at)
+        if job.started_at and job.finished_at:
+            self.ran, self.run = "ended", _duration(_elapsed(job.started_at, job.finished_at))
+        elif job.started_at:
+            self.ran, self.run = "running", _duration(_elapsed(job.started_at))
+        elif job.live:
+            self.ran, self.run = "waiting", _duration(_elapsed(job.submitted_at))
+        else:
+            self.ran, self.run = "", ""
+        self.tags = [(t, tag_url(t)) for t in job.tags]
+
+
+def id_url(request, route: str, key: str):
+    """``request.route_url(route, **{key: id})`` for any integer id, from one route_url:
+    the URL of a sentinel id, split around it (an id's digits are never quoted)."""
+    sentinel = "9081726354"
+    before, sep, after = request.route_url(route, **{key: sentinel}).partition(sentinel)
+    if not sep or sentinel in after:  # (a route that does not show the id once as given)
+        return lambda i: request.route_url(route, **{key: i})
+    return lambda i: f"{before}{int(i)}{after}"
+
+
+def list_rows(request, jobs: list) -> dict:
+    """Each job's ListRow by the job, their URLs each made once (a tag's link once a page)."""
+    url = id_url(request, "jobs.detail", "job_id")
+    tag_urls: dict[str, str] = {}
+
+    def tag_url(t: str) -> str:
+        if t not in tag_urls:
+            tag_urls[t] = request.route_url("jobs.list", _query={"tag": t})
+        return tag_urls[t]
+
+    return {job: ListRow(job, url(job.id), tag_url) for job in jobs}
+
+
+def _shown(items: list[dict], rows: dict) -> list[dict]:
+    """grouped_rows' items with each job as its ListRow (the group's own values kept)."""
+    for item in items:
+        if "job" in item:
+            item["job"] = rows[item["job"]]
+        else:
+            item["jobs"] = [rows[j] for j in item["jobs"]]
+    return items
+
+
 def _list(request):
     query, named = list_query(request, request.GET)
     asked = param_int(request.GET, "per_page", None, 1, MAX_ASKED)
@@ -118,7 +177,10 @@ def _list(request):
         "progress": progress,
         "found": found,
         "jobs": found.jobs,
-        "rows": grouped_rows(found.jobs, counts) if grouped else [{"job": j} for j in found.jobs],
+        "rows": _shown(
+            grouped_rows(found.jobs, counts) if grouped else [{"job": j} for j in found.jobs],
+            list_rows(request, found.jobs),
+        ),
         "grouped": grouped,
         "capped": capped,
         "max_per_page": MAX_PER_PAGE,
