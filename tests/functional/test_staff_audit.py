@@ -38,8 +38,8 @@ class SqueueTimesOut:
 class DeleteFailsHalfway(SqueueTimesOut):
     """Removes the job's files, then fails (as a directory that could not be removed whole)."""
 
-    def delete(self, backend_id):
-        self.backend.delete(backend_id)
+    def delete_many(self, backend_ids):  # (a bulk delete's and a single delete's one call)
+        self.backend.delete_many(backend_ids)
         raise OSError("Directory not empty")
 
 
