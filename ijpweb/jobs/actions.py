@@ -337,8 +337,8 @@ def _cancel_early(db, job: Job) -> bool:
 
 def cancel_all(db, backends: Mapping[str, BatchBackend], jobs: list[Job]) -> dict[int, JobActionError | None]:
     """Cancel live jobs, each backend asked once for all of its jobs (its cancel_many),
-    then once for their states (written, and the output variables of those that ended
-    captured: the harvest no longer sees them end). For each job None (cancelled) or
+    then once for their states (written, and the output variables of those that had
+    started and have ended captured: the harvest no longer sees them end). For each job None (cancelled) or
     why not; a backend that does not answer fails its own jobs, never the others'."""
     out: dict[int, JobActionError | None] = {}
     asked: dict[str, list[Job]] = {}
@@ -397,7 +397,8 @@ def _cancel_on(db, name: str, backend: BatchBackend, jobs: list[Job]) -> dict[in
             changed.append((j.id, j.status, values))
             held[j.id] = j
     written = write_states(db, changed)
-    ended = [(i, held[i].backend_job_id) for i in written if not held[i].live]
+    # (one that never started wrote no variables: a page of queued jobs costs no reads)
+    ended = [(i, held[i].backend_job_id) for i in written if not held[i].live and held[i].started_at]
     if ended:
         capture_vars(db, backend, ended)
     return out

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from ijpweb.batch import JobSpec
+from ijpweb.batch.local import LocalBackend
 from ijpweb.batch.remote import RemoteBackend
 from ijpweb.models import Job, Submission
 from ijpweb.states import JobStatus
@@ -36,7 +37,7 @@ class Counted:
 
     def _counting(self, name, real):
         def call(ids):
-            self.calls.append((name, list(ids)))
+            self.calls.append((name, ids if isinstance(ids, str) else list(ids)))
             return real(ids)
 
         return call
@@ -154,3 +155,27 @@ def test_bulk_delete_asks_each_backend_once(testapp, dbsession, backends, dead, 
     dbsession.expire_all()
     left = dbsession.scalars(sa.select(Job.id).where(Job.id.in_(ids))).all()
     assert left == [lost.id]  # kept: its files may still be on the batch server
+
+
+def test_the_variables_of_started_jobs_are_kept_and_queued_ones_cost_no_read(
+    testapp, dbsession, backends, monkeypatch, tmp_path
+):
+    one_slot = LocalBackend("slots", tmp_path / "jobs", max_running=1)
+    monkeypatch.setitem(backends, "slots", one_slot)
+    started, waiting = jobs_of(dbsession, "db/alice", "slots", JobStatus.QUEUED, 2)
+    run_locally(one_slot, [started], 'echo "OUT_STEP=3" > "$JOB_OUTPUT_VARS"; echo started; exec sleep 60')
+    run_locally(one_slot, [waiting], "echo never")
+    deadline = time.monotonic() + 20
+    while b"started" not in one_slot.read(started.backend_job_id, "stdout"):
+        assert time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.05)
+    assert one_slot.states([waiting.backend_job_id])[waiting.backend_job_id].status == JobStatus.QUEUED
+    counted = Counted(monkeypatch, one_slot, "cancel_many", "states", "output_vars")
+    auth = token(testapp, "alice")
+    res = testapp.post_json(API + "/jobs/cancel", {"ids": [started.id, waiting.id]}, headers=auth)
+    assert res.json["summary"] == "Cancelled 2"
+    assert counted.names() == ["cancel_many", "states", "output_vars"]
+    assert counted.calls[2][1] == started.backend_job_id  # (its one argument: a backend id)
+    assert testapp.get(f"{API}/jobs/{started.id}", headers=auth).json["output_vars"] == {"OUT_STEP": "3"}
+    waited = testapp.get(f"{API}/jobs/{waiting.id}", headers=auth).json
+    assert waited["status"] == "Cancelled" and not waited["output_vars"]
