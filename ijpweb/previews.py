@@ -20,6 +20,7 @@ import io
 import json
 import math
 import struct
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -396,6 +397,10 @@ MAX_HDF5_BYTES = 64 * 1024 * 1024
 MAX_HDF5_TYPE = 200  # characters of a type's description (a compound's first fields)
 MAX_HDF5_FIELDS = 5  # a compound type's fields named before "…"
 MAX_HDF5_TEXT = 256 * 1024  # characters of the whole tree: the walk stops there
+# seconds of CPU the walk may take (libhdf5 decodes each attribute's type to list it: a
+# type of hundreds of fields costs it milliseconds each time); it stops there and shows
+# what it read. (The reader process's own RLIMIT_CPU is the bound past this.)
+MAX_HDF5_SECONDS = 3.0
 # thumbnails decode at most this many pixels (after Image.draft, which lets JPEG decode
 # at a fraction of its size): a 2000 x 2000 frame; a larger image says so instead
 THUMB_MAX_PIXELS = 4_000_000
@@ -413,25 +418,42 @@ def _h5_name(name: str) -> str:
     return name if len(name) <= MAX_HDF5_NAME else name[:MAX_HDF5_NAME] + "…"
 
 
-def _h5_type(dtype) -> str:
-    """A type in a few words: a compound as its field count and first fields, an enum or
-    array by what it holds; at most MAX_HDF5_TYPE characters whatever the file holds."""
-    import h5py
+def _h5_type(tid, depth: int = 0) -> str:
+    """A type (h5py's low-level TypeID: a numpy dtype of a compound of many fields is
+    costly to build) in a few words: a compound as its field count and first fields, an
+    enum, array or variable-length type by what it holds; at most MAX_HDF5_TYPE characters
+    whatever the file holds."""
+    from h5py import h5t
 
-    if h5py.check_string_dtype(dtype) is not None:
-        return "string"
-    if h5py.check_enum_dtype(dtype) is not None:
-        text = f"enum of {dtype.base} ({len(h5py.check_enum_dtype(dtype))} values)"
-    elif dtype.fields is not None:
-        names = dtype.names or ()
-        shown = ", ".join(f"{_h5_name(n)}: {_h5_type(dtype.fields[n][0])}" for n in names[:MAX_HDF5_FIELDS])
-        more = ", …" if len(names) > MAX_HDF5_FIELDS else ""
-        text = f"compound, {len(names)} field{'s' if len(names) != 1 else ''} ({shown}{more})"
-    elif dtype.subdtype is not None:
-        base, shape = dtype.subdtype
-        text = f"array {_h5_shape(shape)} of {_h5_type(base)}"
-    else:
-        text = str(dtype)
+    try:
+        if isinstance(tid, h5t.TypeStringID) or (
+            isinstance(tid, h5t.TypeVlenID) and isinstance(tid.get_super(), h5t.TypeStringID)
+        ):
+            text = "string"
+        elif depth >= 3:
+            text = "…"
+        elif isinstance(tid, h5t.TypeCompoundID):
+            n = tid.get_nmembers()
+            shown = ", ".join(
+                f"{_h5_name(tid.get_member_name(i).decode('utf-8', 'replace'))}: "
+                f"{_h5_type(tid.get_member_type(i), depth + 1)}"
+                for i in range(min(n, MAX_HDF5_FIELDS))
+            )
+            text = (
+                f"compound, {n} field{'s' if n != 1 else ''} ({shown}{', …' if n > MAX_HDF5_FIELDS else ''})"
+            )
+        elif isinstance(tid, h5t.TypeEnumID):
+            text = f"enum of {_h5_type(tid.get_super(), depth + 1)} ({tid.get_nmembers()} values)"
+        elif isinstance(tid, h5t.TypeArrayID):
+            text = f"array {_h5_shape(tid.get_array_dims())} of {_h5_type(tid.get_super(), depth + 1)}"
+        elif isinstance(tid, h5t.TypeVlenID):
+            text = f"variable-length of {_h5_type(tid.get_super(), depth + 1)}"
+        elif isinstance(tid, h5t.TypeOpaqueID):
+            text = f"opaque, {tid.get_size()} bytes"
+        else:
+            text = str(tid.dtype)
+    except Exception:  # noqa: BLE001 - a type h5py cannot describe
+        text = "(a type not read)"
     return text if len(text) <= MAX_HDF5_TYPE else text[:MAX_HDF5_TYPE] + "…"
 
 
@@ -441,8 +463,9 @@ def _h5_shape(shape) -> str:
     return "scalar" if shape == () else "×".join(str(n) for n in shape)
 
 
-def _h5_attrs(obj) -> list[str]:
-    """The attributes' names with their shapes and types (never their values)."""
+def _h5_attrs(obj, budget: _Lines | None = None) -> list[str]:
+    """The attributes' names with their shapes and types (never their values), until
+    ``budget`` is spent."""
     out = []
     try:
         names = iter(obj.attrs)
@@ -450,9 +473,11 @@ def _h5_attrs(obj) -> list[str]:
             if i >= MAX_HDF5_ATTRS:
                 out.append(f"… more attributes than {MAX_HDF5_ATTRS}")
                 break
+            if budget is not None and budget.over:
+                break
             try:
                 aid = obj.attrs.get_id(key)
-                out.append(f"@{_h5_name(key)}  {_h5_type(aid.dtype)}  {_h5_shape(aid.shape)}")
+                out.append(f"@{_h5_name(key)}  {_h5_type(aid.get_type())}  {_h5_shape(aid.shape)}")
             except Exception:  # noqa: BLE001 - h5py raises many kinds for a damaged attribute
                 out.append(f"@{_h5_name(key)}  (unreadable)")
     except Exception:  # noqa: BLE001
@@ -461,11 +486,16 @@ def _h5_attrs(obj) -> list[str]:
 
 
 def hdf5_tree(
-    source, name: str = "", max_depth: int = MAX_HDF5_DEPTH, max_entries: int = MAX_HDF5_ENTRIES
+    source,
+    name: str = "",
+    max_depth: int = MAX_HDF5_DEPTH,
+    max_entries: int = MAX_HDF5_ENTRIES,
+    seconds: float = MAX_HDF5_SECONDS,
 ) -> Preview:
     """HDF5's tree of groups and datasets (shapes and types; attributes' names, shapes and
     types), read from ``source`` (a seekable binary file object) as a text preview. Bounded:
-    at most ``max_depth`` levels and ``max_entries`` objects; no dataset or attribute value
+    at most ``max_depth`` levels, ``max_entries`` objects, MAX_HDF5_TEXT characters and
+    ``seconds`` of CPU time (what was read is shown, with a note); no dataset or attribute value
     is read; links are shown, never followed (an external link would open another file);
     an object met twice (a hard-link cycle) is not walked again. A file that is not HDF5,
     or is damaged, is a preview of kind ``none`` saying so."""
@@ -475,13 +505,13 @@ def hdf5_tree(
     count = 0
     seen: set = set()
     truncated = False
-    lines = _Lines(MAX_HDF5_TEXT)
+    lines = _Lines(MAX_HDF5_TEXT, seconds)
 
     def walk(group, depth: int) -> None:
         nonlocal count, truncated
         indent = "  " * depth
         for key in group:
-            if count >= max_entries or lines.full:
+            if count >= max_entries or lines.over:
                 truncated = True
                 return
             count += 1
@@ -501,12 +531,14 @@ def hdf5_tree(
                 lines.append(f"{indent}{label}  (unreadable)")
                 continue
             if isinstance(obj, h5py.Dataset):
-                lines.append(f"{indent}{label}  dataset  {_h5_type(obj.dtype)}  {_h5_shape(obj.shape)}")
-                lines.extend(f"{indent}  {a}" for a in _h5_attrs(obj))
+                lines.append(
+                    f"{indent}{label}  dataset  {_h5_type(obj.id.get_type())}  {_h5_shape(obj.shape)}"
+                )
+                lines.extend(f"{indent}  {a}" for a in _h5_attrs(obj, lines))
             elif isinstance(obj, h5py.Group):
                 addr = obj.id.__hash__()
                 lines.append(f"{indent}{label}/  group")
-                lines.extend(f"{indent}  {a}" for a in _h5_attrs(obj))
+                lines.extend(f"{indent}  {a}" for a in _h5_attrs(obj, lines))
                 if addr in seen:
                     lines.append(f"{indent}  (already shown above: a link back)")
                 elif depth + 1 >= max_depth:
@@ -522,13 +554,15 @@ def hdf5_tree(
     try:
         with h5py.File(source, "r") as f:
             lines.append("/")
-            lines.extend(f"  {a}" for a in _h5_attrs(f))
+            lines.extend(f"  {a}" for a in _h5_attrs(f, lines))
             seen.add(f.id.__hash__())
             walk(f, 1)
     except Exception:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError... for damage
         return Preview(name, "none", message="not a readable HDF5 file: it cannot be shown")
     if lines.full:
         notes.append(f"the tree is cut at {MAX_HDF5_TEXT // 1024} KB of text")
+    elif lines.over:
+        notes.append(f"the tree is cut after {seconds:g} s of reading (a costly file to describe)")
     elif truncated:
         notes.append(f"the tree is cut at {max_entries} objects and {max_depth} levels")
     notes.append("HDF5: groups and datasets with types and shapes; no values are read")
@@ -537,11 +571,17 @@ def hdf5_tree(
 
 class _Lines(list):
     """Lines of text, each cut at MAX_LINE_CHARS, that stop being added to once their
-    total passes ``most`` characters (``full`` then says so)."""
+    total passes ``most`` characters (``full`` then says so); ``over`` once that or
+    ``seconds`` of this process's CPU time have gone since it was made."""
 
-    def __init__(self, most: int):
+    def __init__(self, most: int, seconds: float = MAX_HDF5_SECONDS):
         super().__init__()
         self.most, self.chars, self.full = most, 0, False
+        self.until = time.process_time() + seconds
+
+    @property
+    def over(self) -> bool:
+        return self.full or time.process_time() > self.until
 
     def append(self, line: str) -> None:
         if self.full:
