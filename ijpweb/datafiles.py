@@ -95,6 +95,8 @@ def preview(data: DataAccess, session_id: str, df: DatafileView) -> previews.Pre
 
 
 HDF5_TIMEOUT = 15.0  # seconds of wall-clock time for the reader process
+MAX_READERS = 2  # reader processes at once from one portal process (each up to 1 GB)
+_readers = threading.BoundedSemaphore(MAX_READERS)
 
 
 def hdf5_preview(source, name: str, timeout: float = HDF5_TIMEOUT) -> previews.Preview:
@@ -104,6 +106,17 @@ def hdf5_preview(source, name: str, timeout: float = HDF5_TIMEOUT) -> previews.P
     request's), its time bounded by ``timeout``; its memory, CPU and output by its own
     rlimits. A reader that fails says why as a preview of kind ``none``."""
     env = {"PATH": os.defpath, "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    if not _readers.acquire(timeout=CONVERSION_WAIT):
+        return previews.Preview(
+            name, "none", message="too many HDF5 previews are being made at once: try again in a moment"
+        )
+    try:
+        return _read_hdf5(source, name, timeout, env)
+    finally:
+        _readers.release()
+
+
+def _read_hdf5(source, name: str, timeout: float, env: dict) -> previews.Preview:
     with tempfile.TemporaryFile() as out:
         try:
             done = subprocess.run(  # noqa: S603 - a fixed command: no user value in argv

@@ -116,6 +116,19 @@ def test_a_file_costly_to_describe_is_cut_after_its_time_and_says_so():
     assert any("cut after 0.05 s of reading" in n for n in p.notes), p.notes
 
 
+def test_hdf5_readers_beyond_the_ones_at_once_are_told_to_retry(monkeypatch):
+    monkeypatch.setattr(datafiles, "CONVERSION_WAIT", 0.05)
+    held = [datafiles._readers.acquire(timeout=5) for _ in range(datafiles.MAX_READERS)]
+    assert all(held)
+    try:
+        with _file(crafted_hdf5()) as f:
+            busy = datafiles.hdf5_preview(f, "types.h5")
+    finally:
+        for _ in held:
+            datafiles._readers.release()
+    assert busy.kind == "none" and "try again" in busy.message
+
+
 def test_the_hdf5_reader_runs_under_limits_and_without_the_portals_environment(monkeypatch):
     """What the reader process runs with: its rlimits (memory, CPU, output size) and an
     environment that holds nothing of the portal's (a secret set here does not reach it)."""
