@@ -170,6 +170,14 @@ def _lightsheet(engine):
     return dataset, csv
 
 
+def _datafiles(engine, dataset):
+    df = T["Datafile"]
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(df.c.id, df.c.name, df.c.fileSize).where(df.c.dataset_id == dataset).order_by(df.c.id)
+        ).all()
+
+
 def _new_user(engine, name):
     """A user the catalog has never seen a job of (a User row and a db password)."""
     with engine.begin() as conn:
@@ -306,6 +314,17 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser): 
         expect(page.locator("details.df-preview[open] pre.output", has_text="entry/")).to_be_visible()
         a.audit(page, "dataset-previews-open")
         a.visit(page, f"/datafiles/{csv}/preview", "datafile-preview")
+        # an upload refused without JavaScript (a name the dataset has): the page with the error
+        a.visit(page, f"/datasets/{ds}", "dataset-upload")
+        before = _datafiles(engine, ds)
+        page.set_input_files(
+            "#upload-file", [{"name": "intensities.csv", "mimeType": "text/csv", "buffer": b"x,y\n"}]
+        )
+        a.post_form(page, "#upload-form")
+        expect(page.locator("#upload-file-error")).to_contain_text("intensities.csv")
+        expect(page.locator("#upload-file")).to_have_attribute("aria-invalid", "true")
+        a.audit(page, "dataset-upload-refused")
+        assert _datafiles(engine, ds) == before  # nothing stored
 
         # a new dataset, and its errors
         a.visit(page, "/datasets/new", "dataset-new")
