@@ -2,6 +2,7 @@
 
 import shlex
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from markupsafe import Markup, escape, soft_str
 
@@ -55,14 +56,15 @@ def _ago_utc(value: datetime, now: datetime, day: str | None = None) -> str:
 # renders the macros they replace beside them); every value is escaped as {{ }} would.
 
 
+@lru_cache(maxsize=64)  # (a handful of statuses)
 def badge(status) -> Markup:
     """A status badge, its colour from its class and its text: ``badge(job.status.value)``."""
     return Markup(f'<span class="badge s-{escape(soft_str(status).lower())}">{escape(status)}</span>')  # noqa: S704 - escaped
 
 
-def rel(value) -> Markup:
+def rel(value, now: datetime | None = None) -> Markup:
     """A relative time ("5 min ago") in a ``<time>`` with the exact UTC time on hover;
-    nothing for no time."""
+    nothing for no time. ``now``: naive UTC (a list's rows ask with one)."""
     if not value:
         return Markup("")
     # in naive UTC (as SQLite gives it back) and formatted once: a fifth of _iso's, _when's
@@ -74,7 +76,7 @@ def rel(value) -> Markup:
         text = utc.isoformat(" ", "seconds")  # YYYY-MM-DD HH:MM:SS
         day = text[:10]
         iso, when = f"{day}T{text[11:]}Z", f"{text} UTC"
-    ago = _ago_utc(utc, datetime.now(UTC).replace(tzinfo=None), day)
+    ago = _ago_utc(utc, now or datetime.now(UTC).replace(tzinfo=None), day)
     return Markup(f'<time datetime="{iso}" title="{when}">{ago}</time>')  # noqa: S704 - digits and words
 
 

@@ -103,18 +103,18 @@ class ListRow:
 
     __slots__ = ("id", "url", "job_type", "status", "exit_code", "inputs", "submitted", "ran", "run", "tags")
 
-    def __init__(self, job, url: str, tag_url):
+    def __init__(self, job, url: str, tag_url, now: datetime, naive_now: datetime):
         self.id, self.url, self.job_type = job.id, url, job.job_type
         self.status = badge(job.status.value)
         self.exit_code = job.exit_code if job.exit_code not in (None, 0) else None
         self.inputs = inputs_short(job)
-        self.submitted = rel(job.submitted_at)
+        self.submitted = rel(job.submitted_at, naive_now)
         if job.started_at and job.finished_at:
             self.ran, self.run = "ended", _duration(_elapsed(job.started_at, job.finished_at))
         elif job.started_at:
-            self.ran, self.run = "running", _duration(_elapsed(job.started_at))
+            self.ran, self.run = "running", _duration(_elapsed(job.started_at, now))
         elif job.live:
-            self.ran, self.run = "waiting", _duration(_elapsed(job.submitted_at))
+            self.ran, self.run = "waiting", _duration(_elapsed(job.submitted_at, now))
         else:
             self.ran, self.run = "", ""
         self.tags = [(t, tag_url(t)) for t in job.tags]
@@ -140,7 +140,9 @@ def list_rows(request, jobs: list) -> dict:
             tag_urls[t] = request.route_url("jobs.list", _query={"tag": t})
         return tag_urls[t]
 
-    return {job: ListRow(job, url(job.id), tag_url) for job in jobs}
+    now = datetime.now(UTC)
+    naive_now = now.replace(tzinfo=None)  # (rel's: UTC without its zone)
+    return {job: ListRow(job, url(job.id), tag_url, now, naive_now) for job in jobs}
 
 
 def _shown(items: list[dict], rows: dict) -> list[dict]:
