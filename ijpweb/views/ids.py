@@ -14,7 +14,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from .. import inputs
-from ..catalog.ids import VERSION, IdsError, Selection, has_control
+from ..catalog.ids import VERSION, IdsError, Selection, has_control, invisible
 
 RANGE = re.compile(r"bytes=([0-9]{1,100})-", re.ASCII)
 
@@ -77,8 +77,9 @@ def _outname(params) -> str | None:
 
 def _disposition(name: str) -> str:
     """``attachment`` with the name as an ASCII fallback and as RFC 5987 UTF-8: a
-    catalog name (user data) can never break the header."""
-    name = "".join("_" if has_control(c) else c for c in name) or "download"
+    catalog name (user data) can never break the header, nor be saved under a name that
+    displays as another (a bidi override or zero-width character becomes '_')."""
+    name = "".join("_" if has_control(c) or invisible(c) else c for c in name) or "download"
     plain = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name)
     if plain == name:
         return f'attachment; filename="{plain}"'

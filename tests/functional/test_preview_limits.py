@@ -350,3 +350,13 @@ def test_a_name_stored_elsewhere_is_shown_isolated_and_without_its_override(test
     assert "Download report\ufffdfdp.exe" in page.text
     preview = testapp.get(f"/datafiles/{bobs['txt']}/preview")
     assert "\u202e" not in preview.text and preview.html.find("h1").bdi.text == "report\ufffdfdp.exe"
+
+
+def test_a_download_of_such_a_name_is_not_saved_under_its_disguise(testapp, dbsession, bobs):  # noqa: F811
+    df = T["Datafile"]
+    dbsession.connection().execute(
+        sa.update(df).where(df.c.id == bobs["txt"]).values(name="report\u202efdp.exe")
+    )
+    testapp.login("bob")
+    res = testapp.get(f"/datafiles/{bobs['txt']}/download")
+    assert res.headers["Content-Disposition"] == 'attachment; filename="report_fdp.exe"'
