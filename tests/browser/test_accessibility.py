@@ -13,6 +13,7 @@ NOT_VISITED with why, so a new HTML page without a visit fails the test."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -259,6 +260,7 @@ class Auditor:
 
 
 def test_every_page_has_no_serious_or_critical_violation(live_server, browser):  # noqa: F811
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import expect
 
     url, engine = live_server
@@ -273,6 +275,14 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser): 
     )
     assert "image-alt" in {v["id"] for v in page.evaluate(RUN_AXE) if v["impact"] in IMPACTS}
     page.evaluate("() => document.getElementById('probe').remove()")
+    # the page's CSP stands: an inline script is refused (hence evaluate, which it does not govern)
+    with contextlib.suppress(PlaywrightError):  # (whether Playwright says so varies)
+        page.add_script_tag(content="window.__inline = 1")
+    assert page.evaluate("() => window.__inline") is None
+    assert any("script-src" in v for v in page.evaluate("() => window.__csp")), (
+        "the inline script was not refused"
+    )
+    page.evaluate("() => { window.__csp = []; }")
     a.login(page, "bob", password="wrong-password")
     expect(page.locator(".error, [role=alert]").first).to_be_visible()
     a.audit(page, "login-error")
