@@ -308,7 +308,9 @@ class BatchServer:
             return {}
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(batch_jobs).where(batch_jobs.c.id.in_(set(numbers.values())), self._visible(caller))
+                sa.select(batch_jobs).where(
+                    batch_jobs.c.id.in_(sorted(set(numbers.values()))), self._visible(caller)
+                )
             ).all()
         by_number = {r.id: r for r in rows}
         return {i: by_number[n] for i, n in numbers.items() if n in by_number}
