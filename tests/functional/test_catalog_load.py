@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from ijpweb import main
 from ijpweb.catalog.embedded import SLOTS
 from ijpweb.catalog.icatdb import TABLES
-from ijpweb.models import Base, get_engine
+from ijpweb.models import Base, WebSession, get_engine
+from ijpweb.models.catalog import CatalogSession
 
 from ..conftest import TestApp, make_testapp, serving
 from .test_api import API, token
@@ -58,6 +59,15 @@ def committing(app_settings, dbengine):
         conn.execute(
             df.delete().where(sa.or_(*(df.c.name.like(p + "%") for p in ("flood", "batch", "slow"))))
         )
+    forget_logins(dbengine)
+
+
+def forget_logins(dbengine) -> None:
+    """The logins a committing portal made stay in the database: later tests count
+    a user's web sessions, so they go with the test that made them."""
+    with dbengine.begin() as conn:
+        conn.execute(sa.delete(WebSession.__table__))
+        conn.execute(sa.delete(CatalogSession.__table__))
 
 
 def carols_dataset(dbengine) -> int:
@@ -199,6 +209,7 @@ def capped_server(app_settings, dbengine):
     settings = {**app_settings, "ijp.catalog.query_seconds": "3", "ijp.catalog.user_queries": "2"}
     with serving(main({}, dbengine=dbengine, **settings), threads=4) as url:
         yield url
+    forget_logins(dbengine)
 
 
 def _until(condition) -> None:
