@@ -203,7 +203,7 @@ def test_a_job_page_prints_without_navigation_or_buttons(live_server, browser): 
     page.set_default_timeout(20_000)
     _login(page, url, "bob")
     page.goto(f"{url}/jobs/{job}")
-    page.wait_for_function("document.querySelector('pre#stdout').textContent.split('\\n').length > 3")
+    page.wait_for_function("() => document.querySelector('pre#stdout').textContent.split('\\n').length > 3")
     page.emulate_media(media="print")
     shown = page.evaluate(
         """() => {
