@@ -270,6 +270,15 @@ def jobtype(name, as_json):
     if as_json:
         return _print_json(jt)
     click.echo(f"{jt['name']}: runs {jt['executable']} ({jt['type']})")
+    if jt.get("description"):
+        click.echo(f"  {jt['description']}")
+    if jt.get("inputs"):
+        from .jobtypes import InputsRule
+
+        bounds = jt["inputs"]
+        rule = InputsRule(bounds.get("minDatasets"), bounds.get("maxDatasets"),
+                          bounds.get("minDatafiles"), bounds.get("maxDatafiles"))  # fmt: skip
+        click.echo(f"  each job needs {rule.needs()}")
     click.echo(f"  dataset types: {', '.join(jt['datasetTypes']) or 'any'}")
     for o in jt["jobOptions"]:
         bits = [o["type"]]

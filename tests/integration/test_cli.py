@@ -73,6 +73,9 @@ def test_find_submit_follow_tag_resubmit_and_clean_up(ijp):
     assert "Index" in [o["name"] for o in jt["jobOptions"]]
     assert "--option 'Index': integer" in ijp("jobtype", "Test Options").stdout
     assert ijp("jobtype", "Nope", expect=4).stderr == "ijp: there is no job type called 'Nope'\n"
+    copy = ijp("jobtype", "Copy datafile").stdout.splitlines()
+    assert copy[1].startswith("  Copies one datafile into one dataset")
+    assert copy[2] == "  each job needs exactly 1 dataset and 1 datafile"
     found = _json(ijp("datasets", "--type", "confocal", "--per-page", "2", "--json"))
     ds = [str(d["id"]) for d in found["datasets"]]
     assert len(ds) == 2 and found["total"] > 2
