@@ -53,7 +53,9 @@ def includeme(config):
     # comments on a job (views/comments.py)
     config.add_route("jobs.comments", "/jobs/{job_id}/comments", factory=job_factory)
     config.add_route("jobs.comment", "/jobs/{job_id}/comments/{comment_id}", factory=job_factory)
-    config.add_route("jobs.comment.delete", "/jobs/{job_id}/comments/{comment_id}/delete", factory=job_factory)
+    config.add_route(
+        "jobs.comment.delete", "/jobs/{job_id}/comments/{comment_id}/delete", factory=job_factory
+    )
     config.add_route("staff.jobtypes", "/staff/jobtypes")  # (now the console's job types)
     # the operator's console, for staff (views/console.py); every route name under
     # console. or api.admin. is tested to be staff's alone (tests/functional/test_console.py)

@@ -199,7 +199,9 @@ def test_datafile_selection_holds_across_the_pages_of_a_big_dataset(alice, dbses
     alice.htmx("POST", "/selection", {"action": "set", "kind": "datafile", "id": ids[3], "checked": "1"})
     again = alice.get(nxt)
     assert re.search(rf'id="df-{ids[3]}" name="checked" value="{ids[3]}" checked', again.text)
-    assert not re.search(r'id="df-\d+" name="checked" value="\d+" checked', alice.get(f"/datasets/{big}").text)
+    assert not re.search(
+        r'id="df-\d+" name="checked" value="\d+" checked', alice.get(f"/datasets/{big}").text
+    )
     found = alice.htmx("GET", f"/datasets/{big}", {"file": "file-00011"})
     assert found.text.count('aria-label="Select datafile') == 1
 

@@ -372,8 +372,13 @@ def test_an_upload_form_still_needs_its_csrf_token(testapp, dbsession, carols): 
 
 
 def test_an_upload_over_its_limit_is_not_read_for_the_error_page(
-    app, tm, dbsession, tmp_path, monkeypatch, carols
-):  # noqa: F811
+    app,
+    tm,
+    dbsession,
+    tmp_path,
+    monkeypatch,
+    carols,  # noqa: F811
+):
     """Refused by its Content-Length (over ijp.upload.max_bytes), the dataset page shown
     with the error reads none of the form either."""
     _settings(monkeypatch, app, upload_max_bytes=1000)

@@ -232,7 +232,9 @@ def test_selection_changes_tell_the_results_list_to_refresh(alice, dbsession):
     res = alice.htmx("POST", "/selection", {"action": "clear"})
     assert res.headers["HX-Trigger"] == "selectionChanged"
     assert 'hx-trigger="selectionChanged from:body"' in alice.get("/datasets").text
-    assert f'id="ds-{first}" name="checked" value="{first}" checked' not in alice.htmx("GET", "/datasets").text
+    assert (
+        f'id="ds-{first}" name="checked" value="{first}" checked' not in alice.htmx("GET", "/datasets").text
+    )
 
 
 def test_job_types_of_a_family_the_user_may_not_use(alice, app, monkeypatch):
