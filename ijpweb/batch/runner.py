@@ -27,6 +27,7 @@ portal's Python read-only, its own ``work/`` and ``output/`` writable, a private
 
 from __future__ import annotations
 
+import _thread
 import fcntl
 import os
 import pwd
@@ -132,8 +133,11 @@ else:  # (not CPython)
 
 
 def write_json(path, data: dict) -> None:
+    """Written whole or not at all. The temporary name is the writer's own (process and
+    thread): several portal processes starting at once each write the backend's config, and
+    a shared name let one rename another's file away (FileNotFoundError)."""
     path = os.fspath(path)
-    tmp = os.path.splitext(path)[0] + ".tmp"
+    tmp = f"{os.path.splitext(path)[0]}.{os.getpid()}-{_thread.get_ident()}.tmp"
     with open(tmp, "w") as fh:
         fh.write(dumps(data))
     os.replace(tmp, path)

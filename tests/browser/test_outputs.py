@@ -115,7 +115,9 @@ def test_follow_stops_on_scroll_up_and_outputs_preview(live_server, browser):  #
     files.get_by_role("link", name="dot.png", exact=True).click()
     image = preview.locator("img.preview-image")
     expect(image).to_be_visible()
-    assert image.evaluate("img => img.complete && img.naturalWidth") == 8
+    # (visible before its bytes have come: wait until it has loaded, then read its width)
+    image.evaluate("img => img.complete || new Promise(done => { img.onload = img.onerror = done; })")
+    assert image.evaluate("img => img.naturalWidth") == 8
     page.close()
 
 

@@ -35,10 +35,15 @@ def test_names_that_are_not_utf8_through_the_batch_server(batch_server, tmp_path
     for job in (other, carol):
         assert _until_ended(remote, job).status == JobStatus.COMPLETED
     before = remote.output_files(carol)
-    # the server's job directories (its own ids): the two newest with outputs
-    outs = sorted(tmp_path_factory.getbasetemp().glob("batchserver*/jobs/*/output/report.txt"),
-                  key=lambda p: p.stat().st_mtime_ns)[-2:]  # fmt: skip
-    other_out, carol_out = (os.fspath(p.parent) for p in outs)
+
+    # the server's job directories are named by its own job ids; other tests' batch servers
+    # (each in a batchserver* directory of the session) have jobs of the same numbers: this
+    # server's is the newest of each number
+    def output_dir(job: str) -> str:
+        found = tmp_path_factory.getbasetemp().glob(f"batchserver*/jobs/{int(job)}/output/report.txt")
+        return os.fspath(max(found, key=lambda p: p.stat().st_mtime_ns).parent)
+
+    other_out, carol_out = output_dir(other), output_dir(carol)
     with open(os.path.join(os.fsencode(carol_out), b"caf\xe9.txt"), "wb") as fh:
         fh.write(b"x")
     os.mkdir(os.path.join(os.fsencode(carol_out), b"d\xff"))
