@@ -186,6 +186,18 @@ class DataError(CatalogError):
         super().__init__(message)
         self.message, self.status, self.code, self.field = message, status, code, field
 
+    @classmethod
+    def dataset_exists(cls, name: str) -> DataError:
+        return cls(f"this investigation already has a dataset named {name!r}", 409, "exists", "name")
+
+    @classmethod
+    def no_new_dataset(cls, investigation_id: int) -> DataError:
+        return cls(
+            f"you may not create datasets in investigation {investigation_id} (the catalog's rules decide)",
+            403,
+            "forbidden",
+        )
+
 
 @dataclass
 class Download:

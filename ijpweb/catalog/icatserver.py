@@ -574,18 +574,12 @@ class IcatData:
             try:
                 return int(c.create(ds))
             except ICATObjectExistsError:
-                raise DataError(
-                    f"this investigation already has a dataset named {name!r}", 409, "exists", "name"
-                ) from None
+                raise DataError.dataset_exists(name) from None
 
         try:
             return self.catalog._call(session_id, go)
         except PermissionError:
-            raise DataError(
-                f"you may not create datasets in investigation {investigation_id} (the catalog's rules decide)",
-                403,
-                "forbidden",
-            ) from None
+            raise DataError.no_new_dataset(investigation_id) from None
 
     def dataset_types(self, session_id: str) -> list[str]:
         found = self.catalog._call(

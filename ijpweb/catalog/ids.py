@@ -851,17 +851,13 @@ class EmbeddedData:
         if self.catalog.run(
             sa.select(ds.c.id).where(ds.c.investigation_id == investigation_id, ds.c.name == name)
         ).first():
-            raise DataError(f"this investigation already has a dataset named {name!r}", 409, "exists", "name")
+            raise DataError.dataset_exists(name)
         values = {"name": name, "investigation_id": investigation_id, "type_id": types[type_name],
                   "description": description or None, "complete": False}  # fmt: skip
         try:
             return self.catalog.create(session_id, "Dataset", values)
         except PermissionError:
-            raise DataError(
-                f"you may not create datasets in investigation {investigation_id} (the catalog's rules decide)",
-                403,
-                "forbidden",
-            ) from None
+            raise DataError.no_new_dataset(investigation_id) from None
 
     def dataset_types(self, session_id: str) -> list[str]:
         dt = T["DatasetType"]
