@@ -346,3 +346,27 @@ def test_keyset_pages_and_their_cursors_work_behind_the_prefix(proxied, dbsessio
     nxt = [u for u in urls_in(search.text) if "cursor=" in u]
     assert nxt and all(u.startswith(base + "/datasets?") for u in nxt)
     assert proxied.get(nxt[0]).status_int == 200
+
+
+def test_issue_13s_pages_links_and_api_urls_carry_the_prefix(proxied, dbsession):
+    """The dashboard, the grouped list and its export, a job's comments, the dataset page's
+    downloads, previews and uploads, the new-dataset form: every URL they show, and the
+    URLs /api/v1 gives for a job's outputs and comments, are under the prefix."""
+    base = "https://portal.example.org/ijp"
+    proxied.login("bob")
+    ds = dataset_ids(dbsession, "confocal", "LMF-2026-002")
+    ended = make_job(dbsession, "db/bob", JobStatus.COMPLETED)
+    comment = proxied.post(P + f"/jobs/{ended.id}/comments", {"text": "behind the proxy",
+                                                                "csrf_token": proxied.get_csrf_token()})  # fmt: skip
+    assert comment.location.startswith(base + f"/jobs/{ended.id}")
+    pages = ["/", "/jobs", "/jobs?grouped=0", f"/jobs/{ended.id}", f"/datasets/{ds[0]}", "/datasets/new"]
+    for page in pages:
+        res = proxied.get(P + page)
+        assert assert_all_under(res.text, base, page) > 0
+    urls = urls_in(proxied.get(P + f"/datasets/{ds[0]}").text)
+    assert any("/zip" in u or "download" in u for u in urls)  # (the page's downloads are among them)
+    assert any(u.startswith(base + "/jobs/export?") for u in urls_in(proxied.get(P + "/jobs").text))
+    job = proxied.get(P + f"/api/v1/jobs/{ended.id}").json
+    assert job["outputs_zip_url"].startswith(base + f"/api/v1/jobs/{ended.id}/")
+    assert job["comments_url"].startswith(base + f"/api/v1/jobs/{ended.id}/comments")
+    assert proxied.get(job["comments_url"]).json  # and it answers through the proxy
