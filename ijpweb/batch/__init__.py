@@ -37,6 +37,20 @@ class JobSpec:
     resources: Mapping[str, str] = field(default_factory=dict)
     # whether the job talks to the catalog (ICAT/IDS): its sandbox keeps the network
     network: bool = False
+    # an interactive job's desktop (issue 14): {"time_limit": seconds, "geometry": "WxH",
+    # "ready_timeout": seconds}; None for a batch job
+    desktop: Mapping[str, object] | None = None
+
+
+@dataclass(frozen=True)
+class DesktopInfo:
+    """Where an interactive job's VNC server listens, once it answered (the launcher's
+    ``desktop/state.json``, checked): for the portal's proxy only, never shown to users."""
+
+    host: str
+    port: int
+    ready_at: datetime | None = None
+    ends_at: datetime | None = None  # when the session's time limit ends it
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,8 @@ class BatchState:
     nodes: int | None = None
     cores: int | None = None
     hosts: str | None = None
+    # an interactive job's desktop, once its VNC server answers (None: not yet, or batch)
+    desktop: DesktopInfo | None = None
 
 
 class BatchBackend(Protocol):

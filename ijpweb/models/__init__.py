@@ -9,6 +9,7 @@ from ..catalog import icatdb  # noqa: E402, F401  (the embedded ICAT's tables jo
 from .audit import AuditEntry  # noqa: F401
 from .catalog import CatalogSession, DbCredential, PreparedData  # noqa: F401
 from .comments import JobComment  # noqa: F401
+from .desktops import Desktop, DesktopToken  # noqa: F401
 from .health import BackendHealth  # noqa: F401
 from .jobs import Job, JobTag, Submission, WebSession, as_utc, user_tags, utcnow  # noqa: F401
 from .logins import LoginFailure, PendingLogout  # noqa: F401
