@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -104,6 +105,145 @@ class Settings:
     scheduler_namespace: str = "ijpweb"
     # the facility's name, logo and accent colour (ijp.site.*: ijpweb.branding)
     branding: _branding.Branding = field(default_factory=_branding.Branding)
+    # interactive jobs' desktops (ijp.desktop.*, and each backend's max_interactive/desktop_bind)
+    desktop: DesktopSettings = field(default_factory=lambda: DesktopSettings())
+
+
+# an interactive job's desktop size (WxH): the default, and the least and most allowed
+DESKTOP_GEOMETRY = (1280, 800)
+DESKTOP_MIN_GEOMETRY = (640, 480)
+DESKTOP_MAX_GEOMETRY = (3840, 2160)
+_GEOMETRY = re.compile(r"([0-9]{1,5})x([0-9]{1,5})")
+_SBATCH_TIME = re.compile(r"(?:([0-9]+)-)?([0-9]+)(?::([0-9]{2}))?(?::([0-9]{2}))?")
+
+
+def sbatch_seconds(text: str) -> int:
+    """A time in sbatch's formats, in seconds: ``minutes``, ``minutes:seconds``,
+    ``hours:minutes:seconds``, ``days-hours``, ``days-hours:minutes``,
+    ``days-hours:minutes:seconds``. ValueError when it is none of them."""
+    m = _SBATCH_TIME.fullmatch(text.strip())
+    if not m or len(text.strip()) > 20:
+        raise ValueError(f"{text!r} is not a time such as 90 (minutes) or 8:00:00")
+    days, first, second, third = m.groups()
+    if days is None:
+        if third is not None:  # h:m:s
+            return int(first) * 3600 + int(second) * 60 + int(third)
+        if second is not None:  # m:s
+            return int(first) * 60 + int(second)
+        return int(first) * 60  # minutes
+    hours = int(first) * 3600 + int(second or 0) * 60 + int(third or 0)
+    return int(days) * 86400 + hours
+
+
+def parse_geometry(text: str) -> tuple[int, int]:
+    """A desktop size ``WxH`` (e.g. ``1280x800``), clamped to 640x480 .. 3840x2160;
+    ValueError when it is not two whole numbers joined by an x."""
+    m = _GEOMETRY.fullmatch(text.strip()) if isinstance(text, str) else None
+    if not m:
+        raise ValueError(f"geometry must be WIDTHxHEIGHT in pixels, such as 1280x800, not {str(text)[:40]!r}")
+    (lo_w, lo_h), (hi_w, hi_h) = DESKTOP_MIN_GEOMETRY, DESKTOP_MAX_GEOMETRY
+    return min(max(int(m[1]), lo_w), hi_w), min(max(int(m[2]), lo_h), hi_h)
+
+
+def clamp_geometry(text: str | None) -> str:
+    """The geometry a submission keeps: what was given, clamped; the default when nothing
+    or something unreadable was given (the web form's hidden field, filled by forms.js)."""
+    try:
+        width, height = parse_geometry(text or "")
+    except ValueError:
+        width, height = DESKTOP_GEOMETRY
+    return f"{width}x{height}"
+
+
+def _host_port(key: str, text: str) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise SettingError(f"{key} must be HOST:PORT such as 127.0.0.1:6544, not {text!r}")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class DesktopSettings:
+    """Interactive jobs' desktops (``ijp.desktop.*``, README "Interactive jobs")."""
+
+    time_limit: int = 8 * 3600  # seconds a session may last when its job type says nothing
+    ready_seconds: int = 60  # how long the VNC server has to answer before the job fails
+    idle_minutes: float = 30.0  # no viewer this long: the session ends (0: never)
+    idle_warning_minutes: float = 5.0  # the job page warns this long before
+    max_per_user: int = 2  # live interactive jobs one user may have (0: no cap)
+    proxy: str = "embedded"  # embedded (a thread of the portal) | external (ijp-desktop-proxy)
+    listen_host: str = "127.0.0.1"  # where the websocket proxy listens
+    listen_port: int = 6544
+    public_port: int | None = None  # None: the page's own origin (behind Apache)
+    # per batch backend: live desktop sessions it runs at once, and the address its VNC
+    # servers bind (ijp.batch.<name>.max_interactive, ijp.batch.<name>.desktop_bind)
+    max_interactive: Mapping[str, int] = field(default_factory=dict)
+    binds: Mapping[str, str] = field(default_factory=dict)
+
+    def spec(self, resources: Mapping[str, str]) -> dict:
+        """An interactive job's ``JobSpec.desktop`` from its submission's resources: the
+        time limit (the job type's ``<resources time>``, else ``ijp.desktop.time_limit``),
+        the geometry the submission kept (``resources["geometry"]``, clamped) and the
+        ready timeout. The backend adds its own ``bind``."""
+        try:
+            limit = sbatch_seconds(resources["time"]) if resources.get("time") else self.time_limit
+        except ValueError:
+            limit = self.time_limit
+        return {
+            "time_limit": limit or self.time_limit,
+            "geometry": clamp_geometry(resources.get("geometry")),
+            "ready_timeout": self.ready_seconds,
+        }
+
+
+def parse_desktop(raw: Mapping[str, str], backend_names) -> DesktopSettings:
+    """``ijp.desktop.*`` and each backend's ``max_interactive`` / ``desktop_bind``;
+    SettingError naming the key of the first that cannot be used."""
+    key = "ijp.desktop.time_limit"
+    try:
+        limit = sbatch_seconds(raw.get(key, "8:00:00"))
+    except ValueError:
+        limit = 0
+    if not 60 <= limit <= 365 * 86400:
+        raise SettingError(f"{key} must be a time such as 8:00:00 (hours:minutes:seconds), at least a minute")
+    public = raw.get("ijp.desktop.public_port", "").strip()
+    if public and (not public.isdigit() or not 1 <= int(public) <= 65535):
+        raise SettingError(f"ijp.desktop.public_port must be empty or a port number, not {public!r}")
+    host, port = _host_port("ijp.desktop.listen", raw.get("ijp.desktop.listen", "127.0.0.1:6544"))
+    try:
+        numbers = {
+            "ready": _number(raw, "ijp.desktop.ready_seconds", 60, 5, 3600),
+            "idle": _number(raw, "ijp.desktop.idle_minutes", 30, 0, 7 * 24 * 60, float),
+            "warning": _number(raw, "ijp.desktop.idle_warning_minutes", 5, 0, 24 * 60, float),
+            "per_user": _number(raw, "ijp.desktop.max_per_user", 2, 0, 10_000),
+            "backends": {
+                name: _number(raw, f"ijp.batch.{name}.max_interactive", 4, 0, 10_000)
+                for name in backend_names
+            },
+        }
+        proxy = _choice(raw, "ijp.desktop.proxy", ("embedded", "external"))
+    except ValueError as e:
+        raise SettingError(str(e)) from None
+    binds = {}
+    for name in backend_names:
+        bind = raw.get(f"ijp.batch.{name}.desktop_bind", "127.0.0.1").strip()
+        if not bind or len(bind) > 255 or not all(c.isalnum() or c in ".-:_" for c in bind):
+            raise SettingError(f"ijp.batch.{name}.desktop_bind must be an address or host name, not {bind!r}")
+        binds[name] = bind
+    return DesktopSettings(
+        time_limit=limit,
+        ready_seconds=numbers["ready"],
+        idle_minutes=numbers["idle"],
+        idle_warning_minutes=numbers["warning"],
+        max_per_user=numbers["per_user"],
+        proxy=proxy,
+        listen_host=host,
+        listen_port=port,
+        public_port=int(public) if public else None,
+        max_interactive=numbers["backends"],
+        binds=binds,
+    )
 
 
 MIN_SECRET_LENGTH = 32  # characters of auth.secret in production
@@ -331,4 +471,5 @@ def parse(raw: Mapping[str, str]) -> Settings:
         auth_secret_ephemeral=ephemeral,
         scheduler_namespace=namespace,
         branding=_branding.parse(raw),
+        desktop=parse_desktop(raw, list(backends)),
     )
