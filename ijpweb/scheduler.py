@@ -4,7 +4,9 @@ each runs (in one transaction, like a request).
 - ``submit`` (every second, and at once after a click): hand the jobs recorded as
   Submitting to their backends (ijpweb.batch.submitter), a chunk per transaction;
 - ``harvest`` (every ijp.harvest.seconds): the state of every live job, one call per
-  backend (ijpweb.batch.harvest), then the logouts that waited for ended jobs;
+  backend (ijpweb.batch.harvest, with the interactive jobs' desktops), then the logouts
+  that waited for ended jobs, and the idle timeout of desktops no one has viewed for
+  ijp.desktop.idle_minutes (ijpweb.jobs.desktops.end_idle);
 - ``keepalive`` (every 5 minutes): the catalog sessions of live jobs (ijpweb.jobs.sessions);
 - ``purge`` (every 10 minutes): expired logins and catalog sessions.
 
@@ -37,6 +39,7 @@ from .batch import BatchBackend
 from .batch.harvest import harvest, purge_expired_sessions
 from .batch.submitter import submit_pending
 from .catalog.ids import purge_prepared
+from .jobs.desktops import end_idle
 from .jobs.sessions import keep_sessions_alive, logout_pending
 from .leaders import Leaders, OneProcess, claim_jobs, fence, is_postgresql
 from .models import get_tm_session
@@ -123,6 +126,9 @@ class Scheduler:
             if any(changed.values()):
                 # jobs that ended may free a catalog session whose user has logged out
                 logout_pending(db, self.catalog_for(db))
+            desktop = getattr(self.settings, "desktop", None)
+            if desktop is not None:  # desktops no one has viewed for idle_minutes end
+                end_idle(db, self.backends, desktop)
 
         self.run("harvest", cycle)
 

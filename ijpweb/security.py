@@ -28,7 +28,7 @@ from webob.cookies import CookieProfile
 from . import inputs, throttle
 from .catalog import AuthenticationError, CatalogError, CatalogLogin
 from .jobs.actions import owned_job
-from .jobs.sessions import end_login
+from .jobs.sessions import end_login, forget_login_tokens
 from .models import Job, WebSession, as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -240,6 +240,7 @@ def end_session(request) -> None:
     ident = request.identity
     if ident is None:
         return
+    forget_login_tokens(request.dbsession, ident.web_session)  # its desktop tokens (issue 14)
     ws = request.dbsession.get(WebSession, ident.web_session)
     if ws is not None:
         request.dbsession.delete(ws)

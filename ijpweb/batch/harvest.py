@@ -14,6 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..health import ask
 from ..models.catalog import CatalogSession
+from ..models.desktops import Desktop, DesktopToken
 from ..models.jobs import Job, WebSession, utcnow
 from ..states import LIVE, JobStatus
 from . import BatchBackend, BatchState
@@ -152,6 +153,7 @@ def harvest(dbsession, backends: Mapping[str, BatchBackend], checks: dict | None
     asked = [s for s in LIVE if s != JobStatus.SUBMITTING]
     now = utcnow()
     changed: dict[str, int] = {}
+    answered: dict[tuple[str, str], BatchState] = {}  # (backend, backend job id): its state
     for name, backend in backends.items():
         rows = dbsession.execute(
             sa.select(t.c.id, t.c.backend_job_id, *_seen_columns(t)).where(
@@ -169,6 +171,7 @@ def harvest(dbsession, backends: Mapping[str, BatchBackend], checks: dict | None
             states = {}
         else:
             gone = BatchState(JobStatus.UNKNOWN, reason="not reported by the backend")
+            answered.update(((name, k), v) for k, v in states.items() if v.desktop is not None)
         new = []
         # Many jobs are alike (a queue of pending tasks, which a backend may answer with one
         # state object): each pair of what was read and what is answered is decided once.
@@ -190,7 +193,78 @@ def harvest(dbsession, backends: Mapping[str, BatchBackend], checks: dict | None
         ]
         if ended:
             capture_vars(dbsession, backend, ended)
+    harvest_desktops(dbsession, answered, now)
     return changed
+
+
+class DesktopSeen(NamedTuple):
+    """What the harvest reads of a desktop that has not ended, with its job's status."""
+
+    state: str
+    host: str | None
+    port: int | None
+    ready_at: datetime | None
+    ends_at: datetime | None
+    ended_reason: str | None
+
+
+def desktop_update(was: DesktopSeen, status: JobStatus, reason: str | None, state: BatchState | None,
+                   now: datetime) -> dict | None:  # fmt: skip
+    """What changes in a desktop seen as ``was`` whose job's status (as written by this
+    harvest) is ``status`` with ``reason``, and whose backend answered ``state`` (None:
+    nothing new of its desktop): "ended" with the job's reason once the job has ended;
+    "ready" with where its VNC server listens once the backend says so. None: no change."""
+    if status not in LIVE:
+        return {"state": "ended", "ended_reason": reason or was.ended_reason or "the session ended",
+                "host": None, "port": None}  # fmt: skip
+    info = state.desktop if state is not None else None
+    if info is None:
+        return None
+    new = {"state": "ready", "host": info.host, "port": info.port,
+           "ready_at": was.ready_at or info.ready_at or now, "ends_at": info.ends_at,
+           "ended_reason": was.ended_reason}  # fmt: skip
+    if (was.state, was.host, was.port, was.ends_at) == ("ready", info.host, info.port, info.ends_at):
+        return None
+    return new
+
+
+def harvest_desktops(db, answered: Mapping[tuple[str, str], BatchState], now: datetime) -> int:
+    """Keep the desktops that have not ended in step with their jobs (one read of them
+    all, with their jobs' status as written by this cycle): ready once the backend says
+    where the VNC server listens, ended (and their tokens deleted) once the job ended.
+    Returns how many changed."""
+    d = Desktop.__table__
+    rows = db.execute(
+        sa.select(d.c.job_id, d.c.state, d.c.host, d.c.port, d.c.ready_at, d.c.ends_at, d.c.ended_reason,
+                  Job.backend, Job.backend_job_id, sa.type_coerce(Job.status, sa.String), Job.reason)
+        .join(Job, Job.id == d.c.job_id)
+        .where(d.c.state.in_(("starting", "ready")))
+    ).all()  # fmt: skip
+    changes, ended = [], []
+    for row in rows:
+        was = DesktopSeen(*row[1:7])
+        state = answered.get((row[7], row[8])) if row[8] is not None else None
+        values = desktop_update(was, JobStatus(row[9]), row[10], state, now)
+        if values is None:
+            continue
+        if values["state"] == "ended":
+            ended.append(row[0])
+            values = {**values, "ready_at": was.ready_at, "ends_at": was.ends_at}
+        changes.append({"key": row[0], **{f"new_{k}": v for k, v in values.items()}})
+    if changes:
+        columns = ("state", "ended_reason", "host", "port", "ready_at", "ends_at")
+        db.connection().execute(
+            sa.update(d).where(d.c.job_id == sa.bindparam("key"))
+            .values({k: sa.bindparam(f"new_{k}", type_=d.c[k].type) for k in columns}),
+            changes,
+        )  # fmt: skip
+        for key, obj in list(db.identity_map.items()):
+            if key[0] is Desktop:
+                db.expire(obj)
+    if ended:
+        for n in range(0, len(ended), GROUP):
+            db.execute(sa.delete(DesktopToken).where(DesktopToken.job_id.in_(ended[n : n + GROUP])))
+    return len(changes)
 
 
 def capture_vars(db, backend: BatchBackend, jobs: Sequence[tuple[int, str]]) -> int:
@@ -228,4 +302,6 @@ def purge_expired_sessions(dbsession) -> int:
     now = utcnow()
     n = dbsession.execute(sa.delete(WebSession).where(WebSession.expires_at < now)).rowcount
     n += dbsession.execute(sa.delete(CatalogSession).where(CatalogSession.expires_at < now)).rowcount
+    # desktop tokens past their time (those of ended logins went with them)
+    dbsession.execute(sa.delete(DesktopToken).where(DesktopToken.expires_at < now))
     return n

@@ -29,6 +29,14 @@ def forget_sessions(db) -> None:
     )
 
 
+def forget_login_tokens(db, web_session_id: str) -> int:
+    """A login ended: the desktop tokens it was given go with it at once (the database's
+    ON DELETE CASCADE does too; this does not wait for it)."""
+    from .desktops import forget_tokens
+
+    return forget_tokens(db, web_session_ids=[web_session_id])
+
+
 def end_login(db, catalog: Catalog, catalog_session: str) -> bool:
     """A user logged out (or revoked an API token): their catalog session is logged out
     of the catalog now, unless live jobs use it. Then it stays for them, kept alive as

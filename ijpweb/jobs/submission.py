@@ -21,7 +21,9 @@ from ..catalog import Catalog, CatalogError, QueryBusyError, SessionError
 from ..families import FamilyError
 from ..models import Job, Submission
 from ..planning import Plan, PlanError, argv_problem, plan, provenance_args, shown_name
+from ..settings import clamp_geometry
 from ..states import JobStatus
+from . import desktops
 from .selection import resolve_selection
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,9 @@ class SubmitRequest:
     # the values were read from an argument list (planning.parse_argv, the original API):
     # an option not given is left out of the job's arguments where the form could leave it
     from_argv: bool = False
+    # an interactive job's desktop size, WxH (the form's hidden field, forms.js; /api/v1's
+    # "geometry"): clamped to what the settings allow, the default when not given
+    geometry: str | None = None
 
 
 MAX_TAGS = 20
@@ -182,11 +187,19 @@ class Submitter:
             raise SubmitError(str(e), e.code, fields={**e.fields, **bad_tags}) from None
         if bad_tags:
             raise SubmitError(bad_tags["tags"], "invalid_tags", fields=bad_tags)
+        if jt.interactive and settings.desktop.max_per_user:  # (before a backend is asked)
+            try:
+                desktops.check_limits(db, settings.desktop, user, None, len(p.jobs))
+            except desktops.LimitError as e:
+                raise SubmitError(str(e), "too_many_desktops", 409) from None
         try:
             return create_jobs(
                 db, self.backends, p, user, session_id, settings.url, settings.estimate_seconds, tags,
                 names=InputNames.of(resolved.datasets, resolved.datafiles),
+                desktop=settings.desktop, geometry=req.geometry,
             )  # fmt: skip
+        except desktops.LimitError as e:
+            raise SubmitError(str(e), "too_many_desktops", 409) from None
         except BatchError as e:
             raise SubmitError(str(e), "no_backend", 503) from None
 
@@ -228,13 +241,20 @@ def create_jobs(
     tags: Sequence[str] = (),
     *,
     names: InputNames | None = None,
+    desktop=None,
+    geometry: str | None = None,
 ) -> Submission:
     """Choose the backend (a paused one never; BatchError, and nothing recorded, if none
     answers or every one is paused) and record the jobs, status Submitting. The backends
     are called later, by
     :func:`ijpweb.batch.submitter.submit_pending` (in the background), so one click for
     500 jobs returns at once, and a crash in between loses nothing: the rows are there,
-    and every backend job carries its portal job id."""
+    and every backend job carries its portal job id.
+
+    An interactive job type's jobs each get a Desktop row ("starting"), and the
+    submission keeps the desktop's ``geometry`` in its resources; ``desktop`` (the
+    settings' DesktopSettings) bounds the sessions of the user and of the backend chosen
+    (desktops.LimitError, nothing recorded)."""
     jt = plan.job_type
     probe = JobSpec(
         0, owner, jt.executable, plan.jobs[0].args, {}, jt.interactive, jt.family, dict(jt.resources)
@@ -246,6 +266,11 @@ def create_jobs(
             "every batch backend is paused by the portal's staff: nothing was submitted; try again later"
         )
     backend_name = choose_backend({n: b for n, b in backends.items() if n not in paused}, probe, deadline)
+    resources = dict(jt.resources)
+    if jt.interactive:
+        if desktop is not None:
+            desktops.check_limits(db, desktop, owner, backend_name, len(plan.jobs))
+        resources["geometry"] = clamp_geometry(geometry)
     sub = Submission(
         owner=owner,
         job_type=jt.name,
@@ -253,7 +278,7 @@ def create_jobs(
         executable=jt.executable,
         interactive=jt.interactive,
         family=jt.family,
-        resources=dict(jt.resources),
+        resources=resources,
         catalog_session=catalog_session if jt.session_id else None,
     )
     db.add(sub)
@@ -277,5 +302,7 @@ def create_jobs(
     db.flush()
     for job in rows:  # the ids exist now
         job.argv = job.argv + provenance_args(jt, job.id, ijp_url)
+    if jt.interactive:
+        desktops.create_desktops(db, [job.id for job in rows])
     db.flush()
     return sub
