@@ -177,6 +177,10 @@ SCHEMAS = {
                 "oneOf": [{"type": "null"}, _ref("InputsRule")],
                 "description": "how many datasets and datafiles one job takes; null: no rule",
             },
+            "interactive": {
+                "type": "boolean",
+                "description": "true: its jobs run a program on a remote desktop, opened in the browser",
+            },
         },
         optional=("family",),
         description="The original IJP's job type JSON (ijp-formats.md §1.6) with ijpweb's "
@@ -225,6 +229,13 @@ SCHEMAS = {
                 "description": "confirms one job per input for a single-input type",
             },
             "tags": _ref("Tags"),
+            "geometry": {
+                "type": "string",
+                "maxLength": 11,
+                "pattern": "^[0-9]{1,5}x[0-9]{1,5}$",
+                "description": "an interactive job's desktop size in pixels, WIDTHxHEIGHT (1280x800 when not "
+                "given); kept within 640x480 .. 3840x2160",
+            },
             "like": {
                 **JOB,
                 "description": "resubmit: start from what submitted this job of yours (job type, "
@@ -232,7 +243,17 @@ SCHEMAS = {
                 "given as null is dropped",
             },
         },
-        optional=("job_type", "datasets", "datafiles", "options", "mode", "confirm", "tags", "like"),
+        optional=(
+            "job_type",
+            "datasets",
+            "datafiles",
+            "options",
+            "mode",
+            "confirm",
+            "tags",
+            "geometry",
+            "like",
+        ),
         **STRICT,
         anyOf=[{"required": ["job_type"]}, {"required": ["like"]}],
         description="job_type is required, unless like names the job to start from",
@@ -362,6 +383,24 @@ SCHEMAS = {
             "hosts": {**NULLABLE_STR, "description": "the hosts it ran on (SLURM's node list)"},
             "tags": _ref("Tags"),
             "inputs": _ref("JobInputs"),
+            "interactive": {
+                "oneOf": [{"type": "null"}, _ref("Desktop")],
+                "description": "an interactive job's desktop (to its owner); null for a batch job",
+            },
+        },
+        optional=("interactive",),
+    ),
+    "Desktop": _object(
+        {
+            "state": {
+                "enum": ["starting", "ready", "ended"],
+                "description": "starting: queued, or its display not answering yet; ready: it can be "
+                "opened; ended: the session is over",
+            },
+            "url": {
+                "type": "string",
+                "description": "the page that shows the desktop, in a browser where you are logged in",
+            },
         }
     ),
     "JobList": _object({"jobs": {"type": "array", "items": _ref("Job")}, **KEYSET_PAGE}),
@@ -404,6 +443,7 @@ OPERATION_IDS = {
     ("/api/v1/jobs/{job_id}", "get"): "getJob",
     ("/api/v1/jobs/{job_id}", "delete"): "deleteJob",
     ("/api/v1/jobs/{job_id}/cancel", "post"): "cancelJob",
+    ("/api/v1/jobs/{job_id}/end", "post"): "endJob",
     ("/api/v1/jobs/{job_id}/output/{stream}", "get"): "getJobOutput",
 }
 
@@ -1447,6 +1487,19 @@ def _document(server_url: str) -> dict:
                     "responses": {
                         "200": _json(_ref("Job"), "the job after the cancel"),
                         **_errors(401, 404, 409),
+                    },
+                }
+            },
+            "/api/v1/jobs/{job_id}/end": {
+                "post": {
+                    "summary": "End an interactive job's desktop session",
+                    "description": "As the job page's End session: the program, its display and the VNC "
+                    "server stop, and the job ends Completed with the reason 'ended by the user'. A batch "
+                    "job has no session (404); an ended one is a 409.",
+                    "parameters": [JOB_ID],
+                    "responses": {
+                        "200": _json(_ref("Job"), "the job, its session ending"),
+                        **_errors(401, 404, 409, 503),
                     },
                 }
             },

@@ -73,6 +73,19 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+def desktop_csp(ws_origin: str | None = None) -> str:
+    """The viewer page's policy (an interactive job's desktop, ijpweb.views.desktop): the
+    pages' own, and its websocket: to the page's own origin (``'self'``: the proxy behind
+    the same host, Apache's mod_proxy_wstunnel), or to ``ws_origin`` (``ws://host:port``,
+    the proxy on a port of its own: ijp.desktop.public_port). Nothing else may be fetched."""
+    connect = "'self'" + (f" {ws_origin}" if ws_origin else "")
+    return CONTENT_SECURITY_POLICY.replace(
+        "default-src 'self';", f"default-src 'self'; connect-src {connect};"
+    )
+
+
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "same-origin"),

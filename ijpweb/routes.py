@@ -50,6 +50,10 @@ def includeme(config):
     config.add_route("jobs.delete", "/jobs/{job_id}/delete", factory=job_factory)
     config.add_route("jobs.tags", "/jobs/{job_id}/tags", factory=job_factory)
     config.add_route("jobs.resubmit", "/jobs/{job_id}/resubmit", factory=job_factory)
+    # an interactive job's desktop: the viewer, and End session (views/desktop.py); the
+    # websocket itself, {prefix}/desktop/ws/{job_id}, is the desktop proxy's (ijpweb.desktop)
+    config.add_route("jobs.desktop", "/jobs/{job_id}/desktop", factory=job_factory)
+    config.add_route("jobs.end", "/jobs/{job_id}/end", factory=job_factory)
     # comments on a job (views/comments.py)
     config.add_route("jobs.comments", "/jobs/{job_id}/comments", factory=job_factory)
     config.add_route("jobs.comment", "/jobs/{job_id}/comments/{comment_id}", factory=job_factory)
@@ -94,6 +98,7 @@ def includeme(config):
     config.add_route("api.jobs.export", "/api/v1/jobs/export")
     config.add_route("api.job", "/api/v1/jobs/{job_id}", factory=job_factory)
     config.add_route("api.job.cancel", "/api/v1/jobs/{job_id}/cancel", factory=job_factory)
+    config.add_route("api.job.end", "/api/v1/jobs/{job_id}/end", factory=job_factory)
     config.add_route("api.job.tags", "/api/v1/jobs/{job_id}/tags", factory=job_factory)
     config.add_route("api.job.output", "/api/v1/jobs/{job_id}/output/{stream}", factory=job_factory)
     config.add_route("api.job.files", "/api/v1/jobs/{job_id}/files", factory=job_factory)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from ..models import Job, Submission
 from ..paging import COUNT_CAP, Count, counted
 from ..states import LIVE, JobStatus
+from .desktops import desktop_states
 
 LIVE_SHOWN = 10  # live jobs listed
 SUBMISSIONS_SHOWN = 5  # recent submissions with their meters
@@ -52,6 +53,8 @@ class Dashboard:
     live: list[Job] = field(default_factory=list)
     submissions: list[SubmissionSummary] = field(default_factory=list)
     failures: list[Job] = field(default_factory=list)
+    # the live interactive jobs' desktops among ``live``: starting, ready or ending, by job id
+    desktops: dict[int, str] = field(default_factory=dict)
 
     @property
     def total(self) -> Count:
@@ -128,6 +131,8 @@ def dashboard(db, owner: str) -> Dashboard:
         if status in LIVE and status in d.counts:
             live.extend(db.scalars(status_select(owner, status, LIVE_SHOWN)))
     d.live = sorted(live, key=lambda j: j.id, reverse=True)[:LIVE_SHOWN]
+    if d.live:
+        d.desktops = desktop_states(db, d.live)
     if JobStatus.FAILED in d.counts:
         d.failures = list(db.scalars(status_select(owner, JobStatus.FAILED, FAILURES_SHOWN)))
     ids = list(db.scalars(recent_submissions_select(owner)))

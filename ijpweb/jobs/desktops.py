@@ -105,6 +105,13 @@ def desktops_of(db, job_ids: Iterable[int]) -> dict[int, Desktop]:
     return {d.job_id: d for d in db.scalars(sa.select(Desktop).where(Desktop.job_id.in_(ids)))}
 
 
+def desktop_states(db, jobs) -> dict[int, str]:
+    """What a list shows of the live interactive jobs among ``jobs``: starting, ready or
+    ending, by job id (one query; none when no job is live)."""
+    found = desktops_of(db, [j.id for j in jobs if j.live])
+    return {i: "ending" if d.ended_reason else d.state for i, d in found.items() if d.state in LIVE_DESKTOP}
+
+
 # --- the websocket's token ----------------------------------------------------------------------
 
 

@@ -34,4 +34,17 @@
   }
   document.body.addEventListener("htmx:historyRestore", syncSearch);
   window.addEventListener("pageshow", syncSearch);
+
+  // An interactive job's desktop is sized to this browser window (the portal keeps it
+  // within 640x480 .. 3840x2160; without this file it is 1280x800).
+  function fillGeometry() {
+    var w = Math.round(window.innerWidth || 0), h = Math.round((window.innerHeight || 0) - 40);
+    if (w < 1 || h < 1) return;
+    document.querySelectorAll("input[data-desktop-geometry]").forEach(function (field) {
+      field.value = w + "x" + h;
+    });
+  }
+  document.body.addEventListener("htmx:afterSettle", fillGeometry);
+  document.body.addEventListener("submit", fillGeometry, true);
+  fillGeometry();
 })();

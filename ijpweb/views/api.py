@@ -30,6 +30,7 @@ from ..catalog import (
     SessionError,
 )
 from ..catalog import pages as catalog_pages
+from ..jobs import desktops
 from ..jobs.actions import (
     MAX_BULK,
     JobActionError,
@@ -49,11 +50,14 @@ from ..jobs.comments import count_comments
 from ..jobs.selection import dataset_detail, not_visible, resolve_selection
 from ..jobs.submission import SubmitError, SubmitRequest, clean_tags, resubmission
 from ..models import Job, WebSession, as_utc, utcnow
+from ..models.desktops import Desktop
 from ..openapi import document
 from ..security import Permission, TooManyTokens, bearer_token, catalog_login, end_session, start_api_session
+from ..settings import parse_geometry
 from ..states import JobStatus
 from ..throttle import LoginThrottled
 from . import submit_jobs
+from .desktop import desktop_url
 from .jobs import decode_chunk, export_response
 
 MAX_PER_PAGE = 200
@@ -224,6 +228,21 @@ def job_json(job: Job) -> dict:
     }
 
 
+def interactive_json(request, job: Job, desktop) -> dict | None:
+    """An interactive job's desktop, to its owner: ``{"state": starting | ready | ended,
+    "url": the viewer page}``; None for a batch job (no Desktop row)."""
+    if desktop is None:
+        return None
+    return {"state": desktops.api_state(desktop, job), "url": desktop_url(request, job.id)}
+
+
+def owned_jobs_json(request, jobs) -> list[dict]:
+    """The owner's jobs as /api/v1 gives them, each with ``interactive`` (one query for the
+    desktops of them all)."""
+    found = desktops.desktops_of(request.dbsession, [j.id for j in jobs])
+    return [job_json(j) | {"interactive": interactive_json(request, j, found.get(j.id))} for j in jobs]
+
+
 def job_inputs_json(job: Job) -> dict:
     """The job's inputs by name, as its owner saw them at submission (None: not recorded)."""
     return {
@@ -302,7 +321,12 @@ def revoke(request):
 
 @view_config(route_name="api.jobtypes", request_method="GET", permission=Permission.USE, renderer="json")
 def jobtypes(request):
-    return {"jobtypes": [jt.to_api_json() for jt in request.jobtypes.all()]}
+    return {"jobtypes": [_jobtype_json(jt) for jt in request.jobtypes.all()]}
+
+
+def _jobtype_json(jt) -> dict:
+    """A job type as /api/v1 gives it: ``interactive`` true for one that runs a desktop."""
+    return jt.to_api_json() | {"interactive": jt.interactive}
 
 
 def _jobtype(request):
@@ -314,7 +338,7 @@ def _jobtype(request):
 
 @view_config(route_name="api.jobtype", request_method="GET", permission=Permission.USE, renderer="json")
 def jobtype(request):
-    return _jobtype(request).to_api_json()
+    return _jobtype_json(_jobtype(request))
 
 
 # --- submissions and jobs --------------------------------------------------------------------
@@ -364,6 +388,14 @@ def _submit_request(request, body: dict) -> SubmitRequest:
     tags = body.get("tags", base.tags)
     if not isinstance(tags, list | tuple):
         raise ApiError(400, "bad_request", "tags must be a list of words", {"tags": "a list of words"})
+    geometry = body.get("geometry")
+    if geometry is not None:  # an interactive job's desktop size, WxH (clamped to what is allowed)
+        try:
+            parse_geometry(geometry)
+        except ValueError as e:
+            raise ApiError(
+                400, "bad_request", str(e), {"geometry": "WIDTHxHEIGHT, such as 1280x800"}
+            ) from None
     return SubmitRequest(
         job_type,
         _ids(body, "datasets") if "datasets" in body else base.dataset_ids,
@@ -373,6 +405,7 @@ def _submit_request(request, body: dict) -> SubmitRequest:
         _flag(body, "confirm"),
         tags,
         strict=True,
+        geometry=geometry,
     )
 
 
@@ -393,7 +426,7 @@ def submit(request):
         status = {"unknown_job_type": 404, "invalid_options": 422, "invalid_tags": 422}.get(e.code, e.status)
         raise ApiError(status, e.code, str(e), e.fields) from None
     request.response.status = 201
-    return {"submission": sub.id, "jobs": [job_json(j) for j in sub.jobs]}
+    return {"submission": sub.id, "jobs": owned_jobs_json(request, sub.jobs)}
 
 
 @view_config(route_name="api.jobs", request_method="GET", permission=Permission.USE, renderer="json")
@@ -404,7 +437,7 @@ def jobs(request):
     asked = _int(request, "per_page", 25, 1, MAX_ASKED_PER_PAGE)
     per_page, capped = paging.page_size(asked)
     found = list_jobs(request.dbsession, request.cursors, query, _text(request, "cursor", 2048), per_page)
-    return {"jobs": [job_json(j) for j in found.jobs], **list_page_json(request, "api.jobs", found, found.total,
+    return {"jobs": owned_jobs_json(request, found.jobs), **list_page_json(request, "api.jobs", found, found.total,
                                                                         per_page, capped)}  # fmt: skip
 
 
@@ -536,7 +569,7 @@ def job(request):
         "comments": count_comments(request.dbsession, job),
         "comments_url": request.route_url("api.job.comments", job_id=job.id),
     }
-    return job_json(job) | found | vars_json(job) | comments
+    return owned_jobs_json(request, [job])[0] | found | vars_json(job) | comments
 
 
 @view_config(route_name="api.job", request_method="DELETE", permission=Permission.USE)
@@ -556,6 +589,18 @@ def cancel(request):
     except JobActionError as e:
         raise ApiError(409, "conflict", str(e)) from None
     return job_json(job)
+
+
+@view_config(route_name="api.job.end", request_method="POST", permission=Permission.USE, renderer="json")
+def end(request):
+    """End an interactive job's session (as its page's End session): the job ends shortly,
+    Completed, with the reason "ended by the user"."""
+    job = request.context.job
+    try:
+        desktops.end_session(request.dbsession, request.backends, job, request.dbsession.get(Desktop, job.id))
+    except desktops.DesktopError as e:
+        raise ApiError(e.status, e.code, str(e)) from None
+    return owned_jobs_json(request, [job])[0]
 
 
 @view_config(route_name="api.job.tags", request_method="PUT", permission=Permission.USE, renderer="json")

@@ -33,6 +33,7 @@ from ..jobs.submission import SubmitError, SubmitRequest
 from ..models import Job
 from ..planning import PlanError, argv_fields, parse_argv, shown_name
 from . import submit_jobs
+from .desktop import desktop_url
 
 MAX_OUTPUT = 16 << 20
 MAX_STATUS = 10_000  # jobs in a status list, the newest (the original listed all)
@@ -43,6 +44,7 @@ SUBMIT_CODES = {
     "session_expired": "SessionException",
     "catalog_unavailable": "InternalException",
     "no_backend": "InternalException",
+    "too_many_desktops": "ForbiddenException",
 }
 
 
@@ -138,10 +140,6 @@ class JobManagement:
             request.registry["ijp.families"].check(jt.family, user)
         except FamilyError as e:
             raise IjpError("ForbiddenException", str(e)) from None
-        if jt.interactive:
-            raise IjpError(
-                "ParameterException", "interactive jobs are not supported by this portal's backends"
-            )
         try:
             given = parse_argv(jt, request.POST.getall("parameter"), max_length=request.ijp.max_value_length)
         except PlanError as e:
@@ -154,6 +152,10 @@ class JobManagement:
             if e.code == "catalog_busy":
                 raise QueryBusyError(str(e)) from None
             raise _refused(jt, e) from None
+        if jt.interactive:
+            # the original answered an interactive submission with RDP credentials (host,
+            # account, password); here the desktop opens in the browser: its page's URL (README)
+            return {"jobId": sub.jobs[0].id, "url": desktop_url(request, sub.jobs[0].id)}
         return {"jobId": sub.jobs[0].id}
 
     @view_config(route_name="jm.status", request_method="GET", renderer="json")

@@ -31,9 +31,11 @@ from ..jobs.actions import (
     summary,
     tag_jobs,
 )
+from ..jobs.desktops import desktop_states, panel
 from ..jobs.export import csv_rows, json_rows
 from ..jobs.submission import clean_tags, split_tags
 from ..models import user_tags
+from ..models.desktops import Desktop
 from ..paging import MAX_PER_PAGE, page_size
 from ..security import Permission
 from ..states import JobStatus
@@ -101,9 +103,12 @@ class ListRow:
     times what it costs here): jobs/_rows.jinja2 prints them. ``ran`` says what ``run``
     is: "ended" (its run time), "running" (so far), "waiting" (since submitted) or ""."""
 
-    __slots__ = ("id", "url", "job_type", "status", "exit_code", "inputs", "submitted", "ran", "run", "tags")
+    __slots__ = ("id", "url", "job_type", "status", "exit_code", "inputs", "submitted", "ran", "run", "tags",
+                 "desktop")  # fmt: skip
 
-    def __init__(self, job, url: str, tag_url, now: datetime, naive_now: datetime):
+    def __init__(
+        self, job, url: str, tag_url, now: datetime, naive_now: datetime, desktop: str | None = None
+    ):
         self.id, self.url, self.job_type = job.id, url, job.job_type
         self.status = badge(job.status.value)
         self.exit_code = job.exit_code if job.exit_code not in (None, 0) else None
@@ -118,6 +123,8 @@ class ListRow:
         else:
             self.ran, self.run = "", ""
         self.tags = [(t, tag_url(t)) for t in job.tags]
+        # an interactive job's desktop while the job is live: starting, ready or ending
+        self.desktop = desktop
 
 
 def id_url(request, route: str, key: str):
@@ -142,7 +149,8 @@ def list_rows(request, jobs: list) -> dict:
 
     now = datetime.now(UTC)
     naive_now = now.replace(tzinfo=None)  # (rel's: UTC without its zone)
-    return {job: ListRow(job, url(job.id), tag_url, now, naive_now) for job in jobs}
+    shown = desktop_states(request.dbsession, [j for j in jobs if j.live])
+    return {job: ListRow(job, url(job.id), tag_url, now, naive_now, shown.get(job.id)) for job in jobs}
 
 
 def _shown(items: list[dict], rows: dict) -> list[dict]:
@@ -342,7 +350,9 @@ def export(request):
 def _job(request):
     job = request.context.job
     jt = request.jobtypes.get(job.job_type)
-    return {"job": job, "jt": jt, "streams": STREAMS}
+    # an interactive job's desktop panel (None for a batch job: no Desktop row)
+    desktop = panel(job, request.dbsession.get(Desktop, job.id), request.registry.settings["ijp"].desktop)
+    return {"job": job, "jt": jt, "streams": STREAMS, "desktop": desktop}
 
 
 @view_config(

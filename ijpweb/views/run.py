@@ -441,7 +441,7 @@ def submit(request):
     tags = request.POST.get("tags", "")
     req = SubmitRequest(
         name, sel["datasets"], sel["datafiles"], values, mode, request.POST.get("confirm") == "yes",
-        split_tags(tags),
+        split_tags(tags), geometry=param_text(request.POST, "geometry", 16) or None,
     )  # fmt: skip
     try:
         sub = submit_jobs(request, req)

@@ -251,7 +251,7 @@ def test_random_extra_names_are_refused_and_declared_ones_pass_on(testapp, dbses
         )
         assert resp.json["code"] == "unknown_field" and list(resp.json["fields"]) == [declared_name(extra)]
         value = {"datasets": [], "datafiles": [], "options": {}, "mode": "single", "confirm": False,
-                 "tags": [], "like": 1, "job_type": "Nope"}[known]  # fmt: skip
+                 "tags": [], "like": 1, "job_type": "Nope", "geometry": "1280x800"}[known]  # fmt: skip
         passed = testapp.post_json(API + "/submissions", {"job_type": "Nope", known: value}, headers=bob,
                                    expect_errors=True)  # fmt: skip
         assert passed.json["code"] in ("unknown_job_type", "not_found"), (
