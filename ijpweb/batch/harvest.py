@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..health import ask
 from ..models.catalog import CatalogSession
 from ..models.desktops import Desktop, DesktopToken
-from ..models.jobs import Job, WebSession, utcnow
+from ..models.jobs import Job, WebSession, as_utc, utcnow
 from ..states import LIVE, JobStatus
 from . import BatchBackend, BatchState
 
@@ -223,7 +223,9 @@ def desktop_update(was: DesktopSeen, status: JobStatus, reason: str | None, stat
     new = {"state": "ready", "host": info.host, "port": info.port,
            "ready_at": was.ready_at or info.ready_at or now, "ends_at": info.ends_at,
            "ended_reason": was.ended_reason}  # fmt: skip
-    if (was.state, was.host, was.port, was.ends_at) == ("ready", info.host, info.port, info.ends_at):
+    # (SQLite gives times back without their zone: UTC)
+    ends_at = as_utc(was.ends_at) if was.ends_at else None
+    if (was.state, was.host, was.port, ends_at) == ("ready", info.host, info.port, info.ends_at):
         return None
     return new
 
@@ -263,7 +265,7 @@ def harvest_desktops(db, answered: Mapping[tuple[str, str], BatchState], now: da
                 db.expire(obj)
     if ended:
         for n in range(0, len(ended), GROUP):
-            db.execute(sa.delete(DesktopToken).where(DesktopToken.job_id.in_(ended[n : n + GROUP])))
+            db.execute(sa.delete(DesktopToken.__table__).where(DesktopToken.job_id.in_(ended[n : n + GROUP])))
     return len(changes)
 
 
@@ -303,5 +305,5 @@ def purge_expired_sessions(dbsession) -> int:
     n = dbsession.execute(sa.delete(WebSession).where(WebSession.expires_at < now)).rowcount
     n += dbsession.execute(sa.delete(CatalogSession).where(CatalogSession.expires_at < now)).rowcount
     # desktop tokens past their time (those of ended logins went with them)
-    dbsession.execute(sa.delete(DesktopToken).where(DesktopToken.expires_at < now))
+    dbsession.execute(sa.delete(DesktopToken.__table__).where(DesktopToken.expires_at < now))
     return n

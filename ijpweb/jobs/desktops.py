@@ -126,7 +126,7 @@ def mint_token(db, job: Job, web_session_id: str, login_expires_at: datetime, no
     now = now or utcnow()
     expires = min(as_utc(login_expires_at), now + timedelta(hours=TOKEN_HOURS))
     token = secrets.token_urlsafe(32)
-    db.execute(sa.delete(DesktopToken).where(DesktopToken.expires_at <= now))
+    db.execute(sa.delete(DesktopToken.__table__).where(DesktopToken.expires_at <= now))
     kept = (
         sa.select(DesktopToken.token_hash)
         .where(DesktopToken.job_id == job.id, DesktopToken.web_session_id == web_session_id)
@@ -141,7 +141,7 @@ def mint_token(db, job: Job, web_session_id: str, login_expires_at: datetime, no
         )
     ).all()
     if old:
-        db.execute(sa.delete(DesktopToken).where(DesktopToken.token_hash.in_(old)))
+        db.execute(sa.delete(DesktopToken.__table__).where(DesktopToken.token_hash.in_(old)))
     db.add(
         DesktopToken(
             token_hash=token_hash(token), job_id=job.id, web_session_id=web_session_id, owner=job.owner,
@@ -159,7 +159,10 @@ def forget_tokens(db, *, job_ids: Iterable[int] = (), web_session_ids: Iterable[
     jobs, logins = list(job_ids), list(web_session_ids)
     for column, values in ((DesktopToken.job_id, jobs), (DesktopToken.web_session_id, logins)):
         for i in range(0, len(values), 1000):
-            n += db.execute(sa.delete(DesktopToken).where(column.in_(values[i : i + 1000]))).rowcount or 0
+            n += (
+                db.execute(sa.delete(DesktopToken.__table__).where(column.in_(values[i : i + 1000]))).rowcount
+                or 0
+            )
     return n
 
 
@@ -267,10 +270,13 @@ def end_idle(db, backends: Mapping[str, BatchBackend], limits, now: datetime | N
                 log.warning("job %s: its idle desktop was not ended: %s", job_id, error)
     if ended:
         db.execute(
-            sa.update(Desktop)
+            sa.update(Desktop.__table__)
             .where(Desktop.job_id.in_(ended), Desktop.ended_reason.is_(None))
             .values(ended_reason=reason)
         )
+        for key, obj in list(db.identity_map.items()):
+            if key[0] is Desktop and obj.job_id in ended:
+                db.expire(obj)
         log.info("ended %d desktop(s) with %s", len(ended), reason)
     return len(ended)
 
