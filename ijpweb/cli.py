@@ -10,6 +10,7 @@
     ijp download 4711 4712 -o data/      ijp download --dataset 27 -o ds27.zip
     ijp mkdataset LMF-2026-003 my-scan --type confocal
     ijp upload 27 scan1.tif scan2.tif
+    ijp connect 13          ijp end 13      (an interactive job's desktop)
 
 The server URL is kept in ``$XDG_CONFIG_HOME/ijp/config`` (``~/.config/ijp``; the
 directory can be set with ``IJP_CONFIG_DIR``, the URL with ``IJP_URL``) and the token
@@ -270,6 +271,8 @@ def jobtype(name, as_json):
     if as_json:
         return _print_json(jt)
     click.echo(f"{jt['name']}: runs {jt['executable']} ({jt['type']})")
+    if jt.get("interactive"):
+        click.echo("  an interactive job type: its program runs on a desktop you open with ijp connect JOB")
     if jt.get("description"):
         click.echo(f"  {jt['description']}")
     if jt.get("inputs"):
@@ -370,8 +373,11 @@ def datafiles(dataset_id, name, cursor, per_page, every, as_json):
 @click.option("--tag", "tags", multiple=True, help="a tag for the jobs (repeat)")
 @click.option("--like", type=int, help="start from what submitted this job of yours; the rest changes it")
 @click.option("--no-wait", is_flag=True, help="do not wait until the jobs are with the batch system")
+@click.option(
+    "--geometry", metavar="WxH", help="an interactive job's desktop size, e.g. 1920x1080 (1280x800)"
+)
 @json_flag
-def submit(jobtype_name, datasets_, datafiles_, options, mode, tags, like, no_wait, as_json):
+def submit(jobtype_name, datasets_, datafiles_, options, mode, tags, like, no_wait, geometry, as_json):
     """Submit one job, or one per input (--each)."""
     api = _api()
     body: dict = {}
@@ -394,6 +400,8 @@ def submit(jobtype_name, datasets_, datafiles_, options, mode, tags, like, no_wa
         body["tags"] = list(tags)
     if mode:
         body["mode"] = mode
+    if geometry:
+        body["geometry"] = geometry
     inputs = len(datasets_) + len(datafiles_)
     offer = api.call("GET", f"/jobtypes/{urllib.parse.quote(jobtype_name, safe='')}/options",
                      query={"datasets": ",".join(map(str, datasets_)), "datafiles": ",".join(map(str, datafiles_))})  # fmt: skip
@@ -422,6 +430,8 @@ def submit(jobtype_name, datasets_, datafiles_, options, mode, tags, like, no_wa
     click.echo(
         f"Submitted {len(jobs)} job{'s' if len(jobs) != 1 else ''} (submission {got['submission']}): {ids}"
     )
+    if any(j.get("interactive") for j in jobs):
+        click.echo(f"Open the desktop with: ijp connect {jobs[0]['id']}", err=True)
 
 
 def _option_values(options) -> dict:
@@ -557,10 +567,17 @@ def _show_job(j: dict) -> None:
         ("Ran for", _seconds(j["wall_seconds"])),
         ("Backend", f"{j['backend']} {j['backend_job_id'] or ''}".strip()),
         ("Ran on", f"{j['nodes']} node(s) {j['hosts'] or ''}, {j['cores']} core(s)" if j["nodes"] else ""),
+        ("Desktop", _desktop_text(j.get("interactive"))),
     ]
     for k, v in rows:
         if v not in (None, ""):
             click.echo(f"{k + ':':12} {v}")
+
+
+def _desktop_text(desktop: dict | None) -> str:
+    if not desktop:
+        return ""
+    return f"{desktop['state']} — {desktop['url']}" if desktop["state"] != "ended" else "ended"
 
 
 def _inputs_text(j: dict) -> str:
@@ -729,6 +746,55 @@ def cancel(job_ids, as_json):
     for i in job_ids:
         j = api.call("POST", f"/jobs/{i}/cancel")
         click.echo(json.dumps(j) if as_json else f"Job {i}: {j['status']}")
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@click.option("--no-browser", is_flag=True, help="only print the URL")
+@click.option("--wait", "wait_seconds", type=float, default=0, metavar="SECONDS",
+              help="wait this long for a starting desktop to be ready")  # fmt: skip
+@json_flag
+def connect(job_id, no_browser, wait_seconds, as_json):
+    """An interactive job's desktop: print its URL and open it in a browser (where one can be
+    opened: the desktop shows in a browser where you are logged in to the portal)."""
+    api = _api()
+    deadline = time.monotonic() + max(0.0, wait_seconds)
+    while True:
+        j = api.call("GET", f"/jobs/{job_id}")
+        desktop = j.get("interactive")
+        if not desktop:
+            raise Failure(f"job {job_id} is a batch job: it has no desktop", NOT_FOUND)
+        if desktop["state"] != "starting" or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    if as_json:
+        return _print_json(desktop | {"job": job_id})
+    if desktop["state"] == "ended":
+        raise Failure(f"the desktop of job {job_id} has ended" + (f" ({j['reason']})" if j["reason"] else ""),
+                      CONFLICT)  # fmt: skip
+    click.echo(desktop["url"])
+    if desktop["state"] == "starting":
+        click.echo(f"Job {job_id}'s desktop is starting: the page shows it once it is ready.", err=True)
+    if not no_browser:
+        import webbrowser
+
+        try:
+            opened = webbrowser.open(desktop["url"], new=2)
+        except webbrowser.Error:
+            opened = False
+        if not opened:
+            click.echo("(no browser could be opened here: open the URL in yours)", err=True)
+
+
+@main.command()
+@click.argument("job_ids", type=int, nargs=-1, required=True)
+@json_flag
+def end(job_ids, as_json):
+    """End interactive jobs' desktop sessions (their programs stop; the jobs complete)."""
+    api = _api()
+    for i in job_ids:
+        j = api.call("POST", f"/jobs/{i}/end")
+        click.echo(json.dumps(j) if as_json else f"Job {i}: the session is ending.")
 
 
 @main.command()
