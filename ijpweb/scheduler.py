@@ -109,7 +109,9 @@ class Scheduler:
         find() recovers)."""
 
         def one_chunk(db):
-            return submit_pending(db, self.backends, claim=self._claim)
+            return submit_pending(
+                db, self.backends, claim=self._claim, desktop=getattr(self.settings, "desktop", None)
+            )
 
         while self.run("submit", one_chunk):
             pass

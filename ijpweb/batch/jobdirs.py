@@ -10,20 +10,38 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import json
 import os
+import re
+import secrets
 import shutil
 import socket
 import stat
+import string
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import outputs as outputs_core
 from ..outputs import VARS_FILE
 from ..planning import SESSION_ARG
-from . import STREAMS, BatchError, JobBusy, JobSpec
-from .runner import PRIVATE_ENV, locked, read_json
+from ..states import JobStatus
+from . import STREAMS, BatchError, BatchState, DesktopInfo, JobBusy, JobSpec
+from .runner import (
+    DEFAULT_BIND,
+    DEFAULT_GEOMETRY,
+    DEFAULT_READY_TIMEOUT,
+    DEFAULT_TIME_LIMIT,
+    DESKTOP_DIR,
+    DESKTOP_SECRET,
+    END_RECORD,
+    PRIVATE_ENV,
+    locked,
+    read_json,
+)
 
 # The environment a job starts with: nothing of the portal's own (it may hold secrets).
 PASSED_ENV = ("LANG", "LC_ALL", "TZ", "TMPDIR")
@@ -132,6 +150,7 @@ def prepare(
     session_in_argv: bool,
     sandbox: Mapping | None = None,
     before_rename=None,
+    desktop_bind: str = DEFAULT_BIND,
 ) -> tuple[Path, bool]:
     """Create the job's directory ``root/<job id>`` atomically; return (path, created).
     An existing directory (the same portal job submitted again) is kept as it is.
@@ -142,7 +161,13 @@ def prepare(
     (one step with the check that the job has no directory yet): a second process or
     thread preparing the same job meanwhile gets :class:`JobBusy` and leaves nothing
     behind. One left by a writer that has gone (it may hold the session) is removed and
-    taken. The directory appears by a rename, under the lock too."""
+    taken. The directory appears by a rename, under the lock too.
+
+    An interactive job (``spec.interactive``) gets spec.json's ``desktop`` (``spec.desktop``
+    and ``desktop_bind``, the address its VNC server listens on), ``desktop/`` (where its
+    session's supervisor writes state.json and ended.json) and ``desktop.secret``, its VNC
+    password (the launcher hands it to the supervisor in its environment; the sandbox never
+    shows the file)."""
     name = str(spec.job_id)
     d = root / name
     if d.exists():
@@ -166,15 +191,17 @@ def prepare(
     try:
         os.mkdir(tmp / "work", 0o700)
         os.mkdir(tmp / "output", 0o700)
-        _write(
-            tmp / "spec.json",
-            {
-                "executable": spec.executable,
-                "argv": job_argv(spec, session_in_argv),
-                "env": job_env(spec, path, d),
-                "sandbox": dict(sandbox or {"type": "none"}),
-            },
-        )
+        record = {
+            "executable": spec.executable,
+            "argv": job_argv(spec, session_in_argv),
+            "env": job_env(spec, path, d),
+            "sandbox": dict(sandbox or {"type": "none"}),
+        }
+        if spec.interactive:
+            record["desktop"] = desktop_record(spec, desktop_bind)
+            os.mkdir(tmp / DESKTOP_DIR, 0o700)
+            _write(tmp / DESKTOP_SECRET, {"password": vnc_password()})
+        _write(tmp / "spec.json", record)
         if spec.env:
             _write(tmp / PRIVATE_ENV, dict(spec.env))
         with locked(root):
@@ -188,6 +215,26 @@ def prepare(
             return d, False
         raise
     return d, True
+
+
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+
+
+def vnc_password() -> str:
+    """A fresh VNC password: 8 characters (RFB's DES authentication uses 8 bytes)."""
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(8))
+
+
+def desktop_record(spec: JobSpec, bind: str) -> dict:
+    """spec.json's ``desktop`` entry: the submission's (``spec.desktop``: time limit,
+    geometry, ready timeout; the defaults where it says nothing) and the backend's bind."""
+    given = dict(spec.desktop or {})
+    return {
+        "time_limit": int(given.get("time_limit") or DEFAULT_TIME_LIMIT),
+        "geometry": str(given.get("geometry") or DEFAULT_GEOMETRY),
+        "ready_timeout": int(given.get("ready_timeout") or DEFAULT_READY_TIMEOUT),
+        "bind": bind,
+    }
 
 
 def read_stream(d: Path, stream: str, offset: int, limit: int) -> bytes:
@@ -242,3 +289,156 @@ class DirOutputs:
     def output_vars(self, job_id: str) -> outputs_core.OutputVars | None:
         d = self._dir(job_id)
         return outputs_core.read_vars(d / "work" / VARS_FILE, base=d)
+
+
+# --- an interactive job's session records (issue 14) ------------------------------------
+# desktop/state.json and desktop/ended.json are written inside the sandbox, by code running
+# as the job's user: read as untrusted (the file itself, never a link; bounded; shape-checked).
+
+DESKTOP_RECORD_BYTES = 4096
+STATE_RECORD, ENDED_RECORD = "state.json", "ended.json"
+REASON_CHARS = 300
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253}[A-Za-z0-9])?")
+
+
+class DesktopRecordError(Exception):
+    """A session record is not as the supervisor writes it; the message says which and why."""
+
+
+def interactive(d: Path) -> bool:
+    """Whether the job in ``d`` is an interactive one (it has a VNC password)."""
+    return (d / DESKTOP_SECRET).exists()
+
+
+def read_desktop_record(d: Path, name: str) -> dict | None:
+    """``d/desktop/<name>`` as a JSON object, None while it is not there;
+    :class:`DesktopRecordError` when it is a link, not a regular file, larger than any
+    record or not a JSON object."""
+    try:
+        dfd = os.open(d / DESKTOP_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise DesktopRecordError(f"{DESKTOP_DIR}/ cannot be opened ({e.strerror})") from None
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise DesktopRecordError(f"{DESKTOP_DIR}/{name} cannot be read ({e.strerror})") from None
+    finally:
+        os.close(dfd)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DesktopRecordError(f"{DESKTOP_DIR}/{name} is not a regular file")
+        text = fh.read(DESKTOP_RECORD_BYTES + 1)
+    if len(text) > DESKTOP_RECORD_BYTES:
+        raise DesktopRecordError(f"{DESKTOP_DIR}/{name} is larger than any record")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise DesktopRecordError(f"{DESKTOP_DIR}/{name} is not JSON") from None
+    if not isinstance(value, dict):
+        raise DesktopRecordError(f"{DESKTOP_DIR}/{name} is not a JSON object")
+    return value
+
+
+def _record_time(record: dict, field: str, name: str) -> datetime | None:
+    value = record.get(field)
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError(value)
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise DesktopRecordError(f"{name}'s {field} is not a time") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def valid_host(host: object) -> bool:
+    """An IP address literal, or a host name of at most 255 characters."""
+    if not isinstance(host, str) or not 0 < len(host) <= 255:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOSTNAME.fullmatch(host)) and ".." not in host
+    return True
+
+
+def desktop_info(record: dict, bind: str | None = None) -> DesktopInfo:
+    """``desktop/state.json`` checked: host (an IP literal or a host name; where the backend
+    binds VNC servers to one address, that one), port 1..65535, the times. Else
+    :class:`DesktopRecordError`: a job cannot send the portal's proxy elsewhere."""
+    host, port = record.get("host"), record.get("port")
+    if not valid_host(host):
+        raise DesktopRecordError("state.json's host is not an address or host name")
+    if type(port) is not int or not 0 < port < 65536:
+        raise DesktopRecordError("state.json's port is not one")
+    if bind and host != bind:
+        try:
+            fixed = not ipaddress.ip_address(bind).is_unspecified
+        except ValueError:
+            fixed = False  # a host name: its addresses are the node's own
+        if fixed:
+            raise DesktopRecordError(
+                f"state.json's host is not {bind}, where this backend's VNC servers listen"
+            )
+    return DesktopInfo(
+        host,
+        port,
+        _record_time(record, "ready_at", "state.json"),
+        _record_time(record, "ends_at", "state.json"),
+    )
+
+
+def _reason(value: object) -> str | None:
+    """A reason a record gives, fit to show: a string, control characters replaced, bounded."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = "".join(c if c.isprintable() else " " for c in value).strip()
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+
+
+def end_reason(d: Path) -> str | None:
+    """Why the portal ended the session (``end.json``: End session, the idle timeout)."""
+    record = read_json(d / END_RECORD)
+    return _reason(record.get("reason")) if isinstance(record, dict) else None
+
+
+def desktop_state(d: Path, state: BatchState, bind: str | None = None) -> BatchState:
+    """An interactive job's state from its batch state and its session's records: running,
+    with its desktop once ``desktop/state.json`` is there and valid; ended, COMPLETED with
+    why (``end.json``'s reason, else ``desktop/ended.json``'s: the program exited, the time
+    limit...), or FAILED when the desktop did not start. A cancel stays CANCELLED."""
+    if state.status == JobStatus.CANCELLED:
+        return state
+    if state.status == JobStatus.RUNNING:
+        try:
+            ended = read_desktop_record(d, ENDED_RECORD)
+            record = None if ended is not None else read_desktop_record(d, STATE_RECORD)
+            info = desktop_info(record, bind) if record is not None else None
+        except DesktopRecordError as e:
+            return replace(state, desktop=None, reason=f"its desktop's record cannot be used: {e}")
+        return replace(state, desktop=info)
+    if state.status not in (JobStatus.COMPLETED, JobStatus.FAILED):
+        return state
+    if reason := end_reason(d):
+        return replace(state, status=JobStatus.COMPLETED, exit_code=None, reason=reason)
+    try:
+        ended = read_desktop_record(d, ENDED_RECORD)
+    except DesktopRecordError as e:
+        return replace(state, status=JobStatus.FAILED, reason=f"the session ended, but {e}")
+    if ended is None:
+        return state
+    if failed := _reason(ended.get("failed")):
+        try:
+            started = read_desktop_record(d, STATE_RECORD) is not None
+        except DesktopRecordError:
+            started = False
+        why = "the desktop failed" if started else "the desktop did not start"
+        return replace(state, status=JobStatus.FAILED, exit_code=None, reason=f"{why}: {failed}")
+    if reason := _reason(ended.get("reason")):
+        return replace(state, status=JobStatus.COMPLETED, exit_code=None, reason=reason)
+    return state

@@ -37,17 +37,33 @@ from pathlib import Path
 
 from ..states import JobStatus
 from . import Batched, BatchError, BatchState, JobSpec
-from .jobdirs import DirOutputs, clean_leftovers, prepare, private_dir, read_stream
+from .jobdirs import (
+    DirOutputs,
+    clean_leftovers,
+    desktop_state,
+    interactive,
+    prepare,
+    private_dir,
+    read_stream,
+)
 from .runner import (
     CONFIG,
+    DEFAULT_BIND,
+    DESKTOPS,
+    END_RECORD,
     GRACE_SECONDS,
     PRIVATE_ENV,
     QUEUE,
     RECORD_BYTES,
     STARTED,
+    UNFINISHED_START,
+    _touch,
+    age,
     alive,
+    desktop_secret,
     dispatch,
     kill_sandbox,
+    launch,
     launch_pending,
     launcher,
     launcher_alive,
@@ -188,6 +204,8 @@ class LocalBackend(Batched, DirOutputs):
         python: str = sys.executable,
         sandbox: Sandbox | None = None,
         setting: str | None = None,
+        max_interactive: int = 4,
+        desktop_bind: str = DEFAULT_BIND,
     ):
         """``setting``: the prefix of this backend's settings, for error messages
         (``ijp.batch.<name>.``). Raises ValueError if its jobs cannot be sandboxed."""
@@ -199,6 +217,10 @@ class LocalBackend(Batched, DirOutputs):
         self.python = python
         private_dir(self.root)
         self.sandbox = describe(sandbox or Sandbox(), self.path, self.root, setting or f"ijp.batch.{name}.")
+        # interactive jobs (issue 14) start at once, outside the queue, at most this many
+        self.max_interactive = max(0, int(max_interactive))
+        self.desktop_bind = desktop_bind  # where their VNC servers listen
+        self.desktops = self.root / DESKTOPS  # desktops/<id>: an interactive job, until it ends
         self.queue = self.root / QUEUE  # queue/<id>.<owner>: waiting to start
         self.started = self.root / STARTED  # running/<id>: started, until its launcher ends
         clean_leftovers(self.root)
@@ -240,6 +262,8 @@ class LocalBackend(Batched, DirOutputs):
         except Exception:  # noqa: BLE001 - one job's directory must not blind the backend to the others
             log.exception("the state of local job %s", d.name)
             return BatchState(JobStatus.UNKNOWN, reason="its records on the local backend cannot be read")
+        if interactive(d):  # its desktop, or why its session ended
+            state = desktop_state(d, state, self.desktop_bind)
         if started and started["host"]:  # one host; the cores its wrapper could use
             return replace(state, nodes=1, cores=started["cores"], hosts=started["host"])
         return state
@@ -327,7 +351,7 @@ class LocalBackend(Batched, DirOutputs):
 
     def submit(self, spec: JobSpec) -> str:
         if spec.interactive:
-            raise BatchError("the local backend does not run interactive jobs")
+            return self._submit_interactive(spec)
         _, created = prepare(
             self.root,
             spec,
@@ -339,6 +363,72 @@ class LocalBackend(Batched, DirOutputs):
         if created:
             self._dispatch()
         return str(spec.job_id)
+
+    def _submit_interactive(self, spec: JobSpec) -> str:
+        """An interactive job starts at once, outside the fair queue (it takes no
+        ``max_running`` slot): at most ``max_interactive`` of them live at a time, counted and
+        marked (``desktops/<id>``) under the lock, so that two portal processes cannot both
+        take the last one; BatchError naming the limit beyond it."""
+        name = str(spec.job_id)
+        if (self.root / name).is_dir():  # handed over already (find() missed it): kept as it is
+            return name
+        with locked(self.root):
+            live = self._live_desktops(besides=name)
+            if live >= self.max_interactive:
+                raise BatchError(
+                    f"the local backend runs at most {self.max_interactive} desktop "
+                    f"session{'s' if self.max_interactive != 1 else ''} at once "
+                    f"(ijp.batch.{self.name}.max_interactive); end one or try again later"
+                )
+            mark(self.desktops, name)
+        try:
+            d, created = prepare(
+                self.root,
+                spec,
+                self.path,
+                self.session_in_argv,
+                for_job(self.sandbox, spec),
+                desktop_bind=self.desktop_bind,
+            )
+        except BaseException:
+            (self.desktops / name).unlink(missing_ok=True)
+            raise
+        if created:
+            _reap()
+            _touch(d / "launched")
+            if (pid := launch(d, self.python)) is not None:
+                _LAUNCHED.add(pid)
+        return name
+
+    def _live_desktops(self, besides: str) -> int:
+        """Interactive jobs live now (under the lock): those marked in ``desktops/`` whose
+        launcher is starting or running; the markers of those that ended go."""
+        count = 0
+        for name in names(self.desktops):
+            if name == besides:
+                continue
+            d, marker = self.root / name, self.desktops / name
+            if not d.is_dir():  # being prepared (by another process), or given up
+                live = age(marker) <= UNFINISHED_START
+            elif (d / "exit.json").exists():
+                live = False
+            elif (d / "launched").exists() or (d / "started.json").exists():
+                live = running(d) or launch_pending(d)
+            else:  # prepared, its launcher about to start
+                live = age(marker) <= UNFINISHED_START
+            if live:
+                count += 1
+            else:
+                marker.unlink(missing_ok=True)
+        return count
+
+    def desktop_password(self, job_id: str) -> str:
+        """The VNC password of the interactive job's session (for the portal's proxy,
+        which authenticates to the VNC server itself); BatchError if it has none."""
+        password = desktop_secret(self._dir(job_id))
+        if not password:
+            raise BatchError(f"job {job_id} has no desktop on the local backend")
+        return password
 
     def find(self, job_ids: Sequence[int]) -> dict[int, str]:
         return {i: str(i) for i in job_ids if (self.root / str(i)).is_dir()}
@@ -364,6 +454,27 @@ class LocalBackend(Batched, DirOutputs):
         one running (the launcher passes it on to its job), one grace period for them all,
         and SIGKILL to those still running after it. Once it returns they have ended, so
         they can be deleted at once. A job that has ended already is cancelled (None)."""
+        return self._stop(job_ids, "cancelled.json", {})
+
+    def end_sessions(self, job_ids: Sequence[str], reason: str) -> dict[str, BatchError | None]:
+        """End interactive jobs' sessions as cancel_many() cancels jobs (one pass: one lock,
+        one grace period), recording ``end.json`` with ``reason`` ("ended by the user", "no
+        viewer for 30 minutes") instead of a cancel: they end COMPLETED with that reason. A
+        batch job among them is refused (BatchError), the others ended."""
+        out: dict[str, BatchError | None] = {}
+        ours = []
+        for job_id in dict.fromkeys(job_ids):
+            d = self.root / job_id if job_id.isdigit() else None
+            if d is not None and d.is_dir() and not interactive(d):
+                out[job_id] = BatchError(f"job {job_id} is a batch job: it has no desktop session to end")
+            else:
+                ours.append(job_id)
+        out.update(self._stop(ours, END_RECORD, {"reason": str(reason)[:300]}))
+        return out
+
+    def _stop(self, job_ids: Sequence[str], record: str, content: dict) -> dict[str, BatchError | None]:
+        """cancel_many() and end_sessions(): ``record`` (cancelled.json, end.json) written
+        with ``content`` and the time, unless the job has one of them already."""
         out: dict[str, BatchError | None] = {}
         dirs: dict[str, Path] = {}
         for job_id in dict.fromkeys(job_ids):
@@ -382,8 +493,8 @@ class LocalBackend(Batched, DirOutputs):
             return out
         with locked(self.root):
             for d in dirs.values():
-                if not (d / "cancelled.json").exists():
-                    write_json(d / "cancelled.json", {"at": datetime.now().astimezone().isoformat()})
+                if not (d / "cancelled.json").exists() and not (d / END_RECORD).exists():
+                    write_json(d / record, {**content, "at": datetime.now().astimezone().isoformat()})
                 self._unqueue(d)
                 (d / PRIVATE_ENV).unlink(missing_ok=True)  # its session: it will not be needed
         started = {job_id: _started_record(d) for job_id, d in dirs.items()}
@@ -479,4 +590,6 @@ def from_settings(name: str, opts: Mapping[str, str], setting: str | None = None
         python=opts.get("python", sys.executable),
         sandbox=sandbox_from_settings(opts, setting or f"ijp.batch.{name}."),
         setting=setting,
+        max_interactive=int(opts.get("max_interactive", 4)),
+        desktop_bind=opts.get("desktop_bind", "").strip() or DEFAULT_BIND,
     )

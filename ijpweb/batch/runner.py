@@ -59,6 +59,16 @@ SESSION_ENV = "IJP_SESSION_ID"  # as ijpweb.planning names it (the runner import
 PRIVATE_ENV = "secret.json"  # the environment only the program may have (its session)
 SANDBOX_TMP = "/tmp"  # noqa: S108 - a tmpfs of the sandbox's own
 NOT_STARTED = 127  # the shell's code for "command not found"
+# an interactive job (issue 14): its supervisor, the password's file and variable, the
+# directory of the session's records (desktop/state.json, desktop/ended.json), and the
+# desktop's defaults where spec.json names none
+SESSION_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "session.py")
+DESKTOP_SECRET, DESKTOP_DIR, END_RECORD = "desktop.secret", "desktop", "end.json"
+PASSWORD_ENV = "IJP_DESKTOP_PASSWORD"  # noqa: S105 - a variable's name; as session.py names it
+DEFAULT_GEOMETRY = "1280x800"
+DEFAULT_TIME_LIMIT = 8 * 3600
+DEFAULT_READY_TIMEOUT = 60
+DEFAULT_BIND = "127.0.0.1"
 
 HOST = os.uname().nodename  # (socket.gethostname(), without importing socket)
 BWRAP = "/usr/bin/bwrap"
@@ -337,6 +347,14 @@ class JobSetup:
         session = self.secret.get(SESSION_ENV)
         self.argv = [a for a in (("--sessionId=" + session if session else None) if a is None else a
                                  for a in spec["argv"]) if a is not None]  # fmt: skip
+        # an interactive job's desktop (spec.json's "desktop": geometry, time limit, ready
+        # timeout, bind): the program runs under the session's supervisor (session.py), which
+        # gets the VNC password in its environment only (desktop.secret is never shown inside)
+        desktop = spec.get("desktop")
+        self.desktop: dict | None = desktop if isinstance(desktop, dict) else None
+        self.desktop_dir = _join(jobdir, DESKTOP_DIR)
+        if self.desktop is not None:
+            self.env[PASSWORD_ENV] = desktop_secret(jobdir)
 
     def _take_secret(self) -> dict:
         path = _join(self.jobdir, PRIVATE_ENV)
@@ -353,28 +371,55 @@ class JobSetup:
         return self.sandbox.get("type") == "bwrap"
 
     def command(self, info_fd: int | None = None) -> list[str]:
-        """The command to start: the program, in its sandbox. Raises OSError (with
-        the reason) when it cannot start."""
+        """The command to start: the program (under the desktop's supervisor for an
+        interactive job), in its sandbox. Raises OSError (with the reason) when it cannot
+        start."""
         program = _resolve(self.executable, self.env.get("PATH", os.defpath))
         if program is None:
             raise FileNotFoundError(2, "No such file or directory")
         if not self.sandboxed:
-            return [program, *self.argv]
+            return self.supervised([program, *self.argv])
         bwrap = self.sandbox.get("bwrap") or BWRAP
         self.identity = identity(self.sandbox)
         for tool in (bwrap, *((SETPRIV,) if self.identity else ())):
             if not os.access(tool, os.X_OK):
                 raise FileNotFoundError(2, f"{tool} is not installed on {HOST}")
         program = os.path.realpath(program)
-        folder = os.path.dirname(program)
-        if _under(os.path.dirname(self.jobdir), folder):
-            raise PermissionError(1, "its directory holds the job directories, which no job may see")
-        sandbox = dict(self.sandbox, read_only=[*self.sandbox.get("read_only", ()), folder])
+        folders = [os.path.dirname(program)]
+        writable = [self.work, self.output]
+        sandbox = dict(self.sandbox)
+        if self.desktop is not None:  # the supervisor's own directory; the desktop's records
+            folders.append(os.path.dirname(os.path.realpath(SESSION_SCRIPT)))
+            writable.append(self.desktop_dir)
+            sandbox["network"] = True  # its VNC server must be reachable on the node
+        for folder in folders:
+            if _under(os.path.dirname(self.jobdir), folder):
+                raise PermissionError(1, "its directory holds the job directories, which no job may see")
+        sandbox["read_only"] = [*self.sandbox.get("read_only", ()), *folders]
         self.env["TMPDIR"] = SANDBOX_TMP
+        command = self.supervised([program, *self.argv])
         if self.identity is not None:  # its own directories are the only ones it may write
-            for d in (self.work, self.output):
+            for d in writable:
                 os.chown(d, *self.identity)
-        return [*bwrap_argv(sandbox, [self.work, self.output], self.work, info_fd), program, *self.argv]
+        return [*bwrap_argv(sandbox, writable, self.work, info_fd), *command]
+
+    def supervised(self, command: list[str]) -> list[str]:
+        """``command`` run by the desktop session's supervisor (session.py, by path, with the
+        launcher's own Python), with the desktop's settings from spec.json."""
+        d = self.desktop
+        if d is None:
+            return command
+        if not os.path.isdir(self.desktop_dir):
+            os.mkdir(self.desktop_dir, 0o700)
+        return [
+            sys.executable, "-I", "-S", os.path.realpath(SESSION_SCRIPT),
+            "--dir", self.desktop_dir,
+            "--geometry", str(d.get("geometry") or DEFAULT_GEOMETRY),
+            "--time-limit", str(int(d.get("time_limit") or DEFAULT_TIME_LIMIT)),
+            "--ready-timeout", str(int(d.get("ready_timeout") or DEFAULT_READY_TIMEOUT)),
+            "--bind", str(d.get("bind") or DEFAULT_BIND),
+            "--", *command,
+        ]  # fmt: skip
 
 
 # --- the local backend's wrapper --------------------------------------------------------
@@ -563,7 +608,7 @@ def run(jobdir: str) -> int:
                 "cores": len(os.sched_getaffinity(0)),
             },
         )
-    if os.path.exists(_join(jobdir, "cancelled.json")):
+    if os.path.exists(_join(jobdir, "cancelled.json")) or os.path.exists(_join(jobdir, END_RECORD)):
         write_json(_join(jobdir, "exit.json"), {"code": None, "signal": None, "at": now()})
         start_next(jobdir)
         return 0
@@ -641,6 +686,7 @@ def run(jobdir: str) -> int:
 # is queued again after UNFINISHED_START.
 
 QUEUE, STARTED, LOCK, CONFIG, SERVED = "queue", "running", ".lock", ".backend.json", ".served"
+DESKTOPS = "desktops"  # desktops/<id>: an interactive job (outside the queue), until it ends
 OLD_OWNER = "_"  # .served/_: the owner of an older version's markers (which name none)
 # A record the launcher or the backend writes is a few hundred bytes: one larger is not one.
 RECORD_BYTES = 65536
@@ -690,6 +736,17 @@ def read_json(path):
         return loads(text) if len(text) <= RECORD_BYTES else None
     except (OSError, ValueError, RecursionError):  # (RecursionError: [[[[...]]]])
         return None
+
+
+def desktop_secret(jobdir) -> str:
+    """The VNC password in the job's ``desktop.secret`` (the portal writes it, 0600, in
+    prepare()), or "" when there is none or it is not one (the supervisor then fails the
+    session, saying so)."""
+    record = read_json(_join(jobdir, DESKTOP_SECRET))
+    password = record.get("password") if isinstance(record, dict) else None
+    if isinstance(password, str) and 6 <= len(password) <= 8 and password.isascii() and password.isalnum():
+        return password
+    return ""
 
 
 def job_name(name: str) -> bool:
@@ -1020,6 +1077,7 @@ def start_next(jobdir) -> None:
     each in a fork of this launcher."""
     root = os.path.dirname(jobdir)
     _unlink(_join(root, STARTED, os.path.basename(jobdir)))
+    _unlink(_join(root, DESKTOPS, os.path.basename(jobdir)))  # an interactive job's marker
     config = read_json(_join(root, CONFIG))
     if isinstance(config, dict) and type(config.get("max_running")) is int:
         dispatch(root, config["max_running"], sys.executable, fork_launcher)

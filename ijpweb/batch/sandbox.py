@@ -176,10 +176,12 @@ def exposed_sockets(described: Mapping, sockets: Sequence[str]) -> list[tuple[st
 
 
 def for_job(described: Mapping, spec: JobSpec) -> dict:
-    """One job's sandbox: the network where the backend allows it or the job needs the catalog."""
+    """One job's sandbox: the network where the backend allows it, the job needs the
+    catalog, or it is interactive (its VNC server must be reachable on the node; its X
+    display listens on no TCP port nor abstract socket, which the network would share)."""
     if described.get("type") != "bwrap":
         return dict(described)
-    return {**described, "network": bool(described.get("network") or spec.network)}
+    return {**described, "network": bool(described.get("network") or spec.network or spec.interactive)}
 
 
 def amount(text: str, setting: str, sizes: bool = False) -> int | None:

@@ -30,6 +30,7 @@ def submit_pending(
     limit: int = 25,
     array_limit: int = 1000,
     claim: Claim | None = None,
+    desktop=None,
 ) -> int:
     """Submit jobs still Submitting, oldest first; return how many were settled.
 
@@ -48,7 +49,10 @@ def submit_pending(
 
     Where several portal processes share the database, ``claim(db, job_ids, limit)``
     (ijpweb.leaders.claim_jobs) gives this transaction the jobs no other process is
-    handing over: up to ``limit`` of ``job_ids``, claimed until the transaction ends."""
+    handing over: up to ``limit`` of ``job_ids``, claimed until the transaction ends.
+
+    ``desktop``: the settings' DesktopSettings (``ijp.desktop.*``), from which an
+    interactive job's JobSpec.desktop is built (its defaults where None)."""
     settled = _orphans(db, backends)
     waiting = db.execute(
         sa.select(Job.id, Job.backend)
@@ -71,7 +75,7 @@ def submit_pending(
         if not mine:
             continue
         # all the backend needs, read now: the rows may be cancelled or deleted meanwhile
-        specs = {j.id: job_spec(j) for j in mine}
+        specs = {j.id: job_spec(j, desktop) for j in mine}
         groups = {j.id: j.submission_id for j in mine}
         try:
             held = backend.find(list(specs))
@@ -243,9 +247,20 @@ def _submit_one(backend: BatchBackend, spec: JobSpec) -> tuple[str | None, Batch
         return None, e
 
 
-def job_spec(job: Job) -> JobSpec:
+def job_spec(job: Job, desktop=None) -> JobSpec:
+    """What the backend is given for ``job``. An interactive job's ``desktop`` (time limit,
+    geometry, ready timeout) comes from its submission's resources (the job type's
+    ``<resources time>``, the geometry the run form sent) and ``desktop``, the settings'
+    DesktopSettings (``ijp.desktop.time_limit``, ``ready_seconds``; defaults where None)."""
     sub = job.submission
     env = {SESSION_ENV: sub.catalog_session} if sub.catalog_session else {}
+    spec_desktop = None
+    if sub.interactive:
+        if desktop is None:
+            from ..settings import DesktopSettings
+
+            desktop = DesktopSettings()
+        spec_desktop = desktop.spec(sub.resources or {})
     return JobSpec(
         job.id,
         job.owner,
@@ -257,4 +272,5 @@ def job_spec(job: Job) -> JobSpec:
         dict(sub.resources),
         # a job type with the session flag talks to the catalog: its sandbox keeps the network
         network=bool(env),
+        desktop=spec_desktop,
     )
