@@ -7,6 +7,7 @@ def main(global_config, **settings):
 
     from pyramid.config import Configurator
 
+    from .desktop import start_embedded
     from .proxy import Mount
 
     # what the portal creates -- the database and its WAL, job directories, the file
@@ -49,6 +50,8 @@ def main(global_config, **settings):
         config.include(".views.api")
         config.scan(".views", ignore=[".icat", ".ids"])  # (services mounts those two)
     app = config.make_wsgi_app()
+    # ijp.desktop.proxy = embedded: interactive jobs' websocket proxy in a thread of this process
+    start_embedded(app.registry)
     # at ijp.prefix, believing X-Forwarded-* only from ijp.trusted_proxies, with the
     # security headers on every response (ijpweb.proxy)
     ijp = app.registry.settings["ijp"]
