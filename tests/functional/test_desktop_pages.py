@@ -438,3 +438,41 @@ def test_end_session_of_a_job_not_yet_handed_over_cancels_it(dapp, dbsession):
     d = dbsession.get(Desktop, job_id)
     assert (d.state, d.ended_reason) == ("ended", "ended by the user")
     assert "ended by the user" in dapp.get(f"/jobs/{job_id}").text
+
+
+def test_behind_a_prefix_the_cookie_and_the_websocket_carry_it(
+    app_settings, dbengine, tmp_path, tm, dbsession
+):
+    portal = desktop_portal(app_settings, dbengine, tmp_path, **{"ijp.prefix": "/ijp"})
+    app = make_testapp(portal, tm, dbsession)
+    bob = app.post_json("/ijp" + API + "/session", {"username": "bob", "password": "bob-demo"}, status=201)
+    headers = {"Authorization": f"Bearer {bob.json['token']}"}
+    got = app.post_json(
+        "/ijp" + API + "/submissions", {"job_type": "Desktop test"}, headers=headers, status=201
+    )
+    job = got.json["jobs"][0]
+    assert job["interactive"]["url"] == f"http://example.com/ijp/jobs/{job['id']}/desktop"
+    make_ready(dbsession, job["id"])
+    app.get("/ijp/login")
+    login = {"username": "bob", "password": "bob-demo", "csrf_token": app.cookies["csrf_token"]}
+    app.post("/ijp/login", login, status=303)
+    resp = app.get(f"/ijp/jobs/{job['id']}/desktop")
+    morsel, _ = cookie_of(resp)
+    assert morsel["path"] == f"/ijp/desktop/ws/{job['id']}"
+    assert f'data-ws-path="/ijp/desktop/ws/{job["id"]}"' in resp.text
+
+
+def test_a_session_being_ended_says_ending_and_opens_no_more(dapp, dbsession):
+    bob = token(dapp, "bob")
+    job_id = submit(dapp, bob).json["jobs"][0]["id"]
+    d = make_ready(dbsession, job_id)
+    d.ended_reason = "ended by the user"  # as End session leaves it until the harvest sees the job end
+    dbsession.flush()
+    web_login(dapp, "bob")
+    page = dapp.get(f"/jobs/{job_id}")
+    assert "Ending…" in page.text and "Open desktop" not in page.text
+    refused = dapp.get(f"/jobs/{job_id}/desktop", status=409)
+    assert "is ending (ended by the user)" in refused.text and cookie_of(refused)[0] is None
+    assert dapp.get(API + f"/jobs/{job_id}", headers=bob).json["interactive"]["state"] == "ready"
+    # a second End session is no error, and asks nothing more
+    assert dapp.post_json(API + f"/jobs/{job_id}/end", {}, headers=bob).json["id"] == job_id
