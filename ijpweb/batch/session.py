@@ -138,6 +138,22 @@ def _prctl():
     return ctypes.CDLL(None, use_errno=True).prctl
 
 
+def scrub_environ(name: str) -> None:
+    """Overwrite ``name``'s value in this process's environment block, where the kernel
+    shows it (``/proc/PID/environ``, readable by the job's own processes): unsetenv (what
+    ``os.environ.pop`` calls) only drops libc's pointer to it. Called before that."""
+    import ctypes
+
+    environ = ctypes.POINTER(ctypes.c_void_p).in_dll(ctypes.CDLL(None), "environ")
+    prefix = name.encode() + b"="
+    i = 0
+    while environ[i]:
+        text = ctypes.string_at(environ[i])
+        if text.startswith(prefix):
+            ctypes.memset(environ[i] + len(prefix), 0, len(text) - len(prefix))
+        i += 1
+
+
 class Session:
     def __init__(self, opts: dict, command: list[str]):
         self.opts, self.command = opts, command
@@ -350,7 +366,9 @@ class Session:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self.on_signal)
-        password = os.environ.pop(PASSWORD_ENV, "")
+        password = os.environ.get(PASSWORD_ENV, "")
+        scrub_environ(PASSWORD_ENV)
+        os.environ.pop(PASSWORD_ENV, None)
         env = dict(os.environ)
         try:
             self.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans of the session are ours to end

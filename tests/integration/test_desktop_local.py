@@ -1,0 +1,407 @@
+"""Issue 14, points 1, 3 and 7 on the local backend, with the real programs: an interactive
+job's session (bubblewrap, Xvfb, x11vnc, the supervisor ijpweb/batch/session.py) starts,
+says where its VNC server listens, answers RFB with VNC authentication only, takes its own
+password and no other, and ends (End session, the program's exit, the time limit) leaving
+no process behind; a VNC server that cannot listen fails the job with the reason within
+the ready timeout; max_interactive refuses; a restarted backend still reports the session;
+and carol, in her own sandbox with the network, reaches neither bob's X display nor his
+password."""
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ijpweb.batch import BatchError, JobSpec
+from ijpweb.batch.local import LocalBackend
+from ijpweb.batch.runner import BWRAP
+from ijpweb.batch.sandbox import Sandbox
+from ijpweb.states import JobStatus
+
+MISSING = [p for p in ("Xvfb", "x11vnc", "xdpyinfo") if shutil.which(p) is None]
+pytestmark = [
+    pytest.mark.skipif(
+        bool(MISSING),
+        reason=f"not installed: {', '.join(MISSING)} (Debian: apt-get install xvfb x11vnc x11-utils)",
+    ),
+    pytest.mark.skipif(
+        not os.access(BWRAP, os.X_OK),
+        reason=f"bubblewrap is not installed ({BWRAP}): apt-get install bubblewrap",
+    ),
+]
+BOB_SESSION = "bob-session-5e8d2c41"
+CAROL_SESSION = "carol-session-9a1b7f03"
+ENDED = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+# the program: checks that it has a display, then stays until its session ends
+SHOWS = "xdpyinfo >/dev/null && echo display-ok:$DISPLAY; exec sleep 600"
+
+
+def make_backend(root: Path, kind: str = "bwrap", **kw) -> LocalBackend:
+    return LocalBackend(
+        "local", root, path=[str(Path(sys.executable).parent)], sandbox=Sandbox(kind=kind), **kw
+    )
+
+
+@pytest.fixture
+def backend(tmp_path):
+    b = make_backend(tmp_path / "jobs")
+    yield b
+    for d in b.root.glob("[0-9]*"):
+        with contextlib.suppress(BatchError):
+            b.cancel(d.name)
+
+
+def desktop_job(job_id, script=SHOWS, owner="db/bob", session=BOB_SESSION, **desktop) -> JobSpec:
+    return JobSpec(
+        job_id, owner, "/bin/sh", ("-c", script, "job"), {"IJP_SESSION_ID": session}, interactive=True,
+        desktop={"time_limit": 600, "geometry": "800x600", "ready_timeout": 30, **desktop},
+    )  # fmt: skip
+
+
+def wait(backend, job_id, until, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not until(state := backend.states([job_id])[job_id]):
+        assert time.monotonic() < deadline, f"job {job_id} is {state}"
+        time.sleep(0.05)
+    return state
+
+
+def ready(backend, job_id, timeout=60):
+    state = wait(backend, job_id, lambda s: s.desktop is not None or s.status in ENDED, timeout)
+    assert state.status == JobStatus.RUNNING and state.desktop is not None, state
+    return state
+
+
+def ended(backend, job_id, timeout=60):
+    return wait(backend, job_id, lambda s: s.status in ENDED, timeout)
+
+
+def recv(s: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        data += chunk
+    return data
+
+
+def rfb(host: str, port: int, password: str | None = None) -> dict:
+    """The RFB opening as a viewer makes it: the banner, the security types offered and,
+    with ``password``, the VNC authentication's result and (when it succeeded) the
+    framebuffer's size from ServerInit."""
+    from ijpweb.desktop.rfb import vnc_response
+
+    out = {}
+    with socket.create_connection((host, port), timeout=10) as s:
+        out["banner"] = recv(s, 12)
+        s.sendall(b"RFB 003.008\n")
+        out["types"] = list(recv(s, recv(s, 1)[0]))
+        if password is None:
+            return out
+        s.sendall(bytes([2]))
+        s.sendall(vnc_response(password, recv(s, 16)))
+        out["result"] = int.from_bytes(recv(s, 4), "big")
+        if out["result"] == 0:
+            s.sendall(b"\x01")  # ClientInit, shared
+            init = recv(s, 4)
+            out["size"] = (int.from_bytes(init[:2], "big"), int.from_bytes(init[2:], "big"))
+    return out
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
+def owner(pid: int) -> int | None:
+    for line in _read(f"/proc/{pid}/status").decode(errors="replace").splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    return None
+
+
+def processes() -> dict[int, tuple[str, bytes, bytes, str]]:
+    """Every process: (start time, argv, environment, its PID namespace)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        stat = _read(f"/proc/{entry}/stat").decode(errors="replace")
+        if not stat or stat[stat.rindex(")") + 2 :].split()[0] == "Z":
+            continue
+        try:
+            ns = os.readlink(f"/proc/{entry}/ns/pid")
+        except OSError:
+            ns = ""
+        out[int(entry)] = (
+            stat[stat.rindex(")") + 2 :].split()[19],
+            _read(f"/proc/{entry}/cmdline"),
+            _read(f"/proc/{entry}/environ"),
+            ns,
+        )
+    return out
+
+
+def session_processes(jobdir: Path, job_id: str) -> dict[int, str]:
+    """The processes of a job's session (pid: start time): its launcher's bubblewrap (by the
+    work directory it binds), everything in its PID namespace, and anything whose argv or
+    environment names the job (the supervisor's --dir, the program's IJP_JOB_ID)."""
+    procs = processes()
+    work = str(jobdir / "work").encode()
+    bwraps = {p for p, (_, argv, _, _) in procs.items() if argv.startswith(BWRAP.encode()) and work in argv}
+    ours = os.readlink("/proc/self/ns/pid")
+    namespaces = set()
+    for pid in bwraps:
+        for child in _read(f"/proc/{pid}/task/{pid}/children").split():
+            ns = procs.get(int(child), ("", b"", b"", ""))[3]
+            if ns and ns != ours:
+                namespaces.add(ns)
+    marks = (str(jobdir / "desktop").encode(), f"IJP_JOB_ID={job_id}\0".encode())
+    return {
+        p: began
+        for p, (began, argv, env, ns) in procs.items()
+        if p in bwraps or ns in namespaces or any(m in argv or m in env for m in marks)
+    }
+
+
+def gone(pids: dict[int, str], timeout: float = 10.0) -> dict[int, str]:
+    """Of ``pids`` (pid: start time), those still running after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        procs = processes()
+        left = {p: b for p, b in pids.items() if p in procs and procs[p][0] == b}
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+def names_of(pids) -> list[bytes]:
+    return [_read(f"/proc/{p}/cmdline").split(b"\0")[0] for p in pids]
+
+
+def test_a_session_starts_answers_vnc_and_ends_with_nothing_left(backend, tmp_path):
+    backend.submit(desktop_job(1))
+    state = ready(backend, "1")
+    d = backend.root / "1"
+    info = state.desktop
+    assert info.host == "127.0.0.1" and 0 < info.port < 65536
+    assert info.ready_at is not None and info.ends_at is not None
+    assert 590 <= (info.ends_at - info.ready_at).total_seconds() <= 601
+    record = json.loads((d / "desktop" / "state.json").read_text())
+    assert record["geometry"] == "800x600" and record["port"] == info.port
+
+    # the VNC server: RFB 3.8, VNC authentication only (never None), its password and no other
+    opening = rfb(info.host, info.port)
+    assert opening["banner"] == b"RFB 003.008\n" and opening["types"] == [2]
+    password = backend.desktop_password("1")
+    assert len(password) == 8 and password.isalnum()
+    assert rfb(info.host, info.port, password)["result"] == 0
+    assert rfb(info.host, info.port, password)["size"] == (800, 600)  # the geometry asked for
+    wrong = "x" + password[1:] if password[0] != "x" else "y" + password[1:]
+    assert rfb(info.host, info.port, wrong)["result"] != 0
+    assert (d / "desktop.secret").stat().st_mode & 0o777 == 0o600
+
+    # the program got its display (and the session's environment, as batch jobs do)
+    wait(backend, "1", lambda s: b"display-ok" in backend.read("1", "stdout"))
+    assert backend.read("1", "stdout").decode().strip().startswith("display-ok::")
+
+    # neither the password nor the catalog session in any process's argv, nor in the
+    # records the job wrote; the password is in no environment either (the supervisor took it out)
+    procs = processes()
+    assert all(
+        password.encode() not in argv and BOB_SESSION.encode() not in argv for _, argv, _, _ in procs.values()
+    )
+    # (bubblewrap, root's, starts with it: the supervisor, the job's, takes it out of its own)
+    assert [p for p, (_, _, env, _) in procs.items() if password.encode() in env and owner(p) != 0] == []
+    for f in (d / "desktop").iterdir():
+        assert password not in f.read_text() and BOB_SESSION not in f.read_text()
+
+    # a restarted portal (a new backend on the same directory) still has the session
+    again = make_backend(backend.root)
+    assert again.states(["1"])["1"].desktop == info
+    assert again.desktop_password("1") == password
+
+    # End session: COMPLETED with the reason, and nothing of the session left
+    members = session_processes(d, "1")
+    assert len(members) >= 4, names_of(members)  # bwrap, its init, the supervisor, Xvfb, x11vnc, sleep
+    assert {os.path.basename(n) for n in names_of(members)} >= {b"Xvfb", b"x11vnc", b"sleep"}
+    assert again.end_sessions(["1"], "ended by the user") == {"1": None}
+    state = backend.states(["1"])["1"]
+    assert (state.status, state.reason, state.desktop) == (JobStatus.COMPLETED, "ended by the user", None)
+    assert gone(members) == {}
+    assert session_processes(d, "1") == {}
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((info.host, info.port), timeout=5)
+
+
+def test_the_program_exiting_ends_the_session(backend):
+    backend.submit(desktop_job(2, "xdpyinfo >/dev/null || exit 9; sleep 1; exit 4"))
+    state = ended(backend, "2")
+    assert (state.status, state.reason) == (JobStatus.COMPLETED, "the program exited (exit code 4)")
+    assert session_processes(backend.root / "2", "2") == {}
+    backend.submit(desktop_job(3, "exit 0"))
+    state = ended(backend, "3")
+    assert (state.status, state.reason) == (JobStatus.COMPLETED, "the program exited (exit code 0)")
+
+
+def test_an_x_client_without_its_display_says_why(backend):
+    # a program that cannot open the display (here: another one) ends the session with its words
+    backend.submit(desktop_job(4, "DISPLAY=:55 exec xdpyinfo"))
+    state = ended(backend, "4")
+    assert state.status == JobStatus.COMPLETED
+    assert state.reason.startswith("the program exited (exit code 1): ") and "display" in state.reason
+
+
+def test_the_time_limit_ends_the_session(backend):
+    backend.submit(desktop_job(5, SHOWS, time_limit=3))
+    members = None
+    state = wait(backend, "5", lambda s: s.desktop is not None or s.status in ENDED)
+    members = session_processes(backend.root / "5", "5")
+    state = ended(backend, "5")
+    assert (state.status, state.reason) == (JobStatus.COMPLETED, "the time limit (0:00:03) was reached")
+    assert gone(members) == {}
+
+
+def test_a_vnc_server_that_cannot_listen_fails_the_job_in_time(tmp_path):
+    b = make_backend(tmp_path / "jobs", desktop_bind="192.0.2.1")  # TEST-NET-1: not this host's
+    b.submit(desktop_job(6, ready_timeout=20))
+    t = time.monotonic()
+    state = ended(b, "6", timeout=30)
+    assert time.monotonic() - t < 20
+    assert state.status == JobStatus.FAILED
+    assert state.reason.startswith("the desktop did not start: the VNC server cannot listen on 192.0.2.1: ")
+    assert session_processes(b.root / "6", "6") == {}
+
+
+def test_max_interactive_refuses_and_sessions_take_no_batch_slot(tmp_path):
+    b = make_backend(tmp_path / "jobs", max_running=1, max_interactive=1)
+    try:
+        b.submit(JobSpec(10, "db/bob", "/bin/sh", ("-c", "exec sleep 600", "job")))  # the one batch slot
+        wait(b, "10", lambda s: s.status == JobStatus.RUNNING)
+        b.submit(desktop_job(11))  # starts all the same: outside the queue
+        ready(b, "11")
+        with pytest.raises(BatchError, match=r"at most 1 desktop session at once .*max_interactive.*end one"):
+            b.submit(desktop_job(12, owner="db/carol", session=CAROL_SESSION))
+        assert not (b.root / "12").exists()
+        b.end_sessions(["11"], "ended by the user")
+        b.submit(desktop_job(12, owner="db/carol", session=CAROL_SESSION))
+        ready(b, "12")
+    finally:
+        b.cancel_many(["10", "11", "12"])
+
+
+def test_end_sessions_refuses_a_batch_job_and_cancel_stays_cancelled(backend):
+    backend.submit(JobSpec(20, "db/bob", "/bin/sh", ("-c", "exec sleep 600", "job")))
+    wait(backend, "20", lambda s: s.status == JobStatus.RUNNING)
+    answers = backend.end_sessions(["20"], "ended by the user")
+    assert "batch job" in str(answers["20"])
+    assert backend.states(["20"])["20"].status == JobStatus.RUNNING
+    with pytest.raises(BatchError, match="has no desktop"):
+        backend.desktop_password("20")
+    backend.submit(desktop_job(21))
+    ready(backend, "21")
+    backend.cancel("21")
+    assert backend.states(["21"])["21"].status == JobStatus.CANCELLED
+
+
+def test_unsandboxed_sessions_end_whole(tmp_path):
+    """sandbox = none: no PID namespace; the supervisor, as the subreaper of everything the
+    program starts, still ends it all, even a process that left the program's session."""
+    b = make_backend(tmp_path / "jobs", kind="none")
+    b.submit(desktop_job(30, "setsid sleep 600 & xdpyinfo >/dev/null && echo display-ok; exec sleep 600"))
+    info = ready(b, "30").desktop
+    wait(b, "30", lambda s: b"display-ok" in b.read("30", "stdout"))
+    password = b.desktop_password("30")
+    assert rfb(info.host, info.port, password)["result"] == 0
+    members = session_processes(b.root / "30", "30")
+    # no bubblewrap here: the supervisor was given the password directly, and took it out
+    with_job = [p for p, (_, _, env, _) in processes().items() if b"IJP_JOB_ID=30\0" in env]
+    assert (
+        len(with_job) >= 2 and [p for p in with_job if password.encode() in _read(f"/proc/{p}/environ")] == []
+    )
+    assert sum(os.path.basename(n) == b"sleep" for n in names_of(members)) == 2
+    b.end_sessions(["30"], "no viewer for 30 minutes")
+    state = b.states(["30"])["30"]
+    assert (state.status, state.reason) == (JobStatus.COMPLETED, "no viewer for 30 minutes")
+    assert gone(members) == {}
+    assert session_processes(b.root / "30", "30") == {}
+
+
+CAROL = r"""
+import json, os, socket, sys
+bob = json.loads(sys.argv[1])
+out = {}
+for name, family, address in (
+    ("abstract X socket", socket.AF_UNIX, "\0/tmp/.X11-unix/X0"),
+    ("X over TCP", socket.AF_INET, ("127.0.0.1", 6000)),
+    ("X over TCP :1", socket.AF_INET, ("127.0.0.1", 6001)),
+):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(address)
+        out[name] = "connected"
+    except OSError as e:
+        out[name] = f"refused: {e}"
+    s.close()
+for path in bob["files"]:
+    try:
+        with open(path) as fh:
+            out[path] = "read: " + fh.read(100)
+    except OSError as e:
+        out[path] = f"refused: {e}"
+# bob's VNC server: reachable (the network is kept), and it asks for a password
+s = socket.create_connection(("127.0.0.1", bob["port"]), timeout=5)
+banner = s.recv(12)
+s.sendall(b"RFB 003.008\n")
+n = s.recv(1)[0]
+out["vnc"] = [banner.decode(), list(s.recv(n))]
+s.close()
+# and her own desktop record, forged to send the portal's proxy to bob's server
+if os.path.isdir(bob["own"]):
+    import time
+    while not os.path.exists(os.path.join(bob["own"], "state.json")):  # after the supervisor's own
+        time.sleep(0.05)
+    with open(os.path.join(bob["own"], "state.json.tmp"), "w") as fh:
+        json.dump({"host": "127.0.0.1", "port": bob["port"], "ready_at": None}, fh)
+    os.replace(os.path.join(bob["own"], "state.json.tmp"), os.path.join(bob["own"], "state.json"))
+print(json.dumps(out))
+sys.stdout.flush()
+os.execv("/bin/sleep", ["sleep", "600"])
+"""
+
+
+def test_carol_reaches_neither_bobs_display_nor_his_password(backend):
+    backend.submit(desktop_job(40))
+    info = ready(backend, "40").desktop
+    bob = backend.root / "40"
+    files = [str(bob / "desktop.secret"), str(bob / "desktop" / "state.json"), "/tmp/.X11-unix/X0"]
+    own = backend.root / "41" / "desktop"
+    arg = json.dumps({"files": files, "port": info.port, "own": str(own)})
+    carol = JobSpec(41, "db/carol", sys.executable, ("-I", "-c", CAROL, arg), {"IJP_SESSION_ID": CAROL_SESSION},
+                    interactive=True, desktop={"time_limit": 600, "geometry": "800x600", "ready_timeout": 30})  # fmt: skip
+    backend.submit(carol)
+    wait(backend, "41", lambda s: backend.read("41", "stdout").strip() or s.status in ENDED)
+    report = json.loads(backend.read("41", "stdout"))
+    assert report["abstract X socket"].startswith("refused"), report
+    assert report["X over TCP"].startswith("refused") and report["X over TCP :1"].startswith("refused"), (
+        report
+    )
+    assert report[files[0]].startswith("refused") and report[files[1]].startswith("refused"), report
+    # /tmp/.X11-unix/X0 in her sandbox is her own display's socket (a socket: not readable as a file)
+    assert report[files[2]].startswith("refused"), report
+    assert report["vnc"] == ["RFB 003.008\n", [2]]
+    # her forged record is taken as hers (the shape is fine), but her password opens nothing of bob's
+    forged = wait(backend, "41", lambda s: s.desktop is not None and s.desktop.port == info.port).desktop
+    assert rfb(forged.host, forged.port, backend.desktop_password("41"))["result"] != 0
+    assert rfb(info.host, info.port, backend.desktop_password("40"))["result"] == 0
