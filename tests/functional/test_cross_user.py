@@ -32,6 +32,9 @@ WEB = [
     ("jobs.delete", "POST", "/jobs/{id}/delete", {}),
     ("jobs.tags", "POST", "/jobs/{id}/tags", {"tags": "mine"}),
     ("jobs.resubmit", "POST", "/jobs/{id}/resubmit", {}),
+    # an interactive job's desktop (tests/functional/test_desktop_pages.py: on bob's desktop too)
+    ("jobs.desktop", "GET", "/jobs/{id}/desktop", {}),
+    ("jobs.end", "POST", "/jobs/{id}/end", {}),
     ("submit", "GET", "/submit?like={id}", {}),
     # comments ({cid}: alice's own comment on that job)
     ("jobs.comments", "GET", "/jobs/{id}/comments", {}),
@@ -49,6 +52,7 @@ BEARER = [
     ("api.job", "GET", API + "/jobs/{id}", None),
     ("api.job", "DELETE", API + "/jobs/{id}", None),
     ("api.job.cancel", "POST", API + "/jobs/{id}/cancel", None),
+    ("api.job.end", "POST", API + "/jobs/{id}/end", None),
     ("api.job.output", "GET", API + "/jobs/{id}/output/stdout", None),
     ("api.job.output", "GET", API + "/jobs/{id}/output/stderr", None),
     ("api.job.files", "GET", API + "/jobs/{id}/files", None),
