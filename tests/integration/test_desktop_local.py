@@ -405,3 +405,62 @@ def test_carol_reaches_neither_bobs_display_nor_his_password(backend):
     forged = wait(backend, "41", lambda s: s.desktop is not None and s.desktop.port == info.port).desktop
     assert rfb(forged.host, forged.port, backend.desktop_password("41"))["result"] != 0
     assert rfb(info.host, info.port, backend.desktop_password("40"))["result"] == 0
+
+
+SUPERVISOR = Path(__file__).resolve().parents[2] / "ijpweb" / "batch" / "session.py"
+# the supervisor run as the launcher runs it, but finding Xvfb and x11vnc in ``bin`` only
+WITH_PROGRAMS = (
+    "import sys; sys.path.insert(0, {folder!r}); import session; session.X_DIRS = ({bin!r},); "
+    "sys.exit(session.main(['session.py', *sys.argv[1:]]))"
+)
+
+
+def supervise(tmp_path: Path, programs: dict[str, str], ready_timeout: int) -> tuple[int, dict, float]:
+    """Run the supervisor with these programs as its Xvfb/x11vnc (name: a path to link, or
+    a script's text); its exit code, its ended.json and how long it took."""
+    import subprocess
+
+    bin_, desktop = tmp_path / "bin", tmp_path / "desktop"
+    bin_.mkdir()
+    desktop.mkdir()
+    for name, what in programs.items():
+        if what.startswith("/"):
+            (bin_ / name).symlink_to(what)
+        else:
+            (bin_ / name).write_text(what)
+            (bin_ / name).chmod(0o755)
+    code = WITH_PROGRAMS.format(folder=str(SUPERVISOR.parent), bin=str(bin_))
+    argv = [sys.executable, "-I", "-S", "-c", code, "--dir", str(desktop), "--geometry", "640x480",
+            "--time-limit", "600", "--ready-timeout", str(ready_timeout), "--bind", "127.0.0.1", "--",
+            "/bin/sh", "-c", "exec sleep 600"]  # fmt: skip
+    env = {
+        "PATH": os.defpath,
+        "IJP_DESKTOP_PASSWORD": "abcd1234",
+        "IJP_JOB_ID": "supervised-" + tmp_path.name,
+    }
+    t = time.monotonic()
+    proc = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, timeout=60, check=False)
+    return proc.returncode, json.loads((desktop / "ended.json").read_text()), time.monotonic() - t
+
+
+def test_a_vnc_server_that_never_answers_fails_within_the_ready_timeout(tmp_path):
+    silent = "#!/bin/sh\necho 'fake x11vnc: listening nowhere' >&2\nexec sleep 6017\n"
+    code, record, took = supervise(
+        tmp_path, {"Xvfb": shutil.which("Xvfb"), "x11vnc": silent}, ready_timeout=2
+    )
+    assert code == 3
+    assert (
+        record["failed"] == "the VNC server did not answer within 2 s: x11vnc: fake x11vnc: listening nowhere"
+    )
+    assert not (tmp_path / "desktop" / "state.json").exists()
+    assert took < 2 + 5  # the timeout, and the end's grace at most
+    # nothing left: the fake server, Xvfb, the program
+    mine = f"supervised-{tmp_path.name}".encode()
+    assert [
+        p for p, (_, argv, env, _) in processes().items() if mine in env or argv == b"sleep\x006017\x00"
+    ] == []
+
+
+def test_missing_x_programs_are_named(tmp_path):
+    code, record, _ = supervise(tmp_path, {}, ready_timeout=5)
+    assert (code, record["failed"]) == (3, "Xvfb is not installed (Debian: apt-get install xvfb)")
