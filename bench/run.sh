@@ -14,6 +14,8 @@ echo "== local backend: hand-over and the sandbox"
 $PY bench/bench_handover.py
 echo "== 100 local jobs, click to all Completed, against a plain Popen loop (same sandbox)"
 $PY bench/bench_localjobs.py
+echo "== desktop sessions on the local backend: start, end, harvest cost"
+$PY bench/bench_desktop.py
 echo "== job list with 10k, 100k and 1M jobs, SQLite"
 $PY bench/bench_joblist.py
 echo "== the operator's console with a million jobs, SQLite"
