@@ -434,6 +434,8 @@ class LocalBackend(Batched, DirOutputs):
         return {i: str(i) for i in job_ids if (self.root / str(i)).is_dir()}
 
     def estimate(self, spec: JobSpec) -> float | None:
+        if spec.interactive:  # at once, outside the queue (or refused: max_interactive)
+            return 0.0
         waiting = len(queued(self.queue))
         return 0.0 if waiting == 0 and len(names(self.started)) < self.max_running else float(waiting + 1)
 
