@@ -8,6 +8,15 @@ and replaces itself with the job's sandbox, the program's argv a list (never a s
 asks ``squeue`` once for every job it knows, and ``sacct -c`` (the job completion log:
 it works without slurmdbd) for jobs that have left the queue or failed. A job missing
 from both is Unknown, never assumed to have succeeded.
+
+An interactive job (issue 14) is one ``sbatch`` of its own (never part of an array) with
+``--time`` = its session's time limit: the launcher runs the desktop session's supervisor
+(session.py) in the sandbox on the node, which writes ``desktop/state.json`` in the job's
+directory on the shared filesystem once its VNC server answers; :meth:`states` reads it
+(as untrusted, jobdirs.desktop_state). SLURM enforces the time limit (its TIMEOUT is the
+session's normal end, COMPLETED); End session is ``end.json`` and one ``scancel``.
+``desktops/<slurm id>`` marks the interactive jobs, counted against ``max_interactive``
+with one ``squeue`` call.
 """
 
 from __future__ import annotations
@@ -26,9 +35,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..states import JobStatus
-from . import Batched, BatchError, BatchState, JobSpec
-from .jobdirs import DirOutputs, clean_leftovers, prepare, private_dir, read_stream
-from .runner import PRIVATE_ENV, read_json
+from . import Batched, BatchError, BatchState, JobBusy, JobSpec
+from .jobdirs import (
+    DirOutputs,
+    clean_leftovers,
+    desktop_record,
+    desktop_state,
+    end_reason,
+    interactive,
+    prepare,
+    private_dir,
+    read_stream,
+)
+from .runner import (
+    DEFAULT_BIND,
+    DESKTOPS,
+    END_RECORD,
+    PRIVATE_ENV,
+    desktop_secret,
+    locked,
+    read_json,
+    write_json,
+)
 from .sandbox import Sandbox, describe, for_job
 
 TIMEOUT = 60
@@ -36,6 +64,12 @@ TIMEOUT = 60
 # run by SLURM as ``launch-<hash> --slurm JOBDIR``: it takes the session from the job's
 # secret.json and replaces itself with the job's sandbox. SLURM runs a spooled copy.
 RUNNER = Path(__file__).resolve().with_name("runner.py")
+# The supervisor of an interactive job's session, which the launcher runs by path. The
+# launcher finds it beside its own file, but SLURM runs a copy spooled on the node: the
+# copy is told where the installed one is (the portal's Python and package are on the
+# nodes, as the launcher's interpreter is), just before its main guard.
+SESSION_SCRIPT = RUNNER.with_name("session.py")
+MAIN_GUARD = '\nif __name__ == "__main__":'
 # The launcher of job arrays (the array's manifest is the argument): task i runs the
 # i-th job of the manifest, in that job's directory and with its stdout/stderr, through
 # the launcher above; it first records its raw SLURM id there (sacct -c knows array
@@ -99,8 +133,37 @@ REASONS = {
     "PREEMPTED": "preempted",
 }
 HELD_REASONS = ("JobHeldUser", "JobHeldAdmin")
+ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 SBATCH_FLAGS = {"partition": "--partition", "account": "--account", "time": "--time",
                 "cpus": "--cpus-per-task", "memory": "--mem", "gpus": "--gpus"}  # fmt: skip
+# An interactive job: SLURM ends its session at ``--time`` (TIMEOUT, a normal end); the
+# supervisor's own limit is this much later, a backstop (slurmctld looks at time limits
+# every 30 s, then gives KillWait before SIGKILL).
+SESSION_GRACE = 180
+TIMEOUT_REASON = "the session's time limit was reached"
+
+
+def sbatch_time(seconds: int) -> str:
+    """A time limit in seconds as sbatch's ``D-HH:MM:SS``, in whole minutes rounded up (SLURM
+    counts minutes), at least one."""
+    minutes = max(1, -(-int(seconds) // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    return f"{days}-{rest // 60:02d}:{rest % 60:02d}:00"
+
+
+def launcher_text(python: str) -> str:
+    """runner.py as SLURM's launcher: run by ``python -IS``, and told where the session's
+    supervisor is (SLURM runs a spooled copy of the launcher, not beside it)."""
+    text = RUNNER.read_text()
+    if text.count(MAIN_GUARD) != 1 or "SESSION_SCRIPT" not in text:
+        raise RuntimeError(
+            "runner.py has not the one main guard and SESSION_SCRIPT the SLURM launcher expects"
+        )
+    where = (
+        "\n# (the SLURM backend's launcher: SLURM runs a spooled copy of this file)\n"
+        f"SESSION_SCRIPT = {str(SESSION_SCRIPT)!r}\n\n"
+    )
+    return f"#!{python} -IS\n" + text.replace(MAIN_GUARD, where + MAIN_GUARD)
 
 
 def _time(text: str) -> datetime | None:
@@ -130,10 +193,14 @@ class SlurmBackend(Batched, DirOutputs):
         arrays: bool = True,
         sandbox: Sandbox | None = None,
         setting: str | None = None,
+        max_interactive: int = 4,
+        desktop_bind: str = DEFAULT_BIND,
     ):
         """``sandbox`` is checked here, on the submitting host (the nodes need bubblewrap
         as well: a job whose node has none fails, never runs unsandboxed). ``setting``:
-        the prefix of this backend's settings, for error messages."""
+        the prefix of this backend's settings, for error messages. ``max_interactive``:
+        desktop sessions live at once (queued or running); ``desktop_bind``: the address
+        their VNC servers listen on, which the portal's proxy must reach."""
         self.name = name
         # SLURM job names are <job_prefix>-<portal job id>; give each portal sharing a
         # cluster its own prefix, or they would find each other's jobs
@@ -145,10 +212,15 @@ class SlurmBackend(Batched, DirOutputs):
         private_dir(self.root)
         (self.root / "by-slurm-id").mkdir(mode=0o700, exist_ok=True)
         (self.root / "arrays").mkdir(mode=0o700, exist_ok=True)
+        self.desktops = self.root / DESKTOPS
+        self.desktops.mkdir(mode=0o700, exist_ok=True)
+        self.max_interactive = max(0, int(max_interactive))
+        self.desktop_bind = desktop_bind
+        self.setting = setting or f"ijp.batch.{name}."
         clean_leftovers(self.root)
         # one launcher for every job (its directory is the argument), one for every
         # array (its manifest is the argument): written once
-        self.launcher = self._script("launch", f"#!{python} -IS\n" + RUNNER.read_text())
+        self.launcher = self._script("launch", launcher_text(python))
         self.array_launcher = self._script(
             "launch-array", ARRAY_LAUNCHER.format(python=python, launcher=str(self.launcher))
         )
@@ -197,6 +269,8 @@ class SlurmBackend(Batched, DirOutputs):
 
     def _options(self, spec: JobSpec) -> list[str]:
         wanted = {**self.resources, **spec.resources}
+        if spec.interactive:  # its session's time limit (the job type's time, or the ini's)
+            wanted["time"] = sbatch_time(desktop_record(spec, self.desktop_bind)["time_limit"])
         return [
             f"{flag}={wanted[key]}" for key, flag in SBATCH_FLAGS.items() if wanted.get(key)
         ] + self.sbatch_options
@@ -218,8 +292,10 @@ class SlurmBackend(Batched, DirOutputs):
 
     def submit(self, spec: JobSpec) -> str:
         if spec.interactive:
-            raise BatchError("the SLURM backend does not run interactive jobs")
-        d = self._prepare(spec)
+            return self._submit_interactive(spec)
+        return self._sbatch(spec, self._prepare(spec))
+
+    def _sbatch(self, spec: JobSpec, d: Path) -> str:
         out = self._run(
             [
                 "sbatch",
@@ -241,6 +317,55 @@ class SlurmBackend(Batched, DirOutputs):
         self._link(slurm_id, spec.job_id)
         return slurm_id
 
+    def _submit_interactive(self, spec: JobSpec) -> str:
+        """An interactive job: one sbatch of its own, once fewer than ``max_interactive``
+        of this backend's desktop sessions are live (queued or running: one ``squeue``
+        call, under the lock of ``desktops/`` so that two portal processes cannot both take
+        the last one); BatchError naming the limit beyond it, with nothing prepared. Its
+        job directory gets the desktop's records (jobdirs.prepare), its spec.json the
+        supervisor's time limit SESSION_GRACE after SLURM's ``--time``."""
+        with locked(self.desktops):
+            live = self._live_desktops()
+            if live >= self.max_interactive:
+                most = self.max_interactive
+                raise BatchError(
+                    f"the SLURM backend {self.name} runs at most {most} desktop session"
+                    f"{'s' if most != 1 else ''} at once ({self.setting}max_interactive); "
+                    "end one or try again later"
+                )
+            limit = desktop_record(spec, self.desktop_bind)["time_limit"]
+            supervised = replace(spec, desktop={**(spec.desktop or {}), "time_limit": limit + SESSION_GRACE})
+            d = prepare(
+                self.root,
+                supervised,
+                self.path,
+                self.session_in_argv,
+                for_job(self.sandbox, spec),
+                desktop_bind=self.desktop_bind,
+            )[0]
+            slurm_id = self._sbatch(spec, d)
+            _mark(self.desktops / slurm_id)
+        return slurm_id
+
+    def _live_desktops(self) -> int:
+        """This backend's desktop sessions that SLURM still holds (pending, running,
+        completing...): the ``desktops/`` markers among the ids ``squeue`` lists, one call."""
+        marked = {n for n in _names(self.desktops) if ID.fullmatch(n)}
+        if not marked:
+            return 0
+        return len(marked.intersection(self._run(["squeue", "-h", "-o", "%i"]).split()))
+
+    def _desktop_ids(self) -> set[str]:
+        return set(_names(self.desktops))
+
+    def desktop_password(self, job_id: str) -> str:
+        """The VNC password of an interactive job's session, from its directory on the
+        shared filesystem (for the portal's proxy); BatchError if it has none."""
+        password = desktop_secret(self._dir(job_id))
+        if not password:
+            raise BatchError(f"SLURM job {job_id} has no desktop")
+        return password
+
     def _link(self, slurm_id: str, portal_id: int) -> None:
         """``by-slurm-id/<slurm id>`` -> the job's directory: output is read through it."""
         with suppress(FileExistsError, FileNotFoundError):  # FileNotFound: no such job here
@@ -249,9 +374,11 @@ class SlurmBackend(Batched, DirOutputs):
     def submit_many(self, specs: Sequence[JobSpec]) -> dict[int, str]:
         """Submit the jobs as one job array (one sbatch call, up to ``array_max`` jobs);
         their ids are ``<array id>_<task>``. The array's name points at its manifest,
-        so find() recognises its tasks after a crash."""
+        so find() recognises its tasks after a crash. Interactive jobs are never put in an
+        array: each is one sbatch (:meth:`submit`); those refused (max_interactive) are left
+        out of the answer, or, when none was taken, the first refusal is raised."""
         if any(s.interactive for s in specs):
-            raise BatchError("the SLURM backend does not run interactive jobs")
+            return self._submit_each(specs)
         if len(specs) == 1:
             return {specs[0].job_id: self.submit(specs[0])}
         out: dict[int, str] = {}
@@ -261,6 +388,25 @@ class SlurmBackend(Batched, DirOutputs):
         for group in groups.values():
             for start in range(0, len(group), self.array_max):
                 out.update(self._submit_array(group[start : start + self.array_max]))
+        return out
+
+    def _submit_each(self, specs: Sequence[JobSpec]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        refused: BatchError | None = None
+        batch = [s for s in specs if not s.interactive]
+        if batch:
+            out.update(self.submit_many(batch))
+        for spec in specs:
+            if not spec.interactive:
+                continue
+            try:
+                out[spec.job_id] = self.submit(spec)
+            except JobBusy:  # left for later, all of them: find() then sees those taken
+                raise
+            except BatchError as e:
+                refused = refused or e
+        if refused is not None and not out:
+            raise refused
         return out
 
     def _submit_array(self, specs: Sequence[JobSpec]) -> dict[int, str]:
@@ -334,6 +480,8 @@ class SlurmBackend(Batched, DirOutputs):
                     found.setdefault(wanted[name], slurm_id)
         for portal_id, slurm_id in found.items():
             self._link(slurm_id, portal_id)
+            if "_" not in slurm_id and interactive(self.root / str(portal_id)):
+                _mark(self.desktops / slurm_id)  # (its submit may have ended before it was marked)
         return found
 
     def estimate(self, spec: JobSpec) -> float | None:
@@ -358,10 +506,14 @@ class SlurmBackend(Batched, DirOutputs):
         queue: dict[str, BatchState] = {}
         failed: list[str] = []
         read: dict[str, BatchState | None] = {}
+        desktops = wanted.intersection(self._desktop_ids())  # the interactive ones
+        ends: dict[str, str] = {}  # theirs: when SLURM's time limit ends them (squeue's %e)
         for line in self._run(["squeue", "-h", "-r", "-t", "all", "-o", SQUEUE_FORMAT]).splitlines():
             i, _, rest = line.partition("|")
             if i not in wanted:
                 continue
+            if i in desktops:
+                ends[i] = rest.split("|")[3] if rest.count("|") >= 3 else ""
             if rest in read:
                 state = read[rest]
             else:
@@ -390,7 +542,28 @@ class SlurmBackend(Batched, DirOutputs):
                 out[i] = BatchState(
                     JobStatus.UNKNOWN, reason="SLURM knows no such job (not in squeue or sacct)"
                 )
+        for i in desktops:
+            out[i] = self._session(i, out[i], ends.get(i, ""))
         return out
+
+    def _session(self, slurm_id: str, state: BatchState, end: str) -> BatchState:
+        """An interactive job's state: running, with its desktop once ``desktop/state.json``
+        is there and valid (its end: SLURM's, from squeue); ended as the session ended
+        (jobdirs.desktop_state). Its end by SLURM's time limit (TIMEOUT) and by End session
+        or the idle timeout (``end.json``, then scancel: CANCELLED) are normal ends,
+        COMPLETED with the reason; only a real cancel stays CANCELLED."""
+        try:
+            d = self._dir(slurm_id)
+        except BatchError:
+            return state
+        if state.status in ENDED and (reason := end_reason(d)):
+            return replace(state, status=JobStatus.COMPLETED, exit_code=None, reason=reason)
+        if state.status is JobStatus.FAILED and state.reason == REASONS["TIMEOUT"]:
+            return replace(state, status=JobStatus.COMPLETED, exit_code=None, reason=TIMEOUT_REASON)
+        state = desktop_state(d, state, self.desktop_bind)
+        if state.desktop is not None and (at := _time(end)) is not None:
+            state = replace(state, desktop=replace(state.desktop, ends_at=at))
+        return state
 
     def _raw_id(self, slurm_id: str) -> str | None:
         if "_" not in slurm_id:
@@ -413,6 +586,8 @@ class SlurmBackend(Batched, DirOutputs):
         if status == JobStatus.CANCELLED:
             return BatchState(status, None, "cancelled", started, _time(end))
         why = None if status in (JobStatus.QUEUED, JobStatus.RUNNING) or reason in ("None", "") else reason
+        if status == JobStatus.FAILED and state in REASONS:  # as the completion log's
+            why = REASONS[state]
         if status == JobStatus.UNKNOWN:
             why = f"SLURM state {state}"
         return BatchState(status, None, why, started)
@@ -472,6 +647,39 @@ class SlurmBackend(Batched, DirOutputs):
             (d / "cancelled").touch()  # an array task cancelled while pending leaves no record
             (d / PRIVATE_ENV).unlink(missing_ok=True)  # its session, if it has not started: not needed
             ours.append(job_id)
+        out.update(self._scancel_all(ours))
+        return out
+
+    def end_sessions(self, job_ids: Sequence[str], reason: str) -> dict[str, BatchError | None]:
+        """End interactive jobs' sessions (End session, the idle timeout) as cancel_many()
+        cancels jobs: ``end.json`` with ``reason`` in each job's directory (unless it was
+        cancelled or ended already), then one ``scancel`` for them all (SIGTERM to the
+        session's supervisor, which records its end and stops everything it started;
+        SLURM's KillWait, then SIGKILL). They end COMPLETED with that reason. A batch job
+        among them is refused (BatchError), the others ended."""
+        out: dict[str, BatchError | None] = {}
+        ours: list[str] = []
+        at = datetime.now(UTC).isoformat()
+        for job_id in dict.fromkeys(job_ids):
+            try:
+                d = self._dir(job_id)
+            except BatchError as e:
+                out[job_id] = e
+                continue
+            if not interactive(d):
+                out[job_id] = BatchError(
+                    f"SLURM job {job_id} is a batch job: it has no desktop session to end"
+                )
+                continue
+            if not (d / "cancelled").exists() and not (d / END_RECORD).exists():
+                write_json(d / END_RECORD, {"reason": str(reason)[:300], "at": at})
+            (d / PRIVATE_ENV).unlink(missing_ok=True)
+            ours.append(job_id)
+        out.update(self._scancel_all(ours))
+        return out
+
+    def _scancel_all(self, ours: list[str]) -> dict[str, BatchError | None]:
+        out: dict[str, BatchError | None] = {}
         failed: BatchError | None = None
         for batch in id_batches(ours, self.sacct_ids_chars):
             if failed is None:
@@ -519,6 +727,7 @@ class SlurmBackend(Batched, DirOutputs):
                 out[job_id] = BatchError(f"SLURM job {job_id}'s files could not be removed ({e.strerror})")
                 continue
             (self.root / "by-slurm-id" / job_id).unlink(missing_ok=True)
+            (self.desktops / job_id).unlink(missing_ok=True)
             out[job_id] = None
         return out
 
@@ -682,4 +891,18 @@ def from_settings(name: str, opts: Mapping[str, str], setting: str | None = None
         arrays=asbool(opts.get("arrays", "true")),
         sandbox=sandbox_from_settings(opts, setting or f"ijp.batch.{name}."),
         setting=setting,
+        max_interactive=int(opts.get("max_interactive", 4)),
+        desktop_bind=opts.get("desktop_bind", "").strip() or DEFAULT_BIND,
     )
+
+
+def _names(d: Path) -> list[str]:
+    try:
+        return os.listdir(d)
+    except FileNotFoundError:
+        return []
+
+
+def _mark(path: Path) -> None:
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))

@@ -1,0 +1,230 @@
+"""Issue 14, point 6: interactive jobs on the real single-node SLURM cluster
+(bin/slurm-test-cluster). A session starts under sbatch with its time limit as --time, in
+the job's sandbox on the node; its desktop/state.json on the shared job directory says
+where its VNC server listens, which answers RFB 3.8 with VNC authentication and takes the
+job's password; End session (end.json, one scancel) ends it COMPLETED with the reason and
+nothing of it left; SLURM's TIMEOUT is the session's end, COMPLETED; a VNC server that
+cannot listen fails the job with the reason; max_interactive refuses, naming the setting;
+interactive jobs are never put in an array; and a job that rewrites its state.json cannot
+send the portal's proxy elsewhere."""
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ijpweb.batch import BatchError, JobSpec
+from ijpweb.batch.runner import BWRAP
+from ijpweb.batch.slurm import SESSION_GRACE, TIMEOUT_REASON, SlurmBackend, launcher_text, sbatch_time
+from ijpweb.states import JobStatus
+
+from .test_desktop_local import (
+    BOB_SESSION,
+    MISSING,
+    SHOWS,
+    desktop_job,
+    gone,
+    names_of,
+    processes,
+    rfb,
+    session_processes,
+)
+
+pytestmark = [
+    pytest.mark.once,  # the cluster is the system under test, not the database
+    pytest.mark.skipif(
+        bool(MISSING),
+        reason=f"not installed: {', '.join(MISSING)} (Debian: apt-get install xvfb x11vnc x11-utils)",
+    ),
+    pytest.mark.skipif(
+        not os.access(BWRAP, os.X_OK),
+        reason=f"bubblewrap is not installed ({BWRAP}): apt-get install bubblewrap",
+    ),
+]
+ENDED = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+_ids = iter(range(40_000, 50_000))
+
+
+def make_backend(slurm_cluster, root: Path, **kw) -> SlurmBackend:
+    return SlurmBackend(
+        "slurm", root, slurm_conf=slurm_cluster, path=[str(Path(sys.executable).parent)], **kw
+    )
+
+
+@pytest.fixture
+def slurm(slurm_cluster, tmp_path):
+    backend = make_backend(slurm_cluster, tmp_path / "jobs")
+    yield backend
+    # whatever a failed test left: cancelled (scancel of ended jobs is no error)
+    ids = [p.name for p in (backend.root / "by-slurm-id").iterdir()]
+    if ids:
+        backend.cancel_many(ids)
+
+
+def job(script=SHOWS, **desktop) -> JobSpec:
+    return desktop_job(next(_ids), script, **desktop)
+
+
+def wait(backend, slurm_id, until, timeout=90):
+    deadline = time.monotonic() + timeout
+    while not until(state := backend.states([slurm_id])[slurm_id]):
+        assert time.monotonic() < deadline, f"SLURM job {slurm_id} is {state}"
+        time.sleep(0.2)
+    return state
+
+
+def ready(backend, slurm_id, timeout=90):
+    state = wait(backend, slurm_id, lambda s: s.desktop is not None or s.status in ENDED, timeout)
+    assert state.status == JobStatus.RUNNING and state.desktop is not None, state
+    return state
+
+
+def ended(backend, slurm_id, timeout=90):
+    return wait(backend, slurm_id, lambda s: s.status in ENDED, timeout)
+
+
+def slurm_field(backend, slurm_id, field):
+    text = backend._run(["scontrol", "show", "job", slurm_id])
+    return re.search(rf"\b{field}=(\S+)", text).group(1)
+
+
+def completion_log_state(backend, slurm_id):
+    text = backend._run(["sacct", "-c", "-n", "-P", "-o", "JobID,State", "-j", slurm_id], ok_codes=(0, 1))
+    return dict(line.split("|", 1) for line in text.splitlines() if "|" in line).get(slurm_id)
+
+
+def test_the_launcher_finds_the_supervisor_from_slurms_spooled_copy():
+    text = launcher_text("/usr/bin/python3")
+    compile(text, "slurm_script", "exec")
+    assert text.startswith("#!/usr/bin/python3 -IS\n")
+    installed = Path(__file__).resolve().parents[2] / "ijpweb" / "batch" / "session.py"
+    assert f"SESSION_SCRIPT = {str(installed)!r}" in text
+    assert text.index("SESSION_SCRIPT = '") < text.index('if __name__ == "__main__":')
+    assert [sbatch_time(s) for s in (1, 60, 61, 3600, 8 * 3600, 86400 + 59)] == [
+        "0-00:01:00", "0-00:01:00", "0-00:02:00", "0-01:00:00", "0-08:00:00", "1-00:01:00",
+    ]  # fmt: skip
+
+
+def test_a_session_runs_under_sbatch_answers_vnc_and_ends_with_nothing_left(slurm):
+    spec = job(time_limit=600)
+    slurm_id = slurm.submit(spec)
+    assert slurm_id.isdigit()
+    d = slurm.root / str(spec.job_id)
+    # the session's time limit is SLURM's; the supervisor's own is a later backstop
+    assert slurm_field(slurm, slurm_id, "TimeLimit") == "00:10:00"
+    state = ready(slurm, slurm_id)
+    info = state.desktop
+    assert info.host == "127.0.0.1" and 0 < info.port < 65536
+    assert state.started_at is not None and state.hosts == "localhost"
+    # its end is SLURM's (start + TimeLimit), not the supervisor's backstop
+    assert abs((info.ends_at - state.started_at).total_seconds() - 600) <= 2
+    assert (d / "spec.json").read_text().count(f'"time_limit": {600 + SESSION_GRACE}') == 1
+
+    opening = rfb(info.host, info.port)
+    assert opening["banner"] == b"RFB 003.008\n" and opening["types"] == [2]  # VNC authentication only
+    password = slurm.desktop_password(slurm_id)
+    assert len(password) == 8 and password.isalnum()
+    assert rfb(info.host, info.port, password) == {"banner": b"RFB 003.008\n", "types": [2], "result": 0,
+                                                   "size": (800, 600)}  # fmt: skip
+    wrong = ("y" if password[0] == "x" else "x") + password[1:]
+    assert rfb(info.host, info.port, wrong)["result"] != 0
+    wait(slurm, slurm_id, lambda s: b"display-ok" in slurm.read(slurm_id, "stdout"))
+
+    # neither the password nor the catalog session in any process's argv
+    assert all(password.encode() not in argv and BOB_SESSION.encode() not in argv
+               for _, argv, _, _ in processes().values())  # fmt: skip
+    members = session_processes(d, str(spec.job_id))
+    assert {os.path.basename(n) for n in names_of(members)} >= {b"Xvfb", b"x11vnc", b"sleep"}, names_of(
+        members
+    )
+
+    # End session: end.json, one scancel; COMPLETED with the reason (not CANCELLED)
+    assert slurm.end_sessions([slurm_id], "ended by the user") == {slurm_id: None}
+    state = ended(slurm, slurm_id)
+    assert (state.status, state.reason, state.desktop) == (JobStatus.COMPLETED, "ended by the user", None)
+    assert completion_log_state(slurm, slurm_id).startswith("CANCELLED")  # as SLURM saw it
+    assert gone(members, timeout=20) == {}
+    assert session_processes(d, str(spec.job_id)) == {}
+    with pytest.raises(ConnectionRefusedError):
+        __import__("socket").create_connection((info.host, info.port), timeout=5)
+    # a second End session, or one of a job that is gone, is no error; a batch job has none
+    assert slurm.end_sessions([slurm_id], "ended by the user") == {slurm_id: None}
+    batch = slurm.submit(JobSpec(next(_ids), "db/bob", "/bin/true", ()))
+    refused = slurm.end_sessions([batch, "999999"], "ended by the user")
+    assert "is a batch job" in str(refused[batch]) and "not one of this portal's" in str(refused["999999"])
+
+
+def test_slurms_time_limit_ends_the_session_completed(slurm):
+    """--time=1 (a minute): SLURM ends the job (TIMEOUT, its completion log says so) before
+    the supervisor's own limit, and the portal reports the session's end, COMPLETED."""
+    spec = job(time_limit=60)
+    slurm_id = slurm.submit(spec)
+    assert slurm_field(slurm, slurm_id, "TimeLimit") == "00:01:00"
+    state = ready(slurm, slurm_id)
+    members = session_processes(slurm.root / str(spec.job_id), str(spec.job_id))
+    assert abs((state.desktop.ends_at - state.started_at).total_seconds() - 60) <= 2
+    state = ended(slurm, slurm_id, timeout=60 + SESSION_GRACE)
+    assert (state.status, state.reason, state.exit_code) == (JobStatus.COMPLETED, TIMEOUT_REASON, None)
+    assert completion_log_state(slurm, slurm_id) == "TIMEOUT"
+    assert gone(members, timeout=20) == {}
+
+
+def test_a_vnc_server_that_cannot_listen_fails_the_job_with_the_reason(slurm_cluster, tmp_path):
+    b = make_backend(slurm_cluster, tmp_path / "jobs", desktop_bind="192.0.2.1")  # TEST-NET-1: not ours
+    slurm_id = b.submit(job(ready_timeout=20))
+    state = ended(b, slurm_id, timeout=60)
+    assert state.status == JobStatus.FAILED
+    assert state.reason.startswith("the desktop did not start: the VNC server cannot listen on 192.0.2.1: ")
+
+
+def test_max_interactive_refuses_naming_the_setting_and_never_makes_arrays(slurm_cluster, tmp_path):
+    # held: they stay pending, live as far as SLURM is concerned, and start nothing
+    b = make_backend(slurm_cluster, tmp_path / "jobs", max_interactive=1, sbatch_options=["--hold"])
+    first = job()
+    taken = b.submit(first)
+    second, third = job(), job()
+    with pytest.raises(
+        BatchError,
+        match=r"runs at most 1 desktop session at once \(ijp\.batch\.slurm\.max_interactive\); end one",
+    ):  # noqa: E501
+        b.submit(second)
+    assert not (b.root / str(second.job_id)).exists()  # nothing prepared, no session written
+    with pytest.raises(BatchError, match="max_interactive"):
+        b.submit_many([second, third])
+    # batch jobs are not counted, and still go
+    plain = b.submit_many([JobSpec(next(_ids), "db/bob", "/bin/true", ()) for _ in range(2)])
+    assert all("_" in i for i in plain.values())  # (an array)
+    # a real cancel stays CANCELLED and frees the place
+    b.cancel(taken)
+    assert wait(b, taken, lambda s: s.status in ENDED).status == JobStatus.CANCELLED
+    got = b.submit_many([second, third])  # one each, never an array; the second refused
+    assert list(got) == [second.job_id] and "_" not in got[second.job_id]
+    assert not (b.root / str(third.job_id)).exists()
+    # a restarted portal that lost the submission's answer finds it, and still counts it
+    again = make_backend(slurm_cluster, b.root, max_interactive=1, sbatch_options=["--hold"])
+    (again.desktops / got[second.job_id]).unlink()
+    assert again.find([second.job_id]) == got
+    with pytest.raises(BatchError, match="max_interactive"):
+        again.submit(third)
+    b.cancel_many([got[second.job_id], *plain.values()])
+
+
+def test_a_job_cannot_send_the_proxy_elsewhere(slurm):
+    """The program (the job's user, inside the session) rewrites desktop/state.json to point
+    at another host: the portal takes no desktop from it and says why."""
+    forge = (
+        'f="${JOB_OUTPUT_DIR%/output}/desktop/state.json"; '
+        'while [ ! -e "$f" ]; do sleep 0.2; done; '
+        'printf \'{"host": "10.9.8.7", "port": 22}\' > "$f.x" && mv -f "$f.x" "$f" && echo forged; '
+        "exec sleep 600"
+    )
+    slurm_id = slurm.submit(job(forge))
+    wait(slurm, slurm_id, lambda s: b"forged" in slurm.read(slurm_id, "stdout"))
+    state = slurm.states([slurm_id])[slurm_id]
+    assert state.status == JobStatus.RUNNING and state.desktop is None
+    assert "state.json's host is not 127.0.0.1" in state.reason
+    assert slurm.end_sessions([slurm_id], "ended by the user") == {slurm_id: None}
+    assert ended(slurm, slurm_id).reason == "ended by the user"
