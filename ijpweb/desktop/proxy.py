@@ -284,18 +284,20 @@ class DesktopProxy:
                 try:
                     await asyncio.to_thread(self._recheck, grant)
                 except Refused as e:
+                    ended_by_proxy.append(f"closed by the proxy: {e}")  # (before the others see the close)
                     await ws.close(1008, str(e)[:120])
-                    return f"closed by the proxy: {e}"
+                    return ended_by_proxy[0]
                 except SQLAlchemyError as e:
                     log.warning("desktop of job %d: could not check its token again: %s", grant.job_id,
                                 type(e).__name__)  # fmt: skip
 
+        ended_by_proxy: list[str] = []
         tasks = [asyncio.create_task(t()) for t in (to_vnc, to_browser, watch)]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             first = done.pop()
             try:
-                return first.result()
+                return ended_by_proxy[0] if ended_by_proxy else first.result()
             except (ConnectionClosed, OSError) as e:
                 return f"the connection was lost ({_os_words(e)})"
         finally:

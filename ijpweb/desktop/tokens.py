@@ -29,6 +29,7 @@ NOT_YOURS = "this desktop link is not valid (or no longer): open the desktop aga
 CROSS_SITE = "a websocket from another site is refused"
 ENDED = "this desktop has ended"
 NOT_READY = "this desktop is not ready yet: open it again from its job's page"
+NO_DESKTOP = "this job has no desktop"
 
 
 class Refused(Exception):
@@ -117,7 +118,9 @@ def check_hash(db, digest: str, job_id: int, now: datetime | None = None) -> Gra
         or not (login.user_name == job.owner == token.owner)
     ):
         raise Refused(403, NOT_YOURS)
-    if desktop is None or desktop.state == "ended" or desktop.ended_reason or job.status not in LIVE:
+    if desktop is None:  # (a batch job; the page never makes it a token)
+        raise Refused(404, NO_DESKTOP)
+    if desktop.state == "ended" or desktop.ended_reason or job.status not in LIVE:
         raise Refused(403, ENDED)
     if desktop.state != "ready" or not desktop.host or not desktop.port or not job.backend_job_id:
         raise Refused(403, NOT_READY)
