@@ -15,14 +15,19 @@ are absent (.ci/run installs them)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
 import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,7 +39,7 @@ from ijpweb import main
 from ijpweb.models import Job, get_engine, utcnow
 from ijpweb.models.desktops import DesktopToken
 
-from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
+from ..conftest import IDS_KEY, NO_SANDBOX, ROOT, load_demo, migrate, portal_settings, serving
 from .test_browser import browser, settled  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.once]
@@ -364,3 +369,132 @@ def test_terminal_and_image_viewer_in_the_browser(portal, browser):  # noqa: F81
     expect(carols_viewer.locator("#job-status")).to_contain_text("Completed", timeout=60_000)
     for ctx in (bob_ctx, carol_ctx):
         ctx.close()
+
+
+# --- a portal restart ------------------------------------------------------------------------
+
+SECRET = "desktop-restart-test-secret-0123456789abcdef"
+
+
+def ini_for(tmp: Path, web: int, ws: int) -> Path:
+    """testing.ini for a portal process of its own: the scheduler on, this port, the proxy
+    embedded on ``ws``, everything it writes under ``tmp``."""
+    text = (ROOT / "testing.ini").read_text().replace("%(here)s", str(ROOT))
+    keys = {
+        "sqlalchemy.url": f"sqlite:///{tmp / 'portal.sqlite'}",
+        "ijp.url": f"http://127.0.0.1:{web}",
+        "ijp.scheduler.enabled": "true",
+        "ijp.harvest.seconds": "0.5",
+        "ijp.filestore": str(tmp / "files"),
+        "ijp.ids.key_file": "",
+        "ijp.batch.local.dir": str(tmp / "jobs"),
+        "ijp.batch.local.path": f"{ROOT / 'jobtypes' / 'scripts'} {Path(sys.executable).parent}",
+        "ijp.desktop.proxy": "embedded",
+        "ijp.desktop.listen": f"127.0.0.1:{ws}",
+        "ijp.desktop.public_port": str(ws),
+        "listen": f"127.0.0.1:{web}",
+    }
+    if NO_SANDBOX:
+        keys["ijp.batch.local.sandbox"] = "none"
+    for key, value in keys.items():
+        text, n = re.subn(rf"(?m)^{re.escape(key)} *=.*$", lambda _m, k=key, v=value: f"{k} = {v}", text)
+        assert n == 1, key
+    ini = tmp / "portal.ini"
+    ini.write_text(text)
+    return ini
+
+
+class PortalProcess:
+    """``pserve INI`` in a process group of its own, as `make run` starts the portal."""
+
+    def __init__(self, ini: Path, url: str, log: Path):
+        env = {**os.environ, "IJP_AUTH_SECRET": SECRET, "IJP_IDS_KEY": IDS_KEY}
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen([str(Path(sys.executable).parent / "pserve"), str(ini)], stdout=out,
+                                         stderr=subprocess.STDOUT, env=env, start_new_session=True)  # fmt: skip
+        self.log = log
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/login", timeout=5) as resp:  # noqa: S310 - the test's portal
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            assert self.proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGTERM to its process group (Ctrl-C, a service stop), and wait for it."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+def test_a_portal_restart_keeps_the_session_and_exit_ends_it(browser, tmp_path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    web, ws = free_port(), free_port()
+    ini = ini_for(tmp_path, web, ws)
+    engine = get_engine({"sqlalchemy.url": f"sqlite:///{tmp_path / 'portal.sqlite'}"})
+    migrate(engine)
+    load_demo(engine, str(tmp_path / "files"))
+    url, log = f"http://127.0.0.1:{web}", tmp_path / "portal.log"
+    site = type("Site", (), {"url": url, "engine": engine, "jobs": tmp_path / "jobs"})
+    portal = PortalProcess(ini, url, log)
+    members: dict[int, str] = {}
+    try:
+        ctx = browser.new_context(viewport={"width": 1200, "height": 800})
+        page = ctx.new_page()
+        page.set_default_timeout(30_000)
+        login(page, url, "bob")
+        job_id = submit_from_datasets(page, site, "bob", "Terminal")
+        viewer = open_desktop(page, site, job_id, "restart")
+        work = jobdir(site, job_id) / "work"
+        wait_canvas(viewer, lambda im: share(im, (255, 255, 255)) > 0.5, "no xterm on the canvas")
+        members = sandbox_processes(work)
+        assert {"Xvfb", "x11vnc", "xterm"} <= set(members.values()), members
+
+        # the portal stops: the session goes on (the viewer loses its websocket only)
+        portal.stop()
+        expect(viewer.locator("#desktop-status")).to_contain_text("Disconnected")
+        assert all(Path(f"/proc/{pid}").exists() for pid in members), "the portal's stop ended the session"
+
+        # it starts again: the job is still running, and its desktop opens again
+        portal = PortalProcess(ini, url, log)
+        viewer.get_by_role("button", name="Reconnect").click()  # (a fresh page load: a fresh token)
+        expect(viewer.locator("#desktop-status")).to_have_text("Connected")
+        wait_canvas(
+            viewer, lambda im: share(im, (255, 255, 255)) > 0.5, "no xterm on the canvas after the restart"
+        )
+        viewer.locator("#desktop-screen canvas").click(position={"x": 200, "y": 120})
+        viewer.keyboard.type("echo after-restart > after.txt", delay=30)
+        viewer.keyboard.press("Enter")
+        deadline = time.monotonic() + 30
+        while not (work / "after.txt").exists():
+            assert time.monotonic() < deadline, "typing after the restart did not reach the xterm"
+            time.sleep(0.2)
+        canvas_image(viewer, "restart-reopened.png")
+
+        # the program's end is the session's end: exit in the xterm
+        viewer.keyboard.type("exit", delay=30)
+        viewer.keyboard.press("Enter")
+        page.goto(f"{url}/jobs/{job_id}")
+        expect(page.locator("#job-status")).to_contain_text("Completed", timeout=60_000)
+        expect(page.locator("#desktop-panel")).to_contain_text("the program exited (exit code 0)")
+        page.screenshot(path=str(SHOTS / "restart-program-exited.png"), full_page=True)
+        deadline = time.monotonic() + 30
+        while alive := [pid for pid in members if Path(f"/proc/{pid}").exists()]:
+            assert time.monotonic() < deadline, f"processes of the ended session remain: {alive}"
+            time.sleep(0.2)
+        token = cookie(ctx)["value"]
+        assert token not in log.read_text() and not in_cmdlines(token)
+        ctx.close()
+    finally:
+        portal.stop()
+        for pid in members:  # (a failed test leaves no session behind)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        engine.dispose()
