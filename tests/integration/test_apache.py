@@ -15,6 +15,7 @@ jobs reach the catalog through Apache too."""
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import os
 import re
@@ -34,7 +35,9 @@ import requests
 import sqlalchemy as sa
 
 from ijpweb import main
-from ijpweb.models import LoginFailure, get_engine
+from ijpweb.batch import BatchError
+from ijpweb.models import Job, LoginFailure, get_engine
+from ijpweb.states import JobStatus
 
 from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
 from ..functional.test_demo_jobs import datasets_of
@@ -42,7 +45,7 @@ from ..functional.test_demo_jobs import datasets_of
 APACHE = shutil.which("apache2") or shutil.which("apache2", path="/usr/sbin:/usr/local/sbin")
 MODULES = Path("/usr/lib/apache2/modules")
 NEEDED = ("mpm_event", "authz_core", "proxy", "proxy_http", "proxy_balancer", "lbmethod_byrequests",
-          "slotmem_shm", "headers")  # fmt: skip
+          "slotmem_shm", "headers", "proxy_wstunnel")  # fmt: skip
 TLS_MODULES = ("socache_shmcb", "ssl")
 OPENSSL = shutil.which("openssl")
 SHIPPED = ROOT / "deploy" / "apache" / "ijpweb.conf"
@@ -106,7 +109,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def apache_conf(tmp: Path, port: int, portal: str, tls_port: int | None = None) -> str:
+def apache_conf(
+    tmp: Path, port: int, portal: str, tls_port: int | None = None, desktops: int | None = None
+) -> str:
     """A private Apache: the modules the shipped file needs, then the shipped file; with
     ``tls_port`` also an https VirtualHost (the shape the shipped file describes) that
     inherits it."""
@@ -120,6 +125,7 @@ def apache_conf(tmp: Path, port: int, portal: str, tls_port: int | None = None) 
     lines += [
         f"Define IJP_PREFIX {P}",
         f"Define IJP_PORTAL {portal}",
+        *([f"Define IJP_DESKTOP_PROXY ws://127.0.0.1:{desktops}"] if desktops else []),
         f'Include "{SHIPPED}"',
     ]
     if tls_port:
@@ -165,6 +171,7 @@ class Site:
     https: str | None  # the same over https (None: no mod_ssl or openssl here)
     ca: str  # the certificate https is served with
     socket: str  # the portal's Unix socket, Apache's way in
+    app: object = None  # the portal (its registry: backends, the desktop proxy)
 
 
 def self_signed(tmp: Path) -> bool:
@@ -187,19 +194,22 @@ def site(tmp_path_factory):
     run = socket_dir()
     sock = run / "main.sock"
     tls_port = free_port() if self_signed(tmp) else None
+    desktops = free_port()  # the desktop proxy, embedded in the portal (production: ijp-desktop-proxy)
     public = f"http://127.0.0.1:{port}"
     settings = portal_settings(
         str(ROOT / "testing.ini"), tmp, f"sqlite:///{tmp / 'portal.sqlite'}",
         **{"ijp.scheduler.enabled": "true", "ijp.harvest.seconds": "0.3", "ijp.prefix": P,
            "ijp.trusted_proxies": production("app:main")["ijp.trusted_proxies"], "ijp.url": public,
-           "ijp.login.max_address_failures": production("app:main")["ijp.login.max_address_failures"]},
+           "ijp.login.max_address_failures": production("app:main")["ijp.login.max_address_failures"],
+           "ijp.desktop.proxy": "embedded", "ijp.desktop.listen": f"127.0.0.1:{desktops}",
+           "ijp.desktop.public_port": production("app:main")["ijp.desktop.public_port"]},
     )  # fmt: skip
     engine = get_engine(settings)
     migrate(engine)
     load_demo(engine, settings["ijp.filestore"])
     app = main({}, dbengine=engine, **settings)
     conf = tmp / "httpd.conf"
-    conf.write_text(apache_conf(tmp, port, f"unix:{sock}|http://main", tls_port))
+    conf.write_text(apache_conf(tmp, port, f"unix:{sock}|http://main", tls_port, desktops))
     check = subprocess.run([APACHE, "-f", str(conf), "-t"], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
     # waitress with production.ini's settings (a Unix socket, 0660; it must pass X-Forwarded-*
@@ -213,7 +223,7 @@ def site(tmp_path_factory):
             if tls_port:
                 wait_for_port(tls_port, proc, tmp / "error.log")
             https = f"https://127.0.0.1:{tls_port}{P}" if tls_port else None
-            yield Site(public + P, engine, https, str(tmp / "cert.pem"), str(sock))
+            yield Site(public + P, engine, https, str(tmp / "cert.pem"), str(sock), app)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -222,8 +232,26 @@ def site(tmp_path_factory):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
             app.registry["ijp.scheduler"].shutdown(wait=False)
+            end_sessions(app, engine)
             shutil.rmtree(run, ignore_errors=True)
     engine.dispose()
+
+
+def end_sessions(app, engine) -> None:
+    """The desktop sessions the tests left running end (their sandboxes kill all they
+    started), and the portal's desktop proxy stops."""
+    backends = app.registry["ijp.backends"]
+    with engine.connect() as conn:
+        live = conn.execute(
+            sa.select(Job.backend, Job.backend_job_id).where(
+                Job.status.in_([JobStatus.RUNNING, JobStatus.QUEUED]), Job.backend_job_id.is_not(None)
+            )
+        ).all()
+    for name, backend_job_id in live:
+        with contextlib.suppress(BatchError):
+            backends[name].cancel(backend_job_id)
+    if app.registry["ijp.desktop.proxy"] is not None:
+        app.registry["ijp.desktop.proxy"].stop()
 
 
 def csrf_of(html: str) -> str:
@@ -553,7 +581,9 @@ def test_the_shipped_file_is_what_apache_was_given(site):
     text = SHIPPED.read_text()
     for directive in ("ProxyPreserveHost On", "Define IJP_PORTAL unix:/run/ijpweb/main.sock|http://main", 'RequestHeader set X-Forwarded-Proto "expr=%{REQUEST_SCHEME}"',
                       'RequestHeader set X-Forwarded-Prefix "${IJP_PREFIX}"', "RequestHeader unset X-Forwarded-Host",
-                      "balancer://ijpweb", "mod_proxy_wstunnel", "<VirtualHost *:443>", "Strict-Transport-Security"):  # fmt: skip
+                      "balancer://ijpweb", "mod_proxy_wstunnel", "<VirtualHost *:443>", "Strict-Transport-Security",
+                      '<Location "${IJP_PREFIX}/desktop/ws/">', "Define IJP_DESKTOP_PROXY ws://127.0.0.1:6544",
+                      'ProxyPass "${IJP_DESKTOP_PROXY}${IJP_PREFIX}/desktop/ws/"'):  # fmt: skip
         assert directive in text
 
 
@@ -580,3 +610,119 @@ def test_apache_reaches_the_portal_on_its_unix_socket_and_is_trusted_there(site)
     finally:
         with site.engine.begin() as conn:
             conn.execute(LoginFailure.__table__.delete())
+
+
+DESKTOP_MISSING = [p for p in ("Xvfb", "x11vnc", "xterm") if shutil.which(p) is None]
+
+
+class RfbViewer:
+    """RFB over the websocket, as noVNC speaks it: no password (the proxy answers the VNC
+    server's), then the display's size and a framebuffer update."""
+
+    def __init__(self, ws):
+        self.ws, self.buffer = ws, bytearray()
+
+    def read(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            message = self.ws.recv(timeout=20)
+            assert isinstance(message, bytes)
+            self.buffer += message
+        out = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return out
+
+    def open(self) -> tuple[int, int]:
+        import struct
+
+        assert self.read(12) == b"RFB 003.008\n"
+        self.ws.send(b"RFB 003.008\n")
+        assert self.read(2) == b"\x01\x01"  # one security type, None
+        self.ws.send(b"\x01")
+        assert self.read(4) == b"\0\0\0\0"
+        self.ws.send(b"\x01")
+        width, height = struct.unpack(">HH", self.read(4))
+        self.read(16)
+        (length,) = struct.unpack(">I", self.read(4))
+        self.read(length)
+        self.ws.send(struct.pack(">BBHHHH", 3, 0, 0, 0, width, height))
+        assert self.read(1) == b"\0"  # a FramebufferUpdate
+        self.read(1)
+        (rects,) = struct.unpack(">H", self.read(2))
+        assert rects >= 1
+        return width, height
+
+
+@pytest.mark.skipif(bool(DESKTOP_MISSING), reason=f"{', '.join(DESKTOP_MISSING)} not installed (apt-get install "
+                    "xvfb x11vnc xterm xfonts-base)")  # fmt: skip
+def test_a_desktop_through_apache(site):
+    """Issue 14, point 2: bob's Terminal job's desktop opened through Apache
+    (mod_proxy_wstunnel at /ijp/desktop/ws/, the shipped file) to the portal's desktop
+    proxy: his cookie from the viewer page gets the RFB opening with no password and a
+    framebuffer update of the real session; no cookie, carol's, and a foreign Origin are
+    refused through Apache too."""
+    import logging
+
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    from ..functional.test_demo_jobs import datasets_of
+
+    quiet = logging.getLogger("tests.apache.ws")  # (the client would log its Cookie header at DEBUG)
+    quiet.disabled = True
+    url = site.url
+    origin = url[: -len(P)]
+    ws_base = "ws://" + origin.split("://", 1)[1] + P
+
+    def ws(job_id, token, origin=origin):
+        headers = {"Cookie": f"ijp_desktop={token}"} if token else {}
+        return connect(f"{ws_base}/desktop/ws/{job_id}", origin=origin, additional_headers=headers,
+                       open_timeout=15, close_timeout=5, logger=quiet)  # fmt: skip
+
+    def refused(job_id, token, origin=origin) -> tuple[int, str]:
+        with pytest.raises(InvalidStatus) as e:
+            ws(job_id, token, origin).close()
+        return e.value.response.status_code, e.value.response.body.decode()
+
+    def terminal(user) -> int:
+        api = requests.Session()
+        res = api.post(
+            f"{url}/api/v1/session", json={"username": user, "password": f"{user}-demo"}, timeout=10
+        )
+        api.headers["Authorization"] = f"Bearer {res.json()['token']}"
+        body = {
+            "job_type": "Terminal",
+            "geometry": "800x600",
+            "datasets": datasets_of(site.engine, "LMF-2026-003")[:1],
+        }
+        res = api.post(f"{url}/api/v1/submissions", json=body, timeout=30)
+        assert res.status_code == 201, res.text
+        job_id = res.json()["jobs"][0]["id"]
+        deadline = time.monotonic() + 90
+        while (job := api.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json())["interactive"][
+            "state"
+        ] != "ready":
+            assert job["status"] not in ("Failed", "Completed", "Cancelled"), job
+            assert time.monotonic() < deadline, job
+            time.sleep(0.3)
+        assert job["interactive"]["url"] == f"{url}/jobs/{job_id}/desktop"
+        return job_id
+
+    bobs, carols = terminal("bob"), terminal("carol")
+    web, _ = browser_login(url, "bob")
+    page = web.get(f"{url}/jobs/{bobs}/desktop", timeout=10)
+    assert page.status_code == 200
+    cookie = next(c for c in web.cookies if c.name == "ijp_desktop")
+    assert cookie.path == f"{P}/desktop/ws/{bobs}" and cookie.value not in page.text
+    assert "HttpOnly" in page.headers["Set-Cookie"] and "SameSite=Strict" in page.headers["Set-Cookie"]
+    with ws(bobs, cookie.value) as conn:
+        assert RfbViewer(conn).open() == (800, 600)
+
+    carol, _ = browser_login(url, "carol")
+    carol.get(f"{url}/jobs/{carols}/desktop", timeout=10)
+    carol_token = next(c for c in carol.cookies if c.name == "ijp_desktop").value
+    for status, text in (refused(bobs, None), refused(bobs, carol_token),
+                         refused(bobs, cookie.value, "http://evil.example")):  # fmt: skip
+        assert status == 403 and cookie.value not in text and carol_token not in text
+    assert "another site" in refused(bobs, cookie.value, "http://evil.example")[1]
+    # the rest of /ijp still goes to the portal (the desktop Location is only the websocket's)
+    assert web.get(f"{url}/jobs/{bobs}", timeout=10).status_code == 200
