@@ -228,3 +228,93 @@ def test_a_job_cannot_send_the_proxy_elsewhere(slurm):
     assert "state.json's host is not 127.0.0.1" in state.reason
     assert slurm.end_sessions([slurm_id], "ended by the user") == {slurm_id: None}
     assert ended(slurm, slurm_id).reason == "ended by the user"
+
+
+def test_the_portals_proxy_opens_a_slurm_desktop(slurm_cluster, tmp_path):
+    """The whole chain with SLURM as the portal's only backend: bob's Terminal submitted
+    through /api/v1 runs under sbatch, the harvest makes its desktop ready, the embedded
+    proxy reaches the node's VNC server and answers its password itself (the browser is
+    offered None), and End session through the API ends it COMPLETED, nothing left."""
+    import logging
+
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from ijpweb import main
+    from ijpweb.models import Job, get_engine
+
+    from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
+    from ..functional.test_demo_jobs import datasets_of
+    from ..functional.test_desktop_proxy import (
+        Recorded,
+        Site,
+        Viewer,
+        api,
+        browser,
+        open_desktop,
+        wait_for,
+        ws_connect,
+    )
+    from ..vnc import free_port
+
+    if __import__("shutil").which("xterm") is None:
+        pytest.skip("xterm is not installed (apt-get install xterm xfonts-base)")
+    port = free_port()
+    settings = portal_settings(
+        str(ROOT / "testing.ini"), tmp_path, f"sqlite:///{tmp_path / 'portal.sqlite'}",
+        **{"ijp.scheduler.enabled": "true", "ijp.harvest.seconds": "0.3", "ijp.desktop.proxy": "embedded",
+           "ijp.desktop.listen": f"127.0.0.1:{port}", "ijp.desktop.public_port": str(port),
+           "ijp.batch.backends": "cluster", "ijp.batch.cluster.type": "slurm",
+           "ijp.batch.cluster.dir": str(tmp_path / "cluster-jobs"), "ijp.batch.cluster.slurm_conf": slurm_cluster,
+           "ijp.batch.cluster.path": f"{ROOT / 'jobtypes' / 'scripts'} {Path(sys.executable).parent}",
+           "ijp.batch.cluster.job_prefix": f"ijp{os.getpid()}", "ijp.batch.cluster.max_interactive": "2"},
+    )  # fmt: skip
+    engine = get_engine(settings)
+    migrate(engine)
+    load_demo(engine, settings["ijp.filestore"])
+    recorded = Recorded()
+    logging.getLogger().addHandler(recorded)
+    try:
+        app = main({}, dbengine=engine, **settings)
+        backend = app.registry["ijp.backends"]["cluster"]
+        with serving(app) as url:
+            site = Site(url, engine, app, port, recorded, settings)
+            bob = api(site, "bob")
+            body = {"job_type": "Terminal", "geometry": "800x600",
+                    "datasets": datasets_of(engine, "LMF-2026-003")[:1]}  # fmt: skip
+            res = bob.post(f"{url}/api/v1/submissions", json=body, timeout=30)
+            assert res.status_code == 201, res.text
+            job_id = res.json()["jobs"][0]["id"]
+
+            def job():
+                got = bob.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json()
+                assert got["status"] not in ("Failed", "Cancelled"), got
+                return got
+
+            wait_for(lambda: job()["interactive"]["state"] == "ready", 120)
+            with Session(engine) as db:
+                slurm_id = db.get(Job, job_id).backend_job_id
+            assert slurm_id.isdigit() and backend.states([slurm_id])[slurm_id].desktop is not None
+            web, _ = browser(site, "bob")
+            token = open_desktop(site, web, job_id)
+            with ws_connect(site, job_id, token) as ws:
+                viewer = Viewer(ws)
+                assert viewer.open() == (800, 600)  # no password asked: the proxy gave it
+                assert viewer.frame(800, 600) >= 1
+            d = backend.root / str(job_id)
+            members = session_processes(d, str(job_id))
+            assert {os.path.basename(n) for n in names_of(members)} >= {b"Xvfb", b"x11vnc", b"xterm"}
+            res = bob.post(f"{url}/api/v1/jobs/{job_id}/end", timeout=60)
+            assert res.status_code < 300, res.text
+            done = wait_for(lambda: (j := job())["status"] == "Completed" and j, 90)
+            assert done["interactive"]["state"] == "ended"
+            assert gone(members, timeout=20) == {}
+            with Session(engine) as db:
+                assert db.scalar(sa.select(Job.reason).where(Job.id == job_id)) == "ended by the user"
+            app.registry["ijp.scheduler"].shutdown(wait=False)
+            app.registry["ijp.desktop.proxy"].stop()
+        log = recorded.text
+        assert token not in log and backend.desktop_password(slurm_id) not in log
+    finally:
+        logging.getLogger().removeHandler(recorded)
+        engine.dispose()
