@@ -281,17 +281,19 @@ class Session:
             raise RuntimeError("the X display did not say its number")
         return int(number)
 
-    def free_port(self) -> tuple[str, int]:
-        """A free TCP port of the bind address, and the address to reach it at."""
-        infos = socket.getaddrinfo(self.bind, 0, type=socket.SOCK_STREAM)
-        family, _, _, _, addr = infos[0]
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.bind(addr)
+    def free_port(self) -> tuple[str, int, str]:
+        """A free TCP port of the bind address (IPv4: x11vnc runs with -noipv6; a host name
+        is resolved here, as x11vnc runs with -nolookup): (the address to reach it at, the
+        port, the address x11vnc listens on). OSError when it cannot be bound."""
+        bind = "127.0.0.1" if self.bind == "localhost" else self.bind
+        infos = socket.getaddrinfo(bind, 0, socket.AF_INET, socket.SOCK_STREAM)
+        listen = infos[0][4][0]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((listen, 0))
             port = s.getsockname()[1]
-        host = addr[0]
-        if host in ("0.0.0.0", "::"):  # noqa: S104 - any address: reached on the loopback
-            host = "127.0.0.1" if host == "0.0.0.0" else "::1"  # noqa: S104
-        return host, port
+        # all addresses: the record names this node (the proxy may run elsewhere)
+        host = socket.gethostname() if listen == "0.0.0.0" else listen  # noqa: S104
+        return host, port, listen
 
     def start_vnc(self, display: int, env: dict, password: str) -> tuple[str, int]:
         """x11vnc on the display, on a free port; once it answers with an RFB banner,
@@ -301,14 +303,14 @@ class Session:
             raise RuntimeError("x11vnc is not installed (Debian: apt-get install x11vnc)")
         for attempt in range(PORT_TRIES):
             try:
-                host, port = self.free_port()
+                host, port, listen = self.free_port()
             except OSError as e:
                 raise RuntimeError(
                     f"the VNC server cannot listen on {self.bind}: {e.strerror or e}"
                 ) from None
             pwfile = os.path.join(self.tmp, f"vncpass{attempt}")
             _private_file(pwfile, password.encode() + b"\n")
-            where = ["-localhost"] if self.bind in ("127.0.0.1", "localhost") else ["-listen", self.bind]
+            where = ["-localhost"] if listen == "127.0.0.1" else ["-listen", listen]
             self.spawn(
                 "x11vnc",
                 [
@@ -350,7 +352,7 @@ class Session:
                 if time.monotonic() > self.deadline:
                     raise RuntimeError(f"the VNC server did not answer within {self.ready_timeout:g} s: "
                                        f"{self.helper_reason()}")  # fmt: skip
-                if answers(host, port):
+                if answers("127.0.0.1" if listen == "0.0.0.0" else listen, port):  # noqa: S104
                     return host, port
                 self.wait(0.1)
         raise RuntimeError(f"the VNC server found no free port: {self.helper_reason()}")

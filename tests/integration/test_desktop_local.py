@@ -155,7 +155,8 @@ def processes() -> dict[int, tuple[str, bytes, bytes, str]]:
 def session_processes(jobdir: Path, job_id: str) -> dict[int, str]:
     """The processes of a job's session (pid: start time): its launcher's bubblewrap (by the
     work directory it binds), everything in its PID namespace, and anything whose argv or
-    environment names the job (the supervisor's --dir, the program's IJP_JOB_ID)."""
+    environment names the job's directory (the supervisor's --dir, the program's JOB_WORK_DIR;
+    not its id: other tests run jobs with the same ids)."""
     procs = processes()
     work = str(jobdir / "work").encode()
     bwraps = {p for p, (_, argv, _, _) in procs.items() if argv.startswith(BWRAP.encode()) and work in argv}
@@ -166,7 +167,7 @@ def session_processes(jobdir: Path, job_id: str) -> dict[int, str]:
             ns = procs.get(int(child), ("", b"", b"", ""))[3]
             if ns and ns != ours:
                 namespaces.add(ns)
-    marks = (str(jobdir / "desktop").encode(), f"IJP_JOB_ID={job_id}\0".encode())
+    marks = (str(jobdir / "desktop").encode(), f"JOB_WORK_DIR={jobdir / 'work'}\0".encode())
     return {
         p: began
         for p, (began, argv, env, ns) in procs.items()
@@ -273,14 +274,46 @@ def test_the_time_limit_ends_the_session(backend):
 
 
 def test_a_vnc_server_that_cannot_listen_fails_the_job_in_time(tmp_path):
-    b = make_backend(tmp_path / "jobs", desktop_bind="192.0.2.1")  # TEST-NET-1: not this host's
+    b = make_backend(tmp_path / "jobs", desktop_bind="203.0.113.77")  # TEST-NET-3: not this host's
     b.submit(desktop_job(6, ready_timeout=20))
     t = time.monotonic()
     state = ended(b, "6", timeout=30)
     assert time.monotonic() - t < 20
     assert state.status == JobStatus.FAILED
-    assert state.reason.startswith("the desktop did not start: the VNC server cannot listen on 192.0.2.1: ")
+    assert state.reason.startswith(
+        "the desktop did not start: the VNC server cannot listen on 203.0.113.77: "
+    )
     assert session_processes(b.root / "6", "6") == {}
+
+
+def this_hosts_address() -> str | None:
+    """This host's own IPv4 address other than the loopback (the route to a public address's), if any."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("198.51.100.1", 9))  # (UDP: nothing is sent)
+        except OSError:
+            return None
+        address = s.getsockname()[0]
+    return None if address.startswith("127.") or address == "0.0.0.0" else address  # noqa: S104
+
+
+@pytest.mark.parametrize("bind", ["localhost", "the host's address"])
+def test_the_vnc_server_listens_on_the_bind_address_only(tmp_path, bind):
+    if bind != "localhost":
+        bind = this_hosts_address()
+        if bind is None:
+            pytest.skip("this host has no IPv4 address besides the loopback")
+    b = make_backend(tmp_path / "jobs", desktop_bind=bind)
+    try:
+        b.submit(desktop_job(7))
+        info = ready(b, "7").desktop
+        assert info.host == ("127.0.0.1" if bind == "localhost" else bind)
+        assert rfb(info.host, info.port, b.desktop_password("7"))["result"] == 0
+        if bind != "localhost":  # only there: not on the loopback
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", info.port), timeout=5)
+    finally:
+        b.cancel_many(["7"])
 
 
 def test_max_interactive_refuses_and_sessions_take_no_batch_slot(tmp_path):
@@ -325,7 +358,8 @@ def test_unsandboxed_sessions_end_whole(tmp_path):
     assert rfb(info.host, info.port, password)["result"] == 0
     members = session_processes(b.root / "30", "30")
     # no bubblewrap here: the supervisor was given the password directly, and took it out
-    with_job = [p for p, (_, _, env, _) in processes().items() if b"IJP_JOB_ID=30\0" in env]
+    mark = f"JOB_WORK_DIR={b.root / '30' / 'work'}\0".encode()
+    with_job = [p for p, (_, _, env, _) in processes().items() if mark in env]
     assert (
         len(with_job) >= 2 and [p for p in with_job if password.encode() in _read(f"/proc/{p}/environ")] == []
     )
