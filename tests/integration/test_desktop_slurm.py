@@ -180,6 +180,28 @@ def test_a_vnc_server_that_cannot_listen_fails_the_job_with_the_reason(slurm_clu
     assert state.reason.startswith("the desktop did not start: the VNC server cannot listen on 192.0.2.1: ")
 
 
+def test_a_host_name_as_desktop_bind_is_each_nodes_own_address(slurm_cluster, tmp_path):
+    """production.ini's way for a real cluster: desktop_bind a host name that each node
+    resolves to its own cluster address; the session binds what it resolves to on the
+    node and records that address, where its VNC server answers. (Here the one node's name.)"""
+    import socket
+
+    name = socket.gethostname()
+    try:
+        address = socket.getaddrinfo(name, 0, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    except OSError:
+        pytest.skip(f"this host's name {name!r} does not resolve to an IPv4 address")
+    b = make_backend(slurm_cluster, tmp_path / "jobs", desktop_bind=name)
+    slurm_id = b.submit(job())
+    try:
+        info = ready(b, slurm_id).desktop
+        assert info.host == address
+        assert rfb(info.host, info.port, b.desktop_password(slurm_id))["result"] == 0
+    finally:
+        b.end_sessions([slurm_id], "ended by the user")
+    assert ended(b, slurm_id).reason == "ended by the user"
+
+
 def test_max_interactive_refuses_naming_the_setting_and_never_makes_arrays(slurm_cluster, tmp_path):
     # held: they stay pending, live as far as SLURM is concerned, and start nothing
     b = make_backend(slurm_cluster, tmp_path / "jobs", max_interactive=1, sbatch_options=["--hold"])
