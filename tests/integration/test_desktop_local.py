@@ -245,6 +245,36 @@ def test_a_session_starts_answers_vnc_and_ends_with_nothing_left(backend, tmp_pa
         socket.create_connection((info.host, info.port), timeout=5)
 
 
+PORTAL = """
+import sys
+from ijpweb.batch import JobSpec
+from ijpweb.batch.local import LocalBackend
+from ijpweb.batch.sandbox import Sandbox
+b = LocalBackend("local", sys.argv[1], path=[sys.argv[2]], sandbox=Sandbox())
+b.submit(JobSpec(8, "db/bob", "/bin/sh", ("-c", "exec sleep 600", "job"), {"IJP_SESSION_ID": "s"},
+                 interactive=True, desktop={"time_limit": 600, "geometry": "800x600", "ready_timeout": 30}))
+print(b.states(["8"])["8"].status.name)
+"""
+
+
+def test_a_session_outlives_the_portal_process_that_started_it(backend):
+    import subprocess
+
+    # a portal process submits the job and exits (as a restart ends it)
+    out = subprocess.run(
+        [sys.executable, "-c", PORTAL, str(backend.root), str(Path(sys.executable).parent)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() in ("QUEUED", "RUNNING"), out
+    # the next one finds it running, its desktop ready, and can end it
+    info = ready(backend, "8").desktop
+    assert rfb(info.host, info.port, backend.desktop_password("8"))["result"] == 0
+    members = session_processes(backend.root / "8", "8")
+    assert backend.end_sessions(["8"], "ended by the user") == {"8": None}
+    assert backend.states(["8"])["8"].reason == "ended by the user"
+    assert gone(members) == {}
+
+
 def test_the_program_exiting_ends_the_session(backend):
     backend.submit(desktop_job(2, "xdpyinfo >/dev/null || exit 9; sleep 1; exit 4"))
     state = ended(backend, "2")
