@@ -15,7 +15,6 @@ are absent (.ci/run installs them)."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -36,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ijpweb import main
+from ijpweb.batch.runner import kill_sandbox
 from ijpweb.models import Job, get_engine, utcnow
 from ijpweb.models.desktops import DesktopToken
 
@@ -108,10 +108,19 @@ def portal(tmp_path_factory):
             if proxy is not None:
                 proxy.stop()
     finally:
+        end_leftovers(Path(settings["ijp.batch.local.dir"]))
         root.removeHandler(captured)
         root.setLevel(levels[0])
         logging.getLogger("sqlalchemy").setLevel(levels[1])
         engine.dispose()
+
+
+def end_leftovers(jobs: Path) -> None:
+    """Whatever session a failed test left running: its sandbox killed (kill_sandbox)."""
+    if jobs.is_dir():
+        for d in jobs.iterdir():
+            if d.name.isdigit():
+                kill_sandbox(d)
 
 
 def login(page, url, user):
@@ -494,7 +503,5 @@ def test_a_portal_restart_keeps_the_session_and_exit_ends_it(browser, tmp_path):
         ctx.close()
     finally:
         portal.stop()
-        for pid in members:  # (a failed test leaves no session behind)
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        end_leftovers(tmp_path / "jobs")  # (a failed test leaves no session behind)
         engine.dispose()
