@@ -132,6 +132,8 @@ REASONS = {
     "DEADLINE": "deadline passed",
     "PREEMPTED": "preempted",
 }
+# a job SLURM itself ended (its session's supervisor only saw a signal)
+SLURM_ENDS = frozenset(REASONS.values())
 HELD_REASONS = ("JobHeldUser", "JobHeldAdmin")
 ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 SBATCH_FLAGS = {"partition": "--partition", "account": "--account", "time": "--time",
@@ -560,6 +562,8 @@ class SlurmBackend(Batched, DirOutputs):
             return replace(state, status=JobStatus.COMPLETED, exit_code=None, reason=reason)
         if state.status is JobStatus.FAILED and state.reason == REASONS["TIMEOUT"]:
             return replace(state, status=JobStatus.COMPLETED, exit_code=None, reason=TIMEOUT_REASON)
+        if state.status is JobStatus.FAILED and state.reason in SLURM_ENDS:
+            return state  # (out of memory, node failure, preempted: SLURM's words, not the signal's)
         state = desktop_state(d, state, self.desktop_bind)
         if state.desktop is not None and (at := _time(end)) is not None:
             state = replace(state, desktop=replace(state.desktop, ends_at=at))
