@@ -31,15 +31,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from ..models.desktops import Desktop
-from ..models.jobs import utcnow
 from . import rfb
-from .tokens import CROSS_SITE, Grant, Refused, check, check_hash, same_site
+from .tokens import CROSS_SITE, Grant, Refused, check, count_viewer, same_site, still_viewed
 
 log = logging.getLogger(__name__)
 
@@ -127,27 +124,12 @@ class DesktopProxy:
             return check(db, cookie, job_id)
 
     def _recheck(self, grant: Grant) -> Grant:
-        """The token still valid (Refused if not); the desktop seen by a viewer now."""
         with self.session_factory() as db, db.begin():
-            again = check_hash(db, grant.token_hash, grant.job_id)
-            db.execute(
-                sa.update(Desktop).where(Desktop.job_id == grant.job_id).values(viewer_seen_at=utcnow())
-            )
-            return again
+            return still_viewed(db, grant)
 
     def _count(self, job_id: int, delta: int) -> int:
-        """Desktop.viewers +1 or -1 (an update, not a set: several proxies may count), and
-        viewer_seen_at now; returns the count after it."""
-        viewers = (
-            Desktop.viewers + 1 if delta > 0 else sa.case((Desktop.viewers > 0, Desktop.viewers - 1), else_=0)
-        )
         with self.session_factory() as db, db.begin():
-            db.execute(
-                sa.update(Desktop)
-                .where(Desktop.job_id == job_id)
-                .values(viewers=viewers, viewer_seen_at=utcnow())
-            )
-            return db.scalar(sa.select(Desktop.viewers).where(Desktop.job_id == job_id)) or 0
+            return count_viewer(db, job_id, delta)
 
     # --- before the upgrade ---
 

@@ -148,3 +148,27 @@ def check(db, cookie_header: str | None, job_id: int, now: datetime | None = Non
             if e.args[0] != NOT_YOURS:
                 refusal = e
     raise refusal
+
+
+# --- the viewers of a desktop (the proxy counts them; the idle timeout reads them) ----------
+
+
+def count_viewer(db, job_id: int, delta: int, now: datetime | None = None) -> int:
+    """Desktop.viewers +1 (``delta`` > 0) or -1 (never below 0) by an UPDATE of the column
+    itself, not a value read before (several proxy processes may count one desktop), and
+    viewer_seen_at = now; returns the count after it."""
+    now = now or utcnow()
+    viewers = (
+        Desktop.viewers + 1 if delta > 0 else sa.case((Desktop.viewers > 0, Desktop.viewers - 1), else_=0)
+    )
+    db.execute(sa.update(Desktop).where(Desktop.job_id == job_id).values(viewers=viewers, viewer_seen_at=now))
+    return db.scalar(sa.select(Desktop.viewers).where(Desktop.job_id == job_id)) or 0
+
+
+def still_viewed(db, grant: Grant, now: datetime | None = None) -> Grant:
+    """The re-check of a connected viewer: the token still opens the desktop (Refused if
+    not), and the desktop is marked seen by a viewer now."""
+    now = now or utcnow()
+    again = check_hash(db, grant.token_hash, grant.job_id, now)
+    db.execute(sa.update(Desktop).where(Desktop.job_id == grant.job_id).values(viewer_seen_at=now))
+    return again
