@@ -326,6 +326,9 @@ def test_terminal_and_image_viewer_in_the_browser(portal, browser):  # noqa: F81
     login(carol, portal.url, "carol")
     refused = carol.goto(f"{portal.url}/jobs/{job_id}/desktop")
     assert refused.status == 404
+    said = carol.locator("main").inner_text()
+    assert carol.goto(f"{portal.url}/jobs/999999/desktop").status == 404  # (no job at all: the same page)
+    assert carol.locator("main").inner_text() == said and "Terminal" not in said
     assert not [c for c in carol_ctx.cookies() if c["name"] == "ijp_desktop"]
     carol.screenshot(path=str(SHOTS / "carol-refused.png"), full_page=True)
     # her own desktop: the image viewer, on her first dataset's TIFFs
@@ -374,6 +377,10 @@ def test_terminal_and_image_viewer_in_the_browser(portal, browser):  # noqa: F81
         time.sleep(0.2)
     with Session(portal.engine) as db:
         assert not db.scalars(sa.select(DesktopToken).where(DesktopToken.job_id == job_id)).all()
+    # the ended desktop's page says so (and sets no cookie); its websocket is refused
+    again = page.goto(f"{portal.url}/jobs/{job_id}/desktop")
+    assert again.status == 410 and "has ended (ended by the user)" in page.locator("main").inner_text()
+    assert ws_refused(portal, job_id, token["value"], page_origin) == 403
     carols_viewer.get_by_role("button", name="End session").click()
     expect(carols_viewer.locator("#job-status")).to_contain_text("Completed", timeout=60_000)
     for ctx in (bob_ctx, carol_ctx):
