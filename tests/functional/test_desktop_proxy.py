@@ -381,7 +381,9 @@ def test_limits_and_a_vnc_server_that_refuses(site, bobs):
         site.engine,
         site.app.registry["ijp.backends"],
     )
-    one = run_in_thread(from_settings(settings, engine, backends, max_per_desktop=1), "127.0.0.1", 0)
+    one = run_in_thread(from_settings(settings, engine, backends, max_per_desktop=1, handshake_seconds=2),
+                        "127.0.0.1", 0)  # fmt: skip
+    per_user = run_in_thread(from_settings(settings, engine, backends, max_per_user=1), "127.0.0.1", 0)
     wrong = from_settings(settings, engine, backends, handshake_seconds=5)
     wrong.password_of = lambda backend, backend_job_id: "Wr0ngPwd"
     bad = run_in_thread(wrong, "127.0.0.1", 0)
@@ -402,6 +404,20 @@ def test_limits_and_a_vnc_server_that_refuses(site, bobs):
 
         with wait_for(again, 20) as ws:
             Viewer(ws).open()
+        # a browser that opens the websocket and then says nothing is dropped (the RFB
+        # opening is bounded: 2 s here, 10 s by default)
+        with wait_for(again, 20) as ws:
+            assert Viewer(ws).read(12) == b"RFB 003.008\n"
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=30)
+        assert "the browser's opening failed" in site.log.text
+        # at most max_per_user websockets of one user (here 1), whichever desktops
+        url = f"ws://127.0.0.1:{per_user.port}/desktop/ws/{bobs}"
+        with ws_connect(site, bobs, token, url=url) as ws:
+            Viewer(ws).open()
+            assert "you have 1 desktop viewers open already" in refused(
+                site, bobs, token, status=429, url=url
+            )
 
         with ws_connect(site, bobs, token, url=f"ws://127.0.0.1:{bad.port}/desktop/ws/{bobs}") as ws:
             viewer = Viewer(ws)
@@ -414,6 +430,7 @@ def test_limits_and_a_vnc_server_that_refuses(site, bobs):
     finally:
         one.stop()
         bad.stop()
+        per_user.stop()
 
 
 def test_an_ended_desktop_is_refused_and_the_log_holds_no_secret(site, carols):
