@@ -73,6 +73,7 @@ NOT_VISITED = {
     "jobs.zip": "a download (zip)",
     "jobs.tags": "POST only (a fragment of the job page)",
     "jobs.resubmit": "POST only (a redirect to the new submission)",
+    "jobs.end": "POST only (End session: a redirect to the job page, visited ending and ended)",
     "jobs.comment": "POST only (edits a comment; its errors are the comments page, visited)",
     "jobs.comment.delete": "POST only (a redirect to the job page)",
     "staff.jobtypes": "a redirect to console.jobtypes (the old address)",
@@ -317,6 +318,7 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser): 
     doomed = _api(url, "/submissions", {"job_type": "Sleepcount", "options": {"Sleep Time": "60"}}, token)
     doomed = doomed["jobs"][0]["id"]
     _api(url, f"/jobs/{done}/comments", {"text": '<script>alert("x")</script> a <b>comment</b>'}, token)
+    desk = None
     try:
         page = a.page(browser, "bob")
         a.visit(page, "/", "dashboard")
@@ -408,6 +410,27 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser): 
         a.audit(page, "jobs-deleted")
         a.visit(page, f"/jobs/{failed}", "job-failed")
 
+        # an interactive job (the Terminal demo type, a real session): the viewer's waiting page
+        # if it is still starting, the job page's desktop panel ready, the viewer (its proxy runs
+        # in no test portal: it says it cannot connect), the panel once ended, the ended
+        # desktop's refusal
+        desk = _api(url, "/submissions", {"job_type": "Terminal", "datasets": datasets[:1]}, token)
+        desk = desk["jobs"][0]["id"]
+        page.goto(f"{url}/jobs/{desk}/desktop")
+        if "is starting" in page.locator("h1").first.inner_text():
+            a.audit(page, "desktop-wait")
+        page.goto(f"{url}/jobs/{desk}")
+        expect(page.locator("#desktop-panel")).to_contain_text("Ready", timeout=120_000)
+        a.audit(page, "job-desktop-ready")
+        a.visit(page, f"/jobs/{desk}/desktop", "desktop-viewer")
+        expect(page.locator("#desktop-status")).to_contain_text("Disconnected")
+        a.audit(page, "desktop-viewer-disconnected")
+        page.goto(f"{url}/jobs/{desk}")
+        page.locator("#desktop-panel").get_by_role("button", name="End session").click()
+        expect(page.locator("#desktop-panel")).to_contain_text("Ended", timeout=60_000)
+        a.audit(page, "job-desktop-ended")
+        a.visit(page, f"/jobs/{desk}/desktop", "desktop-ended")
+
         # half a laptop's screen: the same pages, laid out narrow
         page.set_viewport_size({"width": 680, "height": 900})
         for path, name in (("/", "dashboard"), ("/datasets", "datasets"), (f"/datasets/{ds}", "dataset"),
@@ -431,7 +454,7 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser): 
             a.visit(page, path, name)
         page.context.close()
     finally:
-        _api(url, "/jobs/cancel", {"ids": [live]}, token)
+        _api(url, "/jobs/cancel", {"ids": [live, *([desk] if desk else [])]}, token)
 
     # every route is visited or said why not
     routes = _routes()
