@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..states import JobStatus
-from . import Batched, BatchError, BatchState, JobSpec
+from . import Batched, BatchError, BatchState, JobBusy, JobSpec
 from .jobdirs import (
     DirOutputs,
     clean_leftovers,
@@ -390,6 +390,8 @@ class LocalBackend(Batched, DirOutputs):
                 for_job(self.sandbox, spec),
                 desktop_bind=self.desktop_bind,
             )
+        except JobBusy:  # another process prepares it (and keeps the marker)
+            raise
         except BaseException:
             (self.desktops / name).unlink(missing_ok=True)
             raise

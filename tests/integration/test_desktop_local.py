@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -247,6 +248,7 @@ def test_a_session_starts_answers_vnc_and_ends_with_nothing_left(backend, tmp_pa
 
 PORTAL = """
 import sys
+import threading
 from ijpweb.batch import JobSpec
 from ijpweb.batch.local import LocalBackend
 from ijpweb.batch.sandbox import Sandbox
@@ -361,6 +363,34 @@ def test_max_interactive_refuses_and_sessions_take_no_batch_slot(tmp_path):
         ready(b, "12")
     finally:
         b.cancel_many(["10", "11", "12"])
+
+
+def test_max_interactive_holds_when_submissions_race(tmp_path):
+    """Four submissions at once (as several portal processes' submitters) for two places:
+    two start, two are refused; none is queued to start later."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    b = make_backend(tmp_path / "jobs", max_interactive=2)
+    barrier = threading.Barrier(4)
+
+    def submit(job_id):
+        barrier.wait()
+        try:
+            return b.submit(desktop_job(job_id))
+        except BatchError as e:
+            return e
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(submit, [50, 51, 52, 53]))
+        started = [a for a in answers if isinstance(a, str)]
+        assert len(started) == 2, answers
+        assert all("at most 2 desktop sessions" in str(a) for a in answers if not isinstance(a, str))
+        for job_id in started:
+            ready(b, job_id)
+        assert sorted(p.name for p in b.root.glob("[0-9]*")) == sorted(started)
+    finally:
+        b.cancel_many(["50", "51", "52", "53"])
 
 
 def test_end_sessions_refuses_a_batch_job_and_cancel_stays_cancelled(backend):
