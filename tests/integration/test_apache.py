@@ -652,9 +652,46 @@ class RfbViewer:
         return width, height
 
 
+def terminal(site: Site, user: str) -> int:
+    """``user``'s Terminal job through Apache, its desktop ready (800x600)."""
+    from ..functional.test_demo_jobs import datasets_of
+
+    url = site.url
+    api = requests.Session()
+    res = api.post(f"{url}/api/v1/session", json={"username": user, "password": f"{user}-demo"}, timeout=10)
+    api.headers["Authorization"] = f"Bearer {res.json()['token']}"
+    body = {
+        "job_type": "Terminal",
+        "geometry": "800x600",
+        "datasets": datasets_of(site.engine, "LMF-2026-003")[:1],
+    }
+    res = api.post(f"{url}/api/v1/submissions", json=body, timeout=30)
+    assert res.status_code == 201, res.text
+    job_id = res.json()["jobs"][0]["id"]
+    deadline = time.monotonic() + 90
+    while (job := api.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json())["interactive"][
+        "state"
+    ] != "ready":
+        assert job["status"] not in ("Failed", "Completed", "Cancelled"), job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.3)
+    assert job["interactive"]["url"] == f"{url}/jobs/{job_id}/desktop"
+    return job_id
+
+
+@pytest.fixture(scope="module")
+def desktops(site):
+    """bob's and carol's Terminal jobs, running behind Apache, their desktops ready."""
+    if DESKTOP_MISSING:
+        pytest.skip(
+            f"{', '.join(DESKTOP_MISSING)} not installed (apt-get install xvfb x11vnc xterm xfonts-base)"
+        )
+    return terminal(site, "bob"), terminal(site, "carol")
+
+
 @pytest.mark.skipif(bool(DESKTOP_MISSING), reason=f"{', '.join(DESKTOP_MISSING)} not installed (apt-get install "
                     "xvfb x11vnc xterm xfonts-base)")  # fmt: skip
-def test_a_desktop_through_apache(site):
+def test_a_desktop_through_apache(site, desktops):
     """Issue 14, point 2: bob's Terminal job's desktop opened through Apache
     (mod_proxy_wstunnel at /ijp/desktop/ws/, the shipped file) to the portal's desktop
     proxy: his cookie from the viewer page gets the RFB opening with no password and a
@@ -664,8 +701,6 @@ def test_a_desktop_through_apache(site):
 
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
-
-    from ..functional.test_demo_jobs import datasets_of
 
     quiet = logging.getLogger("tests.apache.ws")  # (the client would log its Cookie header at DEBUG)
     quiet.disabled = True
@@ -683,31 +718,7 @@ def test_a_desktop_through_apache(site):
             ws(job_id, token, origin).close()
         return e.value.response.status_code, e.value.response.body.decode()
 
-    def terminal(user) -> int:
-        api = requests.Session()
-        res = api.post(
-            f"{url}/api/v1/session", json={"username": user, "password": f"{user}-demo"}, timeout=10
-        )
-        api.headers["Authorization"] = f"Bearer {res.json()['token']}"
-        body = {
-            "job_type": "Terminal",
-            "geometry": "800x600",
-            "datasets": datasets_of(site.engine, "LMF-2026-003")[:1],
-        }
-        res = api.post(f"{url}/api/v1/submissions", json=body, timeout=30)
-        assert res.status_code == 201, res.text
-        job_id = res.json()["jobs"][0]["id"]
-        deadline = time.monotonic() + 90
-        while (job := api.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json())["interactive"][
-            "state"
-        ] != "ready":
-            assert job["status"] not in ("Failed", "Completed", "Cancelled"), job
-            assert time.monotonic() < deadline, job
-            time.sleep(0.3)
-        assert job["interactive"]["url"] == f"{url}/jobs/{job_id}/desktop"
-        return job_id
-
-    bobs, carols = terminal("bob"), terminal("carol")
+    bobs, carols = desktops
     web, _ = browser_login(url, "bob")
     page = web.get(f"{url}/jobs/{bobs}/desktop", timeout=10)
     assert page.status_code == 200
@@ -726,3 +737,58 @@ def test_a_desktop_through_apache(site):
     assert "another site" in refused(bobs, cookie.value, "http://evil.example")[1]
     # the rest of /ijp still goes to the portal (the desktop Location is only the websocket's)
     assert web.get(f"{url}/jobs/{bobs}", timeout=10).status_code == 200
+
+
+@pytest.mark.browser
+def test_a_desktop_in_chromium_through_apache(site, desktops):
+    """The same in headless Chromium: bob logs in through Apache, opens his desktop's viewer
+    page, and noVNC connects through Apache's websocket to the proxy: Connected, and the
+    canvas shows the xterm (mostly its white page)."""
+    import io
+
+    from ..browser.test_browser import ARGS, CHROMIUM
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from PIL import Image
+
+    bobs, _ = desktops
+    url = site.url
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = chromium.new_page()
+            page.set_default_timeout(20_000)
+            page.goto(f"{url}/login")
+            page.get_by_label("User name").fill("bob")
+            page.get_by_label("Password").fill("bob-demo")
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_url(re.compile(re.escape(url) + r"/$"))
+            refused_sockets, opened = [], []
+
+            def watch(ws):
+                opened.append(ws.url)
+                ws.on("socketerror", lambda error: refused_sockets.append(error))
+
+            page.on("websocket", watch)
+            page.goto(f"{url}/jobs/{bobs}/desktop")
+            sync_api.expect(page.locator("#desktop-status")).to_have_text("Connected")
+            canvas = page.locator("#desktop-screen canvas")
+            deadline = time.monotonic() + 30
+            while True:
+                image = Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")
+                pixels = image.get_flattened_data()
+                white = sum(1 for px in pixels if px == (255, 255, 255)) / len(pixels)
+                if white > 0.5:
+                    break
+                assert time.monotonic() < deadline, f"the canvas does not show the xterm ({white:.0%} white)"
+                time.sleep(0.3)
+            assert not refused_sockets
+            # the websocket went to Apache, at the prefix (not to the proxy's own port)
+            assert opened == ["ws://" + url.split("://", 1)[1] + f"/desktop/ws/{bobs}"]
+            # the token is in no page and no script-readable cookie
+            assert "ijp_desktop" not in page.content()
+            assert "ijp_desktop" not in page.evaluate("document.cookie")
+        finally:
+            chromium.close()
