@@ -120,6 +120,7 @@ def write_states(db, changed: Sequence[tuple[int, JobStatus, dict]]) -> set[int]
     # the jobs this session holds (none, in the scheduler's harvest)
     held = {key[1][0]: job for key, job in db.identity_map.items() if key[0] is Job}
     written = set()
+    ended = []
     for i, _, values in changed:
         job = held.get(i)
         if now.get(i) != values["status"]:
@@ -127,11 +128,15 @@ def write_states(db, changed: Sequence[tuple[int, JobStatus, dict]]) -> set[int]
                 db.expire(job)
             continue
         written.add(i)
+        if values["status"] in ENDED:
+            ended.append(i)
         if job is not None:
             for key, value in values.items():
                 if key in ("started_at", "finished_at"):
                     value = getattr(job, key) or value
                 set_committed_value(job, key, value)
+    if ended:  # an interactive job's desktop ends with it (one read of these jobs' desktops)
+        end_desktops(db, ended, utcnow())
     return written
 
 
@@ -230,18 +235,52 @@ def desktop_update(was: DesktopSeen, status: JobStatus, reason: str | None, stat
     return new
 
 
-def harvest_desktops(db, answered: Mapping[tuple[str, str], BatchState], now: datetime) -> int:
-    """Keep the desktops that have not ended in step with their jobs (one read of them
-    all, with their jobs' status as written by this cycle): ready once the backend says
-    where the VNC server listens, ended (and their tokens deleted) once the job ended.
-    Returns how many changed."""
+DESKTOP_COLUMNS = ("job_id", "state", "host", "port", "ready_at", "ends_at", "ended_reason")
+
+
+def _desktop_rows(db, where) -> list:
     d = Desktop.__table__
-    rows = db.execute(
-        sa.select(d.c.job_id, d.c.state, d.c.host, d.c.port, d.c.ready_at, d.c.ends_at, d.c.ended_reason,
-                  Job.backend, Job.backend_job_id, sa.type_coerce(Job.status, sa.String), Job.reason)
+    return db.execute(
+        sa.select(*(d.c[k] for k in DESKTOP_COLUMNS), Job.backend, Job.backend_job_id,
+                  sa.type_coerce(Job.status, sa.String), Job.reason)
         .join(Job, Job.id == d.c.job_id)
-        .where(d.c.state.in_(("starting", "ready")))
+        .where(where)
     ).all()  # fmt: skip
+
+
+def harvest_desktops(
+    db, answered: Mapping[tuple[str, str], BatchState], now: datetime, *, sweep: bool = False
+) -> int:
+    """Keep the desktops that are starting in step with their jobs: ready once the backend
+    says where the VNC server listens (``answered``: the states of this cycle that carry a
+    desktop), ended if their job ended first. (A ready desktop ends with its job: when
+    write_states writes the job ended, :func:`end_desktops`; where its VNC server listens
+    does not move.) One read, of the starting desktops alone, so a steady cycle reads no
+    row however many desktops are open. ``sweep`` (the purge, every few minutes) also reads
+    the ready ones, and ends those whose job ended some other way. Returns how many changed."""
+    d = Desktop.__table__
+    if sweep:
+        live = [s.value for s in LIVE]
+        where = sa.or_(d.c.state == "starting",
+                       sa.and_(d.c.state == "ready", sa.type_coerce(Job.status, sa.String).not_in(live)))  # fmt: skip
+    else:
+        where = d.c.state == "starting"
+    return _apply_desktops(db, _desktop_rows(db, where), answered, now)
+
+
+def end_desktops(db, job_ids: Sequence[int], now: datetime) -> int:
+    """The desktops of jobs just written as ended (write_states: the harvest, a cancel) end
+    with their job's reason, and their tokens go: one read of those jobs' desktops."""
+    n = 0
+    for i in range(0, len(job_ids), GROUP):
+        d = Desktop.__table__
+        rows = _desktop_rows(db, sa.and_(d.c.job_id.in_(job_ids[i : i + GROUP]), d.c.state != "ended"))
+        n += _apply_desktops(db, rows, {}, now)
+    return n
+
+
+def _apply_desktops(db, rows, answered: Mapping[tuple[str, str], BatchState], now: datetime) -> int:
+    d = Desktop.__table__
     changes, ended = [], []
     for row in rows:
         was = DesktopSeen(*row[1:7])
@@ -304,6 +343,8 @@ def purge_expired_sessions(dbsession) -> int:
     now = utcnow()
     n = dbsession.execute(sa.delete(WebSession).where(WebSession.expires_at < now)).rowcount
     n += dbsession.execute(sa.delete(CatalogSession).where(CatalogSession.expires_at < now)).rowcount
-    # desktop tokens past their time (those of ended logins went with them)
+    # desktop tokens past their time (those of ended logins went with them), and desktops
+    # whose job ended by a way that did not end them
     dbsession.execute(sa.delete(DesktopToken.__table__).where(DesktopToken.expires_at < now))
+    harvest_desktops(dbsession, {}, now, sweep=True)
     return n

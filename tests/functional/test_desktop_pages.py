@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from ijpweb import main
 from ijpweb.batch import BatchState, DesktopInfo
-from ijpweb.batch.harvest import harvest_desktops
+from ijpweb.batch.harvest import harvest_desktops, purge_expired_sessions, write_state
 from ijpweb.models import Job, Submission, WebSession, utcnow
 from ijpweb.models.desktops import Desktop, DesktopToken
 from ijpweb.states import JobStatus
@@ -226,10 +226,14 @@ def test_the_harvest_makes_a_desktop_ready_then_ended_and_forgets_its_tokens(dap
         )
         == 1
     )
-    # the job ends (the harvest wrote its status): the desktop ends with its reason
-    job.status, job.reason = JobStatus.COMPLETED, "the program exited (exit code 0)"
-    dbsession.flush()
-    assert harvest_desktops(dbsession, {}, utcnow()) == 1
+    # a steady cycle reads no ready desktop, and changes nothing
+    assert harvest_desktops(dbsession, {}, utcnow()) == 0
+    assert dbsession.get(Desktop, job_id).state == "ready"
+    # the job ends (the harvest writes its status): the desktop ends with its reason
+    assert write_state(
+        dbsession, job, BatchState(JobStatus.COMPLETED, reason="the program exited (exit code 0)")
+    )
+    dbsession.expire_all()
     d = dbsession.get(Desktop, job_id)
     assert (d.state, d.ended_reason, d.host, d.port) == (
         "ended",
@@ -389,9 +393,7 @@ def test_refusals_batch_ended_starting_and_another_users_job(dapp, dbsession):
     assert dbsession.get(Desktop, job_id).ended_reason is None
     # ended
     job = dbsession.get(Job, job_id)
-    job.status, job.reason = JobStatus.COMPLETED, "the program exited (exit code 0)"
-    dbsession.flush()
-    harvest_desktops(dbsession, {}, utcnow())
+    write_state(dbsession, job, BatchState(JobStatus.COMPLETED, reason="the program exited (exit code 0)"))
     gone = dapp.get(f"/jobs/{job_id}/desktop", status=410)
     assert "has ended (the program exited (exit code 0))" in gone.text and cookie_of(gone)[0] is None
     assert "Ended" in dapp.get(f"/jobs/{job_id}").text
@@ -476,3 +478,44 @@ def test_a_session_being_ended_says_ending_and_opens_no_more(dapp, dbsession):
     assert dapp.get(API + f"/jobs/{job_id}", headers=bob).json["interactive"]["state"] == "ready"
     # a second End session is no error, and asks nothing more
     assert dapp.post_json(API + f"/jobs/{job_id}/end", {}, headers=bob).json["id"] == job_id
+
+
+def test_a_ready_desktop_whose_job_ended_another_way_is_ended_by_the_purges_sweep(dapp, dbsession):
+    bob = token(dapp, "bob")
+    job_id = submit(dapp, bob).json["jobs"][0]["id"]
+    make_ready(dbsession, job_id)
+    web_login(dapp, "bob")
+    dapp.get(f"/jobs/{job_id}/desktop")
+    job = dbsession.get(Job, job_id)
+    job.status, job.reason = JobStatus.FAILED, "node failure"  # written by no harvest
+    dbsession.flush()
+    # pages and the API already say it ended (they read the job too)
+    assert dapp.get(API + f"/jobs/{job_id}", headers=bob).json["interactive"]["state"] == "ended"
+    dapp.get(f"/jobs/{job_id}/desktop", status=410)
+    purge_expired_sessions(dbsession)
+    dbsession.expire_all()
+    d = dbsession.get(Desktop, job_id)
+    assert (d.state, d.ended_reason) == ("ended", "node failure")
+    assert (
+        dbsession.scalar(
+            sa.select(sa.func.count()).select_from(DesktopToken).where(DesktopToken.job_id == job_id)
+        )
+        == 0
+    )
+
+
+def test_cancelling_an_interactive_job_ends_its_desktop(dapp, dbsession, backends):
+    """A real cancel (the job page's Cancel, the console) writes the job's state through
+    write_states: its desktop ends with it, and its tokens go."""
+    bob = token(dapp, "bob")
+    job_id = submit(dapp, bob).json["jobs"][0]["id"]
+    job = dbsession.get(Job, job_id)
+    from ijpweb.batch.submitter import submit_pending
+
+    submit_pending(dbsession, backends)
+    dbsession.expire_all()
+    dapp.post_json(API + f"/jobs/{job_id}/cancel", {}, headers=bob)
+    dbsession.expire_all()
+    job = dbsession.get(Job, job_id)
+    assert job.status == JobStatus.CANCELLED
+    assert dbsession.get(Desktop, job_id).state == "ended"
