@@ -16,6 +16,8 @@ echo "== 100 local jobs, click to all Completed, against a plain Popen loop (sam
 $PY bench/bench_localjobs.py
 echo "== desktop sessions on the local backend: start, end, harvest cost"
 $PY bench/bench_desktop.py
+echo "== what desktops add to the harvest, the idle check and the list, SQLite"
+$PY bench/bench_desktop_web.py
 echo "== job list with 10k, 100k and 1M jobs, SQLite"
 $PY bench/bench_joblist.py
 echo "== the operator's console with a million jobs, SQLite"
@@ -75,3 +77,6 @@ echo "== SLURM: harvest of 10,000 live jobs, PostgreSQL"
 "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE DATABASE ijp_bench_harvest OWNER ijp"
 IJP_BENCH_PARTS=harvest IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_harvest" \
   $PY bench/bench_slurm.py 2> >(grep -v "Unknown type Array" >&2)
+echo "== what desktops add to the harvest, the idle check and the list, PostgreSQL"
+"$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -q -c "CREATE DATABASE ijp_bench_desktops OWNER ijp"
+IJP_BENCH_DATABASE_URL="postgresql+psycopg://ijp:ijp@127.0.0.1:$PGPORT/ijp_bench_desktops" $PY bench/bench_desktop_web.py
