@@ -519,3 +519,16 @@ def test_cancelling_an_interactive_job_ends_its_desktop(dapp, dbsession, backend
     job = dbsession.get(Job, job_id)
     assert job.status == JobStatus.CANCELLED
     assert dbsession.get(Desktop, job_id).state == "ended"
+
+
+def test_a_reason_the_jobs_own_records_gave_is_shown_as_text(dapp, dbsession):
+    """ended.json is written inside the sandbox, by the job's user: its reason is text."""
+    bob = token(dapp, "bob")
+    job_id = submit(dapp, bob).json["jobs"][0]["id"]
+    job = dbsession.get(Job, job_id)
+    make_ready(dbsession, job_id)
+    evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    write_state(dbsession, job, BatchState(JobStatus.COMPLETED, reason=evil))
+    web_login(dapp, "bob")
+    for page in (dapp.get(f"/jobs/{job_id}"), dapp.get(f"/jobs/{job_id}/desktop", status=410)):
+        assert evil not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
