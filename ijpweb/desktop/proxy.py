@@ -197,8 +197,19 @@ class DesktopProxy:
     async def _session(self, ws: ServerConnection, grant: Grant) -> None:
         job = grant.job_id
         browser = _Frames(ws)
+        # the VNC server's opening, unless the browser goes first (a reload): then its
+        # viewer's place is free at once, not when the opening ends
+        opening = asyncio.create_task(asyncio.wait_for(self._open_vnc(grant), self.handshake_seconds))
+        gone = asyncio.create_task(ws.wait_closed())
+        await asyncio.wait({opening, gone}, return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if not opening.done():
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
+            log.info("desktop of job %d: the browser left before its VNC server answered", job)
+            return
         try:
-            reader, writer = await asyncio.wait_for(self._open_vnc(grant), self.handshake_seconds)
+            reader, writer = opening.result()
         except Exception as e:  # (any: the browser is told, the log says what)
             log.warning("desktop of job %d: its VNC server could not be reached: %s", job, _os_words(e))
             with contextlib.suppress(rfb.RFBError, ConnectionClosed, TimeoutError):

@@ -433,6 +433,43 @@ def test_limits_and_a_vnc_server_that_refuses(site, bobs):
         per_user.stop()
 
 
+def test_a_browser_leaving_during_the_opening_frees_its_place_at_once(site, bobs):
+    """A websocket closed while the proxy is still opening the VNC connection (a reload;
+    here the backend takes 5 s to give the password) does not hold its viewer's place until
+    that opening ends: with max_per_desktop = 1 the next one is let in at once."""
+    import threading
+
+    settings, engine, backends = (
+        site.app.registry.settings["ijp"],
+        site.engine,
+        site.app.registry["ijp.backends"],
+    )
+    slow = from_settings(settings, engine, backends, max_per_desktop=1)
+    asked = threading.Event()
+    password_of = slow.password_of
+
+    def slow_password(backend, backend_job_id):
+        if not asked.is_set():  # (the first only)
+            asked.set()
+            time.sleep(5)
+        return password_of(backend, backend_job_id)
+
+    slow.password_of = slow_password
+    running = run_in_thread(slow, "127.0.0.1", 0)
+    try:
+        web, _ = browser(site, "bob")
+        token = open_desktop(site, web, bobs)
+        url = f"ws://127.0.0.1:{running.port}/desktop/ws/{bobs}"
+        with ws_connect(site, bobs, token, url=url):
+            assert asked.wait(10)
+        wait_for(lambda: f"desktop of job {bobs}: the browser left before its VNC server answered" in site.log.text,
+                 20)  # fmt: skip
+        with ws_connect(site, bobs, token, url=url) as ws:  # not a 429
+            assert Viewer(ws).open() == (800, 600)
+    finally:
+        running.stop()
+
+
 def test_an_ended_desktop_is_refused_and_the_log_holds_no_secret(site, carols):
     carol, csrf = browser(site, "carol")
     token = open_desktop(site, carol, carols)
