@@ -75,6 +75,12 @@ def _os_words(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
+def _only(headers, name: str) -> str | None:
+    """The header's value if the request has it once (twice is no answer: refused)."""
+    values = headers.get_all(name)
+    return values[0] if len(values) == 1 else None
+
+
 class _Frames:
     """The browser's binary messages as a byte stream (the RFB opening reads by length)."""
 
@@ -139,7 +145,7 @@ class DesktopProxy:
         if match is None:
             return connection.respond(404, "Not Found\n")
         job_id = int(match.group(1))
-        if not same_site(request.headers.get("Origin"), request.headers.get("Host")):
+        if not same_site(_only(request.headers, "Origin"), _only(request.headers, "Host")):
             log.info("desktop of job %d: a websocket from another site (or none) was refused", job_id)
             return connection.respond(403, CROSS_SITE + "\n")
         cookie = "; ".join(request.headers.get_all("Cookie"))

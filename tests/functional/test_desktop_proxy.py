@@ -298,6 +298,12 @@ def test_who_may_not_open_a_desktop(site, bobs, carols):
     # its Origin is not the portal's host
     assert refused(site, bobs, token, origin="http://evil.example") == CROSS_SITE + "\n"
     assert refused(site, bobs, token, origin="null") == CROSS_SITE + "\n"
+    # two Origin headers, the portal's and another: refused, not a 500
+    with pytest.raises(InvalidStatus) as e:
+        connect(site.ws(bobs), additional_headers=[("Cookie", f"ijp_desktop={token}"), ("Origin", site.url),
+                                                   ("Origin", "http://evil.example")],
+                open_timeout=15, logger=CLIENT_LOG).close()  # fmt: skip
+    assert e.value.response.status_code == 403
     # not the websocket's path
     refused(site, bobs, token, status=404, url=f"ws://127.0.0.1:{site.proxy_port}/desktop/ws/{bobs}x")
     refused(site, bobs, token, status=404, url=f"ws://127.0.0.1:{site.proxy_port}/ijp/desktop/ws/{bobs}")
