@@ -49,6 +49,8 @@ TAIL_BYTES = 4096  # of each helper's stderr kept, for the reason of a failure
 REASON_CHARS = 300
 X_DIRS = ("/usr/bin", "/usr/local/bin", "/bin")  # where Xvfb and x11vnc are looked for
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+X_SOCKETS = "/tmp/.X11-unix"  # noqa: S108 - where X servers' sockets are (the sandbox's own /tmp)
+DISPLAYS = 200  # display numbers tried
 
 
 def now() -> str:
@@ -172,6 +174,7 @@ class Session:
         for fd in (self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
         self.tmp = ""
+        self.reserved: socket.socket | None = None  # the display's abstract name, held
 
     # --- the children --------------------------------------------------------------------
 
@@ -216,6 +219,21 @@ class Session:
                 ready.append(fd)
         return ready
 
+    def reap_orphans(self) -> None:
+        """Collect the ends of processes that became ours as the subreaper (the program's
+        daemons, a shell's background jobs): they would stay zombies until the session ends.
+        Only those: a child of our own is left for its Popen, which needs its exit code."""
+        ours = {p.pid for p in self.children.values()}
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None or info.si_pid in ours:
+                return
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(info.si_pid, 0)
+
     def exited(self, name: str) -> int | None:
         proc = self.children.get(name)
         return None if proc is None else proc.poll()
@@ -228,32 +246,41 @@ class Session:
 
     # --- the steps -----------------------------------------------------------------------
 
+    def reserve_display(self) -> int:
+        """A display number whose abstract socket name (``@/tmp/.X11-unix/XN``) no one holds,
+        held by this supervisor (bound, never listening) for the session's life.
+
+        X clients try that name before the socket file, and abstract names are shared by
+        every process in the network namespace: an interactive sandbox keeps the host's, so
+        another X server there (or carol's job listening on the name) would otherwise get
+        the program's and x11vnc's connections to ``:N``. Held here, a client's connect()
+        is refused at once and it takes the socket file: the sandbox's own server's."""
+        for number in range(DISPLAYS):
+            name = f"\0{X_SOCKETS}/X{number}"
+            if os.path.exists(f"{X_SOCKETS}/X{number}") or os.path.exists(f"/tmp/.X{number}-lock"):  # noqa: S108
+                continue  # (without a sandbox: the host's /tmp, another server's display)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.bind(name)
+            except OSError:
+                sock.close()
+                continue
+            self.reserved = sock
+            return number
+        raise RuntimeError(f"no free X display among :0 to :{DISPLAYS - 1}")
+
     def start_display(self, env: dict) -> int:
-        """Xvfb on a free display; its number (RuntimeError with why not)."""
+        """Xvfb on a free display (:meth:`reserve_display`); its number (RuntimeError with
+        why not). It writes the number to ``-displayfd`` once it accepts clients."""
         xvfb = find_program("Xvfb")
         if xvfb is None:
             raise RuntimeError("Xvfb is not installed (Debian: apt-get install xvfb)")
+        number = self.reserve_display()
         r, w = os.pipe()
+        argv = [xvfb, f":{number}", "-displayfd", str(w), "-nolisten", "tcp", "-nolisten", "local",
+                "-noreset", "-auth", self.xauth, "-screen", "0", f"{self.geometry}x24"]  # fmt: skip
         try:
-            self.spawn(
-                "Xvfb",
-                [
-                    xvfb,
-                    "-displayfd",
-                    str(w),
-                    "-nolisten",
-                    "tcp",
-                    "-nolisten",
-                    "local",
-                    "-auth",
-                    self.xauth,
-                    "-screen",
-                    "0",
-                    f"{self.geometry}x24",
-                ],  # fmt: skip
-                env,
-                pass_fds=(w,),
-            )
+            self.spawn("Xvfb", argv, env, pass_fds=(w,))
         finally:
             os.close(w)
         got = b""
@@ -276,10 +303,9 @@ class Session:
                     raise RuntimeError(f"the X display did not start: {self.helper_reason()}")
         finally:
             os.close(r)
-        number = got.strip()
-        if not number.isdigit():
-            raise RuntimeError("the X display did not say its number")
-        return int(number)
+        if got.strip() != str(number).encode():
+            raise RuntimeError(f"the X display started on {got.strip()[:10]!r}, not :{number}")
+        return number
 
     def free_port(self) -> tuple[str, int, str]:
         """A free TCP port of the bind address (IPv4: x11vnc runs with -noipv6; a host name
@@ -359,6 +385,10 @@ class Session:
 
     # --- the session ---------------------------------------------------------------------
 
+    def on_child(self, _number, _frame) -> None:  # a child ended: look now, not at the next tick
+        with contextlib.suppress(OSError):
+            os.write(self.wake_w, b"c")
+
     def on_signal(self, number, _frame) -> None:
         if self.stopping is None:
             self.stopping = f"ended by a signal ({signal.Signals(number).name})"
@@ -368,6 +398,7 @@ class Session:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self.on_signal)
+        signal.signal(signal.SIGCHLD, self.on_child)
         password = os.environ.get(PASSWORD_ENV, "")
         scrub_environ(PASSWORD_ENV)
         os.environ.pop(PASSWORD_ENV, None)
@@ -420,6 +451,7 @@ class Session:
                     self.wait(0.05)
                     line = self.tails[name].last_line()
                     return f"{what} stopped" + (f": {line}" if line else "")
+            self.reap_orphans()
             left = ends - time.monotonic()
             if left <= 0:
                 return f"the time limit ({hms(self.time_limit)}) was reached"

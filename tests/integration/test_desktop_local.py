@@ -277,6 +277,33 @@ def test_a_session_outlives_the_portal_process_that_started_it(backend):
     assert gone(members) == {}
 
 
+def test_orphans_are_reaped_while_the_session_runs(backend):
+    """What the program leaves behind (a shell's background jobs whose parent has gone)
+    becomes the supervisor's, which collects their ends: no zombies pile up."""
+    script = "for i in 1 2 3 4 5 6 7 8 9 10; do (sleep 0.1 &) ; done; echo spawned; exec sleep 600"
+    backend.submit(desktop_job(9, script))
+    ready(backend, "9")
+    wait(backend, "9", lambda s: b"spawned" in backend.read("9", "stdout"))
+    d = str(backend.root / "9" / "desktop").encode()
+    (sup,) = [
+        p
+        for p, (_, argv, _, _) in processes().items()
+        if b"session.py" in argv and d in argv and not argv.startswith((BWRAP.encode(), b"/usr/bin/setpriv"))
+    ]
+
+    def zombies():
+        out = []
+        for entry in os.listdir("/proc"):
+            stat = _read(f"/proc/{entry}/stat").decode(errors="replace") if entry.isdigit() else ""
+            fields = stat[stat.rindex(")") + 2 :].split() if stat else []
+            if fields and fields[0] == "Z" and int(fields[1]) == sup:
+                out.append(int(entry))
+        return out
+
+    time.sleep(1.5)  # the orphans' sleeps are over
+    assert wait(backend, "9", lambda s: not zombies(), timeout=10).status == JobStatus.RUNNING
+
+
 def test_the_program_exiting_ends_the_session(backend):
     backend.submit(desktop_job(2, "xdpyinfo >/dev/null || exit 9; sleep 1; exit 4"))
     state = ended(backend, "2")
@@ -435,10 +462,11 @@ CAROL = r"""
 import json, os, socket, sys
 bob = json.loads(sys.argv[1])
 out = {}
+n = bob["display"]
 for name, family, address in (
-    ("abstract X socket", socket.AF_UNIX, "\0/tmp/.X11-unix/X0"),
-    ("X over TCP", socket.AF_INET, ("127.0.0.1", 6000)),
-    ("X over TCP :1", socket.AF_INET, ("127.0.0.1", 6001)),
+    ("abstract X socket", socket.AF_UNIX, f"\0/tmp/.X11-unix/X{n}"),
+    ("X over TCP", socket.AF_INET, ("127.0.0.1", 6000 + n)),
+    ("X over TCP :0", socket.AF_INET, ("127.0.0.1", 6000)),
 ):
     s = socket.socket(family, socket.SOCK_STREAM)
     s.settimeout(5)
@@ -481,14 +509,15 @@ def test_carol_reaches_neither_bobs_display_nor_his_password(backend):
     bob = backend.root / "40"
     files = [str(bob / "desktop.secret"), str(bob / "desktop" / "state.json"), "/tmp/.X11-unix/X0"]
     own = backend.root / "41" / "desktop"
-    arg = json.dumps({"files": files, "port": info.port, "own": str(own)})
+    display = json.loads((bob / "desktop" / "state.json").read_text())["display"]
+    arg = json.dumps({"files": files, "port": info.port, "own": str(own), "display": display})
     carol = JobSpec(41, "db/carol", sys.executable, ("-I", "-c", CAROL, arg), {"IJP_SESSION_ID": CAROL_SESSION},
                     interactive=True, desktop={"time_limit": 600, "geometry": "800x600", "ready_timeout": 30})  # fmt: skip
     backend.submit(carol)
     wait(backend, "41", lambda s: backend.read("41", "stdout").strip() or s.status in ENDED)
     report = json.loads(backend.read("41", "stdout"))
     assert report["abstract X socket"].startswith("refused"), report
-    assert report["X over TCP"].startswith("refused") and report["X over TCP :1"].startswith("refused"), (
+    assert report["X over TCP"].startswith("refused") and report["X over TCP :0"].startswith("refused"), (
         report
     )
     assert report[files[0]].startswith("refused") and report[files[1]].startswith("refused"), report
@@ -558,3 +587,48 @@ def test_a_vnc_server_that_never_answers_fails_within_the_ready_timeout(tmp_path
 def test_missing_x_programs_are_named(tmp_path):
     code, record, _ = supervise(tmp_path, {}, ready_timeout=5)
     assert (code, record["failed"]) == (3, "Xvfb is not installed (Debian: apt-get install xvfb)")
+
+
+TRAP = r"""
+import os, select, socket, sys
+# carol's job (the network kept) takes the X servers' abstract socket names first
+traps = {}
+for n in range(12):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.bind(f"\0/tmp/.X11-unix/X{n}")
+        s.listen(8)
+        traps[s] = n
+    except OSError:
+        s.close()
+print("trapped", *sorted(traps.values()), flush=True)
+while True:
+    ready, _, _ = select.select(list(traps), [], [], 1)
+    for s in ready:
+        conn, _ = s.accept()
+        print("caught a client on", traps[s], flush=True)
+        conn.close()
+"""
+
+
+def test_carols_trap_on_the_x_socket_names_catches_nothing_of_bob(backend):
+    """The attack the abstract socket namespace allows: carol listens on @/tmp/.X11-unix/XN
+    before bob's session starts, hoping his program and his VNC server connect to her
+    instead of to his own display. Bob's supervisor takes a display whose name is free and
+    holds it; his clients reach his own server."""
+    trap = JobSpec(60, "db/carol", sys.executable, ("-I", "-c", TRAP), {"IJP_SESSION_ID": CAROL_SESSION},
+                   network=True)  # fmt: skip
+    backend.submit(trap)
+    wait(backend, "60", lambda s: b"trapped" in backend.read("60", "stdout"))
+    trapped = backend.read("60", "stdout").decode().split("\n")[0].split()[1:]
+    assert trapped, "carol trapped no name"
+    # bob's program says which server it reached: the size of its screen
+    backend.submit(desktop_job(61, "xdpyinfo | grep dimensions; echo display:$DISPLAY; exec sleep 600"))
+    info = ready(backend, "61").desktop
+    wait(backend, "61", lambda s: b"display:" in backend.read("61", "stdout"))
+    display = json.loads((backend.root / "61" / "desktop" / "state.json").read_text())["display"]
+    assert str(display) not in trapped
+    out = backend.read("61", "stdout").decode()
+    assert "dimensions:    800x600 pixels" in out and f"display::{display}" in out, out
+    assert rfb(info.host, info.port, backend.desktop_password("61"))["size"] == (800, 600)
+    assert b"caught" not in backend.read("60", "stdout"), backend.read("60", "stdout")
