@@ -43,10 +43,13 @@ BACKGROUND = (0x2B, 0x2B, 0x2B)  # the image viewer's
 
 @contextmanager
 def display(width: int = 1024, height: int = 700):
-    """A private Xvfb (no TCP); yields its DISPLAY value (':N')."""
+    """A private Xvfb: no TCP, and no abstract socket (-nolisten local: a desktop session's
+    sandbox shares the host's abstract names, and its supervisor takes those it needs), only
+    /tmp/.X11-unix/XN; yields its DISPLAY value (':N')."""
     read, write = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-nolisten", "tcp", "-screen", "0", f"{width}x{height}x24"],
+        ["Xvfb", "-displayfd", str(write), "-nolisten", "tcp", "-nolisten", "local", "-screen", "0",
+         f"{width}x{height}x24"],
         pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     os.close(write)
