@@ -7,11 +7,13 @@ A dataset without TIFFs, or a file that cannot be read, gets a message in the wi
 
 from __future__ import annotations
 
+import contextlib
 import io
 import queue
 import sys
 import threading
 import tkinter as tk
+from collections import OrderedDict
 
 from icat.ids import DataSelection
 from PIL import Image, ImageTk, UnidentifiedImageError
@@ -24,6 +26,7 @@ MAX_BYTES = 256 * 1024 * 1024  # a bigger file is named, not read into memory
 Image.MAX_IMAGE_PIXELS = 200_000_000  # Pillow refuses bombs past this: the window says so
 BACKGROUND = "#2b2b2b"
 MAX_SHOWN = (3840, 2160)  # the largest desktop
+CACHED = 8  # images kept read
 
 
 def is_tiff(name: str) -> bool:
@@ -100,8 +103,12 @@ class Viewer:
     def __init__(self, root: tk.Tk, ids, files: list[dict], message: str | None = None):
         self.root, self.ids, self.files = root, ids, files
         self.index = 0
-        self.cache: dict[int, Image.Image | str] = {}
+        # the images read (the last few: paging through a thousand big TIFFs keeps at most
+        # CACHED in memory), or why one cannot be read; one reader thread, on the newest wish
+        self.cache: OrderedDict[int, Image.Image | str] = OrderedDict()
         self.results: queue.Queue = queue.Queue()
+        self.wanted: queue.Queue = queue.Queue()
+        threading.Thread(target=self.reader, daemon=True).start()
         self.photo = None
         root.configure(background=BACKGROUND)
         root.minsize(320, 240)
@@ -156,12 +163,23 @@ class Viewer:
         df = self.files[index]
         self.prev.configure(state=tk.NORMAL if len(self.files) > 1 else tk.DISABLED)
         self.next.configure(state=tk.NORMAL if len(self.files) > 1 else tk.DISABLED)
-        if df["id"] not in self.cache:
-            self.cache[df["id"]] = f"Reading {df['name']}…"
-            threading.Thread(target=self.load, args=(df,), daemon=True).start()
+        if df["id"] in self.cache:
+            self.cache.move_to_end(df["id"])
+        else:
+            self.wanted.put(df)
         self.render()
 
-    def load(self, df: dict) -> None:
+    def reader(self) -> None:
+        """Read what is wanted, one at a time; of several wishes only the newest (the
+        others are asked for again if they are shown again)."""
+        while True:
+            df = self.wanted.get()
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    df = self.wanted.get_nowait()
+            self.results.put((df["id"], self.load(df)))
+
+    def load(self, df: dict) -> Image.Image | str:
         try:
             got: Image.Image | str = fetch(self.ids, df)
         except IcatError as e:
@@ -172,7 +190,7 @@ class Viewer:
             got = f"{df['name']} cannot be read: it has more than {Image.MAX_IMAGE_PIXELS} pixels."
         except Exception as e:  # noqa: BLE001 - any reader's failure becomes the window's message
             got = f"{df['name']} cannot be read: {e.__class__.__name__}: {e}"
-        self.results.put((df["id"], got))
+        return got
 
     def poll(self) -> None:
         changed = False
@@ -182,6 +200,9 @@ class Viewer:
             except queue.Empty:
                 break
             self.cache[key] = got
+            self.cache.move_to_end(key)
+            while len(self.cache) > CACHED:
+                self.cache.popitem(last=False)
             changed = changed or (self.files and key == self.files[self.index]["id"])
         if changed:
             self.render()
@@ -197,7 +218,7 @@ class Viewer:
         title = f"{TITLE} — {df['name']}"
         got = self.cache.get(df["id"])
         if not isinstance(got, Image.Image):
-            self.say(got or "", title)
+            self.say(got or f"Reading {df['name']}…", title)
             self.status.configure(text=f"{df['name']} ({where})")
             return
         self.title(title)

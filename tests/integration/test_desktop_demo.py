@@ -194,6 +194,12 @@ def test_image_viewer_shows_the_datasets_tiffs_and_pages_with_the_keys(portal, t
         wait_name(disp, window, f"IJP image viewer — {tiffs[-1]}")
         xdo(disp, "key", "--window", window, "Right")  # past the end: round to the first
         wait_name(disp, window, f"IJP image viewer — {tiffs[0]}")
+        # paging fast (the reader skips to the newest wish): the image shown at the end is
+        # drawn, not left "Reading"
+        xdo(disp, "key", "--window", window, "--repeat", "25", "--delay", "5", "Right")
+        wait_name(disp, window, f"IJP image viewer — {tiffs[25 % len(tiffs)]}")
+        wait_for(lambda: len(set(screen(disp, "viewer-fast.png").crop((412, 240, 612, 440)).get_flattened_data())) >= 8,
+                 "the image paged to fast was not drawn")  # fmt: skip
         assert proc.poll() is None
     out = (tmp_path / "stdout").read_text()
     assert f"image viewer: {len(tiffs)} TIFF datafile(s)" in out
