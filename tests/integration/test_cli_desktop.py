@@ -68,7 +68,7 @@ def ijp(desktop_server, tmp_path):
             [IJP, *args], input=stdin, capture_output=True, text=True, timeout=120,
             env=env | extra, start_new_session=True,
         )  # fmt: skip
-        assert proc.returncode == expect, (args, proc.returncode, proc.stdout, proc.stderr)
+        assert expect is None or proc.returncode == expect, (args, proc.returncode, proc.stdout, proc.stderr)
         return proc
 
     run.url, run.browser, run.opened = url, str(browser), tmp_path / "opened"
@@ -140,3 +140,17 @@ def test_end_of_a_job_still_with_the_portal_ends_it_at_once(ijp):
     gone = ijp("connect", str(job_id), "--no-browser", expect=5)
     assert "has ended" in gone.stderr
     ijp("end", str(job_id), expect=5)
+
+
+def test_a_session_past_the_limit_is_refused_naming_it(ijp):
+    """ijp.desktop.max_per_user (2 here): the third live session is refused, exit 5, nothing made."""
+    for _ in range(3):
+        proc = ijp("submit", "Desktop test", "--no-wait", expect=None)
+        if proc.returncode != 0:
+            break
+    assert proc.returncode == 5, (proc.stdout, proc.stderr)
+    assert (
+        "desktop sessions running, the most allowed (ijp.desktop.max_per_user = 2): end one first"
+        in proc.stderr
+    )
+    assert proc.stderr.splitlines()[-1].startswith("ijp: You have 2 desktop sessions running")
