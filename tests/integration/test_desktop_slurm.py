@@ -202,6 +202,30 @@ def test_a_host_name_as_desktop_bind_is_each_nodes_own_address(slurm_cluster, tm
     assert ended(b, slurm_id).reason == "ended by the user"
 
 
+def test_carols_session_pointed_at_bobs_vnc_server_gets_nothing(slurm):
+    """Carol's program rewrites her state.json with the port of bob's VNC server (same node,
+    same address: the backend accepts it). The proxy would answer bob's server with carol's
+    password: refused, every time; bob's own still opens his desktop afterwards."""
+    bobs = slurm.submit(job())
+    bob = ready(slurm, bobs).desktop
+    forge = (
+        'f="${JOB_OUTPUT_DIR%/output}/desktop/state.json"; '
+        'while [ ! -e "$f" ]; do sleep 0.2; done; '
+        f'printf \'{{"host": "127.0.0.1", "port": {bob.port}}}\' > "$f.x" && mv -f "$f.x" "$f" && echo forged; '
+        "exec sleep 600"
+    )
+    carols = slurm.submit(desktop_job(next(_ids), forge, owner="db/carol", session="carol-session-1"))
+    wait(slurm, carols, lambda s: b"forged" in slurm.read(carols, "stdout"))
+    pointed = slurm.states([carols])[carols].desktop
+    assert (pointed.host, pointed.port) == (bob.host, bob.port)
+    carol_password = slurm.desktop_password(carols)
+    assert carol_password != slurm.desktop_password(bobs)
+    for _ in range(6):  # as often as she opens her desktop
+        assert rfb(pointed.host, pointed.port, carol_password)["result"] != 0
+    assert rfb(bob.host, bob.port, slurm.desktop_password(bobs))["result"] == 0  # bob is not locked out
+    assert slurm.end_sessions([bobs, carols], "ended by the user") == {bobs: None, carols: None}
+
+
 def test_max_interactive_refuses_naming_the_setting_and_never_makes_arrays(slurm_cluster, tmp_path):
     # held: they stay pending, live as far as SLURM is concerned, and start nothing
     b = make_backend(slurm_cluster, tmp_path / "jobs", max_interactive=1, sbatch_options=["--hold"])
