@@ -538,7 +538,9 @@ WITH_PROGRAMS = (
 )
 
 
-def supervise(tmp_path: Path, programs: dict[str, str], ready_timeout: int) -> tuple[int, dict, float]:
+def supervise(
+    tmp_path: Path, programs: dict[str, str], ready_timeout: int, time_limit: int = 600
+) -> tuple[int, dict, float]:
     """Run the supervisor with these programs as its Xvfb/x11vnc (name: a path to link, or
     a script's text); its exit code, its ended.json and how long it took."""
     import subprocess
@@ -554,7 +556,7 @@ def supervise(tmp_path: Path, programs: dict[str, str], ready_timeout: int) -> t
             (bin_ / name).chmod(0o755)
     code = WITH_PROGRAMS.format(folder=str(SUPERVISOR.parent), bin=str(bin_))
     argv = [sys.executable, "-I", "-S", "-c", code, "--dir", str(desktop), "--geometry", "640x480",
-            "--time-limit", "600", "--ready-timeout", str(ready_timeout), "--bind", "127.0.0.1", "--",
+            "--time-limit", str(time_limit), "--ready-timeout", str(ready_timeout), "--bind", "127.0.0.1", "--",
             "/bin/sh", "-c", "exec sleep 600"]  # fmt: skip
     env = {
         "PATH": os.defpath,
@@ -632,3 +634,22 @@ def test_carols_trap_on_the_x_socket_names_catches_nothing_of_bob(backend):
     assert "dimensions:    800x600 pixels" in out and f"display::{display}" in out, out
     assert rfb(info.host, info.port, backend.desktop_password("61"))["size"] == (800, 600)
     assert b"caught" not in backend.read("60", "stdout"), backend.read("60", "stdout")
+
+
+def test_a_port_taken_meanwhile_is_tried_again(tmp_path):
+    """The free port the supervisor found is taken before x11vnc binds it (another session
+    started at the same moment): x11vnc says so and exits; the supervisor takes another."""
+    marker = tmp_path / "tried"
+    racing = (
+        "#!/bin/sh\n"
+        f"if [ ! -e {marker} ]; then touch {marker}; "
+        "echo 'ListenOnTCPPort: Address already in use' >&2; exit 1; fi\n"
+        f'exec {shutil.which("x11vnc")} "$@"\n'
+    )
+    code, record, _ = supervise(
+        tmp_path, {"Xvfb": shutil.which("Xvfb"), "x11vnc": racing}, ready_timeout=20, time_limit=3
+    )
+    assert marker.exists()  # the first try failed as a race does
+    state = json.loads((tmp_path / "desktop" / "state.json").read_text())
+    assert state["host"] == "127.0.0.1" and 0 < state["port"] < 65536
+    assert code == 0 and record["reason"] == "the time limit (0:00:03) was reached"
