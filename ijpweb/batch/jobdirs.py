@@ -376,6 +376,8 @@ def desktop_info(record: dict, bind: str | None = None) -> DesktopInfo:
         raise DesktopRecordError("state.json's host is not an address or host name")
     if type(port) is not int or not 0 < port < 65536:
         raise DesktopRecordError("state.json's port is not one")
+    if bind == "localhost":  # as the supervisor resolves it
+        bind = "127.0.0.1"
     if bind and host != bind:
         try:
             fixed = not ipaddress.ip_address(bind).is_unspecified

@@ -107,6 +107,12 @@ def test_a_link_or_fifo_is_not_read(tmp_path):
     assert state.desktop is None and "desktop/ cannot be opened" in state.reason
 
 
+def test_localhost_is_the_loopback_address(tmp_path):
+    assert desktop_state(jobdir(tmp_path, state_json=GOOD), RUNNING, "localhost").desktop.host == "127.0.0.1"
+    forged = {**GOOD, "host": "10.0.0.5"}
+    assert desktop_state(jobdir(tmp_path, state_json=forged), RUNNING, "localhost").desktop is None
+
+
 def test_a_host_name_bind_accepts_a_host_name(tmp_path):
     record = {**GOOD, "host": "node-3.cluster.example"}
     state = desktop_state(jobdir(tmp_path, state_json=record), RUNNING, "node-3.cluster.example")
