@@ -10,6 +10,7 @@ harvest (ijpweb.batch.harvest) keeps the Desktop rows in step with the jobs.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
@@ -19,7 +20,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from ..batch import BatchBackend, BatchError
-from ..models import Job
+from ..desktop.proxy import CHECK_SECONDS
+from ..models import Job, Submission
 from ..models.desktops import Desktop, DesktopToken
 from ..models.jobs import as_utc, utcnow
 from ..states import LIVE, JobStatus
@@ -30,6 +32,15 @@ LIVE_DESKTOP = ("starting", "ready")
 TOKEN_HOURS = 12  # the longest a desktop token lasts (less when the login ends sooner)
 TOKENS_PER_LOGIN = 20  # tokens one login keeps for one job (a page load each); older ones go
 ENDED_BY_USER = "ended by the user"
+# A proxy refreshes viewer_seen_at every CHECK_SECONDS for each viewer it serves: a count
+# above zero whose viewer_seen_at is older than this was left by a proxy that died with
+# viewers connected (SIGKILL, a crash, a restart of the portal), and counts as no viewer.
+STALE_VIEWERS = timedelta(seconds=2 * CHECK_SECONDS + 30)
+# The portal's own backstops for what a session's supervisor keeps (which runs in the
+# job's sandbox, and which the job can stop): a desktop still starting this long after its
+# ready timeout, or still ready this long after its time limit, is ended by the harvest.
+READY_MARGIN = timedelta(seconds=30)
+LIMIT_GRACE = timedelta(seconds=60)
 
 
 class LimitError(Exception):
@@ -218,10 +229,12 @@ def end_session(db, backends: Mapping[str, BatchBackend], job: Job, desktop: Des
     db.flush()
 
 
-def _end(backend: BatchBackend, ids: list[str], reason: str) -> dict:
+def _end(backend: BatchBackend, ids: list[str], reason: str, failed: bool = False) -> dict:
     end = getattr(backend, "end_sessions", None)
     if end is None:
         raise BatchError("this backend runs no desktop sessions")
+    if failed and "failed" in inspect.signature(end).parameters:
+        return end(ids, reason, failed=True)  # the job ends FAILED with ``reason``
     return end(ids, reason)
 
 
@@ -242,43 +255,100 @@ def end_idle(db, backends: Mapping[str, BatchBackend], limits, now: datetime | N
         .join(Job, Job.id == Desktop.job_id)
         .where(
             Desktop.state == "ready",
-            Desktop.viewers <= 0,
+            # no viewer: none counted, or a count no proxy has refreshed (STALE_VIEWERS)
+            sa.or_(Desktop.viewers <= 0, Desktop.viewer_seen_at < now - STALE_VIEWERS),
             Desktop.ended_reason.is_(None),
             sa.func.coalesce(Desktop.viewer_seen_at, Desktop.ready_at) < cutoff,
             Job.backend_job_id.is_not(None),
         )
     ).all()
-    reason = idle_reason(limits.idle_minutes)
-    by_backend: dict[str, dict[str, int]] = {}
+    return _end_rows(db, backends, rows, lambda _: idle_reason(limits.idle_minutes), "idle")
+
+
+def _end_rows(
+    db, backends: Mapping[str, BatchBackend], rows, reason_of, what: str, failed: bool = False
+) -> int:
+    """End the sessions of ``rows`` ((job id, backend, backend job id), ...), each backend
+    asked once per reason (``reason_of(job_id)``), and set their ended_reason; how many."""
+    by_backend: dict[tuple[str, str], dict[str, int]] = {}
     for job_id, name, backend_job_id in rows:
-        by_backend.setdefault(name, {})[backend_job_id] = job_id
-    ended = []
-    for name, jobs in by_backend.items():
+        by_backend.setdefault((name, reason_of(job_id)), {})[backend_job_id] = job_id
+    ended: dict[str, list[int]] = {}
+    for (name, reason), jobs in by_backend.items():
         backend = backends.get(name)
         if backend is None:
             continue
         try:
-            errors = _end(backend, list(jobs), reason)
+            errors = _end(backend, list(jobs), reason, failed)
         except BatchError as e:
-            log.warning("backend %s: idle desktops not ended: %s", name, e)
+            log.warning("backend %s: %s desktops not ended: %s", name, what, e)
             continue
         for backend_job_id, job_id in jobs.items():
             error = errors.get(backend_job_id)
             if error is None:
-                ended.append(job_id)
+                ended.setdefault(reason, []).append(job_id)
             else:
-                log.warning("job %s: its idle desktop was not ended: %s", job_id, error)
-    if ended:
+                log.warning("job %s: its %s desktop was not ended: %s", job_id, what, error)
+    done = [i for ids in ended.values() for i in ids]
+    for reason, ids in ended.items():
         db.execute(
             sa.update(Desktop.__table__)
-            .where(Desktop.job_id.in_(ended), Desktop.ended_reason.is_(None))
+            .where(Desktop.job_id.in_(ids), Desktop.ended_reason.is_(None))
             .values(ended_reason=reason)
         )
+        log.info("ended %d desktop(s) with %s", len(ids), reason)
+    if done:
         for key, obj in list(db.identity_map.items()):
-            if key[0] is Desktop and obj.job_id in ended:
+            if key[0] is Desktop and obj.job_id in done:
                 db.expire(obj)
-        log.info("ended %d desktop(s) with %s", len(ended), reason)
-    return len(ended)
+    return len(done)
+
+
+def not_started_reason(limits) -> str:
+    return f"the desktop did not start within {limits.ready_seconds:g} s"
+
+
+def time_limit_reason(seconds: int) -> str:
+    h, rest = divmod(int(seconds), 3600)
+    return f"the time limit ({h}:{rest // 60:02d}:{rest % 60:02d}) was reached"
+
+
+def end_overdue(db, backends: Mapping[str, BatchBackend], limits, now: datetime | None = None) -> int:
+    """The portal's backstop for the limits a session's supervisor keeps (it runs in the
+    job's sandbox, where the job can stop it): a desktop still starting
+    ``limits.ready_seconds`` + READY_MARGIN after its job started is ended as failed ("the
+    desktop did not start within 60 s"); a ready one LIMIT_GRACE past its ``ends_at`` (the
+    job's start + its time limit, by the portal's clock: harvest.desktop_update) is ended
+    "the time limit (H:MM:SS) was reached". One query each, from the desktops' state index;
+    returns how many were ended."""
+    now = now or utcnow()
+    late = db.execute(
+        sa.select(Desktop.job_id, Job.backend, Job.backend_job_id)
+        .join(Job, Job.id == Desktop.job_id)
+        .where(
+            Desktop.state == "starting",
+            Desktop.ended_reason.is_(None),
+            Job.status == JobStatus.RUNNING,
+            Job.started_at < now - timedelta(seconds=limits.ready_seconds) - READY_MARGIN,
+            Job.backend_job_id.is_not(None),
+        )
+    ).all()
+    n = _end_rows(db, backends, late, lambda _: not_started_reason(limits), "unstarted", failed=True)
+    over = db.execute(
+        sa.select(Desktop.job_id, Job.backend, Job.backend_job_id, Job.started_at, Desktop.ends_at,
+                  Submission.resources)
+        .join(Job, Job.id == Desktop.job_id)
+        .join(Submission, Submission.id == Job.submission_id)
+        .where(
+            Desktop.state == "ready",
+            Desktop.ended_reason.is_(None),
+            Desktop.ends_at < now - LIMIT_GRACE,
+            Job.backend_job_id.is_not(None),
+        )
+    ).all()  # fmt: skip
+    limit = {row[0]: limits.spec(row[5] or {})["time_limit"] for row in over}
+    n += _end_rows(db, backends, [row[:3] for row in over], lambda i: time_limit_reason(limit[i]), "overdue")
+    return n
 
 
 # --- what a page says ---------------------------------------------------------------------------------
@@ -314,7 +384,9 @@ def panel(job: Job, desktop: Desktop | None, limits, now: datetime | None = None
     ends_at = as_utc(desktop.ends_at) if desktop.ends_at else None
     idle_ends = idle_minutes = None
     since = desktop.viewer_seen_at or desktop.ready_at
-    if limits.idle_minutes and desktop.viewers <= 0 and since is not None:
+    seen = as_utc(desktop.viewer_seen_at) if desktop.viewer_seen_at else None
+    unviewed = desktop.viewers <= 0 or (seen is not None and seen < now - STALE_VIEWERS)
+    if limits.idle_minutes and unviewed and since is not None:
         since = as_utc(since)
         end = since + timedelta(minutes=limits.idle_minutes)
         if now >= end - timedelta(minutes=limits.idle_warning_minutes):

@@ -10,7 +10,7 @@ import pytest
 
 from ijpweb.batch.harvest import harvest
 from ijpweb.batch.submitter import submit_pending
-from ijpweb.jobs.desktops import end_idle, idle_reason
+from ijpweb.jobs.desktops import STALE_VIEWERS, end_idle, idle_reason
 from ijpweb.models import Job, utcnow
 from ijpweb.models.desktops import Desktop
 from ijpweb.settings import DesktopSettings
@@ -75,13 +75,22 @@ def test_a_desktop_no_one_views_ends_by_the_idle_timeout(testapp, dbsession, bac
     desktop.viewer_seen_at = utcnow()
     dbsession.flush()
     assert end_idle(dbsession, backends, idle) == 0
-    # a viewer connected: never idle, however long ago it came
-    desktop.viewers, desktop.viewer_seen_at = 1, utcnow() - timedelta(hours=1)
+    # a viewer connected, its proxy refreshing viewer_seen_at (every CHECK_SECONDS): never
+    # idle, however long ago the desktop became ready
+    desktop.ready_at = utcnow() - timedelta(hours=1)
+    desktop.viewers, desktop.viewer_seen_at = 1, utcnow() - timedelta(seconds=40)
     dbsession.flush()
     assert end_idle(dbsession, backends, idle) == 0
-    # no one for longer than idle_minutes: ended, through the backend
-    desktop.viewers = 0
+    testapp.login("alice")
+    assert "No one has viewed" not in testapp.get(f"/jobs/{job_id}").text
+    # carol's F3: a count a dead proxy left (killed while someone watched: no -1, and no
+    # refresh of viewer_seen_at for an hour) is no viewer: the desktop is idle, and the job
+    # page warns of it
+    desktop.viewer_seen_at = utcnow() - timedelta(hours=1)
+    assert timedelta(hours=1) > STALE_VIEWERS
     dbsession.flush()
+    assert "No one has viewed this desktop for 60 minutes" in testapp.get(f"/jobs/{job_id}").text
+    # no one for longer than idle_minutes: ended, through the backend
     assert end_idle(dbsession, backends, idle) == 1
     dbsession.expire_all()
     assert dbsession.get(Desktop, job_id).ended_reason == idle_reason(1) == "no viewer for 1 minutes"
