@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -15,7 +15,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..health import ask
 from ..models.catalog import CatalogSession
 from ..models.desktops import Desktop, DesktopToken
-from ..models.jobs import Job, WebSession, as_utc, utcnow
+from ..models.jobs import Job, Submission, WebSession, as_utc, utcnow
+from ..settings import DesktopSettings
 from ..states import LIVE, JobStatus
 from . import BatchBackend, BatchState
 
@@ -146,14 +147,17 @@ def write_state(db, job: Job, state: BatchState) -> bool:
     return values is not None and job.id in write_states(db, [(job.id, job.status, values)])
 
 
-def harvest(dbsession, backends: Mapping[str, BatchBackend], checks: dict | None = None) -> dict[str, int]:
+def harvest(
+    dbsession, backends: Mapping[str, BatchBackend], checks: dict | None = None, desktop=None
+) -> dict[str, int]:
     """One cycle. Returns the number of jobs changed per backend. ``checks`` receives, for
     each backend asked about its live jobs, how long it took and whether it answered
     (ijpweb.health.Check; a failure is logged at most once a minute, ijpweb.outages).
 
     The live jobs are read as plain rows (ids, backend ids, what a change needs), not ORM
     objects, and only the rows whose state changed are written, in one executemany: a
-    steady cycle is one SELECT per backend and no UPDATE."""
+    steady cycle is one SELECT per backend and no UPDATE. ``desktop``: the settings'
+    DesktopSettings (interactive sessions' time limits; None: the defaults)."""
     t = Job.__table__
     asked = [s for s in LIVE if s != JobStatus.SUBMITTING]
     now = utcnow()
@@ -198,7 +202,7 @@ def harvest(dbsession, backends: Mapping[str, BatchBackend], checks: dict | None
         ]
         if ended:
             capture_vars(dbsession, backend, ended)
-    harvest_desktops(dbsession, answered, now)
+    harvest_desktops(dbsession, answered, now, limits=desktop)
     return changed
 
 
@@ -214,23 +218,32 @@ class DesktopSeen(NamedTuple):
 
 
 def desktop_update(was: DesktopSeen, status: JobStatus, reason: str | None, state: BatchState | None,
-                   now: datetime) -> dict | None:  # fmt: skip
+                   now: datetime, *, started_at: datetime | None = None,
+                   time_limit: int | None = None) -> dict | None:  # fmt: skip
     """What changes in a desktop seen as ``was`` whose job's status (as written by this
     harvest) is ``status`` with ``reason``, and whose backend answered ``state`` (None:
     nothing new of its desktop): "ended" with the job's reason once the job has ended;
-    "ready" with where its VNC server listens once the backend says so. None: no change."""
+    "ready" with where its VNC server listens once the backend says so. None: no change.
+
+    Its times are the portal's, never the job's (desktop/state.json is written in the
+    job's sandbox, and a job that dated itself ready in 2099 would never be idle):
+    ``ready_at`` is ``now`` when the harvest first sees it ready; ``ends_at`` is its job's
+    start as the backend recorded it (``started_at``, outside the sandbox; ``now`` if not
+    known) + the session's ``time_limit`` (seconds, from its submission; None: unknown)."""
     if status not in LIVE:
         return {"state": "ended", "ended_reason": reason or was.ended_reason or "the session ended",
                 "host": None, "port": None}  # fmt: skip
     info = state.desktop if state is not None else None
     if info is None:
         return None
-    new = {"state": "ready", "host": info.host, "port": info.port,
-           "ready_at": was.ready_at or info.ready_at or now, "ends_at": info.ends_at,
-           "ended_reason": was.ended_reason}  # fmt: skip
     # (SQLite gives times back without their zone: UTC)
-    ends_at = as_utc(was.ends_at) if was.ends_at else None
-    if (was.state, was.host, was.port, ends_at) == ("ready", info.host, info.port, info.ends_at):
+    ready_at = as_utc(was.ready_at) if was.ready_at else now
+    start = min(as_utc(started_at), now) if started_at else ready_at
+    ends_at = start + timedelta(seconds=time_limit) if time_limit else None
+    new = {"state": "ready", "host": info.host, "port": info.port, "ready_at": ready_at, "ends_at": ends_at,
+           "ended_reason": was.ended_reason}  # fmt: skip
+    was_ends = as_utc(was.ends_at) if was.ends_at else None
+    if (was.state, was.host, was.port, was_ends) == ("ready", info.host, info.port, ends_at):
         return None
     return new
 
@@ -242,14 +255,15 @@ def _desktop_rows(db, where) -> list:
     d = Desktop.__table__
     return db.execute(
         sa.select(*(d.c[k] for k in DESKTOP_COLUMNS), Job.backend, Job.backend_job_id,
-                  sa.type_coerce(Job.status, sa.String), Job.reason)
+                  sa.type_coerce(Job.status, sa.String), Job.reason, Job.started_at, Submission.resources)
         .join(Job, Job.id == d.c.job_id)
+        .join(Submission, Submission.id == Job.submission_id)
         .where(where)
     ).all()  # fmt: skip
 
 
 def harvest_desktops(
-    db, answered: Mapping[tuple[str, str], BatchState], now: datetime, *, sweep: bool = False
+    db, answered: Mapping[tuple[str, str], BatchState], now: datetime, *, sweep: bool = False, limits=None
 ) -> int:
     """Keep the desktops that are starting in step with their jobs: ready once the backend
     says where the VNC server listens (``answered``: the states of this cycle that carry a
@@ -265,7 +279,7 @@ def harvest_desktops(
                        sa.and_(d.c.state == "ready", sa.type_coerce(Job.status, sa.String).not_in(live)))  # fmt: skip
     else:
         where = d.c.state == "starting"
-    return _apply_desktops(db, _desktop_rows(db, where), answered, now)
+    return _apply_desktops(db, _desktop_rows(db, where), answered, now, limits)
 
 
 def end_desktops(db, job_ids: Sequence[int], now: datetime) -> int:
@@ -279,13 +293,19 @@ def end_desktops(db, job_ids: Sequence[int], now: datetime) -> int:
     return n
 
 
-def _apply_desktops(db, rows, answered: Mapping[tuple[str, str], BatchState], now: datetime) -> int:
+def _apply_desktops(
+    db, rows, answered: Mapping[tuple[str, str], BatchState], now: datetime, limits=None
+) -> int:
     d = Desktop.__table__
     changes, ended = [], []
+    limits = limits if limits is not None else DesktopSettings()
     for row in rows:
         was = DesktopSeen(*row[1:7])
         state = answered.get((row[7], row[8])) if row[8] is not None else None
-        values = desktop_update(was, JobStatus(row[9]), row[10], state, now)
+        limit = limits.spec(row[12] or {})["time_limit"] if state is not None else None
+        values = desktop_update(
+            was, JobStatus(row[9]), row[10], state, now, started_at=row[11], time_limit=limit
+        )
         if values is None:
             continue
         if values["state"] == "ended":

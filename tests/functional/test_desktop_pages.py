@@ -77,14 +77,16 @@ def job_count(db) -> int:
 
 
 def make_ready(db, job_id, host="127.0.0.1", port=5901, ready_at=None):
-    """The job runs and its VNC server answers: as the harvest writes it."""
+    """The job runs and its VNC server answers: as the harvest writes it (a harvest at
+    ``ready_at``: the portal's clock dates a desktop ready, not the job's record)."""
+    ready_at = ready_at or utcnow()
     job = db.get(Job, job_id)
-    job.status, job.backend_job_id, job.started_at = JobStatus.RUNNING, f"t{job_id}", utcnow()
+    job.status, job.backend_job_id, job.started_at = JobStatus.RUNNING, f"t{job_id}", ready_at
     db.flush()
-    now = utcnow()
-    ready_at = ready_at or now
     info = DesktopInfo(host, port, ready_at, ready_at + timedelta(hours=8))
-    harvest_desktops(db, {("local", job.backend_job_id): BatchState(JobStatus.RUNNING, desktop=info)}, now)
+    harvest_desktops(
+        db, {("local", job.backend_job_id): BatchState(JobStatus.RUNNING, desktop=info)}, ready_at
+    )
     db.expire_all()
     return db.get(Desktop, job_id)
 
