@@ -6,7 +6,8 @@ each runs (in one transaction, like a request).
 - ``harvest`` (every ijp.harvest.seconds): the state of every live job, one call per
   backend (ijpweb.batch.harvest, with the interactive jobs' desktops), then the logouts
   that waited for ended jobs, and the idle timeout of desktops no one has viewed for
-  ijp.desktop.idle_minutes (ijpweb.jobs.desktops.end_idle);
+  ijp.desktop.idle_minutes (ijpweb.jobs.desktops.end_idle), and the backstop for the
+  sessions whose supervisor did not keep their ready timeout or time limit (end_overdue);
 - ``keepalive`` (every 5 minutes): the catalog sessions of live jobs (ijpweb.jobs.sessions);
 - ``purge`` (every 10 minutes): expired logins and catalog sessions.
 
@@ -39,7 +40,7 @@ from .batch import BatchBackend
 from .batch.harvest import harvest, purge_expired_sessions
 from .batch.submitter import submit_pending
 from .catalog.ids import purge_prepared
-from .jobs.desktops import end_idle
+from .jobs.desktops import end_idle, end_overdue
 from .jobs.sessions import keep_sessions_alive, logout_pending
 from .leaders import Leaders, OneProcess, claim_jobs, fence, is_postgresql
 from .models import get_tm_session
@@ -122,15 +123,18 @@ class Scheduler:
     def harvest(self) -> None:
         def cycle(db):
             asked: dict = {}
-            changed = harvest(db, self.backends, asked)
+            desktop = getattr(self.settings, "desktop", None)
+            changed = harvest(db, self.backends, asked, desktop)
             # each backend's health for the console, /healthz and /metrics: one row each
             health.record(db, health.observe(self.backends, asked))
             if any(changed.values()):
                 # jobs that ended may free a catalog session whose user has logged out
                 logout_pending(db, self.catalog_for(db))
-            desktop = getattr(self.settings, "desktop", None)
-            if desktop is not None:  # desktops no one has viewed for idle_minutes end
+            if desktop is not None:
+                # desktops no one has viewed for idle_minutes end; and those past their
+                # ready timeout or time limit, should their supervisor not have ended them
                 end_idle(db, self.backends, desktop)
+                end_overdue(db, self.backends, desktop)
 
         self.run("harvest", cycle)
 
