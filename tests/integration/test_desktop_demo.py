@@ -13,6 +13,7 @@ import io
 import os
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -41,14 +42,37 @@ if MISSING:
 BACKGROUND = (0x2B, 0x2B, 0x2B)  # the image viewer's
 
 
+def reserve_display() -> tuple[int, socket.socket]:
+    """A display number free here (no socket file, no lock) whose abstract socket name
+    (``@/tmp/.X11-unix/XN``) this test holds, bound and never listening, as the desktop
+    supervisor does: X clients try that name before the socket file, and an interactive
+    sandbox shares the host's abstract names, so a session's job listening there would
+    otherwise get this test's connections to ``:N``. Held, they are refused at once and
+    take the socket file."""
+    for number in range(100, 400):
+        if os.path.exists(f"/tmp/.X11-unix/X{number}") or os.path.exists(f"/tmp/.X{number}-lock"):
+            continue
+        held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            held.bind(f"\0/tmp/.X11-unix/X{number}")
+        except OSError:
+            held.close()
+            continue
+        return number, held
+    raise AssertionError("no free X display among :100 to :399")
+
+
 @contextmanager
 def display(width: int = 1024, height: int = 700):
-    """A private Xvfb: no TCP, and no abstract socket (-nolisten local: a desktop session's
-    sandbox shares the host's abstract names, and its supervisor takes those it needs), only
-    /tmp/.X11-unix/XN; yields its DISPLAY value (':N')."""
+    """A private Xvfb: no TCP, and no abstract socket (-nolisten local), only
+    /tmp/.X11-unix/XN, its abstract name held here (:func:`reserve_display`); -noreset (it
+    would reset whenever its last client leaves, refusing whoever connects then) and -br (a
+    black root, not the black and white weave the screenshots would take for a window).
+    Yields its DISPLAY value (':N')."""
+    number, held = reserve_display()
     read, write = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-nolisten", "tcp", "-nolisten", "local", "-screen", "0",
+        ["Xvfb", f":{number}", "-displayfd", str(write), "-nolisten", "tcp", "-nolisten", "local", "-noreset", "-br", "-screen", "0",
          f"{width}x{height}x24"],
         pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -57,16 +81,18 @@ def display(width: int = 1024, height: int = 700):
         got = b""
         deadline = time.monotonic() + 30
         while not got.endswith(b"\n"):
-            assert time.monotonic() < deadline, "Xvfb did not give its display number"
+            assert time.monotonic() < deadline, "Xvfb did not say it is ready"
             if select.select([read], [], [], 1)[0]:
                 chunk = os.read(read, 16)
-                assert chunk, "Xvfb ended before giving its display number"
+                assert chunk, "Xvfb ended before it was ready"
                 got += chunk
-        yield f":{int(got)}"
+        assert int(got) == number
+        yield f":{number}"
     finally:
         os.close(read)
         proc.terminate()
         proc.wait(timeout=10)
+        held.close()
 
 
 def xdo(disp: str, *args: str) -> str:
