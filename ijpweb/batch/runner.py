@@ -583,6 +583,87 @@ def _read_info(fd: int) -> int | None:
     return None
 
 
+# An interactive job's limits, kept by the launcher too (outside the sandbox: the job's
+# program runs beside the supervisor, as its user, and can stop it with SIGSTOP): this long
+# after the supervisor's own deadlines, the launcher records the end and ends the sandbox.
+READY_SLACK = LIMIT_SLACK = 5.0
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _hms(seconds: int) -> str:
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class DesktopWatch:
+    """The launcher's watch over an interactive job's session: its ready timeout (until
+    ``desktop/state.json`` appears) and its time limit, each READY_SLACK/LIMIT_SLACK past
+    the supervisor's own. When one passes, :meth:`overdue` records the end in ``end.json``
+    (unless the session recorded its own end, or the portal did) and says so: the caller
+    then ends the sandbox as a cancel does."""
+
+    def __init__(self, setup: JobSetup):
+        d, t = setup.desktop, time.monotonic()
+        self.ready_timeout = int(d.get("ready_timeout") or DEFAULT_READY_TIMEOUT)
+        self.time_limit = int(d.get("time_limit") or DEFAULT_TIME_LIMIT)
+        self.ready_by = t + self.ready_timeout + READY_SLACK
+        self.ends_by = t + self.time_limit + LIMIT_SLACK
+        self.jobdir, self.dir = setup.jobdir, setup.desktop_dir
+        self.ready = False
+
+    def overdue(self) -> bool:
+        t = time.monotonic()
+        if not self.ready:
+            self.ready = os.path.lexists(_join(self.dir, "state.json"))
+            if not self.ready and t > self.ready_by:
+                self._record(f"the desktop did not start within {self.ready_timeout} s", failed=True)
+                return True
+        if t > self.ends_by:
+            self._record(f"the time limit ({_hms(self.time_limit)}) was reached")
+            return True
+        return False
+
+    def _record(self, reason: str, failed: bool = False) -> None:
+        if any(os.path.lexists(p) for p in (_join(self.dir, "ended.json"), _join(self.jobdir, END_RECORD),
+                                            _join(self.jobdir, "cancelled.json"))):  # fmt: skip
+            return
+        record = {"reason": reason, "failed": True} if failed else {"reason": reason}
+        write_json(_join(self.jobdir, END_RECORD), {**record, "at": now()})
+
+
+def _descendants(root: int) -> list[int]:
+    """The live processes below ``root``, by their parents in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = stat_fields(int(entry))
+            if fields and fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    out, stack = [], [root]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def _end_orphans() -> None:
+    """Kill what is left below this launcher (the subreaper of an unsandboxed session: a
+    process the job started in a session of its own came to it when its parents ended),
+    and collect them."""
+    for _ in range(50):
+        left = _descendants(os.getpid())
+        if not left:
+            break
+        _signal(left, signal.SIGKILL)
+        time.sleep(0.02)
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+
+
 def run(jobdir: str) -> int:
     terminated = {"at": None}
 
@@ -615,6 +696,11 @@ def run(jobdir: str) -> int:
     info_r = info_w = None
     if setup.sandboxed:
         info_r, info_w = os.pipe()
+    watch = DesktopWatch(setup) if setup.desktop is not None else None
+    if watch is not None and not setup.sandboxed:  # no PID namespace: what the session leaves is ours
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     try:
         command = setup.command(info_w)
         child = _spawn(command, setup.env, setup.work, _join(jobdir, "stdout"), _join(jobdir, "stderr"), info_w,
@@ -642,6 +728,10 @@ def run(jobdir: str) -> int:
         if ended(0.2):
             rc = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
             break
+        if watch is not None and terminated["at"] is None and watch.overdue():
+            terminated["at"] = time.monotonic()  # ended as a cancel is
+            if not init_pid:
+                _signal(_group_members(pgid), signal.SIGTERM)
         if terminated["at"] is None:
             continue
         if init_pid and not forwarded:  # the program's own processes; not the sandbox's init
@@ -656,6 +746,8 @@ def run(jobdir: str) -> int:
     if terminated["at"] is not None and not init_pid:
         # The program is gone; make sure nothing it started lingers in the group.
         _signal(_group_members(pgid), signal.SIGKILL)
+    if watch is not None and not init_pid:
+        _end_orphans()
     code, sig = (rc, None) if rc >= 0 else (None, -rc)
     if init_pid and rc > 128 and rc - 128 in signal.valid_signals():
         code, sig = None, rc - 128  # bwrap reports a signal as 128 + its number

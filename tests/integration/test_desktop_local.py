@@ -653,3 +653,45 @@ def test_a_port_taken_meanwhile_is_tried_again(tmp_path):
     state = json.loads((tmp_path / "desktop" / "state.json").read_text())
     assert state["host"] == "127.0.0.1" and 0 < state["port"] < 65536
     assert code == 0 and record["reason"] == "the time limit (0:00:03) was reached"
+
+
+# carol's findings F1 and F7: her program stops its supervisor (SIGSTOP to its parent), the
+# only clock inside the sandbox; the launcher, outside, keeps the limits all the same
+AFTER_READY = 'while [ ! -e "$D/state.json" ]; do sleep 0.1; done; kill -STOP $PPID; exec sleep 600'
+
+
+def test_a_stopped_supervisor_does_not_stop_the_time_limit(backend):
+    d = backend.root / "71" / "desktop"
+    backend.submit(desktop_job(71, f"D={d}; " + AFTER_READY, time_limit=3))
+    ready(backend, "71")
+    members = session_processes(backend.root / "71", "71")
+    t = time.monotonic()
+    state = ended(backend, "71", timeout=30)
+    assert time.monotonic() - t < 3 + 5 + 5 + 3  # the limit, the launcher's slack, the grace
+    assert (state.status, state.reason) == (JobStatus.COMPLETED, "the time limit (0:00:03) was reached")
+    assert gone(members) == {}
+
+
+def test_a_stopped_supervisor_does_not_stop_the_ready_timeout(backend):
+    backend.submit(desktop_job(72, "kill -STOP $PPID; exec sleep 600", ready_timeout=3))
+    state = ended(backend, "72", timeout=30)
+    assert (state.status, state.reason) == (JobStatus.FAILED, "the desktop did not start within 3 s")
+    assert session_processes(backend.root / "72", "72") == {}
+
+
+def test_unsandboxed_end_leaves_nothing_even_with_the_supervisor_stopped(tmp_path):
+    b = make_backend(tmp_path / "jobs", kind="none")
+    marker = f"carol-escapee-{os.getpid()}"
+    d = b.root / "95" / "desktop"
+    script = (
+        f'while [ ! -e "{d}/state.json" ]; do sleep 0.1; done; '
+        f'setsid bash -c "exec -a {marker} sleep 1000" </dev/null >/dev/null 2>&1 & '
+        "sleep 0.5; kill -STOP $PPID; echo stopped-it; exec sleep 600"
+    )
+    b.submit(desktop_job(95, script))
+    ready(b, "95")
+    wait(b, "95", lambda s: b"stopped-it" in b.read("95", "stdout"))
+    assert any(marker.encode() in argv for _, argv, _, _ in processes().values())
+    assert b.end_sessions(["95"], "ended by the user") == {"95": None}
+    assert ended(b, "95").status == JobStatus.COMPLETED
+    assert [p for p, (_, argv, _, _) in processes().items() if marker.encode() in argv] == []
