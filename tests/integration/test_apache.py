@@ -738,6 +738,26 @@ def test_a_desktop_through_apache(site, desktops):
     # the rest of /ijp still goes to the portal (the desktop Location is only the websocket's)
     assert web.get(f"{url}/jobs/{bobs}", timeout=10).status_code == 200
 
+    # over https (the VirtualHost *:443 shape inherits the Location): wss, a Secure cookie
+    if site.https:
+        import ssl
+
+        tls = requests.Session()
+        tls.verify, tls.trust_env = site.ca, False
+        page = tls.get(f"{site.https}/login", timeout=10)
+        res = tls.post(f"{site.https}/login", data={"username": "bob", "password": "bob-demo",
+                                                     "csrf_token": csrf_of(page.text)},
+                       headers={"Origin": site.https[: -len(P)]}, allow_redirects=False, timeout=10)  # fmt: skip
+        assert res.status_code == 303, res.text
+        page = tls.get(f"{site.https}/jobs/{bobs}/desktop", timeout=10)
+        assert page.status_code == 200 and "secure" in page.headers["Set-Cookie"].lower()
+        secure = next(c for c in tls.cookies if c.name == "ijp_desktop")
+        context = ssl.create_default_context(cafile=site.ca)
+        wss = "wss://" + site.https.split("://", 1)[1] + f"/desktop/ws/{bobs}"
+        with connect(wss, origin=site.https[: -len(P)], additional_headers={"Cookie": f"ijp_desktop={secure.value}"},
+                     ssl=context, open_timeout=15, close_timeout=5, logger=quiet) as conn:  # fmt: skip
+            assert RfbViewer(conn).open() == (800, 600)
+
 
 @pytest.mark.browser
 def test_a_desktop_in_chromium_through_apache(site, desktops):
