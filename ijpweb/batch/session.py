@@ -50,7 +50,8 @@ REASON_CHARS = 300
 X_DIRS = ("/usr/bin", "/usr/local/bin", "/bin")  # where Xvfb and x11vnc are looked for
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 X_SOCKETS = "/tmp/.X11-unix"  # noqa: S108 - where X servers' sockets are (the sandbox's own /tmp)
-DISPLAYS = 200  # display numbers tried
+DISPLAYS = 100  # display numbers tried in turn, then RANDOM_DISPLAYS more up to MAX_DISPLAY
+RANDOM_DISPLAYS, MAX_DISPLAY = 400, 65535
 
 
 def now() -> str:
@@ -255,7 +256,13 @@ class Session:
         another X server there (or carol's job listening on the name) would otherwise get
         the program's and x11vnc's connections to ``:N``. Held here, a client's connect()
         is refused at once and it takes the socket file: the sandbox's own server's."""
-        for number in range(DISPLAYS):
+        import random
+
+        # the low numbers first; then at random among the rest, so that holding every name
+        # (carol's job binding them all, as any process with the host's network can) takes
+        # tens of thousands of sockets rather than a couple of hundred
+        rest = random.SystemRandom().sample(range(DISPLAYS, MAX_DISPLAY + 1), RANDOM_DISPLAYS)
+        for number in [*range(DISPLAYS), *rest]:
             name = f"\0{X_SOCKETS}/X{number}"
             if os.path.exists(f"{X_SOCKETS}/X{number}") or os.path.exists(f"/tmp/.X{number}-lock"):  # noqa: S108
                 continue  # (without a sandbox: the host's /tmp, another server's display)
@@ -267,7 +274,10 @@ class Session:
                 continue
             self.reserved = sock
             return number
-        raise RuntimeError(f"no free X display among :0 to :{DISPLAYS - 1}")
+        raise RuntimeError(
+            f"no free X display: the socket names of displays :0 to :{DISPLAYS - 1} and {RANDOM_DISPLAYS} "
+            f"others up to :{MAX_DISPLAY} are all held by other processes on this host"
+        )
 
     def start_display(self, env: dict) -> int:
         """Xvfb on a free display (:meth:`reserve_display`); its number (RuntimeError with

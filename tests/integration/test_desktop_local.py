@@ -695,3 +695,35 @@ def test_unsandboxed_end_leaves_nothing_even_with_the_supervisor_stopped(tmp_pat
     assert b.end_sessions(["95"], "ended by the user") == {"95": None}
     assert ended(b, "95").status == JobStatus.COMPLETED
     assert [p for p, (_, argv, _, _) in processes().items() if marker.encode() in argv] == []
+
+
+HOLD = r"""
+import socket, time
+held = []
+for n in range(300):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.bind("\0/tmp/.X11-unix/X%d" % n)
+        held.append(s)
+    except OSError:
+        s.close()
+print("held", len(held), flush=True)
+time.sleep(600)
+"""
+
+
+def test_holding_the_low_display_names_blocks_no_one(backend):
+    """carol's F8: her job (any with the host's network) binds the abstract names of the
+    displays bob's supervisor would try; it then takes one at random among the higher
+    numbers (holding them all takes tens of thousands of sockets: mitigated, not closed)."""
+    carol = JobSpec(62, "db/carol", sys.executable, ("-I", "-c", HOLD), {"IJP_SESSION_ID": CAROL_SESSION},
+                    network=True)  # fmt: skip
+    backend.submit(carol)
+    wait(backend, "62", lambda s: b"held" in backend.read("62", "stdout") or s.status in ENDED)
+    assert int(backend.read("62", "stdout").split()[1]) >= 250
+    backend.submit(desktop_job(63, "xdpyinfo | grep dimensions; exec sleep 600"))
+    info = ready(backend, "63").desktop
+    display = json.loads((backend.root / "63" / "desktop" / "state.json").read_text())["display"]
+    assert display >= 300 or display < 100
+    assert rfb(info.host, info.port, backend.desktop_password("63"))["size"] == (800, 600)
+    wait(backend, "63", lambda s: b"800x600" in backend.read("63", "stdout"))
