@@ -16,6 +16,8 @@ echo "== 100 local jobs, click to all Completed, against a plain Popen loop (sam
 $PY bench/bench_localjobs.py
 echo "== desktop sessions on the local backend: start, end, harvest cost"
 $PY bench/bench_desktop.py
+echo "== the demo interactive job types: submit to ready, the program's first frame"
+$PY bench/bench_desktop_demo.py
 echo "== what desktops add to the harvest, the idle check and the list, SQLite"
 $PY bench/bench_desktop_web.py
 echo "== job list with 10k, 100k and 1M jobs, SQLite"
