@@ -102,6 +102,29 @@ def check_limits(db, limits, owner: str, backend: str | None, adding: int = 1) -
         )
 
 
+def _lock_key(*parts: str) -> int:
+    return int.from_bytes(hashlib.sha256("\0".join(parts).encode()).digest()[:4], "big", signed=True)
+
+
+LOCK_CLASS = _lock_key("ijpweb", "desktop-limits")  # pg_advisory_xact_lock(int, int)'s first key
+
+
+def serialize(db, owner: str, backend: str | None) -> None:
+    """Take, for the rest of this transaction, the locks that make :func:`check_limits`
+    and the rows the submission then adds one step: two simultaneous submissions of
+    ``owner`` (or onto ``backend``) would both count the sessions before either had
+    added its own, and pass the limit together. PostgreSQL: a transaction-level advisory
+    lock on the owner, then one on the backend (always in that order); SQLite: its write
+    lock, taken by a write that changes nothing (a count after it sees every committed
+    submission, and none commits before this one ends)."""
+    if db.get_bind().dialect.name == "postgresql":
+        keys = [_lock_key("owner", owner)] + ([_lock_key("backend", backend)] if backend is not None else [])
+        for key in keys:
+            db.execute(sa.text("SELECT pg_advisory_xact_lock(:cls, :key)"), {"cls": LOCK_CLASS, "key": key})
+    else:
+        db.execute(sa.update(Desktop.__table__).where(sa.false()).values(viewers=Desktop.viewers))
+
+
 def create_desktops(db, job_ids: Iterable[int]) -> None:
     """A Desktop row, "starting", for each new interactive job."""
     for job_id in job_ids:

@@ -268,7 +268,8 @@ def create_jobs(
     backend_name = choose_backend({n: b for n, b in backends.items() if n not in paused}, probe, deadline)
     resources = dict(jt.resources)
     if jt.interactive:
-        if desktop is not None:
+        if desktop is not None:  # counted and added under a lock: simultaneous submissions wait
+            desktops.serialize(db, owner, backend_name)
             desktops.check_limits(db, desktop, owner, backend_name, len(plan.jobs))
         resources["geometry"] = clamp_geometry(geometry)
     sub = Submission(
