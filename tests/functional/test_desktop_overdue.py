@@ -26,11 +26,12 @@ from .test_flow import dataset_ids
 # stop the supervisor before it starts its VNC server: it never reports ready nor failed
 AT_ONCE = "kill -STOP $PPID; exec sleep 600"
 # the program stops the supervisor (whose own time limit therefore never fires) and writes
-# the desktop's record itself, dated ready (and ending) in 2099
+# the desktop's record itself: ready 50 s from now (as far ahead as a backend lets a record
+# be; a later one is refused there, ijpweb.batch.jobdirs.FUTURE_SECONDS), ending in 2099
 FUTURE = "2099-01-01T00:00:00+00:00"
 FORGED = (
-    "kill -STOP $PPID; "
-    'printf \'{"host": "127.0.0.1", "port": 5999, "ready_at": "%s", "ends_at": "%s"}\' "$T" "$T" > "$D/.f" '
+    "kill -STOP $PPID; R=$(date -u -d '+50 seconds' +%Y-%m-%dT%H:%M:%S+00:00); "
+    'printf \'{"host": "127.0.0.1", "port": 5999, "ready_at": "%s", "ends_at": "%s"}\' "$R" "$T" > "$D/.f" '
     '&& mv "$D/.f" "$D/state.json"; exec sleep 600'
 )
 LIMIT = 600  # the session's time limit the supervisor is given (and the portal knows)
@@ -105,7 +106,7 @@ def test_a_desktop_that_never_starts_is_ended_by_the_portal(testapp, dbsession, 
 
 def test_a_job_cannot_date_its_desktop_nor_outlive_its_time_limit(testapp, dbsession, backends, settings):
     job_id = hand_over(testapp, dbsession, backends, FORGED)
-    # the backend reports what the job wrote (2099); the harvest records its own clock
+    # the backend reports what the job wrote; the harvest records its own clock
     seen = []
 
     def ready():
@@ -117,12 +118,13 @@ def test_a_job_cannot_date_its_desktop_nor_outlive_its_time_limit(testapp, dbses
     before = utcnow()
     harvest_until(dbsession, backends, ready)
     after = utcnow()
-    assert seen and seen[0].ready_at.year == 2099, seen  # what the job claims
+    # what the job claims: ready in the future, ending in 2099
+    assert seen and seen[0].ready_at > after and seen[0].ends_at.year == 2099, seen
     d, job = dbsession.get(Desktop, job_id), dbsession.get(Job, job_id)
     assert d.state == "ready", (job.status, job.reason)
     assert before - timedelta(seconds=1) <= as_utc(d.ready_at) <= after, d.ready_at
     # the submission's time limit (the Terminal type's, else ijp.desktop.time_limit), from
-    # the job's start as the backend recorded it: never the job's 2099
+    # the job's start as the backend recorded it: never the job's
     limit = settings.spec(job.submission.resources)["time_limit"]
     assert as_utc(d.ends_at) == as_utc(job.started_at) + timedelta(seconds=limit)
     idle_at = as_utc(d.ready_at) + timedelta(minutes=settings.idle_minutes, seconds=1)
@@ -138,7 +140,8 @@ def test_a_job_cannot_date_its_desktop_nor_outlive_its_time_limit(testapp, dbses
 
 
 def test_the_idle_timeout_counts_from_the_portals_clock(testapp, dbsession, backends, settings):
-    """With the record forged to 2099 and no viewer: idle-ended by the harvest's clock."""
+    """With the record dated ready in the future and no viewer: idle-ended by the harvest's
+    clock, from when the harvest saw it ready."""
     job_id = hand_over(testapp, dbsession, backends, FORGED)
     harvest_until(dbsession, backends, lambda: dbsession.get(Desktop, job_id).state != "starting")
     d = dbsession.get(Desktop, job_id)
