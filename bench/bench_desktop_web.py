@@ -1,14 +1,15 @@
 """Benchmark of what desktops add to the portal's own work (issue 14, part W): the harvest's
 desktop step (ijpweb.batch.harvest.harvest_desktops, every cycle), the idle check
-(ijpweb.jobs.desktops.end_idle, every cycle), and the desktop badges of a list page of 25
+(ijpweb.jobs.desktops.end_idle, every cycle), the backstop for sessions past their ready
+timeout or time limit (end_overdue, every cycle), and the desktop badges of a list page of 25
 jobs (desktop_states), on a database of 100,000 jobs with 0, 100 and 1,000 of them live
 interactive jobs whose desktops are ready (a steady cycle: nothing to write).
 
     .venv/bin/python bench/bench_desktop_web.py
     IJP_BENCH_DATABASE_URL=postgresql+psycopg://.../ijp_bench .venv/bin/python bench/bench_desktop_web.py
 
-Goals, with 100 live desktops: a steady harvest cycle's desktop step and idle check together
-at most 5 ms p50 (a harvest cycle runs every 2 s: a quarter of a per cent of it), and the
+Goals, with 100 live desktops: a steady harvest cycle's desktop step, idle check and
+overdue check together at most 5 ms p50 (a harvest cycle runs every 2 s: a quarter of a per cent of it), and the
 list's badges (one query for the page's live jobs) at most 2 ms p50. (p50: on the shared
 2-core machine the p95 of even an empty step is the scheduler's noise, see the README.)
 """
@@ -35,7 +36,7 @@ from common import demo_database, goal, percentile, settings_for  # noqa: E402
 
 from ijpweb.batch import BatchState, DesktopInfo  # noqa: E402
 from ijpweb.batch.harvest import harvest_desktops  # noqa: E402
-from ijpweb.jobs.desktops import desktop_states, end_idle  # noqa: E402
+from ijpweb.jobs.desktops import desktop_states, end_idle, end_overdue  # noqa: E402
 from ijpweb.models import Job, utcnow  # noqa: E402
 from ijpweb.models.desktops import Desktop  # noqa: E402
 from ijpweb.settings import DesktopSettings  # noqa: E402
@@ -97,6 +98,7 @@ def main() -> None:
                     db, answered, utcnow()
                 ),
                 "end_idle (none idle)": lambda: end_idle(db, {}, limits),
+                "end_overdue (none overdue)": lambda: end_overdue(db, {}, limits),
                 "desktop_states, a page of 25": lambda jobs=jobs: desktop_states(db, jobs),
             }
             for name, call in cases.items():
@@ -113,13 +115,21 @@ def main() -> None:
                 print(f"{n:5} live desktops  {name:32} p50 {statistics.median(times):6.2f} ms"
                       f"   p95 {percentile(times, 95):6.2f} ms")  # fmt: skip
     cycle = [
-        a + b
-        for a, b in zip(
-            results[(100, "harvest_desktops (steady)")], results[(100, "end_idle (none idle)")], strict=True
+        a + b + c
+        for a, b, c in zip(
+            results[(100, "harvest_desktops (steady)")],
+            results[(100, "end_idle (none idle)")],
+            results[(100, "end_overdue (none overdue)")],
+            strict=True,
         )
     ]
     print()
-    goal("harvest desktop step + idle check, 100 desktops, p50", statistics.median(cycle), 5, " ms")
+    goal(
+        "harvest desktop step + idle and overdue checks, 100 desktops, p50",
+        statistics.median(cycle),
+        5,
+        " ms",
+    )
     badges = results[(100, "desktop_states, a page of 25")]
     goal("list badges (desktop_states), 100 desktops, p50", statistics.median(badges), 2, " ms")
     set_desktops(engine, 0)
