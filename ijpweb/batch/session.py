@@ -388,7 +388,10 @@ class Session:
                 if time.monotonic() > self.deadline:
                     raise RuntimeError(f"the VNC server did not answer within {self.ready_timeout:g} s: "
                                        f"{self.helper_reason()}")  # fmt: skip
-                if answers("127.0.0.1" if listen == "0.0.0.0" else listen, port):  # noqa: S104
+                if listens(self.children["x11vnc"].pid, port) and answers(
+                    "127.0.0.1" if listen == "0.0.0.0" else listen,  # noqa: S104
+                    port,
+                ):
                     return host, port
                 self.wait(0.1)
         raise RuntimeError(f"the VNC server found no free port: {self.helper_reason()}")
@@ -495,6 +498,30 @@ class Session:
             import shutil
 
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` itself holds the socket listening on TCP ``port`` (IPv4):
+    the port was free when probed, but another process (carol's job, with the host's
+    network) could bind it before x11vnc does and answer with a banner of its own."""
+    inodes = set()
+    try:
+        with open("/proc/net/tcp") as fh:
+            next(fh)
+            for line in fh:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except (OSError, StopIteration, IndexError, ValueError):
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def answers(host: str, port: int) -> bool:

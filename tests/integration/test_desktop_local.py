@@ -727,3 +727,25 @@ def test_holding_the_low_display_names_blocks_no_one(backend):
     assert display >= 300 or display < 100
     assert rfb(info.host, info.port, backend.desktop_password("63"))["size"] == (800, 600)
     wait(backend, "63", lambda s: b"800x600" in backend.read("63", "stdout"))
+
+
+IMPOSTOR = (
+    "#!/bin/sh\n"
+    "# another process takes the port the supervisor chose and answers with an RFB banner\n"
+    'port=""; prev=""; for a in "$@"; do [ "$prev" = "-rfbport" ] && port=$a; prev=$a; done\n'
+    f'{sys.executable} -I -c "import socket,sys\n'
+    "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(8)\n"
+    "while True:\n"
+    '    c, _ = s.accept(); c.sendall(b\'RFB 003.008\\\\n\'); c.close()" "$port" &\n'
+    "exec sleep 6019\n"
+)
+
+
+def test_an_impostor_on_the_vnc_port_is_not_taken_for_the_vnc_server(tmp_path):
+    """Carol's note: the supervisor probes a free port and x11vnc binds it a moment later;
+    a process of hers that binds it first and answers with a banner would be recorded as
+    bob's VNC server. Only a listener that is x11vnc's own socket counts."""
+    code, record, _ = supervise(tmp_path, {"Xvfb": shutil.which("Xvfb"), "x11vnc": IMPOSTOR}, ready_timeout=3)
+    assert not (tmp_path / "desktop" / "state.json").exists()
+    assert code == 3 and record["failed"].startswith("the VNC server did not answer within 3 s")
