@@ -12,6 +12,7 @@ import contextlib
 import errno
 import ipaddress
 import json
+import logging
 import os
 import re
 import secrets
@@ -21,7 +22,7 @@ import stat
 import string
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from .runner import (
 
 # The environment a job starts with: nothing of the portal's own (it may hold secrets).
 PASSED_ENV = ("LANG", "LC_ALL", "TZ", "TMPDIR")
+log = logging.getLogger(__name__)
 # Under the root: ``.new/<job id>``, a job directory being written, renamed into place
 # when whole. Taking it is the claim to prepare that job (one process, one thread).
 NEW = ".new"
@@ -298,6 +300,10 @@ class DirOutputs:
 DESKTOP_RECORD_BYTES = 4096
 STATE_RECORD, ENDED_RECORD = "state.json", "ended.json"
 REASON_CHARS = 300
+# the ports a desktop's VNC server may be on: unprivileged ones (the supervisor takes a free
+# port of the kernel's ephemeral range, 32768-60999 on Linux; never a system service's)
+VNC_PORTS = (1024, 65535)
+FUTURE_SECONDS = 60  # a record's ready_at later than this from the portal's clock is forged
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253}[A-Za-z0-9])?")
 
 
@@ -367,32 +373,70 @@ def valid_host(host: object) -> bool:
     return True
 
 
-def desktop_info(record: dict, bind: str | None = None) -> DesktopInfo:
-    """``desktop/state.json`` checked: host (an IP literal or a host name; where the backend
-    binds VNC servers to one address, that one), port 1..65535, the times. Else
-    :class:`DesktopRecordError`: a job cannot send the portal's proxy elsewhere."""
+def fixed_hosts(bind: str | None) -> frozenset[str] | None:
+    """Where VNC servers bound to ``bind`` are, as far as the bind alone says: an IP
+    address literal (not 0.0.0.0 or ::) is that address, ``localhost`` 127.0.0.1 (as the
+    supervisor resolves it); None for a host name or an unspecified address, whose
+    servers are at each node's own address (only the backend knows the job's node)."""
+    if bind == "localhost":
+        return frozenset({"127.0.0.1"})
+    try:
+        address = ipaddress.ip_address(bind or "")
+    except ValueError:
+        return None
+    return None if address.is_unspecified else frozenset({str(address)})
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the portal lets its proxy connect for one job's desktop, decided by the portal,
+    never by the job: the ``addresses`` its VNC server may be at (the backend's fixed bind,
+    or the addresses of the node SLURM runs the job on, resolved on the portal's host), and
+    that node's ``names`` (a supervisor bound to 0.0.0.0 records its node's name)."""
+
+    addresses: frozenset[str]
+    names: frozenset[str] = frozenset()
+
+    def host(self, host: str) -> str | None:
+        """The address to connect to for the ``host`` a job's record names; None if it is
+        not one of these."""
+        if host in self.addresses:
+            return host
+        if host.lower() in self.names and self.addresses:
+            return min(self.addresses)
+        return None
+
+
+def desktop_info(
+    record: dict, bind: str | None = None, place: Place | None = None, now: datetime | None = None
+) -> DesktopInfo:
+    """``desktop/state.json`` checked: its host must be where the portal says this job's VNC
+    server is (``place``, else the backend's ``bind`` when that is one fixed address: a
+    host name or 0.0.0.0 alone allows nothing), its port one of VNC_PORTS, its ready_at no
+    later than FUTURE_SECONDS from ``now``. Else :class:`DesktopRecordError`: a job cannot
+    send the portal's proxy elsewhere."""
     host, port = record.get("host"), record.get("port")
     if not valid_host(host):
         raise DesktopRecordError("state.json's host is not an address or host name")
-    if type(port) is not int or not 0 < port < 65536:
-        raise DesktopRecordError("state.json's port is not one")
-    if bind == "localhost":  # as the supervisor resolves it
-        bind = "127.0.0.1"
-    if bind and host != bind:
-        try:
-            fixed = not ipaddress.ip_address(bind).is_unspecified
-        except ValueError:
-            fixed = False  # a host name: its addresses are the node's own
-        if fixed:
+    if type(port) is not int or not VNC_PORTS[0] <= port <= VNC_PORTS[1]:
+        raise DesktopRecordError(f"state.json's port is not one of {VNC_PORTS[0]}..{VNC_PORTS[1]}")
+    if place is None:
+        fixed = fixed_hosts(bind)
+        if fixed is None:
             raise DesktopRecordError(
-                f"state.json's host is not {bind}, where this backend's VNC servers listen"
+                f"state.json's host cannot be checked: {bind or 'no address'} is no one address,"
+                " and the node running the job is not known"
             )
-    return DesktopInfo(
-        host,
-        port,
-        _record_time(record, "ready_at", "state.json"),
-        _record_time(record, "ends_at", "state.json"),
-    )
+        place = Place(fixed)
+    where = place.host(host)
+    if where is None:
+        allowed = ", ".join(sorted(place.addresses | place.names)) or "no address known"
+        raise DesktopRecordError(f"state.json's host is not {allowed}, where this job's VNC server listens")
+    ready_at = _record_time(record, "ready_at", "state.json")
+    now = now or datetime.now(UTC)
+    if ready_at is not None and (ready_at - now).total_seconds() > FUTURE_SECONDS:
+        raise DesktopRecordError("state.json's ready_at is in the future")
+    return DesktopInfo(where, port, ready_at, _record_time(record, "ends_at", "state.json"))
 
 
 def _reason(value: object) -> str | None:
@@ -405,29 +449,52 @@ def _reason(value: object) -> str | None:
 
 def end_reason(d: Path) -> str | None:
     """Why the portal ended the session (``end.json``: End session, the idle timeout)."""
+    return end_record(d)[0]
+
+
+def end_record(d: Path) -> tuple[str | None, bool]:
+    """``end.json`` (written by the portal): why it ended the session, and whether that is a
+    failure (``"failed": true``: the desktop never became ready)."""
     record = read_json(d / END_RECORD)
-    return _reason(record.get("reason")) if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return None, False
+    return _reason(record.get("reason")), record.get("failed") is True
 
 
-def desktop_state(d: Path, state: BatchState, bind: str | None = None) -> BatchState:
+def ended_by_portal(d: Path, state: BatchState) -> BatchState | None:
+    """An ended job's state as ``end.json`` says, None without one: COMPLETED with its
+    reason, or FAILED with it when the portal ended the session as failed."""
+    reason, failed = end_record(d)
+    if reason is None:
+        return None
+    status = JobStatus.FAILED if failed else JobStatus.COMPLETED
+    return replace(state, status=status, exit_code=None, reason=reason)
+
+
+def desktop_state(
+    d: Path, state: BatchState, bind: str | None = None, place: Place | None = None
+) -> BatchState:
     """An interactive job's state from its batch state and its session's records: running,
-    with its desktop once ``desktop/state.json`` is there and valid; ended, COMPLETED with
-    why (``end.json``'s reason, else ``desktop/ended.json``'s: the program exited, the time
-    limit...), or FAILED when the desktop did not start. A cancel stays CANCELLED."""
+    with its desktop once ``desktop/state.json`` is there and valid (desktop_info, with
+    ``bind`` / ``place``: where the portal lets it be); ended, COMPLETED with why
+    (``end.json``'s reason, else ``desktop/ended.json``'s: the program exited, the time
+    limit...), or FAILED when the desktop did not start (or end.json says failed). A cancel
+    stays CANCELLED. A record that cannot be used is logged (WARNING, the job's directory)."""
     if state.status == JobStatus.CANCELLED:
         return state
     if state.status == JobStatus.RUNNING:
         try:
             ended = read_desktop_record(d, ENDED_RECORD)
             record = None if ended is not None else read_desktop_record(d, STATE_RECORD)
-            info = desktop_info(record, bind) if record is not None else None
+            info = desktop_info(record, bind, place) if record is not None else None
         except DesktopRecordError as e:
+            log.warning("job directory %s: its desktop's record cannot be used: %s", d, e)
             return replace(state, desktop=None, reason=f"its desktop's record cannot be used: {e}")
         return replace(state, desktop=info)
     if state.status not in (JobStatus.COMPLETED, JobStatus.FAILED):
         return state
-    if reason := end_reason(d):
-        return replace(state, status=JobStatus.COMPLETED, exit_code=None, reason=reason)
+    if (by_portal := ended_by_portal(d, state)) is not None:
+        return by_portal
     try:
         ended = read_desktop_record(d, ENDED_RECORD)
     except DesktopRecordError as e:

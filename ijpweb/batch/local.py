@@ -22,11 +22,13 @@ the next queued jobs as forks of itself.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -39,8 +41,10 @@ from ..states import JobStatus
 from . import Batched, BatchError, BatchState, JobBusy, JobSpec
 from .jobdirs import (
     DirOutputs,
+    Place,
     clean_leftovers,
     desktop_state,
+    fixed_hosts,
     interactive,
     prepare,
     private_dir,
@@ -219,7 +223,8 @@ class LocalBackend(Batched, DirOutputs):
         self.sandbox = describe(sandbox or Sandbox(), self.path, self.root, setting or f"ijp.batch.{name}.")
         # interactive jobs (issue 14) start at once, outside the queue, at most this many
         self.max_interactive = max(0, int(max_interactive))
-        self.desktop_bind = desktop_bind  # where their VNC servers listen
+        # where their VNC servers listen: one address, decided here once (F5)
+        self.desktop_bind, self.desktop_place = local_bind(desktop_bind, setting or f"ijp.batch.{name}.")
         self.desktops = self.root / DESKTOPS  # desktops/<id>: an interactive job, until it ends
         self.queue = self.root / QUEUE  # queue/<id>.<owner>: waiting to start
         self.started = self.root / STARTED  # running/<id>: started, until its launcher ends
@@ -263,7 +268,7 @@ class LocalBackend(Batched, DirOutputs):
             log.exception("the state of local job %s", d.name)
             return BatchState(JobStatus.UNKNOWN, reason="its records on the local backend cannot be read")
         if interactive(d):  # its desktop, or why its session ended
-            state = desktop_state(d, state, self.desktop_bind)
+            state = desktop_state(d, state, self.desktop_bind, self.desktop_place)
         if started and started["host"]:  # one host; the cores its wrapper could use
             return replace(state, nodes=1, cores=started["cores"], hosts=started["host"])
         return state
@@ -460,11 +465,14 @@ class LocalBackend(Batched, DirOutputs):
         they can be deleted at once. A job that has ended already is cancelled (None)."""
         return self._stop(job_ids, "cancelled.json", {})
 
-    def end_sessions(self, job_ids: Sequence[str], reason: str) -> dict[str, BatchError | None]:
+    def end_sessions(
+        self, job_ids: Sequence[str], reason: str, failed: bool = False
+    ) -> dict[str, BatchError | None]:
         """End interactive jobs' sessions as cancel_many() cancels jobs (one pass: one lock,
         one grace period), recording ``end.json`` with ``reason`` ("ended by the user", "no
-        viewer for 30 minutes") instead of a cancel: they end COMPLETED with that reason. A
-        batch job among them is refused (BatchError), the others ended."""
+        viewer for 30 minutes") instead of a cancel: they end COMPLETED with that reason, or
+        FAILED with it when ``failed`` (the portal's backstop for a desktop that never
+        became ready). A batch job among them is refused (BatchError), the others ended."""
         out: dict[str, BatchError | None] = {}
         ours = []
         for job_id in dict.fromkeys(job_ids):
@@ -473,7 +481,10 @@ class LocalBackend(Batched, DirOutputs):
                 out[job_id] = BatchError(f"job {job_id} is a batch job: it has no desktop session to end")
             else:
                 ours.append(job_id)
-        out.update(self._stop(ours, END_RECORD, {"reason": str(reason)[:300]}))
+        content: dict = {"reason": str(reason)[:300]}
+        if failed:
+            content["failed"] = True
+        out.update(self._stop(ours, END_RECORD, content))
         return out
 
     def _stop(self, job_ids: Sequence[str], record: str, content: dict) -> dict[str, BatchError | None]:
@@ -579,6 +590,33 @@ def _reap() -> None:
             done = pid
         if done:
             _LAUNCHED.discard(pid)
+
+
+def local_bind(bind: str, setting: str) -> tuple[str, Place]:
+    """The local backend's ``desktop_bind`` as one IPv4 address (the supervisor's x11vnc
+    listens there; 'localhost' is 127.0.0.1, a host name is resolved once, here) and the
+    Place its jobs' state.json must name. 0.0.0.0 (every address) is refused: the proxy runs
+    on this host, and a job's record could name any address. ValueError naming the setting."""
+    fixed = fixed_hosts(bind)
+    if fixed is None:
+        try:
+            unspecified = ipaddress.ip_address(bind).is_unspecified
+        except ValueError:
+            unspecified = False
+        if unspecified:
+            raise ValueError(
+                f"{setting}desktop_bind = {bind}: the local backend's VNC servers listen on one address"
+                " the portal reaches (127.0.0.1, the default, or one of this host's), not on all"
+            )
+        try:
+            address = socket.getaddrinfo(bind, 0, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+        except (OSError, UnicodeError) as e:
+            raise ValueError(f"{setting}desktop_bind = {bind}: cannot be resolved ({e})") from None
+        fixed = frozenset({address})
+    (address,) = fixed
+    if ipaddress.ip_address(address).version != 4:
+        raise ValueError(f"{setting}desktop_bind = {bind}: must be an IPv4 address (x11vnc runs -noipv6)")
+    return address, Place(fixed)
 
 
 def from_settings(name: str, opts: Mapping[str, str], setting: str | None = None) -> LocalBackend:

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -38,10 +39,12 @@ from ..states import JobStatus
 from . import Batched, BatchError, BatchState, JobBusy, JobSpec
 from .jobdirs import (
     DirOutputs,
+    Place,
     clean_leftovers,
     desktop_record,
     desktop_state,
-    end_reason,
+    ended_by_portal,
+    fixed_hosts,
     interactive,
     prepare,
     private_dir,
@@ -218,6 +221,9 @@ class SlurmBackend(Batched, DirOutputs):
         self.desktops.mkdir(mode=0o700, exist_ok=True)
         self.max_interactive = max(0, int(max_interactive))
         self.desktop_bind = desktop_bind
+        # where a session's VNC server may be: this address on every node, or (a host name,
+        # 0.0.0.0: None) the address of the node SLURM runs the job on (F5)
+        self.desktop_fixed = fixed_hosts(desktop_bind)
         self.setting = setting or f"ijp.batch.{name}."
         clean_leftovers(self.root)
         # one launcher for every job (its directory is the argument), one for every
@@ -544,11 +550,28 @@ class SlurmBackend(Batched, DirOutputs):
                 out[i] = BatchState(
                     JobStatus.UNKNOWN, reason="SLURM knows no such job (not in squeue or sacct)"
                 )
+        resolved: dict[str, frozenset[str]] = {}  # node -> its addresses, for this call
         for i in desktops:
-            out[i] = self._session(i, out[i], ends.get(i, ""))
+            out[i] = self._session(i, out[i], ends.get(i, ""), resolved)
         return out
 
-    def _session(self, slurm_id: str, state: BatchState, end: str) -> BatchState:
+    def _place(self, state: BatchState, resolved: dict[str, frozenset[str]]) -> Place:
+        """Where a running session's VNC server may be, as the portal decides: the bind's
+        address when it is one, else the addresses of the node SLURM runs the job on
+        (squeue's %N: one node), resolved on this host (once per ``resolved``, a states()
+        call). A job on no one node, or a node that does not resolve, may be nowhere."""
+        if self.desktop_fixed is not None:
+            return Place(self.desktop_fixed)
+        node = state.hosts or ""
+        if not _one_node(node):
+            return Place(frozenset())
+        if node not in resolved:
+            resolved[node] = node_addresses(node)
+        return Place(resolved[node], frozenset({node.lower()}) if resolved[node] else frozenset())
+
+    def _session(
+        self, slurm_id: str, state: BatchState, end: str, resolved: dict[str, frozenset[str]] | None = None
+    ) -> BatchState:
         """An interactive job's state: running, with its desktop once ``desktop/state.json``
         is there and valid (its end: SLURM's, from squeue); ended as the session ended
         (jobdirs.desktop_state). Its end by SLURM's time limit (TIMEOUT) and by End session
@@ -558,13 +581,14 @@ class SlurmBackend(Batched, DirOutputs):
             d = self._dir(slurm_id)
         except BatchError:
             return state
-        if state.status in ENDED and (reason := end_reason(d)):
-            return replace(state, status=JobStatus.COMPLETED, exit_code=None, reason=reason)
+        if state.status in ENDED and (by_portal := ended_by_portal(d, state)) is not None:
+            return by_portal
         if state.status is JobStatus.FAILED and state.reason == REASONS["TIMEOUT"]:
             return replace(state, status=JobStatus.COMPLETED, exit_code=None, reason=TIMEOUT_REASON)
         if state.status is JobStatus.FAILED and state.reason in SLURM_ENDS:
             return state  # (out of memory, node failure, preempted: SLURM's words, not the signal's)
-        state = desktop_state(d, state, self.desktop_bind)
+        place = self._place(state, {} if resolved is None else resolved)
+        state = desktop_state(d, state, self.desktop_bind, place)
         if state.desktop is not None and (at := _time(end)) is not None:
             state = replace(state, desktop=replace(state.desktop, ends_at=at))
         return state
@@ -654,13 +678,16 @@ class SlurmBackend(Batched, DirOutputs):
         out.update(self._scancel_all(ours))
         return out
 
-    def end_sessions(self, job_ids: Sequence[str], reason: str) -> dict[str, BatchError | None]:
+    def end_sessions(
+        self, job_ids: Sequence[str], reason: str, failed: bool = False
+    ) -> dict[str, BatchError | None]:
         """End interactive jobs' sessions (End session, the idle timeout) as cancel_many()
         cancels jobs: ``end.json`` with ``reason`` in each job's directory (unless it was
         cancelled or ended already), then one ``scancel`` for them all (SIGTERM to the
         session's supervisor, which records its end and stops everything it started;
-        SLURM's KillWait, then SIGKILL). They end COMPLETED with that reason. A batch job
-        among them is refused (BatchError), the others ended."""
+        SLURM's KillWait, then SIGKILL). They end COMPLETED with that reason, or FAILED with
+        it when ``failed`` (the portal's backstop for a desktop that never became ready).
+        A batch job among them is refused (BatchError), the others ended."""
         out: dict[str, BatchError | None] = {}
         ours: list[str] = []
         at = datetime.now(UTC).isoformat()
@@ -676,7 +703,8 @@ class SlurmBackend(Batched, DirOutputs):
                 )
                 continue
             if not (d / "cancelled").exists() and not (d / END_RECORD).exists():
-                write_json(d / END_RECORD, {"reason": str(reason)[:300], "at": at})
+                record = {"reason": str(reason)[:300], "at": at} | ({"failed": True} if failed else {})
+                write_json(d / END_RECORD, record)
             (d / PRIVATE_ENV).unlink(missing_ok=True)
             ours.append(job_id)
         out.update(self._scancel_all(ours))
@@ -822,6 +850,16 @@ def parse_sinfo(text: str) -> list[Node]:
 def _one_node(name: str) -> bool:
     """One node's name (never a host list such as node[1-4] or a,b, an option, or ALL)."""
     return bool(NODE_NAME.fullmatch(name)) and name.upper() != "ALL"
+
+
+def node_addresses(node: str) -> frozenset[str]:
+    """A node's IPv4 addresses as this host resolves its name (the supervisor's x11vnc runs
+    -noipv6); none when it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(node, None, socket.AF_INET, socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return frozenset()
+    return frozenset(str(info[4][0]) for info in infos)
 
 
 def node_name(name: str) -> str:

@@ -9,7 +9,7 @@ submission."""
 import json
 import os
 import stat
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from ijpweb.batch import session as supervisor
 from ijpweb.batch.jobdirs import (
     DESKTOP_RECORD_BYTES,
     DesktopRecordError,
+    Place,
     desktop_info,
     desktop_state,
     prepare,
@@ -67,6 +68,7 @@ def test_a_good_record_is_the_desktop(tmp_path):
         ({**GOOD, "host": "10.0.0.5"}, "not 127.0.0.1"),  # not where this backend's servers listen
         ({**GOOD, "host": "localhost"}, "not 127.0.0.1"),
         ({**GOOD, "port": 0}, "port"),
+        ({**GOOD, "port": 5432 - 5000}, "port"),
         ({**GOOD, "port": 65536}, "port"),
         ({**GOOD, "port": "5901"}, "port"),
         ({**GOOD, "port": True}, "port"),
@@ -113,12 +115,88 @@ def test_localhost_is_the_loopback_address(tmp_path):
     assert desktop_state(jobdir(tmp_path, state_json=forged), RUNNING, "localhost").desktop is None
 
 
-def test_a_host_name_bind_accepts_a_host_name(tmp_path):
-    record = {**GOOD, "host": "node-3.cluster.example"}
-    state = desktop_state(jobdir(tmp_path, state_json=record), RUNNING, "node-3.cluster.example")
-    assert state.desktop.host == "node-3.cluster.example"
-    # any address where the servers listen on all of them
-    assert desktop_state(jobdir(tmp_path, state_json=record), RUNNING, "0.0.0.0").desktop is not None  # noqa: S104
+# carol's F5 (/work/notes/i14/carol/test_carol_ssrf.py): with a host name or 0.0.0.0 as the
+# bind, the job's own state.json chose where the portal's proxy connects (the portal host's
+# PostgreSQL on its loopback, any internal address). Now the portal decides.
+FORGED = [
+    {"host": "127.0.0.1", "port": 5432},  # the portal host's PostgreSQL, seen from the proxy
+    {"host": "192.0.2.10", "port": 2222},  # anywhere else (TEST-NET-1)
+    {"host": "db.internal.example", "port": 5432},
+]
+
+
+@pytest.mark.parametrize("bind", ["localhost", "node.cluster.example", "0.0.0.0", "::"])  # noqa: S104
+@pytest.mark.parametrize("record", FORGED, ids=lambda r: f"{r['host']}:{r['port']}")
+def test_a_forged_state_json_cannot_send_the_proxy_elsewhere(tmp_path, bind, record):
+    if bind == "localhost" and record["host"] == "127.0.0.1":
+        pytest.skip("(127.0.0.1 is what 'localhost' resolves to: allowed)")
+    forged = {**GOOD, **record}
+    with pytest.raises(DesktopRecordError, match="host"):
+        info = desktop_info(forged, bind)
+        pytest.fail(
+            f"with desktop_bind = {bind}, the job's state.json sends the proxy to {info.host}:{info.port}"
+        )
+    state = desktop_state(jobdir(tmp_path, state_json=forged), RUNNING, bind)
+    assert state.desktop is None and "its desktop's record cannot be used" in state.reason
+
+
+def test_a_host_name_bind_takes_only_the_jobs_node(tmp_path, caplog):
+    """A host name (or 0.0.0.0) as the bind: the host must be the node the backend says runs
+    the job (its addresses as the portal resolves them; its name, as a supervisor bound to
+    0.0.0.0 records it, means its address). Anything else is no desktop, logged."""
+    node = Place(frozenset({"10.1.0.7"}), frozenset({"node-3"}))
+    for bind in ("node-3.cluster.example", "0.0.0.0"):  # noqa: S104
+        assert desktop_info({**GOOD, "host": "10.1.0.7"}, bind, node).host == "10.1.0.7"
+        assert desktop_info({**GOOD, "host": "NODE-3"}, bind, node).host == "10.1.0.7"
+        for host in ("10.1.0.8", "127.0.0.1", "node-4", "node-3.evil.example"):
+            with pytest.raises(DesktopRecordError, match="not 10.1.0.7, node-3"):
+                desktop_info({**GOOD, "host": host}, bind, node)
+    # a node that does not resolve: nowhere
+    with pytest.raises(DesktopRecordError, match="no address known"):
+        desktop_info({**GOOD, "host": "node-3"}, "0.0.0.0", Place(frozenset()))  # noqa: S104
+    with caplog.at_level("WARNING", logger="ijpweb.batch.jobdirs"):
+        state = desktop_state(
+            jobdir(tmp_path, state_json={**GOOD, "host": "10.9.9.9"}), RUNNING, "x.example", node
+        )
+    assert state.desktop is None
+    assert "7: its desktop's record cannot be used: state.json's host is not 10.1.0.7" in caplog.text
+    assert "abcdEF12" not in caplog.text and "password" not in caplog.text
+
+
+@pytest.mark.parametrize("port", [1, 22, 80, 443, 1023, 65536])
+def test_a_vnc_server_is_on_an_unprivileged_port(port):
+    with pytest.raises(DesktopRecordError, match="port is not one of 1024..65535"):
+        desktop_info({**GOOD, "port": port}, "127.0.0.1")
+    assert desktop_info({**GOOD, "port": 1024}, "127.0.0.1").port == 1024
+    assert desktop_info({**GOOD, "port": 65535}, "127.0.0.1").port == 65535
+
+
+def test_a_record_dated_in_the_future_is_forged():
+    now = datetime(2026, 11, 30, 18, tzinfo=UTC)
+    soon = {**GOOD, "ready_at": (now + timedelta(seconds=59)).isoformat()}
+    assert desktop_info(soon, "127.0.0.1", now=now).ready_at == now + timedelta(
+        seconds=59
+    )  # clocks differ a little
+    for later in (now + timedelta(seconds=61), datetime(2099, 1, 1, tzinfo=UTC)):
+        with pytest.raises(DesktopRecordError, match="ready_at is in the future"):
+            desktop_info({**GOOD, "ready_at": later.isoformat()}, "127.0.0.1", now=now)
+
+
+def test_end_json_failed_is_a_failed_session(tmp_path):
+    """The portal's own end of a desktop that never became ready: FAILED with its reason
+    (end.json with "failed": true), whatever the job's own records say."""
+    d = jobdir(tmp_path, ended_json={"reason": "ended by a signal (SIGTERM)"})
+    (d / "end.json").write_text(
+        json.dumps({"reason": "the desktop did not start within 60 s", "failed": True})
+    )
+    for state in (
+        BatchState(JobStatus.FAILED, None, "killed by SIGTERM"),
+        BatchState(JobStatus.COMPLETED, 0),
+    ):
+        ended = desktop_state(d, state)
+        assert (ended.status, ended.reason) == (JobStatus.FAILED, "the desktop did not start within 60 s")
+    (d / "end.json").write_text(json.dumps({"reason": "ended by the user", "failed": "yes"}))  # only true is
+    assert desktop_state(d, BatchState(JobStatus.FAILED, None, "x")).status == JobStatus.COMPLETED
 
 
 def test_how_a_session_ended(tmp_path):
@@ -168,7 +246,7 @@ def test_desktop_info_takes_a_good_record_or_says_why(record):
         info = desktop_info(record, "127.0.0.1")
     except DesktopRecordError:
         return
-    assert info.host == "127.0.0.1" and type(info.port) is int and 0 < info.port < 65536
+    assert info.host == "127.0.0.1" and type(info.port) is int and 1024 <= info.port < 65536
 
 
 @given(st.text(max_size=300))

@@ -80,12 +80,44 @@ def test_a_running_session_has_its_desktop_and_slurms_end(backend):
     assert (info.host, info.port) == ("127.0.0.1", 5901)
     assert info.ends_at == datetime(2026, 11, 30, 13, 0).astimezone(UTC)  # SLURM's, not the backstop's
     # what the job wrote is not trusted: another host is no desktop, and says why
-    record(d, "state.json", host="10.0.0.1", port=22)
+    record(d, "state.json", host="10.0.0.1", port=5902)
     state = backend._session("104", running, "")
     assert state.desktop is None and "state.json's host is not 127.0.0.1" in state.reason
     (d / "desktop" / "state.json").unlink()
     os.symlink("/etc/passwd", d / "desktop" / "state.json")
     assert backend._session("104", running, "").desktop is None
+
+
+@pytest.mark.parametrize("bind", ["node.cluster.example", "0.0.0.0"])  # noqa: S104
+def test_with_a_host_name_bind_the_desktop_is_on_the_node_slurm_names(tmp_path, bind, caplog):
+    """carol's F5: a host name (each node resolves it to its own cluster address) or 0.0.0.0
+    as desktop_bind. The portal, not the job's state.json, says where the proxy connects:
+    the node squeue names for the job (%N), resolved on the portal's host ('localhost' here:
+    127.0.0.1); its name (what a supervisor bound to 0.0.0.0 records) means that address.
+    Another host, the portal host's loopback for another node, a host list: no desktop."""
+    b = SlurmBackend("cluster", tmp_path / "jobs", sandbox=Sandbox(kind="none"), desktop_bind=bind)
+    d = session(b, "107", 7)
+    on = {node: BatchState(JobStatus.RUNNING, started_at=STARTED, nodes=1, hosts=node)
+          for node in ("localhost", "node-9.invalid", "localhost,node2")}  # fmt: skip
+    ok = {"port": 5901, "ready_at": STARTED.isoformat()}
+    for host in ("127.0.0.1", "localhost", "LOCALHOST"):
+        record(d, "state.json", host=host, **ok)
+        info = b._session("107", on["localhost"], "").desktop
+        assert (info.host, info.port) == ("127.0.0.1", 5901)
+    for host in ("192.0.2.10", "db.internal.example", "node-9.invalid", "127.0.0.2"):
+        record(d, "state.json", host=host, **ok)
+        state = b._session("107", on["localhost"], "")
+        assert state.desktop is None and "state.json's host is not 127.0.0.1, localhost" in state.reason
+    # the same record from a job SLURM runs on another node: that node's address, not ours
+    record(d, "state.json", host="127.0.0.1", **ok)
+    for node in ("node-9.invalid", "localhost,node2"):  # does not resolve; not one node
+        state = b._session("107", on[node], "")
+        assert state.desktop is None and "no address known" in state.reason
+    # resolved once per states() call, whatever the number of sessions on the node
+    resolved: dict = {}
+    b._session("107", on["localhost"], "", resolved)
+    assert resolved == {"localhost": frozenset({"127.0.0.1"})}
+    assert "abcdEF12" not in caplog.text
 
 
 def test_interactive_jobs_ask_sbatch_for_their_session_time(backend):
