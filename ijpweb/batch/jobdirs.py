@@ -396,13 +396,15 @@ class Place:
 
     addresses: frozenset[str]
     names: frozenset[str] = frozenset()
+    everywhere: bool = False  # its VNC server listens on every address (0.0.0.0): any host
 
     def host(self, host: str) -> str | None:
         """The address to connect to for the ``host`` a job's record names; None if it is
-        not one of these."""
+        not one of these. A server on every address is reached at the node's own address,
+        whatever host the record names (the job only reports its port)."""
         if host in self.addresses:
             return host
-        if host.lower() in self.names and self.addresses:
+        if (self.everywhere or host.lower() in self.names) and self.addresses:
             return min(self.addresses)
         return None
 

@@ -567,7 +567,8 @@ class SlurmBackend(Batched, DirOutputs):
             return Place(frozenset())
         if node not in resolved:
             resolved[node] = node_addresses(node)
-        return Place(resolved[node], frozenset({node.lower()}) if resolved[node] else frozenset())
+        names = frozenset({node.lower()}) if resolved[node] else frozenset()
+        return Place(resolved[node], names, everywhere=self.desktop_bind in ("0.0.0.0", "::"))  # noqa: S104
 
     def _session(
         self, slurm_id: str, state: BatchState, end: str, resolved: dict[str, frozenset[str]] | None = None

@@ -264,7 +264,7 @@ def test_a_job_cannot_send_the_proxy_elsewhere(slurm):
     forge = (
         'f="${JOB_OUTPUT_DIR%/output}/desktop/state.json"; '
         'while [ ! -e "$f" ]; do sleep 0.2; done; '
-        'printf \'{"host": "10.9.8.7", "port": 22}\' > "$f.x" && mv -f "$f.x" "$f" && echo forged; '
+        'printf \'{"host": "10.9.8.7", "port": 5902}\' > "$f.x" && mv -f "$f.x" "$f" && echo forged; '
         "exec sleep 600"
     )
     slurm_id = slurm.submit(job(forge))
@@ -274,6 +274,76 @@ def test_a_job_cannot_send_the_proxy_elsewhere(slurm):
     assert "state.json's host is not 127.0.0.1" in state.reason
     assert slurm.end_sessions([slurm_id], "ended by the user") == {slurm_id: None}
     assert ended(slurm, slurm_id).reason == "ended by the user"
+
+
+FORGE_HOST = (
+    'f="${JOB_OUTPUT_DIR%/output}/desktop/state.json"; '
+    'while [ ! -e "$f" ]; do sleep 0.2; done; '
+    'printf \'{"host": "10.9.8.7", "port": %d}\' "$(sed \'s/.*"port": *\\([0-9]*\\).*/\\1/\' "$f")" > "$f.x" '
+    '&& mv -f "$f.x" "$f" && echo forged; exec sleep 600'
+)
+
+
+def test_with_a_host_name_bind_the_desktop_is_where_slurm_runs_the_job(slurm_cluster, tmp_path):
+    """carol's F5 on the cluster: desktop_bind a host name (production.ini's way). The portal
+    takes the host from the node squeue names for the job ('localhost' here, 127.0.0.1),
+    never the job's: a session that rewrites its state.json with another host (its own
+    port kept) gets no desktop, and the backend says why."""
+    import socket
+
+    name = socket.gethostname()
+    if "127.0.0.1" not in {i[4][0] for i in socket.getaddrinfo(name, 0, socket.AF_INET, socket.SOCK_STREAM)}:
+        pytest.skip(f"this host's name {name!r} is not the test node's address (127.0.0.1)")
+    b = make_backend(slurm_cluster, tmp_path / "jobs", desktop_bind=name)
+    honest, forged = b.submit(job()), b.submit(job(FORGE_HOST))
+    try:
+        assert ready(b, honest).desktop.host == "127.0.0.1"
+        wait(b, forged, lambda s: b"forged" in b.read(forged, "stdout"))
+        state = b.states([forged])[forged]
+        assert state.status == JobStatus.RUNNING and state.desktop is None
+        assert "state.json's host is not 127.0.0.1, localhost" in state.reason
+    finally:
+        assert b.end_sessions([honest, forged], "ended by the user") == {honest: None, forged: None}
+
+
+def test_a_session_on_every_address_is_reached_at_its_nodes(slurm_cluster, tmp_path):
+    """desktop_bind 0.0.0.0: the VNC server listens on every address of its node; the portal
+    connects to the node's address (squeue's node, resolved here), whatever host the job's
+    record names (the supervisor's records the node's host name; a forged one the same)."""
+    b = make_backend(slurm_cluster, tmp_path / "jobs", desktop_bind="0.0.0.0")  # noqa: S104
+    slurm_id = b.submit(job(FORGE_HOST))
+    try:
+        wait(b, slurm_id, lambda s: b"forged" in b.read(slurm_id, "stdout"))
+        info = b.states([slurm_id])[slurm_id].desktop
+        assert info.host == "127.0.0.1"
+        assert rfb(info.host, info.port, b.desktop_password(slurm_id))["result"] == 0
+    finally:
+        b.end_sessions([slurm_id], "ended by the user")
+    assert ended(b, slurm_id).reason == "ended by the user"
+
+
+def test_a_session_ended_as_failed_is_failed_with_the_portals_reason(slurm):
+    """The portal's backstop for a desktop that never became ready (helper W2): end.json
+    says failed, scancel; SLURM says CANCELLED, the portal FAILED with its reason."""
+    spec = job()
+    slurm_id = slurm.submit(spec)
+    ready(slurm, slurm_id)
+    members = session_processes(slurm.root / str(spec.job_id), str(spec.job_id))
+    why = "the desktop did not start within 60 s"
+    assert slurm.end_sessions([slurm_id], why, failed=True) == {slurm_id: None}
+    state = ended(slurm, slurm_id)
+    assert (state.status, state.reason) == (JobStatus.FAILED, why)
+    assert gone(members, timeout=30) == {}
+    # End session afterwards changes nothing; a normal end stays Completed
+    slurm.end_sessions([slurm_id], "ended by the user")
+    assert slurm.states([slurm_id])[slurm_id].reason == why
+    other = slurm.submit(job())
+    ready(slurm, other)
+    slurm.end_sessions([other], "ended by the user")
+    assert (ended(slurm, other).status, ended(slurm, other).reason) == (
+        JobStatus.COMPLETED,
+        "ended by the user",
+    )
 
 
 def test_the_portals_proxy_opens_a_slurm_desktop(slurm_cluster, tmp_path):

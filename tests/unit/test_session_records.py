@@ -151,6 +151,9 @@ def test_a_host_name_bind_takes_only_the_jobs_node(tmp_path, caplog):
         for host in ("10.1.0.8", "127.0.0.1", "node-4", "node-3.evil.example"):
             with pytest.raises(DesktopRecordError, match="not 10.1.0.7, node-3"):
                 desktop_info({**GOOD, "host": host}, bind, node)
+    # listening on every address of the node: reached at the node's, whatever host it names
+    everywhere = Place(frozenset({"10.1.0.7"}), frozenset({"node-3"}), everywhere=True)
+    assert desktop_info({**GOOD, "host": "127.0.0.1"}, "0.0.0.0", everywhere).host == "10.1.0.7"  # noqa: S104
     # a node that does not resolve: nowhere
     with pytest.raises(DesktopRecordError, match="no address known"):
         desktop_info({**GOOD, "host": "node-3"}, "0.0.0.0", Place(frozenset()))  # noqa: S104

@@ -94,7 +94,8 @@ def test_with_a_host_name_bind_the_desktop_is_on_the_node_slurm_names(tmp_path, 
     as desktop_bind. The portal, not the job's state.json, says where the proxy connects:
     the node squeue names for the job (%N), resolved on the portal's host ('localhost' here:
     127.0.0.1); its name (what a supervisor bound to 0.0.0.0 records) means that address.
-    Another host, the portal host's loopback for another node, a host list: no desktop."""
+    Another host, the portal host's loopback for another node, a host list: no desktop
+    (with 0.0.0.0 the server is on every address: the node's own, whatever host it names)."""
     b = SlurmBackend("cluster", tmp_path / "jobs", sandbox=Sandbox(kind="none"), desktop_bind=bind)
     d = session(b, "107", 7)
     on = {node: BatchState(JobStatus.RUNNING, started_at=STARTED, nodes=1, hosts=node)
@@ -107,7 +108,10 @@ def test_with_a_host_name_bind_the_desktop_is_on_the_node_slurm_names(tmp_path, 
     for host in ("192.0.2.10", "db.internal.example", "node-9.invalid", "127.0.0.2"):
         record(d, "state.json", host=host, **ok)
         state = b._session("107", on["localhost"], "")
-        assert state.desktop is None and "state.json's host is not 127.0.0.1, localhost" in state.reason
+        if bind == "0.0.0.0":  # noqa: S104 (listening everywhere: the node's address, whatever it says)
+            assert (state.desktop.host, state.desktop.port) == ("127.0.0.1", 5901)
+        else:
+            assert state.desktop is None and "state.json's host is not 127.0.0.1, localhost" in state.reason
     # the same record from a job SLURM runs on another node: that node's address, not ours
     record(d, "state.json", host="127.0.0.1", **ok)
     for node in ("node-9.invalid", "localhost,node2"):  # does not resolve; not one node
