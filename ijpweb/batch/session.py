@@ -50,8 +50,10 @@ REASON_CHARS = 300
 X_DIRS = ("/usr/bin", "/usr/local/bin", "/bin")  # where Xvfb and x11vnc are looked for
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 X_SOCKETS = "/tmp/.X11-unix"  # noqa: S108 - where X servers' sockets are (the sandbox's own /tmp)
-DISPLAYS = 100  # display numbers tried in turn, then RANDOM_DISPLAYS more up to MAX_DISPLAY
-RANDOM_DISPLAYS, MAX_DISPLAY = 400, 65535
+# display numbers tried, each drawn at random from MIN_DISPLAY..MAX_DISPLAY: Xvfb, Xlib, Tk
+# and x11vnc take numbers that large (with no TCP: no port 6000+N), so no job can hold
+# every name (a billion sockets) nor guess which one the next session takes
+DISPLAY_TRIES, MIN_DISPLAY, MAX_DISPLAY = 64, 1000, 999_999_999
 
 
 def now() -> str:
@@ -258,11 +260,9 @@ class Session:
         is refused at once and it takes the socket file: the sandbox's own server's."""
         import random
 
-        # the low numbers first; then at random among the rest, so that holding every name
-        # (carol's job binding them all, as any process with the host's network can) takes
-        # tens of thousands of sockets rather than a couple of hundred
-        rest = random.SystemRandom().sample(range(DISPLAYS, MAX_DISPLAY + 1), RANDOM_DISPLAYS)
-        for number in [*range(DISPLAYS), *rest]:
+        draw = random.SystemRandom().randint
+        for _ in range(DISPLAY_TRIES):
+            number = draw(MIN_DISPLAY, MAX_DISPLAY)
             name = f"\0{X_SOCKETS}/X{number}"
             if os.path.exists(f"{X_SOCKETS}/X{number}") or os.path.exists(f"/tmp/.X{number}-lock"):  # noqa: S108
                 continue  # (without a sandbox: the host's /tmp, another server's display)
@@ -275,8 +275,8 @@ class Session:
             self.reserved = sock
             return number
         raise RuntimeError(
-            f"no free X display: the socket names of displays :0 to :{DISPLAYS - 1} and {RANDOM_DISPLAYS} "
-            f"others up to :{MAX_DISPLAY} are all held by other processes on this host"
+            f"no free X display: {DISPLAY_TRIES} display numbers drawn at random up to :{MAX_DISPLAY} "
+            "were all held by other processes on this host"
         )
 
     def start_display(self, env: dict) -> int:
