@@ -65,7 +65,7 @@ def database(url: str, host: str, port: int) -> None:
         db.flush()
         db.add(Desktop(job_id=job.id, state="ready", host=host, port=port, ready_at=now))
         db.add(DesktopToken(token_hash=__import__("hashlib").sha256(TOKEN.encode()).hexdigest(), job_id=job.id,
-                            web_session_id="w" * 64, owner="db/bob", expires_at=now + timedelta(hours=1)))  # fmt: skip
+                            web_session_id="w" * 64, owner="db/bob", origin="http://127.0.0.1:6543", expires_at=now + timedelta(hours=1)))  # fmt: skip
         assert db.scalar(sa.select(sa.func.count()).select_from(Desktop)) == 1
     engine.dispose()
 

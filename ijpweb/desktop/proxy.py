@@ -3,8 +3,10 @@
 The browser (noVNC, the viewer page /jobs/{id}/desktop) opens ``{prefix}/desktop/ws/{id}``
 with the ``ijp_desktop`` cookie the page set. Before the upgrade the proxy checks the
 cookie's token (ijpweb.desktop.tokens: the job's, unexpired, of its owner's live browser
-login, the desktop ready) and that the page is of this site (Origin's host name is the
-Host's); anything else is refused with a short plain text (403/404/429). Then it connects
+login, the desktop ready) and that the page is the one that minted the token (Origin is
+exactly the origin recorded with the token: scheme, host and port, so a page on another
+port of the portal's host, which gets the cookie too, opens nothing; and Origin's host name
+is the Host's); anything else is refused with a short plain text (403/404/429). Then it connects
 to the job's VNC server (the Desktop row's host and port), answers its VNC authentication
 with the session's password (the backend's ``desktop_password``), offers the browser
 security type None, and copies bytes both ways. It counts viewers in the Desktop row
@@ -125,9 +127,9 @@ class DesktopProxy:
 
     # --- the database (blocking: always through asyncio.to_thread) ---
 
-    def _check(self, cookie: str | None, job_id: int) -> Grant:
+    def _check(self, cookie: str | None, job_id: int, origin: str | None) -> Grant:
         with self.session_factory() as db:
-            return check(db, cookie, job_id)
+            return check(db, cookie, job_id, origin)
 
     def _recheck(self, grant: Grant) -> Grant:
         with self.session_factory() as db, db.begin():
@@ -145,12 +147,13 @@ class DesktopProxy:
         if match is None:
             return connection.respond(404, "Not Found\n")
         job_id = int(match.group(1))
-        if not same_site(_only(request.headers, "Origin"), _only(request.headers, "Host")):
+        origin = _only(request.headers, "Origin")
+        if not same_site(origin, _only(request.headers, "Host")):
             log.info("desktop of job %d: a websocket from another site (or none) was refused", job_id)
             return connection.respond(403, CROSS_SITE + "\n")
         cookie = "; ".join(request.headers.get_all("Cookie"))
         try:
-            grant = await asyncio.to_thread(self._check, cookie, job_id)
+            grant = await asyncio.to_thread(self._check, cookie, job_id, origin)
         except Refused as e:
             log.info("desktop of job %d: a websocket was refused: %s", job_id, e)
             return connection.respond(e.status, f"{e}\n")

@@ -79,6 +79,35 @@ def _hostname(netloc: str) -> str | None:
         return None
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str | None) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL or Origin header, as browsers serialize an
+    origin (lower case, no default port, IPv6 in brackets); None for anything else (``null``,
+    other schemes, a path, user info, a bad port). The token keeps the origin of the page that
+    minted it, and the websocket's Origin must be the same: another port of the portal's host
+    (another site to the portal, the same site to the cookie) opens nothing."""
+    if not url or len(url) > 300:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or parts.username is not None:
+        return None
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.password is not None:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
 def same_site(origin: str | None, host: str | None) -> bool:
     """The Origin header's host name is the Host header's (the port may differ: the proxy on
     a port of its own, ``ijp.desktop.public_port``). No Origin is refused too: every
@@ -95,10 +124,21 @@ def same_site(origin: str | None, host: str | None) -> bool:
     return mine is not None and parts.hostname == mine
 
 
-def check_hash(db, digest: str, job_id: int, now: datetime | None = None) -> Grant:
+def check_hash(
+    db,
+    digest: str,
+    job_id: int,
+    now: datetime | None = None,
+    origin: str | None = None,
+    *,
+    recheck: bool = False,
+) -> Grant:
     """The Grant of the token with this SHA-256 for ``job_id``'s desktop, or Refused: a
     token that is unknown, expired, of another job, of a login that has ended (or is not a
-    browser login, or not the job owner's); then a desktop that has ended or is not ready."""
+    browser login, or not the job owner's); a websocket whose ``origin`` (its Origin header)
+    is not exactly the origin of the page that minted the token (scheme, host and port);
+    then a desktop that has ended or is not ready. ``recheck``: a connected viewer's token
+    again (its Origin was checked at the upgrade)."""
     now = now or utcnow()
     row = db.execute(
         sa.select(DesktopToken, WebSession, Job, Desktop)
@@ -118,6 +158,8 @@ def check_hash(db, digest: str, job_id: int, now: datetime | None = None) -> Gra
         or not (login.user_name == job.owner == token.owner)
     ):
         raise Refused(403, NOT_YOURS)
+    if not recheck and (origin_of(origin) is None or origin_of(origin) != token.origin):
+        raise Refused(403, CROSS_SITE)
     if desktop is None:  # (a batch job; the page never makes it a token)
         raise Refused(404, NO_DESKTOP)
     if desktop.state == "ended" or desktop.ended_reason or job.status not in LIVE:
@@ -137,13 +179,16 @@ def check_hash(db, digest: str, job_id: int, now: datetime | None = None) -> Gra
     )
 
 
-def check(db, cookie_header: str | None, job_id: int, now: datetime | None = None) -> Grant:
-    """The Grant of the first ``ijp_desktop`` cookie that opens ``job_id``'s desktop;
-    Refused (the most telling refusal among the cookies) when none does."""
+def check(
+    db, cookie_header: str | None, job_id: int, origin: str | None, now: datetime | None = None
+) -> Grant:
+    """The Grant of the first ``ijp_desktop`` cookie that opens ``job_id``'s desktop for a
+    websocket from ``origin`` (its Origin header); Refused (the most telling refusal among
+    the cookies) when none does."""
     refusal = Refused(403, NOT_YOURS)
     for token in cookie_tokens(cookie_header):
         try:
-            return check_hash(db, token_hash(token), job_id, now)
+            return check_hash(db, token_hash(token), job_id, now, origin)
         except Refused as e:
             if e.args[0] != NOT_YOURS:
                 refusal = e
@@ -169,6 +214,6 @@ def still_viewed(db, grant: Grant, now: datetime | None = None) -> Grant:
     """The re-check of a connected viewer: the token still opens the desktop (Refused if
     not), and the desktop is marked seen by a viewer now."""
     now = now or utcnow()
-    again = check_hash(db, grant.token_hash, grant.job_id, now)
+    again = check_hash(db, grant.token_hash, grant.job_id, now, recheck=True)
     db.execute(sa.update(Desktop).where(Desktop.job_id == grant.job_id).values(viewer_seen_at=now))
     return again

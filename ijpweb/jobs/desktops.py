@@ -153,8 +153,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def mint_token(db, job: Job, web_session_id: str, login_expires_at: datetime, now: datetime | None = None):
-    """A fresh token for ``job``'s desktop and this login (its owner's): returned once, to
+def mint_token(
+    db, job: Job, web_session_id: str, login_expires_at: datetime, origin: str, now: datetime | None = None
+):
+    """A fresh token for ``job``'s desktop and this login (its owner's), for websockets from
+    ``origin`` only (the viewer page's: ``ijpweb.desktop.tokens.origin_of``): returned once, to
     go into the cookie; only its SHA-256 is stored. Returns (token, expires_at). The
     login's older tokens for the job beyond :data:`TOKENS_PER_LOGIN` go."""
     now = now or utcnow()
@@ -179,7 +182,7 @@ def mint_token(db, job: Job, web_session_id: str, login_expires_at: datetime, no
     db.add(
         DesktopToken(
             token_hash=token_hash(token), job_id=job.id, web_session_id=web_session_id, owner=job.owner,
-            created_at=now, expires_at=expires,
+            origin=origin, created_at=now, expires_at=expires,
         )
     )  # fmt: skip
     db.flush()

@@ -53,5 +53,9 @@ class DesktopToken(Base):
         sa.ForeignKey("web_session.id", ondelete="CASCADE"), index=True
     )
     owner: Mapped[str] = mapped_column(sa.String(255))
+    # the origin (scheme://host[:port]) of the viewer page that minted it, as the portal saw
+    # the request (through a trusted proxy's X-Forwarded-*): the websocket's Origin must be
+    # exactly this one; a page on another port of the host is another site
+    origin: Mapped[str] = mapped_column(sa.String(300))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

@@ -10,6 +10,7 @@ from pyramid.renderers import render_to_response
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from ..desktop.tokens import origin_of
 from ..jobs.desktops import DesktopError, end_session, mint_token, openable
 from ..models import WebSession
 from ..models.desktops import Desktop
@@ -70,8 +71,11 @@ def desktop_page(request):
     login = db.get(WebSession, request.identity.web_session)
     if login is None:  # (revoked during this request)
         return _refusal(request, 403, "your login has ended: log in again")
+    page = origin_of(f"{request.scheme}://{request.host}")  # (through a trusted proxy's X-Forwarded-*)
+    if page is None:
+        return _refusal(request, 400, "the Host header of this request is not a host name")
     now = utcnow()
-    token, expires = mint_token(db, job, login.id, login.expires_at, now)
+    token, expires = mint_token(db, job, login.id, login.expires_at, page, now)
     origin = ws_origin(request)
     response = render_to_response(
         "jobs/desktop.jinja2",

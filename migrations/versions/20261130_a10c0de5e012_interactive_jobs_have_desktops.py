@@ -40,6 +40,7 @@ def upgrade():
         sa.Column("job_id", sa.Integer(), nullable=False),
         sa.Column("web_session_id", sa.String(length=64), nullable=False),
         sa.Column("owner", sa.String(length=255), nullable=False),
+        sa.Column("origin", sa.String(length=300), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

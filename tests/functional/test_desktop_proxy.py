@@ -298,6 +298,14 @@ def test_who_may_not_open_a_desktop(site, bobs, carols):
     # its Origin is not the portal's host
     assert refused(site, bobs, token, origin="http://evil.example") == CROSS_SITE + "\n"
     assert refused(site, bobs, token, origin="null") == CROSS_SITE + "\n"
+    # carol's F2: a page on ANOTHER PORT of the portal's host (another web application there,
+    # or her Terminal job's `python3 -m http.server`: its sandbox keeps the host network);
+    # the browser sends bob's cookie with it (cookies are not scoped by port), and only the
+    # origin of the page that minted the token may use it: the portal's, port included
+    for elsewhere in (f"http://127.0.0.1:{free_port()}", site.ws(bobs).split("/desktop/")[0].replace("ws:", "http:"),
+                      site.url.replace("http:", "https:")):  # fmt: skip
+        assert elsewhere != site.url
+        assert refused(site, bobs, token, origin=elsewhere) == CROSS_SITE + "\n", elsewhere
     # two Origin headers, the portal's and another: refused, not a 500
     with pytest.raises(InvalidStatus) as e:
         connect(site.ws(bobs), additional_headers=[("Cookie", f"ijp_desktop={token}"), ("Origin", site.url),
@@ -344,7 +352,7 @@ def test_who_may_not_open_a_desktop(site, bobs, carols):
         ).first()  # fmt: skip
         forged = "b" * 43
         db.add(DesktopToken(token_hash=token_hash(forged), job_id=date, web_session_id=login.id, owner="db/bob",
-                            expires_at=utcnow() + timedelta(hours=1)))  # fmt: skip
+                            origin=site.url, expires_at=utcnow() + timedelta(hours=1)))  # fmt: skip
     assert refused(site, date, forged, status=404) == "this job has no desktop\n"
     assert forged not in site.log.text
 
