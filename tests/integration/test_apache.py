@@ -735,6 +735,12 @@ def test_a_desktop_through_apache(site, desktops):
                          refused(bobs, cookie.value, "http://evil.example")):  # fmt: skip
         assert status == 403 and cookie.value not in text and carol_token not in text
     assert "another site" in refused(bobs, cookie.value, "http://evil.example")[1]
+    # carol's F2 behind Apache: a page on another port of the portal's host gets bob's cookie
+    # sent with its websocket (cookies ignore ports); only the viewer page's origin opens it
+    host = urlsplit(origin).hostname
+    for elsewhere in (f"http://{host}:{free_port()}", origin.replace("http:", "https:")):
+        status, text = refused(bobs, cookie.value, elsewhere)
+        assert status == 403 and "another site" in text and cookie.value not in text, elsewhere
     # the rest of /ijp still goes to the portal (the desktop Location is only the websocket's)
     assert web.get(f"{url}/jobs/{bobs}", timeout=10).status_code == 200
 
@@ -757,6 +763,12 @@ def test_a_desktop_through_apache(site, desktops):
         with connect(wss, origin=site.https[: -len(P)], additional_headers={"Cookie": f"ijp_desktop={secure.value}"},
                      ssl=context, open_timeout=15, close_timeout=5, logger=quiet) as conn:  # fmt: skip
             assert RfbViewer(conn).open() == (800, 600)
+        # the https page's token from the http origin (or another port): refused
+        for elsewhere in (origin, f"https://{host}:{free_port()}"):
+            with pytest.raises(InvalidStatus) as e:
+                connect(wss, origin=elsewhere, additional_headers={"Cookie": f"ijp_desktop={secure.value}"},
+                        ssl=context, open_timeout=15, close_timeout=5, logger=quiet).close()  # fmt: skip
+            assert e.value.response.status_code == 403, elsewhere
 
 
 @pytest.mark.browser
