@@ -382,6 +382,13 @@ def argument_lists(draw):
     return jt, [p for c in chunks for p in c], draw(st.sampled_from([1.0, 2.0]))
 
 
+def _number(kind: str, text: str):
+    try:
+        return jobtypes.parse_number(kind, text.strip(jobtypes.BLANKS))
+    except ValueError:
+        return None
+
+
 @given(argument_lists())
 def test_any_argument_list_is_refused_or_is_what_a_form_would_produce(case):
     jt, params, channels = case
@@ -403,9 +410,15 @@ def test_any_argument_list_is_refused_or_is_what_a_form_would_produce(case):
             forced |= {o.program_parameter, defaults[o.name]}
         if o.is_radio and all(m.program_parameter for m in jt.options if m.key == o.key):
             forced |= {m.program_parameter for m in jt.options if m.name == defaults[o.key]}
+    # a number is passed on in its one spelling (a float option's "0" is "0.0")
+    kinds = {o.type for o in jt.options} & {"integer", "float"}
+    normal = {jobtypes.number_text(n) for k in kinds for v in params if (n := _number(k, v)) is not None}
     for a in job.args:
         if not a.startswith(("--datasetIds=", "--datafileIds=")):
-            assert a in params or a.strip() in {p.strip() for p in params} or a in forced, (a, params)
+            assert a in params or a.strip() in {p.strip() for p in params} or a in forced | normal, (
+                a,
+                params,
+            )
         assert planning.argv_problem(a, 40 if not a.startswith("--data") else None) is None
     # and nothing the client sent is lost, but for empty values (which the form leaves out)
     ids = {"--datasetIds", "--datafileIds"}
