@@ -349,7 +349,11 @@ def read_desktop_record(d: Path, name: str) -> dict | None:
     return value
 
 
-def _record_time(record: dict, field: str, name: str) -> datetime | None:
+def record_time(
+    record: dict, field: str, name: str, error: type[Exception] = DesktopRecordError
+) -> datetime | None:
+    """``record[field]`` as an aware time (UTC if it names no zone), None if absent;
+    ``error`` ("<name>'s <field> is not a time") if it is not an ISO time."""
     value = record.get(field)
     if value is None:
         return None
@@ -358,7 +362,7 @@ def _record_time(record: dict, field: str, name: str) -> datetime | None:
             raise ValueError(value)
         at = datetime.fromisoformat(value)
     except ValueError:
-        raise DesktopRecordError(f"{name}'s {field} is not a time") from None
+        raise error(f"{name}'s {field} is not a time") from None
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
@@ -434,11 +438,11 @@ def desktop_info(
     if where is None:
         allowed = ", ".join(sorted(place.addresses | place.names)) or "no address known"
         raise DesktopRecordError(f"state.json's host is not {allowed}, where this job's VNC server listens")
-    ready_at = _record_time(record, "ready_at", "state.json")
+    ready_at = record_time(record, "ready_at", "state.json")
     now = now or datetime.now(UTC)
     if ready_at is not None and (ready_at - now).total_seconds() > FUTURE_SECONDS:
         raise DesktopRecordError("state.json's ready_at is in the future")
-    return DesktopInfo(where, port, ready_at, _record_time(record, "ends_at", "state.json"))
+    return DesktopInfo(where, port, ready_at, record_time(record, "ends_at", "state.json"))
 
 
 def _reason(value: object) -> str | None:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from ..states import JobStatus
@@ -49,6 +49,7 @@ from .jobdirs import (
     prepare,
     private_dir,
     read_stream,
+    record_time,
 )
 from .runner import (
     CONFIG,
@@ -147,19 +148,6 @@ def _number(record: dict, field: str, file: str, low: int, high: int) -> int | N
     return value
 
 
-def _time(record: dict, field: str, file: str) -> datetime | None:
-    value = record.get(field)
-    if value is None:
-        return None
-    try:
-        if not isinstance(value, str) or len(value) > 64:
-            raise ValueError(value)
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise _Unreadable(f"{file}'s {field} is not a time") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def _started(d: Path) -> dict | None:
     """``started.json``, checked, with its time parsed (:class:`_Unreadable` if odd)."""
     record = _load(d / "started.json")
@@ -171,7 +159,7 @@ def _started(d: Path) -> dict | None:
     if host is not None and (not isinstance(host, str) or not 0 < len(host) <= 255):
         raise _Unreadable("started.json's host is not one")
     cores = _number(record, "cores", "started.json", 1, 2**31 - 1)
-    return dict(record, at=_time(record, "at", "started.json"), host=host, cores=cores)
+    return dict(record, at=record_time(record, "at", "started.json", _Unreadable), host=host, cores=cores)
 
 
 def _ended(d: Path) -> dict | None:
@@ -182,7 +170,7 @@ def _ended(d: Path) -> dict | None:
     return {
         "code": _number(record, "code", "exit.json", 0, 255),
         "signal": _number(record, "signal", "exit.json", 1, signal.NSIG - 1),
-        "at": _time(record, "at", "exit.json"),
+        "at": record_time(record, "at", "exit.json", _Unreadable),
     }
 
 
