@@ -453,11 +453,6 @@ def _reason(value: object) -> str | None:
     return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
 
 
-def end_reason(d: Path) -> str | None:
-    """Why the portal ended the session (``end.json``: End session, the idle timeout)."""
-    return end_record(d)[0]
-
-
 def end_record(d: Path) -> tuple[str | None, bool]:
     """``end.json`` (written by the portal): why it ended the session, and whether that is a
     failure (``"failed": true``: the desktop never became ready)."""
