@@ -61,3 +61,20 @@ def test_carols_lists_and_api_never_show_bobs_desktop(dapp, dbsession):
         assert page.status_int < 500
         for secret in ("10.9.8.7", "5977", f"/jobs/{job_id}/desktop"):
             assert secret not in page.text
+
+
+def test_bobs_own_lists_and_exports_never_show_host_port_or_token(dapp, dbsession):
+    bob, job_id = _bob_ready(dapp, dbsession)
+    dapp.login("bob")
+    viewer = dapp.get(f"/jobs/{job_id}/desktop")
+    cookie, _ = pages.cookie_of(viewer)
+    assert cookie is not None
+    seen = [dapp.get("/jobs"), dapp.get(API + "/jobs", headers=bob)]
+    seen += [
+        dapp.get("/jobs/export", expect_errors=True),
+        dapp.get(API + "/jobs/export", headers=bob, expect_errors=True),
+    ]
+    for page in seen:
+        assert page.status_int < 500
+        for secret in ("10.9.8.7", "5977", cookie.value):
+            assert secret not in page.text
