@@ -67,6 +67,9 @@ class Scheduler:
         # who leads the tasks that run once: advisory locks on PostgreSQL, else this process
         self.leaders = Leaders(engine, self.namespace, LED) if is_postgresql(engine) else OneProcess(LED)
         self._aps = None  # APScheduler's BackgroundScheduler, once started
+        # this scheduler's outages, logged once a minute (ijpweb.outages): its own
+        # reference, so a second scheduler in one process (a test's) keeps its own count
+        self.quiet = outages.QUIET
 
     def leadership(self) -> dict[str, bool]:
         """What this process runs now, by task: the submitter wherever the scheduler runs
@@ -99,9 +102,9 @@ class Scheduler:
         except Exception as e:
             # an outage (the database, a backend) fails every run alike: one line a minute
             # with the reason, not a traceback a second (ijpweb.outages)
-            outages.failed(task, e)
+            self.quiet.failed(task, e)
             return None
-        outages.ok(task)
+        self.quiet.ok(task)
         return result
 
     def submit(self) -> None:
