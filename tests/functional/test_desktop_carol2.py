@@ -2,8 +2,11 @@
 never showing bob's desktop (the fixtures of test_desktop_pages.py)."""
 
 import pytest
+from sqlalchemy import event
 
+from ijpweb.models import Job, Submission
 from ijpweb.models.desktops import Desktop
+from ijpweb.states import JobStatus
 
 from ..conftest import make_testapp
 from . import test_desktop_pages as pages
@@ -73,3 +76,75 @@ def test_bobs_own_lists_and_exports_never_show_host_port_or_token(dapp, dbsessio
         assert page.status_int == 200
         for secret in ("10.9.8.7", "5977", cookie.value):
             assert secret not in page.text
+
+
+def _jm_session(app, user):
+    creds = f'{{"plugin": "db", "credentials": [{{"username": "{user}"}}, {{"password": "{user}-demo"}}]}}'
+    return app.post("/icat/session", {"json": creds}).json["sessionId"]
+
+
+def test_carol_through_the_original_api_cannot_see_or_end_bobs_desktop(dapp, dbsession):
+    _, job_id = _bob_ready(dapp, dbsession)
+    sid = _jm_session(dapp, "carol")
+    jm = "/ijp/rest/jm/"
+    forbidden = {"code": "ForbiddenException", "message": "Job does not belong to you"}
+    for method, path in (("get", f"status/{job_id}"), ("get", f"output/{job_id}"), ("get", f"error/{job_id}"),
+                         ("post", f"cancel/{job_id}"), ("delete", f"delete/{job_id}"),
+                         ("post", f"job/provenance/{job_id}")):  # fmt: skip
+        if method == "post":
+            resp = dapp.post(jm + path, {"sessionId": sid, "provenanceId": "1"}, status=403)
+        else:
+            resp = getattr(dapp, method)(jm + path + f"?sessionId={sid}", status=403)
+        assert resp.json == forbidden, path
+    listed = dapp.get(jm + "status", {"sessionId": sid})
+    assert job_id not in [j["jobId"] for j in listed.json]
+    for secret in ("10.9.8.7", "5977", f"/jobs/{job_id}/desktop"):
+        assert secret not in listed.text
+    # her own interactive submission's answer names her own job's desktop, not bob's
+    mine = dapp.post(jm + "submit", {"jobName": "Desktop test", "sessionId": sid}).json
+    assert mine["jobId"] != job_id and mine["url"].endswith(f"/jobs/{mine['jobId']}/desktop")
+    dbsession.expire_all()
+    desk = dbsession.get(Desktop, job_id)
+    assert desk.state == "ready" and desk.ended_reason is None and desk.host == "10.9.8.7"
+    assert dbsession.get(Job, job_id).status == JobStatus.RUNNING
+
+
+def _live_desktops(db, owner, n):
+    for _ in range(n):
+        sub = Submission(owner=owner, job_type="Desktop test", mode="single")
+        job = Job(submission=sub, owner=owner, job_type="Desktop test", argv=[], backend="local",
+                  status=JobStatus.RUNNING)  # fmt: skip
+        db.add(job)
+        db.flush()
+        db.add(Desktop(job_id=job.id, state="ready", host="127.0.0.1", port=5901))
+    db.flush()
+
+
+def _statements(app, engine, url, **kw):
+    sent = []
+
+    def count(conn, cursor, statement, *args):
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert app.get(url, **kw).status_int == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return sent
+
+
+def test_lists_read_the_desktops_of_a_page_in_one_query_however_many(dapp, dbsession, dbengine):
+    """No query per desktop: bob's job list, dashboard and API list send as many statements
+    with 2 live desktops as with 40."""
+    bob = token(dapp, "bob")
+    dapp.login("bob")
+    faces = [("/jobs", {}), ("/", {}), (API + "/jobs", {"headers": bob})]
+    _live_desktops(dbsession, "db/bob", 2)
+    few = [_statements(dapp, dbengine, url, **kw) for url, kw in faces]
+    _live_desktops(dbsession, "db/bob", 38)
+    many = [_statements(dapp, dbengine, url, **kw) for url, kw in faces]
+    for (url, _), a, b in zip(faces, few, many, strict=True):
+        assert len(a) == len(b), url
+    page = dapp.get("/jobs")
+    assert page.text.count("Desktop test") >= 20  # the page did show the many desktops' jobs
