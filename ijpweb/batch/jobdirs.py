@@ -168,7 +168,7 @@ def prepare(
     An interactive job (``spec.interactive``) gets spec.json's ``desktop`` (``spec.desktop``
     and ``desktop_bind``, the address its VNC server listens on), ``desktop/`` (where its
     session's supervisor writes state.json and ended.json) and ``desktop.secret``, its VNC
-    password (the launcher hands it to the supervisor in its environment; the sandbox never
+    password (the launcher hands it to the supervisor on a pipe; the sandbox never
     shows the file)."""
     name = str(spec.job_id)
     d = root / name

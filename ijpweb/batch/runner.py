@@ -64,7 +64,6 @@ NOT_STARTED = 127  # the shell's code for "command not found"
 # desktop's defaults where spec.json names none
 SESSION_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "session.py")
 DESKTOP_SECRET, DESKTOP_DIR, END_RECORD = "desktop.secret", "desktop", "end.json"
-PASSWORD_ENV = "IJP_DESKTOP_PASSWORD"  # noqa: S105 - a variable's name; as session.py names it
 DEFAULT_GEOMETRY = "1280x800"
 DEFAULT_TIME_LIMIT = 8 * 3600
 DEFAULT_READY_TIMEOUT = 60
@@ -349,12 +348,12 @@ class JobSetup:
                                  for a in spec["argv"]) if a is not None]  # fmt: skip
         # an interactive job's desktop (spec.json's "desktop": geometry, time limit, ready
         # timeout, bind): the program runs under the session's supervisor (session.py), which
-        # gets the VNC password in its environment only (desktop.secret is never shown inside)
+        # reads the VNC password from a pipe (password_pipe): desktop.secret is never shown
+        # inside, and the password is in no process's environment or argv
         desktop = spec.get("desktop")
         self.desktop: dict | None = desktop if isinstance(desktop, dict) else None
         self.desktop_dir = _join(jobdir, DESKTOP_DIR)
-        if self.desktop is not None:
-            self.env[PASSWORD_ENV] = desktop_secret(jobdir)
+        self.password = desktop_secret(jobdir) if self.desktop is not None else ""
 
     def _take_secret(self) -> dict:
         path = _join(self.jobdir, PRIVATE_ENV)
@@ -370,15 +369,15 @@ class JobSetup:
     def sandboxed(self) -> bool:
         return self.sandbox.get("type") == "bwrap"
 
-    def command(self, info_fd: int | None = None) -> list[str]:
+    def command(self, info_fd: int | None = None, password_fd: int | None = None) -> list[str]:
         """The command to start: the program (under the desktop's supervisor for an
-        interactive job), in its sandbox. Raises OSError (with the reason) when it cannot
-        start."""
+        interactive job, which reads the VNC password from ``password_fd``), in its
+        sandbox. Raises OSError (with the reason) when it cannot start."""
         program = _resolve(self.executable, self.env.get("PATH", os.defpath))
         if program is None:
             raise FileNotFoundError(2, "No such file or directory")
         if not self.sandboxed:
-            return self.supervised([program, *self.argv])
+            return self.supervised([program, *self.argv], password_fd)
         bwrap = self.sandbox.get("bwrap") or BWRAP
         self.identity = identity(self.sandbox)
         for tool in (bwrap, *((SETPRIV,) if self.identity else ())):
@@ -397,15 +396,16 @@ class JobSetup:
                 raise PermissionError(1, "its directory holds the job directories, which no job may see")
         sandbox["read_only"] = [*self.sandbox.get("read_only", ()), *folders]
         self.env["TMPDIR"] = SANDBOX_TMP
-        command = self.supervised([program, *self.argv])
+        command = self.supervised([program, *self.argv], password_fd)
         if self.identity is not None:  # its own directories are the only ones it may write
             for d in writable:
                 os.chown(d, *self.identity)
         return [*bwrap_argv(sandbox, writable, self.work, info_fd), *command]
 
-    def supervised(self, command: list[str]) -> list[str]:
+    def supervised(self, command: list[str], password_fd: int | None) -> list[str]:
         """``command`` run by the desktop session's supervisor (session.py, by path, with the
-        launcher's own Python), with the desktop's settings from spec.json."""
+        launcher's own Python), with the desktop's settings from spec.json and the VNC
+        password to read from ``password_fd``."""
         d = self.desktop
         if d is None:
             return command
@@ -418,8 +418,21 @@ class JobSetup:
             "--time-limit", str(int(d.get("time_limit") or DEFAULT_TIME_LIMIT)),
             "--ready-timeout", str(int(d.get("ready_timeout") or DEFAULT_READY_TIMEOUT)),
             "--bind", str(d.get("bind") or DEFAULT_BIND),
+            "--password-fd", str(password_fd),
             "--", *command,
         ]  # fmt: skip
+
+
+def password_pipe(password: str) -> int:
+    """A pipe's reading end holding ``password`` (its writing end closed), for the
+    supervisor to read: a descriptor, not the environment (/proc/PID/environ) or argv. Not
+    inheritable until the child that needs it makes it so."""
+    r, w = os.pipe()
+    try:
+        os.write(w, password.encode())  # a few bytes: far within a pipe's buffer
+    finally:
+        os.close(w)
+    return r
 
 
 # --- the local backend's wrapper --------------------------------------------------------
@@ -492,11 +505,12 @@ def kill_sandbox(jobdir: str | os.PathLike) -> list[int]:
 RESTORED_SIGNALS = ("SIGPIPE", "SIGXFZ", "SIGXFSZ")
 
 
-def _spawn(command: list[str], env: dict, cwd: str, out: str, err: str, info_fd: int | None,
+def _spawn(command: list[str], env: dict, cwd: str, out: str, err: str, keep: tuple[int, ...],
            sandbox: dict | None) -> int:  # fmt: skip
     """Start ``command`` (an absolute or relative path first, no PATH search) with stdin
     from /dev/null, stdout and stderr appended to the files ``out`` and ``err``, in ``cwd``,
-    with ``env`` and no other descriptor than ``info_fd``; its pid. Raises OSError, with the
+    with ``env`` and no other descriptor than those in ``keep`` (bwrap's info pipe, the
+    desktop's password pipe); its pid. Raises OSError, with the
     reason, when it cannot be started (the exec's error, passed back on a pipe).
 
     ``sandbox`` (a sandboxed job): in a process group of its own (a cancel signals this
@@ -522,8 +536,8 @@ def _spawn(command: list[str], env: dict, cwd: str, out: str, err: str, info_fd:
             try:
                 for target, fd in enumerate(fds):
                     os.dup2(fd, target)
-                if info_fd is not None:
-                    os.set_inheritable(info_fd, True)
+                for fd in keep:
+                    os.set_inheritable(fd, True)
                 for name in RESTORED_SIGNALS:
                     if hasattr(signal, name):
                         signal.signal(getattr(signal, name), signal.SIG_DFL)
@@ -701,9 +715,11 @@ def run(jobdir: str) -> int:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    password_r = password_pipe(setup.password) if setup.desktop is not None else None
+    keep = tuple(fd for fd in (info_w, password_r) if fd is not None)
     try:
-        command = setup.command(info_w)
-        child = _spawn(command, setup.env, setup.work, _join(jobdir, "stdout"), _join(jobdir, "stderr"), info_w,
+        command = setup.command(info_w, password_r)
+        child = _spawn(command, setup.env, setup.work, _join(jobdir, "stdout"), _join(jobdir, "stderr"), keep,
                        setup.sandbox if setup.sandboxed else None)  # fmt: skip
     except OSError as e:
         with open(_join(jobdir, "stderr"), "a") as err:
@@ -712,8 +728,8 @@ def run(jobdir: str) -> int:
         start_next(jobdir)
         return 0
     finally:
-        if info_w is not None:
-            os.close(info_w)
+        for fd in keep:
+            os.close(fd)
     init_pid = _read_info(info_r) if info_r is not None else None
     if info_r is not None:
         os.close(info_r)
@@ -1185,7 +1201,11 @@ def exec_slurm(jobdir: str) -> int:
     setup = JobSetup(jobdir)
     env = dict(os.environ, **setup.env)
     try:
-        command = setup.command()
+        password_r = None
+        if setup.desktop is not None:
+            password_r = password_pipe(setup.password)
+            os.set_inheritable(password_r, True)
+        command = setup.command(password_fd=password_r)
         os.chdir(setup.work)
         set_limits(setup.sandbox)
         for name in RESTORED_SIGNALS:  # as Python leaves them ignored

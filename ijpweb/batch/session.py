@@ -3,11 +3,13 @@ job's sandbox, as the job's user, started by the launcher (runner.py) in the pro
 place; the standard library only, run by path with the job's Python::
 
     python -I -S session.py --dir DESKTOP_DIR --geometry 1280x800 --time-limit 28800 \\
-        --ready-timeout 60 --bind 127.0.0.1 -- PROGRAM ARGS...
+        --ready-timeout 60 --bind 127.0.0.1 --password-fd 5 -- PROGRAM ARGS...
 
-The VNC password comes in the environment (``IJP_DESKTOP_PASSWORD``, from the job
-directory's ``desktop.secret``, which the sandbox does not show); it is taken out before
-anything is started, so neither the X server, the program nor the VNC server inherits it.
+The VNC password comes on a descriptor (``--password-fd``: a pipe the launcher wrote from
+the job directory's ``desktop.secret``, which the sandbox does not show, and closed): it is
+read and the descriptor closed before anything is started, so it is in no environment
+(``/proc/PID/environ``) or argv, and neither the X server, the program nor the VNC server
+inherits it.
 
 1. Xvfb on the first free display (``-displayfd``), listening neither on TCP nor on the
    abstract socket (``-nolisten tcp -nolisten local``): only ``/tmp/.X11-unix/XN``, in the
@@ -41,7 +43,7 @@ import sys
 import tempfile
 import time
 
-PASSWORD_ENV = "IJP_DESKTOP_PASSWORD"  # noqa: S105 - the variable's name
+PASSWORD_BYTES = 64  # more than any VNC password (8)
 GRACE_SECONDS = 3.0
 FAILED = 3  # the exit code when the desktop never came up
 PORT_TRIES = 3  # a free port taken by another between our probe and x11vnc's bind
@@ -143,20 +145,16 @@ def _prctl():
     return ctypes.CDLL(None, use_errno=True).prctl
 
 
-def scrub_environ(name: str) -> None:
-    """Overwrite ``name``'s value in this process's environment block, where the kernel
-    shows it (``/proc/PID/environ``, readable by the job's own processes): unsetenv (what
-    ``os.environ.pop`` calls) only drops libc's pointer to it. Called before that."""
-    import ctypes
-
-    environ = ctypes.POINTER(ctypes.c_void_p).in_dll(ctypes.CDLL(None), "environ")
-    prefix = name.encode() + b"="
-    i = 0
-    while environ[i]:
-        text = ctypes.string_at(environ[i])
-        if text.startswith(prefix):
-            ctypes.memset(environ[i] + len(prefix), 0, len(text) - len(prefix))
-        i += 1
+def read_password(fd: int) -> str:
+    """The VNC password on descriptor ``fd`` (a pipe whose writing end the launcher closed),
+    "" when there is none; the descriptor is closed."""
+    try:
+        return os.read(fd, PASSWORD_BYTES).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class Session:
@@ -412,14 +410,12 @@ class Session:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self.on_signal)
         signal.signal(signal.SIGCHLD, self.on_child)
-        password = os.environ.get(PASSWORD_ENV, "")
-        scrub_environ(PASSWORD_ENV)
-        os.environ.pop(PASSWORD_ENV, None)
+        password = read_password(int(self.opts["password_fd"]))
         env = dict(os.environ)
         try:
             self.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans of the session are ours to end
             if not password:
-                raise RuntimeError(f"no VNC password was given ({PASSWORD_ENV})")
+                raise RuntimeError("no VNC password was given (--password-fd)")
             self.tmp = tempfile.mkdtemp(prefix="ijp-desktop-")
             self.xauth = os.path.join(self.tmp, "Xauthority")
             _private_file(self.xauth, xauth_entry(os.urandom(16)))
@@ -589,7 +585,7 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
     split = argv.index("--")
     opts, command = argv[:split], argv[split + 1 :]
     names = {"--dir": "dir", "--geometry": "geometry", "--time-limit": "time_limit",
-             "--ready-timeout": "ready_timeout", "--bind": "bind"}  # fmt: skip
+             "--ready-timeout": "ready_timeout", "--bind": "bind", "--password-fd": "password_fd"}  # fmt: skip
     if len(opts) % 2 or not command:
         raise ValueError("options come in pairs, and a program follows --")
     out = {}
@@ -601,8 +597,8 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
     if missing:
         raise ValueError(f"missing {', '.join(sorted(missing))}")
     w, _, h = out["geometry"].partition("x")
-    if not (w.isdigit() and h.isdigit() and out["time_limit"].isdigit()):
-        raise ValueError("geometry is WxH and the time limit whole seconds")
+    if not (w.isdigit() and h.isdigit() and out["time_limit"].isdigit() and out["password_fd"].isdigit()):
+        raise ValueError("geometry is WxH, the time limit whole seconds and the password's a descriptor")
     float(out["ready_timeout"])
     return out, command
 
@@ -612,9 +608,8 @@ def main(argv: list[str]) -> int:
     try:
         opts, command = parse(argv[1:])
     except ValueError as e:
-        os.environ.pop(PASSWORD_ENV, None)
-        sys.stderr.write(f"usage: session.py --dir D --geometry WxH --time-limit S --ready-timeout S --bind A -- "
-                         f"PROGRAM ARGS ({e})\n")  # fmt: skip
+        sys.stderr.write(f"usage: session.py --dir D --geometry WxH --time-limit S --ready-timeout S --bind A "
+                         f"--password-fd FD -- PROGRAM ARGS ({e})\n")  # fmt: skip
         return 2
     return Session(opts, command).run()
 

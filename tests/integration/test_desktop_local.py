@@ -21,7 +21,7 @@ import pytest
 
 from ijpweb.batch import BatchError, JobSpec
 from ijpweb.batch.local import LocalBackend
-from ijpweb.batch.runner import BWRAP
+from ijpweb.batch.runner import BWRAP, password_pipe
 from ijpweb.batch.sandbox import Sandbox
 from ijpweb.states import JobStatus
 
@@ -124,13 +124,6 @@ def _read(path: str) -> bytes:
         return b""
 
 
-def owner(pid: int) -> int | None:
-    for line in _read(f"/proc/{pid}/status").decode(errors="replace").splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-    return None
-
-
 def processes() -> dict[int, tuple[str, bytes, bytes, str]]:
     """Every process: (start time, argv, environment, its PID namespace)."""
     out = {}
@@ -218,13 +211,13 @@ def test_a_session_starts_answers_vnc_and_ends_with_nothing_left(backend, tmp_pa
     assert backend.read("1", "stdout").decode().strip().startswith("display-ok::")
 
     # neither the password nor the catalog session in any process's argv, nor in the
-    # records the job wrote; the password is in no environment either (the supervisor took it out)
+    # records the job wrote; the password is in no process's environment, bubblewrap's
+    # included (the supervisor reads it from a pipe the launcher wrote and closed)
     procs = processes()
     assert all(
         password.encode() not in argv and BOB_SESSION.encode() not in argv for _, argv, _, _ in procs.values()
     )
-    # (bubblewrap, root's, starts with it: the supervisor, the job's, takes it out of its own)
-    assert [p for p, (_, _, env, _) in procs.items() if password.encode() in env and owner(p) != 0] == []
+    assert [p for p, (_, _, env, _) in procs.items() if password.encode() in env] == []
     for f in (d / "desktop").iterdir():
         assert password not in f.read_text() and BOB_SESSION not in f.read_text()
 
@@ -444,7 +437,7 @@ def test_unsandboxed_sessions_end_whole(tmp_path):
     password = b.desktop_password("30")
     assert rfb(info.host, info.port, password)["result"] == 0
     members = session_processes(b.root / "30", "30")
-    # no bubblewrap here: the supervisor was given the password directly, and took it out
+    # no bubblewrap here: the supervisor read the password from its pipe, and nothing holds it
     mark = f"JOB_WORK_DIR={b.root / '30' / 'work'}\0".encode()
     with_job = [p for p, (_, _, env, _) in processes().items() if mark in env]
     assert (
@@ -558,16 +551,17 @@ def supervise(
             (bin_ / name).write_text(what)
             (bin_ / name).chmod(0o755)
     code = WITH_PROGRAMS.format(folder=str(SUPERVISOR.parent), bin=str(bin_))
+    password = password_pipe("abcd1234")
     argv = [sys.executable, "-I", "-S", "-c", code, "--dir", str(desktop), "--geometry", "640x480",
-            "--time-limit", str(time_limit), "--ready-timeout", str(ready_timeout), "--bind", "127.0.0.1", "--",
-            "/bin/sh", "-c", "exec sleep 600"]  # fmt: skip
-    env = {
-        "PATH": os.defpath,
-        "IJP_DESKTOP_PASSWORD": "abcd1234",
-        "IJP_JOB_ID": "supervised-" + tmp_path.name,
-    }
+            "--time-limit", str(time_limit), "--ready-timeout", str(ready_timeout), "--bind", "127.0.0.1",
+            "--password-fd", str(password), "--", "/bin/sh", "-c", "exec sleep 600"]  # fmt: skip
+    env = {"PATH": os.defpath, "IJP_JOB_ID": "supervised-" + tmp_path.name}
     t = time.monotonic()
-    proc = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, timeout=60, check=False)
+    try:
+        proc = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, timeout=60, check=False,
+                              pass_fds=(password,))  # fmt: skip
+    finally:
+        os.close(password)
     return proc.returncode, json.loads((desktop / "ended.json").read_text()), time.monotonic() - t
 
 

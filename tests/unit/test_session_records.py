@@ -334,6 +334,8 @@ def test_the_supervisors_arguments():
             "30",
             "--bind",
             "127.0.0.1",
+            "--password-fd",
+            "5",
             "--",
             "/bin/sh",
             "-c",
@@ -342,11 +344,15 @@ def test_the_supervisors_arguments():
         ]  # fmt: skip
     )
     assert opts == {"dir": "/j/desktop", "geometry": "800x600", "time_limit": "60", "ready_timeout": "30",
-                    "bind": "127.0.0.1"}  # fmt: skip
+                    "bind": "127.0.0.1", "password_fd": "5"}  # fmt: skip
     assert command == ["/bin/sh", "-c", "x", "--dir"]  # after --: the program's, untouched
     for bad in (["--dir", "d", "/bin/sh"], ["--dir", "d", "--"], ["--what", "x", "--", "p"],
                 ["--dir", "d", "--geometry", "big", "--time-limit", "1", "--ready-timeout", "1", "--bind", "a",
-                 "--", "p"]):  # fmt: skip
+                 "--password-fd", "5", "--", "p"],
+                ["--dir", "d", "--geometry", "8x6", "--time-limit", "1", "--ready-timeout", "1", "--bind", "a",
+                 "--", "p"],
+                ["--dir", "d", "--geometry", "8x6", "--time-limit", "1", "--ready-timeout", "1", "--bind", "a",
+                 "--password-fd", "x", "--", "p"]):  # fmt: skip
         with pytest.raises(ValueError):
             supervisor.parse(bad)
 
@@ -357,3 +363,15 @@ def test_the_x_cookie_entry():
     # FamilyWild, no address, no display number: any display of this session's server
     assert entry == b"\xff\xff\x00\x00\x00\x00\x00\x12MIT-MAGIC-COOKIE-1\x00\x10" + cookie
     assert supervisor.hms(7200) == "2:00:00" and supervisor.hms(3 * 3600 + 61) == "3:01:01"
+
+
+def test_the_password_travels_on_a_pipe_read_once_and_closed():
+    from ijpweb.batch.runner import password_pipe
+
+    fd = password_pipe("abcd1234")
+    assert supervisor.read_password(fd) == "abcd1234"
+    with pytest.raises(OSError):  # the supervisor closed it: nothing else can read it there
+        os.fstat(fd)
+    assert supervisor.read_password(fd) == ""  # a descriptor that is not open: no password
+    empty = password_pipe("")
+    assert supervisor.read_password(empty) == ""
