@@ -27,6 +27,7 @@ from ijpweb.states import JobStatus
 
 MISSING = [p for p in ("Xvfb", "x11vnc", "xdpyinfo") if shutil.which(p) is None]
 pytestmark = [
+    pytest.mark.once,  # the backend and its processes only: no database under test
     pytest.mark.skipif(
         bool(MISSING),
         reason=f"not installed: {', '.join(MISSING)} (Debian: apt-get install xvfb x11vnc x11-utils)",

@@ -25,3 +25,9 @@ def local(tmp_path):
                 (d / "work" / "gate").touch()
             with contextlib.suppress(BatchError):
                 b.cancel(d.name)
+
+
+def pytest_itemcollected(item):
+    """A unit test uses no database under test (at most an SQLite of its own): it runs in
+    the SQLite pass only (tests/run.sh's PostgreSQL pass is ``-m "not once"``)."""
+    item.add_marker(pytest.mark.once)
