@@ -370,8 +370,12 @@ def test_the_password_travels_on_a_pipe_read_once_and_closed():
 
     fd = password_pipe("abcd1234")
     assert supervisor.read_password(fd) == "abcd1234"
-    with pytest.raises(OSError):  # the supervisor closed it: nothing else can read it there
-        os.fstat(fd)
-    assert supervisor.read_password(fd) == ""  # a descriptor that is not open: no password
-    empty = password_pipe("")
-    assert supervisor.read_password(empty) == ""
+    assert supervisor.read_password(password_pipe("")) == ""  # none given: no password
+    r, w = os.pipe()
+    try:
+        os.write(w, b"efgh5678")
+        assert supervisor.read_password(r) == "efgh5678"
+        with pytest.raises(BrokenPipeError):  # it closed its end: nothing there can read more
+            os.write(w, b"x")
+    finally:
+        os.close(w)
