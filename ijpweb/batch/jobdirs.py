@@ -316,37 +316,49 @@ def interactive(d: Path) -> bool:
     return (d / DESKTOP_SECRET).exists()
 
 
-def read_desktop_record(d: Path, name: str) -> dict | None:
-    """``d/desktop/<name>`` as a JSON object, None while it is not there;
-    :class:`DesktopRecordError` when it is a link, not a regular file, larger than any
-    record or not a JSON object."""
+def read_record(
+    folder: Path, name: str, limit: int, error: type[Exception], label: str | None = None
+) -> dict | None:
+    """``folder/<name>`` as a JSON object, None while it (or ``folder``) is not there;
+    ``error`` (its message naming ``label``, else ``name``) when ``folder`` or the file is a
+    link, the file is not a regular one (a FIFO is not waited on), is larger than ``limit``
+    bytes or is not a JSON object. A job's own records and its desktop's, which the job
+    itself writes: none of them is trusted to be what its name says."""
+    label = label or name
     try:
-        dfd = os.open(d / DESKTOP_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise DesktopRecordError(f"{DESKTOP_DIR}/ cannot be opened ({e.strerror})") from None
+        raise error(f"{label} cannot be read ({e.strerror})") from None
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise DesktopRecordError(f"{DESKTOP_DIR}/{name} cannot be read ({e.strerror})") from None
+        raise error(f"{label} cannot be read ({e.strerror})") from None
     finally:
         os.close(dfd)
     with os.fdopen(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DesktopRecordError(f"{DESKTOP_DIR}/{name} is not a regular file")
-        text = fh.read(DESKTOP_RECORD_BYTES + 1)
-    if len(text) > DESKTOP_RECORD_BYTES:
-        raise DesktopRecordError(f"{DESKTOP_DIR}/{name} is larger than any record")
+            raise error(f"{label} is not a regular file")
+        text = fh.read(limit + 1)
+    if len(text) > limit:
+        raise error(f"{label} is larger than any record")
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
-        raise DesktopRecordError(f"{DESKTOP_DIR}/{name} is not JSON") from None
+        raise error(f"{label} is not JSON") from None
     if not isinstance(value, dict):
-        raise DesktopRecordError(f"{DESKTOP_DIR}/{name} is not a JSON object")
+        raise error(f"{label} is not a JSON object")
     return value
+
+
+def read_desktop_record(d: Path, name: str) -> dict | None:
+    """``d/desktop/<name>`` (read_record), :class:`DesktopRecordError` when it is not one."""
+    return read_record(
+        d / DESKTOP_DIR, name, DESKTOP_RECORD_BYTES, DesktopRecordError, f"{DESKTOP_DIR}/{name}"
+    )
 
 
 def record_time(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import logging
 import os
 import shutil
@@ -48,6 +47,7 @@ from .jobdirs import (
     interactive,
     prepare,
     private_dir,
+    read_record,
     read_stream,
     record_time,
 )
@@ -123,22 +123,7 @@ class _Unreadable(Exception):  # noqa: N818 - a job's record, not the backend, i
 
 def _load(path: Path) -> dict | None:
     """A job's record, or None when it is not there (:class:`_Unreadable` if it is not one)."""
-    try:
-        with open(path, "rb") as fh:
-            text = fh.read(RECORD_BYTES + 1)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise _Unreadable(f"{path.name} cannot be read ({e.strerror})") from None
-    if len(text) > RECORD_BYTES:
-        raise _Unreadable(f"{path.name} is larger than any record")
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        raise _Unreadable(f"{path.name} is not JSON") from None
-    if not isinstance(value, dict):
-        raise _Unreadable(f"{path.name} is not a JSON object")
-    return value
+    return read_record(path.parent, path.name, RECORD_BYTES, _Unreadable)
 
 
 def _number(record: dict, field: str, file: str, low: int, high: int) -> int | None:

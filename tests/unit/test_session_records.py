@@ -106,7 +106,7 @@ def test_a_link_or_fifo_is_not_read(tmp_path):
     (other / "state.json").write_text(json.dumps(GOOD))
     (d / "desktop").symlink_to(other)
     state = desktop_state(d, RUNNING, "127.0.0.1")
-    assert state.desktop is None and "desktop/ cannot be opened" in state.reason
+    assert state.desktop is None and "json cannot be read (Not a directory)" in state.reason
 
 
 def test_localhost_is_the_loopback_address(tmp_path):
