@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("args", nargs="*", help="load-catalog: dump files; set-password: a user name")
     args = parser.parse_args(argv)
     os.umask(0o077)  # the database (and its WAL) and the file store: the portal's alone
-    setup_logging(args.ini)
+    if args.command != "url":  # (url prints one line: the ini's logging is not set up for it)
+        setup_logging(args.ini)
     if args.command == "load-catalog":
         return load_catalog(args.ini, args.args)
     if args.command == "set-password":
