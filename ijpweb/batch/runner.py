@@ -355,6 +355,11 @@ class JobSetup:
         self.desktop_dir = _join(jobdir, DESKTOP_DIR)
         self.password = desktop_secret(jobdir) if self.desktop is not None else ""
 
+    def password_fd(self) -> int | None:
+        """An interactive job's VNC password on a pipe for its supervisor (password_pipe);
+        None for a batch job."""
+        return password_pipe(self.password) if self.desktop is not None else None
+
     def _take_secret(self) -> dict:
         path = _join(self.jobdir, PRIVATE_ENV)
         try:
@@ -715,7 +720,7 @@ def run(jobdir: str) -> int:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    password_r = password_pipe(setup.password) if setup.desktop is not None else None
+    password_r = setup.password_fd()
     keep = tuple(fd for fd in (info_w, password_r) if fd is not None)
     try:
         command = setup.command(info_w, password_r)
@@ -1201,9 +1206,7 @@ def exec_slurm(jobdir: str) -> int:
     setup = JobSetup(jobdir)
     env = dict(os.environ, **setup.env)
     try:
-        password_r = None
-        if setup.desktop is not None:
-            password_r = password_pipe(setup.password)
+        if (password_r := setup.password_fd()) is not None:
             os.set_inheritable(password_r, True)
         command = setup.command(password_fd=password_r)
         os.chdir(setup.work)

@@ -2,7 +2,6 @@
 never showing bob's desktop (the fixtures of test_desktop_pages.py)."""
 
 import pytest
-from sqlalchemy import event
 
 from ijpweb.models import Job, Submission
 from ijpweb.models.desktops import Desktop
@@ -11,6 +10,8 @@ from ijpweb.states import JobStatus
 from ..conftest import make_testapp
 from . import test_desktop_pages as pages
 from .test_desktop_pages import API, make_ready, submit, token
+from .test_harvest import observed
+from .test_jm import session as jm_session
 
 dportal = pages.dportal
 dapp = pages.dapp
@@ -78,14 +79,9 @@ def test_bobs_own_lists_and_exports_never_show_host_port_or_token(dapp, dbsessio
             assert secret not in page.text
 
 
-def _jm_session(app, user):
-    creds = f'{{"plugin": "db", "credentials": [{{"username": "{user}"}}, {{"password": "{user}-demo"}}]}}'
-    return app.post("/icat/session", {"json": creds}).json["sessionId"]
-
-
 def test_carol_through_the_original_api_cannot_see_or_end_bobs_desktop(dapp, dbsession):
     _, job_id = _bob_ready(dapp, dbsession)
-    sid = _jm_session(dapp, "carol")
+    sid = jm_session(dapp, "carol")
     jm = "/ijp/rest/jm/"
     forbidden = {"code": "ForbiddenException", "message": "Job does not belong to you"}
     for method, path in (("get", f"status/{job_id}"), ("get", f"output/{job_id}"), ("get", f"error/{job_id}"),
@@ -121,16 +117,8 @@ def _live_desktops(db, owner, n):
 
 
 def _statements(app, engine, url, **kw):
-    sent = []
-
-    def count(conn, cursor, statement, *args):
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with observed(engine) as (sent, _):
         assert app.get(url, **kw).status_int == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     return sent
 
 
