@@ -508,6 +508,7 @@ def kill_sandbox(jobdir: str | os.PathLike) -> list[int]:
 
 # Python ignores these; a job must not inherit that (a file size limit ends it by SIGXFSZ)
 RESTORED_SIGNALS = ("SIGPIPE", "SIGXFZ", "SIGXFSZ")
+MAX_FD = 1 << 20  # above any descriptor a process here has (closerange: one close_range call)
 
 
 def _spawn(command: list[str], env: dict, cwd: str, out: str, err: str, keep: tuple[int, ...],
@@ -541,6 +542,13 @@ def _spawn(command: list[str], env: dict, cwd: str, out: str, err: str, keep: tu
             try:
                 for target, fd in enumerate(fds):
                     os.dup2(fd, target)
+                # whatever the portal's own parent left open (inheritable) goes too: the job
+                # gets 0-2 and ``keep`` only (errors_w closes itself at the exec)
+                low = 3
+                for fd in sorted({*keep, errors_w}):
+                    os.closerange(low, fd)
+                    low = fd + 1
+                os.closerange(low, MAX_FD)
                 for fd in keep:
                     os.set_inheritable(fd, True)
                 for name in RESTORED_SIGNALS:

@@ -12,6 +12,7 @@ records itself: whatever they hold, the answer for one job is that job's own.
 """
 
 import json
+import os
 import signal
 
 import pytest
@@ -241,3 +242,20 @@ def test_any_record_gives_a_state_that_fits_the_database(tmp_path, started, ende
     assert state.started_at is None or state.started_at.tzinfo is not None
     assert state.finished_at is None or state.finished_at.tzinfo is not None
     assert running(d) in (True, False)  # what a claim asks of a running job's directory
+
+
+@pytest.mark.parametrize("sandboxed", [True, False])
+def test_a_descriptor_the_portal_inherited_never_reaches_a_job(local, sandboxed):
+    """The portal's own parent may leave a descriptor open and inheritable (a pipe, a
+    socket): the launcher passes it on, but the job gets 0-2 and nothing more."""
+    b = local(max_running=1, **({} if sandboxed else {"sandbox": Sandbox(kind="none")}))
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    try:
+        b.submit(job(1, "db/carol", "ls /proc/self/fd"))
+        assert wait(b, "1", {JobStatus.COMPLETED}).exit_code == 0
+    finally:
+        os.close(r)
+        os.close(w)
+    # ls's own listing of its directory is the one more it shows (3)
+    assert sorted(int(n) for n in b.read("1", "stdout").split()) == [0, 1, 2, 3]
