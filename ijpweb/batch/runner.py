@@ -507,7 +507,7 @@ def kill_sandbox(jobdir: str | os.PathLike) -> list[int]:
 
 
 # Python ignores these; a job must not inherit that (a file size limit ends it by SIGXFSZ)
-RESTORED_SIGNALS = ("SIGPIPE", "SIGXFZ", "SIGXFSZ")
+RESTORED_SIGNALS = ("SIGPIPE", "SIGXFSZ")
 MAX_FD = 1 << 20  # above any descriptor a process here has (closerange: one close_range call)
 
 
