@@ -398,6 +398,7 @@ def test_refusals_batch_ended_starting_and_another_users_job(dapp, dbsession):
     write_state(dbsession, job, BatchState(JobStatus.COMPLETED, reason="the program exited (exit code 0)"))
     gone = dapp.get(f"/jobs/{job_id}/desktop", status=410)
     assert "has ended (the program exited (exit code 0))" in gone.text and cookie_of(gone)[0] is None
+    assert gone.html.h1.get_text() == "No longer available"
     assert "Ended" in dapp.get(f"/jobs/{job_id}").text
     # ending the batch job's session, or the ended one's
     assert (
