@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -253,6 +254,13 @@ def doc(testapp):
 def alice(testapp):
     testapp.login("alice")
     return testapp
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (a server of the test binds it next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @contextmanager

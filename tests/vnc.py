@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import string
+import struct
 import subprocess
 import tempfile
 import time
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import free_port
+
 XVFB = shutil.which("Xvfb")
 X11VNC = shutil.which("x11vnc")
 WHY_NO_VNC = (
@@ -27,12 +30,6 @@ WHY_NO_VNC = (
     if XVFB and X11VNC
     else f"{'Xvfb' if not XVFB else 'x11vnc'} is not installed (apt-get install xvfb x11vnc)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def vnc_password() -> str:
@@ -117,3 +114,41 @@ def vnc_server(program: list[str] | None = None, geometry: str = "640x480", pass
         finally:
             for proc in reversed(procs):
                 _stop(proc)
+
+
+class Viewer:
+    """RFB over a websocket (the desktop proxy's), as noVNC speaks it: no password asked
+    (the proxy answers the VNC server's), then the display's size and framebuffer updates."""
+
+    def __init__(self, ws):
+        self.ws, self.buffer = ws, bytearray()
+
+    def read(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            message = self.ws.recv(timeout=20)
+            assert isinstance(message, bytes)
+            self.buffer += message
+        out = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return out
+
+    def open(self) -> tuple[int, int]:
+        assert self.read(12) == b"RFB 003.008\n"
+        self.ws.send(b"RFB 003.008\n")
+        assert self.read(2) == b"\x01\x01"  # one security type: None (no password asked)
+        self.ws.send(b"\x01")
+        assert self.read(4) == b"\0\0\0\0"  # SecurityResult OK
+        self.ws.send(b"\x01")  # ClientInit, shared
+        width, height = struct.unpack(">HH", self.read(4))
+        self.read(16)
+        (length,) = struct.unpack(">I", self.read(4))
+        self.read(length)
+        return width, height
+
+    def frame(self, width: int, height: int) -> int:
+        """A full FramebufferUpdateRequest; the update's rectangle count."""
+        self.ws.send(struct.pack(">BBHHHH", 3, 0, 0, 0, width, height))
+        assert self.read(1) == b"\0"  # FramebufferUpdate
+        self.read(1)
+        (rects,) = struct.unpack(">H", self.read(2))
+        return rects

@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,7 +38,7 @@ from ijpweb.batch.runner import kill_sandbox
 from ijpweb.models import Job, get_engine, utcnow
 from ijpweb.models.desktops import DesktopToken
 
-from ..conftest import IDS_KEY, NO_SANDBOX, ROOT, load_demo, migrate, portal_settings, serving
+from ..conftest import IDS_KEY, NO_SANDBOX, ROOT, free_port, load_demo, migrate, portal_settings, serving
 from .test_browser import browser, settled  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.once]
@@ -50,12 +49,6 @@ if MISSING:
                                                "xterm xfonts-base): no desktop can start"))  # fmt: skip
 VIEWER_BACKGROUND = (0x2B, 0x2B, 0x2B)
 READY_SECONDS = 120  # the sandbox, Xvfb, the program and x11vnc start, then a harvest sees it
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Captured(logging.Handler):

@@ -5,7 +5,6 @@ backend's jobs say so, the others are still cancelled, and no face answers 500."
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -17,13 +16,9 @@ from ijpweb.batch.remote import RemoteBackend
 from ijpweb.models import Job, Submission
 from ijpweb.states import JobStatus
 
+from ..conftest import free_port
+
 API = "/api/v1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Counted:

@@ -39,8 +39,8 @@ from ijpweb.models import Job, WebSession, get_engine, utcnow
 from ijpweb.models.desktops import Desktop, DesktopToken
 from ijpweb.states import JobStatus
 
-from ..conftest import NO_SANDBOX, ROOT, load_demo, migrate, portal_settings, serving
-from ..vnc import WHY_NO_VNC, free_port
+from ..conftest import NO_SANDBOX, ROOT, free_port, load_demo, migrate, portal_settings, serving
+from ..vnc import WHY_NO_VNC, Viewer
 from .test_demo_jobs import datasets_of
 
 MISSING = [p for p in ("Xvfb", "x11vnc", "xterm") if __import__("shutil").which(p) is None]
@@ -212,43 +212,6 @@ def refused(site: Site, job_id: int, token: str | None, status: int = 403, **kw)
     body = e.value.response.body.decode()
     assert not token or token not in body
     return body
-
-
-class Viewer:
-    """RFB over the websocket, as noVNC speaks it."""
-
-    def __init__(self, ws):
-        self.ws, self.buffer = ws, bytearray()
-
-    def read(self, n: int) -> bytes:
-        while len(self.buffer) < n:
-            message = self.ws.recv(timeout=20)
-            assert isinstance(message, bytes)
-            self.buffer += message
-        out = bytes(self.buffer[:n])
-        del self.buffer[:n]
-        return out
-
-    def open(self) -> tuple[int, int]:
-        assert self.read(12) == b"RFB 003.008\n"
-        self.ws.send(b"RFB 003.008\n")
-        assert self.read(2) == b"\x01\x01"  # one security type: None (no password asked)
-        self.ws.send(b"\x01")
-        assert self.read(4) == b"\0\0\0\0"  # SecurityResult OK
-        self.ws.send(b"\x01")  # ClientInit, shared
-        width, height = struct.unpack(">HH", self.read(4))
-        self.read(16)
-        (length,) = struct.unpack(">I", self.read(4))
-        self.read(length)
-        return width, height
-
-    def frame(self, width: int, height: int) -> int:
-        """A full FramebufferUpdateRequest; the update's rectangle count."""
-        self.ws.send(struct.pack(">BBHHHH", 3, 0, 0, 0, width, height))
-        assert self.read(1) == b"\0"  # FramebufferUpdate
-        self.read(1)
-        (rects,) = struct.unpack(">H", self.read(2))
-        return rects
 
 
 def desktop_row(site: Site, job_id: int) -> Desktop:

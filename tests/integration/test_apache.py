@@ -39,8 +39,9 @@ from ijpweb.batch import BatchError
 from ijpweb.models import Job, LoginFailure, get_engine
 from ijpweb.states import JobStatus
 
-from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
+from ..conftest import ROOT, free_port, load_demo, migrate, portal_settings, serving
 from ..functional.test_demo_jobs import datasets_of
+from ..vnc import Viewer
 
 APACHE = shutil.which("apache2") or shutil.which("apache2", path="/usr/sbin:/usr/local/sbin")
 MODULES = Path("/usr/lib/apache2/modules")
@@ -101,12 +102,6 @@ def socket_dir() -> Path:
         os.chown(d, -1, grp.getgrnam(group).gr_gid)
     d.chmod(0o2750)
     return d
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def apache_conf(
@@ -615,41 +610,12 @@ def test_apache_reaches_the_portal_on_its_unix_socket_and_is_trusted_there(site)
 DESKTOP_MISSING = [p for p in ("Xvfb", "x11vnc", "xterm") if shutil.which(p) is None]
 
 
-class RfbViewer:
-    """RFB over the websocket, as noVNC speaks it: no password (the proxy answers the VNC
-    server's), then the display's size and a framebuffer update."""
-
-    def __init__(self, ws):
-        self.ws, self.buffer = ws, bytearray()
-
-    def read(self, n: int) -> bytes:
-        while len(self.buffer) < n:
-            message = self.ws.recv(timeout=20)
-            assert isinstance(message, bytes)
-            self.buffer += message
-        out = bytes(self.buffer[:n])
-        del self.buffer[:n]
-        return out
-
-    def open(self) -> tuple[int, int]:
-        import struct
-
-        assert self.read(12) == b"RFB 003.008\n"
-        self.ws.send(b"RFB 003.008\n")
-        assert self.read(2) == b"\x01\x01"  # one security type, None
-        self.ws.send(b"\x01")
-        assert self.read(4) == b"\0\0\0\0"
-        self.ws.send(b"\x01")
-        width, height = struct.unpack(">HH", self.read(4))
-        self.read(16)
-        (length,) = struct.unpack(">I", self.read(4))
-        self.read(length)
-        self.ws.send(struct.pack(">BBHHHH", 3, 0, 0, 0, width, height))
-        assert self.read(1) == b"\0"  # a FramebufferUpdate
-        self.read(1)
-        (rects,) = struct.unpack(">H", self.read(2))
-        assert rects >= 1
-        return width, height
+def rfb_opens(conn) -> tuple[int, int]:
+    """The desktop's size, once RFB opened with no password and a first update came."""
+    viewer = Viewer(conn)
+    size = viewer.open()
+    assert viewer.frame(*size) >= 1
+    return size
 
 
 def terminal(site: Site, user: str) -> int:
@@ -726,7 +692,7 @@ def test_a_desktop_through_apache(site, desktops):
     assert cookie.path == f"{P}/desktop/ws/{bobs}" and cookie.value not in page.text
     assert "HttpOnly" in page.headers["Set-Cookie"] and "SameSite=Strict" in page.headers["Set-Cookie"]
     with ws(bobs, cookie.value) as conn:
-        assert RfbViewer(conn).open() == (800, 600)
+        assert rfb_opens(conn) == (800, 600)
 
     carol, _ = browser_login(url, "carol")
     carol.get(f"{url}/jobs/{carols}/desktop", timeout=10)
@@ -762,7 +728,7 @@ def test_a_desktop_through_apache(site, desktops):
         wss = "wss://" + site.https.split("://", 1)[1] + f"/desktop/ws/{bobs}"
         with connect(wss, origin=site.https[: -len(P)], additional_headers={"Cookie": f"ijp_desktop={secure.value}"},
                      ssl=context, open_timeout=15, close_timeout=5, logger=quiet) as conn:  # fmt: skip
-            assert RfbViewer(conn).open() == (800, 600)
+            assert rfb_opens(conn) == (800, 600)
         # the https page's token from the http origin (or another port): refused
         for elsewhere in (origin, f"https://{host}:{free_port()}"):
             with pytest.raises(InvalidStatus) as e:

@@ -3,7 +3,6 @@ backend) speaking the IJP batch protocol, authenticating callers through their c
 session on a live portal; and the portal's remote backend as its client."""
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from ijpweb.passwords import hash_password
 from ijpweb.planning import SESSION_ARG, SESSION_ENV
 from ijpweb.states import JobStatus
 
+from ..conftest import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 PORTAL_PASSWORD = "portal-password-for-tests"
 pytestmark = pytest.mark.once  # a portal and a batch server with their own databases
@@ -35,12 +36,6 @@ def login(engine, user, password=None):
     with Session(engine) as db, db.begin():
         catalog = EmbeddedCatalog(db)
         return catalog.login("db", {"username": user, "password": password or f"{user}-demo"}).session_id
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

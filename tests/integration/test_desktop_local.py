@@ -66,21 +66,22 @@ def desktop_job(job_id, script=SHOWS, owner="db/bob", session=BOB_SESSION, **des
     )  # fmt: skip
 
 
-def wait(backend, job_id, until, timeout=60):
+def wait(backend, job_id, until, timeout=90):
+    """``job_id``'s state (the backend's id: local or SLURM) once ``until`` holds for it."""
     deadline = time.monotonic() + timeout
     while not until(state := backend.states([job_id])[job_id]):
         assert time.monotonic() < deadline, f"job {job_id} is {state}"
-        time.sleep(0.05)
+        time.sleep(0.1)
     return state
 
 
-def ready(backend, job_id, timeout=60):
+def ready(backend, job_id, timeout=90):
     state = wait(backend, job_id, lambda s: s.desktop is not None or s.status in ENDED, timeout)
     assert state.status == JobStatus.RUNNING and state.desktop is not None, state
     return state
 
 
-def ended(backend, job_id, timeout=60):
+def ended(backend, job_id, timeout=90):
     return wait(backend, job_id, lambda s: s.status in ENDED, timeout)
 
 

@@ -11,7 +11,6 @@ send the portal's proxy elsewhere."""
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,18 @@ from ijpweb.states import JobStatus
 
 from .test_desktop_local import (
     BOB_SESSION,
+    ENDED,
     MISSING,
     SHOWS,
     desktop_job,
+    ended,
     gone,
     names_of,
     processes,
+    ready,
     rfb,
     session_processes,
+    wait,
 )
 
 pytestmark = [
@@ -44,7 +47,6 @@ pytestmark = [
         reason=f"bubblewrap is not installed ({BWRAP}): apt-get install bubblewrap",
     ),
 ]
-ENDED = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
 _ids = iter(range(40_000, 50_000))
 
 
@@ -66,24 +68,6 @@ def slurm(slurm_cluster, tmp_path):
 
 def job(script=SHOWS, **desktop) -> JobSpec:
     return desktop_job(next(_ids), script, **desktop)
-
-
-def wait(backend, slurm_id, until, timeout=90):
-    deadline = time.monotonic() + timeout
-    while not until(state := backend.states([slurm_id])[slurm_id]):
-        assert time.monotonic() < deadline, f"SLURM job {slurm_id} is {state}"
-        time.sleep(0.2)
-    return state
-
-
-def ready(backend, slurm_id, timeout=90):
-    state = wait(backend, slurm_id, lambda s: s.desktop is not None or s.status in ENDED, timeout)
-    assert state.status == JobStatus.RUNNING and state.desktop is not None, state
-    return state
-
-
-def ended(backend, slurm_id, timeout=90):
-    return wait(backend, slurm_id, lambda s: s.status in ENDED, timeout)
 
 
 def slurm_field(backend, slurm_id, field):
@@ -359,19 +343,18 @@ def test_the_portals_proxy_opens_a_slurm_desktop(slurm_cluster, tmp_path):
     from ijpweb import main
     from ijpweb.models import Job, get_engine
 
-    from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
+    from ..conftest import ROOT, free_port, load_demo, migrate, portal_settings, serving
     from ..functional.test_demo_jobs import datasets_of
     from ..functional.test_desktop_proxy import (
         Recorded,
         Site,
-        Viewer,
         api,
         browser,
         open_desktop,
         wait_for,
         ws_connect,
     )
-    from ..vnc import free_port
+    from ..vnc import Viewer
 
     if __import__("shutil").which("xterm") is None:
         pytest.skip("xterm is not installed (apt-get install xterm xfonts-base)")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from ijpweb.leaders import lock_key
 from ijpweb.models import Job, get_engine
 from ijpweb.states import JobStatus
 
-from ..conftest import IDS_KEY, NO_SANDBOX, ROOT, load_demo, migrate
+from ..conftest import IDS_KEY, NO_SANDBOX, ROOT, free_port, load_demo, migrate
 from ..functional.test_demo_jobs import datasets_of
 from .test_crash import slurm_names
 
@@ -64,12 +63,6 @@ def database():
     with server.connect() as c:
         c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     server.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def portal_ini(tmp: Path, name: str, port: int, backends: str, slurm_conf: str) -> Path:
