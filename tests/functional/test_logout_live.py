@@ -5,7 +5,6 @@ through ICAT REST and IDS (the demo's Dataset lister), and a web logout while th
 The report: after ``POST /logout`` both running Dataset lister jobs failed with "the
 catalog session has expired" (the login's catalog session was theirs, and went with it)."""
 
-import socket
 import time
 
 import pytest
@@ -16,7 +15,7 @@ from ijpweb import main
 from ijpweb.models import Job, WebSession, get_engine
 from ijpweb.states import LIVE, JobStatus
 
-from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
+from ..conftest import ROOT, free_port, load_demo, migrate, portal_settings, serving
 from .test_demo_jobs import datasets_of
 
 pytestmark = pytest.mark.once  # its own SQLite database
@@ -26,9 +25,7 @@ pytestmark = pytest.mark.once  # its own SQLite database
 def portal(tmp_path_factory):
     """A portal whose ijp.url is where it listens, so that jobs reach its /icat and /ids."""
     tmp = tmp_path_factory.mktemp("logout")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings = portal_settings(
         str(ROOT / "testing.ini"), tmp, f"sqlite:///{tmp / 'portal.sqlite'}",

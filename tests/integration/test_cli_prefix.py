@@ -5,7 +5,6 @@
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from ijpweb import main
 from ijpweb.models import get_engine
 
-from ..conftest import ROOT, load_demo, migrate, portal_settings, serving
+from ..conftest import ROOT, free_port, load_demo, migrate, portal_settings, serving
 
 IJP = shutil.which("ijp", path=str(Path(sys.executable).parent))
 
@@ -28,9 +27,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cliprefix")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     settings = portal_settings(
         str(ROOT / "testing.ini"), tmp, f"sqlite:///{tmp / 'portal.sqlite'}",
         **{"ijp.scheduler.enabled": "true", "ijp.harvest.seconds": "0.3", "ijp.prefix": "/facility/ijp"},
