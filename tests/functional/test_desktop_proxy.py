@@ -447,6 +447,100 @@ def test_a_browser_leaving_during_the_opening_frees_its_place_at_once(site, bobs
         running.stop()
 
 
+class FakeServer:
+    """A TCP server on loopback that each client gets ``opening`` from (then what it does
+    with the client's bytes, ``then``): what carol's job could point her desktop at."""
+
+    def __init__(self, opening: bytes, then=None):
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.opening, self.then, self.heard = opening, then, bytearray()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)
+                try:
+                    conn.sendall(self.opening)
+                    if self.then:
+                        self.then(conn, self.heard)
+                    while chunk := conn.recv(4096):
+                        self.heard += chunk
+                except OSError:
+                    pass
+
+    def close(self):
+        self.sock.close()
+
+
+def unprotected_vnc(conn, heard):
+    """An RFB 3.8 server that asks no password (security type None) and shows its name."""
+    heard += conn.recv(12)
+    conn.sendall(b"\x01\x01")  # one security type: None
+    chosen = conn.recv(1)
+    heard += chosen
+    if chosen == b"\x01":
+        name = b"someone-elses-desktop"
+        conn.sendall(b"\0\0\0\0" + struct.pack(">HHBBBBHHHBBBxxxI", 640, 480, 32, 24, 0, 1, 255, 255, 255,
+                                                      16, 8, 0, len(name)) + name)  # fmt: skip
+
+
+def test_a_desktop_pointed_elsewhere_gives_carol_nothing_of_it(site, carols):
+    """carol's job decides the port its state.json names (the portal takes any port of the
+    bind's address): pointed at another service of the host (a banner with a secret, a VNC
+    server that asks no password, the portal's own HTTP port), her browser is told only
+    that the desktop did not answer: no byte of the service reaches her, none of it is
+    logged, and the proxy never opens a desktop without VNC authentication."""
+    settings, engine, backends = (
+        site.app.registry.settings["ijp"],
+        site.engine,
+        site.app.registry["ijp.backends"],
+    )
+    proxy = run_in_thread(from_settings(settings, engine, backends, handshake_seconds=2), "127.0.0.1", 0)
+    banner = FakeServer(b"SSH-2.0-OpenSSH_9.2 host-secret-4242\r\n")
+    open_vnc = FakeServer(b"RFB 003.008\n", unprotected_vnc)
+    portal_port = int(site.url.rsplit(":", 1)[1].split("/")[0])
+    real_port = desktop_row(site, carols).port
+    carol, _ = browser(site, "carol")
+    token = open_desktop(site, carol, carols)
+    try:
+        for port in (banner.port, open_vnc.port, portal_port):
+            with site.db() as db, db.begin():
+                db.execute(sa.update(Desktop).where(Desktop.job_id == carols).values(port=port))
+            url = f"ws://127.0.0.1:{proxy.port}/desktop/ws/{carols}"
+            received = bytearray()
+            with ws_connect(site, carols, token, url=url) as ws:
+                viewer = Viewer(ws)
+                assert viewer.read(12) == b"RFB 003.008\n"
+                ws.send(b"RFB 003.008\n")
+                assert viewer.read(1) == b"\0", port  # no security type: a reason instead
+                (length,) = struct.unpack(">I", viewer.read(4))
+                assert viewer.read(length).decode().startswith("the desktop did not answer"), port
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        received += ws.recv(timeout=10)
+            assert b"host-secret" not in received and b"someone-elses" not in received
+        assert (
+            open_vnc.heard[:12] == b"RFB 003.008\n" and open_vnc.heard[12:13] != b"\x01"
+        )  # never chose None
+        assert "host-secret" not in site.log.text and "someone-elses" not in site.log.text
+        assert "offers no VNC authentication" in site.log.text
+    finally:
+        with site.db() as db, db.begin():
+            db.execute(sa.update(Desktop).where(Desktop.job_id == carols).values(port=real_port))
+        proxy.stop()
+        banner.close()
+        open_vnc.close()
+
+
 def test_an_ended_desktop_is_refused_and_the_log_holds_no_secret(site, carols):
     carol, csrf = browser(site, "carol")
     token = open_desktop(site, carol, carols)
