@@ -43,8 +43,9 @@ from ijpweb.settings import DesktopSettings  # noqa: E402
 from ijpweb.states import JobStatus  # noqa: E402
 
 ROUNDS = int(os.environ.get("IJP_BENCH_ROUNDS", 200))
-SIZE = 100_000
+SIZE = int(os.environ.get("IJP_BENCH_JOBS", 100_000))  # 1000000: a facility's years
 LIVE = (0, 100, 1000)
+HISTORY = SIZE // 10  # ended desktops of older jobs (a tenth of all jobs were interactive)
 
 
 def set_desktops(engine, n: int) -> tuple[dict, list[int]]:
@@ -55,6 +56,13 @@ def set_desktops(engine, n: int) -> tuple[dict, list[int]]:
         c.execute(sa.delete(Desktop.__table__))
         ids = list(c.execute(sa.select(Job.id).order_by(Job.id.desc()).limit(max(LIVE))).scalars())
         chosen = ids[:n]
+        older = sa.select(Job.id).order_by(Job.id).limit(HISTORY)  # (jobs ended long ago)
+        c.execute(
+            sa.insert(Desktop.__table__).from_select(
+                ["job_id", "state", "ended_reason"],
+                sa.select(older.subquery().c.id, sa.literal("ended"), sa.literal("ended by the user")),
+            )
+        )
         if chosen:
             c.execute(
                 sa.update(Job.__table__).where(Job.id.in_(chosen))
@@ -85,7 +93,8 @@ def main() -> None:
     took = fill(engine, SIZE)
     if took:
         settle(engine)
-    print(f"{engine.dialect.name}: {SIZE:,} jobs" + (f" (loaded in {took:.1f} s)" if took else " (kept)"))
+    print(f"{engine.dialect.name}: {SIZE:,} jobs" + (f" (loaded in {took:.1f} s)" if took else " (kept)")
+          + f", {HISTORY:,} ended desktops")  # fmt: skip
     limits = DesktopSettings()
     results = {}
     for n in LIVE:
@@ -96,6 +105,9 @@ def main() -> None:
             cases = {
                 "harvest_desktops (steady)": lambda answered=answered: harvest_desktops(
                     db, answered, utcnow()
+                ),
+                "harvest_desktops (the purge's sweep)": lambda answered=answered: harvest_desktops(
+                    db, answered, utcnow(), sweep=True
                 ),
                 "end_idle (none idle)": lambda: end_idle(db, {}, limits),
                 "end_overdue (none overdue)": lambda: end_overdue(db, {}, limits),
