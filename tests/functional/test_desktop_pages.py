@@ -466,6 +466,24 @@ def test_behind_a_prefix_the_cookie_and_the_websocket_carry_it(
     assert morsel["path"] == f"/ijp/desktop/ws/{job['id']}"
     assert f'data-ws-path="/ijp/desktop/ws/{job["id"]}"' in resp.text
 
+    # carol behind the prefix: bob's desktop is the 404 of a job that does not exist
+    carol = make_testapp(portal, tm, dbsession)
+    carol.get("/ijp/login")
+    login = {"username": "carol", "password": "carol-demo", "csrf_token": carol.cookies["csrf_token"]}
+    carol.post("/ijp/login", login, status=303)
+    for job_id in (job["id"], 10**9):
+        refused = carol.get(f"/ijp/jobs/{job_id}/desktop", status=404)
+        assert cookie_of(refused)[0] is None and "ws-path" not in refused.text
+        carol.post(f"/ijp/jobs/{job_id}/end", {"csrf_token": carol.cookies["csrf_token"]}, status=404)
+    carol_api = {"Authorization": "Bearer " + carol.post_json(
+        "/ijp" + API + "/session", {"username": "carol", "password": "carol-demo"}, status=201).json["token"]}  # fmt: skip
+    assert carol.post_json(f"/ijp{API}/jobs/{job['id']}/end", {}, headers=carol_api, status=404).json[
+        "code"
+    ] == ("not_found")
+    dbsession.expire_all()
+    desktop = dbsession.get(Desktop, job["id"])
+    assert (desktop.state, desktop.ended_reason) == ("ready", None)
+
 
 def test_a_session_being_ended_says_ending_and_opens_no_more(dapp, dbsession):
     bob = token(dapp, "bob")
